@@ -1,0 +1,101 @@
+//! The admin API, on its own listener, behind a bearer token.
+//!
+//! - `GET /admin/deployments`: every deployment's state (breaker, latency,
+//!   error rate, in-flight, drain).
+//! - `POST /admin/deployments/{provider}/{model}/drain` and `/undrain`:
+//!   stop sending new attempts to a deployment (in-flight ones finish), and
+//!   resume.
+//! - `POST /admin/reload`: re-read the config file; an invalid file is
+//!   rejected with its errors and the running config kept.
+//!
+//! Without `[admin].token` these answer 403: an admin API without a token
+//! would let anyone on the network drain deployments.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::body::ProxyBody;
+use crate::gateway::Gateway;
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(Bytes::from(value.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
+    json(status, serde_json::json!({"error": {"message": message}}))
+}
+
+/// Serves one `/admin/...` request.
+pub async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<ProxyBody> {
+    let live = gw.live();
+    let Some(token) = live.config.admin.token.as_ref() else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "The admin API is disabled: set [admin] token in the config.",
+        );
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(presented.as_bytes(), token.expose().as_bytes()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "Missing or wrong admin token (Authorization: Bearer ...).",
+        );
+    }
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    if path == "/admin/deployments" && method == Method::GET {
+        let list: Vec<_> = live.deployments.iter().map(|d| d.snapshot()).collect();
+        return json(StatusCode::OK, serde_json::json!({ "deployments": list }));
+    }
+    if path == "/admin/reload" && method == Method::POST {
+        return match gw.reload().await {
+            Ok(()) => json(StatusCode::OK, serde_json::json!({"reloaded": true})),
+            Err(e) => json(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                serde_json::json!({"reloaded": false, "error": {"message": e}}),
+            ),
+        };
+    }
+    if let Some(rest) = path.strip_prefix("/admin/deployments/") {
+        let (id, drain) = if let Some(id) = rest.strip_suffix("/drain") {
+            (id, true)
+        } else if let Some(id) = rest.strip_suffix("/undrain") {
+            (id, false)
+        } else {
+            return error(StatusCode::NOT_FOUND, "Unknown admin path.");
+        };
+        if method != Method::POST {
+            return error(StatusCode::METHOD_NOT_ALLOWED, "Use POST.");
+        }
+        return match gw.deployment(id) {
+            Some(d) => {
+                d.set_drained(drain);
+                json(
+                    StatusCode::OK,
+                    serde_json::to_value(d.snapshot()).unwrap_or_default(),
+                )
+            }
+            None => error(StatusCode::NOT_FOUND, &format!("No deployment `{id}`.")),
+        };
+    }
+    error(StatusCode::NOT_FOUND, "Unknown admin path.")
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

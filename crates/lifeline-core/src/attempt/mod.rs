@@ -1,0 +1,533 @@
+//! The attempt loop: one request, as many attempts as it takes and is allowed.
+//!
+//! Steps:
+//!
+//! 1. The request's end-to-end deadline is fixed (`request_timeout`); every
+//!    attempt's timeout is the smaller of its own (`first_byte_timeout`) and
+//!    the time left.
+//! 2. [`crate::balance::pick`] reserves a deployment, preferring ones not yet
+//!    tried. Nothing available before any attempt: a fast 503 with
+//!    `Retry-After` set to when something may be.
+//! 3. An attempt after the first needs a token from the model's
+//!    [`RetryBudget`]; retrying a deployment already tried first waits a
+//!    full-jitter backoff.
+//! 4. The upstream answer is classified ([`classify`]): success, the
+//!    client's own error (returned as the provider gave it, never retried),
+//!    a misconfigured deployment (401/403: opened at once, fail over), or a
+//!    retryable failure (connect error, reset, timeout, 408, 429, 5xx).
+//! 5. Streams are read until their first content ([`commit`]); a failure
+//!    before that is retried like any other, after it the stream is the
+//!    client's and ends honestly ([`crate::relay`]).
+//! 6. When attempts run out: 503 listing every attempt's error, with
+//!    `x-should-retry: false` so official SDKs do not multiply the retries.
+
+mod backoff;
+mod budget;
+mod commit;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use tokio::time::{timeout_at, Instant};
+
+pub use backoff::{full_jitter, retry_after};
+pub use budget::RetryBudget;
+
+use crate::balance::{pick, Pick};
+use crate::body::ProxyBody;
+use crate::error::ApiError;
+use crate::health::Outcome;
+use crate::providers::Endpoint;
+use crate::relay::{Protocol, RelayBody, StreamEnd};
+use crate::request::{splice, Inspected};
+use crate::route::{Deployment, Lease, Model};
+use crate::telemetry::Metrics;
+
+/// The upstream HTTP client (HTTP/1.1 and HTTP/2, plain and TLS).
+pub type HttpClient = Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+/// Largest non-streaming upstream answer accepted (images in `b64_json` are big).
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// One client request, ready to be attempted.
+pub struct Call {
+    /// Metrics sink.
+    pub metrics: Arc<Metrics>,
+    /// The upstream client.
+    pub client: HttpClient,
+    /// The public model.
+    pub model: Arc<Model>,
+    /// Which endpoint.
+    pub endpoint: Endpoint,
+    /// The client's body, as received.
+    pub body: Bytes,
+    /// What [`crate::request::inspect`] read from it.
+    pub inspected: Inspected,
+    /// `x-request-id`.
+    pub request_id: HeaderValue,
+    /// When the request arrived.
+    pub started: Instant,
+}
+
+/// Why one attempt failed.
+#[derive(Debug, Clone)]
+struct Failed {
+    deployment: Arc<str>,
+    what: String,
+}
+
+/// How an upstream answer is treated.
+enum Class {
+    Success,
+    ClientError,
+    Misconfigured,
+    Retryable,
+    Fatal,
+}
+
+fn classify(status: StatusCode) -> Class {
+    match status.as_u16() {
+        200..=299 => Class::Success,
+        401 | 403 => Class::Misconfigured,
+        408 | 429 | 500 | 502 | 503 | 504 => Class::Retryable,
+        400..=499 => Class::ClientError,
+        _ => Class::Fatal,
+    }
+}
+
+/// What an attempt produced.
+enum Attempted {
+    /// Send this to the client; the request is over.
+    Answer(Response<ProxyBody>),
+    /// Try again elsewhere.
+    Failed(Failed),
+}
+
+impl Call {
+    /// Runs the attempt loop to an answer for the client.
+    pub async fn run(self) -> Response<ProxyBody> {
+        let policy = &self.model.policy;
+        let deadline = self.started + policy.request_timeout;
+        self.model.budget.deposit();
+        let mut tried: Vec<Arc<Deployment>> = Vec::new();
+        let mut failures: Vec<Failed> = Vec::new();
+        let mut budget_refused = false;
+        let mut same_retries = 0u32;
+        while (tried.len() as u32) < policy.max_attempts {
+            let (lease, retry_of_tried) = match pick(&self.model, &tried) {
+                Pick::Lease {
+                    lease,
+                    retry_of_tried,
+                } => (lease, retry_of_tried),
+                Pick::Unavailable { until } => {
+                    if tried.is_empty() {
+                        let wait = until.map_or(Duration::from_secs(1), |u| {
+                            u.saturating_duration_since(Instant::now())
+                        });
+                        let mut e = ApiError::unavailable(
+                            format!("No deployment of model `{}` is available right now (all are failing, open or drained).", self.model.name),
+                            wait,
+                        );
+                        e.code = Some("no_deployment_available");
+                        return self.error(e, 0);
+                    }
+                    break;
+                }
+            };
+            if !tried.is_empty() {
+                if !self.model.budget.withdraw() {
+                    budget_refused = true;
+                    self.metrics.budget_refusal(&self.model.name);
+                    break;
+                }
+                self.metrics.retry(&self.model.name);
+                if retry_of_tried {
+                    let pause = full_jitter(policy.backoff_base, policy.backoff_max, same_retries);
+                    same_retries += 1;
+                    if Instant::now() + pause >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+            }
+            tried.push(lease.deployment().clone());
+            if Instant::now() >= deadline {
+                break;
+            }
+            match self.attempt(lease, deadline, tried.len()).await {
+                Attempted::Answer(resp) => return resp,
+                Attempted::Failed(f) => {
+                    tracing::info!(message = "Attempt failed.", request_id = ?self.request_id, deployment = %f.deployment, error = %f.what);
+                    failures.push(f);
+                }
+            }
+        }
+        self.exhausted(&failures, tried.len(), budget_refused, deadline)
+    }
+
+    async fn attempt(&self, lease: Lease, deadline: Instant, n: usize) -> Attempted {
+        let dep = lease.deployment().clone();
+        let policy = &self.model.policy;
+        let start = Instant::now();
+        let attempt_deadline = deadline.min(start + policy.first_byte_timeout);
+        let fail = |what: String| Failed {
+            deployment: dep.id.clone(),
+            what,
+        };
+        let req = match self.upstream_request(&dep) {
+            Ok(r) => r,
+            Err(what) => {
+                lease.finish(Outcome::failure(Duration::ZERO));
+                return Attempted::Failed(fail(what));
+            }
+        };
+        let resp = match timeout_at(attempt_deadline, self.client.request(req)).await {
+            Err(_) => {
+                self.metrics.attempt(&dep.id, "timeout");
+                lease.finish(Outcome::failure(start.elapsed()));
+                return Attempted::Failed(fail(format!(
+                    "no response headers within {} ms",
+                    attempt_deadline
+                        .saturating_duration_since(start)
+                        .as_millis()
+                )));
+            }
+            Ok(Err(e)) => {
+                let connect = e.is_connect();
+                self.metrics
+                    .attempt(&dep.id, if connect { "connect" } else { "reset" });
+                lease.finish(Outcome::failure(start.elapsed()));
+                return Attempted::Failed(fail(describe_client_error(&e)));
+            }
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status();
+        let retry_after = retry_after(resp.headers(), SystemTime::now());
+        match classify(status) {
+            Class::Success => {}
+            Class::ClientError => {
+                self.metrics.attempt(&dep.id, "client_error");
+                return match read_body(
+                    resp,
+                    attempt_deadline.max(Instant::now() + policy.stream_idle_timeout),
+                )
+                .await
+                {
+                    Ok((parts, body)) => {
+                        lease.finish(Outcome::neutral(start.elapsed()));
+                        Attempted::Answer(self.answer(parts, ProxyBody::full(body), &dep, n))
+                    }
+                    Err(what) => {
+                        lease.finish(Outcome::failure(start.elapsed()));
+                        Attempted::Failed(fail(what))
+                    }
+                };
+            }
+            Class::Misconfigured => {
+                self.metrics.attempt(&dep.id, "misconfigured");
+                lease.finish(Outcome {
+                    misconfigured: true,
+                    ..Outcome::failure(start.elapsed())
+                });
+                return Attempted::Failed(fail(format!(
+                    "HTTP {} from upstream: the deployment's credentials or access are wrong",
+                    status.as_u16()
+                )));
+            }
+            Class::Retryable | Class::Fatal => {
+                let label = if status == StatusCode::TOO_MANY_REQUESTS {
+                    "rate_limited"
+                } else {
+                    "status_error"
+                };
+                self.metrics.attempt(&dep.id, label);
+                let outcome = Outcome {
+                    retry_after,
+                    ..Outcome::failure(start.elapsed())
+                };
+                lease.finish(outcome);
+                if matches!(classify(status), Class::Fatal) {
+                    // Not retryable (e.g. 501): the provider's answer stands.
+                    if let Ok((parts, body)) =
+                        read_body(resp, Instant::now() + policy.stream_idle_timeout).await
+                    {
+                        return Attempted::Answer(self.answer(
+                            parts,
+                            ProxyBody::full(body),
+                            &dep,
+                            n,
+                        ));
+                    }
+                }
+                let ra = retry_after
+                    .map(|d| format!(", Retry-After {} s", d.as_secs()))
+                    .unwrap_or_default();
+                return Attempted::Failed(fail(format!("HTTP {}{ra}", status.as_u16())));
+            }
+        }
+        let is_sse = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if self.inspected.stream && is_sse {
+            let protocol = if self.endpoint == Endpoint::Responses {
+                Protocol::Responses
+            } else {
+                Protocol::Chat
+            };
+            return match commit::first_content(resp, protocol, attempt_deadline).await {
+                Ok(c) => {
+                    let ttft = start.elapsed();
+                    self.metrics.attempt(&dep.id, "success");
+                    self.metrics
+                        .ttft(&self.model.name, self.started.elapsed().as_secs_f64());
+                    let end = StreamEnd {
+                        metrics: self.metrics.clone(),
+                        model: self.model.name.clone(),
+                        started: self.started,
+                        ttft,
+                        request_id: self.request_id.clone(),
+                    };
+                    let relay = RelayBody::new(
+                        c.prefix,
+                        c.body,
+                        c.scanner,
+                        policy.stream_idle_timeout,
+                        lease,
+                        end,
+                    );
+                    self.metrics.in_flight().inc();
+                    Attempted::Answer(self.answer(
+                        c.parts,
+                        ProxyBody::Relay(Box::new(relay)),
+                        &dep,
+                        n,
+                    ))
+                }
+                Err(what) => {
+                    self.metrics.attempt(&dep.id, "stream_failed");
+                    lease.finish(Outcome::failure(start.elapsed()));
+                    Attempted::Failed(fail(what))
+                }
+            };
+        }
+        match read_body(
+            resp,
+            attempt_deadline.max(Instant::now() + policy.stream_idle_timeout),
+        )
+        .await
+        {
+            Ok((parts, body)) => {
+                self.metrics.attempt(&dep.id, "success");
+                lease.finish(Outcome::success(start.elapsed()));
+                Attempted::Answer(self.answer(parts, ProxyBody::full(body), &dep, n))
+            }
+            Err(what) => {
+                self.metrics.attempt(&dep.id, "reset");
+                lease.finish(Outcome::failure(start.elapsed()));
+                Attempted::Failed(fail(what))
+            }
+        }
+    }
+
+    fn upstream_request(&self, dep: &Deployment) -> Result<Request<Full<Bytes>>, String> {
+        let uri = dep
+            .upstream
+            .uri(self.endpoint, &dep.model)
+            .map_err(|e| format!("bad upstream URL: {e}"))?;
+        let body = splice(&self.body, &self.inspected.model_span, &dep.model_json);
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = uri;
+        let h = req.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(if self.inspected.stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
+        );
+        h.insert("x-request-id", self.request_id.clone());
+        if let Some((name, value)) = dep.upstream.auth() {
+            h.insert(name.clone(), value.clone());
+        }
+        Ok(req)
+    }
+
+    /// The client's response: upstream status and headers (hop-by-hop ones
+    /// removed), plus Lifeline's.
+    fn answer(
+        &self,
+        parts: http::response::Parts,
+        body: ProxyBody,
+        dep: &Deployment,
+        attempts: usize,
+    ) -> Response<ProxyBody> {
+        let mut resp = Response::from_parts(parts, body);
+        let h = resp.headers_mut();
+        strip_hop_by_hop(h);
+        if let Ok(v) = HeaderValue::from_str(&dep.id) {
+            h.insert("x-lifeline-deployment", v);
+        }
+        h.insert("x-lifeline-attempts", HeaderValue::from(attempts));
+        h.insert("x-request-id", self.request_id.clone());
+        if !matches!(resp.body(), ProxyBody::Relay(_)) {
+            self.metrics.request(
+                &self.model.name,
+                resp.status().as_u16(),
+                self.started.elapsed().as_secs_f64(),
+            );
+        }
+        resp
+    }
+
+    fn exhausted(
+        &self,
+        failures: &[Failed],
+        attempts: usize,
+        budget_refused: bool,
+        deadline: Instant,
+    ) -> Response<ProxyBody> {
+        let list = failures
+            .iter()
+            .map(|f| format!("{}: {}", f.deployment, f.what))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut e = if Instant::now() >= deadline {
+            ApiError::deadline(format!(
+                "Model `{}` did not answer within the request deadline of {} ms after {attempts} attempt(s): {list}.",
+                self.model.name,
+                self.model.policy.request_timeout.as_millis()
+            ))
+        } else {
+            let why = if budget_refused {
+                " (retry budget spent)"
+            } else {
+                ""
+            };
+            ApiError::unavailable(
+                format!(
+                    "All {attempts} attempt(s) for model `{}` failed{why}: {list}.",
+                    self.model.name
+                ),
+                Duration::from_secs(1),
+            )
+        };
+        e.should_retry = Some(false);
+        tracing::warn!(message = "Request failed.", request_id = ?self.request_id, model = %self.model.name, attempts, error = %e.message);
+        self.error(e, attempts)
+    }
+
+    fn error(&self, e: ApiError, attempts: usize) -> Response<ProxyBody> {
+        let status = e.status.as_u16();
+        let mut resp = e.into_response();
+        resp.headers_mut()
+            .insert("x-lifeline-attempts", HeaderValue::from(attempts));
+        resp.headers_mut()
+            .insert("x-request-id", self.request_id.clone());
+        self.metrics.request(
+            &self.model.name,
+            status,
+            self.started.elapsed().as_secs_f64(),
+        );
+        resp
+    }
+}
+
+/// Reads a whole upstream body, within `deadline` and [`MAX_RESPONSE_BYTES`].
+async fn read_body(
+    resp: Response<hyper::body::Incoming>,
+    deadline: Instant,
+) -> Result<(http::response::Parts, Bytes), String> {
+    let (parts, body) = resp.into_parts();
+    match timeout_at(deadline, Limited::new(body, MAX_RESPONSE_BYTES).collect()).await {
+        Err(_) => Err("response body not received in time".into()),
+        Ok(Err(e)) => Err(format!("response body failed: {e}")),
+        Ok(Ok(c)) => Ok((parts, c.to_bytes())),
+    }
+}
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    for name in [
+        header::CONNECTION,
+        header::TRANSFER_ENCODING,
+        header::CONTENT_LENGTH,
+        header::TE,
+        header::TRAILER,
+        header::UPGRADE,
+        header::PROXY_AUTHENTICATE,
+    ] {
+        h.remove(name);
+    }
+    h.remove("keep-alive");
+}
+
+fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
+    use std::error::Error as _;
+    let mut msg = if e.is_connect() {
+        "connect error".to_string()
+    } else {
+        "connection failed".to_string()
+    };
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_follows_the_issue() {
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(
+                matches!(
+                    classify(StatusCode::from_u16(s).unwrap_or_default()),
+                    Class::Retryable
+                ),
+                "{s}"
+            );
+        }
+        for s in [400, 404, 409, 413, 422] {
+            assert!(
+                matches!(
+                    classify(StatusCode::from_u16(s).unwrap_or_default()),
+                    Class::ClientError
+                ),
+                "{s}"
+            );
+        }
+        for s in [401, 403] {
+            assert!(
+                matches!(
+                    classify(StatusCode::from_u16(s).unwrap_or_default()),
+                    Class::Misconfigured
+                ),
+                "{s}"
+            );
+        }
+        assert!(matches!(classify(StatusCode::OK), Class::Success));
+        assert!(matches!(
+            classify(StatusCode::NOT_IMPLEMENTED),
+            Class::Fatal
+        ));
+    }
+}

@@ -1,0 +1,65 @@
+//! Response bodies: a whole buffer, or a relayed upstream stream.
+//!
+//! An enum rather than a boxed trait object: the hot path then allocates no
+//! box per response, and the two shapes are all Lifeline ever sends.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+use crate::relay::RelayBody;
+
+/// Errors a response body can end with (the connection is then closed).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of every response Lifeline sends.
+pub enum ProxyBody {
+    /// A complete body, sent in one frame.
+    Full(Option<Bytes>),
+    /// An SSE stream relayed from upstream.
+    Relay(Box<RelayBody>),
+}
+
+impl ProxyBody {
+    /// A complete body.
+    pub fn full(bytes: Bytes) -> Self {
+        Self::Full(Some(bytes))
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        Self::Full(None)
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            Self::Relay(r) => Pin::new(r.as_mut()).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Full(b) => b.is_none(),
+            Self::Relay(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Self::Full(None) => SizeHint::with_exact(0),
+            Self::Relay(_) => SizeHint::default(),
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The validated configuration: what the rest of Lifeline reads.
+//!
+//! Every value here has passed validation in [`super::validate`]: durations are
+//! typed, provider references resolve, secrets are expanded from the
+//! environment and client keys are hashed. Nothing downstream re-checks them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A whole, validated Lifeline configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Listeners and request limits.
+    pub server: ServerConfig,
+    /// The admin API.
+    pub admin: AdminConfig,
+    /// Circuit breaker and active probe settings, shared by every deployment.
+    pub health: HealthConfig,
+    /// Upstream accounts and servers, in file order.
+    pub providers: Vec<ProviderConfig>,
+    /// Public model names and their tiers, in file order.
+    pub models: Vec<ModelConfig>,
+    /// Client keys. Empty means the data plane needs no key.
+    pub keys: Vec<KeyConfig>,
+    /// The file this was read from, if any (the built-in example has none).
+    pub source: Option<PathBuf>,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Data-plane listener (`listen`).
+    pub listen: SocketAddr,
+    /// Admin API, `/metrics` and health listener (`admin_listen`), if any.
+    pub admin_listen: Option<SocketAddr>,
+    /// Largest accepted request body (`max_body_bytes`, default 16 MiB).
+    pub max_body_bytes: usize,
+    /// Most client connections open at once (`max_connections`, default 10 000).
+    pub max_connections: usize,
+    /// Time allowed to send the request headers (`header_read_timeout_ms`, default 10 s).
+    pub header_read_timeout: Duration,
+    /// Time allowed to send the request body (`body_read_timeout_ms`, default 30 s).
+    pub body_read_timeout: Duration,
+    /// How long SIGTERM waits for in-flight requests (`drain_timeout_ms`, default 30 s).
+    pub drain_timeout: Duration,
+    /// Defaults for every model's timeouts and retries (`[server]` keys of the
+    /// same names as the per-model ones).
+    pub defaults: RequestPolicy,
+}
+
+/// `[admin]`.
+#[derive(Clone, Debug, Default)]
+pub struct AdminConfig {
+    /// Bearer token for the admin API (`token`, usually `"${LIFELINE_ADMIN_TOKEN}"`).
+    /// With none, the admin listener serves only `/healthz`, `/readyz` and `/metrics`.
+    pub token: Option<Secret>,
+}
+
+/// `[health]`: circuit breaker and probes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthConfig {
+    /// Sliding window over which the failure rate is computed (`window_ms`, default 10 s).
+    pub window: Duration,
+    /// Failure rate in the window that opens the breaker (`failure_rate`, default 0.5).
+    pub failure_rate: f64,
+    /// Fewest attempts in the window before the rate is judged (`min_requests`, default 10).
+    pub min_requests: u32,
+    /// Consecutive failures that open the breaker at once (`consecutive_failures`, default 5).
+    pub consecutive_failures: u32,
+    /// First open period (`cooldown_ms`, default 5 s); doubles on each re-opening.
+    pub cooldown: Duration,
+    /// Longest open period (`max_cooldown_ms`, default 60 s).
+    pub max_cooldown: Duration,
+    /// Successful trial requests in half-open that close the breaker (`half_open_requests`, default 3).
+    pub half_open_requests: u32,
+    /// How often the prober looks at deployments (`probe_interval_ms`, default 1 s).
+    pub probe_interval: Duration,
+    /// A deployment with no traffic for this long is probed (`idle_probe_after_ms`, default 30 s).
+    pub idle_probe_after: Duration,
+    /// Timeout of one probe (`probe_timeout_ms`, default 3 s).
+    pub probe_timeout: Duration,
+}
+
+/// The protocol and URL shape of a provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// api.openai.com (default base URL `https://api.openai.com/v1`).
+    OpenAi,
+    /// Azure OpenAI: `{base_url}/openai/deployments/{model}/...?api-version=...`, `api-key` header.
+    Azure,
+    /// Any server speaking the OpenAI API (vLLM, Ollama, LiteLLM, ...). Needs `base_url`.
+    OpenAiCompatible,
+    /// Lifeline's simulated provider, run in-process on a loopback port.
+    Mock,
+}
+
+/// `[[providers]]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProviderConfig {
+    /// Unique name, referenced by `models[].tiers[][].provider`.
+    pub name: String,
+    /// Protocol and URL shape.
+    pub kind: ProviderKind,
+    /// Base URL without trailing slash, e.g. `http://127.0.0.1:9001/v1`.
+    /// `None` only for `kind = "mock"`, whose address is known once it is bound.
+    pub base_url: Option<String>,
+    /// Upstream API key (`api_key`), already expanded from `${VAR}`.
+    pub api_key: Option<Secret>,
+    /// Cap on in-flight requests to this provider (`max_concurrency`).
+    pub max_concurrency: Option<u32>,
+    /// Azure `api-version` query value (`api_version`, default `2024-10-21`).
+    pub api_version: String,
+    /// Path, relative to `base_url`, that active probes GET (`probe_path`, default `/models`).
+    /// `None` (`probe_path = ""`) disables active probes: open breakers half-open after their cooldown.
+    pub probe_path: Option<String>,
+    /// Settings of the in-process simulated provider (`[providers.mock]`), for `kind = "mock"`.
+    pub mock: Option<lifeline_mock::MockConfig>,
+}
+
+/// `[[models]]`.
+#[derive(Clone, Debug)]
+pub struct ModelConfig {
+    /// Public name clients send in `model`.
+    pub name: String,
+    /// Tiers in order; each is a non-empty list of deployments.
+    pub tiers: Vec<Vec<DeploymentRef>>,
+    /// Timeouts and retries, `[server]` defaults overridden by this model's keys.
+    pub policy: RequestPolicy,
+}
+
+/// One `{ provider, model, weight }` entry of a tier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeploymentRef {
+    /// A provider name that exists in `providers`.
+    pub provider: String,
+    /// Upstream model name sent to that provider.
+    pub model: String,
+    /// Relative share of traffic within the tier (>= 1, default 1).
+    pub weight: u32,
+}
+
+/// Timeouts and retry settings of one model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestPolicy {
+    /// TCP connect timeout (`connect_timeout_ms`, default 2 s).
+    pub connect_timeout: Duration,
+    /// Time from sending an attempt to its response headers, and for streams to
+    /// the first content (`first_byte_timeout_ms`, default 10 s).
+    pub first_byte_timeout: Duration,
+    /// Longest silence inside a stream after it started (`stream_idle_timeout_ms`, default 10 s).
+    pub stream_idle_timeout: Duration,
+    /// End-to-end deadline of a request, all attempts included (`request_timeout_ms`, default 120 s).
+    pub request_timeout: Duration,
+    /// Most attempts per request, the first included (`max_attempts`, default 4).
+    pub max_attempts: u32,
+    /// Base of exponential backoff (`backoff_base_ms`, default 50 ms).
+    pub backoff_base: Duration,
+    /// Cap of exponential backoff (`backoff_max_ms`, default 2 s).
+    pub backoff_max: Duration,
+    /// Retries allowed as a fraction of recent requests (`retry_budget_ratio`, default 0.2).
+    pub retry_budget_ratio: f64,
+    /// Retries per second always allowed (`retry_budget_min_per_sec`, default 5).
+    pub retry_budget_min_per_sec: u32,
+}
+
+/// `[[keys]]`: one client key, kept only as its SHA-256.
+#[derive(Clone, Debug)]
+pub struct KeyConfig {
+    /// Display name (for logs and metrics; never the key).
+    pub name: String,
+    /// SHA-256 of the key.
+    pub sha256: [u8; 32],
+}
+
+/// A secret string that never prints itself.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for building upstream requests only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Default for RequestPolicy {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(2),
+            first_byte_timeout: Duration::from_secs(10),
+            stream_idle_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
+            max_attempts: 4,
+            backoff_base: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+            retry_budget_ratio: 0.2,
+            retry_budget_min_per_sec: 5,
+        }
+    }
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(10),
+            failure_rate: 0.5,
+            min_requests: 10,
+            consecutive_failures: 5,
+            cooldown: Duration::from_secs(5),
+            max_cooldown: Duration::from_secs(60),
+            half_open_requests: 3,
+            probe_interval: Duration::from_secs(1),
+            idle_probe_after: Duration::from_secs(30),
+            probe_timeout: Duration::from_secs(3),
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The configuration file as written: serde structs that mirror the TOML.
+//!
+//! These types accept exactly the keys of the file format and nothing else
+//! (`deny_unknown_fields`), so a misspelt key is an error instead of a silently
+//! ignored setting. Values that validation may still reject are wrapped in
+//! [`Spanned`], which keeps their byte range so that [`super::validate`] can
+//! name the line. No defaults are applied here: an absent key is `None`, and
+//! [`super::validate`] decides what it means.
+//!
+//! This module also turns TOML syntax errors and serde errors (unknown key,
+//! wrong type, missing key) into [`ConfigError`]s with a line and, found from
+//! the error's position in the parsed document, the key's path.
+
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::ConfigError;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub server: RawServer,
+    pub admin: RawAdmin,
+    pub health: RawHealth,
+    pub providers: Vec<Spanned<RawProvider>>,
+    pub models: Vec<Spanned<RawModel>>,
+    pub keys: Vec<Spanned<RawKey>>,
+}
+
+/// `[server]`: listeners, limits, and the default [`RawPolicy`] of every model.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub listen: Option<Spanned<String>>,
+    pub admin_listen: Option<Spanned<String>>,
+    pub max_body_bytes: Option<Spanned<u64>>,
+    pub max_connections: Option<Spanned<u64>>,
+    pub header_read_timeout_ms: Option<Spanned<u64>>,
+    pub body_read_timeout_ms: Option<Spanned<u64>>,
+    pub drain_timeout_ms: Option<Spanned<u64>>,
+    // The policy keys, repeated in `RawModel`. serde's `flatten` cannot be
+    // combined with `deny_unknown_fields`, so they are written out twice.
+    pub connect_timeout_ms: Option<Spanned<u64>>,
+    pub first_byte_timeout_ms: Option<Spanned<u64>>,
+    pub stream_idle_timeout_ms: Option<Spanned<u64>>,
+    pub request_timeout_ms: Option<Spanned<u64>>,
+    pub max_attempts: Option<Spanned<u32>>,
+    pub backoff_base_ms: Option<Spanned<u64>>,
+    pub backoff_max_ms: Option<Spanned<u64>>,
+    pub retry_budget_ratio: Option<Spanned<f64>>,
+    pub retry_budget_min_per_sec: Option<Spanned<u32>>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    pub token: Option<Spanned<String>>,
+}
+
+/// `[health]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawHealth {
+    pub window_ms: Option<Spanned<u64>>,
+    pub failure_rate: Option<Spanned<f64>>,
+    pub min_requests: Option<Spanned<u32>>,
+    pub consecutive_failures: Option<Spanned<u32>>,
+    pub cooldown_ms: Option<Spanned<u64>>,
+    pub max_cooldown_ms: Option<Spanned<u64>>,
+    pub half_open_requests: Option<Spanned<u32>>,
+    pub probe_interval_ms: Option<Spanned<u64>>,
+    pub idle_probe_after_ms: Option<Spanned<u64>>,
+    pub probe_timeout_ms: Option<Spanned<u64>>,
+}
+
+/// One `[[providers]]` table. Its span is that of its `[[providers]]` header.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProvider {
+    pub name: Spanned<String>,
+    pub kind: Spanned<String>,
+    #[serde(default)]
+    pub base_url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub api_key: Option<Spanned<String>>,
+    #[serde(default)]
+    pub max_concurrency: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub api_version: Option<Spanned<String>>,
+    #[serde(default)]
+    pub probe_path: Option<Spanned<String>>,
+    /// `[providers.mock]`, handed whole to the simulated provider.
+    #[serde(default)]
+    pub mock: Option<Spanned<lifeline_mock::MockConfig>>,
+}
+
+/// One `[[models]]` table. Its span is that of its `[[models]]` header.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawModel {
+    pub name: Spanned<String>,
+    pub tiers: Spanned<Vec<Spanned<Vec<Spanned<RawDeployment>>>>>,
+    #[serde(default)]
+    pub connect_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub first_byte_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub stream_idle_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub request_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub max_attempts: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub backoff_base_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub backoff_max_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub retry_budget_ratio: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub retry_budget_min_per_sec: Option<Spanned<u32>>,
+}
+
+/// One `{ provider, model, weight }` entry of a tier.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDeployment {
+    pub provider: Spanned<String>,
+    pub model: Spanned<String>,
+    #[serde(default)]
+    pub weight: Option<Spanned<u32>>,
+}
+
+/// One `[[keys]]` table. Its span is that of its `[[keys]]` header.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKey {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub key: Option<Spanned<String>>,
+    #[serde(default)]
+    pub sha256: Option<Spanned<String>>,
+}
+
+/// The timeout and retry keys allowed both in `[server]` (as defaults) and in
+/// each `[[models]]` (as overrides).
+#[derive(Debug, Default)]
+pub(super) struct RawPolicy {
+    pub connect_timeout_ms: Option<Spanned<u64>>,
+    pub first_byte_timeout_ms: Option<Spanned<u64>>,
+    pub stream_idle_timeout_ms: Option<Spanned<u64>>,
+    pub request_timeout_ms: Option<Spanned<u64>>,
+    pub max_attempts: Option<Spanned<u32>>,
+    pub backoff_base_ms: Option<Spanned<u64>>,
+    pub backoff_max_ms: Option<Spanned<u64>>,
+    pub retry_budget_ratio: Option<Spanned<f64>>,
+    pub retry_budget_min_per_sec: Option<Spanned<u32>>,
+}
+
+impl RawServer {
+    /// The policy keys of `[server]`.
+    pub fn policy(&self) -> RawPolicy {
+        RawPolicy {
+            connect_timeout_ms: self.connect_timeout_ms.clone(),
+            first_byte_timeout_ms: self.first_byte_timeout_ms.clone(),
+            stream_idle_timeout_ms: self.stream_idle_timeout_ms.clone(),
+            request_timeout_ms: self.request_timeout_ms.clone(),
+            max_attempts: self.max_attempts.clone(),
+            backoff_base_ms: self.backoff_base_ms.clone(),
+            backoff_max_ms: self.backoff_max_ms.clone(),
+            retry_budget_ratio: self.retry_budget_ratio.clone(),
+            retry_budget_min_per_sec: self.retry_budget_min_per_sec.clone(),
+        }
+    }
+}
+
+impl RawModel {
+    /// The policy keys this model overrides.
+    pub fn policy(&self) -> RawPolicy {
+        RawPolicy {
+            connect_timeout_ms: self.connect_timeout_ms.clone(),
+            first_byte_timeout_ms: self.first_byte_timeout_ms.clone(),
+            stream_idle_timeout_ms: self.stream_idle_timeout_ms.clone(),
+            request_timeout_ms: self.request_timeout_ms.clone(),
+            max_attempts: self.max_attempts.clone(),
+            backoff_base_ms: self.backoff_base_ms.clone(),
+            backoff_max_ms: self.backoff_max_ms.clone(),
+            retry_budget_ratio: self.retry_budget_ratio.clone(),
+            retry_budget_min_per_sec: self.retry_budget_min_per_sec.clone(),
+        }
+    }
+}
+
+/// Parses `text` into a [`RawConfig`]. On failure returns every TOML syntax
+/// error, or else the first serde error, each with its line and key path.
+pub(super) fn parse(text: &str, file: &str) -> Result<RawConfig, Vec<ConfigError>> {
+    let (document, syntax_errors) = DeTable::parse_recoverable(text);
+    if !syntax_errors.is_empty() {
+        let mut errors: Vec<(usize, ConfigError)> = syntax_errors
+            .iter()
+            .map(|e| {
+                let start = e.span().map_or(usize::MAX, |s| s.start);
+                let error = ConfigError {
+                    file: file.to_owned(),
+                    line: e.span().map(|s| line_at(text, s.start)),
+                    // The recovered document is unreliable around the error.
+                    field: String::new(),
+                    message: format!("TOML syntax error: {}", e.message()),
+                };
+                (start, error)
+            })
+            .collect();
+        errors.sort_by_key(|(start, _)| *start);
+        return Err(errors.into_iter().map(|(_, e)| e).collect());
+    }
+    toml::from_str::<RawConfig>(text).map_err(|e| {
+        let span = e.span();
+        vec![ConfigError {
+            file: file.to_owned(),
+            line: span.as_ref().map(|s| line_at(text, s.start)),
+            field: span
+                .map(|s| path_at(document.get_ref(), s.start))
+                .unwrap_or_default(),
+            message: e.message().to_owned(),
+        }]
+    })
+}
+
+/// The 1-based line holding byte `offset` of `text`. An offset at the very
+/// end of a file that ends in a newline counts as the last line.
+pub(super) fn line_at(text: &str, offset: usize) -> usize {
+    let mut offset = offset.min(text.len());
+    if offset == text.len() && text.ends_with('\n') {
+        offset -= 1;
+    }
+    let before = text.get(..offset).unwrap_or(text);
+    before.bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+/// The key path (`models[0].tiers[1][0].weight`) of the innermost key or value
+/// that holds byte `pos` of the document, or `""` if none does.
+fn path_at(table: &DeTable<'_>, pos: usize) -> String {
+    let mut path = String::new();
+    if find_in_table(table, pos, &mut path) {
+        path
+    } else {
+        String::new()
+    }
+}
+
+fn find_in_table(table: &DeTable<'_>, pos: usize, path: &mut String) -> bool {
+    for (key, value) in table.iter() {
+        let mut candidate = if path.is_empty() {
+            key.get_ref().to_string()
+        } else {
+            format!("{path}.{}", key.get_ref())
+        };
+        if holds(&key.span(), pos) || find_in_value(value, pos, &mut candidate) {
+            *path = candidate;
+            return true;
+        }
+    }
+    false
+}
+
+/// Looks inside tables and arrays first: a `[[table]]`'s span covers only its
+/// header, not the keys under it.
+fn find_in_value(value: &Spanned<DeValue<'_>>, pos: usize, path: &mut String) -> bool {
+    match value.get_ref() {
+        DeValue::Table(table) if find_in_table(table, pos, path) => return true,
+        DeValue::Array(array) => {
+            for (i, item) in array.iter().enumerate() {
+                let mut candidate = format!("{path}[{i}]");
+                if find_in_value(item, pos, &mut candidate) {
+                    *path = candidate;
+                    return true;
+                }
+            }
+        }
+        _ => {}
+    }
+    holds(&value.span(), pos)
+}
+
+fn holds(span: &std::ops::Range<usize>, pos: usize) -> bool {
+    span.contains(&pos) || (span.is_empty() && span.start == pos)
+}

@@ -1,0 +1,434 @@
+//! Every kind of configuration error, each checked for its exact line and
+//! key path on a small input, and for never quoting a secret.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+
+#[test]
+fn unknown_provider_reference() {
+    let e = errors(&doc(&[
+        "[[providers]]",
+        "name = \"primary\"",
+        "kind = \"mock\"",
+        "[[providers]]",
+        "name = \"backup\"",
+        "kind = \"mock\"",
+        "[[models]]",
+        "name = \"m\"",
+        "tiers = [",
+        "  [ { provider = \"primary\", model = \"x\" } ],",
+        "  [ { provider = \"antrhopic\", model = \"y\" } ],",
+        "]",
+    ]));
+    assert_one(
+        &e,
+        11,
+        "models[0].tiers[1][0].provider",
+        "no such provider \"antrhopic\" (known: primary, backup)",
+    );
+}
+
+#[test]
+fn listen_addresses() {
+    let e = errors(&with_models(&[
+        "[server]",
+        "listen = \"localhost:8080\"",
+        "admin_listen = \"nope\"",
+    ]));
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert_has(&e, 2, "server.listen", "not a socket address");
+    assert_has(&e, 3, "server.admin_listen", "not a socket address");
+    let e = errors(&with_models(&[
+        "[server]",
+        "listen = \"127.0.0.1:1\"",
+        "admin_listen = \"127.0.0.1:1\"",
+    ]));
+    assert_one(&e, 3, "server.admin_listen", "same address");
+}
+
+#[test]
+fn duplicate_provider_and_model_names() {
+    let e = errors(&doc(&[
+        "[[providers]]",
+        "name = \"p\"",
+        "kind = \"mock\"",
+        "[[providers]]",
+        "name = \"p\"",
+        "kind = \"mock\"",
+        "[[models]]",
+        "name = \"m\"",
+        "tiers = [[{ provider = \"p\", model = \"x\" }]]",
+        "[[models]]",
+        "name = \"m\"",
+        "tiers = [[{ provider = \"p\", model = \"x\" }]]",
+    ]));
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert_has(
+        &e,
+        5,
+        "providers[1].name",
+        "duplicate provider name \"p\" (also providers[0])",
+    );
+    assert_has(
+        &e,
+        11,
+        "models[1].name",
+        "duplicate model name \"m\" (also models[0])",
+    );
+}
+
+#[test]
+fn provider_kind_and_base_url() {
+    let e = errors(&with_models(&[
+        "[[providers]]",
+        "name = \"a\"",
+        "kind = \"anthropic\"",
+        "base_url = \"http://x\"",
+        "[[providers]]",
+        "name = \"b\"",
+        "kind = \"openai-compatible\"",
+        "[[providers]]",
+        "name = \"c\"",
+        "kind = \"mock\"",
+        "base_url = \"http://127.0.0.1:1\"",
+        "[[providers]]",
+        "name = \"d\"",
+        "kind = \"azure\"",
+        "base_url = \"ftp://example.com\"",
+    ]));
+    assert_eq!(e.len(), 4, "{e:#?}");
+    assert_has(
+        &e,
+        3,
+        "providers[0].kind",
+        "unknown provider kind \"anthropic\" (valid: openai, azure, openai-compatible, mock)",
+    );
+    assert_has(&e, 5, "providers[1].base_url", "is required");
+    assert_has(&e, 11, "providers[2].base_url", "must be absent");
+    assert_has(
+        &e,
+        15,
+        "providers[3].base_url",
+        "\"ftp://example.com\" is not an http:// or https:// URL",
+    );
+}
+
+#[test]
+fn provider_limits_and_kind_specific_keys() {
+    let e = errors(&with_models(&[
+        "[[providers]]",
+        "name = \"a\"",
+        "kind = \"openai\"",
+        "max_concurrency = 0",
+        "api_version = \"2024-10-21\"",
+        "probe_path = \"models\"",
+        "[providers.mock]",
+        "name = \"x\"",
+    ]));
+    assert_eq!(e.len(), 4, "{e:#?}");
+    assert_has(&e, 4, "providers[0].max_concurrency", "at least 1");
+    assert_has(
+        &e,
+        5,
+        "providers[0].api_version",
+        "only to kind = \"azure\"",
+    );
+    assert_has(&e, 6, "providers[0].probe_path", "must start with '/'");
+    assert_has(
+        &e,
+        7,
+        "providers[0].mock",
+        "applies only to kind = \"mock\"",
+    );
+}
+
+#[test]
+fn tiers_and_weights() {
+    let e = errors(&doc(&[
+        "[[providers]]",
+        "name = \"p\"",
+        "kind = \"mock\"",
+        "[[models]]",
+        "name = \"none\"",
+        "tiers = []",
+        "[[models]]",
+        "name = \"gap\"",
+        "tiers = [",
+        "  [ { provider = \"p\", model = \"x\", weight = 0 } ],",
+        "  [],",
+        "  [ { provider = \"p\", model = \"\" } ],",
+        "]",
+    ]));
+    assert_eq!(e.len(), 4, "{e:#?}");
+    assert_has(&e, 6, "models[0].tiers", "has no tiers");
+    assert_has(&e, 10, "models[1].tiers[0][0].weight", "at least 1");
+    assert_has(&e, 11, "models[1].tiers[1]", "empty tier");
+    assert_has(&e, 12, "models[1].tiers[2][0].model", "must not be empty");
+}
+
+#[test]
+fn zero_models_is_an_error() {
+    let e = errors(&doc(&["[[providers]]", "name = \"p\"", "kind = \"mock\""]));
+    assert_eq!(e.len(), 1, "{e:#?}");
+    assert_eq!((e[0].line, e[0].field.as_str()), (None, "models"));
+    assert!(e[0].message.contains("no [[models]]"), "{e:#?}");
+}
+
+#[test]
+fn durations_and_retry_settings() {
+    let e = errors(&doc(&[
+        "[server]",
+        "drain_timeout_ms = 0",
+        "connect_timeout_ms = 0",
+        "max_attempts = 11",
+        "retry_budget_ratio = 10.5",
+        "backoff_base_ms = 5000",
+        "[health]",
+        "failure_rate = 0.0",
+        "probe_timeout_ms = 0",
+        "cooldown_ms = 90000",
+        "[[providers]]",
+        "name = \"p\"",
+        "kind = \"mock\"",
+        "[[models]]",
+        "name = \"m\"",
+        "tiers = [[{ provider = \"p\", model = \"x\" }]]",
+        "max_attempts = 0",
+        "request_timeout_ms = 0",
+        "retry_budget_ratio = -1",
+        "backoff_max_ms = 1",
+    ]));
+    assert_has(&e, 2, "server.drain_timeout_ms", "above 0");
+    assert_has(&e, 3, "server.connect_timeout_ms", "above 0");
+    assert_has(&e, 4, "server.max_attempts", "between 1 and 10");
+    assert_has(&e, 5, "server.retry_budget_ratio", "between 0 and 10");
+    assert_has(
+        &e,
+        6,
+        "server.backoff_base_ms",
+        "must not exceed backoff_max_ms",
+    );
+    assert_has(&e, 8, "health.failure_rate", "(0, 1]");
+    assert_has(&e, 9, "health.probe_timeout_ms", "above 0");
+    assert_has(
+        &e,
+        10,
+        "health.cooldown_ms",
+        "must not exceed max_cooldown_ms",
+    );
+    assert_has(&e, 17, "models[0].max_attempts", "between 1 and 10");
+    assert_has(&e, 18, "models[0].request_timeout_ms", "above 0");
+    assert_has(&e, 19, "models[0].retry_budget_ratio", "between 0 and 10");
+    assert_has(&e, 20, "models[0].backoff_max_ms", "must not exceed");
+    assert_eq!(e.len(), 12, "{e:#?}");
+    // Sorted by line.
+    let lines: Vec<_> = e.iter().map(|e| e.line).collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted);
+}
+
+#[test]
+fn keys() {
+    let e = errors(&with_models(&[
+        "[[keys]]",
+        "name = \"both\"",
+        "key = \"${APP_KEY}\"",
+        "sha256 = \"00\"",
+        "[[keys]]",
+        "name = \"neither\"",
+        "[[keys]]",
+        "name = \"short\"",
+        "sha256 = \"abc\"",
+        "[[keys]]",
+        "name = \"short\"",
+        "key = \"literal\"",
+    ]));
+    assert_eq!(e.len(), 4, "{e:#?}");
+    assert_has(&e, 4, "keys[0].sha256", "not both");
+    assert_has(&e, 5, "keys[1]", "needs key");
+    assert_has(&e, 9, "keys[2].sha256", "64 hex characters");
+    assert_has(
+        &e,
+        11,
+        "keys[3].name",
+        "duplicate key name \"short\" (also keys[2])",
+    );
+}
+
+#[test]
+fn missing_variable_names_it_and_leaks_no_secret() {
+    let text = doc(&[
+        "[admin]",
+        "token = \"${LIFELINE_ADMIN_TOKEN}\"",
+        "[[providers]]",
+        "name = \"a\"",
+        "kind = \"openai\"",
+        "api_key = \"${MISSING_KEY}\"",
+        "base_url = \"https://${PRIMARY_KEY}.example/${ALSO_MISSING}\"",
+        "[[providers]]",
+        "name = \"b\"",
+        "kind = \"openai\"",
+        "api_key = \"${EMPTY}\"",
+        "[[models]]",
+        "name = \"m\"",
+        "tiers = [[{ provider = \"nope\", model = \"x\" }]]",
+        "[[keys]]",
+        "name = \"k\"",
+        "key = \"${APP_KEY}-${NOT_SET}\"",
+    ]);
+    let e = errors(&text);
+    assert_has(
+        &e,
+        6,
+        "providers[0].api_key",
+        "environment variable MISSING_KEY is not set",
+    );
+    assert_has(
+        &e,
+        7,
+        "providers[0].base_url",
+        "environment variable ALSO_MISSING is not set",
+    );
+    assert_has(&e, 11, "providers[1].api_key", "is empty");
+    assert_has(&e, 14, "models[0].tiers[0][0].provider", "no such provider");
+    assert_has(
+        &e,
+        17,
+        "keys[0].key",
+        "environment variable NOT_SET is not set",
+    );
+    let all = ConfigErrors(e).to_string();
+    for secret in [PRIMARY_SECRET, ADMIN_SECRET, APP_SECRET] {
+        assert!(!all.contains(secret), "{secret} leaked in:\n{all}");
+    }
+}
+
+#[test]
+fn bad_variable_syntax() {
+    let e = errors(&with_models(&["[admin]", "token = \"${UNCLOSED\""]));
+    assert_one(&e, 2, "admin.token", "without a closing");
+    let e = errors(&with_models(&["[admin]", "token = \"${bad name}\""]));
+    assert_one(
+        &e,
+        2,
+        "admin.token",
+        "not a valid environment variable name",
+    );
+}
+
+#[test]
+fn unknown_field_has_line_and_path() {
+    let e = errors(&with_models(&[
+        "[server]",
+        "listen = \"127.0.0.1:1\"",
+        "",
+        "lisen = \"x\"",
+    ]));
+    assert_one(&e, 4, "server.lisen", "unknown field `lisen`");
+
+    let e = errors(&doc(&[
+        "[[providers]]",
+        "name = \"a\"",
+        "kind = \"mock\"",
+        "[[providers]]",
+        "name = \"b\"",
+        "kind = \"mock\"",
+        "[providers.mock]",
+        "tokens_per_secnd = 1.0",
+    ]));
+    assert_one(
+        &e,
+        8,
+        "providers[1].mock.tokens_per_secnd",
+        "unknown field `tokens_per_secnd`",
+    );
+
+    let e = errors(&doc(&[
+        "[[models]]",
+        "name = \"m\"",
+        "tiers = [[",
+        "  { provider = \"p\", model = \"x\", wieght = 2 },",
+        "]]",
+    ]));
+    assert_one(
+        &e,
+        4,
+        "models[0].tiers[0][0].wieght",
+        "unknown field `wieght`",
+    );
+
+    let e = errors(&doc(&["", "[stor]", "url = \"x\""]));
+    assert_one(&e, 2, "stor", "unknown field `stor`");
+}
+
+#[test]
+fn wrong_type_and_missing_field_have_line_and_path() {
+    let e = errors(&with_models(&["[server]", "max_attempts = \"3\""]));
+    assert_one(&e, 2, "server.max_attempts", "invalid type");
+
+    let e = errors(&doc(&[
+        "[[models]]",
+        "name = \"m\"",
+        "tiers = [[{ provider = \"p\", model = \"x\", weight = -1 }]]",
+    ]));
+    assert_one(&e, 3, "models[0].tiers[0][0].weight", "invalid value");
+
+    let e = errors(&doc(&[
+        "[[providers]]",
+        "name = \"a\"",
+        "kind = \"mock\"",
+        "",
+        "[[providers]]",
+        "kind = \"mock\"",
+    ]));
+    assert_one(&e, 5, "providers[1]", "missing field `name`");
+}
+
+#[test]
+fn syntax_error_has_line() {
+    let e = errors(&doc(&[
+        "[server]",
+        "listen = \"127.0.0.1:1\"",
+        "max_attempts = ",
+        "[health]",
+    ]));
+    assert!(!e.is_empty());
+    assert_eq!(e[0].line, Some(3), "{e:#?}");
+    assert!(e[0].message.starts_with("TOML syntax error"), "{e:#?}");
+}
+
+#[test]
+fn base_url_error_quotes_the_value_as_written() {
+    let e = errors(&doc(&[
+        "[[providers]]",
+        "name = \"v\"",
+        "kind = \"openai-compatible\"",
+        "base_url = \"${PRIMARY_KEY}\"",
+        "[[models]]",
+        "name = \"m\"",
+        "tiers = [[{ provider = \"v\", model = \"x\" }]]",
+    ]));
+    assert_one(
+        &e,
+        4,
+        "providers[0].base_url",
+        "\"${PRIMARY_KEY}\" is not an http",
+    );
+    assert!(!e[0].message.contains(PRIMARY_SECRET));
+}
+
+#[test]
+fn the_same_key_twice() {
+    let e = errors(&with_models(&[
+        "[[keys]]",
+        "name = \"a\"",
+        "key = \"${APP_KEY}\"",
+        "[[keys]]",
+        "name = \"b\"",
+        "key = \"app-key-abcdef\"",
+    ]));
+    assert_one(&e, 6, "keys[1].key", "same key as keys[0]");
+    assert!(!e[0].message.contains(APP_SECRET));
+}

@@ -1,0 +1,222 @@
+//! The error vocabulary of the data plane and OpenAI's error body.
+//!
+//! Every answer Lifeline gives on its own behalf uses OpenAI's shape,
+//! `{"error":{"message","type","code","param"}}`, with the status code the
+//! official SDKs map to their usual exceptions. [`ApiError`] is built once,
+//! where the failure is understood, and rendered once, in
+//! [`ApiError::into_response`].
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+
+use crate::body::ProxyBody;
+
+/// An error answered to the client by Lifeline itself.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Human-readable message; never contains secrets or prompt text.
+    pub message: String,
+    /// OpenAI's `type` (`invalid_request_error`, `authentication_error`, ...).
+    pub kind: &'static str,
+    /// OpenAI's `code`, if any.
+    pub code: Option<&'static str>,
+    /// The request field at fault, if any.
+    pub param: Option<&'static str>,
+    /// `Retry-After`, in whole seconds on the wire.
+    pub retry_after: Option<Duration>,
+    /// `x-should-retry`: `Some(false)` when Lifeline already spent retries.
+    pub should_retry: Option<bool>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            kind,
+            code: None,
+            param: None,
+            retry_after: None,
+            should_retry: None,
+        }
+    }
+
+    /// 400: the body is not what the endpoint accepts.
+    pub fn bad_request(message: impl Into<String>, param: Option<&'static str>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message);
+        e.param = param;
+        e
+    }
+
+    /// 401: missing or unknown client key.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "authentication_error", message);
+        e.code = Some("invalid_api_key");
+        e
+    }
+
+    /// 404: the public model does not exist.
+    pub fn unknown_model(model: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("The model `{model}` does not exist or you do not have access to it."),
+        );
+        e.code = Some("model_not_found");
+        e.param = Some("model");
+        e
+    }
+
+    /// 404: no such path.
+    pub fn unknown_path(method: &http::Method, path: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("Unrecognized request URL ({method} {path})."),
+        );
+        e.code = Some("unknown_url");
+        e
+    }
+
+    /// 405: the path exists with another method.
+    pub fn method_not_allowed(method: &http::Method, path: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request_error",
+            format!("Method {method} is not allowed on {path}."),
+        );
+        e.code = Some("method_not_allowed");
+        e
+    }
+
+    /// 413: the body is larger than `max_body_bytes`.
+    pub fn too_large(limit: usize) -> Self {
+        let mut e = Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            format!("Request body is larger than the limit of {limit} bytes."),
+        );
+        e.code = Some("request_too_large");
+        e
+    }
+
+    /// 408: the client was too slow sending its body.
+    pub fn body_timeout() -> Self {
+        let mut e = Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            "The request body was not received in time.",
+        );
+        e.code = Some("request_timeout");
+        e
+    }
+
+    /// 503: no deployment could answer.
+    pub fn unavailable(message: impl Into<String>, retry_after: Duration) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message);
+        e.code = Some("all_deployments_failed");
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// 504: the request's end-to-end deadline passed.
+    pub fn deadline(message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::GATEWAY_TIMEOUT, "server_error", message);
+        e.code = Some("deadline_exceeded");
+        e
+    }
+
+    /// 503: the gateway is shutting down.
+    pub fn draining() -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "The gateway is shutting down.",
+        );
+        e.code = Some("shutting_down");
+        e.retry_after = Some(Duration::from_secs(1));
+        e
+    }
+
+    /// The JSON body, `{"error":{...}}`.
+    pub fn body_json(&self) -> String {
+        serde_json::json!({
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "code": self.code,
+                "param": self.param,
+            }
+        })
+        .to_string()
+    }
+
+    /// Renders the error as an HTTP response.
+    pub fn into_response(self) -> Response<ProxyBody> {
+        let mut resp = Response::new(ProxyBody::full(Bytes::from(self.body_json())));
+        *resp.status_mut() = self.status;
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(after) = self.retry_after {
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if let Some(retry) = self.should_retry {
+            h.insert(
+                "x-should-retry",
+                HeaderValue::from_static(if retry { "true" } else { "false" }),
+            );
+        }
+        if self.status == StatusCode::METHOD_NOT_ALLOWED {
+            h.insert(header::ALLOW, HeaderValue::from_static("POST, GET"));
+        }
+        resp
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.kind,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_has_openai_shape() {
+        let e = ApiError::unknown_model("nope");
+        let v: serde_json::Value = serde_json::from_str(&e.body_json()).unwrap_or_default();
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert_eq!(v["error"]["param"], "model");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("nope"));
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        let r = ApiError::unavailable("x", Duration::from_millis(1500)).into_response();
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        let r = ApiError::unavailable("x", Duration::ZERO).into_response();
+        assert_eq!(r.headers()[header::RETRY_AFTER], "1");
+    }
+}

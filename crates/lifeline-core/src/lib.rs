@@ -1,0 +1,42 @@
+//! Lifeline's core: the request path, health tracking and operations endpoints.
+//!
+//! # Layout
+//!
+//! The modules follow the request path of DESIGN.md §3, in order:
+//!
+//! - [`server`]: listeners (connection limit, header and body timeouts, body
+//!   size limit, HTTP/1.1 and HTTP/2) and the path table; [`server::pipeline`]
+//!   is the one place where the order of the layers is written.
+//! - [`auth`]: client keys, compared by SHA-256 in constant time.
+//! - [`request`]: reads `model` and `stream` from a body without parsing the
+//!   rest, and splices the upstream model name in.
+//! - [`route`]: public model → tiers of deployments.
+//! - [`balance`]: power of two choices over peak-EWMA latency.
+//! - [`attempt`]: the attempt loop (deadline, retries, backoff, budget).
+//! - [`providers`]: upstream URL and header shapes (OpenAI, Azure, compatible).
+//! - [`relay`]: SSE relay, commit-before-first-content, honest endings.
+//! - [`health`]: per-deployment breaker, latency and active probes.
+//! - [`telemetry`]: Prometheus metrics and request ids.
+//! - [`admin`]: the admin API on its own listener.
+//!
+//! [`gateway::Gateway`] owns the live, reloadable state that all of them read.
+
+pub mod admin;
+pub mod attempt;
+pub mod auth;
+pub mod balance;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod health;
+pub mod providers;
+pub mod relay;
+pub mod request;
+pub mod route;
+pub mod server;
+pub mod telemetry;
+
+pub use config::Config;
+pub use gateway::Gateway;
+pub use server::{BoundServer, Server};

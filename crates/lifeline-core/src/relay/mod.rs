@@ -1,0 +1,242 @@
+//! Relaying a committed SSE stream to the client, and ending it honestly.
+//!
+//! Before the first content, the attempt loop owns the stream and may still
+//! fail over ([`crate::attempt`]). Once committed, [`RelayBody`] forwards
+//! upstream frames as they arrive (hyper pulls, so a slow client slows the
+//! upstream read: backpressure without buffers), and ends the stream in one
+//! of three ways:
+//!
+//! - **complete**: `[DONE]` (or the Responses API's terminal event) was
+//!   relayed; or the answer finished (`finish_reason`) and the upstream then
+//!   closed or went quiet for [`FINISH_GRACE`] without `[DONE]`: Lifeline
+//!   adds `data: [DONE]` so the client finishes promptly.
+//! - **broken**: the upstream reset, stalled past the idle timeout, sent a
+//!   malformed chunk, or closed before the answer finished. The client gets
+//!   an SSE `error` event and no `[DONE]`: a broken answer never looks
+//!   complete. Counted as a failure of the deployment.
+//! - **cancelled**: the client went away; the upstream body is dropped at
+//!   once, which closes the upstream connection.
+
+pub mod sse;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+use crate::body::BoxError;
+use crate::health::Outcome;
+use crate::route::Lease;
+use crate::telemetry::Metrics;
+pub use sse::{Protocol, Scanner};
+
+/// How long after a `finish_reason` the relay waits for `[DONE]`.
+pub const FINISH_GRACE: Duration = Duration::from_secs(2);
+
+/// Request-level accounting that ends with the stream.
+pub struct StreamEnd {
+    /// Metrics sink.
+    pub metrics: Arc<Metrics>,
+    /// Public model.
+    pub model: Arc<str>,
+    /// When the client request started.
+    pub started: Instant,
+    /// Time to first content, for the deployment's health record.
+    pub ttft: Duration,
+    /// Request id, for logs.
+    pub request_id: http::HeaderValue,
+}
+
+/// A committed stream being relayed to the client.
+pub struct RelayBody {
+    prefix: Option<Bytes>,
+    upstream: Option<Incoming>,
+    scanner: Scanner,
+    idle: Pin<Box<Sleep>>,
+    idle_timeout: Duration,
+    lease: Option<Lease>,
+    end: StreamEnd,
+    tail: Option<Bytes>,
+    ended: bool,
+}
+
+impl RelayBody {
+    /// Wraps an upstream body whose first bytes (`prefix`) were already read.
+    pub fn new(
+        prefix: Bytes,
+        upstream: Incoming,
+        scanner: Scanner,
+        idle_timeout: Duration,
+        lease: Lease,
+        end: StreamEnd,
+    ) -> Self {
+        Self {
+            prefix: (!prefix.is_empty()).then_some(prefix),
+            upstream: Some(upstream),
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            scanner,
+            idle_timeout,
+            lease: Some(lease),
+            end,
+            tail: None,
+            ended: false,
+        }
+    }
+
+    fn finish(&mut self, ok: bool, why: &str) -> Option<Bytes> {
+        self.upstream = None;
+        self.ended = true;
+        let e = &self.end;
+        let outcome = if ok {
+            Outcome::success(e.ttft)
+        } else {
+            Outcome::failure(e.ttft)
+        };
+        let deployment = self.lease.as_ref().map(|l| l.deployment().id.clone());
+        if let Some(lease) = self.lease.take() {
+            lease.finish(outcome);
+        }
+        e.metrics
+            .stream(&e.model, if ok { "complete" } else { "broken" });
+        e.metrics
+            .request(&e.model, 200, e.started.elapsed().as_secs_f64());
+        e.metrics.in_flight().dec();
+        if ok {
+            tracing::debug!(message = "Stream complete.", request_id = ?e.request_id, chunks = self.scanner.content_chunks);
+            None
+        } else {
+            tracing::warn!(message = "Stream broken after content was sent.", request_id = ?e.request_id, deployment = ?deployment, reason = why);
+            Some(error_event(why))
+        }
+    }
+}
+
+/// The SSE event that ends a broken stream.
+pub fn error_event(why: &str) -> Bytes {
+    let body = serde_json::json!({"error": {
+        "message": format!("The upstream stream was interrupted: {why}. The answer is incomplete."),
+        "type": "server_error",
+        "code": "stream_interrupted",
+        "param": null,
+    }});
+    Bytes::from(format!("event: error\ndata: {body}\n\n"))
+}
+
+const DONE: &[u8] = b"data: [DONE]\n\n";
+
+impl Body for RelayBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if let Some(p) = this.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(p))));
+        }
+        if let Some(t) = this.tail.take() {
+            return Poll::Ready(Some(Ok(Frame::data(t))));
+        }
+        loop {
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            let Some(up) = this.upstream.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match Pin::new(up).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    let feed = this.scanner.feed(data);
+                    let wait = if this.scanner.finished {
+                        FINISH_GRACE.min(this.idle_timeout)
+                    } else {
+                        this.idle_timeout
+                    };
+                    this.idle.as_mut().reset(Instant::now() + wait);
+                    if let Some(bad) = feed.bad {
+                        let ev = this.finish(false, &bad).unwrap_or_default();
+                        return Poll::Ready(Some(Ok(Frame::data(join(feed.forward, ev)))));
+                    }
+                    if this.scanner.done {
+                        this.finish(true, "");
+                    }
+                    if !feed.forward.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(feed.forward))));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    let why = format!("upstream connection failed ({e})");
+                    let ev = this.finish(false, &why).unwrap_or_default();
+                    return Poll::Ready(Some(Ok(Frame::data(ev))));
+                }
+                Poll::Ready(None) => {
+                    return Poll::Ready(
+                        this.end_of_upstream(
+                            "upstream closed the stream before the answer finished",
+                        ),
+                    );
+                }
+                Poll::Pending => {
+                    if this.idle.as_mut().poll(cx).is_ready() {
+                        let why = format!("no data for {} ms", this.idle_timeout.as_millis());
+                        return Poll::Ready(this.end_of_upstream(&why));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
+impl RelayBody {
+    /// The upstream ended or went quiet: complete if the answer finished,
+    /// broken otherwise.
+    fn end_of_upstream(&mut self, why: &str) -> Option<Result<Frame<Bytes>, BoxError>> {
+        if self.scanner.done {
+            self.finish(true, "");
+            return None;
+        }
+        if self.scanner.finished && self.scanner.protocol_is_chat() {
+            self.finish(true, "");
+            return Some(Ok(Frame::data(Bytes::from_static(DONE))));
+        }
+        let ev = self.finish(false, why).unwrap_or_default();
+        Some(Ok(Frame::data(ev)))
+    }
+}
+
+fn join(a: Bytes, b: Bytes) -> Bytes {
+    if a.is_empty() {
+        return b;
+    }
+    let mut out = BytesMut::with_capacity(a.len() + b.len());
+    out.extend_from_slice(&a);
+    out.extend_from_slice(&b);
+    out.freeze()
+}
+
+impl Drop for RelayBody {
+    fn drop(&mut self) {
+        if !self.ended {
+            // The client went away mid-stream: the lease records a neutral
+            // outcome and the upstream body is dropped, closing its connection.
+            let e = &self.end;
+            e.metrics.stream(&e.model, "cancelled");
+            e.metrics
+                .request(&e.model, 499, e.started.elapsed().as_secs_f64());
+            e.metrics.in_flight().dec();
+            tracing::info!(message = "Client went away mid-stream.", request_id = ?e.request_id);
+        }
+    }
+}

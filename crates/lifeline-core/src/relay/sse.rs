@@ -1,0 +1,284 @@
+//! Just enough SSE parsing to relay a stream honestly.
+//!
+//! The relay forwards upstream bytes as they are; this scanner only looks at
+//! complete lines to learn four things: whether content has started (until
+//! then a failure can still move to another deployment), whether the stream
+//! finished (`[DONE]`, a `finish_reason`, or the Responses API's terminal
+//! events), whether a chunk is malformed (its JSON does not parse; it is
+//! then never forwarded, since it would crash the client's SDK), and how
+//! many chunks carried content. Only complete lines are released, so a
+//! malformed line is caught before any of it leaves.
+
+use bytes::{Bytes, BytesMut};
+use memchr::memmem;
+use serde::de::IgnoredAny;
+
+/// Longest line held while waiting for its end.
+const MAX_LINE: usize = 1 << 20;
+
+/// Which stream grammar the endpoint uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Chat completions: `data: {chunk}` … `data: [DONE]`.
+    Chat,
+    /// Responses API: `event: response.*` … `response.completed`, no `[DONE]`.
+    Responses,
+}
+
+/// What one call to [`Scanner::feed`] found.
+#[derive(Debug, Default)]
+pub struct Feed {
+    /// Bytes that may go to the client now (complete, valid lines).
+    pub forward: Bytes,
+    /// Set when a line is malformed; nothing from it on is forwarded.
+    pub bad: Option<String>,
+}
+
+/// Incremental SSE line scanner.
+#[derive(Debug)]
+pub struct Scanner {
+    protocol: Protocol,
+    carry: BytesMut,
+    /// `[DONE]` or a terminal Responses event was seen.
+    pub done: bool,
+    /// A `finish_reason` was seen (the answer is complete; `[DONE]` may follow).
+    pub finished: bool,
+    /// Some content (text, tool call, refusal) was seen.
+    pub content: bool,
+    /// The upstream sent an error event.
+    pub upstream_error: bool,
+    /// Chunks that carried content.
+    pub content_chunks: u64,
+}
+
+impl Scanner {
+    /// A scanner for `protocol`.
+    pub fn new(protocol: Protocol) -> Self {
+        Self {
+            protocol,
+            carry: BytesMut::new(),
+            done: false,
+            finished: false,
+            content: false,
+            upstream_error: false,
+            content_chunks: 0,
+        }
+    }
+
+    /// Whether this is a chat-completions stream (which ends with `[DONE]`).
+    pub fn protocol_is_chat(&self) -> bool {
+        self.protocol == Protocol::Chat
+    }
+
+    /// Whether the stream may be committed to the client: content started,
+    /// or the stream already finished.
+    pub fn committable(&self) -> bool {
+        self.content || self.done || self.finished
+    }
+
+    /// Scans `data`; returns what may be forwarded.
+    pub fn feed(&mut self, data: Bytes) -> Feed {
+        // Fast path: nothing carried over and the frame ends on a line end,
+        // which is how providers write events: no copy at all.
+        let buf = if self.carry.is_empty() {
+            data
+        } else {
+            self.carry.extend_from_slice(&data);
+            self.carry.split().freeze()
+        };
+        let end = match memchr::memrchr(b'\n', &buf) {
+            Some(i) => i + 1,
+            None => {
+                if buf.len() > MAX_LINE {
+                    return Feed {
+                        forward: Bytes::new(),
+                        bad: Some("an SSE line longer than 1 MiB".into()),
+                    };
+                }
+                self.carry.extend_from_slice(&buf);
+                return Feed::default();
+            }
+        };
+        let mut start = 0;
+        while start < end {
+            let nl = memchr::memchr(b'\n', &buf[start..end]).map_or(end, |i| start + i + 1);
+            if let Err(why) = self.line(&buf[start..nl]) {
+                return Feed {
+                    forward: buf.slice(..start),
+                    bad: Some(why),
+                };
+            }
+            start = nl;
+        }
+        if end < buf.len() {
+            self.carry.extend_from_slice(&buf[end..]);
+        }
+        Feed {
+            forward: buf.slice(..end),
+            bad: None,
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) -> Result<(), String> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(rest) = line.strip_prefix(b"data:") {
+            let payload = rest.strip_prefix(b" ").unwrap_or(rest);
+            if payload == b"[DONE]" {
+                self.done = true;
+                return Ok(());
+            }
+            if payload.is_empty() {
+                return Ok(());
+            }
+            if serde_json::from_slice::<IgnoredAny>(payload).is_err() {
+                return Err("a malformed chunk (invalid JSON)".into());
+            }
+            self.data(payload);
+        } else if let Some(rest) = line.strip_prefix(b"event:") {
+            let name = rest.strip_prefix(b" ").unwrap_or(rest);
+            match name {
+                b"error" => self.upstream_error = true,
+                b"response.completed" | b"response.incomplete" | b"response.failed"
+                    if self.protocol == Protocol::Responses =>
+                {
+                    self.done = true
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn data(&mut self, p: &[u8]) {
+        if p.starts_with(b"{\"error\"") {
+            self.upstream_error = true;
+            return;
+        }
+        let has_content = non_empty_string_after(p, b"\"content\":")
+            || non_empty_string_after(p, b"\"refusal\":")
+            || memmem::find(p, b"\"tool_calls\":[").is_some()
+            || memmem::find(p, b"\"function_call\":{").is_some()
+            || (self.protocol == Protocol::Responses && non_empty_string_after(p, b"\"delta\":"));
+        if has_content {
+            self.content = true;
+            self.content_chunks += 1;
+        }
+        if non_empty_string_after(p, b"\"finish_reason\":") {
+            self.finished = true;
+        }
+        if self.protocol == Protocol::Responses
+            && memmem::find(p, b"\"type\":\"response.completed\"").is_some()
+        {
+            self.done = true;
+        }
+    }
+}
+
+/// Whether `key` is followed (after optional spaces) by a non-empty string.
+fn non_empty_string_after(p: &[u8], key: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(i) = memmem::find(&p[from..], key) {
+        let mut j = from + i + key.len();
+        while p.get(j) == Some(&b' ') {
+            j += 1;
+        }
+        if p.get(j) == Some(&b'"') && p.get(j + 1).is_some_and(|c| *c != b'"') {
+            return true;
+        }
+        from = j;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed_all(s: &mut Scanner, parts: &[&str]) -> (String, Option<String>) {
+        let mut out = String::new();
+        for p in parts {
+            let f = s.feed(Bytes::copy_from_slice(p.as_bytes()));
+            out.push_str(std::str::from_utf8(&f.forward).unwrap_or("<utf8>"));
+            if f.bad.is_some() {
+                return (out, f.bad);
+            }
+        }
+        (out, None)
+    }
+
+    const ROLE: &str = "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n";
+    const TEXT: &str =
+        "data: {\"choices\":[{\"delta\":{\"content\":\" hi\"},\"finish_reason\":null}]}\n\n";
+    const FINISH: &str = "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n";
+
+    #[test]
+    fn role_chunk_is_not_content_but_text_is() {
+        let mut s = Scanner::new(Protocol::Chat);
+        feed_all(&mut s, &[ROLE]);
+        assert!(!s.committable());
+        feed_all(&mut s, &[TEXT]);
+        assert!(s.committable());
+        assert!(!s.finished);
+        feed_all(&mut s, &[FINISH, "data: [DONE]\n\n"]);
+        assert!(s.finished && s.done);
+        assert_eq!(s.content_chunks, 1);
+    }
+
+    #[test]
+    fn split_lines_are_held_until_complete() {
+        let mut s = Scanner::new(Protocol::Chat);
+        let (a, b) = TEXT.split_at(20);
+        let f = s.feed(Bytes::copy_from_slice(a.as_bytes()));
+        assert!(f.forward.is_empty());
+        let f2 = s.feed(Bytes::copy_from_slice(b.as_bytes()));
+        assert_eq!(&f2.forward[..], TEXT.as_bytes());
+        assert!(s.content);
+    }
+
+    #[test]
+    fn malformed_chunk_is_never_forwarded() {
+        let mut s = Scanner::new(Protocol::Chat);
+        let (out, bad) = feed_all(&mut s, &[&format!("{TEXT}data: {{\"broken\n\n{TEXT}")]);
+        assert_eq!(out, TEXT);
+        assert!(bad.is_some());
+    }
+
+    #[test]
+    fn responses_protocol_ends_on_completed_event() {
+        let mut s = Scanner::new(Protocol::Responses);
+        feed_all(&mut s, &[
+            "event: response.created\ndata: {\"type\":\"response.created\"}\n\n",
+            "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\"}\n\n",
+        ]);
+        assert!(s.content && !s.done);
+        feed_all(
+            &mut s,
+            &["event: response.completed\ndata: {\"type\":\"response.completed\"}\n\n"],
+        );
+        assert!(s.done);
+    }
+
+    #[test]
+    fn crlf_and_spaces_are_tolerated() {
+        let mut s = Scanner::new(Protocol::Chat);
+        feed_all(
+            &mut s,
+            &[
+                "data:{\"choices\":[{\"delta\":{\"content\": \"x\"}}]}\r\n\r\n",
+                "data: [DONE]\r\n\r\n",
+            ],
+        );
+        assert!(s.content && s.done);
+    }
+
+    #[test]
+    fn upstream_error_payload_is_flagged() {
+        let mut s = Scanner::new(Protocol::Chat);
+        feed_all(
+            &mut s,
+            &["data: {\"error\":{\"message\":\"overloaded\"}}\n\n"],
+        );
+        assert!(s.upstream_error && !s.committable());
+    }
+}

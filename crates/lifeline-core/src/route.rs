@@ -1,0 +1,316 @@
+//! Public model → tiers of deployments.
+//!
+//! A [`Deployment`] (one provider + one upstream model) is the unit that is
+//! balanced, health-tracked and drained. Deployments outlive config
+//! reloads: the gateway keeps them by id and reuses them when the provider's
+//! settings did not change, so a reload does not forget health or disturb
+//! in-flight attempts.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+use crate::attempt::RetryBudget;
+use crate::config::{HealthConfig, RequestPolicy};
+use crate::health::BreakerState;
+use crate::health::{Availability, HealthEvent, HealthRecord, Outcome, Ticket};
+use crate::providers::Upstream;
+use crate::telemetry::Metrics;
+
+/// One provider + one upstream model.
+pub struct Deployment {
+    /// `provider/model`.
+    pub id: Arc<str>,
+    /// How to reach it.
+    pub upstream: Arc<Upstream>,
+    /// The upstream model name.
+    pub model: String,
+    /// `model`, JSON-encoded, ready to splice into request bodies.
+    pub model_json: Bytes,
+    health: Mutex<HealthRecord>,
+    health_cfg: HealthConfig,
+    in_flight: AtomicU32,
+    drained: AtomicBool,
+    events: broadcast::Sender<HealthEvent>,
+    metrics: Arc<Metrics>,
+    gauge: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl std::fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployment")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A point-in-time view of a deployment, for the admin API and `lifeline status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeploymentSnapshot {
+    /// `provider/model`.
+    pub id: String,
+    /// Provider name.
+    pub provider: String,
+    /// Upstream model.
+    pub model: String,
+    /// Breaker state.
+    pub breaker: BreakerState,
+    /// Drained by an operator.
+    pub drained: bool,
+    /// Attempts in flight.
+    pub in_flight: u32,
+    /// Peak-EWMA latency in milliseconds.
+    pub latency_ms: f64,
+    /// Successes in the health window.
+    pub window_successes: u32,
+    /// Failures in the health window.
+    pub window_failures: u32,
+    /// Failure rate in the window (0 when empty).
+    pub error_rate: f64,
+    /// Milliseconds until the breaker may admit traffic again, if open.
+    pub open_for_ms: Option<u64>,
+    /// Milliseconds until the upstream's `Retry-After` ends, if any.
+    pub retry_after_ms: Option<u64>,
+}
+
+/// An attempt reserved on a deployment. Dropping it without [`Self::finish`]
+/// records a neutral outcome (the client went away).
+pub struct Lease {
+    deployment: Arc<Deployment>,
+    ticket: Ticket,
+    finished: bool,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Lease {
+    /// The deployment.
+    pub fn deployment(&self) -> &Arc<Deployment> {
+        &self.deployment
+    }
+
+    /// Records the attempt's outcome.
+    pub fn finish(mut self, outcome: Outcome) {
+        self.finished = true;
+        self.deployment.record(self.ticket, outcome);
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.deployment.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.deployment.gauge.dec();
+        if !self.finished {
+            self.deployment
+                .record(self.ticket, Outcome::neutral(std::time::Duration::ZERO));
+        }
+    }
+}
+
+impl Deployment {
+    /// A new, healthy deployment.
+    pub fn new(
+        upstream: Arc<Upstream>,
+        model: &str,
+        health_cfg: HealthConfig,
+        events: broadcast::Sender<HealthEvent>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let id: Arc<str> = format!("{}/{}", upstream.name, model).into();
+        let model_json = Bytes::from(serde_json::Value::from(model).to_string());
+        metrics.breaker(&id, 0);
+        let gauge = metrics.deployment_in_flight(&id);
+        Self {
+            health: Mutex::new(HealthRecord::new(Instant::now(), &health_cfg)),
+            health_cfg,
+            upstream,
+            model: model.to_string(),
+            model_json,
+            in_flight: AtomicU32::new(0),
+            drained: AtomicBool::new(false),
+            events,
+            metrics,
+            gauge,
+            id,
+        }
+    }
+
+    fn record_lock(&self) -> MutexGuard<'_, HealthRecord> {
+        // A panic while holding this lock leaves a consistent record (every
+        // method updates fields in place), so a poisoned lock is still usable.
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn probes(&self) -> bool {
+        self.upstream.probe_uri.is_some()
+    }
+
+    /// Whether the deployment could take an attempt now.
+    pub fn availability(&self, now: Instant) -> Availability {
+        if self.is_drained() {
+            return Availability::Until(now + self.health_cfg.probe_interval);
+        }
+        self.record_lock()
+            .availability(now, &self.health_cfg, self.probes())
+    }
+
+    /// Attempts in flight.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The balancer's cost: latency × (in-flight + 1).
+    pub fn load(&self) -> f64 {
+        let latency = self.record_lock().latency_nanos();
+        latency * f64::from(self.in_flight() + 1)
+    }
+
+    /// Whether the provider's concurrency cap is reached.
+    pub fn saturated(&self) -> bool {
+        self.upstream
+            .limit
+            .as_ref()
+            .is_some_and(|s| s.available_permits() == 0)
+    }
+
+    /// Reserves an attempt; `None` if the breaker, a drain or the provider's
+    /// concurrency cap says no.
+    pub fn lease(self: &Arc<Self>) -> Option<Lease> {
+        if self.is_drained() {
+            return None;
+        }
+        let permit = match &self.upstream.limit {
+            Some(s) => Some(s.clone().try_acquire_owned().ok()?),
+            None => None,
+        };
+        let now = Instant::now();
+        let (ticket, transition) =
+            self.record_lock()
+                .acquire(now, &self.health_cfg, self.probes())?;
+        if let Some(t) = transition {
+            self.publish(now, t);
+        }
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.gauge.inc();
+        Some(Lease {
+            deployment: self.clone(),
+            ticket,
+            finished: false,
+            _permit: permit,
+        })
+    }
+
+    fn record(&self, ticket: Ticket, outcome: Outcome) {
+        let now = Instant::now();
+        let transition = self
+            .record_lock()
+            .record(now, ticket, outcome, &self.health_cfg);
+        if let Some(t) = transition {
+            self.publish(now, t);
+        }
+    }
+
+    /// Starts an active probe if one is due.
+    pub fn start_probe(&self, now: Instant) -> bool {
+        self.probes() && !self.is_drained() && self.record_lock().start_probe(now, &self.health_cfg)
+    }
+
+    /// Records an active probe's result.
+    pub fn probe_result(&self, ok: bool) {
+        let now = Instant::now();
+        let transition = self.record_lock().probe_result(now, ok, &self.health_cfg);
+        if let Some(t) = transition {
+            self.publish(now, t);
+        }
+    }
+
+    fn publish(&self, at: Instant, t: crate::health::Transition) {
+        self.metrics.breaker(&self.id, t.to.gauge());
+        tracing::warn!(message = "Breaker changed state.", deployment = %self.id, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason);
+        // No subscriber is fine: the send result only says whether anyone listens.
+        let _ = self.events.send(HealthEvent {
+            deployment: self.id.clone(),
+            from: t.from,
+            to: t.to,
+            reason: t.reason,
+            at,
+        });
+    }
+
+    /// Stops new attempts (in-flight ones finish).
+    pub fn set_drained(&self, drained: bool) {
+        self.drained.store(drained, Ordering::Relaxed);
+        tracing::info!(message = if drained { "Deployment drained." } else { "Deployment undrained." }, deployment = %self.id);
+    }
+
+    /// Whether an operator drained it.
+    pub fn is_drained(&self) -> bool {
+        self.drained.load(Ordering::Relaxed)
+    }
+
+    /// A view for operators.
+    pub fn snapshot(&self) -> DeploymentSnapshot {
+        let now = Instant::now();
+        let rec = self.record_lock();
+        let (ok, bad) = rec.counts(now);
+        let total = ok + bad;
+        DeploymentSnapshot {
+            id: self.id.to_string(),
+            provider: self.upstream.name.to_string(),
+            model: self.model.clone(),
+            breaker: rec.state(),
+            drained: self.is_drained(),
+            in_flight: self.in_flight(),
+            latency_ms: (rec.latency_nanos() / 1e4).round() / 100.0,
+            window_successes: ok,
+            window_failures: bad,
+            error_rate: if total == 0 {
+                0.0
+            } else {
+                f64::from(bad) / f64::from(total)
+            },
+            open_for_ms: rec
+                .open_until()
+                .map(|u| u.saturating_duration_since(now).as_millis() as u64),
+            retry_after_ms: rec
+                .not_before()
+                .filter(|nb| *nb > now)
+                .map(|nb| nb.saturating_duration_since(now).as_millis() as u64),
+        }
+    }
+}
+
+/// A deployment's place in a tier.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// The deployment.
+    pub deployment: Arc<Deployment>,
+    /// Its weight in this tier.
+    pub weight: u32,
+}
+
+/// A public model, ready to route.
+pub struct Model {
+    /// Public name.
+    pub name: Arc<str>,
+    /// Tiers in order of preference.
+    pub tiers: Vec<Vec<Member>>,
+    /// Timeouts and retries.
+    pub policy: RequestPolicy,
+    /// Retries left to spend.
+    pub budget: RetryBudget,
+    /// Upstream client (pool shared by models with the same connect timeout).
+    pub client: crate::attempt::HttpClient,
+}
+
+/// All public models.
+#[derive(Default)]
+pub struct RouteTable {
+    /// By public name.
+    pub models: HashMap<String, Arc<Model>>,
+    /// `GET /v1/models` body, built once per config.
+    pub models_json: Bytes,
+}

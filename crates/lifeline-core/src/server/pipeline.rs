@@ -1,0 +1,193 @@
+//! The request path, in DESIGN.md's order. This is the one place where the
+//! order of the layers is written:
+//!
+//! 1. request id (`x-request-id`, accepted or generated);
+//! 2. path table: operations endpoints, data-plane endpoints, 404, 405;
+//! 3. auth: client key → key name (401);
+//! 4. body: size limit (413) and slow-client timeout (408);
+//! 5. inspect: JSON validity, `model`, `stream` (400);
+//! 6. route: public model (404);
+//! 7. the attempt loop ([`crate::attempt::Call`]): balance, attempts,
+//!    relay, accounting.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use tokio::time::Instant;
+
+use super::Side;
+use crate::attempt::Call;
+use crate::body::ProxyBody;
+use crate::error::ApiError;
+use crate::gateway::Gateway;
+use crate::providers::Endpoint;
+use crate::telemetry::request_id;
+
+/// What a path resolves to.
+enum Route {
+    Data(Endpoint),
+    Models,
+    Healthz,
+    Readyz,
+    Metrics,
+    Admin,
+    WrongMethod,
+    Unknown,
+}
+
+fn route(side: Side, method: &Method, path: &str, admin_elsewhere: bool) -> Route {
+    let post = |e| {
+        if method == Method::POST {
+            Route::Data(e)
+        } else {
+            Route::WrongMethod
+        }
+    };
+    let get = |r| {
+        if method == Method::GET || method == Method::HEAD {
+            r
+        } else {
+            Route::WrongMethod
+        }
+    };
+    match (side, path) {
+        (_, "/healthz") => get(Route::Healthz),
+        (_, "/readyz") => get(Route::Readyz),
+        (Side::Admin, "/metrics") => get(Route::Metrics),
+        (Side::Data, "/metrics") if !admin_elsewhere => get(Route::Metrics),
+        (Side::Admin, p) if p.starts_with("/admin/") => Route::Admin,
+        (Side::Data, "/v1/chat/completions") => post(Endpoint::ChatCompletions),
+        (Side::Data, "/v1/embeddings") => post(Endpoint::Embeddings),
+        (Side::Data, "/v1/images/generations") => post(Endpoint::ImagesGenerations),
+        (Side::Data, "/v1/responses") => post(Endpoint::Responses),
+        (Side::Data, "/v1/models") => get(Route::Models),
+        _ => Route::Unknown,
+    }
+}
+
+/// Serves one request.
+pub async fn handle(
+    gw: Gateway,
+    side: Side,
+    _peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let started = Instant::now();
+    let rid = request_id(req.headers().get("x-request-id"));
+    let live = gw.live();
+    let admin_elsewhere = live.config.server.admin_listen.is_some();
+    let mut resp = match route(side, req.method(), req.uri().path(), admin_elsewhere) {
+        Route::Healthz => text(StatusCode::OK, "ok\n"),
+        Route::Readyz if gw.is_ready() => text(StatusCode::OK, "ready\n"),
+        Route::Readyz => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+        Route::Metrics => {
+            let mut r = Response::new(ProxyBody::full(Bytes::from(gw.metrics().encode())));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+        Route::Admin => crate::admin::handle(&gw, req).await,
+        Route::WrongMethod => {
+            ApiError::method_not_allowed(req.method(), req.uri().path()).into_response()
+        }
+        Route::Unknown => ApiError::unknown_path(req.method(), req.uri().path()).into_response(),
+        Route::Models => match live.keys.check(req.headers()) {
+            Err(e) => e.into_response(),
+            Ok(_) => {
+                let mut r = Response::new(ProxyBody::full(live.routes.models_json.clone()));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                r
+            }
+        },
+        Route::Data(endpoint) => {
+            match data(&gw, &live, endpoint, req, rid.clone(), started).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let model: std::sync::Arc<str> = "-".into();
+                    gw.metrics().request(
+                        &model,
+                        e.status.as_u16(),
+                        started.elapsed().as_secs_f64(),
+                    );
+                    tracing::info!(message = "Request rejected.", request_id = ?rid, status = e.status.as_u16(), error = %e.message);
+                    e.into_response()
+                }
+            }
+        }
+    };
+    resp.headers_mut().entry("x-request-id").or_insert(rid);
+    Ok(resp)
+}
+
+async fn data(
+    gw: &Gateway,
+    live: &crate::gateway::Live,
+    endpoint: Endpoint,
+    req: Request<Incoming>,
+    rid: HeaderValue,
+    started: Instant,
+) -> Result<Response<ProxyBody>, ApiError> {
+    live.keys.check(req.headers())?;
+    let server = &live.config.server;
+    let limit = server.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::too_large(limit));
+    }
+    let body = match tokio::time::timeout(
+        server.body_read_timeout,
+        Limited::new(req.into_body(), limit).collect(),
+    )
+    .await
+    {
+        Err(_) => return Err(ApiError::body_timeout()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(ApiError::too_large(limit))
+        }
+        Ok(Err(e)) => {
+            return Err(ApiError::bad_request(
+                format!("The request body could not be read: {e}."),
+                None,
+            ))
+        }
+        Ok(Ok(c)) => c.to_bytes(),
+    };
+    let inspected = crate::request::inspect(&body)?;
+    let Some(model) = live.routes.models.get(&inspected.model).cloned() else {
+        return Err(ApiError::unknown_model(&inspected.model));
+    };
+    let call = Call {
+        metrics: gw.metrics().clone(),
+        client: model.client.clone(),
+        model,
+        endpoint,
+        body,
+        inspected,
+        request_id: rid,
+        started,
+    };
+    Ok(call.run().await)
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}

@@ -1,0 +1,40 @@
+//! Observability: Prometheus metrics and request ids.
+//!
+//! Metric names live in one place, [`Metrics`], so that dashboards have one
+//! file to read. Label values are `Arc<str>` taken from the live config, so
+//! recording a metric on the hot path allocates nothing.
+
+mod metrics;
+
+pub use metrics::{AttemptLabels, Metrics, ModelLabels, StreamLabels};
+
+use http::HeaderValue;
+
+/// The request's id: the client's `x-request-id` when it is sane (1 to 128
+/// visible ASCII characters), otherwise a fresh random one.
+pub fn request_id(given: Option<&HeaderValue>) -> HeaderValue {
+    if let Some(v) = given {
+        let b = v.as_bytes();
+        if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic()) {
+            return v.clone();
+        }
+    }
+    let id = format!("req_{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("req_unknown"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_sane_ids_and_replaces_others() {
+        let given = HeaderValue::from_static("abc-123");
+        assert_eq!(request_id(Some(&given)), "abc-123");
+        let bad = HeaderValue::from_static("has space");
+        assert_ne!(request_id(Some(&bad)), "has space");
+        let fresh = request_id(None);
+        assert!(fresh.to_str().unwrap_or("").starts_with("req_"));
+        assert_ne!(request_id(None), fresh);
+    }
+}

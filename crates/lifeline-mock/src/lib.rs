@@ -1,0 +1,115 @@
+//! A simulated OpenAI-compatible provider with injectable faults.
+//!
+//! Lifeline's demo, tests, benchmarks and chaos scenarios all need an upstream
+//! that speaks the OpenAI HTTP API, streams token by token at a known rate, and
+//! fails on command: errors, 429 bursts, latency, hangs, TCP resets, mid-stream
+//! cuts, stalls, malformed chunks, missing `[DONE]`, maintenance 503s, and the
+//! whole process dying and coming back. This crate is that upstream.
+//!
+//! # Layout
+//!
+//! - [`server`]: accept loop, one task per connection, kill/revive, resets.
+//! - `router`: path routing, fault injection, the `/_mock/*` control API.
+//! - `chat`, `embeddings`, `images`, `responses`: one file per endpoint.
+//! - `body`: the response body types (whole and paced SSE) and the guard that
+//!   counts a request as completed or cancelled.
+//! - [`stats`]: what the mock saw, for assertions.
+//!
+//! Faults and settings can be changed at run time through [`MockHandle`] or
+//! over HTTP (`POST /_mock/faults`, `PUT /_mock/config`).
+
+mod body;
+mod chat;
+mod embeddings;
+mod images;
+mod reply;
+mod responses;
+mod router;
+pub mod server;
+pub mod stats;
+
+#[cfg(test)]
+mod tests;
+
+pub use server::{MockHandle, MockServer};
+pub use stats::{RecordedRequest, Stats};
+
+/// Settings of one simulated provider.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MockConfig {
+    /// Appears in generated text and in `system_fingerprint`, so a test can
+    /// tell which of several mocks answered.
+    pub name: String,
+    /// Streaming rate; 0 or less streams as fast as possible.
+    pub tokens_per_second: f64,
+    /// Delay before the first stream chunk.
+    pub ttft_ms: u64,
+    /// Tokens per answer when the request sets no `max_tokens` /
+    /// `max_completion_tokens` / `max_output_tokens`.
+    pub completion_tokens: u32,
+    /// Faults injected into data-path requests.
+    pub faults: Faults,
+}
+
+impl Default for MockConfig {
+    fn default() -> Self {
+        Self {
+            name: "mock".to_owned(),
+            tokens_per_second: 200.0,
+            ttft_ms: 20,
+            completion_tokens: 16,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// Injectable faults. All default to off. The JSON shape of
+/// `POST /_mock/faults` is exactly this struct.
+///
+/// They are checked in this order: `maintenance`, `reset`, `hang`,
+/// `rate_limit_rate`, `error_rate`, `latency_ms`, then the normal answer with
+/// the stream faults applied.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Fraction in [0, 1] of requests answered with `error_status`.
+    pub error_rate: f64,
+    /// Status of injected errors; 0 means 500.
+    pub error_status: u16,
+    /// `code` in the injected error body, e.g. `context_length_exceeded`.
+    pub error_code: Option<String>,
+    /// Fraction in [0, 1] of requests answered 429.
+    pub rate_limit_rate: f64,
+    /// `Retry-After` on 429s and maintenance 503s when set.
+    pub retry_after_secs: Option<u64>,
+    /// Added before the response headers.
+    pub latency_ms: u64,
+    /// Extra delay before the first stream chunk.
+    pub first_token_delay_ms: u64,
+    /// Accept and never answer, until the client goes away.
+    pub hang: bool,
+    /// Reset the TCP connection (RST) before any response byte.
+    pub reset: bool,
+    /// Stream: after N chunks abort the connection (no terminal chunk).
+    pub cut_after_chunks: Option<u32>,
+    /// Stream: after N chunks stop sending but keep the connection open.
+    pub stall_after_chunks: Option<u32>,
+    /// Stream: chunk N (0-based) is `data: {"broken\n\n` (invalid JSON).
+    pub malformed_chunk_at: Option<u32>,
+    /// Stream: end cleanly but without `data: [DONE]`.
+    pub no_done: bool,
+    /// 503 `service_unavailable` / `maintenance` to everything.
+    pub maintenance: bool,
+}
+
+impl Faults {
+    /// Status used for `error_rate` errors.
+    pub fn effective_error_status(&self) -> u16 {
+        if self.error_status == 0 {
+            500
+        } else {
+            self.error_status
+        }
+    }
+}

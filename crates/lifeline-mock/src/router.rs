@@ -1,0 +1,365 @@
+//! Request handling: control API, recording, fault injection, routing.
+//!
+//! Data paths are matched by suffix so the mock answers under any prefix
+//! (`/v1/chat/completions`, `/chat/completions`, Azure's
+//! `/openai/deployments/{deployment}/chat/completions`). Faults are checked in
+//! the documented order before routing, so they hit every data path, GET
+//! models included (health probes must see them). `/_mock/*` is never
+//! faulted and never counted.
+
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use tokio_util::sync::CancellationToken;
+
+use crate::body::{Guard, MockBody};
+use crate::reply::{
+    error_body, error_response, error_type_for, json_response, with_retry_after, Ctx,
+};
+use crate::server::Shared;
+use crate::stats::{recorded_body, Ending, RecordedRequest};
+use crate::{chat, embeddings, images, responses, Faults, MockConfig};
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endpoint {
+    Chat,
+    Embeddings,
+    Images,
+    Responses,
+    Models,
+}
+
+impl Endpoint {
+    fn from_path(path: &str) -> Option<Self> {
+        let table = [
+            ("/chat/completions", Self::Chat),
+            ("/embeddings", Self::Embeddings),
+            ("/images/generations", Self::Images),
+            ("/responses", Self::Responses),
+            ("/models", Self::Models),
+        ];
+        table
+            .iter()
+            .find(|(suffix, _)| path.ends_with(suffix))
+            .map(|(_, endpoint)| *endpoint)
+    }
+
+    fn method(self) -> Method {
+        match self {
+            Self::Models => Method::GET,
+            _ => Method::POST,
+        }
+    }
+}
+
+/// The Azure deployment in `/openai/deployments/{deployment}/...`.
+fn azure_deployment(path: &str) -> Option<String> {
+    let rest = &path[path.find("/openai/deployments/")? + "/openai/deployments/".len()..];
+    let deployment = rest.split('/').next().filter(|d| !d.is_empty())?;
+    Some(deployment.to_owned())
+}
+
+fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+}
+
+async fn read_body(body: Incoming) -> Result<Bytes, Response<MockBody>> {
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) => {
+            let (status, message) = if error.is::<http_body_util::LengthLimitError>() {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large".to_owned(),
+                )
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("could not read request body: {error}"),
+                )
+            };
+            Err(error_response(
+                status,
+                &message,
+                "invalid_request_error",
+                None,
+                None,
+            ))
+        }
+    }
+}
+
+/// The hyper service: every request on every connection comes here.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    abort: CancellationToken,
+    request: Request<Incoming>,
+) -> Result<Response<MockBody>, Infallible> {
+    let path = request.uri().path().to_owned();
+    if let Some(action) = path.strip_prefix("/_mock/") {
+        return Ok(control(&shared, action, request).await);
+    }
+    let guard = Guard::start(Arc::clone(&shared.recorder), &path);
+    let seq = shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
+    let mut response = data(shared, abort, request, path, guard, seq).await;
+    if let Ok(value) = HeaderValue::from_str(&format!("req_mock_{seq}")) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    Ok(response)
+}
+
+async fn data(
+    shared: Arc<Shared>,
+    abort: CancellationToken,
+    request: Request<Incoming>,
+    path: String,
+    mut guard: Guard,
+    seq: u64,
+) -> Response<MockBody> {
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(response) => {
+            guard.end(Ending::Completed);
+            return response;
+        }
+    };
+    shared.recorder.record(RecordedRequest {
+        method: parts.method.to_string(),
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| path.clone(), ToString::to_string),
+        authorization: header_string(&parts.headers, "authorization"),
+        api_key: header_string(&parts.headers, "api-key"),
+        request_id: header_string(&parts.headers, "x-request-id"),
+        body: recorded_body(&body),
+    });
+
+    let config = shared.config();
+    let guard = match inject_faults(&config.faults, &abort, guard).await {
+        Ok(guard) => guard,
+        Err(response) => return response,
+    };
+
+    let trimmed = path.trim_end_matches('/');
+    let Some(endpoint) = Endpoint::from_path(trimmed) else {
+        let message = format!("Unknown request URL: {} {path}", parts.method);
+        return error_response(
+            StatusCode::NOT_FOUND,
+            &message,
+            "invalid_request_error",
+            Some("unknown_url"),
+            Some(guard),
+        );
+    };
+    if parts.method != endpoint.method() {
+        let message = format!("Method {} not allowed on {path}", parts.method);
+        return error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &message,
+            "invalid_request_error",
+            Some("method_not_allowed"),
+            Some(guard),
+        );
+    }
+    if endpoint == Endpoint::Models {
+        return models(guard);
+    }
+    let json: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(json @ serde_json::Value::Object(_)) => json,
+        Ok(_) => {
+            let message = "We could not parse the JSON body of your request: expected an object";
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                message,
+                "invalid_request_error",
+                None,
+                Some(guard),
+            );
+        }
+        Err(error) => {
+            let message = format!("We could not parse the JSON body of your request: {error}");
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &message,
+                "invalid_request_error",
+                None,
+                Some(guard),
+            );
+        }
+    };
+    let ctx = Ctx {
+        config,
+        body,
+        json,
+        deployment: azure_deployment(trimmed),
+        seq,
+        base: shared.origin.clone(),
+        guard,
+    };
+    match endpoint {
+        Endpoint::Chat => chat::answer(ctx),
+        Endpoint::Embeddings => embeddings::answer(ctx),
+        Endpoint::Images => images::answer(ctx),
+        Endpoint::Responses => responses::answer(ctx),
+        Endpoint::Models => models(ctx.guard),
+    }
+}
+
+fn hit(rate: f64) -> bool {
+    rate > 0.0 && fastrand::f64() < rate
+}
+
+/// Applies the request-level faults in order; `Err` is the injected answer.
+async fn inject_faults(
+    faults: &Faults,
+    abort: &CancellationToken,
+    mut guard: Guard,
+) -> Result<Guard, Response<MockBody>> {
+    if faults.maintenance {
+        let body = serde_json::json!({
+            "error": {
+                "message": "The service is under maintenance (simulated)",
+                "type": "service_unavailable",
+                "code": "maintenance",
+                "param": null,
+            }
+        });
+        let response = json_response(StatusCode::SERVICE_UNAVAILABLE, &body, Some(guard));
+        return Err(with_retry_after(response, faults.retry_after_secs));
+    }
+    if faults.reset {
+        guard.end(Ending::Faulted);
+        // The connection task sees this and drops the connection with an RST.
+        abort.cancel();
+        std::future::pending::<()>().await;
+    }
+    if faults.hang {
+        // Never answers; when the client leaves, hyper drops this future and
+        // the guard counts the request as cancelled.
+        std::future::pending::<()>().await;
+    }
+    if hit(faults.rate_limit_rate) {
+        let response = error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Rate limit reached (simulated)",
+            "rate_limit_error",
+            Some("rate_limit_exceeded"),
+            Some(guard),
+        );
+        return Err(with_retry_after(response, faults.retry_after_secs));
+    }
+    if hit(faults.error_rate) {
+        let status = StatusCode::from_u16(faults.effective_error_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let response = error_response(
+            status,
+            "Simulated error",
+            error_type_for(status),
+            faults.error_code.as_deref(),
+            Some(guard),
+        );
+        let response = if status == StatusCode::TOO_MANY_REQUESTS {
+            with_retry_after(response, faults.retry_after_secs)
+        } else {
+            response
+        };
+        return Err(response);
+    }
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    }
+    Ok(guard)
+}
+
+fn models(guard: Guard) -> Response<MockBody> {
+    let ids = [
+        "mock-model",
+        "gpt-4o",
+        "gpt-4o-mini",
+        "text-embedding-3-small",
+        "gpt-image-1",
+    ];
+    let data: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| serde_json::json!({ "id": id, "object": "model", "created": 1_700_000_000, "owned_by": "lifeline-mock" }))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "object": "list", "data": data }),
+        Some(guard),
+    )
+}
+
+/// `/_mock/*`: faults, stats, config, the image. Never faulted or counted.
+async fn control(shared: &Shared, action: &str, request: Request<Incoming>) -> Response<MockBody> {
+    let method = request.method().clone();
+    let body = match read_body(request.into_body()).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let to_json = |value: serde_json::Result<serde_json::Value>| match value {
+        Ok(value) => json_response(StatusCode::OK, &value, None),
+        Err(error) => bad_request(&error.to_string()),
+    };
+    match (action.trim_end_matches('/'), method) {
+        ("faults", Method::GET) => to_json(serde_json::to_value(shared.config().faults.clone())),
+        ("faults", Method::POST | Method::PUT) => match serde_json::from_slice::<Faults>(&body) {
+            Ok(faults) => {
+                tracing::debug!(?faults, "mock provider faults set");
+                let reply = serde_json::to_value(&faults);
+                shared.set_faults(faults);
+                to_json(reply)
+            }
+            Err(error) => bad_request(&error.to_string()),
+        },
+        ("faults", Method::DELETE) => {
+            shared.set_faults(Faults::default());
+            to_json(serde_json::to_value(Faults::default()))
+        }
+        ("stats", Method::GET) => to_json(serde_json::to_value(shared.recorder.snapshot())),
+        ("config", Method::GET) => {
+            to_json(serde_json::to_value(MockConfig::clone(&shared.config())))
+        }
+        ("config", Method::PUT | Method::POST) => match serde_json::from_slice::<MockConfig>(&body)
+        {
+            Ok(config) => {
+                let reply = serde_json::to_value(&config);
+                shared.set_config(config);
+                to_json(reply)
+            }
+            Err(error) => bad_request(&error.to_string()),
+        },
+        ("image.png", Method::GET) => images::png_response(),
+        (action, method) => {
+            let message = format!("Unknown control request: {method} /_mock/{action}");
+            json_response(
+                StatusCode::NOT_FOUND,
+                &error_body(&message, "invalid_request_error", Some("unknown_url")),
+                None,
+            )
+        }
+    }
+}
+
+fn bad_request(message: &str) -> Response<MockBody> {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        message,
+        "invalid_request_error",
+        None,
+        None,
+    )
+}

@@ -1,0 +1,130 @@
+//! What the mock saw: request counts, outcomes and the last requests.
+//!
+//! Tests assert on these ("the key arrived", "the stream was cancelled when the
+//! client left", "the second deployment got no traffic"), so the counters are
+//! exact. One `std` mutex guards them; it is never held across an await.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+/// How many requests [`Stats::recent`] keeps.
+pub const RECENT_CAPACITY: usize = 64;
+/// Longest request body kept in a [`RecordedRequest`].
+pub const RECORDED_BODY_CAP: usize = 64 * 1024;
+
+/// A snapshot of the counters.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Stats {
+    /// Every request received, not counting `/_mock/*`.
+    pub requests: u64,
+    /// Responses whose body was fully sent.
+    pub completed: u64,
+    /// Requests or streams abandoned because the client went away first.
+    pub cancelled: u64,
+    /// Requests received and not yet completed, cancelled or faulted away.
+    pub in_flight: u64,
+    /// Path without query -> count.
+    pub by_path: BTreeMap<String, u64>,
+    /// The last [`RECENT_CAPACITY`] requests, oldest first.
+    pub recent: Vec<RecordedRequest>,
+}
+
+/// One request as the mock received it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path_and_query: String,
+    /// The `Authorization` header as received (tests check the key arrives).
+    pub authorization: Option<String>,
+    /// The `api-key` header (Azure).
+    pub api_key: Option<String>,
+    /// `x-request-id`.
+    pub request_id: Option<String>,
+    /// Request body (UTF-8 lossy), capped at [`RECORDED_BODY_CAP`].
+    pub body: String,
+}
+
+/// How a counted request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    Completed,
+    Cancelled,
+    /// Ended by an injected fault (reset, cut): neither completed nor
+    /// cancelled by the client.
+    Faulted,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: u64,
+    completed: u64,
+    cancelled: u64,
+    in_flight: u64,
+    by_path: BTreeMap<String, u64>,
+    recent: VecDeque<RecordedRequest>,
+}
+
+/// The live counters behind [`Stats`].
+#[derive(Default)]
+pub(crate) struct Recorder {
+    counters: Mutex<Counters>,
+}
+
+impl Recorder {
+    fn lock(&self) -> MutexGuard<'_, Counters> {
+        // A panic while holding this lock cannot leave the counters in a state
+        // worse than slightly off, so a poisoned lock is still used.
+        self.counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts a new data-path request.
+    pub(crate) fn start(&self, path: &str) {
+        let mut c = self.lock();
+        c.requests += 1;
+        c.in_flight += 1;
+        match c.by_path.get_mut(path) {
+            Some(n) => *n += 1,
+            None => {
+                c.by_path.insert(path.to_owned(), 1);
+            }
+        }
+    }
+
+    pub(crate) fn record(&self, request: RecordedRequest) {
+        let mut c = self.lock();
+        if c.recent.len() == RECENT_CAPACITY {
+            c.recent.pop_front();
+        }
+        c.recent.push_back(request);
+    }
+
+    pub(crate) fn end(&self, ending: Ending) {
+        let mut c = self.lock();
+        c.in_flight = c.in_flight.saturating_sub(1);
+        match ending {
+            Ending::Completed => c.completed += 1,
+            Ending::Cancelled => c.cancelled += 1,
+            Ending::Faulted => {}
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        let c = self.lock();
+        Stats {
+            requests: c.requests,
+            completed: c.completed,
+            cancelled: c.cancelled,
+            in_flight: c.in_flight,
+            by_path: c.by_path.clone(),
+            recent: c.recent.iter().cloned().collect(),
+        }
+    }
+}
+
+/// Builds the recorded body: lossy UTF-8, at most [`RECORDED_BODY_CAP`] bytes.
+pub(crate) fn recorded_body(body: &[u8]) -> String {
+    let capped = &body[..body.len().min(RECORDED_BODY_CAP)];
+    String::from_utf8_lossy(capped).into_owned()
+}

@@ -1,0 +1,271 @@
+//! Fault injection, the control API, and kill/revive, over real sockets.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use super::{call, call_json, events, eventually, frames, quick, send, start};
+use crate::{Faults, MockConfig};
+
+const STREAM: &str = r#"{"model":"m","stream":true,"max_tokens":5}"#;
+
+#[tokio::test]
+async fn faults_round_trip_over_http() {
+    let mock = start(quick()).await;
+    let faults = json!({"error_rate": 0.5, "error_code": "x", "retry_after_secs": 3, "cut_after_chunks": 2, "no_done": true});
+    let (status, echoed) = call_json(&mock, "POST", "/_mock/faults", faults).await;
+    assert_eq!(status, StatusCode::OK);
+    let expected = Faults {
+        error_rate: 0.5,
+        error_code: Some("x".into()),
+        retry_after_secs: Some(3),
+        cut_after_chunks: Some(2),
+        no_done: true,
+        ..Faults::default()
+    };
+    assert_eq!(mock.faults(), expected);
+    assert_eq!(serde_json::from_value::<Faults>(echoed).unwrap(), expected);
+    let (_, got) = call_json(&mock, "GET", "/_mock/faults", Value::Null).await;
+    assert_eq!(serde_json::from_value::<Faults>(got).unwrap(), expected);
+
+    let (status, body) =
+        call_json(&mock, "POST", "/_mock/faults", json!({"no_such_fault": 1})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no_such_fault"));
+
+    call(&mock, "DELETE", "/_mock/faults", Value::Null).await;
+    assert_eq!(mock.faults(), Faults::default());
+    assert_eq!(mock.stats().requests, 0, "control calls are not counted");
+
+    let config = json!({"name": "other", "completion_tokens": 2, "ttft_ms": 0});
+    let (status, _) = call_json(&mock, "PUT", "/_mock/config", config).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) = call_json(&mock, "POST", "/v1/chat/completions", json!({"model": "m"})).await;
+    assert_eq!(body["choices"][0]["message"]["content"], "other1 other2");
+}
+
+#[tokio::test]
+async fn error_rate_gives_the_status() {
+    let mock = start(quick()).await;
+    mock.set_faults(Faults {
+        error_rate: 1.0,
+        error_status: 400,
+        error_code: Some("context_length_exceeded".into()),
+        ..Faults::default()
+    });
+    let (status, body) =
+        call_json(&mock, "POST", "/v1/chat/completions", json!({"model": "m"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "context_length_exceeded");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+
+    mock.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
+    let (status, body) = call_json(&mock, "GET", "/v1/models", Value::Null).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body["error"]["type"], "server_error");
+    assert_eq!(body["error"]["code"], Value::Null);
+}
+
+#[tokio::test]
+async fn rate_limit_with_retry_after_and_maintenance() {
+    let mock = start(quick()).await;
+    mock.set_faults(Faults {
+        rate_limit_rate: 1.0,
+        retry_after_secs: Some(7),
+        ..Faults::default()
+    });
+    let (status, headers, body) =
+        call(&mock, "POST", "/v1/embeddings", json!({"input": "a"})).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers["retry-after"], "7");
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+
+    mock.set_faults(Faults {
+        maintenance: true,
+        retry_after_secs: Some(9),
+        ..Faults::default()
+    });
+    let (status, headers, body) = call(&mock, "GET", "/v1/models", Value::Null).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers["retry-after"], "9");
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "maintenance");
+}
+
+#[tokio::test]
+async fn reset_is_a_connection_error() {
+    let mock = start(quick()).await;
+    mock.set_faults(Faults {
+        reset: true,
+        ..Faults::default()
+    });
+    let result = send(&mock, "POST", "/v1/chat/completions", "{}").await;
+    assert!(
+        result.is_err(),
+        "expected a connection error, got {result:?}"
+    );
+    eventually(&mock, |s| {
+        s.requests == 1 && s.in_flight == 0 && s.cancelled == 0
+    })
+    .await;
+
+    // Raw socket: the read must fail with a reset, not a clean EOF.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(mock.addr()).await.unwrap();
+    stream
+        .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{}")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = stream.read_to_end(&mut buf).await;
+    assert_eq!(
+        read.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset)
+    );
+    assert!(buf.is_empty());
+}
+
+#[tokio::test]
+async fn cut_after_chunks_ends_the_body_with_an_error() {
+    let mock = start(quick()).await;
+    mock.set_faults(Faults {
+        cut_after_chunks: Some(3),
+        ..Faults::default()
+    });
+    let response = send(&mock, "POST", "/v1/chat/completions", STREAM)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (frames, error) = frames(&mut response.into_body()).await;
+    assert!(error.is_some(), "body should end with an error");
+    assert_eq!(events(&frames).len(), 3);
+}
+
+#[tokio::test]
+async fn no_done_and_malformed_chunk() {
+    let mock = start(quick()).await;
+    mock.set_faults(Faults {
+        no_done: true,
+        malformed_chunk_at: Some(1),
+        ..Faults::default()
+    });
+    let response = send(&mock, "POST", "/v1/chat/completions", STREAM)
+        .await
+        .unwrap();
+    let (frames, error) = frames(&mut response.into_body()).await;
+    assert!(error.is_none());
+    assert_eq!(
+        frames.len(),
+        7,
+        "role, 5 tokens, finish; no [DONE]: {frames:?}"
+    );
+    assert_eq!(frames[1], "data: {\"broken\n\n");
+    assert!(!frames.concat().contains("[DONE]"));
+    eventually(&mock, |s| s.completed == 1).await;
+}
+
+#[tokio::test]
+async fn stall_and_hang_count_as_cancelled_when_the_client_leaves() {
+    let mock = start(quick()).await;
+    mock.set_faults(Faults {
+        stall_after_chunks: Some(2),
+        ..Faults::default()
+    });
+    let response = send(&mock, "POST", "/v1/chat/completions", STREAM)
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let read = tokio::time::timeout(Duration::from_millis(300), frames(&mut body)).await;
+    assert!(read.is_err(), "stalled stream must not end");
+    drop(body);
+    eventually(&mock, |s| s.cancelled == 1 && s.in_flight == 0).await;
+
+    mock.set_faults(Faults {
+        hang: true,
+        ..Faults::default()
+    });
+    let hung = tokio::time::timeout(
+        Duration::from_millis(200),
+        send(&mock, "GET", "/v1/models", ""),
+    )
+    .await;
+    assert!(hung.is_err(), "hang must not answer");
+    eventually(&mock, |s| s.cancelled == 2 && s.in_flight == 0).await;
+}
+
+#[tokio::test]
+async fn latency_delays_headers() {
+    let mock = start(quick()).await;
+    mock.set_faults(Faults {
+        latency_ms: 150,
+        ..Faults::default()
+    });
+    let started = std::time::Instant::now();
+    let (status, _) = call_json(&mock, "GET", "/v1/models", Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(started.elapsed() >= Duration::from_millis(150));
+}
+
+#[tokio::test]
+async fn kill_refuses_then_revive_serves_again() {
+    let mock = start(MockConfig {
+        tokens_per_second: 50.0,
+        ..quick()
+    })
+    .await;
+    // A stream in progress is reset by kill.
+    let slow = r#"{"model":"m","stream":true,"max_tokens":500}"#;
+    let response = send(&mock, "POST", "/v1/chat/completions", slow)
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let killer = {
+        let mock = mock.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            mock.kill();
+        })
+    };
+    let (received, error) = frames(&mut body).await;
+    killer.await.unwrap();
+    assert!(error.is_some(), "killed stream must end with an error");
+    assert!(!received.is_empty());
+    assert!(!mock.is_alive());
+
+    let refused = tokio::net::TcpStream::connect(mock.addr()).await;
+    assert_eq!(
+        refused.map(|_| ()).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionRefused)
+    );
+
+    mock.revive().await.unwrap();
+    assert!(mock.is_alive());
+    let (status, _) = call_json(&mock, "POST", "/v1/chat/completions", json!({"model": "m"})).await;
+    assert_eq!(status, StatusCode::OK);
+    mock.shutdown().await;
+    assert!(!mock.is_alive());
+}
+
+#[tokio::test]
+async fn dropping_the_last_handle_stops_the_server() {
+    let mock = start(quick()).await;
+    let addr = mock.addr();
+    let clone = mock.clone();
+    drop(mock);
+    assert!(clone.is_alive(), "a clone keeps it running");
+    drop(clone);
+    let refused = tokio::net::TcpStream::connect(addr).await;
+    assert_eq!(
+        refused.map(|_| ()).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionRefused)
+    );
+}

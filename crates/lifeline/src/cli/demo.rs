@@ -1,0 +1,350 @@
+//! `lifeline demo`: three simulated providers, the gateway, mixed traffic and
+//! an outage, with one line per second and a final report.
+//!
+//! Timeline (fractions of `--duration`, 30 s by default): at 15 % provider
+//! `alpha` is killed hard (listener closed, every connection reset); at 35 %
+//! `bravo` turns slow (2.5 s before answering, past the demo's 1 s
+//! first-byte timeout); at 60 % `alpha` comes back; at 70 % `bravo` recovers.
+//! Model `demo` has tier 1 = alpha + bravo and tier 2 = charlie, so the demo
+//! shows failover, breakers opening, the fallback tier serving, probes
+//! half-opening and traffic returning. Exit status 0 only if at least 99.9 %
+//! of requests succeeded.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use lifeline_core::{Config, Gateway, Server};
+use lifeline_mock::{Faults, MockConfig, MockHandle, MockServer};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Flags of `lifeline demo`.
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Length of the run, in seconds (at least 10).
+    #[arg(long, default_value_t = 30)]
+    pub duration: u64,
+    /// Concurrent clients (half stream, half do not).
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+}
+
+#[derive(Default)]
+struct Second {
+    total: u64,
+    ok: u64,
+    micros: Vec<u32>,
+}
+
+#[derive(Default)]
+struct Tally {
+    seconds: Vec<Second>,
+    failures: Vec<String>,
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// Runs the demo.
+pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let duration = Duration::from_secs(args.duration.max(10));
+    let mut mocks = Vec::new();
+    for name in ["alpha", "bravo", "charlie"] {
+        let cfg = MockConfig {
+            name: name.into(),
+            tokens_per_second: 400.0,
+            ttft_ms: 5,
+            completion_tokens: 12,
+            ..MockConfig::default()
+        };
+        let h = MockServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), cfg)
+            .await
+            .context("starting a simulated provider")?;
+        mocks.push(h);
+    }
+    let config = Config::parse(&demo_config(&mocks), "<demo>")
+        .map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
+    let gw = Gateway::start(config).await?;
+    let bound = Server::bind(gw.clone()).await?;
+    let addr = bound.data_addr;
+    let stop_server = CancellationToken::new();
+    let server = tokio::spawn(bound.run(stop_server.clone()));
+
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Lifeline demo: gateway on http://{addr}/v1, model `demo` = tier 1 [alpha, bravo], tier 2 [charlie].")?;
+    writeln!(out, "{} clients for {} s; alpha dies at {:.0}s, bravo turns slow at {:.0}s; both recover later.\n", args.concurrency, duration.as_secs(), secs(duration, 0.15), secs(duration, 0.35))?;
+    drop(out);
+
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build(http);
+    let mut workers = tokio::task::JoinSet::new();
+    for i in 0..args.concurrency.max(1) {
+        workers.spawn(worker(
+            client.clone(),
+            addr,
+            i % 2 == 0,
+            tally.clone(),
+            stop.clone(),
+            start,
+        ));
+    }
+    let events = timeline(mocks.clone(), duration);
+    let mut next = start + Duration::from_secs(1);
+    let mut event_iter = events.into_iter().peekable();
+    while next <= start + duration {
+        tokio::time::sleep_until(next).await;
+        let elapsed = next.duration_since(start);
+        let mut notes = String::new();
+        while let Some((at, _)) = event_iter.peek() {
+            if *at > elapsed {
+                break;
+            }
+            if let Some((_, ev)) = event_iter.next() {
+                notes.push_str(&ev.fire().await);
+            }
+        }
+        print_second(&gw, &tally, elapsed.as_secs() as usize, &notes)?;
+        next += Duration::from_secs(1);
+    }
+    stop.store(true, Ordering::Relaxed);
+    while workers.join_next().await.is_some() {}
+    stop_server.cancel();
+    let _ = server.await;
+    gw.close().await;
+    report(&tally)
+}
+
+fn secs(d: Duration, f: f64) -> f64 {
+    d.as_secs_f64() * f
+}
+
+fn demo_config(mocks: &[MockHandle]) -> String {
+    let names = ["alpha", "bravo", "charlie"];
+    let mut s = String::from(
+        "[server]\nlisten = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 1000\nstream_idle_timeout_ms = 1000\nrequest_timeout_ms = 10000\nretry_budget_ratio = 0.5\n\n[health]\ncooldown_ms = 2000\nprobe_interval_ms = 250\nprobe_timeout_ms = 500\n\n",
+    );
+    for (name, m) in names.iter().zip(mocks) {
+        s.push_str(&format!(
+            "[[providers]]\nname = \"{name}\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n",
+            m.base_url()
+        ));
+    }
+    s.push_str("[[models]]\nname = \"demo\"\ntiers = [\n  [ { provider = \"alpha\", model = \"alpha-large\" }, { provider = \"bravo\", model = \"bravo-large\" } ],\n  [ { provider = \"charlie\", model = \"charlie-small\" } ],\n]\n");
+    s
+}
+
+enum Event {
+    Kill(MockHandle),
+    Revive(MockHandle),
+    Slow(MockHandle),
+    Heal(MockHandle),
+}
+
+impl Event {
+    async fn fire(self) -> String {
+        match self {
+            Self::Kill(m) => {
+                m.kill();
+                "  << alpha killed (connections reset, port closed)".into()
+            }
+            Self::Revive(m) => match m.revive().await {
+                Ok(()) => "  << alpha back".into(),
+                Err(e) => format!("  << alpha could not come back: {e}"),
+            },
+            Self::Slow(m) => {
+                m.set_faults(Faults {
+                    latency_ms: 2500,
+                    ..Faults::default()
+                });
+                "  << bravo slow (2.5 s per answer)".into()
+            }
+            Self::Heal(m) => {
+                m.clear_faults();
+                "  << bravo healthy again".into()
+            }
+        }
+    }
+}
+
+fn timeline(m: Vec<MockHandle>, d: Duration) -> Vec<(Duration, Event)> {
+    let at = |f: f64| Duration::from_secs_f64(d.as_secs_f64() * f);
+    vec![
+        (at(0.15), Event::Kill(m[0].clone())),
+        (at(0.35), Event::Slow(m[1].clone())),
+        (at(0.60), Event::Revive(m[0].clone())),
+        (at(0.70), Event::Heal(m[1].clone())),
+    ]
+}
+
+async fn worker(
+    client: HttpClient,
+    addr: SocketAddr,
+    stream: bool,
+    tally: Arc<Mutex<Tally>>,
+    stop: Arc<AtomicBool>,
+    start: Instant,
+) {
+    let url = format!("http://{addr}/v1/chat/completions");
+    let body = Bytes::from(format!(
+        "{{\"model\":\"demo\",\"stream\":{stream},\"messages\":[{{\"role\":\"user\",\"content\":\"Say something reassuring.\"}}]}}"
+    ));
+    while !stop.load(Ordering::Relaxed) {
+        let t0 = Instant::now();
+        let result = one_request(&client, &url, body.clone(), stream).await;
+        let micros = t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+        let sec = t0.duration_since(start).as_secs() as usize;
+        let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+        while t.seconds.len() <= sec {
+            t.seconds.push(Second::default());
+        }
+        let s = &mut t.seconds[sec];
+        s.total += 1;
+        s.micros.push(micros);
+        match result {
+            Ok(()) => s.ok += 1,
+            Err(e) => t.failures.push(format!(
+                "t={sec}s {}: {e}",
+                if stream { "stream" } else { "non-stream" }
+            )),
+        }
+    }
+}
+
+async fn one_request(
+    client: &HttpClient,
+    url: &str,
+    body: Bytes,
+    stream: bool,
+) -> Result<(), String> {
+    let req = http::Request::post(url)
+        .header("content-type", "application/json")
+        .body(Full::new(body))
+        .map_err(|e| e.to_string())?;
+    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
+        .await
+        .map_err(|_| "client timeout".to_string())?
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("body: {e}"))?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&bytes)
+                .chars()
+                .take(200)
+                .collect::<String>()
+        ));
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    if stream && (!text.contains("data: [DONE]") || text.contains("event: error")) {
+        return Err("stream ended without [DONE] (broken mid-answer)".into());
+    }
+    if !stream && !text.contains("\"choices\"") {
+        return Err("answer without choices".into());
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i.min(sorted.len() - 1)]) / 1000.0
+}
+
+fn print_second(
+    gw: &Gateway,
+    tally: &Arc<Mutex<Tally>>,
+    sec: usize,
+    notes: &str,
+) -> std::io::Result<()> {
+    let (total, ok, mut micros) = {
+        let t = tally.lock().unwrap_or_else(|p| p.into_inner());
+        match sec.checked_sub(1).and_then(|i| t.seconds.get(i)) {
+            Some(s) => (s.total, s.ok, s.micros.clone()),
+            None => (0, 0, Vec::new()),
+        }
+    };
+    micros.sort_unstable();
+    let pct = if total == 0 {
+        100.0
+    } else {
+        ok as f64 * 100.0 / total as f64
+    };
+    let states: Vec<String> = gw
+        .live()
+        .deployments
+        .iter()
+        .map(|d| {
+            let s = d.snapshot();
+            format!("{} {:<9}", s.provider, s.breaker.as_str())
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "[{sec:>3}s] {total:>5} req/s  ok {pct:>6.2}%  p50 {:>7.1}ms  p99 {:>7.1}ms | {}{notes}",
+        percentile(&micros, 0.5),
+        percentile(&micros, 0.99),
+        states.join(" ")
+    )
+}
+
+fn report(tally: &Arc<Mutex<Tally>>) -> anyhow::Result<ExitCode> {
+    let t = tally.lock().unwrap_or_else(|p| p.into_inner());
+    let total: u64 = t.seconds.iter().map(|s| s.total).sum();
+    let ok: u64 = t.seconds.iter().map(|s| s.ok).sum();
+    let mut all: Vec<u32> = t
+        .seconds
+        .iter()
+        .flat_map(|s| s.micros.iter().copied())
+        .collect();
+    all.sort_unstable();
+    let pct = if total == 0 {
+        0.0
+    } else {
+        ok as f64 * 100.0 / total as f64
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\nReport: {total} requests, {ok} succeeded ({pct:.3}%), {} failed; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms.", total - ok, percentile(&all, 0.5), percentile(&all, 0.99), percentile(&all, 1.0))?;
+    for f in t.failures.iter().take(10) {
+        writeln!(out, "  failed: {f}")?;
+    }
+    if t.failures.len() > 10 {
+        writeln!(out, "  ... and {} more", t.failures.len() - 10)?;
+    }
+    let pass = total > 0 && pct >= 99.9;
+    writeln!(
+        out,
+        "{}",
+        if pass {
+            "PASS: at least 99.9 % of requests succeeded through the outage."
+        } else {
+            "FAIL: fewer than 99.9 % of requests succeeded."
+        }
+    )?;
+    Ok(if pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,7 @@
+//! One module per subcommand: parse its flags, load what it needs, run it.
+
+pub mod check;
+pub mod demo;
+pub mod mock;
+pub mod serve;
+pub mod status;

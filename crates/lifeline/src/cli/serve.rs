@@ -1,0 +1,106 @@
+//! `lifeline serve`: run the gateway until SIGTERM or Ctrl-C; reload on SIGHUP.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use lifeline_core::config::example::example_config;
+use lifeline_core::{Config, Gateway, Server};
+use tokio_util::sync::CancellationToken;
+
+/// Flags of `lifeline serve`.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Config file (TOML). Without it, the built-in example runs.
+    #[arg(long, short, env = "LIFELINE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Runs the gateway.
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let example = args.config.is_none();
+    let config = match &args.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in &errors.0 {
+                    tracing::error!(message = "Invalid config.", error = %e);
+                }
+                anyhow::bail!("invalid config {}:\n{errors}", path.display());
+            }
+        },
+        None => example_config().map_err(|e| anyhow::anyhow!("built-in example: {e}"))?,
+    };
+    let gw = Gateway::start(config)
+        .await
+        .context("starting the gateway")?;
+    let bound = Server::bind(gw.clone())
+        .await
+        .context("binding the listeners")?;
+    tracing::info!(message = "Lifeline is serving.", listen = %bound.data_addr, admin = ?bound.admin_addr);
+    if example {
+        print_example_help(
+            &bound.data_addr.to_string(),
+            bound.admin_addr.map(|a| a.to_string()),
+        )?;
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signals(gw.clone(), shutdown.clone()));
+    bound.run(shutdown).await;
+    gw.close().await;
+    tracing::info!(message = "Stopped.");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_example_help(addr: &str, admin: Option<String>) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Lifeline is running the built-in example: model `demo` over three simulated providers."
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "  curl http://{addr}/v1/chat/completions -H 'content-type: application/json' \\"
+    )?;
+    writeln!(out, "       -d '{{\"model\":\"demo\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'")?;
+    writeln!(out)?;
+    writeln!(out, "  OpenAI SDK:  OpenAI(base_url=\"http://{addr}/v1\", api_key=\"unused\")  (no key is required)")?;
+    if let Some(a) = admin {
+        writeln!(out, "  Metrics:     curl http://{a}/metrics")?;
+    }
+    writeln!(out, "  Stop with Ctrl-C. Write your own config with `lifeline check --config FILE` (see README).")?;
+    out.flush()
+}
+
+#[cfg(unix)]
+async fn signals(gw: Gateway, shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!(message = "Cannot install signal handlers.");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                // Errors are logged by reload(); the running config stays.
+                let _ = gw.reload().await;
+            }
+        }
+    }
+    tracing::info!(message = "Shutting down: no new connections, draining in-flight requests.");
+    shutdown.cancel();
+}
+
+#[cfg(not(unix))]
+async fn signals(_gw: Gateway, shutdown: CancellationToken) {
+    let _ = tokio::signal::ctrl_c().await;
+    shutdown.cancel();
+}

@@ -1,0 +1,90 @@
+//! `lifeline`: the outage-proof front door for AI APIs.
+//!
+//! This file parses the command line, sets up logging and hands over to one
+//! module per subcommand under `cli/`.
+
+mod cli;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Lifeline keeps AI API requests succeeding when providers fail.
+#[derive(Parser, Debug)]
+#[command(name = "lifeline", version, about, long_about = None)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the gateway (with no --config: a built-in example with three simulated providers).
+    Serve(cli::serve::ServeArgs),
+    /// Gateway + simulated providers + traffic + an outage, with a live summary.
+    Demo(cli::demo::DemoArgs),
+    /// Run one simulated OpenAI-compatible provider.
+    Mock(cli::mock::MockArgs),
+    /// Validate a config file and explain each error.
+    Check(cli::check::CheckArgs),
+    /// Show what a running gateway sees (through its admin API).
+    Status(cli::status::StatusArgs),
+}
+
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // The demo's own output is its live summary; keep library logs to warnings.
+    let level = if matches!(cli.command, Command::Demo(_)) {
+        "error"
+    } else {
+        "info"
+    };
+    init_logging(cli.log_format, level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("lifeline: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(a) => cli::serve::run(a).await,
+            Command::Demo(a) => cli::demo::run(a).await,
+            Command::Mock(a) => cli::mock::run(a)
+                .await
+                .map(|()| std::process::ExitCode::SUCCESS),
+            Command::Check(a) => cli::check::run(a),
+            Command::Status(a) => cli::status::run(a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lifeline: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
