@@ -114,7 +114,7 @@ impl Validator<'_> {
         let listen = listen.unwrap_or(default_listen);
         let admin_listen = raw.admin_listen.as_ref().and_then(|l| {
             let addr = self.socket_addr(l, "server.admin_listen")?;
-            if addr == listen {
+            if addr == listen && addr.port() != 0 {
                 let msg = "is the same address as server.listen; give the admin API its own port";
                 self.at(l, "server.admin_listen", msg);
             }

@@ -209,7 +209,7 @@ async fn latency_delays_headers() {
         latency_ms: 150,
         ..Faults::default()
     });
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let (status, _) = call_json(&mock, "GET", "/v1/models", Value::Null).await;
     assert_eq!(status, StatusCode::OK);
     assert!(started.elapsed() >= Duration::from_millis(150));

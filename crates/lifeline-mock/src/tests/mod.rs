@@ -3,7 +3,6 @@
 //!
 //! A plain hyper client talks to the mock, so what is checked is what any
 //! HTTP client would see on the wire.
-#![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 mod faults;
 

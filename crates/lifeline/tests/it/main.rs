@@ -1,0 +1,8 @@
+//! Lifeline's integration tests: one binary (one link step), a module per
+//! feature. Everything runs over real sockets on 127.0.0.1 port 0: the real
+//! gateway, the real simulated provider, real HTTP clients.
+
+// The whole crate is test code: a panic is a failed test with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod harness;
+mod smoke;
