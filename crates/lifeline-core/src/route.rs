@@ -162,10 +162,11 @@ impl Deployment {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// The balancer's cost: latency × (in-flight + 1).
+    /// The balancer's cost: latency × (in-flight + 1), see
+    /// [`crate::health::PeakEwma::cost`].
     pub fn load(&self) -> f64 {
-        let latency = self.record_lock().latency_nanos();
-        latency * f64::from(self.in_flight() + 1)
+        let pending = self.in_flight();
+        self.record_lock().latency_cost(Instant::now(), pending)
     }
 
     /// Whether the provider's concurrency cap is reached.

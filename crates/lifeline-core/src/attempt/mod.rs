@@ -115,6 +115,9 @@ impl Call {
     pub async fn run(self) -> Response<ProxyBody> {
         let policy = &self.model.policy;
         let deadline = self.started + policy.request_timeout;
+        // Counted while the attempt loop runs (or until the client leaves);
+        // a committed stream holds its own count until it ends.
+        let _in_flight = InFlight::new(self.metrics.in_flight());
         self.model.budget.deposit();
         let mut tried: Vec<Arc<Deployment>> = Vec::new();
         let mut failures: Vec<Failed> = Vec::new();
@@ -444,6 +447,22 @@ impl Call {
             self.started.elapsed().as_secs_f64(),
         );
         resp
+    }
+}
+
+/// One count on the in-flight gauge, given back when dropped.
+struct InFlight(prometheus_client::metrics::gauge::Gauge);
+
+impl InFlight {
+    fn new(gauge: &prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -1,8 +1,8 @@
 //! The built-in configuration: what `lifeline serve` runs when given none.
 //!
 //! It needs no network and no secrets: three simulated providers run inside
-//! the process, so a newcomer can send requests, watch a failover and read
-//! `/status` a minute after installing. It is also the first config file most
+//! the process, so a newcomer can send requests and watch a failover (in
+//! `/metrics` and `lifeline status`) a minute after installing. It is also the first config file most
 //! people read, so it is commented for them, and `lifeline serve` can print it
 //! as a starting point.
 

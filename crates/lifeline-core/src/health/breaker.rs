@@ -133,6 +133,12 @@ impl HealthRecord {
         self.latency.nanos()
     }
 
+    /// The balancer's latency cost with `pending` attempts in flight
+    /// ([`PeakEwma::cost`]).
+    pub fn latency_cost(&self, now: Instant, pending: u32) -> f64 {
+        self.latency.cost(now, pending)
+    }
+
     /// `(successes, failures)` in the sliding window.
     pub fn counts(&self, now: Instant) -> (u32, u32) {
         self.window.counts(now)

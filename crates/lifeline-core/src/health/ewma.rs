@@ -4,6 +4,15 @@
 //! registers immediately); one below decays towards it with time constant
 //! `tau` (recovery is smoothed). This is Finagle's and tower's `PeakEwma`;
 //! see `../shared/reference/resilience-formulas.md`.
+//!
+//! The balancer's [`PeakEwma::cost`] follows them in two more ways, without
+//! which power of two choices over two deployments locks onto whichever was
+//! measured first, however slow: a deployment not yet measured costs nothing
+//! while idle (it gets one request, then `DEFAULT_RTT` per request in
+//! flight, so it is not flooded before its first answer), and the estimate
+//! decays towards zero with the time since its last sample, so a deployment
+//! the balancer stopped choosing (say after one failure, priced at 1 s) is
+//! tried again eventually instead of never.
 
 use std::time::Duration;
 
@@ -19,6 +28,7 @@ const TAU: Duration = Duration::from_secs(10);
 pub struct PeakEwma {
     nanos: f64,
     stamp: Instant,
+    measured: bool,
 }
 
 impl PeakEwma {
@@ -27,14 +37,17 @@ impl PeakEwma {
         Self {
             nanos: DEFAULT_RTT.as_nanos() as f64,
             stamp: now,
+            measured: false,
         }
     }
 
     /// Adds one latency sample.
     pub fn observe(&mut self, now: Instant, rtt: Duration) {
         let sample = rtt.as_nanos() as f64;
-        if sample > self.nanos {
+        // The first sample replaces the placeholder default outright.
+        if sample > self.nanos || !self.measured {
             self.nanos = sample;
+            self.measured = true;
         } else {
             let elapsed = now.saturating_duration_since(self.stamp).as_nanos() as f64;
             let w = (-elapsed / TAU.as_nanos() as f64).exp();
@@ -46,6 +59,17 @@ impl PeakEwma {
     /// The current estimate in nanoseconds.
     pub fn nanos(&self) -> f64 {
         self.nanos
+    }
+
+    /// The balancer's cost of one more request with `pending` in flight:
+    /// `DEFAULT_RTT × pending` before any sample, else the estimate decayed
+    /// towards zero since the last sample, × (`pending` + 1).
+    pub fn cost(&self, now: Instant, pending: u32) -> f64 {
+        if !self.measured {
+            return DEFAULT_RTT.as_nanos() as f64 * f64::from(pending);
+        }
+        let idle = now.saturating_duration_since(self.stamp).as_nanos() as f64;
+        self.nanos * (-idle / TAU.as_nanos() as f64).exp() * f64::from(pending + 1)
     }
 }
 
@@ -65,5 +89,21 @@ mod tests {
             e.observe(t0 + Duration::from_secs(s), Duration::from_millis(10));
         }
         assert!(e.nanos() < 20e6, "{}", e.nanos());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unmeasured_is_tried_once_and_stale_estimates_decay() {
+        let t0 = Instant::now();
+        let mut fresh = PeakEwma::new(t0);
+        assert_eq!(fresh.cost(t0, 0), 0.0);
+        assert!(fresh.cost(t0, 1) >= 4e8);
+        // The first sample is taken as is, below the default too.
+        fresh.observe(t0, Duration::from_millis(2));
+        assert_eq!(fresh.nanos(), 2e6);
+        let mut failed = PeakEwma::new(t0);
+        failed.observe(t0, Duration::from_secs(1));
+        assert_eq!(failed.cost(t0, 0), 1e9);
+        let later = t0 + Duration::from_secs(70);
+        assert!(failed.cost(later, 0) < 2e6, "{}", failed.cost(later, 0));
     }
 }

@@ -205,7 +205,8 @@ async fn worker(
         let t0 = Instant::now();
         let result = one_request(&client, &url, body.clone(), stream).await;
         let micros = t0.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
-        let sec = t0.duration_since(start).as_secs() as usize;
+        // Counted in the second it finished, so each printed second is complete.
+        let sec = Instant::now().duration_since(start).as_secs() as usize;
         let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
         while t.seconds.len() <= sec {
             t.seconds.push(Second::default());

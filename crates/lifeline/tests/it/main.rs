@@ -4,5 +4,17 @@
 
 // The whole crate is test code: a panic is a failed test with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod api;
+mod breaker;
+mod cli;
+mod docs;
+mod failover;
+mod fo_support;
 mod harness;
+mod input;
+mod reload;
+mod retry;
+mod sdk;
 mod smoke;
+mod streaming;
