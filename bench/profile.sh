@@ -42,7 +42,8 @@ model=bench; stream=false
 export BODY="{\"model\":\"$model\",\"stream\":$stream,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
 taskset -c 1 wrk -t1 -c64 -d2s -s "$harness/post.lua" "http://127.0.0.1:$LPORT/v1/chat/completions" >/dev/null
 taskset -c 1 wrk -t1 -c64 -d"${D}s" -s "$harness/post.lua" "http://127.0.0.1:$LPORT/v1/chat/completions" > "$out/profile-wrk.txt" &
+WPID=$!
 perf record -e cpu-clock -F 2999 -g -p "$LPID" -o "$out/perf.data" -- sleep "$((D - 1))" 2>/dev/null
-wait
+wait "$WPID"
 grep -E "Requests/sec|Non-2xx" "$out/profile-wrk.txt" || true
 perf report -i "$out/perf.data" --no-children --sort symbol --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -45

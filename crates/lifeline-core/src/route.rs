@@ -18,7 +18,7 @@ use crate::attempt::RetryBudget;
 use crate::config::{HealthConfig, RequestPolicy};
 use crate::health::BreakerState;
 use crate::health::{Availability, HealthEvent, HealthRecord, Outcome, Ticket};
-use crate::providers::Upstream;
+use crate::providers::{Endpoint, Upstream};
 use crate::telemetry::Metrics;
 
 /// One provider + one upstream model.
@@ -31,6 +31,9 @@ pub struct Deployment {
     pub model: String,
     /// `model`, JSON-encoded, ready to splice into request bodies.
     pub model_json: Bytes,
+    /// Upstream URL per endpoint ([`Endpoint::index`]), built once: cloning a
+    /// `Uri` is a reference-count bump, building one is a format and a parse.
+    uris: [Result<http::Uri, String>; 4],
     health: Mutex<HealthRecord>,
     health_cfg: HealthConfig,
     in_flight: AtomicU32,
@@ -123,7 +126,13 @@ impl Deployment {
         let model_json = Bytes::from(serde_json::Value::from(model).to_string());
         metrics.breaker(&id, 0);
         let gauge = metrics.deployment_in_flight(&id);
+        let uris = Endpoint::ALL.map(|e| {
+            upstream
+                .uri(e, model)
+                .map_err(|err| format!("bad upstream URL: {err}"))
+        });
         Self {
+            uris,
             health: Mutex::new(HealthRecord::new(Instant::now(), &health_cfg)),
             health_cfg,
             upstream,
@@ -155,6 +164,11 @@ impl Deployment {
         }
         self.record_lock()
             .availability(now, &self.health_cfg, self.probes())
+    }
+
+    /// The upstream URL for `endpoint`.
+    pub fn uri(&self, endpoint: Endpoint) -> Result<http::Uri, String> {
+        self.uris[endpoint.index()].clone()
     }
 
     /// Attempts in flight.

@@ -9,6 +9,38 @@
 //! client (a failover would be a resume, not a retry).
 
 use bytes::{Bytes, BytesMut};
+
+/// Bytes held back before commit. Usually the first frame alone, kept as is
+/// (no copy); later frames are appended.
+#[derive(Default)]
+struct Held {
+    first: Bytes,
+    more: Option<BytesMut>,
+}
+
+impl Held {
+    fn push(&mut self, b: Bytes) {
+        if b.is_empty() {
+            return;
+        }
+        if self.first.is_empty() && self.more.is_none() {
+            self.first = b;
+            return;
+        }
+        let more = self
+            .more
+            .get_or_insert_with(|| BytesMut::from(&self.first[..]));
+        more.extend_from_slice(&b);
+    }
+
+    fn len(&self) -> usize {
+        self.more.as_ref().map_or(self.first.len(), BytesMut::len)
+    }
+
+    fn freeze(self) -> Bytes {
+        self.more.map_or(self.first, BytesMut::freeze)
+    }
+}
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::{timeout_at, Instant};
@@ -38,7 +70,7 @@ pub async fn first_content(
 ) -> Result<Committed, String> {
     let (parts, mut body) = resp.into_parts();
     let mut scanner = Scanner::new(protocol);
-    let mut held = BytesMut::new();
+    let mut held = Held::default();
     loop {
         let frame = match timeout_at(deadline, body.frame()).await {
             Err(_) => return Err("no stream content before the first-byte timeout".into()),
@@ -57,7 +89,7 @@ pub async fn first_content(
         if scanner.upstream_error {
             return Err("upstream sent an error event before any content".into());
         }
-        held.extend_from_slice(&feed.forward);
+        held.push(feed.forward);
         if scanner.committable() || held.len() > MAX_HELD {
             break;
         }

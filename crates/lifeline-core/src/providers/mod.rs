@@ -27,6 +27,19 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Every endpoint, in [`Endpoint::index`] order.
+    pub const ALL: [Endpoint; 4] = [
+        Self::ChatCompletions,
+        Self::Embeddings,
+        Self::ImagesGenerations,
+        Self::Responses,
+    ];
+
+    /// Position in [`Endpoint::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Path below the provider's base URL.
     pub fn path(self) -> &'static str {
         match self {

@@ -11,7 +11,6 @@
 
 use bytes::{Bytes, BytesMut};
 use memchr::memmem;
-use serde::de::IgnoredAny;
 
 /// Longest line held while waiting for its end.
 const MAX_LINE: usize = 1 << 20;
@@ -131,7 +130,7 @@ impl Scanner {
             if payload.is_empty() {
                 return Ok(());
             }
-            if serde_json::from_slice::<IgnoredAny>(payload).is_err() {
+            if !looks_like_json(payload) {
                 return Err("a malformed chunk (invalid JSON)".into());
             }
             self.data(payload);
@@ -155,6 +154,18 @@ impl Scanner {
             self.upstream_error = true;
             return;
         }
+        // After the first content only the end of the answer matters.
+        if self.content {
+            if !self.finished && non_empty_string_after(p, b"\"finish_reason\":") {
+                self.finished = true;
+            }
+            if self.protocol == Protocol::Responses
+                && memmem::find(p, b"\"type\":\"response.completed\"").is_some()
+            {
+                self.done = true;
+            }
+            return;
+        }
         let has_content = non_empty_string_after(p, b"\"content\":")
             || non_empty_string_after(p, b"\"refusal\":")
             || memmem::find(p, b"\"tool_calls\":[").is_some()
@@ -173,6 +184,22 @@ impl Scanner {
             self.done = true;
         }
     }
+}
+
+/// A cheap check of one event's JSON: it opens and closes as an object or
+/// array.
+///
+/// Chunks break in practice by truncation (a cut connection, a proxy's
+/// buffer limit), which this catches in constant time. Parsing or even
+/// walking every byte of every event would be the relay's largest cost (a
+/// typical answer is 50 events), so the relay checks the ends and leaves
+/// grammar to the provider.
+fn looks_like_json(p: &[u8]) -> bool {
+    let p = p.trim_ascii();
+    matches!(
+        (p.first(), p.last()),
+        (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
+    )
 }
 
 /// Whether `key` is followed (after optional spaces) by a non-empty string.
@@ -270,6 +297,16 @@ mod tests {
             ],
         );
         assert!(s.content && s.done);
+    }
+
+    #[test]
+    fn structural_json_check() {
+        for ok in [r#"{"a":"}{\"x"}"#, "[1,{\"b\":[]}]", " {} "] {
+            assert!(looks_like_json(ok.as_bytes()), "{ok}");
+        }
+        for bad in [r#"{"broken"#, "{\"a\":1", "x", "{\"a\":[1,2"] {
+            assert!(!looks_like_json(bad.as_bytes()), "{bad}");
+        }
     }
 
     #[test]
