@@ -111,8 +111,23 @@ enum Attempted {
 }
 
 impl Call {
-    /// Runs the attempt loop to an answer for the client.
+    /// Runs the attempt loop to an answer for the client. A client that goes
+    /// away first drops this future: its upstream attempt is cancelled with
+    /// it, and the request is counted with status 499.
     pub async fn run(self) -> Response<ProxyBody> {
+        let mut gone = Abandoned {
+            metrics: self.metrics.clone(),
+            model: self.model.name.clone(),
+            started: self.started,
+            request_id: self.request_id.clone(),
+            armed: true,
+        };
+        let resp = self.attempts().await;
+        gone.armed = false;
+        resp
+    }
+
+    async fn attempts(self) -> Response<ProxyBody> {
         let policy = &self.model.policy;
         let deadline = self.started + policy.request_timeout;
         // Counted while the attempt loop runs (or until the client leaves);
@@ -342,10 +357,7 @@ impl Call {
     }
 
     fn upstream_request(&self, dep: &Deployment) -> Result<Request<Full<Bytes>>, String> {
-        let uri = dep
-            .upstream
-            .uri(self.endpoint, &dep.model)
-            .map_err(|e| format!("bad upstream URL: {e}"))?;
+        let uri = dep.uri(self.endpoint)?;
         let body = splice(&self.body, &self.inspected.model_span, &dep.model_json);
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = http::Method::POST;
@@ -463,6 +475,25 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// Counts a request whose client left before its answer was ready.
+struct Abandoned {
+    metrics: Arc<Metrics>,
+    model: Arc<str>,
+    started: Instant,
+    request_id: HeaderValue,
+    armed: bool,
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if self.armed {
+            self.metrics
+                .request(&self.model, 499, self.started.elapsed().as_secs_f64());
+            tracing::info!(message = "Client went away before the answer; upstream attempt cancelled.", request_id = ?self.request_id);
+        }
     }
 }
 

@@ -244,6 +244,11 @@ async fn client_disconnect_cancels_upstream_non_streaming() {
         "upstream not cancelled: {:?}",
         mock.stats()
     );
+    let text = metrics(&env).await;
+    assert!(
+        text.contains("lifeline_requests_total{model=\"m\",status=\"499\"} 1"),
+        "abandoned request not counted as 499:\n{text}"
+    );
     env.stop().await;
 }
 
