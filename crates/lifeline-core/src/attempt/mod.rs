@@ -343,6 +343,15 @@ impl Call {
         )
         .await
         {
+            Ok((_, body)) if !is_json_answer(&body) => {
+                self.metrics.attempt(&dep.id, "bad_body");
+                lease.finish(Outcome::failure(start.elapsed()));
+                Attempted::Failed(fail(format!(
+                    "HTTP {} with a body that is not a JSON answer ({} bytes)",
+                    status.as_u16(),
+                    body.len()
+                )))
+            }
             Ok((parts, body)) => {
                 self.metrics.attempt(&dep.id, "success");
                 lease.finish(Outcome::success(start.elapsed()));
@@ -497,6 +506,22 @@ impl Drop for Abandoned {
     }
 }
 
+/// Whether a 2xx non-streaming body is a JSON object that is not an error.
+///
+/// Some servers (proxies in front of a provider, a few OpenAI-compatible
+/// servers) answer 200 with an HTML page, a truncated body or
+/// `{"error": ...}`. Relaying that would hand the client's SDK something it
+/// cannot parse; it is a failed attempt, retried elsewhere. The check looks
+/// at the ends and the first key only, so it costs nothing measurable.
+fn is_json_answer(body: &[u8]) -> bool {
+    let b = body.trim_ascii();
+    if !(b.first() == Some(&b'{') && b.last() == Some(&b'}')) {
+        return false;
+    }
+    let inner = b[1..].trim_ascii_start();
+    !inner.starts_with(b"\"error\"")
+}
+
 /// Reads a whole upstream body, within `deadline` and [`MAX_RESPONSE_BYTES`].
 async fn read_body(
     resp: Response<hyper::body::Incoming>,
@@ -544,6 +569,15 @@ fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_answers_are_told_from_junk() {
+        assert!(is_json_answer(br#" {"id":"x","choices":[]} "#));
+        assert!(!is_json_answer(b"<html>502 Bad Gateway</html>"));
+        assert!(!is_json_answer(br#"{"id":"x","choi"#));
+        assert!(!is_json_answer(br#"{ "error": {"message": "overloaded"}}"#));
+        assert!(!is_json_answer(b""));
+    }
 
     #[test]
     fn classification_follows_the_issue() {

@@ -13,6 +13,7 @@ mod failover;
 mod fo_support;
 mod harness;
 mod input;
+mod raw_upstream;
 mod reload;
 mod retry;
 mod sdk;

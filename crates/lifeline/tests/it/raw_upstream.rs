@@ -1,0 +1,110 @@
+//! Provider faults that no well-behaved server produces, from a raw TCP
+//! "provider" that answers every request with fixed bytes: HTML with 200,
+//! truncated JSON, 200 with an error body, non-HTTP garbage, a body shorter
+//! than its Content-Length. Each must cost one attempt, never a broken
+//! answer to the client.
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::harness::{mocks, Env};
+
+/// Serves `reply` (raw bytes) to every request, then closes the connection.
+async fn raw_provider(reply: &'static [u8]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut seen = Vec::new();
+                // Read the request head and body (small, in a few reads).
+                while let Ok(n) = sock.read(&mut buf).await {
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&seen[..end]).to_lowercase();
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if seen.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let _ = sock.write_all(reply).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+async fn boot_with_raw(reply: &'static [u8]) -> Env {
+    let raw = raw_provider(reply).await;
+    let m = mocks(1).await;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 2000\n\n\
+         [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
+         [[providers]]\nname = \"good\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n\
+         [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ], [ {{ provider = \"good\", model = \"g\" }} ] ]\n",
+        m[0].base_url()
+    );
+    Env::boot(&toml, m).await
+}
+
+async fn assert_rescued(reply: &'static [u8]) {
+    let env = boot_with_raw(reply).await;
+    for stream in [false, true] {
+        let (status, headers, body) = env.chat(stream).await;
+        assert_eq!(status, 200, "{}: {body}", String::from_utf8_lossy(reply));
+        assert_eq!(headers["x-lifeline-deployment"], "good/g", "{body}");
+        assert_eq!(headers["x-lifeline-attempts"], "2");
+        if stream {
+            assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+        } else {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["model"], "g");
+        }
+    }
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn html_with_200_is_a_failed_attempt() {
+    assert_rescued(b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 27\r\nconnection: close\r\n\r\n<html>Bad Gateway</html>\r\n").await;
+}
+
+#[tokio::test]
+async fn truncated_json_with_200_is_a_failed_attempt() {
+    assert_rescued(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 14\r\nconnection: close\r\n\r\n{\"id\":\"x\",\"cho").await;
+}
+
+#[tokio::test]
+async fn error_body_with_200_is_a_failed_attempt() {
+    assert_rescued(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 40\r\nconnection: close\r\n\r\n{\"error\":{\"message\":\"model overloaded\"}}").await;
+}
+
+#[tokio::test]
+async fn garbage_instead_of_http_is_a_failed_attempt() {
+    assert_rescued(b"SSH-2.0-OpenSSH_9.2\r\n").await;
+}
+
+#[tokio::test]
+async fn body_shorter_than_its_length_is_a_failed_attempt() {
+    assert_rescued(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{\"id\":\"x\"").await;
+}
+
+#[tokio::test]
+async fn stream_with_only_comments_then_close_is_a_failed_attempt() {
+    assert_rescued(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n: keep-alive\n\n: keep-alive\n\n").await;
+}
