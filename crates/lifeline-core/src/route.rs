@@ -66,8 +66,8 @@ pub struct DeploymentSnapshot {
     pub drained: bool,
     /// Attempts in flight.
     pub in_flight: u32,
-    /// Peak-EWMA latency in milliseconds.
-    pub latency_ms: f64,
+    /// Peak-EWMA latency in milliseconds; `None` until the first answer.
+    pub latency_ms: Option<f64>,
     /// Successes in the health window.
     pub window_successes: u32,
     /// Failures in the health window.
@@ -279,7 +279,9 @@ impl Deployment {
             breaker: rec.state(),
             drained: self.is_drained(),
             in_flight: self.in_flight(),
-            latency_ms: (rec.latency_nanos() / 1e4).round() / 100.0,
+            latency_ms: rec
+                .latency_measured()
+                .then(|| (rec.latency_nanos() / 1e4).round() / 100.0),
             window_successes: ok,
             window_failures: bad,
             error_rate: if total == 0 {

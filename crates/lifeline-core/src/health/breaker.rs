@@ -128,7 +128,12 @@ impl HealthRecord {
         self.state
     }
 
-    /// Peak-EWMA latency in nanoseconds.
+    /// Whether the deployment's latency was ever measured.
+    pub fn latency_measured(&self) -> bool {
+        self.latency.measured()
+    }
+
+    /// Peak-EWMA latency in nanoseconds (a placeholder until measured).
     pub fn latency_nanos(&self) -> f64 {
         self.latency.nanos()
     }

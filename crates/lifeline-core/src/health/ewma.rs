@@ -56,7 +56,12 @@ impl PeakEwma {
         self.stamp = now;
     }
 
-    /// The current estimate in nanoseconds.
+    /// Whether any sample was observed.
+    pub fn measured(&self) -> bool {
+        self.measured
+    }
+
+    /// The current estimate in nanoseconds (the placeholder until measured).
     pub fn nanos(&self) -> f64 {
         self.nanos
     }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use lifeline_core::config::example::example_config;
+use lifeline_core::config::Secret;
 use lifeline_core::{Config, Gateway, Server};
 use tokio_util::sync::CancellationToken;
 
@@ -27,10 +28,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 for e in &errors.0 {
                     tracing::error!(message = "Invalid config.", error = %e);
                 }
-                anyhow::bail!("invalid config {}:\n{errors}", path.display());
+                anyhow::bail!(
+                    "invalid config {} ({} error(s), logged above)",
+                    path.display(),
+                    errors.0.len()
+                );
             }
         },
-        None => example_config().map_err(|e| anyhow::anyhow!("built-in example: {e}"))?,
+        None => {
+            let mut c = example_config().map_err(|e| anyhow::anyhow!("built-in example: {e}"))?;
+            // The example has no config file to hold an admin token; a random
+            // one, printed below, keeps the admin API closed to others.
+            c.admin.token = Some(Secret::new(format!("{:032x}", fastrand::u128(..))));
+            c
+        }
     };
     let gw = Gateway::start(config)
         .await
@@ -38,11 +49,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let bound = Server::bind(gw.clone())
         .await
         .context("binding the listeners")?;
-    tracing::info!(message = "Lifeline is serving.", listen = %bound.data_addr, admin = ?bound.admin_addr);
+    let admin = bound
+        .admin_addr
+        .map_or_else(|| "none".to_string(), |a| a.to_string());
+    tracing::info!(message = "Lifeline is serving.", listen = %bound.data_addr, admin = %admin);
     if example {
+        let live = gw.live();
+        let token = live.config.admin.token.as_ref().map_or("", |t| t.expose());
         print_example_help(
             &bound.data_addr.to_string(),
             bound.admin_addr.map(|a| a.to_string()),
+            token,
         )?;
     }
     let shutdown = CancellationToken::new();
@@ -53,7 +70,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_example_help(addr: &str, admin: Option<String>) -> std::io::Result<()> {
+fn print_example_help(addr: &str, admin: Option<String>, token: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -69,6 +86,11 @@ fn print_example_help(addr: &str, admin: Option<String>) -> std::io::Result<()> 
     writeln!(out, "  OpenAI SDK:  OpenAI(base_url=\"http://{addr}/v1\", api_key=\"unused\")  (no key is required)")?;
     if let Some(a) = admin {
         writeln!(out, "  Metrics:     curl http://{a}/metrics")?;
+        writeln!(
+            out,
+            "  State:       lifeline status --admin http://{a} --token {token}"
+        )?;
+        writeln!(out, "  Drain:       curl -X POST -H 'authorization: Bearer {token}' http://{a}/admin/deployments/mock-a/demo-a/drain")?;
     }
     writeln!(out, "  Stop with Ctrl-C. Write your own config with `lifeline check --config FILE` (see README).")?;
     out.flush()

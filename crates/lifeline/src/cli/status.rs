@@ -74,11 +74,13 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
         writeln!(
             out,
-            "{:<32} {:<10} {:>8} {:>8.1}ms {:>7.1}% {:>9}  {}",
+            "{:<32} {:<10} {:>8} {:>10} {:>7.1}% {:>9}  {}",
             d["id"].as_str().unwrap_or("?"),
             d["breaker"].as_str().unwrap_or("?"),
             d["in_flight"].as_u64().unwrap_or(0),
-            d["latency_ms"].as_f64().unwrap_or(0.0),
+            d["latency_ms"]
+                .as_f64()
+                .map_or_else(|| "-".to_string(), |ms| format!("{ms:.1}ms")),
             d["error_rate"].as_f64().unwrap_or(0.0) * 100.0,
             d["window_successes"].as_u64().unwrap_or(0)
                 + d["window_failures"].as_u64().unwrap_or(0),
