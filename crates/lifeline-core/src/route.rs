@@ -201,6 +201,26 @@ impl Deployment {
             Some(s) => Some(s.clone().try_acquire_owned().ok()?),
             None => None,
         };
+        self.lease_with(permit)
+    }
+
+    /// Waits for a slot under the provider's `max_concurrency` (returns at
+    /// once when there is no cap), then reserves an attempt as [`Self::lease`].
+    pub async fn lease_when_free(self: &Arc<Self>) -> Option<Lease> {
+        let permit = match &self.upstream.limit {
+            Some(s) => Some(s.clone().acquire_owned().await.ok()?),
+            None => None,
+        };
+        if self.is_drained() {
+            return None;
+        }
+        self.lease_with(permit)
+    }
+
+    fn lease_with(
+        self: &Arc<Self>,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Option<Lease> {
         let now = Instant::now();
         let (ticket, transition) =
             self.record_lock()

@@ -144,6 +144,30 @@ impl Call {
                     lease,
                     retry_of_tried,
                 } => (lease, retry_of_tried),
+                Pick::Saturated { deployment } => {
+                    // Every healthy deployment is at its concurrency cap: wait
+                    // for a slot, within the deadline, instead of refusing.
+                    match timeout_at(deadline, deployment.lease_when_free()).await {
+                        Ok(Some(lease)) => {
+                            let again = tried.iter().any(|t| Arc::ptr_eq(t, &deployment));
+                            (lease, again)
+                        }
+                        // Drained or opened while waiting: pick again.
+                        Ok(None) => continue,
+                        Err(_) if tried.is_empty() => {
+                            let mut e = ApiError::unavailable(
+                                format!(
+                                    "Every deployment of model `{}` is at its concurrency limit (max_concurrency) and none freed up within the request deadline.",
+                                    self.model.name
+                                ),
+                                Duration::from_secs(1),
+                            );
+                            e.code = Some("at_capacity");
+                            return self.error(e, 0);
+                        }
+                        Err(_) => break,
+                    }
+                }
                 Pick::Unavailable { until } => {
                     if tried.is_empty() {
                         let wait = until.map_or(Duration::from_secs(1), |u| {

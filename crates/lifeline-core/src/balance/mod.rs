@@ -12,6 +12,9 @@
 //!    the one with the lower `peak-EWMA latency × (in-flight + 1) / weight`.
 //! 4. Reserve it ([`Deployment::lease`]); if that races with a breaker
 //!    transition, drop it from the candidates and draw again.
+//! 5. A deployment whose provider is at its `max_concurrency` is skipped, so
+//!    load spills over to other deployments and later tiers; when every
+//!    healthy deployment is full, [`Pick::Saturated`] names one to wait on.
 
 use std::sync::Arc;
 
@@ -25,6 +28,10 @@ pub enum Pick {
     /// An attempt reserved on a deployment; `retry_of_tried` says whether this
     /// request already tried it (the caller then backs off first).
     Lease { lease: Lease, retry_of_tried: bool },
+    /// Every healthy deployment is at its provider's `max_concurrency`; the
+    /// caller may wait for a slot on this one (the least loaded of the
+    /// earliest tier that has one).
+    Saturated { deployment: Arc<Deployment> },
     /// Nothing is available; the earliest instant something may be.
     Unavailable { until: Option<Instant> },
 }
@@ -33,6 +40,7 @@ pub enum Pick {
 pub fn pick(model: &Model, tried: &[Arc<Deployment>]) -> Pick {
     let now = Instant::now();
     let mut earliest: Option<Instant> = None;
+    let mut full: Option<&Member> = None;
     let was_tried = |d: &Arc<Deployment>| tried.iter().any(|t| Arc::ptr_eq(t, d));
     for pass_allows_tried in [false, true] {
         for tier in &model.tiers {
@@ -43,7 +51,13 @@ pub fn pick(model: &Model, tried: &[Arc<Deployment>]) -> Pick {
                 }
                 match m.deployment.availability(now) {
                     Availability::Until(t) => earliest = Some(earliest.map_or(t, |e| e.min(t))),
-                    _ if m.deployment.saturated() => {}
+                    _ if m.deployment.saturated() => {
+                        let less_loaded = full
+                            .is_none_or(|f| m.deployment.in_flight() < f.deployment.in_flight());
+                        if full.is_none() || (less_loaded && !pass_allows_tried) {
+                            full = Some(m);
+                        }
+                    }
                     _ => candidates.push(m),
                 }
             }
@@ -60,7 +74,12 @@ pub fn pick(model: &Model, tried: &[Arc<Deployment>]) -> Pick {
             }
         }
     }
-    Pick::Unavailable { until: earliest }
+    match full {
+        Some(m) => Pick::Saturated {
+            deployment: m.deployment.clone(),
+        },
+        None => Pick::Unavailable { until: earliest },
+    }
 }
 
 /// Power of two choices over `candidates` (non-empty); returns an index.

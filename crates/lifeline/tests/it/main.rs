@@ -7,6 +7,7 @@
 
 mod api;
 mod breaker;
+mod capacity;
 mod cli;
 mod docs;
 mod failover;
