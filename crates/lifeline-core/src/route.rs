@@ -37,6 +37,9 @@ pub struct Deployment {
     health: Mutex<HealthRecord>,
     health_cfg: HealthConfig,
     in_flight: AtomicU32,
+    /// Attempts not yet answered (a subset of `in_flight`): what tells a
+    /// frozen deployment from one busy with long streams.
+    awaiting: AtomicU32,
     drained: AtomicBool,
     events: broadcast::Sender<HealthEvent>,
     metrics: Arc<Metrics>,
@@ -86,6 +89,8 @@ pub struct Lease {
     deployment: Arc<Deployment>,
     ticket: Ticket,
     finished: bool,
+    /// Still waiting for the first byte of the answer (or a stream's first content).
+    awaiting: bool,
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
@@ -95,8 +100,24 @@ impl Lease {
         &self.deployment
     }
 
+    /// Records the latency to a stream's first content, for the balancer,
+    /// while the stream goes on.
+    pub fn first_content(&mut self, latency: std::time::Duration) {
+        self.answered();
+        self.deployment
+            .record_lock()
+            .observe_latency(Instant::now(), latency);
+    }
+
+    fn answered(&mut self) {
+        if std::mem::take(&mut self.awaiting) {
+            self.deployment.awaiting.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     /// Records the attempt's outcome.
     pub fn finish(mut self, outcome: Outcome) {
+        self.answered();
         self.finished = true;
         self.deployment.record(self.ticket, outcome);
     }
@@ -104,6 +125,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        self.answered();
         self.deployment.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.deployment.gauge.dec();
         if !self.finished {
@@ -139,6 +161,7 @@ impl Deployment {
             model: model.to_string(),
             model_json,
             in_flight: AtomicU32::new(0),
+            awaiting: AtomicU32::new(0),
             drained: AtomicBool::new(false),
             events,
             metrics,
@@ -180,7 +203,9 @@ impl Deployment {
     /// [`crate::health::PeakEwma::cost`].
     pub fn load(&self) -> f64 {
         let pending = self.in_flight();
-        self.record_lock().latency_cost(Instant::now(), pending)
+        let awaiting = self.awaiting.load(Ordering::Relaxed);
+        self.record_lock()
+            .latency_cost(Instant::now(), pending, awaiting)
     }
 
     /// Whether the provider's concurrency cap is reached.
@@ -229,11 +254,13 @@ impl Deployment {
             self.publish(now, t);
         }
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.awaiting.fetch_add(1, Ordering::Relaxed);
         self.gauge.inc();
         Some(Lease {
             deployment: self.clone(),
             ticket,
             finished: false,
+            awaiting: true,
             _permit: permit,
         })
     }

@@ -214,7 +214,7 @@ impl Call {
         self.exhausted(&failures, tried.len(), budget_refused, deadline)
     }
 
-    async fn attempt(&self, lease: Lease, deadline: Instant, n: usize) -> Attempted {
+    async fn attempt(&self, mut lease: Lease, deadline: Instant, n: usize) -> Attempted {
         let dep = lease.deployment().clone();
         let policy = &self.model.policy;
         let start = Instant::now();
@@ -328,6 +328,7 @@ impl Call {
             return match commit::first_content(resp, protocol, attempt_deadline).await {
                 Ok(c) => {
                     let ttft = start.elapsed();
+                    lease.first_content(ttft);
                     self.metrics.attempt(&dep.id, "success");
                     self.metrics
                         .ttft(&self.model.name, self.started.elapsed().as_secs_f64());

@@ -128,6 +128,12 @@ impl HealthRecord {
         self.state
     }
 
+    /// Adds a latency sample without an outcome (a stream's first content:
+    /// its outcome is known only when it ends, its latency now).
+    pub fn observe_latency(&mut self, now: Instant, latency: Duration) {
+        self.latency.observe(now, latency);
+    }
+
     /// Whether the deployment's latency was ever measured.
     pub fn latency_measured(&self) -> bool {
         self.latency.measured()
@@ -140,8 +146,8 @@ impl HealthRecord {
 
     /// The balancer's latency cost with `pending` attempts in flight
     /// ([`PeakEwma::cost`]).
-    pub fn latency_cost(&self, now: Instant, pending: u32) -> f64 {
-        self.latency.cost(now, pending)
+    pub fn latency_cost(&self, now: Instant, pending: u32, awaiting: u32) -> f64 {
+        self.latency.cost(now, pending, awaiting)
     }
 
     /// `(successes, failures)` in the sliding window.

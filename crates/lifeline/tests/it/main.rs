@@ -12,6 +12,7 @@ mod cli;
 mod docs;
 mod failover;
 mod fo_support;
+mod frozen;
 mod harness;
 mod input;
 mod raw_upstream;

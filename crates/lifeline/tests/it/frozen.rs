@@ -1,0 +1,75 @@
+//! A provider that freezes under load (accepts, never answers, like a
+//! stopped process or a wedged GPU server): every request still succeeds,
+//! and the balancer stops sending it new work within moments, long before
+//! the stuck requests time out.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lifeline_mock::Faults;
+
+use crate::harness::{mocks, Env};
+
+#[tokio::test]
+async fn frozen_provider_is_priced_out_and_no_request_fails() {
+    let m = mocks(3).await;
+    // p0 is the fast one (say a local GPU server): the balancer favours it,
+    // which is exactly what makes its freezing dangerous.
+    for mock in &m[1..] {
+        mock.set_faults(Faults {
+            latency_ms: 40,
+            ..Faults::default()
+        });
+    }
+    let members: Vec<String> = (0..3)
+        .map(|i| format!("{{ provider = \"p{i}\", model = \"up-{i}\" }}"))
+        .collect();
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 2000\n\n{}[[models]]\nname = \"m\"\ntiers = [ [ {} ] ]\n",
+        crate::harness::providers(&m),
+        members.join(", ")
+    );
+    let env = Arc::new(Env::boot(&toml, m).await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        let (env, stop, ok, failed) = (env.clone(), stop.clone(), ok.clone(), failed.clone());
+        clients.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let (status, _, body) = env.chat(false).await;
+                if status == 200 {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("failed: {status} {body}");
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let frozen = &env.mocks[0];
+    frozen.set_faults(Faults {
+        hang: true,
+        ..Faults::default()
+    });
+    let at_freeze = frozen.stats().requests;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let sent_while_frozen = frozen.stats().requests - at_freeze;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
+    assert!(ok > 100, "too little traffic to judge: {ok}");
+    // Several of the 16 clients were waiting on it when it froze, and a few
+    // more reach it in the first tens of milliseconds, while its silence is
+    // still shorter than the others' latency (measured: 7 or 8). Priced by
+    // its old, fast latency instead, it draws nearly every client (14-15).
+    assert!(
+        sent_while_frozen <= 11,
+        "the frozen provider kept getting traffic: {sent_while_frozen} requests"
+    );
+}
