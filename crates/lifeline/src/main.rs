@@ -65,10 +65,23 @@ fn main() -> std::process::ExitCode {
         "info"
     };
     init_logging(cli.log_format, level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // On one core a single-threaded runtime does the same work without the
+    // cross-thread scheduling of the multi-threaded one (BENCHMARKS.md);
+    // `LIFELINE_WORKER_THREADS` overrides the core count.
+    let workers = std::env::var("LIFELINE_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1)
+        .max(1);
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("lifeline: cannot start the async runtime: {e}");
