@@ -45,7 +45,9 @@ use crate::providers::Endpoint;
 use crate::relay::{Protocol, RelayBody, StreamEnd};
 use crate::request::{splice, Inspected};
 use crate::route::{Deployment, Lease, Model};
-use crate::telemetry::Metrics;
+use crate::telemetry::{
+    Metrics, KEEP_ALIVE, X_LIFELINE_ATTEMPTS, X_LIFELINE_DEPLOYMENT, X_REQUEST_ID,
+};
 
 /// The upstream HTTP client (HTTP/1.1 and HTTP/2, plain and TLS).
 pub type HttpClient = Client<
@@ -251,7 +253,6 @@ impl Call {
             Ok(Ok(r)) => r,
         };
         let status = resp.status();
-        let retry_after = retry_after(resp.headers(), SystemTime::now());
         match classify(status) {
             Class::Success => {}
             Class::ClientError => {
@@ -284,6 +285,7 @@ impl Call {
                 )));
             }
             Class::Retryable | Class::Fatal => {
+                let retry_after = retry_after(resp.headers(), SystemTime::now());
                 let label = if status == StatusCode::TOO_MANY_REQUESTS {
                     "rate_limited"
                 } else {
@@ -409,7 +411,7 @@ impl Call {
                 "application/json"
             }),
         );
-        h.insert("x-request-id", self.request_id.clone());
+        h.insert(X_REQUEST_ID, self.request_id.clone());
         if let Some((name, value)) = dep.upstream.auth() {
             h.insert(name.clone(), value.clone());
         }
@@ -429,10 +431,10 @@ impl Call {
         let h = resp.headers_mut();
         strip_hop_by_hop(h);
         if let Ok(v) = HeaderValue::from_str(&dep.id) {
-            h.insert("x-lifeline-deployment", v);
+            h.insert(X_LIFELINE_DEPLOYMENT, v);
         }
-        h.insert("x-lifeline-attempts", HeaderValue::from(attempts));
-        h.insert("x-request-id", self.request_id.clone());
+        h.insert(X_LIFELINE_ATTEMPTS, HeaderValue::from(attempts));
+        h.insert(X_REQUEST_ID, self.request_id.clone());
         if !matches!(resp.body(), ProxyBody::Relay(_)) {
             self.metrics.request(
                 &self.model.name,
@@ -484,9 +486,9 @@ impl Call {
         let status = e.status.as_u16();
         let mut resp = e.into_response();
         resp.headers_mut()
-            .insert("x-lifeline-attempts", HeaderValue::from(attempts));
+            .insert(X_LIFELINE_ATTEMPTS, HeaderValue::from(attempts));
         resp.headers_mut()
-            .insert("x-request-id", self.request_id.clone());
+            .insert(X_REQUEST_ID, self.request_id.clone());
         self.metrics.request(
             &self.model.name,
             status,
@@ -572,7 +574,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     ] {
         h.remove(name);
     }
-    h.remove("keep-alive");
+    h.remove(KEEP_ALIVE);
 }
 
 fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {

@@ -25,7 +25,7 @@ use crate::body::ProxyBody;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::providers::Endpoint;
-use crate::telemetry::request_id;
+use crate::telemetry::{request_id, X_REQUEST_ID};
 
 /// What a path resolves to.
 enum Route {
@@ -77,7 +77,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
-    let rid = request_id(req.headers().get("x-request-id"));
+    let rid = request_id(req.headers().get(&X_REQUEST_ID));
     let live = gw.live();
     let admin_elsewhere = live.config.server.admin_listen.is_some();
     let mut resp = match route(side, req.method(), req.uri().path(), admin_elsewhere) {
@@ -124,7 +124,7 @@ pub async fn handle(
             }
         }
     };
-    resp.headers_mut().entry("x-request-id").or_insert(rid);
+    resp.headers_mut().entry(X_REQUEST_ID).or_insert(rid);
     Ok(resp)
 }
 

@@ -8,7 +8,17 @@ mod metrics;
 
 pub use metrics::{AttemptLabels, Metrics, ModelLabels, StreamLabels};
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
+
+/// `x-request-id`, prebuilt: a header name given as a string is parsed on
+/// every use, and these are used on every request.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `x-lifeline-deployment`: which deployment answered.
+pub const X_LIFELINE_DEPLOYMENT: HeaderName = HeaderName::from_static("x-lifeline-deployment");
+/// `x-lifeline-attempts`: how many attempts the answer took.
+pub const X_LIFELINE_ATTEMPTS: HeaderName = HeaderName::from_static("x-lifeline-attempts");
+/// `keep-alive`, a hop-by-hop header never relayed.
+pub const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
 /// The request's id: the client's `x-request-id` when it is sane (1 to 128
 /// visible ASCII characters), otherwise a fresh random one.
