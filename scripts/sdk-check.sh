@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The official OpenAI Python SDK against a real Lifeline and two real
-# `lifeline mock` processes: normal use, then every provider failing, then a
-# stream broken mid-answer. Needs python3 and `pip install openai`.
+# The official OpenAI SDKs, Python and Node, against a real Lifeline and two
+# real `lifeline mock` processes: normal use, then every provider failing,
+# then a stream broken mid-answer. Needs python3 with `pip install openai`,
+# and node with npm (the Node SDK is installed into a temporary folder).
 # usage: scripts/sdk-check.sh       (builds the release binary first)
 #        LIFELINE_BIN=target/debug/lifeline scripts/sdk-check.sh   (uses that binary)
 set -euo pipefail
@@ -39,3 +40,6 @@ TOML
 "$bin" serve --config "$dir/lifeline.toml" 2>"$dir/log" & pids+=($!)
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$GW/healthz" >/dev/null && break; sleep 0.1; done
 python3 "$root/scripts/sdk-check.py" "http://127.0.0.1:$GW/v1" "http://127.0.0.1:$M1/v1" "http://127.0.0.1:$M2/v1"
+( cd "$dir" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund openai >/dev/null )
+cp "$root/scripts/sdk-check.mjs" "$dir/"
+node "$dir/sdk-check.mjs" "http://127.0.0.1:$GW/v1" "http://127.0.0.1:$M1/v1" "http://127.0.0.1:$M2/v1"
