@@ -6,10 +6,11 @@
 set -euo pipefail
 N=${1:-10000}
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release -p lifeline --quiet
+[ -n "${NO_BUILD:-}" ] || cargo build --release -p lifeline --quiet
 bin=$root/target/release/lifeline
 out=$root/bench/out; mkdir -p "$out"
-ulimit -n $((N * 4 + 1024))
+# Each process holds at most two sockets per stream (the gateway: client and upstream).
+ulimit -n $((N * 2 + 1024))
 MPORT=18280 LPORT=18282
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null' EXIT
