@@ -194,6 +194,11 @@ impl Deployment {
         self.uris[endpoint.index()].clone()
     }
 
+    /// Timeout of one active probe of this deployment.
+    pub fn probe_timeout(&self) -> std::time::Duration {
+        self.health_cfg.probe_timeout
+    }
+
     /// Attempts in flight.
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::Relaxed)

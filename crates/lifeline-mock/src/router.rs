@@ -209,6 +209,12 @@ async fn data(
         base: shared.origin.clone(),
         guard,
     };
+    if endpoint == Endpoint::Chat && !ctx.wants_stream() {
+        // A real server answers a non-streaming request only once the whole
+        // answer is generated: time to first token plus one token interval
+        // per token, as the stream would take.
+        tokio::time::sleep(generation_time(&ctx)).await;
+    }
     match endpoint {
         Endpoint::Chat => chat::answer(ctx),
         Endpoint::Embeddings => embeddings::answer(ctx),
@@ -216,6 +222,22 @@ async fn data(
         Endpoint::Responses => responses::answer(ctx),
         Endpoint::Models => models(ctx.guard),
     }
+}
+
+/// How long generating the whole answer to `ctx` takes at the configured pace.
+fn generation_time(ctx: &Ctx) -> Duration {
+    let (tokens, _) = ctx.answer_len(&["max_completion_tokens", "max_tokens"]);
+    let tps = ctx.config.tokens_per_second;
+    let per_token = if tps > 0.0 && tps.is_finite() {
+        f64::from(tokens) / tps
+    } else {
+        0.0
+    };
+    Duration::from_millis(
+        ctx.config
+            .ttft_ms
+            .saturating_add(ctx.config.faults.first_token_delay_ms),
+    ) + Duration::from_secs_f64(per_token.min(3600.0))
 }
 
 fn hit(rate: f64) -> bool {

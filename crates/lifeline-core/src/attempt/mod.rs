@@ -232,16 +232,11 @@ impl Call {
                 return Attempted::Failed(fail(what));
             }
         };
-        let resp = match timeout_at(attempt_deadline, self.client.request(req)).await {
-            Err(_) => {
+        let resp = match self.response_head(&dep, req, start, deadline).await {
+            Err(why) => {
                 self.metrics.attempt(&dep.id, "timeout");
                 lease.finish(Outcome::failure(start.elapsed()));
-                return Attempted::Failed(fail(format!(
-                    "no response headers within {} ms",
-                    attempt_deadline
-                        .saturating_duration_since(start)
-                        .as_millis()
-                )));
+                return Attempted::Failed(fail(why));
             }
             Ok(Err(e)) => {
                 let connect = e.is_connect();
@@ -389,6 +384,50 @@ impl Call {
                 lease.finish(Outcome::failure(start.elapsed()));
                 Attempted::Failed(fail(what))
             }
+        }
+    }
+
+    /// Waits for the response head of an attempt.
+    ///
+    /// Streams must start within `first_byte_timeout`. A non-streaming answer
+    /// comes only once it is fully generated, which for a long answer takes
+    /// longer than any first-byte timeout that still catches a frozen
+    /// server; so when `first_byte_timeout` passes, the deployment is probed
+    /// (`GET {probe_path}`, no tokens spent): if it answers, it is alive and
+    /// generating, and the wait goes on, one `first_byte_timeout` at a time,
+    /// up to the request's deadline; if not, it is frozen and the attempt is
+    /// abandoned.
+    async fn response_head(
+        &self,
+        dep: &Deployment,
+        req: Request<Full<Bytes>>,
+        start: Instant,
+        deadline: Instant,
+    ) -> Result<Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>, String>
+    {
+        let policy = &self.model.policy;
+        let send = self.client.request(req);
+        tokio::pin!(send);
+        let mut until = deadline.min(start + policy.first_byte_timeout);
+        loop {
+            if let Ok(head) = timeout_at(until, &mut send).await {
+                return Ok(head);
+            }
+            let waited = start.elapsed().as_millis();
+            if self.inspected.stream || until >= deadline || dep.upstream.probe_uri.is_none() {
+                return Err(format!("no response headers within {waited} ms"));
+            }
+            let probe = crate::health::probe::probe(&self.client, dep, dep.probe_timeout());
+            tokio::pin!(probe);
+            let alive = tokio::select! {
+                head = &mut send => return Ok(head),
+                alive = &mut probe => alive,
+            };
+            if !alive {
+                return Err(format!("no response headers within {waited} ms, and the deployment does not answer probes"));
+            }
+            tracing::debug!(message = "Long generation: the deployment answers probes, waiting on.", request_id = ?self.request_id, deployment = %dep.id, waited_ms = waited as u64);
+            until = deadline.min(Instant::now() + policy.first_byte_timeout);
         }
     }
 

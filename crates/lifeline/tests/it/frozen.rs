@@ -26,7 +26,7 @@ async fn frozen_provider_is_priced_out_and_no_request_fails() {
         .map(|i| format!("{{ provider = \"p{i}\", model = \"up-{i}\" }}"))
         .collect();
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 2000\n\n{}[[models]]\nname = \"m\"\ntiers = [ [ {} ] ]\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 2000\n\n[health]\nprobe_timeout_ms = 500\n\n{}[[models]]\nname = \"m\"\ntiers = [ [ {} ] ]\n",
         crate::harness::providers(&m),
         members.join(", ")
     );
@@ -72,4 +72,41 @@ async fn frozen_provider_is_priced_out_and_no_request_fails() {
         sent_while_frozen <= 11,
         "the frozen provider kept getting traffic: {sent_while_frozen} requests"
     );
+}
+
+#[tokio::test]
+async fn a_long_non_streaming_generation_is_not_mistaken_for_a_frozen_server() {
+    let m = mocks(2).await;
+    // 15 tokens at 10 tokens/s: the answer takes 1.5 s to generate, well past
+    // the 400 ms first-byte timeout, while the server answers probes at once.
+    m[0].set_config(lifeline_mock::MockConfig {
+        name: "p0".into(),
+        tokens_per_second: 10.0,
+        completion_tokens: 15,
+        ttft_ms: 0,
+        ..lifeline_mock::MockConfig::default()
+    });
+    let models = "[[models]]\nname = \"m\"\ntiers = [ [ { provider = \"p0\", model = \"up-0\" } ], [ { provider = \"p1\", model = \"up-1\" } ] ]\n";
+    let env = Env::boot(
+        &crate::harness::config(&m, "first_byte_timeout_ms = 400", models),
+        m,
+    )
+    .await;
+    let t = tokio::time::Instant::now();
+    let (status, headers, body) = env.chat(false).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["x-lifeline-deployment"], "p0/up-0", "{body}");
+    assert_eq!(headers["x-lifeline-attempts"], "1");
+    assert!(
+        t.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        t.elapsed()
+    );
+    // A stream, by contrast, must start within the first-byte timeout: this
+    // one does (the first token comes at once), and then runs its 1.5 s.
+    let (status, headers, body) = env.chat(true).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-lifeline-deployment"], "p0/up-0");
+    assert!(body.ends_with("data: [DONE]\n\n"));
+    env.stop().await;
 }
