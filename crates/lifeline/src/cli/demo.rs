@@ -61,8 +61,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     for name in ["alpha", "bravo", "charlie"] {
         let cfg = MockConfig {
             name: name.into(),
-            tokens_per_second: 400.0,
-            ttft_ms: 5,
+            tokens_per_second: 2000.0,
+            ttft_ms: 2,
             completion_tokens: 12,
             ..MockConfig::default()
         };
