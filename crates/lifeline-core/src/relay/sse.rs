@@ -299,6 +299,44 @@ mod tests {
         assert!(s.content && s.done);
     }
 
+    /// Frames arrive split anywhere (TCP and proxies decide); whatever the
+    /// split, the forwarded bytes and what the scanner learns must be those
+    /// of the stream read whole.
+    #[test]
+    fn any_split_forwards_the_same_bytes_and_learns_the_same() {
+        let stream = format!(
+            "{ROLE}: keep-alive\n\n{TEXT}data:{{\"choices\":[{{\"delta\":{{\"tool_calls\":[{{}}]}}}}]}}\r\n\r\n{TEXT}{FINISH}data: [DONE]\n\n"
+        );
+        let bytes = stream.as_bytes();
+        let mut whole = Scanner::new(Protocol::Chat);
+        let expected = whole.feed(Bytes::copy_from_slice(bytes));
+        assert!(expected.bad.is_none());
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..2000 {
+            let mut s = Scanner::new(Protocol::Chat);
+            let mut out = Vec::new();
+            let mut at = 0;
+            let mut content_seen_at = None;
+            while at < bytes.len() {
+                let end = (at + rng.usize(1..=40)).min(bytes.len());
+                let f = s.feed(Bytes::copy_from_slice(&bytes[at..end]));
+                assert!(f.bad.is_none(), "split at {at}..{end}");
+                out.extend_from_slice(&f.forward);
+                if s.content && content_seen_at.is_none() {
+                    content_seen_at = Some(out.len());
+                }
+                at = end;
+            }
+            assert_eq!(out, &expected.forward[..]);
+            assert_eq!(
+                (s.content, s.finished, s.done),
+                (whole.content, whole.finished, whole.done)
+            );
+            // Content is never reported before the line that carries it was released.
+            assert!(content_seen_at.is_some_and(|n| n >= ROLE.len() + 14 + TEXT.len() - 1));
+        }
+    }
+
     #[test]
     fn structural_json_check() {
         for ok in [r#"{"a":"}{\"x"}"#, "[1,{\"b\":[]}]", " {} "] {
