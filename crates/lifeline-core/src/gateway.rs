@@ -283,8 +283,36 @@ impl Gateway {
             .deployments
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = used;
+        let applied = live.config.clone();
         *self.inner.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+        // Only once the new state serves: a failed apply keeps every mock.
+        self.stop_removed_mocks(&applied).await;
         Ok(())
+    }
+
+    /// Stops in-process simulated providers that the new config no longer has
+    /// as `kind = "mock"`. Requests still in flight to them fail over like
+    /// any other broken attempt.
+    async fn stop_removed_mocks(&self, config: &Config) {
+        let keep: std::collections::HashSet<&str> = config
+            .providers
+            .iter()
+            .filter(|p| p.kind == ProviderKind::Mock)
+            .map(|p| p.name.as_str())
+            .collect();
+        let removed: Vec<lifeline_mock::MockHandle> = {
+            let mut mocks = self.inner.mocks.lock().await;
+            let gone: Vec<String> = mocks
+                .keys()
+                .filter(|k| !keep.contains(k.as_str()))
+                .cloned()
+                .collect();
+            gone.iter().filter_map(|k| mocks.remove(k)).collect()
+        };
+        for m in removed {
+            tracing::info!(message = "Simulated provider removed by reload.", base_url = %m.base_url());
+            m.shutdown().await;
+        }
     }
 
     async fn mock_url(&self, p: &crate::config::ProviderConfig) -> Result<String, ApplyError> {

@@ -223,3 +223,42 @@ async fn reload_applies_limits_and_rotated_keys() {
     assert_eq!(last_auth().as_deref(), Some("Bearer sk-rotated"));
     env.stop().await;
 }
+
+#[tokio::test]
+async fn reload_starts_and_stops_in_process_simulated_providers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lifeline.toml");
+    let with = |names: &[&str]| {
+        let mut t = String::from("[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[admin]\ntoken = \"admin-secret\"\n");
+        for n in names {
+            t.push_str(&format!("[[providers]]\nname = \"{n}\"\nkind = \"mock\"\n"));
+        }
+        let members: Vec<String> = names
+            .iter()
+            .map(|n| format!("{{ provider = \"{n}\", model = \"x\" }}"))
+            .collect();
+        t.push_str(&format!(
+            "[[models]]\nname = \"m\"\ntiers = [ [ {} ] ]\n",
+            members.join(", ")
+        ));
+        t
+    };
+    std::fs::write(&path, with(&["sim-a", "sim-b"])).unwrap();
+    let env = FileEnv::boot(&path, Vec::new()).await;
+    let b = env.gw.mock("sim-b").await.expect("sim-b runs");
+    assert_eq!(env.chat("m").await.0, 200);
+    std::fs::write(&path, with(&["sim-a", "sim-c"])).unwrap();
+    assert_eq!(env.reload().await.0, 200);
+    assert!(
+        env.gw.mock("sim-b").await.is_none(),
+        "sim-b still registered"
+    );
+    assert!(env.gw.mock("sim-c").await.is_some(), "sim-c not started");
+    // The removed provider's port is closed: it was stopped, not leaked.
+    let gone = tokio::net::TcpStream::connect(b.addr()).await;
+    assert!(gone.is_err(), "sim-b still accepts connections");
+    for _ in 0..5 {
+        assert_eq!(env.chat("m").await.0, 200);
+    }
+    env.stop().await;
+}
