@@ -177,7 +177,7 @@ impl Deployment {
     }
 
     fn probes(&self) -> bool {
-        self.upstream.probe_uri.is_some()
+        self.upstream.probes_enabled()
     }
 
     /// Whether the deployment could take an attempt now.

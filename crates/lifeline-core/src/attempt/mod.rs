@@ -414,7 +414,7 @@ impl Call {
                 return Ok(head);
             }
             let waited = start.elapsed().as_millis();
-            if self.inspected.stream || until >= deadline || dep.upstream.probe_uri.is_none() {
+            if self.inspected.stream || until >= deadline || !dep.upstream.probes_enabled() {
                 return Err(format!("no response headers within {waited} ms"));
             }
             let probe = crate::health::probe::probe(&self.client, dep, dep.probe_timeout());

@@ -114,6 +114,11 @@ pub struct ProviderConfig {
     /// Path, relative to `base_url`, that active probes GET (`probe_path`, default `/models`).
     /// `None` (`probe_path = ""`) disables active probes: open breakers half-open after their cooldown.
     pub probe_path: Option<String>,
+    /// Probe each deployment with a one-token chat completion for its own
+    /// model instead of `GET {probe_path}` (`probe_completion`, default
+    /// false). Costs a token per probe; catches a provider whose model list
+    /// answers while inference is down.
+    pub probe_completion: bool,
     /// Settings of the in-process simulated provider (`[providers.mock]`), for `kind = "mock"`.
     pub mock: Option<lifeline_mock::MockConfig>,
 }

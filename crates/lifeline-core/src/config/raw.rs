@@ -92,6 +92,8 @@ pub(super) struct RawProvider {
     pub api_version: Option<Spanned<String>>,
     #[serde(default)]
     pub probe_path: Option<Spanned<String>>,
+    #[serde(default)]
+    pub probe_completion: Option<Spanned<bool>>,
     /// `[providers.mock]`, handed whole to the simulated provider.
     #[serde(default)]
     pub mock: Option<Spanned<lifeline_mock::MockConfig>>,

@@ -3,7 +3,8 @@
 //! does.
 //!
 //! The probe is `GET {base_url}{probe_path}` (`/models` by default), which
-//! costs no generated tokens. One prober task wakes every `probe_interval`,
+//! costs no generated tokens; with `probe_completion = true` it is a
+//! one-token chat completion for the deployment's own model instead. One prober task wakes every `probe_interval`,
 //! asks each deployment whether a probe is due ([`Deployment::start_probe`])
 //! and runs the due ones concurrently, each bounded by `probe_timeout`.
 
@@ -16,15 +17,36 @@ use http_body_util::Full;
 use tokio::time::Instant;
 
 use crate::attempt::HttpClient;
+use crate::providers::Endpoint;
 use crate::route::Deployment;
 
 /// Probes `dep` once; `true` on a 2xx within `limit`.
 pub async fn probe(client: &HttpClient, dep: &Deployment, limit: Duration) -> bool {
-    let Some(uri) = dep.upstream.probe_uri.clone() else {
-        return false;
+    let mut req = if dep.upstream.config.probe_completion {
+        // One token for this deployment's own model: the truest signal, at a cost.
+        let Ok(uri) = dep.uri(Endpoint::ChatCompletions) else {
+            return false;
+        };
+        let body = format!(
+            r#"{{"model":{},"max_tokens":1,"messages":[{{"role":"user","content":"ping"}}]}}"#,
+            String::from_utf8_lossy(&dep.model_json)
+        );
+        let mut req = Request::new(Full::new(Bytes::from(body)));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = uri;
+        req.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        req
+    } else {
+        let Some(uri) = dep.upstream.probe_uri.clone() else {
+            return false;
+        };
+        let mut req = Request::new(Full::new(Bytes::new()));
+        *req.uri_mut() = uri;
+        req
     };
-    let mut req = Request::new(Full::new(Bytes::new()));
-    *req.uri_mut() = uri;
     if let Some((name, value)) = dep.upstream.auth() {
         req.headers_mut().insert(name.clone(), value.clone());
     }

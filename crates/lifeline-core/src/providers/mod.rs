@@ -163,6 +163,11 @@ impl Upstream {
         }
     }
 
+    /// Whether active probes run at all.
+    pub fn probes_enabled(&self) -> bool {
+        self.probe_uri.is_some() || self.config.probe_completion
+    }
+
     /// The auth header to send, if any.
     pub fn auth(&self) -> Option<&(HeaderName, HeaderValue)> {
         self.auth.as_ref()
@@ -189,6 +194,7 @@ mod tests {
             max_concurrency: Some(3),
             api_version: "2024-10-21".into(),
             probe_path: Some("/models".into()),
+            probe_completion: false,
             mock: None,
         }
     }

@@ -172,3 +172,52 @@ async fn drained_deployment_gets_no_new_requests_until_undrained() {
     .await;
     env.stop().await;
 }
+
+/// `probe_completion = true`: the prober spends one token on the deployment's
+/// own model instead of listing models, and that is what closes the breaker.
+#[tokio::test]
+async fn completion_probes_are_one_token_requests_for_the_deployment_model() {
+    use crate::harness::config;
+    use lifeline_mock::Faults;
+    let m = mocks(2).await;
+    let models = "[[models]]\nname = \"m\"\ntiers = [ [ { provider = \"p0\", model = \"up-0\" } ], [ { provider = \"p1\", model = \"up-1\" } ] ]\n";
+    let toml = config(&m, "", models).replace(
+        "[[providers]]\nname = \"p0\"\n",
+        "[[providers]]\nname = \"p0\"\nprobe_completion = true\n",
+    );
+    assert!(toml.contains("probe_completion = true"));
+    m[0].set_faults(Faults {
+        error_rate: 1.0,
+        error_status: 500,
+        ..Faults::default()
+    });
+    let env = Env::boot(&toml, m).await;
+    for _ in 0..6 {
+        assert_eq!(env.chat(false).await.0, 200);
+    }
+    env.mocks[0].clear_faults();
+    let p0 = env.mocks[0].clone();
+    let probed = crate::streaming::eventually(Duration::from_secs(10), || {
+        p0.stats().recent.iter().any(|r| {
+            r.method == "POST"
+                && r.path_and_query == "/v1/chat/completions"
+                && r.body.contains("\"max_tokens\":1")
+                && r.body.contains("\"up-0\"")
+        })
+    })
+    .await;
+    assert!(
+        probed,
+        "no one-token probe seen: {:?}",
+        env.mocks[0].stats().recent
+    );
+    assert!(
+        !env.mocks[0]
+            .stats()
+            .recent
+            .iter()
+            .any(|r| r.path_and_query.ends_with("/models")),
+        "a completion-probed provider was sent model-list probes"
+    );
+    env.stop().await;
+}

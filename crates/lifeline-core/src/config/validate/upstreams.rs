@@ -137,6 +137,7 @@ impl Validator<'_> {
             max_concurrency: raw.max_concurrency.map(Spanned::into_inner),
             api_version,
             probe_path,
+            probe_completion: raw.probe_completion.is_some_and(|b| *b.get_ref()),
             mock,
         }
     }
