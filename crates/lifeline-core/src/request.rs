@@ -34,8 +34,28 @@ struct Head<'a> {
     stream: Option<&'a RawValue>,
 }
 
+/// Deepest nesting accepted (serde_json's own limit when it parses values;
+/// skipping a value, as `inspect` does for unknown fields, checks none).
+const MAX_DEPTH: usize = 128;
+
 /// Validates `body` as a JSON object and reads `model` and `stream`.
+///
+/// Skipping a field with `IgnoredAny` checks its brackets but neither the
+/// UTF-8 inside its strings nor its depth, so those two are checked here
+/// first: a body no provider would accept never costs a provider request.
 pub fn inspect(body: &[u8]) -> Result<Inspected, ApiError> {
+    if std::str::from_utf8(body).is_err() {
+        return Err(ApiError::bad_request(
+            "We could not parse the JSON body of your request: it is not valid UTF-8.",
+            None,
+        ));
+    }
+    if nested_deeper_than(body, MAX_DEPTH) {
+        return Err(ApiError::bad_request(
+            format!("We could not parse the JSON body of your request: it is nested deeper than {MAX_DEPTH} levels."),
+            None,
+        ));
+    }
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(ApiError::bad_request(
@@ -83,6 +103,42 @@ pub fn inspect(body: &[u8]) -> Result<Inspected, ApiError> {
         model_span: start..start + raw_model.get().len(),
         stream,
     })
+}
+
+/// Whether arrays and objects in `body` nest deeper than `limit`. Strings
+/// are skipped with `memchr` (they are most of a chat body), so the scan
+/// touches structural bytes one by one and string bytes in bulk.
+fn nested_deeper_than(body: &[u8], limit: usize) -> bool {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'"' => {
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &body[i.min(body.len())..]) {
+                        // Unterminated: the parser reports it.
+                        None => return false,
+                        Some(j) if body[i + j] == b'\\' => i += j + 2,
+                        Some(j) => {
+                            i += j;
+                            break;
+                        }
+                    }
+                }
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 fn kind_of(raw: &str) -> &'static str {
@@ -153,6 +209,43 @@ mod tests {
     #[test]
     fn escaped_model_names_decode() {
         assert_eq!(ok(r#"{"model":"a\"b\u0041"}"#).model, "a\"bA");
+    }
+
+    #[test]
+    fn rejects_bad_utf8_and_deep_nesting_even_in_skipped_fields() {
+        let mut bad = br#"{"model":"m","messages":[{"content":"x"#.to_vec();
+        bad.extend_from_slice(&[0xff, b'"', b'}', b']', b'}']);
+        assert!(err_bytes(&bad).message.contains("UTF-8"));
+        let deep = format!(
+            r#"{{"model":"m","messages":{}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert!(err_bytes(deep.as_bytes()).message.contains("nested deeper"));
+        let fine = format!(
+            r#"{{"model":"m","messages":{}1{}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert!(inspect(fine.as_bytes()).is_ok());
+        // Brackets inside strings, and escaped quotes, do not count.
+        let strings = format!(
+            r#"{{"model":"m","x":"{}\"{}"}}"#,
+            "[".repeat(300),
+            "{".repeat(300)
+        );
+        assert!(
+            inspect(strings.as_bytes()).is_ok(),
+            "{:?}",
+            inspect(strings.as_bytes()).err().map(|e| e.message)
+        );
+    }
+
+    fn err_bytes(body: &[u8]) -> ApiError {
+        match inspect(body) {
+            Ok(i) => panic!("accepted: {i:?}"),
+            Err(e) => e,
+        }
     }
 
     #[test]

@@ -194,6 +194,11 @@ impl Deployment {
         self.uris[endpoint.index()].clone()
     }
 
+    /// When the deployment last answered anything, if ever.
+    pub fn last_answer(&self) -> Option<Instant> {
+        self.record_lock().last_answer()
+    }
+
     /// Timeout of one active probe of this deployment.
     pub fn probe_timeout(&self) -> std::time::Duration {
         self.health_cfg.probe_timeout

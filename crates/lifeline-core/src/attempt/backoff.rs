@@ -27,7 +27,10 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         .and_then(|v| v.trim().parse::<f64>().ok())
     {
         if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_secs_f64(ms / 1000.0).min(CAP));
+            // Clamp before converting: a huge value would not fit a Duration.
+            return Some(Duration::from_secs_f64(
+                (ms / 1000.0).min(CAP.as_secs_f64()),
+            ));
         }
     }
     let v = headers

@@ -205,7 +205,7 @@ impl Call {
             if Instant::now() >= deadline {
                 break;
             }
-            match self.attempt(lease, deadline, tried.len()).await {
+            match self.attempt(lease, deadline, &tried).await {
                 Attempted::Answer(resp) => return resp,
                 Attempted::Failed(f) => {
                     tracing::info!(message = "Attempt failed.", request_id = ?self.request_id, deployment = %f.deployment, error = %f.what);
@@ -216,7 +216,13 @@ impl Call {
         self.exhausted(&failures, tried.len(), budget_refused, deadline)
     }
 
-    async fn attempt(&self, mut lease: Lease, deadline: Instant, n: usize) -> Attempted {
+    async fn attempt(
+        &self,
+        mut lease: Lease,
+        deadline: Instant,
+        tried: &[Arc<Deployment>],
+    ) -> Attempted {
+        let n = tried.len();
         let dep = lease.deployment().clone();
         let policy = &self.model.policy;
         let start = Instant::now();
@@ -232,7 +238,7 @@ impl Call {
                 return Attempted::Failed(fail(what));
             }
         };
-        let resp = match self.response_head(&dep, req, start, deadline).await {
+        let resp = match self.response_head(&dep, req, start, deadline, tried).await {
             Err(why) => {
                 self.metrics.attempt(&dep.id, "timeout");
                 lease.finish(Outcome::failure(start.elapsed()));
@@ -254,7 +260,7 @@ impl Call {
                 self.metrics.attempt(&dep.id, "client_error");
                 return match read_body(
                     resp,
-                    attempt_deadline.max(Instant::now() + policy.stream_idle_timeout),
+                    deadline.min(attempt_deadline.max(Instant::now() + policy.stream_idle_timeout)),
                 )
                 .await
                 {
@@ -294,8 +300,11 @@ impl Call {
                 lease.finish(outcome);
                 if matches!(classify(status), Class::Fatal) {
                     // Not retryable (e.g. 501): the provider's answer stands.
-                    if let Ok((parts, body)) =
-                        read_body(resp, Instant::now() + policy.stream_idle_timeout).await
+                    if let Ok((parts, body)) = read_body(
+                        resp,
+                        deadline.min(Instant::now() + policy.stream_idle_timeout),
+                    )
+                    .await
                     {
                         return Attempted::Answer(self.answer(
                             parts,
@@ -361,7 +370,7 @@ impl Call {
         }
         match read_body(
             resp,
-            attempt_deadline.max(Instant::now() + policy.stream_idle_timeout),
+            deadline.min(attempt_deadline.max(Instant::now() + policy.stream_idle_timeout)),
         )
         .await
         {
@@ -392,17 +401,27 @@ impl Call {
     /// Streams must start within `first_byte_timeout`. A non-streaming answer
     /// comes only once it is fully generated, which for a long answer takes
     /// longer than any first-byte timeout that still catches a frozen
-    /// server; so when `first_byte_timeout` passes, the deployment is probed
-    /// (`GET {probe_path}`, no tokens spent): if it answers, it is alive and
-    /// generating, and the wait goes on, one `first_byte_timeout` at a time,
-    /// up to the request's deadline; if not, it is frozen and the attempt is
-    /// abandoned.
+    /// server. So when `first_byte_timeout` passes, the wait goes on (one
+    /// `first_byte_timeout` at a time, up to the request's deadline) only
+    /// while the deployment shows it is working:
+    ///
+    /// 1. it answered other requests during the last `first_byte_timeout`:
+    ///    it is busy generating, not frozen; or
+    /// 2. no untried deployment could take the request instead, and it
+    ///    answers a probe (`GET {probe_path}`, no tokens): waiting is the
+    ///    only way to an answer, and the server is alive.
+    ///
+    /// Otherwise the attempt is abandoned and the request fails over. A
+    /// provider whose model list answers while its inference hangs (a common
+    /// shape of outage) is thus abandoned after `first_byte_timeout` when
+    /// another deployment exists.
     async fn response_head(
         &self,
         dep: &Deployment,
         req: Request<Full<Bytes>>,
         start: Instant,
         deadline: Instant,
+        tried: &[Arc<Deployment>],
     ) -> Result<Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>, String>
     {
         let policy = &self.model.policy;
@@ -414,19 +433,34 @@ impl Call {
                 return Ok(head);
             }
             let waited = start.elapsed().as_millis();
-            if self.inspected.stream || until >= deadline || !dep.upstream.probes_enabled() {
+            if self.inspected.stream || until >= deadline {
                 return Err(format!("no response headers within {waited} ms"));
             }
-            let probe = crate::health::probe::probe(&self.client, dep, dep.probe_timeout());
-            tokio::pin!(probe);
-            let alive = tokio::select! {
-                head = &mut send => return Ok(head),
-                alive = &mut probe => alive,
-            };
-            if !alive {
-                return Err(format!("no response headers within {waited} ms, and the deployment does not answer probes"));
+            // Answered something during the last wait: busy, not frozen.
+            let working = dep
+                .last_answer()
+                .is_some_and(|t| t > start && t + policy.first_byte_timeout > Instant::now());
+            if !working {
+                if crate::balance::has_untried(&self.model, tried) {
+                    return Err(format!("no response within {waited} ms, and the deployment answered nothing else meanwhile"));
+                }
+                if !dep.upstream.probes_enabled() {
+                    return Err(format!("no response headers within {waited} ms"));
+                }
+                let limit = dep
+                    .probe_timeout()
+                    .min(deadline.saturating_duration_since(Instant::now()));
+                let probe = crate::health::probe::probe(&self.client, dep, limit);
+                tokio::pin!(probe);
+                let alive = tokio::select! {
+                    head = &mut send => return Ok(head),
+                    alive = &mut probe => alive,
+                };
+                if !alive {
+                    return Err(format!("no response headers within {waited} ms, and the deployment does not answer probes"));
+                }
             }
-            tracing::debug!(message = "Long generation: the deployment answers probes, waiting on.", request_id = ?self.request_id, deployment = %dep.id, waited_ms = waited as u64);
+            tracing::debug!(message = "Long generation: the deployment is working, waiting on.", request_id = ?self.request_id, deployment = %dep.id, waited_ms = waited as u64);
             until = deadline.min(Instant::now() + policy.first_byte_timeout);
         }
     }

@@ -82,6 +82,17 @@ pub fn pick(model: &Model, tried: &[Arc<Deployment>]) -> Pick {
     }
 }
 
+/// Whether some deployment of `model` that this request has not tried could
+/// take an attempt now.
+pub fn has_untried(model: &Model, tried: &[Arc<Deployment>]) -> bool {
+    let now = Instant::now();
+    model.tiers.iter().flatten().any(|m| {
+        !tried.iter().any(|t| Arc::ptr_eq(t, &m.deployment))
+            && !matches!(m.deployment.availability(now), Availability::Until(_))
+            && !m.deployment.saturated()
+    })
+}
+
 /// Power of two choices over `candidates` (non-empty); returns an index.
 fn choose(candidates: &[&Member]) -> usize {
     if candidates.len() == 1 {

@@ -134,6 +134,12 @@ impl HealthRecord {
         self.latency.observe(now, latency);
     }
 
+    /// When the deployment last answered anything (an answer, a stream's
+    /// first content, or a failure), if ever.
+    pub fn last_answer(&self) -> Option<Instant> {
+        self.latency.last_sample()
+    }
+
     /// Whether the deployment's latency was ever measured.
     pub fn latency_measured(&self) -> bool {
         self.latency.measured()

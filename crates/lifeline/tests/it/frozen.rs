@@ -86,7 +86,10 @@ async fn a_long_non_streaming_generation_is_not_mistaken_for_a_frozen_server() {
         ttft_ms: 0,
         ..lifeline_mock::MockConfig::default()
     });
-    let models = "[[models]]\nname = \"m\"\ntiers = [ [ { provider = \"p0\", model = \"up-0\" } ], [ { provider = \"p1\", model = \"up-1\" } ] ]\n";
+    // Only p0 serves `m`: waiting for it is the only way to an answer, and
+    // it answers probes, so the wait goes on past the first-byte timeout.
+    let models =
+        "[[models]]\nname = \"m\"\ntiers = [ [ { provider = \"p0\", model = \"up-0\" } ] ]\n";
     let env = Env::boot(
         &crate::harness::config(&m, "first_byte_timeout_ms = 400", models),
         m,

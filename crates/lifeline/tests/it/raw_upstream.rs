@@ -108,3 +108,53 @@ async fn body_shorter_than_its_length_is_a_failed_attempt() {
 async fn stream_with_only_comments_then_close_is_a_failed_attempt() {
     assert_rescued(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n: keep-alive\n\n: keep-alive\n\n").await;
 }
+
+/// A provider whose model list answers while its inference hangs (an API
+/// front end up, the GPUs gone): a non-streaming request is abandoned after
+/// the first-byte timeout and served by the fallback, long before its
+/// deadline, and the probe answering does not keep it waiting.
+#[tokio::test]
+async fn models_answering_while_inference_hangs_is_abandoned() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let raw = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let Ok(n) = sock.read(&mut buf).await else {
+                    return;
+                };
+                if buf[..n].starts_with(b"GET ") {
+                    let body = r#"{"object":"list","data":[]}"#;
+                    let reply = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                    let _ = sock.write_all(reply.as_bytes()).await;
+                } else {
+                    // Inference hangs: hold the connection, never answer.
+                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                }
+            });
+        }
+    });
+    let m = mocks(1).await;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 500\nrequest_timeout_ms = 30000\n\n\
+         [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\n\n\
+         [[providers]]\nname = \"good\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n\
+         [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ], [ {{ provider = \"good\", model = \"g\" }} ] ]\n",
+        m[0].base_url()
+    );
+    let env = Env::boot(&toml, m).await;
+    let t = tokio::time::Instant::now();
+    let (status, headers, body) = env.chat(false).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["x-lifeline-deployment"], "good/g");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "waited {:?} on a hung deployment",
+        t.elapsed()
+    );
+    env.stop().await;
+}
