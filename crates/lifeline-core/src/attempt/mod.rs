@@ -326,10 +326,10 @@ impl Call {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if self.inspected.stream && is_sse {
-            let protocol = if self.endpoint == Endpoint::Responses {
-                Protocol::Responses
-            } else {
-                Protocol::Chat
+            let protocol = match self.endpoint {
+                Endpoint::Responses => Protocol::Responses,
+                Endpoint::ChatCompletions => Protocol::Chat,
+                Endpoint::ImagesGenerations | Endpoint::Embeddings => Protocol::Generic,
             };
             return match commit::first_content(resp, protocol, attempt_deadline).await {
                 Ok(c) => {

@@ -90,6 +90,14 @@ impl RelayBody {
     }
 
     fn finish(&mut self, ok: bool, why: &str) -> Option<Bytes> {
+        // An upstream error event relayed to the client is not a success,
+        // even when the upstream then ended the stream cleanly.
+        let ok = ok && !self.scanner.upstream_error;
+        let why = if !ok && why.is_empty() {
+            "the upstream sent an error event"
+        } else {
+            why
+        };
         self.upstream = None;
         self.ended = true;
         let e = &self.end;
@@ -125,10 +133,14 @@ pub fn error_event(why: &str) -> Bytes {
         "code": "stream_interrupted",
         "param": null,
     }});
-    Bytes::from(format!("event: error\ndata: {body}\n\n"))
+    // The leading blank line ends whatever event the upstream left half
+    // written, so this one is never merged into it (a blank line between
+    // events is harmless).
+    Bytes::from(format!("\nevent: error\ndata: {body}\n\n"))
 }
 
-const DONE: &[u8] = b"data: [DONE]\n\n";
+/// Added when an answer finished without `[DONE]`; starts on an event boundary.
+const DONE: &[u8] = b"\ndata: [DONE]\n\n";
 
 impl Body for RelayBody {
     type Data = Bytes;
@@ -158,12 +170,16 @@ impl Body for RelayBody {
                         continue;
                     };
                     let feed = this.scanner.feed(data);
-                    let wait = if this.scanner.finished {
-                        FINISH_GRACE.min(this.idle_timeout)
-                    } else {
-                        this.idle_timeout
-                    };
-                    this.idle.as_mut().reset(Instant::now() + wait);
+                    // Only data and events prove progress: a keep-alive
+                    // comment from a stuck upstream must not hold the stream.
+                    if feed.activity {
+                        let wait = if this.scanner.finished {
+                            FINISH_GRACE.min(this.idle_timeout)
+                        } else {
+                            this.idle_timeout
+                        };
+                        this.idle.as_mut().reset(Instant::now() + wait);
+                    }
                     if let Some(bad) = feed.bad {
                         let ev = this.finish(false, &bad).unwrap_or_default();
                         return Poll::Ready(Some(Ok(Frame::data(join(feed.forward, ev)))));
@@ -181,16 +197,15 @@ impl Body for RelayBody {
                     return Poll::Ready(Some(Ok(Frame::data(ev))));
                 }
                 Poll::Ready(None) => {
-                    return Poll::Ready(
-                        this.end_of_upstream(
-                            "upstream closed the stream before the answer finished",
-                        ),
-                    );
+                    return Poll::Ready(this.end_of_upstream(
+                        true,
+                        "upstream closed the stream before the answer finished",
+                    ));
                 }
                 Poll::Pending => {
                     if this.idle.as_mut().poll(cx).is_ready() {
                         let why = format!("no data for {} ms", this.idle_timeout.as_millis());
-                        return Poll::Ready(this.end_of_upstream(&why));
+                        return Poll::Ready(this.end_of_upstream(false, &why));
                     }
                     return Poll::Pending;
                 }
@@ -202,8 +217,12 @@ impl Body for RelayBody {
 impl RelayBody {
     /// The upstream ended or went quiet: complete if the answer finished,
     /// broken otherwise.
-    fn end_of_upstream(&mut self, why: &str) -> Option<Result<Frame<Bytes>, BoxError>> {
-        if self.scanner.done {
+    fn end_of_upstream(
+        &mut self,
+        closed: bool,
+        why: &str,
+    ) -> Option<Result<Frame<Bytes>, BoxError>> {
+        if self.scanner.done || (closed && self.scanner.protocol() == Protocol::Generic) {
             self.finish(true, "");
             return None;
         }

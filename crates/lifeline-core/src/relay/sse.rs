@@ -12,8 +12,9 @@
 use bytes::{Bytes, BytesMut};
 use memchr::memmem;
 
-/// Longest line held while waiting for its end.
-const MAX_LINE: usize = 1 << 20;
+/// Longest line held while waiting for its end (streamed partial images are
+/// base64 lines of several MiB).
+const MAX_LINE: usize = 32 << 20;
 
 /// Which stream grammar the endpoint uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub enum Protocol {
     Chat,
     /// Responses API: `event: response.*` … `response.completed`, no `[DONE]`.
     Responses,
+    /// Any other stream (image generation): content is any data line, and a
+    /// clean close is the end.
+    Generic,
 }
 
 /// What one call to [`Scanner::feed`] found.
@@ -31,6 +35,9 @@ pub struct Feed {
     pub forward: Bytes,
     /// Set when a line is malformed; nothing from it on is forwarded.
     pub bad: Option<String>,
+    /// A `data:` or `event:` line went by (comments and blank lines do not
+    /// count: a keep-alive comment does not prove the answer is progressing).
+    pub activity: bool,
 }
 
 /// Incremental SSE line scanner.
@@ -44,7 +51,7 @@ pub struct Scanner {
     pub finished: bool,
     /// Some content (text, tool call, refusal) was seen.
     pub content: bool,
-    /// The upstream sent an error event.
+    /// The upstream sent an error event (or `response.failed`).
     pub upstream_error: bool,
     /// Chunks that carried content.
     pub content_chunks: u64,
@@ -62,6 +69,11 @@ impl Scanner {
             upstream_error: false,
             content_chunks: 0,
         }
+    }
+
+    /// The stream grammar.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
     }
 
     /// Whether this is a chat-completions stream (which ends with `[DONE]`).
@@ -91,7 +103,8 @@ impl Scanner {
                 if buf.len() > MAX_LINE {
                     return Feed {
                         forward: Bytes::new(),
-                        bad: Some("an SSE line longer than 1 MiB".into()),
+                        bad: Some("an SSE line longer than 32 MiB".into()),
+                        activity: false,
                     };
                 }
                 self.carry.extend_from_slice(&buf);
@@ -99,13 +112,18 @@ impl Scanner {
             }
         };
         let mut start = 0;
+        let mut activity = false;
         while start < end {
             let nl = memchr::memchr(b'\n', &buf[start..end]).map_or(end, |i| start + i + 1);
-            if let Err(why) = self.line(&buf[start..nl]) {
-                return Feed {
-                    forward: buf.slice(..start),
-                    bad: Some(why),
-                };
+            match self.line(&buf[start..nl]) {
+                Err(why) => {
+                    return Feed {
+                        forward: buf.slice(..start),
+                        bad: Some(why),
+                        activity,
+                    }
+                }
+                Ok(seen) => activity |= seen,
             }
             start = nl;
         }
@@ -115,43 +133,56 @@ impl Scanner {
         Feed {
             forward: buf.slice(..end),
             bad: None,
+            activity,
         }
     }
 
-    fn line(&mut self, line: &[u8]) -> Result<(), String> {
+    /// Scans one line; `Ok(true)` for a `data:` or `event:` line.
+    fn line(&mut self, line: &[u8]) -> Result<bool, String> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if let Some(rest) = line.strip_prefix(b"data:") {
             let payload = rest.strip_prefix(b" ").unwrap_or(rest);
             if payload == b"[DONE]" {
                 self.done = true;
-                return Ok(());
+                return Ok(true);
             }
             if payload.is_empty() {
-                return Ok(());
+                return Ok(true);
             }
             if !looks_like_json(payload) {
                 return Err("a malformed chunk (invalid JSON)".into());
             }
             self.data(payload);
-        } else if let Some(rest) = line.strip_prefix(b"event:") {
+            return Ok(true);
+        }
+        if let Some(rest) = line.strip_prefix(b"event:") {
             let name = rest.strip_prefix(b" ").unwrap_or(rest);
             match name {
                 b"error" => self.upstream_error = true,
-                b"response.completed" | b"response.incomplete" | b"response.failed"
+                b"response.failed" if self.protocol == Protocol::Responses => {
+                    self.upstream_error = true;
+                    self.done = true;
+                }
+                b"response.completed" | b"response.incomplete"
                     if self.protocol == Protocol::Responses =>
                 {
                     self.done = true
                 }
                 _ => {}
             }
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     fn data(&mut self, p: &[u8]) {
         if p.starts_with(b"{\"error\"") {
             self.upstream_error = true;
+            return;
+        }
+        if self.protocol == Protocol::Generic {
+            self.content = true;
             return;
         }
         // After the first content only the end of the answer matters.

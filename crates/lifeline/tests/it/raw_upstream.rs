@@ -158,3 +158,146 @@ async fn models_answering_while_inference_hangs_is_abandoned() {
     );
     env.stop().await;
 }
+
+const SSE_HEAD: &str =
+    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+const CONTENT: &str =
+    "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"},\"finish_reason\":null}]}\n";
+
+async fn stream_through(reply: &'static [u8]) -> (Env, String) {
+    let env = boot_with_raw(reply).await;
+    let (status, headers, body) = env.chat(true).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        headers["x-lifeline-deployment"], "raw/r",
+        "committed on the raw provider"
+    );
+    (env, body)
+}
+
+/// The upstream stops in the middle of an event (no blank line after it):
+/// Lifeline's error event must start on its own, or the client's SSE parser
+/// would glue the two into one event and fail on the JSON.
+#[tokio::test]
+async fn error_event_after_a_half_written_event_stands_alone() {
+    let reply: &'static str = Box::leak(format!("{SSE_HEAD}{CONTENT}").into_boxed_str());
+    let (env, body) = stream_through(reply.as_bytes()).await;
+    let at = body
+        .find("event: error")
+        .unwrap_or_else(|| panic!("no error event: {body:?}"));
+    assert!(
+        body[..at].ends_with("\n\n"),
+        "error event glued to the previous one: {body:?}"
+    );
+    assert!(!body.contains("[DONE]"));
+    env.stop().await;
+}
+
+/// Serves a stream in stages: each piece is written after a short pause, so
+/// the first reaches the client before the next is sent.
+async fn staged_provider(pieces: Vec<String>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let pieces = pieces.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                if sock.read(&mut buf).await.is_err() {
+                    return;
+                }
+                for p in pieces {
+                    if sock.write_all(p.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// An upstream error event after content was sent, even followed by
+/// `[DONE]`, is a broken stream in the metrics, not a complete one.
+#[tokio::test]
+async fn upstream_error_event_after_content_counts_as_broken() {
+    let raw = staged_provider(vec![
+        format!("{SSE_HEAD}{CONTENT}\n"),
+        "data: {\"error\":{\"message\":\"overloaded\"}}\n\ndata: [DONE]\n\n".to_string(),
+    ])
+    .await;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n\
+         [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
+         [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ] ]\n"
+    );
+    let env = Env::boot(&toml, Vec::new()).await;
+    let (status, _, body) = env.chat(true).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("Hello") && body.contains("overloaded"),
+        "{body}"
+    );
+    let metrics = env
+        .client
+        .get(env.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("lifeline_streams_total{model=\"m\",outcome=\"broken\"} 1"),
+        "{metrics}"
+    );
+    env.stop().await;
+}
+
+/// Keep-alive comments are not progress: an upstream that sends only
+/// `: ping` after its first content is cut at the idle timeout.
+#[tokio::test]
+async fn keep_alive_comments_do_not_hold_a_stalled_stream() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let raw = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                if sock.read(&mut buf).await.is_err() {
+                    return;
+                }
+                let _ = sock
+                    .write_all(format!("{SSE_HEAD}{CONTENT}\n").as_bytes())
+                    .await;
+                for _ in 0..200 {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    if sock.write_all(b": ping\n\n").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let m = mocks(1).await;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nstream_idle_timeout_ms = 600\n\n\
+         [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
+         [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ] ]\n"
+    );
+    let env = Env::boot(&toml, m).await;
+    let t = tokio::time::Instant::now();
+    let (status, _, body) = env.chat(true).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("event: error") && body.contains("no data for 600 ms"),
+        "{body}"
+    );
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "held for {:?}",
+        t.elapsed()
+    );
+    env.stop().await;
+}
