@@ -222,13 +222,21 @@ impl Gateway {
                                 .cloned();
                             let dep = match existing {
                                 Some(d) if Arc::ptr_eq(&d.upstream, up) && !health_changed => d,
-                                _ => Arc::new(Deployment::new(
-                                    up.clone(),
-                                    &r.model,
-                                    config.health.clone(),
-                                    self.inner.events.clone(),
-                                    self.inner.metrics.clone(),
-                                )),
+                                previous => {
+                                    let fresh = Arc::new(Deployment::new(
+                                        up.clone(),
+                                        &r.model,
+                                        config.health.clone(),
+                                        self.inner.events.clone(),
+                                        self.inner.metrics.clone(),
+                                    ));
+                                    // A drain is an operator's decision: a
+                                    // rebuilt deployment keeps it.
+                                    if previous.is_some_and(|p| p.is_drained()) {
+                                        fresh.set_drained(true);
+                                    }
+                                    fresh
+                                }
                             };
                             used.insert(id.clone(), dep.clone());
                             order.push(dep.clone());

@@ -55,6 +55,9 @@ pub type HttpClient = Client<
     Full<Bytes>,
 >;
 
+/// How long a request at capacity waits on one deployment before looking again.
+const SATURATION_SLICE: Duration = Duration::from_millis(50);
+
 /// Largest non-streaming upstream answer accepted (images in `b64_json` are big).
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
@@ -98,8 +101,13 @@ fn classify(status: StatusCode) -> Class {
     match status.as_u16() {
         200..=299 => Class::Success,
         401 | 403 => Class::Misconfigured,
-        408 | 429 | 500 | 502 | 503 | 504 => Class::Retryable,
+        408 | 429 => Class::Retryable,
         400..=499 => Class::ClientError,
+        // Not implemented / version not supported: the answer stands.
+        501 | 505 => Class::Fatal,
+        // 500, 502, 503, 504, and the others (Cloudflare's 520-524 in front
+        // of providers, 529 overloaded) are the server's trouble: retry.
+        500..=599 => Class::Retryable,
         _ => Class::Fatal,
     }
 }
@@ -140,6 +148,7 @@ impl Call {
         let mut failures: Vec<Failed> = Vec::new();
         let mut budget_refused = false;
         let mut same_retries = 0u32;
+        let mut backed_off = false;
         while (tried.len() as u32) < policy.max_attempts {
             let (lease, retry_of_tried) = match pick(&self.model, &tried) {
                 Pick::Lease {
@@ -148,14 +157,17 @@ impl Call {
                 } => (lease, retry_of_tried),
                 Pick::Saturated { deployment } => {
                     // Every healthy deployment is at its concurrency cap: wait
-                    // for a slot, within the deadline, instead of refusing.
-                    match timeout_at(deadline, deployment.lease_when_free()).await {
+                    // for a slot instead of refusing, in short slices so that
+                    // another deployment freeing up or recovering is seen too.
+                    let slice = deadline.min(Instant::now() + SATURATION_SLICE);
+                    match timeout_at(slice, deployment.lease_when_free()).await {
                         Ok(Some(lease)) => {
                             let again = tried.iter().any(|t| Arc::ptr_eq(t, &deployment));
                             (lease, again)
                         }
                         // Drained or opened while waiting: pick again.
                         Ok(None) => continue,
+                        Err(_) if Instant::now() < deadline => continue,
                         Err(_) if tried.is_empty() => {
                             let mut e = ApiError::unavailable(
                                 format!(
@@ -185,6 +197,25 @@ impl Call {
                     break;
                 }
             };
+            // Only deployments already tried are left: back off first, without
+            // holding the reservation (its slot, trial and in-flight count are
+            // others' meanwhile), then pick again.
+            if retry_of_tried && !backed_off {
+                drop(lease);
+                let pause = full_jitter(policy.backoff_base, policy.backoff_max, same_retries);
+                same_retries += 1;
+                if Instant::now() + pause >= deadline {
+                    break;
+                }
+                tokio::time::sleep(pause).await;
+                backed_off = true;
+                continue;
+            }
+            backed_off = false;
+            if Instant::now() >= deadline {
+                break;
+            }
+            // Charged only for an attempt that is really made.
             if !tried.is_empty() {
                 if !self.model.budget.withdraw() {
                     budget_refused = true;
@@ -192,19 +223,8 @@ impl Call {
                     break;
                 }
                 self.metrics.retry(&self.model.name);
-                if retry_of_tried {
-                    let pause = full_jitter(policy.backoff_base, policy.backoff_max, same_retries);
-                    same_retries += 1;
-                    if Instant::now() + pause >= deadline {
-                        break;
-                    }
-                    tokio::time::sleep(pause).await;
-                }
             }
             tried.push(lease.deployment().clone());
-            if Instant::now() >= deadline {
-                break;
-            }
             match self.attempt(lease, deadline, &tried).await {
                 Attempted::Answer(resp) => return resp,
                 Attempted::Failed(f) => {
@@ -681,7 +701,7 @@ mod tests {
 
     #[test]
     fn classification_follows_the_issue() {
-        for s in [408, 429, 500, 502, 503, 504] {
+        for s in [408, 429, 500, 502, 503, 504, 520, 524, 529] {
             assert!(
                 matches!(
                     classify(StatusCode::from_u16(s).unwrap_or_default()),

@@ -70,8 +70,10 @@ pub enum Availability {
 pub enum Ticket {
     /// An ordinary attempt.
     Normal,
-    /// A half-open trial.
-    Trial,
+    /// A half-open trial of round `n` (each half-opening starts a round; a
+    /// trial still running from an earlier round counts as an ordinary
+    /// attempt, so rounds never mix).
+    Trial(u32),
 }
 
 /// Everything Lifeline knows about one deployment's health.
@@ -82,6 +84,7 @@ pub struct HealthRecord {
     openings: u32,
     closed_since: Instant,
     trials_in_flight: u32,
+    round: u32,
     trial_successes: u32,
     consecutive_failures: u32,
     window: Window,
@@ -112,6 +115,7 @@ impl HealthRecord {
             openings: 0,
             closed_since: now,
             trials_in_flight: 0,
+            round: 0,
             trial_successes: 0,
             consecutive_failures: 0,
             window: Window::new(now, cfg.window),
@@ -207,7 +211,7 @@ impl HealthRecord {
                     .then(|| self.half_open("cooldown over, no probe configured"));
                 self.trials_in_flight += 1;
                 self.last_used = now;
-                Some((Ticket::Trial, t))
+                Some((Ticket::Trial(self.round), t))
             }
         }
     }
@@ -220,9 +224,13 @@ impl HealthRecord {
         outcome: Outcome,
         cfg: &HealthConfig,
     ) -> Option<Transition> {
-        if ticket == Ticket::Trial {
-            self.trials_in_flight = self.trials_in_flight.saturating_sub(1);
-        }
+        let ticket = match ticket {
+            Ticket::Trial(r) if r == self.round => {
+                self.trials_in_flight = self.trials_in_flight.saturating_sub(1);
+                ticket
+            }
+            _ => Ticket::Normal,
+        };
         if let Some(ra) = outcome.retry_after {
             self.not_before = Some(now + ra);
         }
@@ -244,13 +252,13 @@ impl HealthRecord {
         }
         let failed = outcome.class == OutcomeClass::Failure;
         match (self.state, ticket) {
-            (BreakerState::HalfOpen, Ticket::Trial) if failed => Some(self.open(
+            (BreakerState::HalfOpen, Ticket::Trial(_)) if failed => Some(self.open(
                 now,
                 cfg,
                 outcome.retry_after,
                 "half-open trial failed".into(),
             )),
-            (BreakerState::HalfOpen, Ticket::Trial) => {
+            (BreakerState::HalfOpen, Ticket::Trial(_)) => {
                 self.trial_successes += 1;
                 (self.trial_successes >= cfg.half_open_requests).then(|| self.close(now))
             }
@@ -309,6 +317,9 @@ impl HealthRecord {
     ) -> Option<Transition> {
         self.probing = false;
         match (self.state, ok) {
+            // A probe started before the breaker opened (an idle probe) says
+            // nothing about the open period: the cooldown stands.
+            (BreakerState::Open, _) if now < self.open_until => None,
             (BreakerState::Open, true) => Some(self.half_open("probe succeeded")),
             (BreakerState::Open, false) => Some(self.open(now, cfg, None, "probe failed".into())),
             (BreakerState::Closed, false) => {
@@ -352,6 +363,7 @@ impl HealthRecord {
         self.state = BreakerState::HalfOpen;
         self.trial_successes = 0;
         self.trials_in_flight = 0;
+        self.round = self.round.wrapping_add(1);
         Transition {
             from,
             to: BreakerState::HalfOpen,
@@ -479,9 +491,80 @@ mod tests {
         let (t, tr) = r
             .acquire(later, &cfg, false)
             .unwrap_or((Ticket::Normal, None));
-        assert_eq!(t, Ticket::Trial);
+        assert!(matches!(t, Ticket::Trial(_)));
         assert!(tr.is_some());
         assert!(r.record(later, t, fail(), &cfg).is_some());
+        assert_eq!(r.state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn trials_of_an_earlier_round_do_not_count_in_the_next() {
+        let cfg = cfg();
+        let now = Instant::now();
+        let mut r = HealthRecord::new(now, &cfg);
+        r.record(
+            now,
+            Ticket::Normal,
+            Outcome {
+                misconfigured: true,
+                ..fail()
+            },
+            &cfg,
+        );
+        let t1 = now + cfg.cooldown;
+        assert!(r.start_probe(t1, &cfg));
+        r.probe_result(t1, true, &cfg);
+        let old: Vec<Ticket> = (0..cfg.half_open_requests)
+            .filter_map(|_| r.acquire(t1, &cfg, true).map(|t| t.0))
+            .collect();
+        // One trial fails: open again; the cooldown passes; a new round starts.
+        let (first, rest) = old
+            .split_first()
+            .map(|(f, r)| (*f, r.to_vec()))
+            .unwrap_or((Ticket::Normal, Vec::new()));
+        r.record(t1, first, fail(), &cfg);
+        let t2 = t1 + cfg.max_cooldown;
+        assert!(r.start_probe(t2, &cfg));
+        r.probe_result(t2, true, &cfg);
+        assert_eq!(r.state(), BreakerState::HalfOpen);
+        // The old round's trials finish well: they must not close the breaker.
+        for t in rest {
+            r.record(t2, t, ok(), &cfg);
+        }
+        assert_eq!(r.state(), BreakerState::HalfOpen);
+        // The new round admits its full number of trials, and one success of
+        // its own (with the old ones, enough to close if they counted) does
+        // not close it.
+        let fresh: Vec<Ticket> = (0..cfg.half_open_requests)
+            .filter_map(|_| r.acquire(t2, &cfg, true).map(|t| t.0))
+            .collect();
+        assert_eq!(fresh.len() as u32, cfg.half_open_requests);
+        r.record(t2, fresh[0], ok(), &cfg);
+        assert_eq!(
+            r.state(),
+            BreakerState::HalfOpen,
+            "old trials counted towards closing"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stale_probe_does_not_cut_the_cooldown() {
+        let cfg = cfg();
+        let now = Instant::now();
+        let mut r = HealthRecord::new(now, &cfg);
+        let idle = now + cfg.idle_probe_after;
+        assert!(r.start_probe(idle, &cfg), "idle probe due");
+        // Traffic opens the breaker while the idle probe is out.
+        r.record(
+            idle,
+            Ticket::Normal,
+            Outcome {
+                misconfigured: true,
+                ..fail()
+            },
+            &cfg,
+        );
+        assert!(r.probe_result(idle, true, &cfg).is_none());
         assert_eq!(r.state(), BreakerState::Open);
     }
 

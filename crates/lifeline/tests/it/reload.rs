@@ -262,3 +262,29 @@ async fn reload_starts_and_stops_in_process_simulated_providers() {
     }
     env.stop().await;
 }
+
+#[tokio::test]
+async fn a_drain_survives_a_reload_that_rebuilds_the_deployment() {
+    let m = mocks(2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lifeline.toml");
+    let text = config(&m, "", &one_tier(&m));
+    std::fs::write(&path, &text).unwrap();
+    let env = FileEnv::boot(&path, m).await;
+    let drained = env.gw.deployment("p0/up-0").expect("p0");
+    drained.set_drained(true);
+    // New [health] settings rebuild every deployment (fresh breakers).
+    std::fs::write(
+        &path,
+        text.replace("[health]\n", "[health]\nwindow_ms = 20000\n"),
+    )
+    .unwrap();
+    assert_eq!(env.reload().await.0, 200);
+    let rebuilt = env.gw.deployment("p0/up-0").expect("p0");
+    assert!(
+        !std::sync::Arc::ptr_eq(&drained, &rebuilt),
+        "not rebuilt: the test proves nothing"
+    );
+    assert!(rebuilt.is_drained(), "the reload undrained p0");
+    env.stop().await;
+}
