@@ -16,10 +16,18 @@ pub struct ServeArgs {
     /// Config file (TOML). Without it, the built-in example runs.
     #[arg(long, short, env = "LIFELINE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Print the built-in example config (a commented starting point) and exit.
+    #[arg(long)]
+    pub print_example: bool,
 }
 
 /// Runs the gateway.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if args.print_example {
+        let mut out = std::io::stdout().lock();
+        out.write_all(lifeline_core::config::example::EXAMPLE_TOML.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let example = args.config.is_none();
     let config = match &args.config {
         Some(path) => match Config::load(path) {

@@ -335,3 +335,34 @@ async fn mock_serve_status_and_drain_timeout() {
     assert!(logs().contains("Drain timeout reached"), "{}", logs());
     assert!(!logs().contains("sk-upstream-cli"), "key in logs");
 }
+
+/// `serve --print-example` writes a config that `check` accepts: the
+/// starting point a newcomer copies is valid as printed.
+#[test]
+fn printed_example_is_a_valid_config() {
+    let bin = env!("CARGO_BIN_EXE_lifeline");
+    let out = std::process::Command::new(bin)
+        .args(["serve", "--print-example"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("[[models]]") && text.contains("name = \"demo\""),
+        "{text}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lifeline.toml");
+    std::fs::write(&path, text).unwrap();
+    let check = std::process::Command::new(bin)
+        .arg("check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
