@@ -1,6 +1,6 @@
 //! The validated configuration: what the rest of Lifeline reads.
 //!
-//! Every value here has passed validation in [`super::validate`]: durations are
+//! Every value here has passed validation in `validate.rs`: durations are
 //! typed, provider references resolve, secrets are expanded from the
 //! environment and client keys are hashed. Nothing downstream re-checks them.
 
