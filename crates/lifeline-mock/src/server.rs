@@ -150,6 +150,7 @@ impl std::fmt::Debug for MockHandle {
 }
 
 impl MockHandle {
+    /// The address the mock listens on.
     pub fn addr(&self) -> SocketAddr {
         self.shared.addr
     }
@@ -159,14 +160,17 @@ impl MockHandle {
         format!("{}/v1", self.shared.origin)
     }
 
+    /// Replaces every fault at once.
     pub fn set_faults(&self, faults: Faults) {
         self.shared.set_faults(faults);
     }
 
+    /// The faults in force.
     pub fn faults(&self) -> Faults {
         self.shared.config().faults.clone()
     }
 
+    /// Removes every fault.
     pub fn clear_faults(&self) {
         self.shared.set_faults(Faults::default());
     }
@@ -181,6 +185,7 @@ impl MockHandle {
         self.shared.set_config(config);
     }
 
+    /// What the mock has seen so far.
     pub fn stats(&self) -> Stats {
         self.shared.recorder.snapshot()
     }
@@ -217,6 +222,7 @@ impl MockHandle {
         Ok(())
     }
 
+    /// Whether the mock is listening (false after `kill()` until `revive()`).
     pub fn is_alive(&self) -> bool {
         lock(&self.shared.listener).is_some()
     }

@@ -32,7 +32,9 @@ pub struct Stats {
 /// One request as the mock received it.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RecordedRequest {
+    /// HTTP method.
     pub method: String,
+    /// Path and query string as received.
     pub path_and_query: String,
     /// The `Authorization` header as received (tests check the key arrives).
     pub authorization: Option<String>,

@@ -27,13 +27,24 @@ use crate::route::{Deployment, Lease, Member, Model};
 pub enum Pick {
     /// An attempt reserved on a deployment; `retry_of_tried` says whether this
     /// request already tried it (the caller then backs off first).
-    Lease { lease: Lease, retry_of_tried: bool },
+    Lease {
+        /// The reservation.
+        lease: Lease,
+        /// Whether this request already tried the deployment.
+        retry_of_tried: bool,
+    },
     /// Every healthy deployment is at its provider's `max_concurrency`; the
     /// caller may wait for a slot on this one (the least loaded of the
     /// earliest tier that has one).
-    Saturated { deployment: Arc<Deployment> },
+    Saturated {
+        /// The deployment to wait on.
+        deployment: Arc<Deployment>,
+    },
     /// Nothing is available; the earliest instant something may be.
-    Unavailable { until: Option<Instant> },
+    Unavailable {
+        /// When something may be available again, if known.
+        until: Option<Instant>,
+    },
 }
 
 /// Picks a deployment of `model`, avoiding the `tried` ones where possible.
