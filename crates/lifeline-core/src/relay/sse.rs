@@ -197,10 +197,16 @@ impl Scanner {
             }
             return;
         }
+        // Reasoning tokens (vLLM's and DeepSeek's `reasoning_content`, others'
+        // `reasoning`) are the answer's start too: a model that reasons for
+        // longer than the first-byte timeout is working, not stalled.
         let has_content = non_empty_string_after(p, b"\"content\":")
+            || non_empty_string_after(p, b"\"reasoning_content\":")
+            || non_empty_string_after(p, b"\"reasoning\":")
             || non_empty_string_after(p, b"\"refusal\":")
             || memmem::find(p, b"\"tool_calls\":[").is_some()
             || memmem::find(p, b"\"function_call\":{").is_some()
+            || memmem::find(p, b"\"audio\":{").is_some()
             || (self.protocol == Protocol::Responses && non_empty_string_after(p, b"\"delta\":"));
         if has_content {
             self.content = true;
@@ -281,6 +287,21 @@ mod tests {
         feed_all(&mut s, &[FINISH, "data: [DONE]\n\n"]);
         assert!(s.finished && s.done);
         assert_eq!(s.content_chunks, 1);
+    }
+
+    #[test]
+    fn reasoning_tokens_start_the_answer() {
+        let mut s = Scanner::new(Protocol::Chat);
+        feed_all(&mut s, &[ROLE]);
+        assert!(!s.committable());
+        feed_all(&mut s, &["data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"Let me think\"},\"finish_reason\":null}]}\n\n"]);
+        assert!(s.committable());
+        let mut s = Scanner::new(Protocol::Chat);
+        feed_all(
+            &mut s,
+            &["data: {\"choices\":[{\"delta\":{\"reasoning\":\"Hmm\"}}]}\n\n"],
+        );
+        assert!(s.committable());
     }
 
     #[test]

@@ -301,3 +301,37 @@ async fn keep_alive_comments_do_not_hold_a_stalled_stream() {
     );
     env.stop().await;
 }
+
+/// A reasoning model streams `reasoning_content` for longer than the
+/// first-byte timeout before any `content`: it is working, so the stream is
+/// relayed from it, not abandoned as stalled.
+#[tokio::test]
+async fn long_reasoning_before_content_is_not_a_stall() {
+    let mut pieces = vec![format!(
+        "{SSE_HEAD}data: {{\"choices\":[{{\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}}}}]}}\n\n"
+    )];
+    for i in 0..8 {
+        pieces.push(format!(
+            "data: {{\"choices\":[{{\"delta\":{{\"reasoning_content\":\"step {i} \"}}}}]}}\n\n"
+        ));
+    }
+    pieces.push(format!("{CONTENT}\ndata: {{\"choices\":[{{\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\ndata: [DONE]\n\n"));
+    let raw = staged_provider(pieces).await;
+    let m = mocks(1).await;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 500\n\n\
+         [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
+         [[providers]]\nname = \"good\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n\
+         [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ], [ {{ provider = \"good\", model = \"g\" }} ] ]\n",
+        m[0].base_url()
+    );
+    let env = Env::boot(&toml, m).await;
+    let (status, headers, body) = env.chat(true).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-lifeline-deployment"], "raw/r", "{body}");
+    assert!(
+        body.contains("step 7") && body.contains("Hello") && body.ends_with("data: [DONE]\n\n"),
+        "{body}"
+    );
+    env.stop().await;
+}
