@@ -43,6 +43,12 @@ print("images: b64 of", len(img.data[0].b64_json), "chars")
 models = client.models.list()
 assert "demo" in [m.id for m in models.data], models
 print("models:", [m.id for m in models.data])
+assert client.models.retrieve("demo").id == "demo"
+try:
+    client.models.retrieve("no-such-model")
+    raise SystemExit("retrieving an unknown model did not raise")
+except openai.NotFoundError:
+    print("models.retrieve: demo, unknown -> NotFoundError")
 
 try:
     client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])

@@ -277,6 +277,7 @@ impl Gateway {
             routes: RouteTable {
                 models,
                 models_json,
+                created,
             },
             deployments: order,
             config: Arc::new(config),

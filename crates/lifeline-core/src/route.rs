@@ -387,4 +387,6 @@ pub struct RouteTable {
     pub models: HashMap<String, Arc<Model>>,
     /// `GET /v1/models` body, built once per config.
     pub models_json: Bytes,
+    /// `created` of every model object (when this config was applied).
+    pub created: u64,
 }

@@ -31,6 +31,7 @@ use crate::telemetry::{request_id, X_REQUEST_ID};
 enum Route {
     Data(Endpoint),
     Models,
+    Model,
     Healthz,
     Readyz,
     Metrics,
@@ -65,6 +66,7 @@ fn route(side: Side, method: &Method, path: &str, admin_elsewhere: bool) -> Rout
         (Side::Data, "/v1/images/generations") => post(Endpoint::ImagesGenerations),
         (Side::Data, "/v1/responses") => post(Endpoint::Responses),
         (Side::Data, "/v1/models") => get(Route::Models),
+        (Side::Data, p) if p.starts_with("/v1/models/") => get(Route::Model),
         _ => Route::Unknown,
     }
 }
@@ -106,6 +108,26 @@ pub async fn handle(
                     HeaderValue::from_static("application/json"),
                 );
                 r
+            }
+        },
+        Route::Model => match live.keys.check(req.headers()) {
+            Err(e) => e.into_response(),
+            Ok(_) => {
+                let name = req.uri().path().trim_start_matches("/v1/models/");
+                match live.routes.models.get(name) {
+                    None => ApiError::unknown_model(name).into_response(),
+                    Some(m) => {
+                        let body = serde_json::json!({
+                            "id": &*m.name, "object": "model", "created": live.routes.created, "owned_by": "lifeline",
+                        });
+                        let mut r = Response::new(ProxyBody::full(Bytes::from(body.to_string())));
+                        r.headers_mut().insert(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/json"),
+                        );
+                        r
+                    }
+                }
             }
         },
         Route::Data(endpoint) => {

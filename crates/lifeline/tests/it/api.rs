@@ -294,3 +294,37 @@ async fn responses_stream_cut_before_content_fails_over() {
     assert!(!body.contains("event: error"), "{body}");
     env.stop().await;
 }
+
+/// `GET /v1/models/{id}` (the SDKs' `models.retrieve`): the public model, or
+/// OpenAI's 404 for one that does not exist.
+#[tokio::test]
+async fn a_model_can_be_retrieved_by_name() {
+    let m = crate::harness::mocks(1).await;
+    let env = crate::harness::Env::boot(
+        &crate::harness::config(&m, "", &crate::harness::one_tier(&m)),
+        m,
+    )
+    .await;
+    let resp = env
+        .client
+        .get(env.url("/v1/models/m"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(v["id"], "m");
+    assert_eq!(v["object"], "model");
+    let resp = env
+        .client
+        .get(env.url("/v1/models/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        crate::harness::error_code(&resp.text().await.unwrap()),
+        "model_not_found"
+    );
+    env.stop().await;
+}
