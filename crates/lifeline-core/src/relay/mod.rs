@@ -116,7 +116,7 @@ impl RelayBody {
             .request(&e.model, 200, e.started.elapsed().as_secs_f64());
         e.metrics.in_flight().dec();
         if ok {
-            tracing::debug!(message = "Stream complete.", request_id = ?e.request_id, chunks = self.scanner.content_chunks);
+            tracing::debug!(message = "Stream complete.", request_id = ?e.request_id, events = self.scanner.events);
             None
         } else {
             tracing::warn!(message = "Stream broken after content was sent.", request_id = ?e.request_id, deployment = ?deployment, reason = why);

@@ -53,8 +53,8 @@ pub struct Scanner {
     pub content: bool,
     /// The upstream sent an error event (or `response.failed`).
     pub upstream_error: bool,
-    /// Chunks that carried content.
-    pub content_chunks: u64,
+    /// Data events seen (for logs).
+    pub events: u64,
 }
 
 impl Scanner {
@@ -67,7 +67,7 @@ impl Scanner {
             finished: false,
             content: false,
             upstream_error: false,
-            content_chunks: 0,
+            events: 0,
         }
     }
 
@@ -153,6 +153,7 @@ impl Scanner {
             if !looks_like_json(payload) {
                 return Err("a malformed chunk (invalid JSON)".into());
             }
+            self.events += 1;
             self.data(payload);
             return Ok(true);
         }
@@ -210,7 +211,6 @@ impl Scanner {
             || (self.protocol == Protocol::Responses && non_empty_string_after(p, b"\"delta\":"));
         if has_content {
             self.content = true;
-            self.content_chunks += 1;
         }
         if non_empty_string_after(p, b"\"finish_reason\":") {
             self.finished = true;
@@ -286,7 +286,7 @@ mod tests {
         assert!(!s.finished);
         feed_all(&mut s, &[FINISH, "data: [DONE]\n\n"]);
         assert!(s.finished && s.done);
-        assert_eq!(s.content_chunks, 1);
+        assert_eq!(s.events, 3);
     }
 
     #[test]
