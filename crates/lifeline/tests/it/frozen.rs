@@ -113,3 +113,91 @@ async fn a_long_non_streaming_generation_is_not_mistaken_for_a_frozen_server() {
     assert!(body.ends_with("data: [DONE]\n\n"));
     env.stop().await;
 }
+
+/// Streams under load while one of three providers is killed: a stream that
+/// had not sent content yet is rescued on another deployment; the only
+/// streams allowed to fail are those already mid-answer, and they fail
+/// honestly (an error event, no `[DONE]`).
+#[tokio::test]
+async fn killing_a_provider_under_streaming_load_fails_only_streams_mid_answer() {
+    let m = mocks(3).await;
+    for (i, mock) in m.iter().enumerate() {
+        // A slow first token keeps many streams before their first content.
+        mock.set_config(lifeline_mock::MockConfig {
+            name: format!("p{i}"),
+            tokens_per_second: 100.0,
+            completion_tokens: 5,
+            ttft_ms: 80,
+            ..lifeline_mock::MockConfig::default()
+        });
+    }
+    let env = Arc::new(
+        Env::boot(
+            &crate::harness::config(&m, "", &crate::harness::one_tier(&m)),
+            m,
+        )
+        .await,
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, honest, bad) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let mut clients = Vec::new();
+    for _ in 0..16 {
+        let (env, stop, ok, honest, bad) = (
+            env.clone(),
+            stop.clone(),
+            ok.clone(),
+            honest.clone(),
+            bad.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let (status, _, body) = env.chat(true).await;
+                let content = body.contains("\"content\":\"p");
+                if status == 200
+                    && body.ends_with("data: [DONE]\n\n")
+                    && !body.contains("event: error")
+                {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else if status == 200
+                    && content
+                    && body.contains("event: error")
+                    && !body.contains("[DONE]")
+                {
+                    honest.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    bad.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("failed without an honest mid-answer ending: {status} {body}");
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let busiest = env
+        .mocks
+        .iter()
+        .max_by_key(|m| m.stats().in_flight)
+        .unwrap()
+        .clone();
+    busiest.kill();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let (ok, honest, bad) = (
+        ok.load(Ordering::Relaxed),
+        honest.load(Ordering::Relaxed),
+        bad.load(Ordering::Relaxed),
+    );
+    assert_eq!(
+        bad, 0,
+        "{bad} streams failed before any content reached the client ({ok} ok, {honest} honest)"
+    );
+    assert!(ok > 50, "too little traffic to judge: {ok}");
+    // At most the streams that were mid-answer on the killed provider.
+    assert!(honest <= 16, "{honest} streams broke mid-answer");
+}
