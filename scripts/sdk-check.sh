@@ -40,6 +40,10 @@ TOML
 "$bin" serve --config "$dir/lifeline.toml" 2>"$dir/log" & pids+=($!)
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$GW/healthz" >/dev/null && break; sleep 0.1; done
 python3 "$root/scripts/sdk-check.py" "http://127.0.0.1:$GW/v1" "http://127.0.0.1:$M1/v1" "http://127.0.0.1:$M2/v1"
-( cd "$dir" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund openai >/dev/null )
+# The local npm cache first (no registry round trip when it has the SDK), and
+# one retry: a registry hiccup should not fail the check.
+( cd "$dir" && npm init -y >/dev/null && {
+    npm install --prefer-offline --silent --no-audit --no-fund openai >/dev/null ||
+    npm install --silent --no-audit --no-fund openai >/dev/null; } )
 cp "$root/scripts/sdk-check.mjs" "$dir/"
 node "$dir/sdk-check.mjs" "http://127.0.0.1:$GW/v1" "http://127.0.0.1:$M1/v1" "http://127.0.0.1:$M2/v1"
