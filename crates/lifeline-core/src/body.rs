@@ -27,11 +27,6 @@ impl ProxyBody {
     pub fn full(bytes: Bytes) -> Self {
         Self::Full(Some(bytes))
     }
-
-    /// An empty body.
-    pub fn empty() -> Self {
-        Self::Full(None)
-    }
 }
 
 impl Body for ProxyBody {

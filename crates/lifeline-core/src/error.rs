@@ -130,18 +130,6 @@ impl ApiError {
         e
     }
 
-    /// 503: the gateway is shutting down.
-    pub fn draining() -> Self {
-        let mut e = Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server_error",
-            "The gateway is shutting down.",
-        );
-        e.code = Some("shutting_down");
-        e.retry_after = Some(Duration::from_secs(1));
-        e
-    }
-
     /// The JSON body, `{"error":{...}}`.
     pub fn body_json(&self) -> String {
         serde_json::json!({

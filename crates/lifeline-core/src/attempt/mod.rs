@@ -65,8 +65,6 @@ const MAX_RESPONSE_BYTES: usize = 64 << 20;
 pub struct Call {
     /// Metrics sink.
     pub metrics: Arc<Metrics>,
-    /// The upstream client.
-    pub client: HttpClient,
     /// The public model.
     pub model: Arc<Model>,
     /// Which endpoint.
@@ -86,24 +84,15 @@ impl Call {
     /// away first drops this future: its upstream attempt is cancelled with
     /// it, and the request is counted with status 499.
     pub async fn run(self) -> Response<ProxyBody> {
-        let mut gone = Abandoned {
-            metrics: self.metrics.clone(),
-            model: self.model.name.clone(),
-            started: self.started,
-            request_id: self.request_id.clone(),
-            armed: true,
-        };
+        let mut pending = Pending::new(&self);
         let resp = self.attempts().await;
-        gone.armed = false;
+        pending.answered = true;
         resp
     }
 
     async fn attempts(self) -> Response<ProxyBody> {
         let policy = &self.model.policy;
         let deadline = self.started + policy.request_timeout;
-        // Counted while the attempt loop runs (or until the client leaves);
-        // a committed stream holds its own count until it ends.
-        let _in_flight = InFlight::new(self.metrics.in_flight());
         self.model.budget.deposit();
         let mut tried: Vec<Arc<Deployment>> = Vec::new();
         let mut failures: Vec<Failed> = Vec::new();
@@ -277,34 +266,35 @@ impl Call {
     }
 }
 
-/// One count on the in-flight gauge, given back when dropped.
-struct InFlight(prometheus_client::metrics::gauge::Gauge);
-
-impl InFlight {
-    fn new(gauge: &prometheus_client::metrics::gauge::Gauge) -> Self {
-        gauge.inc();
-        Self(gauge.clone())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
-/// Counts a request whose client left before its answer was ready.
-struct Abandoned {
+/// A request between arrival and its answer: one count on the in-flight
+/// gauge (a committed stream then holds its own until it ends), and, if the
+/// client leaves first (this guard is dropped unanswered), the request is
+/// counted with status 499.
+struct Pending {
     metrics: Arc<Metrics>,
     model: Arc<str>,
     started: Instant,
     request_id: HeaderValue,
-    armed: bool,
+    answered: bool,
 }
 
-impl Drop for Abandoned {
+impl Pending {
+    fn new(call: &Call) -> Self {
+        call.metrics.in_flight().inc();
+        Self {
+            metrics: call.metrics.clone(),
+            model: call.model.name.clone(),
+            started: call.started,
+            request_id: call.request_id.clone(),
+            answered: false,
+        }
+    }
+}
+
+impl Drop for Pending {
     fn drop(&mut self) {
-        if self.armed {
+        self.metrics.in_flight().dec();
+        if !self.answered {
             self.metrics
                 .request(&self.model, 499, self.started.elapsed().as_secs_f64());
             tracing::info!(message = "Client went away before the answer; upstream attempt cancelled.", request_id = ?self.request_id);

@@ -271,7 +271,7 @@ impl Call {
     ) -> Result<Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>, String>
     {
         let policy = &self.model.policy;
-        let send = self.client.request(req);
+        let send = self.model.client.request(req);
         tokio::pin!(send);
         let mut until = deadline.min(start + policy.first_byte_timeout);
         loop {
@@ -296,7 +296,7 @@ impl Call {
                 let limit = dep
                     .probe_timeout()
                     .min(deadline.saturating_duration_since(Instant::now()));
-                let probe = crate::health::probe::probe(&self.client, dep, limit);
+                let probe = crate::health::probe::probe(&self.model.client, dep, limit);
                 tokio::pin!(probe);
                 let alive = tokio::select! {
                     head = &mut send => return Ok(head),

@@ -49,16 +49,6 @@ impl Endpoint {
             Self::Responses => "/responses",
         }
     }
-
-    /// Label for metrics and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ChatCompletions => "chat_completions",
-            Self::Embeddings => "embeddings",
-            Self::ImagesGenerations => "images_generations",
-            Self::Responses => "responses",
-        }
-    }
 }
 
 /// One provider, ready to build requests for.

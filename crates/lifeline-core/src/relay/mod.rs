@@ -226,7 +226,7 @@ impl RelayBody {
             self.finish(true, "");
             return None;
         }
-        if self.scanner.finished && self.scanner.protocol_is_chat() {
+        if self.scanner.finished && self.scanner.protocol() == Protocol::Chat {
             self.finish(true, "");
             return Some(Ok(Frame::data(Bytes::from_static(DONE))));
         }

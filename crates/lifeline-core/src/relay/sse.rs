@@ -76,11 +76,6 @@ impl Scanner {
         self.protocol
     }
 
-    /// Whether this is a chat-completions stream (which ends with `[DONE]`).
-    pub fn protocol_is_chat(&self) -> bool {
-        self.protocol == Protocol::Chat
-    }
-
     /// Whether the stream may be committed to the client: content started,
     /// or the stream already finished.
     pub fn committable(&self) -> bool {

@@ -193,7 +193,6 @@ async fn data(
     };
     let call = Call {
         metrics: gw.metrics().clone(),
-        client: model.client.clone(),
         model,
         endpoint,
         body,

@@ -221,3 +221,45 @@ async fn completion_probes_are_one_token_requests_for_the_deployment_model() {
     );
     env.stop().await;
 }
+
+/// Breaker transitions are published to subscribers (`Gateway::subscribe`,
+/// what the status page will build on): a failing deployment's
+/// closed → open, with its id and a reason.
+#[tokio::test]
+async fn breaker_transitions_are_published_to_subscribers() {
+    use crate::harness::config;
+    use lifeline_core::health::BreakerState;
+    use lifeline_mock::Faults;
+    let m = mocks(2).await;
+    m[0].set_faults(Faults {
+        error_rate: 1.0,
+        error_status: 500,
+        ..Faults::default()
+    });
+    // p0 alone in tier 1, so it keeps being tried until its breaker opens.
+    let models = "[[models]]\nname = \"m\"\ntiers = [ [ { provider = \"p0\", model = \"up-0\" } ], [ { provider = \"p1\", model = \"up-1\" } ] ]\n";
+    let env = Env::boot(&config(&m, "", models), m).await;
+    let mut events = env.gw.subscribe();
+    for _ in 0..12 {
+        assert_eq!(env.chat(false).await.0, 200);
+    }
+    let event = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match events.recv().await {
+                Ok(e) if e.to == BreakerState::Open => break e,
+                Ok(_) => continue,
+                Err(e) => panic!("event channel: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("no transition to open was published");
+    assert_eq!(&*event.deployment, "p0/up-0");
+    assert_eq!(event.from, BreakerState::Closed);
+    assert!(
+        event.reason.contains("consecutive failures") || event.reason.contains("failure rate"),
+        "{}",
+        event.reason
+    );
+    env.stop().await;
+}

@@ -259,6 +259,8 @@ async fn mock_serve_status_and_drain_timeout() {
         Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&path)
+            // One worker: the single-threaded runtime serves, streams and drains.
+            .env("LIFELINE_WORKER_THREADS", "1")
             .stdout(Stdio::null())
             .stderr(log("serve.log"))
             .spawn()
@@ -309,6 +311,29 @@ async fn mock_serve_status_and_drain_timeout() {
     );
     assert!(out.contains("p0/up-0"), "{out}");
     assert!(!out.contains("sk-upstream-cli"), "{out}");
+    let json = Command::new(BIN)
+        .args([
+            "status",
+            "--json",
+            "--admin",
+            &format!("http://127.0.0.1:{admin}"),
+        ])
+        .args(["--token", "admin-secret"])
+        .output()
+        .expect("lifeline status --json runs");
+    let v: serde_json::Value =
+        serde_json::from_slice(&json.stdout).expect("status --json prints JSON");
+    assert_eq!(v["deployments"][0]["id"], "p0/up-0", "{v}");
+    assert_eq!(v["deployments"][0]["in_flight"], 1, "{v}");
+    let threads = std::fs::read_to_string(format!("/proc/{}/status", proc.0.id()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:").map(|n| n.trim().to_string()));
+    assert_eq!(
+        threads.as_deref(),
+        Some("1"),
+        "LIFELINE_WORKER_THREADS=1 did not give a single-threaded runtime"
+    );
 
     // SIGTERM: the stream cannot finish within the 500 ms drain timeout, so
     // the process exits anyway and the stream is not made to look complete.
