@@ -11,8 +11,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use crate::relay::RelayBody;
 
-/// Errors a response body can end with (the connection is then closed).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::relay::BoxError;
 
 /// The body of every response Lifeline sends.
 pub enum ProxyBody {

@@ -12,7 +12,8 @@
 //!   rest, and splices the upstream model name in.
 //! - [`route`]: public model → tiers of deployments.
 //! - [`balance`]: power of two choices over peak-EWMA latency.
-//! - [`attempt`]: the attempt loop (deadline, retries, backoff, budget).
+//! - [`attempt`]: the attempt loop (deadline, retries, failover).
+//! - [`retry`]: backoff, `Retry-After` and the retry budget.
 //! - [`providers`]: upstream URL and header shapes (OpenAI, Azure, compatible).
 //! - [`relay`]: SSE relay, commit-before-first-content, honest endings.
 //! - [`health`]: per-deployment breaker, latency and active probes.
@@ -33,6 +34,7 @@ pub mod health;
 pub mod providers;
 pub mod relay;
 pub mod request;
+pub mod retry;
 pub mod route;
 pub mod server;
 pub mod telemetry;

@@ -14,11 +14,11 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
-use crate::attempt::RetryBudget;
 use crate::config::{HealthConfig, RequestPolicy};
 use crate::health::BreakerState;
 use crate::health::{Availability, HealthEvent, HealthRecord, Outcome, Ticket};
-use crate::providers::{Endpoint, Upstream};
+use crate::providers::{probe, Endpoint, HttpClient, Upstream};
+use crate::retry::RetryBudget;
 use crate::telemetry::Metrics;
 
 /// One provider + one upstream model.
@@ -290,6 +290,15 @@ impl Deployment {
         self.probes() && !self.is_drained() && self.record_lock().start_probe(now, &self.health_cfg)
     }
 
+    /// Probes the deployment once ([`crate::providers::probe`]); `true` on a
+    /// 2xx within `limit`.
+    pub async fn probe(&self, client: &HttpClient, limit: std::time::Duration) -> bool {
+        match self.upstream.probe_request(&self.model, &self.model_json) {
+            Some(req) => probe::send(client, req, limit).await,
+            None => false,
+        }
+    }
+
     /// Records an active probe's result.
     pub fn probe_result(&self, ok: bool) {
         let now = Instant::now();
@@ -377,7 +386,7 @@ pub struct Model {
     /// Retries left to spend.
     pub budget: RetryBudget,
     /// Upstream client (pool shared by models with the same connect timeout).
-    pub client: crate::attempt::HttpClient,
+    pub client: HttpClient,
 }
 
 /// All public models.

@@ -9,7 +9,7 @@
 //!    tried. Nothing available before any attempt: a fast 503 with
 //!    `Retry-After` set to when something may be.
 //! 3. An attempt after the first needs a token from the model's
-//!    [`RetryBudget`]; retrying a deployment already tried first waits a
+//!    [`crate::retry::RetryBudget`]; retrying a deployment already tried first waits a
 //!    full-jitter backoff.
 //! 4. The upstream answer is classified (`upstream.rs`): success, the
 //!    client's own error (returned as the provider gave it, never retried),
@@ -21,8 +21,6 @@
 //! 6. When attempts run out: 503 listing every attempt's error, with
 //!    `x-should-retry: false` so official SDKs do not multiply the retries.
 
-mod backoff;
-mod budget;
 mod commit;
 mod upstream;
 
@@ -31,29 +29,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response};
-use http_body_util::Full;
-use hyper_util::client::legacy::Client;
 use tokio::time::{timeout_at, Instant};
-
-pub use backoff::{full_jitter, retry_after};
-pub use budget::RetryBudget;
 
 use crate::balance::{pick, Pick};
 use crate::body::ProxyBody;
 use crate::error::ApiError;
 use crate::providers::Endpoint;
 use crate::request::Inspected;
+use crate::retry::full_jitter;
 use crate::route::{Deployment, Model};
 use crate::telemetry::{
     Metrics, KEEP_ALIVE, X_LIFELINE_ATTEMPTS, X_LIFELINE_DEPLOYMENT, X_REQUEST_ID,
 };
 use upstream::{Attempted, Failed};
-
-/// The upstream HTTP client (HTTP/1.1 and HTTP/2, plain and TLS).
-pub type HttpClient = Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
 
 /// How long a request at capacity waits on one deployment before looking again.
 const SATURATION_SLICE: Duration = Duration::from_millis(50);

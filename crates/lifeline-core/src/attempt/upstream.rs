@@ -13,12 +13,13 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use tokio::time::{timeout_at, Instant};
 
-use super::{commit, retry_after, Call, MAX_RESPONSE_BYTES};
+use super::{commit, Call, MAX_RESPONSE_BYTES};
 use crate::body::ProxyBody;
 use crate::health::Outcome;
 use crate::providers::Endpoint;
 use crate::relay::{Protocol, RelayBody, StreamEnd};
 use crate::request::splice;
+use crate::retry::retry_after;
 use crate::route::{Deployment, Lease};
 use crate::telemetry::X_REQUEST_ID;
 
@@ -296,7 +297,7 @@ impl Call {
                 let limit = dep
                     .probe_timeout()
                     .min(deadline.saturating_duration_since(Instant::now()));
-                let probe = crate::health::probe::probe(&self.model.client, dep, limit);
+                let probe = dep.probe(&self.model.client, limit);
                 tokio::pin!(probe);
                 let alive = tokio::select! {
                     head = &mut send => return Ok(head),

@@ -13,7 +13,6 @@
 
 mod breaker;
 mod ewma;
-pub mod probe;
 mod window;
 
 use std::time::Duration;

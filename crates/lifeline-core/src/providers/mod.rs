@@ -6,12 +6,16 @@
 //! (`Authorization: Bearer` or Azure's `api-key`). Providers know nothing
 //! about balancing or health.
 
+mod client;
+pub mod probe;
+
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue, Uri};
 use tokio::sync::Semaphore;
 
 use crate::config::{ProviderConfig, ProviderKind};
+pub use client::{build as build_client, HttpClient};
 
 /// The data-plane endpoints Lifeline relays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

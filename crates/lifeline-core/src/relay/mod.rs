@@ -30,11 +30,13 @@ use http_body::{Body, Frame};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
-use crate::body::BoxError;
 use crate::health::Outcome;
 use crate::route::Lease;
 use crate::telemetry::Metrics;
 pub use sse::{Protocol, Scanner};
+
+/// Errors a response body can end with (the connection is then closed).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long after a `finish_reason` the relay waits for `[DONE]`.
 pub const FINISH_GRACE: Duration = Duration::from_secs(2);

@@ -14,18 +14,18 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::attempt::{HttpClient, RetryBudget};
+mod prober;
+
 use crate::auth::KeySet;
 use crate::config::{Config, ProviderKind};
 use crate::health::HealthEvent;
+use crate::providers::HttpClient;
 use crate::providers::Upstream;
+use crate::retry::RetryBudget;
 use crate::route::{Deployment, Member, Model, RouteTable};
 use crate::telemetry::Metrics;
 
@@ -145,22 +145,7 @@ impl Gateway {
         if let Some(c) = clients.get(&connect_timeout) {
             return Ok(c.clone());
         }
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(connect_timeout));
-        http.enforce_http(false);
-        http.set_keepalive(Some(Duration::from_secs(30)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
-            .map_err(|e| ApplyError::Tls(e.to_string()))?
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client: HttpClient = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_timer(TokioTimer::new())
-            .build(https);
+        let client = crate::providers::build_client(connect_timeout).map_err(ApplyError::Tls)?;
         clients.insert(connect_timeout, client.clone());
         Ok(client)
     }
@@ -344,29 +329,6 @@ impl Gateway {
         let url = h.base_url();
         mocks.insert(p.name.clone(), h);
         Ok(url)
-    }
-
-    fn spawn_prober(&self) {
-        let gw = self.clone();
-        self.inner.tracker.spawn(async move {
-            loop {
-                let live = gw.live();
-                let interval = live.config.health.probe_interval;
-                let limit = live.config.health.probe_timeout;
-                if let Ok(client) = gw.client(Duration::from_secs(2)) {
-                    crate::health::probe::round(
-                        &client,
-                        &live.deployments,
-                        limit,
-                        &gw.inner.tracker,
-                    );
-                }
-                tokio::select! {
-                    () = gw.inner.shutdown.cancelled() => break,
-                    () = tokio::time::sleep(interval) => {}
-                }
-            }
-        });
     }
 
     /// Finds a deployment by id (`provider/model`).

@@ -1,0 +1,59 @@
+//! The prober task: probes open and idle deployments.
+//!
+//! One task wakes every `probe_interval`, asks each deployment whether a
+//! probe is due ([`Deployment::start_probe`]) and runs the due ones
+//! concurrently, each bounded by `probe_timeout`. What a probe sends is the
+//! provider's business ([`crate::providers::probe`]); what its result means
+//! is the breaker's ([`crate::health`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Gateway;
+use crate::providers::HttpClient;
+use crate::route::Deployment;
+
+/// Runs one round: starts every due probe; returns how many were started.
+pub fn round(
+    client: &HttpClient,
+    deployments: &[Arc<Deployment>],
+    limit: Duration,
+    tracker: &tokio_util::task::TaskTracker,
+) -> usize {
+    let now = Instant::now();
+    let mut started = 0;
+    for dep in deployments {
+        if dep.start_probe(now) {
+            started += 1;
+            let (client, dep) = (client.clone(), dep.clone());
+            tracker.spawn(async move {
+                let ok = dep.probe(&client, limit).await;
+                tracing::debug!(message = "Probe finished.", deployment = %dep.id, ok);
+                dep.probe_result(ok);
+            });
+        }
+    }
+    started
+}
+
+impl Gateway {
+    pub(super) fn spawn_prober(&self) {
+        let gw = self.clone();
+        self.inner.tracker.spawn(async move {
+            loop {
+                let live = gw.live();
+                let interval = live.config.health.probe_interval;
+                let limit = live.config.health.probe_timeout;
+                if let Ok(client) = gw.client(Duration::from_secs(2)) {
+                    round(&client, &live.deployments, limit, &gw.inner.tracker);
+                }
+                tokio::select! {
+                    () = gw.inner.shutdown.cancelled() => break,
+                    () = tokio::time::sleep(interval) => {}
+                }
+            }
+        });
+    }
+}
