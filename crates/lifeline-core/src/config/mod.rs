@@ -20,13 +20,33 @@
 //! [`example`] holds the built-in configuration `lifeline serve` runs when it
 //! is given none.
 
+#[cfg(feature = "simulated")]
 pub mod example;
 pub mod model;
 mod raw;
 mod validate;
 
-#[cfg(test)]
+// The config tests use simulated providers (`kind = "mock"`) as the
+// simplest valid provider, so they need the `simulated` feature, which a
+// workspace build turns on through the binary.
+#[cfg(all(test, feature = "simulated"))]
 mod tests;
+
+#[cfg(all(test, not(feature = "simulated")))]
+mod tests_without_simulated {
+    #[test]
+    fn a_simulated_provider_is_rejected_with_file_line_and_field() {
+        let text = "[server]\nlisten = \"127.0.0.1:0\"\n\n[[providers]]\nname = \"p\"\nkind = \"mock\"\n\n[[models]]\nname = \"m\"\ntiers = [[{ provider = \"p\", model = \"x\" }]]\n";
+        let errors = match super::Config::parse(text, "t.toml") {
+            Ok(_) => panic!("kind = \"mock\" accepted without the simulated feature"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            errors.contains("t.toml:6: providers[0].kind: this build of Lifeline does not include the simulated provider"),
+            "{errors}"
+        );
+    }
+}
 
 use std::fmt;
 use std::path::Path;

@@ -120,8 +120,18 @@ pub struct ProviderConfig {
     /// answers while inference is down.
     pub probe_completion: bool,
     /// Settings of the in-process simulated provider (`[providers.mock]`), for `kind = "mock"`.
-    pub mock: Option<lifeline_mock::MockConfig>,
+    pub mock: Option<SimulatedSettings>,
 }
+
+/// `[providers.mock]`: the simulated provider's own settings, with the
+/// `simulated` feature; without it, any table (which validation rejects).
+#[cfg(feature = "simulated")]
+pub type SimulatedSettings = lifeline_mock::MockConfig;
+
+/// `[providers.mock]`: the simulated provider's own settings, with the
+/// `simulated` feature; without it, any table (which validation rejects).
+#[cfg(not(feature = "simulated"))]
+pub type SimulatedSettings = toml::Table;
 
 /// `[[models]]`.
 #[derive(Clone, Debug)]

@@ -96,7 +96,7 @@ pub(super) struct RawProvider {
     pub probe_completion: Option<Spanned<bool>>,
     /// `[providers.mock]`, handed whole to the simulated provider.
     #[serde(default)]
-    pub mock: Option<Spanned<lifeline_mock::MockConfig>>,
+    pub mock: Option<Spanned<super::model::SimulatedSettings>>,
 }
 
 /// One `[[models]]` table. Its span is that of its `[[models]]` header.

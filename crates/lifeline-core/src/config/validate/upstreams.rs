@@ -111,23 +111,7 @@ impl Validator<'_> {
                 Some(p.get_ref().clone())
             }
         };
-        let mock = match raw.mock {
-            Some(m) if kind.is_some_and(|k| k != ProviderKind::Mock) => {
-                self.at(
-                    &m,
-                    f("mock"),
-                    "[providers.mock] applies only to kind = \"mock\"",
-                );
-                None
-            }
-            Some(m) => Some(m.into_inner()),
-            // Named after the provider, so that answers tell which mock replied.
-            None if kind == Some(ProviderKind::Mock) => Some(lifeline_mock::MockConfig {
-                name: name.clone(),
-                ..Default::default()
-            }),
-            None => None,
-        };
+        let mock = self.simulated(raw.mock, &raw.kind, kind, &name, &f);
         ProviderConfig {
             name,
             // Stand-in for an unknown kind; the config is rejected anyway.
@@ -140,6 +124,56 @@ impl Validator<'_> {
             probe_completion: raw.probe_completion.is_some_and(|b| *b.get_ref()),
             mock,
         }
+    }
+
+    /// `[providers.mock]`: the simulated provider's settings, defaulted and
+    /// named after the provider for `kind = "mock"` (so that answers tell
+    /// which one replied), rejected elsewhere.
+    #[cfg(feature = "simulated")]
+    fn simulated(
+        &mut self,
+        raw: Option<Spanned<SimulatedSettings>>,
+        _raw_kind: &Spanned<String>,
+        kind: Option<ProviderKind>,
+        name: &str,
+        f: &dyn Fn(&str) -> String,
+    ) -> Option<SimulatedSettings> {
+        match raw {
+            Some(m) if kind.is_some_and(|k| k != ProviderKind::Mock) => {
+                self.at(
+                    &m,
+                    f("mock"),
+                    "[providers.mock] applies only to kind = \"mock\"",
+                );
+                None
+            }
+            Some(m) => Some(m.into_inner()),
+            None if kind == Some(ProviderKind::Mock) => Some(lifeline_mock::MockConfig {
+                name: name.to_owned(),
+                ..Default::default()
+            }),
+            None => None,
+        }
+    }
+
+    /// Without the `simulated` feature, `kind = "mock"` and
+    /// `[providers.mock]` are errors: this build has no simulated provider.
+    #[cfg(not(feature = "simulated"))]
+    fn simulated(
+        &mut self,
+        raw: Option<Spanned<SimulatedSettings>>,
+        raw_kind: &Spanned<String>,
+        kind: Option<ProviderKind>,
+        _name: &str,
+        f: &dyn Fn(&str) -> String,
+    ) -> Option<SimulatedSettings> {
+        const WHY: &str = "this build of Lifeline does not include the simulated provider (cargo feature `simulated`)";
+        if let Some(m) = &raw {
+            self.at(m, f("mock"), WHY);
+        } else if kind == Some(ProviderKind::Mock) {
+            self.at(raw_kind, f("kind"), WHY);
+        }
+        None
     }
 
     /// An expanded, checked base URL without trailing slashes. The message

@@ -1,0 +1,183 @@
+//! Applying a config: building the next [`Live`] state from a validated
+//! [`Config`] and swapping it in, and reloading the config file.
+//!
+//! Provider adapters and deployments are kept by name across applies and
+//! reused when their settings did not change, so a reload forgets no health
+//! and disturbs no attempt in flight. A rebuilt deployment keeps an
+//! operator's drain.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{ApplyError, Gateway, Live};
+use crate::auth::KeySet;
+use crate::config::{Config, ProviderKind};
+use crate::providers::Upstream;
+use crate::retry::RetryBudget;
+use crate::route::{Deployment, Member, Model, RouteTable};
+
+impl Gateway {
+    /// Swaps in a new validated config. On error the running one stays.
+    pub async fn apply(&self, config: Config) -> Result<(), ApplyError> {
+        let _one_at_a_time = self.inner.reload_lock.lock().await;
+        let old = self.live();
+        let health_changed = old.config.health != config.health;
+        // 1. Providers: start or update simulated ones, reuse unchanged adapters.
+        let mut upstreams = HashMap::new();
+        for p in &config.providers {
+            let base_url = match (p.kind, &p.base_url) {
+                (ProviderKind::Mock, _) => self.simulated_url(p).await?,
+                (ProviderKind::OpenAi, None) => "https://api.openai.com/v1".to_string(),
+                (_, Some(u)) => u.clone(),
+                (_, None) => String::new(),
+            };
+            let previous = self
+                .inner
+                .upstreams
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&p.name)
+                .cloned();
+            let up = match previous {
+                Some(prev) if prev.config == *p && prev.base_url == base_url => prev,
+                _ => Arc::new(Upstream::new(p, base_url)?),
+            };
+            upstreams.insert(p.name.clone(), up);
+        }
+        // 2. Deployments and models.
+        let mut models = HashMap::new();
+        let mut used: HashMap<String, Arc<Deployment>> = HashMap::new();
+        let mut order = Vec::new();
+        for m in &config.models {
+            let mut tiers = Vec::with_capacity(m.tiers.len());
+            for tier in &m.tiers {
+                let mut members = Vec::with_capacity(tier.len());
+                for r in tier {
+                    let Some(up) = upstreams.get(&r.provider) else {
+                        continue;
+                    };
+                    let id = format!("{}/{}", r.provider, r.model);
+                    let dep = match used.get(&id) {
+                        Some(d) => d.clone(),
+                        None => {
+                            let existing = self
+                                .inner
+                                .deployments
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get(&id)
+                                .cloned();
+                            let dep = match existing {
+                                Some(d) if Arc::ptr_eq(&d.upstream, up) && !health_changed => d,
+                                previous => {
+                                    let fresh = Arc::new(Deployment::new(
+                                        up.clone(),
+                                        &r.model,
+                                        config.health.clone(),
+                                        self.inner.events.clone(),
+                                        self.inner.metrics.clone(),
+                                    ));
+                                    // A drain is an operator's decision: a
+                                    // rebuilt deployment keeps it.
+                                    if previous.is_some_and(|p| p.is_drained()) {
+                                        fresh.set_drained(true);
+                                    }
+                                    fresh
+                                }
+                            };
+                            used.insert(id.clone(), dep.clone());
+                            order.push(dep.clone());
+                            dep
+                        }
+                    };
+                    members.push(Member {
+                        deployment: dep,
+                        weight: r.weight,
+                    });
+                }
+                tiers.push(members);
+            }
+            let model = Model {
+                name: m.name.as_str().into(),
+                tiers,
+                budget: RetryBudget::new(
+                    m.policy.retry_budget_ratio,
+                    m.policy.retry_budget_min_per_sec,
+                ),
+                policy: m.policy.clone(),
+                client: self.client(m.policy.connect_timeout)?,
+            };
+            models.insert(m.name.clone(), Arc::new(model));
+        }
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let list: Vec<_> = config
+            .models
+            .iter()
+            .map(|m| serde_json::json!({"id": m.name, "object": "model", "created": created, "owned_by": "lifeline"}))
+            .collect();
+        let models_json =
+            Bytes::from(serde_json::json!({"object": "list", "data": list}).to_string());
+        let live = Live {
+            keys: KeySet::new(&config.keys),
+            routes: RouteTable {
+                models,
+                models_json,
+                created,
+            },
+            deployments: order,
+            config: Arc::new(config),
+        };
+        *self
+            .inner
+            .upstreams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = upstreams;
+        *self
+            .inner
+            .deployments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = used;
+        let applied = live.config.clone();
+        self.inner.live.store(Arc::new(live));
+        // Only once the new state serves: a failed apply keeps every mock.
+        self.stop_removed_simulated(&applied).await;
+        Ok(())
+    }
+}
+
+impl Gateway {
+    /// Re-reads the config file the gateway was started from and applies it.
+    /// On any error the running config stays and the error is returned (and logged).
+    pub async fn reload(&self) -> Result<(), String> {
+        let Some(path) = self.live().config.source.clone() else {
+            return Err(
+                "the gateway runs the built-in example; there is no config file to reload".into(),
+            );
+        };
+        let result = match Config::load(&path) {
+            Err(errors) => Err(errors.to_string()),
+            Ok(config) => {
+                let old = self.live().config.clone();
+                if old.server.listen != config.server.listen
+                    || old.server.admin_listen != config.server.admin_listen
+                {
+                    tracing::warn!(
+                        message = "Listen addresses changed; they take effect at the next restart."
+                    );
+                }
+                self.apply(config).await.map_err(|e| e.to_string())
+            }
+        };
+        match &result {
+            Ok(()) => tracing::info!(message = "Config reloaded.", path = %path.display()),
+            Err(e) => {
+                tracing::error!(message = "Config reload rejected; keeping the running config.", path = %path.display(), error = %e)
+            }
+        }
+        result
+    }
+}
