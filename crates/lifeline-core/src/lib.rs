@@ -31,6 +31,8 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod health;
+#[cfg(test)]
+mod layers;
 pub mod providers;
 pub mod relay;
 pub mod request;
