@@ -7,6 +7,7 @@
 //! - [`server`]: listeners (connection limit, header and body timeouts, body
 //!   size limit, HTTP/1.1 and HTTP/2) and the path table; [`server::pipeline`]
 //!   is the one place where the order of the layers is written.
+//! - [`context`]: the request context every layer reads and extends.
 //! - [`auth`]: client keys, compared by SHA-256 in constant time.
 //! - [`request`]: reads `model` and `stream` from a body without parsing the
 //!   rest, and splices the upstream model name in.
@@ -28,6 +29,7 @@ pub mod auth;
 pub mod balance;
 pub mod body;
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod gateway;
 pub mod health;

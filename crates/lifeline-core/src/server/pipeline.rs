@@ -1,9 +1,10 @@
 //! The request path, in DESIGN.md's order. This is the one place where the
 //! order of the layers is written:
 //!
-//! 1. request id (`x-request-id`, accepted or generated);
+//! 1. request context ([`RequestContext`]): request id (`x-request-id`,
+//!    accepted or generated), peer address, arrival time;
 //! 2. path table: operations endpoints, data-plane endpoints, 404, 405;
-//! 3. auth: client key → key name (401);
+//! 3. auth: client key → key name, recorded in the context (401);
 //! 4. body: size limit (413) and slow-client timeout (408);
 //! 5. inspect: JSON validity, `model`, `stream` (400);
 //! 6. route: public model (404);
@@ -17,11 +18,11 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use tokio::time::Instant;
 
 use super::Side;
 use crate::attempt::Call;
 use crate::body::ProxyBody;
+use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::providers::Endpoint;
@@ -75,11 +76,11 @@ fn route(side: Side, method: &Method, path: &str, admin_elsewhere: bool) -> Rout
 pub async fn handle(
     gw: Gateway,
     side: Side,
-    _peer: SocketAddr,
+    peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let started = Instant::now();
-    let rid = request_id(req.headers().get(&X_REQUEST_ID));
+    let ctx = RequestContext::new(request_id(req.headers().get(&X_REQUEST_ID)), peer);
+    let (rid, started) = (ctx.id.clone(), ctx.started);
     let live = gw.live();
     let admin_elsewhere = live.config.server.admin_listen.is_some();
     let mut resp = match route(side, req.method(), req.uri().path(), admin_elsewhere) {
@@ -130,21 +131,16 @@ pub async fn handle(
                 }
             }
         },
-        Route::Data(endpoint) => {
-            match data(&gw, &live, endpoint, req, rid.clone(), started).await {
-                Ok(r) => r,
-                Err(e) => {
-                    let model: std::sync::Arc<str> = "-".into();
-                    gw.metrics().request(
-                        &model,
-                        e.status.as_u16(),
-                        started.elapsed().as_secs_f64(),
-                    );
-                    tracing::info!(message = "Request rejected.", request_id = ?rid, status = e.status.as_u16(), error = %e.message);
-                    e.into_response()
-                }
+        Route::Data(endpoint) => match data(&gw, &live, endpoint, req, ctx).await {
+            Ok(r) => r,
+            Err(e) => {
+                let model: std::sync::Arc<str> = "-".into();
+                gw.metrics()
+                    .request(&model, e.status.as_u16(), started.elapsed().as_secs_f64());
+                tracing::info!(message = "Request rejected.", request_id = ?rid, status = e.status.as_u16(), error = %e.message);
+                e.into_response()
             }
-        }
+        },
     };
     resp.headers_mut().entry(X_REQUEST_ID).or_insert(rid);
     Ok(resp)
@@ -155,10 +151,9 @@ async fn data(
     live: &crate::gateway::Live,
     endpoint: Endpoint,
     req: Request<Incoming>,
-    rid: HeaderValue,
-    started: Instant,
+    mut ctx: RequestContext,
 ) -> Result<Response<ProxyBody>, ApiError> {
-    live.keys.check(req.headers())?;
+    ctx.key = live.keys.check(req.headers())?;
     let server = &live.config.server;
     let limit = server.max_body_bytes;
     let declared = req
@@ -197,8 +192,8 @@ async fn data(
         endpoint,
         body,
         inspected,
-        request_id: rid,
-        started,
+        request_id: ctx.id.clone(),
+        started: ctx.started,
     };
     Ok(call.run().await)
 }
