@@ -187,7 +187,7 @@ async fn data(
         }
         Ok(Ok(c)) => c.to_bytes(),
     };
-    let inspected = crate::request::inspect(&body)?;
+    let inspected = crate::request::inspect(endpoint, &body)?;
     let Some(model) = live.routes.models.get(&inspected.model).cloned() else {
         return Err(ApiError::unknown_model(&inspected.model));
     };
