@@ -6,6 +6,7 @@
 //! where the failure is understood, and rendered once, in
 //! [`ApiError::into_response`].
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,8 +25,8 @@ pub struct ApiError {
     pub kind: &'static str,
     /// OpenAI's `code`, if any.
     pub code: Option<&'static str>,
-    /// The request field at fault, if any.
-    pub param: Option<&'static str>,
+    /// The request field at fault, if any (`model`, `messages.[0].role`).
+    pub param: Option<Cow<'static, str>>,
     /// `Retry-After`, in whole seconds on the wire.
     pub retry_after: Option<Duration>,
     /// `x-should-retry`: `Some(false)` when Lifeline already spent retries.
@@ -48,7 +49,14 @@ impl ApiError {
     /// 400: the body is not what the endpoint accepts.
     pub fn bad_request(message: impl Into<String>, param: Option<&'static str>) -> Self {
         let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message);
-        e.param = param;
+        e.param = param.map(Cow::Borrowed);
+        e
+    }
+
+    /// 400 about a field whose name is built at run time (`messages.[3].role`).
+    pub fn bad_param(message: impl Into<String>, param: impl Into<Cow<'static, str>>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message);
+        e.param = Some(param.into());
         e
     }
 
@@ -59,15 +67,20 @@ impl ApiError {
         e
     }
 
-    /// 404: the public model does not exist.
+    /// 404: the public model does not exist. The name is echoed [`bounded`]:
+    /// a client's megabyte-long `model` must not become a megabyte-long
+    /// answer or log line.
     pub fn unknown_model(model: &str) -> Self {
         let mut e = Self::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
-            format!("The model `{model}` does not exist or you do not have access to it."),
+            format!(
+                "The model `{}` does not exist or you do not have access to it.",
+                bounded(model)
+            ),
         );
         e.code = Some("model_not_found");
-        e.param = Some("model");
+        e.param = Some(Cow::Borrowed("model"));
         e
     }
 
@@ -169,6 +182,22 @@ impl ApiError {
     }
 }
 
+/// Longest piece of client text echoed in an answer or a log line.
+pub const ECHO_LIMIT: usize = 256;
+
+/// `text` as it may be echoed or logged: whole up to [`ECHO_LIMIT`] bytes,
+/// else its first bytes (cut on a character boundary) and `…(N bytes)`.
+pub fn bounded(text: &str) -> Cow<'_, str> {
+    if text.len() <= ECHO_LIMIT {
+        return Cow::Borrowed(text);
+    }
+    let mut cut = ECHO_LIMIT;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Cow::Owned(format!("{}…({} bytes)", &text[..cut], text.len()))
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -198,6 +227,22 @@ mod tests {
             .as_str()
             .unwrap_or("")
             .contains("nope"));
+    }
+
+    #[test]
+    fn echoed_text_is_bounded_on_a_char_boundary() {
+        assert_eq!(bounded("gpt-4o"), "gpt-4o");
+        let exact = "m".repeat(ECHO_LIMIT);
+        assert_eq!(bounded(&exact), exact.as_str());
+        // 'é' is two bytes: byte 256 falls inside one.
+        let long = format!("a{}", "é".repeat(1000));
+        let b = bounded(&long);
+        assert!(b.ends_with("…(2001 bytes)"), "{b}");
+        assert!(b.len() < ECHO_LIMIT + 20, "{}", b.len());
+        assert!(b.starts_with("aéé"));
+        let e = ApiError::unknown_model(&"x".repeat(1 << 20));
+        assert!(e.message.len() < 400, "{}", e.message.len());
+        assert!(e.message.contains("(1048576 bytes)"), "{}", e.message);
     }
 
     #[test]

@@ -1,19 +1,40 @@
-//! Reads what routing needs from a request body, and nothing more.
+//! Reads what routing needs from a request body, and checks the types of
+//! the fields the endpoint requires, and nothing more.
 //!
 //! DESIGN.md §5: parsing a whole request into typed structs and writing it
 //! out again is both the main cost of existing gateways and lossy. Here the
-//! body is validated as JSON once (serde_json skips unknown fields with
-//! `IgnoredAny`, which still checks their syntax), `model` and `stream` are
-//! borrowed as raw slices, and the upstream model name is spliced into the
-//! original bytes, so every other field reaches the provider byte for byte.
+//! body is validated as JSON once, in one pass: unknown fields are skipped
+//! with `IgnoredAny` (which still checks their syntax), `model`, `stream`
+//! and the other small fields are borrowed as raw slices, and the fields an
+//! endpoint requires (`messages`, `input`) are checked while they are
+//! skipped, without copying their strings. The upstream model name is then
+//! spliced into the original bytes, so every other field reaches the
+//! provider byte for byte.
+//!
+//! What is checked, before any provider request (a 400 with `param`):
+//!
+//! - every endpoint: `model` a string; `stream` a boolean; `n`,
+//!   `max_tokens`, `max_completion_tokens` integers (`null` or absent is
+//!   fine for these four);
+//! - chat completions: `messages` a non-empty array of objects, each with a
+//!   string `role`;
+//! - embeddings: `input` a string, or an array of strings, of integers or of
+//!   arrays of integers;
+//! - image generations: `prompt` a string;
+//! - responses: `input` a string or an array (it may be absent when a stored
+//!   `prompt` is used).
 
+use std::borrow::Cow;
+use std::fmt;
 use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::ApiError;
+use crate::providers::Endpoint;
 
 /// What the gateway needs to know about a request body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +45,13 @@ pub struct Inspected {
     pub model_span: Range<usize>,
     /// `"stream": true`.
     pub stream: bool,
+    /// Choices asked for (`n`, 1 when absent; at most [`MAX_CHOICES`]): a
+    /// chat stream is finished only when every choice is.
+    pub choices: u32,
 }
+
+/// Most choices tracked in a stream (OpenAI's own limit on `n`).
+pub const MAX_CHOICES: u32 = 128;
 
 #[derive(Deserialize)]
 struct Head<'a> {
@@ -32,24 +59,45 @@ struct Head<'a> {
     model: Option<&'a RawValue>,
     #[serde(borrow, default)]
     stream: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    n: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    max_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    max_completion_tokens: Option<&'a RawValue>,
+    // `null` is kept (as "null") for the required fields below, so that it
+    // is reported as a wrong type, not as a missing field.
+    #[serde(borrow, default, deserialize_with = "present")]
+    prompt: Option<&'a RawValue>,
+    #[serde(default, deserialize_with = "present")]
+    messages: Option<Messages>,
+    #[serde(default, deserialize_with = "present")]
+    input: Option<Input>,
+}
+
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 /// Deepest nesting accepted (serde_json's own limit when it parses values;
 /// skipping a value, as `inspect` does for unknown fields, checks none).
 const MAX_DEPTH: usize = 128;
 
-/// Validates `body` as a JSON object and reads `model` and `stream`.
+/// Validates `body` as a JSON object, reads `model` and `stream`, and checks
+/// the types of the fields `endpoint` requires.
 ///
 /// Skipping a field with `IgnoredAny` checks its brackets but neither the
 /// UTF-8 inside its strings nor its depth, so those two are checked here
 /// first: a body no provider would accept never costs a provider request.
-pub fn inspect(body: &[u8]) -> Result<Inspected, ApiError> {
-    if std::str::from_utf8(body).is_err() {
+/// (Parsing from the checked `&str` also spares serde_json a second UTF-8
+/// check of every string it borrows.)
+pub fn inspect(endpoint: Endpoint, body: &[u8]) -> Result<Inspected, ApiError> {
+    let Ok(text) = std::str::from_utf8(body) else {
         return Err(ApiError::bad_request(
             "We could not parse the JSON body of your request: it is not valid UTF-8.",
             None,
         ));
-    }
+    };
     if nested_deeper_than(body, MAX_DEPTH) {
         return Err(ApiError::bad_request(
             format!("We could not parse the JSON body of your request: it is nested deeper than {MAX_DEPTH} levels."),
@@ -63,7 +111,7 @@ pub fn inspect(body: &[u8]) -> Result<Inspected, ApiError> {
             None,
         ));
     }
-    let head: Head<'_> = serde_json::from_slice(body).map_err(|e| {
+    let head: Head<'_> = serde_json::from_str(text).map_err(|e| {
         ApiError::bad_request(
             format!("We could not parse the JSON body of your request: {e}."),
             None,
@@ -77,10 +125,7 @@ pub fn inspect(body: &[u8]) -> Result<Inspected, ApiError> {
     };
     let model: String = serde_json::from_str(raw_model.get()).map_err(|_| {
         ApiError::bad_request(
-            format!(
-                "Invalid type for 'model': expected a string, but got {}.",
-                kind_of(raw_model.get())
-            ),
+            invalid_type("model", "a string", kind_of(raw_model.get())),
             Some("model"),
         )
     })?;
@@ -89,20 +134,345 @@ pub fn inspect(body: &[u8]) -> Result<Inspected, ApiError> {
         Some("true") => true,
         Some(other) => {
             return Err(ApiError::bad_request(
-                format!(
-                    "Invalid type for 'stream': expected a boolean, but got {}.",
-                    kind_of(other)
-                ),
+                invalid_type("stream", "a boolean", kind_of(other)),
                 Some("stream"),
             ))
         }
     };
+    match endpoint {
+        Endpoint::ChatCompletions => check_messages(head.messages)?,
+        Endpoint::Embeddings => check_embeddings_input(head.input)?,
+        Endpoint::ImagesGenerations => match head.prompt.map(RawValue::get) {
+            None => return Err(missing("prompt")),
+            Some(raw) if !raw.starts_with('"') => {
+                return Err(ApiError::bad_request(
+                    invalid_type("prompt", "a string", kind_of(raw)),
+                    Some("prompt"),
+                ))
+            }
+            Some(_) => {}
+        },
+        Endpoint::Responses => match head.input {
+            // A stored prompt template may stand in for the input.
+            None if head.prompt.is_some() => {}
+            None => return Err(missing("input")),
+            Some(Input::Str | Input::Array(_)) => {}
+            Some(Input::Other(kind)) => {
+                return Err(ApiError::bad_request(
+                    invalid_type("input", "a string or an array", kind),
+                    Some("input"),
+                ))
+            }
+        },
+    }
+    let n = integer("n", head.n)?;
+    integer("max_tokens", head.max_tokens)?;
+    integer("max_completion_tokens", head.max_completion_tokens)?;
+    let choices = n
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(1)
+        .clamp(1, MAX_CHOICES);
     let start = raw_model.get().as_ptr() as usize - body.as_ptr() as usize;
     Ok(Inspected {
         model,
         model_span: start..start + raw_model.get().len(),
         stream,
+        choices,
     })
+}
+
+fn invalid_type(field: &str, expected: &str, got: &str) -> String {
+    format!("Invalid type for '{field}': expected {expected}, but got {got}.")
+}
+
+fn missing(field: &'static str) -> ApiError {
+    ApiError::bad_request(
+        format!("Missing required parameter: '{field}'."),
+        Some(field),
+    )
+}
+
+/// An optional integer field: absent, `null`, or an integer (its digits).
+fn integer<'a>(
+    field: &'static str,
+    raw: Option<&'a RawValue>,
+) -> Result<Option<&'a str>, ApiError> {
+    match raw.map(RawValue::get) {
+        None | Some("null") => Ok(None),
+        Some(raw) if is_integer(raw) => Ok(Some(raw)),
+        Some(raw) => {
+            let got = match kind_of(raw) {
+                "a number" => "a decimal",
+                other => other,
+            };
+            Err(ApiError::bad_request(
+                invalid_type(field, "an integer", got),
+                Some(field),
+            ))
+        }
+    }
+}
+
+fn is_integer(raw: &str) -> bool {
+    let digits = raw.strip_prefix('-').unwrap_or(raw);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn check_messages(messages: Option<Messages>) -> Result<(), ApiError> {
+    let bad = |message: String, param: String| Err(ApiError::bad_param(message, param));
+    match messages {
+        None => Err(missing("messages")),
+        Some(Messages::Ok) => Ok(()),
+        Some(Messages::NotArray(kind)) => Err(ApiError::bad_request(
+            invalid_type("messages", "an array of objects", kind),
+            Some("messages"),
+        )),
+        Some(Messages::Empty) => Err(ApiError::bad_request(
+            "Invalid 'messages': empty array. 'messages' must be a non-empty array.",
+            Some("messages"),
+        )),
+        Some(Messages::Item(i, Item::NotObject(kind))) => bad(
+            invalid_type(&format!("messages[{i}]"), "an object", kind),
+            format!("messages.[{i}]"),
+        ),
+        Some(Messages::Item(i, Item::NoRole)) => bad(
+            format!("Missing required parameter: 'messages[{i}].role'."),
+            format!("messages.[{i}].role"),
+        ),
+        Some(Messages::Item(i, Item::RoleNotString(kind))) => bad(
+            invalid_type(&format!("messages[{i}].role"), "a string", kind),
+            format!("messages.[{i}].role"),
+        ),
+        Some(Messages::Item(_, Item::Ok)) => Ok(()),
+    }
+}
+
+fn check_embeddings_input(input: Option<Input>) -> Result<(), ApiError> {
+    const EXPECTED: &str =
+        "a string, an array of strings, an array of integers or an array of arrays of integers";
+    let got = match input {
+        None => return Err(missing("input")),
+        Some(Input::Str | Input::Array(None)) => return Ok(()),
+        Some(Input::Other(kind)) => Cow::Borrowed(kind),
+        Some(Input::Array(Some((i, kind)))) => {
+            Cow::Owned(format!("an array whose item {i} is {kind}"))
+        }
+    };
+    Err(ApiError::bad_request(
+        invalid_type("input", EXPECTED, &got),
+        Some("input"),
+    ))
+}
+
+/// What `messages` turned out to be; learnt while it is skipped.
+#[derive(Debug)]
+enum Messages {
+    Ok,
+    NotArray(&'static str),
+    Empty,
+    /// The first item that is wrong, and how.
+    Item(usize, Item),
+}
+
+/// One item of `messages`.
+#[derive(Debug)]
+enum Item {
+    Ok,
+    NotObject(&'static str),
+    NoRole,
+    RoleNotString(&'static str),
+}
+
+/// What `input` turned out to be. For an array: the first item that is not
+/// an embeddings input (a string, an integer, an array of integers) or not
+/// of the same kind as item 0, if any.
+#[derive(Debug)]
+enum Input {
+    Str,
+    Array(Option<(usize, &'static str)>),
+    Other(&'static str),
+}
+
+/// The `visit_*` methods for scalars of a visitor that accepts any JSON
+/// value: each names the value's kind, wrapped in `$wrap`.
+macro_rules! scalar_kinds {
+    ($wrap:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($wrap("a boolean"))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($wrap("a number"))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($wrap("a number"))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($wrap("a number"))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($wrap("null"))
+        }
+    };
+}
+
+impl<'de> Deserialize<'de> for Messages {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Messages;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            scalar_kinds!(Messages::NotArray);
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Messages, E> {
+                Ok(Messages::NotArray("a string"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Messages, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Messages::NotArray("an object"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Messages, A::Error> {
+                let mut i = 0;
+                let mut found = None;
+                while found.is_none() {
+                    match seq.next_element::<Item>()? {
+                        None if i == 0 => return Ok(Messages::Empty),
+                        None => return Ok(Messages::Ok),
+                        Some(Item::Ok) => i += 1,
+                        Some(wrong) => found = Some(Messages::Item(i, wrong)),
+                    }
+                }
+                // The rest is only skipped (its syntax still checked).
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(found.unwrap_or(Messages::Ok))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Item;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            scalar_kinds!(Item::NotObject);
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Item, E> {
+                Ok(Item::NotObject("a string"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Item, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Item::NotObject("an array"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Item, A::Error> {
+                let mut item = Item::NoRole;
+                while let Some(key) = map.next_key::<Key>()? {
+                    if key == Key::Role {
+                        let role: &'de RawValue = map.next_value()?;
+                        if matches!(item, Item::NoRole) {
+                            item = if role.get().starts_with('"') {
+                                Item::Ok
+                            } else {
+                                Item::RoleNotString(kind_of(role.get()))
+                            };
+                        }
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(item)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A key of a message object: `role` or another.
+#[derive(PartialEq, Eq)]
+enum Key {
+    Role,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: de::Error>(self, k: &str) -> Result<Key, E> {
+                Ok(if k == "role" { Key::Role } else { Key::Other })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Input {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Input;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            scalar_kinds!(Input::Other);
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Input, E> {
+                Ok(Input::Str)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Input, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Input::Other("an object"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Input, A::Error> {
+                // Items are borrowed raw: a string item is skipped, not
+                // decoded, and only its first byte is looked at.
+                let mut first = None;
+                let mut i = 0;
+                let mut wrong = None;
+                while let Some(item) = seq.next_element::<&'de RawValue>()? {
+                    if wrong.is_none() {
+                        let kind = embedding_item(item.get());
+                        match (first, kind) {
+                            (_, Err(kind)) => wrong = Some((i, kind)),
+                            (None, Ok(k)) => first = Some(k),
+                            (Some(f), Ok(k)) if f != k => wrong = Some((i, k)),
+                            _ => {}
+                        }
+                    }
+                    i += 1;
+                }
+                Ok(Input::Array(wrong))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An embeddings input item's kind (`Ok`: a string, an integer, an array of
+/// integers; `Err`: anything else), named for messages.
+fn embedding_item(raw: &str) -> Result<&'static str, &'static str> {
+    match raw.as_bytes().first() {
+        Some(b'"') => Ok("a string"),
+        Some(b'[') => {
+            let inner = &raw.as_bytes()[1..raw.len() - 1];
+            if inner.iter().all(|b| {
+                b.is_ascii_digit() || matches!(b, b'-' | b',' | b' ' | b'\t' | b'\n' | b'\r')
+            }) {
+                Ok("an array of integers")
+            } else {
+                Err("an array that is not of integers")
+            }
+        }
+        _ if is_integer(raw) => Ok("an integer"),
+        Some(b'-' | b'0'..=b'9') => Err("a decimal"),
+        _ => Err(kind_of(raw)),
+    }
 }
 
 /// Whether arrays and objects in `body` nest deeper than `limit`. Strings
@@ -169,18 +539,42 @@ pub fn splice(body: &Bytes, span: &Range<usize>, replacement: &[u8]) -> Bytes {
 mod tests {
     use super::*;
 
-    fn ok(body: &str) -> Inspected {
-        match inspect(body.as_bytes()) {
+    const CHAT: Endpoint = Endpoint::ChatCompletions;
+    const MSGS: &str = r#""messages":[{"role":"user","content":"hi"}]"#;
+
+    fn ok_on(endpoint: Endpoint, body: &str) -> Inspected {
+        match inspect(endpoint, body.as_bytes()) {
             Ok(i) => i,
             Err(e) => panic!("{body}: {e}"),
         }
     }
 
-    fn err(body: &str) -> ApiError {
-        match inspect(body.as_bytes()) {
+    fn ok(body: &str) -> Inspected {
+        ok_on(CHAT, body)
+    }
+
+    fn err_on(endpoint: Endpoint, body: &str) -> ApiError {
+        match inspect(endpoint, body.as_bytes()) {
             Ok(i) => panic!("{body} accepted: {i:?}"),
             Err(e) => e,
         }
+    }
+
+    fn err(body: &str) -> ApiError {
+        err_on(CHAT, body)
+    }
+
+    fn err_bytes(body: &[u8]) -> ApiError {
+        match inspect(CHAT, body) {
+            Ok(i) => panic!("accepted: {i:?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// The 400's `param` and `message`.
+    fn fault(e: &ApiError) -> (Option<&str>, &str) {
+        assert_eq!(e.status, 400, "{e}");
+        (e.param.as_deref(), e.message.as_str())
     }
 
     #[test]
@@ -189,26 +583,33 @@ mod tests {
             ok(r#"{"messages":[{"role":"user","content":"hi"}],"model":"gpt-4o","stream":true}"#);
         assert_eq!(i.model, "gpt-4o");
         assert!(i.stream);
-        assert!(!ok(r#"{"model":"m"}"#).stream);
-        assert!(!ok(r#"{"model":"m","stream":null}"#).stream);
+        assert_eq!(i.choices, 1);
+        assert!(!ok(&format!(r#"{{"model":"m",{MSGS}}}"#)).stream);
+        assert!(!ok(&format!(r#"{{"model":"m",{MSGS},"stream":null}}"#)).stream);
     }
 
     #[test]
     fn splice_keeps_everything_else_byte_for_byte() {
         let body = Bytes::from_static(
-            br#"{"model" : "gpt-4o", "encoding_format":"base64","x":{"y":[1,2.50,null]}}"#,
+            br#"{"model" : "gpt-4o", "encoding_format":"base64","x":{"y":[1,2.50,null]},"input":"a"}"#,
         );
-        let i = ok(std::str::from_utf8(&body).unwrap_or_default());
+        let i = ok_on(
+            Endpoint::Embeddings,
+            std::str::from_utf8(&body).unwrap_or_default(),
+        );
         let out = splice(&body, &i.model_span, br#""llama-3.1""#);
         assert_eq!(
             &out[..],
-            br#"{"model" : "llama-3.1", "encoding_format":"base64","x":{"y":[1,2.50,null]}}"#
+            br#"{"model" : "llama-3.1", "encoding_format":"base64","x":{"y":[1,2.50,null]},"input":"a"}"#
         );
     }
 
     #[test]
     fn escaped_model_names_decode() {
-        assert_eq!(ok(r#"{"model":"a\"b\u0041"}"#).model, "a\"bA");
+        assert_eq!(
+            ok(&format!(r#"{{"model":"a\"b\u0041",{MSGS}}}"#)).model,
+            "a\"bA"
+        );
     }
 
     #[test]
@@ -217,35 +618,28 @@ mod tests {
         bad.extend_from_slice(&[0xff, b'"', b'}', b']', b'}']);
         assert!(err_bytes(&bad).message.contains("UTF-8"));
         let deep = format!(
-            r#"{{"model":"m","messages":{}1{}}}"#,
+            r#"{{"model":"m",{MSGS},"x":{}1{}}}"#,
             "[".repeat(200),
             "]".repeat(200)
         );
         assert!(err_bytes(deep.as_bytes()).message.contains("nested deeper"));
         let fine = format!(
-            r#"{{"model":"m","messages":{}1{}}}"#,
+            r#"{{"model":"m",{MSGS},"x":{}1{}}}"#,
             "[".repeat(100),
             "]".repeat(100)
         );
-        assert!(inspect(fine.as_bytes()).is_ok());
+        assert!(inspect(CHAT, fine.as_bytes()).is_ok());
         // Brackets inside strings, and escaped quotes, do not count.
         let strings = format!(
-            r#"{{"model":"m","x":"{}\"{}"}}"#,
+            r#"{{"model":"m",{MSGS},"x":"{}\"{}"}}"#,
             "[".repeat(300),
             "{".repeat(300)
         );
         assert!(
-            inspect(strings.as_bytes()).is_ok(),
+            inspect(CHAT, strings.as_bytes()).is_ok(),
             "{:?}",
-            inspect(strings.as_bytes()).err().map(|e| e.message)
+            inspect(CHAT, strings.as_bytes()).err().map(|e| e.message)
         );
-    }
-
-    fn err_bytes(body: &[u8]) -> ApiError {
-        match inspect(body) {
-            Ok(i) => panic!("accepted: {i:?}"),
-            Err(e) => e,
-        }
     }
 
     #[test]
@@ -255,11 +649,224 @@ mod tests {
         assert_eq!(err("").status, 400);
         assert_eq!(err(r#"{"model":"m",}"#).status, 400);
         assert_eq!(err(r#"{"model":"m","x":[1,}"#).status, 400);
-        assert_eq!(err(r#"{"messages":[]}"#).param, Some("model"));
+        // Syntax is still checked inside the fields that are only looked at.
+        assert_eq!(
+            err(r#"{"model":"m","messages":[{"role":"user","x":[1,}]}"#).param,
+            None
+        );
+        assert_eq!(err(r#"{"messages":[]}"#).param.as_deref(), Some("model"));
         let e = err(r#"{"model":42}"#);
-        assert_eq!(e.param, Some("model"));
+        assert_eq!(e.param.as_deref(), Some("model"));
         assert!(e.message.contains("a number"), "{}", e.message);
-        assert_eq!(err(r#"{"model":"m","stream":"yes"}"#).param, Some("stream"));
+        assert_eq!(
+            err(r#"{"model":"m","stream":"yes"}"#).param.as_deref(),
+            Some("stream")
+        );
         assert_eq!(err(r#"{"model":"m","model":"n"}"#).status, 400);
+    }
+
+    #[test]
+    fn chat_messages_must_be_a_non_empty_array_of_objects_with_a_role() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                r#"{"model":"m"}"#,
+                "messages",
+                "Missing required parameter: 'messages'.",
+            ),
+            (
+                r#"{"model":"m","messages":null}"#,
+                "messages",
+                "Invalid type for 'messages': expected an array of objects, but got null.",
+            ),
+            (
+                r#"{"model":"m","messages":"hi"}"#,
+                "messages",
+                "Invalid type for 'messages': expected an array of objects, but got a string.",
+            ),
+            (
+                r#"{"model":"m","messages":{"role":"user"}}"#,
+                "messages",
+                "Invalid type for 'messages': expected an array of objects, but got an object.",
+            ),
+            (
+                r#"{"model":"m","messages":[]}"#,
+                "messages",
+                "Invalid 'messages': empty array. 'messages' must be a non-empty array.",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"a"},"hi"]}"#,
+                "messages.[1]",
+                "Invalid type for 'messages[1]': expected an object, but got a string.",
+            ),
+            (
+                r#"{"model":"m","messages":[[{"role":"user"}]]}"#,
+                "messages.[0]",
+                "Invalid type for 'messages[0]': expected an object, but got an array.",
+            ),
+            (
+                r#"{"model":"m","messages":[{"content":"a"}]}"#,
+                "messages.[0].role",
+                "Missing required parameter: 'messages[0].role'.",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user"},{"content":"x","role":7},{"role":null}]}"#,
+                "messages.[1].role",
+                "Invalid type for 'messages[1].role': expected a string, but got a number.",
+            ),
+        ];
+        for (body, param, message) in cases {
+            let e = err(body);
+            assert_eq!(fault(&e), (Some(*param), *message), "{body}");
+            assert_eq!(e.kind, "invalid_request_error");
+        }
+        // Unknown fields and unknown message fields pass; a nested "role" deeper
+        // in a message does not count as the message's own.
+        ok(
+            r#"{"model":"m","messages":[{"content":[{"type":"text","text":"x"}],"role":"user","name":"a"}],"extra":{"messages":1}}"#,
+        );
+        let e = err(r#"{"model":"m","messages":[{"content":{"role":"user"}}]}"#);
+        assert_eq!(e.param.as_deref(), Some("messages.[0].role"));
+        // Other endpoints do not need `messages`.
+        ok_on(
+            Endpoint::Embeddings,
+            r#"{"model":"m","input":"x","messages":3}"#,
+        );
+    }
+
+    #[test]
+    fn embeddings_input_is_a_string_or_an_array_of_one_kind() {
+        let e = Endpoint::Embeddings;
+        for good in [
+            r#""hello""#,
+            r#"["a","b\"c"]"#,
+            "[1,2,-3]",
+            "[[1,2],[3, 4]]",
+            "[]",
+        ] {
+            ok_on(e, &format!(r#"{{"model":"m","input":{good}}}"#));
+        }
+        let cases: &[(&str, &str)] = &[
+            ("null", "null"),
+            ("42", "a number"),
+            (r#"{"text":"a"}"#, "an object"),
+            (r#"["a",{"b":1}]"#, "an array whose item 1 is an object"),
+            (r#"["a",1]"#, "an array whose item 1 is an integer"),
+            ("[1,2.5]", "an array whose item 1 is a decimal"),
+            (
+                r#"[[1,2],["a"]]"#,
+                "an array whose item 1 is an array that is not of integers",
+            ),
+            (
+                "[[1,[2]]]",
+                "an array whose item 0 is an array that is not of integers",
+            ),
+        ];
+        for (input, got) in cases {
+            let body = format!(r#"{{"model":"m","input":{input}}}"#);
+            let err = err_on(e, &body);
+            let (param, message) = fault(&err);
+            assert_eq!(param, Some("input"), "{body}");
+            assert_eq!(
+                message,
+                format!("Invalid type for 'input': expected a string, an array of strings, an array of integers or an array of arrays of integers, but got {got}."),
+                "{body}"
+            );
+        }
+        let err = err_on(e, r#"{"model":"m","encoding_format":"float"}"#);
+        assert_eq!(
+            fault(&err),
+            (Some("input"), "Missing required parameter: 'input'.")
+        );
+    }
+
+    #[test]
+    fn images_need_a_string_prompt_and_responses_an_input() {
+        let img = Endpoint::ImagesGenerations;
+        ok_on(
+            img,
+            r#"{"model":"m","prompt":"a cat","n":2,"size":"256x256"}"#,
+        );
+        assert_eq!(
+            fault(&err_on(img, r#"{"model":"m"}"#)),
+            (Some("prompt"), "Missing required parameter: 'prompt'.")
+        );
+        assert_eq!(
+            fault(&err_on(img, r#"{"model":"m","prompt":["a cat"]}"#)),
+            (
+                Some("prompt"),
+                "Invalid type for 'prompt': expected a string, but got an array."
+            )
+        );
+        let r = Endpoint::Responses;
+        ok_on(r, r#"{"model":"m","input":"hi"}"#);
+        ok_on(
+            r,
+            r#"{"model":"m","input":[{"role":"user","content":"hi"}]}"#,
+        );
+        ok_on(r, r#"{"model":"m","prompt":{"id":"pmpt_1"}}"#);
+        assert_eq!(
+            fault(&err_on(r, r#"{"model":"m"}"#)),
+            (Some("input"), "Missing required parameter: 'input'.")
+        );
+        assert_eq!(
+            fault(&err_on(r, r#"{"model":"m","input":5}"#)),
+            (
+                Some("input"),
+                "Invalid type for 'input': expected a string or an array, but got a number."
+            )
+        );
+    }
+
+    #[test]
+    fn counts_are_integers_where_present() {
+        let body = |field: &str, v: &str| format!(r#"{{"model":"m",{MSGS},"{field}":{v}}}"#);
+        for field in ["n", "max_tokens", "max_completion_tokens"] {
+            for good in ["1", "250", "null", "-1"] {
+                ok(&body(field, good));
+            }
+            for (bad, got) in [
+                (r#""2""#, "a string"),
+                ("2.5", "a decimal"),
+                ("1e3", "a decimal"),
+                ("true", "a boolean"),
+                ("[2]", "an array"),
+            ] {
+                let e = err(&body(field, bad));
+                assert_eq!(
+                    fault(&e),
+                    (
+                        Some(field),
+                        format!("Invalid type for '{field}': expected an integer, but got {got}.")
+                            .as_str()
+                    )
+                );
+            }
+        }
+        assert_eq!(ok(&body("n", "3")).choices, 3);
+        assert_eq!(ok(&body("n", "0")).choices, 1);
+        assert_eq!(ok(&body("n", "100000")).choices, MAX_CHOICES);
+        assert_eq!(
+            fault(&err_on(
+                Endpoint::ImagesGenerations,
+                r#"{"model":"m","prompt":"x","n":"2"}"#
+            ))
+            .0,
+            Some("n")
+        );
+    }
+
+    /// Big strings are skipped, not decoded: a 4 MiB message full of escapes
+    /// passes, and so does a large batch of embeddings inputs.
+    #[test]
+    fn big_bodies_pass() {
+        let text = "line \\\"quoted\\\"\\n".repeat(250_000);
+        ok(&format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"{text}"}}]}}"#
+        ));
+        let batch = vec![format!("\"{text}\""); 4].join(",");
+        ok_on(
+            Endpoint::Embeddings,
+            &format!(r#"{{"model":"m","input":[{batch}]}}"#),
+        );
     }
 }

@@ -45,7 +45,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::{timeout_at, Instant};
 
-use crate::relay::{Protocol, Scanner};
+use crate::relay::Scanner;
 
 /// Most bytes held back before committing anyway.
 const MAX_HELD: usize = 64 * 1024;
@@ -62,14 +62,14 @@ pub struct Committed {
     pub scanner: Scanner,
 }
 
-/// Reads `resp` until it is committable or `deadline` passes.
+/// Reads `resp` through `scanner` until it is committable or `deadline`
+/// passes.
 pub async fn first_content(
     resp: http::Response<Incoming>,
-    protocol: Protocol,
+    mut scanner: Scanner,
     deadline: Instant,
 ) -> Result<Committed, String> {
     let (parts, mut body) = resp.into_parts();
-    let mut scanner = Scanner::new(protocol);
     let mut held = Held::default();
     loop {
         let frame = match timeout_at(deadline, body.frame()).await {

@@ -33,6 +33,10 @@ pub(super) struct Failed {
 /// How an upstream answer is treated.
 enum Class {
     Success,
+    /// A 3xx: the provider's `base_url` points at the wrong place (an API
+    /// answers, it does not redirect). A failed attempt, never the answer:
+    /// relaying it would send the client's SDK off to the `Location`.
+    Redirect,
     ClientError,
     Misconfigured,
     Retryable,
@@ -42,6 +46,7 @@ enum Class {
 fn classify(status: StatusCode) -> Class {
     match status.as_u16() {
         200..=299 => Class::Success,
+        300..=399 => Class::Redirect,
         401 | 403 => Class::Misconfigured,
         408 | 429 => Class::Retryable,
         400..=499 => Class::ClientError,
@@ -121,6 +126,14 @@ impl Call {
                     }
                 };
             }
+            Class::Redirect => {
+                self.metrics.attempt(&dep.id, "status_error");
+                lease.finish(Outcome::failure(start.elapsed()));
+                return Attempted::Failed(fail(format!(
+                    "HTTP {} redirect from upstream: check the provider's base_url",
+                    status.as_u16()
+                )));
+            }
             Class::Misconfigured => {
                 self.metrics.attempt(&dep.id, "misconfigured");
                 lease.finish(Outcome {
@@ -178,7 +191,8 @@ impl Call {
                 Endpoint::ChatCompletions => Protocol::Chat,
                 Endpoint::ImagesGenerations | Endpoint::Embeddings => Protocol::Generic,
             };
-            return match commit::first_content(resp, protocol, attempt_deadline).await {
+            let scanner = crate::relay::Scanner::new(protocol).choices(self.inspected.choices);
+            return match commit::first_content(resp, scanner, attempt_deadline).await {
                 Ok(c) => {
                     let ttft = start.elapsed();
                     lease.first_content(ttft);
@@ -422,6 +436,15 @@ mod tests {
                 matches!(
                     classify(StatusCode::from_u16(s).unwrap_or_default()),
                     Class::Misconfigured
+                ),
+                "{s}"
+            );
+        }
+        for s in [300, 301, 302, 303, 307, 308] {
+            assert!(
+                matches!(
+                    classify(StatusCode::from_u16(s).unwrap_or_default()),
+                    Class::Redirect
                 ),
                 "{s}"
             );

@@ -7,9 +7,12 @@
 //! of three ways:
 //!
 //! - **complete**: `[DONE]` (or the Responses API's terminal event) was
-//!   relayed; or the answer finished (`finish_reason`) and the upstream then
-//!   closed or went quiet for [`FINISH_GRACE`] without `[DONE]`: Lifeline
-//!   adds `data: [DONE]` so the client finishes promptly.
+//!   relayed; or the answer finished (a `finish_reason` for every choice the
+//!   request asked for with `n`) and the upstream then closed or went quiet
+//!   for [`FINISH_GRACE`] without `[DONE]`: Lifeline adds `data: [DONE]` so
+//!   the client finishes promptly. Anything sent meanwhile (the usage chunk
+//!   of `stream_options.include_usage`) is relayed first, and restarts the
+//!   grace.
 //! - **broken**: the upstream reset, stalled past the idle timeout, sent a
 //!   malformed chunk, or closed before the answer finished. The client gets
 //!   an SSE `error` event and no `[DONE]`: a broken answer never looks
@@ -172,8 +175,9 @@ impl Body for RelayBody {
                         continue;
                     };
                     let feed = this.scanner.feed(data);
-                    // Only data and events prove progress: a keep-alive
-                    // comment from a stuck upstream must not hold the stream.
+                    // Only data, events and bytes of a line still being
+                    // written prove progress: a keep-alive comment from a
+                    // stuck upstream must not hold the stream.
                     if feed.activity {
                         let wait = if this.scanner.finished {
                             FINISH_GRACE.min(this.idle_timeout)

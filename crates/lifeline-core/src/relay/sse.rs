@@ -3,18 +3,29 @@
 //! The relay forwards upstream bytes as they are; this scanner only looks at
 //! complete lines to learn four things: whether content has started (until
 //! then a failure can still move to another deployment), whether the stream
-//! finished (`[DONE]`, a `finish_reason`, or the Responses API's terminal
-//! events), whether a chunk is malformed (its JSON does not parse; it is
-//! then never forwarded, since it would crash the client's SDK), and how
-//! many chunks carried content. Only complete lines are released, so a
-//! malformed line is caught before any of it leaves.
+//! finished (`[DONE]`, a `finish_reason` for every choice asked for, or the
+//! Responses API's terminal events), whether a chunk is malformed (its JSON
+//! does not parse; it is then never forwarded, since it would crash the
+//! client's SDK), and how many chunks carried content. Only complete lines
+//! are released, so a malformed line is caught before any of it leaves.
+//!
+//! Each byte is scanned for a line end once and copied at most once, however
+//! the lines are split into frames: a line of several MiB (a streamed
+//! base64 image) arriving in thousands of small frames costs as much as the
+//! same line in one frame. Bytes of a line that has not ended yet count as
+//! activity, unless the line is a comment (`: ping` proves nothing).
 
 use bytes::{Bytes, BytesMut};
 use memchr::memmem;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 /// Longest line held while waiting for its end (streamed partial images are
 /// base64 lines of several MiB).
 const MAX_LINE: usize = 32 << 20;
+
+/// Most choices whose finish is tracked one by one.
+const MAX_CHOICES: u32 = 128;
 
 /// Which stream grammar the endpoint uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +46,10 @@ pub struct Feed {
     pub forward: Bytes,
     /// Set when a line is malformed; nothing from it on is forwarded.
     pub bad: Option<String>,
-    /// A `data:` or `event:` line went by (comments and blank lines do not
-    /// count: a keep-alive comment does not prove the answer is progressing).
+    /// The upstream is progressing: a `data:` or `event:` line went by, or
+    /// bytes of a line that has not ended yet arrived (comments and blank
+    /// lines do not count: a keep-alive comment does not prove the answer is
+    /// progressing).
     pub activity: bool,
 }
 
@@ -44,10 +57,17 @@ pub struct Feed {
 #[derive(Debug)]
 pub struct Scanner {
     protocol: Protocol,
+    /// The current line, not yet ended: never holds a `\n`.
     carry: BytesMut,
+    /// Choices asked for (`n`); the answer is finished when all are.
+    choices: u32,
+    /// Chat choices (by `index`) that have their `finish_reason`, when more
+    /// than one was asked for.
+    finished_choices: u128,
     /// `[DONE]` or a terminal Responses event was seen.
     pub done: bool,
-    /// A `finish_reason` was seen (the answer is complete; `[DONE]` may follow).
+    /// Every choice has its `finish_reason` (the answer is complete; `[DONE]`
+    /// may follow, and the usage chunk before it).
     pub finished: bool,
     /// Some content (text, tool call, refusal) was seen.
     pub content: bool,
@@ -55,20 +75,34 @@ pub struct Scanner {
     pub upstream_error: bool,
     /// Data events seen (for logs).
     pub events: u64,
+    /// Bytes scanned for line ends plus bytes copied.
+    #[cfg(test)]
+    work: usize,
 }
 
 impl Scanner {
-    /// A scanner for `protocol`.
+    /// A scanner for `protocol`, for one choice.
     pub fn new(protocol: Protocol) -> Self {
         Self {
             protocol,
             carry: BytesMut::new(),
+            choices: 1,
+            finished_choices: 0,
             done: false,
             finished: false,
             content: false,
             upstream_error: false,
             events: 0,
+            #[cfg(test)]
+            work: 0,
         }
+    }
+
+    /// Expects `n` choices (the request's `n`): a chat stream is finished
+    /// only when each of them has its `finish_reason`.
+    pub fn choices(mut self, n: u32) -> Self {
+        self.choices = n.clamp(1, MAX_CHOICES);
+        self
     }
 
     /// The stream grammar.
@@ -84,32 +118,57 @@ impl Scanner {
 
     /// Scans `data`; returns what may be forwarded.
     pub fn feed(&mut self, data: Bytes) -> Feed {
-        // Fast path: nothing carried over and the frame ends on a line end,
-        // which is how providers write events: no copy at all.
-        let buf = if self.carry.is_empty() {
-            data
-        } else {
-            self.carry.extend_from_slice(&data);
-            self.carry.split().freeze()
-        };
-        let end = match memchr::memrchr(b'\n', &buf) {
-            Some(i) => i + 1,
-            None => {
-                if buf.len() > MAX_LINE {
-                    return Feed {
-                        forward: Bytes::new(),
-                        bad: Some("an SSE line longer than 32 MiB".into()),
-                        activity: false,
-                    };
-                }
-                self.carry.extend_from_slice(&buf);
+        // Only the new bytes are scanned: the carried part holds no line end.
+        let last = memchr::memrchr(b'\n', &data);
+        #[cfg(test)]
+        {
+            self.work += data.len() - last.unwrap_or(0);
+        }
+        let Some(last) = last else {
+            if data.is_empty() {
                 return Feed::default();
             }
+            if self.carry.len() + data.len() > MAX_LINE {
+                return Feed {
+                    forward: Bytes::new(),
+                    bad: Some("an SSE line longer than 32 MiB".into()),
+                    activity: false,
+                };
+            }
+            self.carry.extend_from_slice(&data);
+            #[cfg(test)]
+            {
+                self.work += data.len();
+            }
+            return Feed {
+                activity: !self.carry.starts_with(b":"),
+                ..Feed::default()
+            };
+        };
+        let end = last + 1;
+        let carried = self.carry.len();
+        // Fast path: nothing carried over, which is how providers write
+        // events (a frame ends on a line end): no copy at all.
+        let buf = if carried == 0 {
+            data.slice(..end)
+        } else {
+            self.carry.extend_from_slice(&data[..end]);
+            #[cfg(test)]
+            {
+                self.work += end;
+            }
+            self.carry.split().freeze()
         };
         let mut start = 0;
         let mut activity = false;
-        while start < end {
-            let nl = memchr::memchr(b'\n', &buf[start..end]).map_or(end, |i| start + i + 1);
+        // The first line end is in the new bytes, after the carried ones.
+        let mut from = carried;
+        while start < buf.len() {
+            let nl = memchr::memchr(b'\n', &buf[from..]).map_or(buf.len(), |i| from + i + 1);
+            #[cfg(test)]
+            {
+                self.work += nl - from;
+            }
             match self.line(&buf[start..nl]) {
                 Err(why) => {
                     return Feed {
@@ -121,12 +180,18 @@ impl Scanner {
                 Ok(seen) => activity |= seen,
             }
             start = nl;
+            from = nl;
         }
-        if end < buf.len() {
-            self.carry.extend_from_slice(&buf[end..]);
+        if end < data.len() {
+            self.carry.extend_from_slice(&data[end..]);
+            #[cfg(test)]
+            {
+                self.work += data.len() - end;
+            }
+            activity |= !self.carry.starts_with(b":");
         }
         Feed {
-            forward: buf.slice(..end),
+            forward: buf,
             bad: None,
             activity,
         }
@@ -183,9 +248,7 @@ impl Scanner {
         }
         // After the first content only the end of the answer matters.
         if self.content {
-            if !self.finished && non_empty_string_after(p, b"\"finish_reason\":") {
-                self.finished = true;
-            }
+            self.finish_reason(p);
             if self.protocol == Protocol::Responses
                 && memmem::find(p, b"\"type\":\"response.completed\"").is_some()
             {
@@ -207,14 +270,56 @@ impl Scanner {
         if has_content {
             self.content = true;
         }
-        if non_empty_string_after(p, b"\"finish_reason\":") {
-            self.finished = true;
-        }
+        self.finish_reason(p);
         if self.protocol == Protocol::Responses
             && memmem::find(p, b"\"type\":\"response.completed\"").is_some()
         {
             self.done = true;
         }
+    }
+}
+
+/// The parts of a chat chunk that say which choices finished.
+#[derive(Deserialize)]
+struct FinishChunk<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<FinishChoice<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FinishChoice<'a> {
+    #[serde(default)]
+    index: u64,
+    #[serde(default, borrow)]
+    finish_reason: Option<&'a RawValue>,
+}
+
+impl Scanner {
+    /// Notes a chunk's `finish_reason`s. With one choice, any finish ends
+    /// the answer (found without parsing). With several, the answer ends
+    /// when every choice has finished: the chunk that carries a finish (one
+    /// per choice in a stream) is parsed to learn which choice it is.
+    fn finish_reason(&mut self, p: &[u8]) {
+        if self.finished || !non_empty_string_after(p, b"\"finish_reason\":") {
+            return;
+        }
+        if self.choices == 1 || self.protocol != Protocol::Chat {
+            self.finished = true;
+            return;
+        }
+        // A chunk that does not parse finishes nothing: the stream then
+        // needs its `[DONE]` to count as complete.
+        let Ok(chunk) = serde_json::from_slice::<FinishChunk<'_>>(p) else {
+            return;
+        };
+        for c in chunk.choices {
+            let reason = c.finish_reason.map_or("null", RawValue::get);
+            if c.index < u64::from(MAX_CHOICES) && reason.len() > 2 && reason.starts_with('"') {
+                self.finished_choices |= 1 << c.index;
+            }
+        }
+        let all = u128::MAX >> (128 - self.choices);
+        self.finished = self.finished_choices & all == all;
     }
 }
 
@@ -382,6 +487,105 @@ mod tests {
             // Content is never reported before the line that carries it was released.
             assert!(content_seen_at.is_some_and(|n| n >= ROLE.len() + 14 + TEXT.len() - 1));
         }
+    }
+
+    fn choice(index: u32, delta: &str, finish: &str) -> String {
+        format!("data: {{\"choices\":[{{\"index\":{index},\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n")
+    }
+
+    /// With `n = 2`, the first choice's `finish_reason` does not finish the
+    /// stream; the second's does. A tool call's own `index` inside a delta
+    /// does not count as a choice.
+    #[test]
+    fn a_stream_of_several_choices_finishes_when_all_do() {
+        let mut s = Scanner::new(Protocol::Chat).choices(2);
+        feed_all(
+            &mut s,
+            &[
+                &choice(0, r#"{"content":"a"}"#, "null"),
+                &choice(
+                    1,
+                    r#"{"tool_calls":[{"index":1,"function":{"name":"f"}}]}"#,
+                    "null",
+                ),
+                &choice(0, "{}", r#""stop""#),
+            ],
+        );
+        assert!(s.content && !s.finished);
+        // The same choice finishing twice is still one choice.
+        feed_all(&mut s, &[&choice(0, "{}", r#""stop""#)]);
+        assert!(!s.finished);
+        feed_all(&mut s, &[&choice(1, "{}", r#""tool_calls""#)]);
+        assert!(s.finished);
+
+        // Both finishes in one chunk, in another key order.
+        let mut s = Scanner::new(Protocol::Chat).choices(2);
+        feed_all(&mut s, &[&choice(0, r#"{"content":"a"}"#, "null")]);
+        feed_all(&mut s, &["data: {\"choices\":[{\"finish_reason\":\"stop\",\"index\":1,\"delta\":{}},{\"delta\":{},\"finish_reason\":\"length\",\"index\":0}]}\n\n"]);
+        assert!(s.finished);
+
+        // One choice (the default): any finish ends the answer, as before.
+        let mut s = Scanner::new(Protocol::Chat);
+        feed_all(&mut s, &[&choice(0, r#"{"content":"a"}"#, r#""stop""#)]);
+        assert!(s.finished);
+        // An index out of range or an empty reason finishes nothing.
+        let mut s = Scanner::new(Protocol::Chat).choices(2);
+        feed_all(
+            &mut s,
+            &[
+                &choice(0, r#"{"content":"a"}"#, r#""""#),
+                &choice(200, "{}", r#""stop""#),
+                &choice(1, "{}", r#""stop""#),
+            ],
+        );
+        assert!(!s.finished);
+    }
+
+    /// A 4 MiB line (a streamed base64 image) in 4 KiB frames: every byte
+    /// is scanned for a line end once and copied once, not once per frame.
+    #[test]
+    fn a_long_line_in_small_frames_costs_linear_work() {
+        let payload = "A".repeat(4 << 20);
+        let line = format!("data: {{\"b64_json\":\"{payload}\"}}\n\n");
+        let bytes = Bytes::from(line);
+        let mut s = Scanner::new(Protocol::Generic);
+        let mut out = Vec::new();
+        for chunk in bytes.chunks(4096) {
+            let f = s.feed(bytes.slice_ref(chunk));
+            assert!(f.bad.is_none());
+            out.extend_from_slice(&f.forward);
+        }
+        assert_eq!(out, &bytes[..]);
+        assert!(s.content);
+        assert!(
+            s.work <= 2 * bytes.len() + 64,
+            "{} units of work for {} bytes",
+            s.work,
+            bytes.len()
+        );
+    }
+
+    /// Bytes of a line that has not ended are activity (a long line must not
+    /// look like a stall); a comment, whole or partial, is not.
+    #[test]
+    fn partial_lines_are_activity_but_comments_are_not() {
+        let mut s = Scanner::new(Protocol::Chat);
+        assert!(
+            s.feed(Bytes::from_static(b"data: {\"choices\":[{\"delta\":"))
+                .activity
+        );
+        assert!(
+            s.feed(Bytes::from_static(b"{\"content\":\"xxxxxxxx"))
+                .activity
+        );
+        let f = s.feed(Bytes::from_static(b"\"}}]}\n\n: pi"));
+        assert!(f.activity && s.content);
+        assert!(!s.feed(Bytes::from_static(b"ng\n\n")).activity);
+        assert!(!s.feed(Bytes::from_static(b": keep")).activity);
+        assert!(!s.feed(Bytes::from_static(b"-alive")).activity);
+        assert!(!s.feed(Bytes::from_static(b"\n\n")).activity);
+        assert!(!s.feed(Bytes::from_static(b"\n")).activity);
+        assert!(s.feed(Bytes::from_static(b"\ndata: {\"choices\"")).activity);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! 2. path table: operations endpoints, data-plane endpoints, 404, 405;
 //! 3. auth: client key → key name, recorded in the context (401);
 //! 4. body: size limit (413) and slow-client timeout (408);
-//! 5. inspect: JSON validity, `model`, `stream` (400);
+//! 5. inspect: JSON validity, `model`, `stream`, the types of the fields
+//!    the endpoint requires (400);
 //! 6. route: public model (404);
 //! 7. the attempt loop ([`crate::attempt::Call`]): balance, attempts,
 //!    relay, accounting.
@@ -182,7 +183,7 @@ async fn data(
         }
         Ok(Ok(c)) => c.to_bytes(),
     };
-    let inspected = crate::request::inspect(&body)?;
+    let inspected = crate::request::inspect(endpoint, &body)?;
     let Some(model) = live.routes.models.get(&inspected.model).cloned() else {
         return Err(ApiError::unknown_model(&inspected.model));
     };

@@ -52,7 +52,10 @@ async fn waiting_for_a_slot_is_bounded_by_the_deadline() {
     let toml = capped(&m[0].base_url(), 400)
         + "\n[[models]]\nname = \"long\"\nrequest_timeout_ms = 5000\ntiers = [ [ { provider = \"p0\", model = \"up-0\" } ] ]\n";
     let env = Env::boot(&toml, m).await;
-    let long = env.post("/v1/chat/completions", r#"{"model":"long","messages":[]}"#);
+    let long = env.post(
+        "/v1/chat/completions",
+        r#"{"model":"long","messages":[{"role":"user","content":"hi"}]}"#,
+    );
     let waiters = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         futures::future::join_all((0..2).map(|_| env.chat(false))).await

@@ -104,12 +104,100 @@ async fn malformed_and_mistyped_bodies_are_400() {
     env.stop().await;
 }
 
+/// Wrong types in the fields an endpoint requires are a 400 in OpenAI's
+/// shape, with `param` naming the field, and cost no provider request; the
+/// same fields with the right types go through.
+#[tokio::test]
+async fn wrong_types_in_required_fields_are_400_before_any_provider_request() {
+    let m = mocks(1).await;
+    let env = Env::boot(&config(&m, "", &one_tier(&m)), m).await;
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("/v1/chat/completions", r#"{"model":"m"}"#, "messages", "Missing required parameter: 'messages'."),
+        ("/v1/chat/completions", r#"{"model":"m","messages":[]}"#, "messages", "Invalid 'messages': empty array. 'messages' must be a non-empty array."),
+        ("/v1/chat/completions", r#"{"model":"m","messages":"hi"}"#, "messages", "Invalid type for 'messages': expected an array of objects, but got a string."),
+        ("/v1/chat/completions", r#"{"model":"m","messages":[{"role":"user","content":"a"},{"content":"b"}]}"#, "messages.[1].role", "Missing required parameter: 'messages[1].role'."),
+        ("/v1/chat/completions", r#"{"model":"m","messages":[{"role":1}]}"#, "messages.[0].role", "Invalid type for 'messages[0].role': expected a string, but got a number."),
+        ("/v1/chat/completions", r#"{"model":"m","messages":[{"role":"user","content":"a"}],"n":"2"}"#, "n", "Invalid type for 'n': expected an integer, but got a string."),
+        ("/v1/chat/completions", r#"{"model":"m","messages":[{"role":"user","content":"a"}],"max_tokens":1.5}"#, "max_tokens", "Invalid type for 'max_tokens': expected an integer, but got a decimal."),
+        ("/v1/chat/completions", r#"{"model":"m","messages":[{"role":"user","content":"a"}],"max_completion_tokens":"9"}"#, "max_completion_tokens", "Invalid type for 'max_completion_tokens': expected an integer, but got a string."),
+        ("/v1/embeddings", r#"{"model":"m"}"#, "input", "Missing required parameter: 'input'."),
+        ("/v1/embeddings", r#"{"model":"m","input":{"text":"a"}}"#, "input", "Invalid type for 'input': expected a string, an array of strings, an array of integers or an array of arrays of integers, but got an object."),
+        ("/v1/images/generations", r#"{"model":"m","prompt":42}"#, "prompt", "Invalid type for 'prompt': expected a string, but got a number."),
+        ("/v1/responses", r#"{"model":"m","input":true}"#, "input", "Invalid type for 'input': expected a string or an array, but got a boolean."),
+    ];
+    for (path, body, want_param, want_message) in cases {
+        let (status, headers, text) = env.post(path, body).await;
+        assert_eq!(status, 400, "{path} {body} -> {text}");
+        assert_eq!(headers["content-type"], "application/json");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{text}");
+        assert_eq!(v["error"]["code"], serde_json::Value::Null, "{text}");
+        assert_eq!(v["error"]["param"], *want_param, "{path} {body} -> {text}");
+        assert_eq!(
+            v["error"]["message"], *want_message,
+            "{path} {body} -> {text}"
+        );
+    }
+    let posts = |env: &Env| {
+        env.mocks[0]
+            .stats()
+            .recent
+            .iter()
+            .filter(|r| r.method == "POST")
+            .count()
+    };
+    assert_eq!(posts(&env), 0, "a rejected request reached the provider");
+    // The same endpoints with well-typed fields (and unknown ones) go through.
+    let good: &[(&str, &str)] = &[
+        (
+            "/v1/chat/completions",
+            r#"{"model":"m","messages":[{"role":"user","content":"a"}],"n":1,"max_tokens":null,"x_vendor":{"messages":0}}"#,
+        ),
+        ("/v1/embeddings", r#"{"model":"m","input":[[1,2],[3]]}"#),
+        (
+            "/v1/images/generations",
+            r#"{"model":"m","prompt":"a cat"}"#,
+        ),
+        (
+            "/v1/responses",
+            r#"{"model":"m","input":[{"role":"user","content":"hi"}]}"#,
+        ),
+    ];
+    for (path, body) in good {
+        let (status, _, text) = env.post(path, body).await;
+        assert_eq!(status, 200, "{path} {body} -> {text}");
+    }
+    assert_eq!(posts(&env), good.len());
+    env.stop().await;
+}
+
+/// A client's megabyte-long `model` gets a 404 whose message (and the log
+/// line that carries it) echoes only the first bytes of the name.
+#[tokio::test]
+async fn huge_model_name_gets_a_short_404() {
+    let m = mocks(1).await;
+    let env = Env::boot(&config(&m, "", &one_tier(&m)), m).await;
+    let name = "x".repeat(1 << 20);
+    let body = format!(r#"{{"model":"{name}","messages":[{{"role":"user","content":"a"}}]}}"#);
+    let (status, _, text) = env.post("/v1/chat/completions", &body).await;
+    assert_eq!(status, 404);
+    assert_eq!(error_code(&text), "model_not_found");
+    assert!(text.len() < 600, "{} bytes of answer", text.len());
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("…(1048576 bytes)"), "{message}");
+    env.stop().await;
+}
+
 #[tokio::test]
 async fn unknown_model_method_and_path() {
     let m = mocks(1).await;
     let env = Env::boot(&config(&m, "", &one_tier(&m)), m).await;
     let (status, _, text) = env
-        .post("/v1/chat/completions", r#"{"model":"nope","messages":[]}"#)
+        .post(
+            "/v1/chat/completions",
+            r#"{"model":"nope","messages":[{"role":"user","content":"hi"}]}"#,
+        )
         .await;
     assert_eq!(status, 404, "{text}");
     assert_eq!(error_code(&text), "model_not_found");

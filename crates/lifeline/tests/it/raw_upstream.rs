@@ -335,3 +335,176 @@ async fn long_reasoning_before_content_is_not_a_stall() {
     );
     env.stop().await;
 }
+
+/// A 3xx from upstream means the provider's `base_url` is wrong: a failed
+/// attempt that fails over, never the answer (the client's SDK would follow
+/// the `Location` or choke on it).
+#[tokio::test]
+async fn redirect_from_upstream_is_a_failed_attempt() {
+    assert_rescued(b"HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:9/v1/chat/completions\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+    assert_rescued(b"HTTP/1.1 301 Moved Permanently\r\nlocation: https://api.example.com/v1/chat/completions\r\ncontent-type: text/html\r\ncontent-length: 9\r\nconnection: close\r\n\r\n<a>moved</a>").await;
+}
+
+/// With nothing to fail over to, a redirecting upstream gives the client a
+/// 503 that says what is wrong, not the 302 and its `Location`.
+#[tokio::test]
+async fn redirect_with_no_other_deployment_is_503() {
+    let raw = raw_provider(b"HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:9/elsewhere\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nmax_attempts = 2\n\n\
+         [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
+         [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ] ]\n"
+    );
+    let env = Env::boot(&toml, Vec::new()).await;
+    // A client that does not follow redirects sees exactly what it is sent.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for stream in [false, true] {
+        let resp = client
+            .post(env.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(format!("{{\"model\":\"m\",\"stream\":{stream},\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 503);
+        assert!(!resp.headers().contains_key("location"));
+        let body = resp.text().await.unwrap();
+        assert_eq!(crate::harness::error_code(&body), "all_deployments_failed");
+        assert!(
+            body.contains("HTTP 302 redirect from upstream: check the provider's base_url"),
+            "{body}"
+        );
+    }
+    env.stop().await;
+}
+
+/// Boots a gateway whose only deployment is the staged provider `raw`,
+/// with the admin listener (for metrics) and the given `[server]` lines.
+async fn boot_staged(pieces: Vec<String>, server_extra: &str) -> Env {
+    let raw = staged_provider(pieces).await;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{server_extra}\n\n\
+         [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
+         [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ] ]\n"
+    );
+    Env::boot(&toml, Vec::new()).await
+}
+
+async fn streams_metric(env: &Env, outcome: &str) -> bool {
+    let metrics = env
+        .client
+        .get(env.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics.contains(&format!(
+        "lifeline_streams_total{{model=\"m\",outcome=\"{outcome}\"}} 1"
+    ))
+}
+
+fn choice(index: u32, delta: &str, finish: &str) -> String {
+    format!("data: {{\"choices\":[{{\"index\":{index},\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n")
+}
+
+const TWO_CHOICES: &str = r#"{"model":"m","stream":true,"n":2,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#;
+
+/// `n = 2`: the stream is cut after the first choice finished and while
+/// the second was still being written. That is a broken answer (error
+/// event, no `[DONE]`), not a finished one.
+#[tokio::test]
+async fn stream_cut_after_one_of_two_choices_is_broken() {
+    let env = boot_staged(
+        vec![
+            format!(
+                "{SSE_HEAD}{}{}",
+                choice(0, r#"{"content":"Hello"}"#, "null"),
+                choice(1, r#"{"content":"Bonjour"}"#, "null")
+            ),
+            choice(0, "{}", "\"stop\""),
+        ],
+        "",
+    )
+    .await;
+    let (status, _, body) = env.post("/v1/chat/completions", TWO_CHOICES).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("Bonjour") && body.contains("\"stop\""),
+        "{body}"
+    );
+    assert!(body.contains("event: error"), "{body}");
+    assert!(!body.contains("[DONE]"), "{body}");
+    assert!(streams_metric(&env, "broken").await);
+    env.stop().await;
+}
+
+/// `n = 2` with `include_usage`: the second choice finishes well after
+/// the first (longer than the 2 s grace a finished answer gets to send
+/// `[DONE]`), and the stream waits for it; once both finished, the usage
+/// chunk (`choices: []`) that follows is relayed, and an upstream that then
+/// closes without `[DONE]` gets one added: a complete answer, usage and all.
+#[tokio::test]
+async fn usage_chunk_after_every_choice_finished_is_relayed() {
+    let usage = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}}\n\n";
+    let mut pieces = vec![
+        format!(
+            "{SSE_HEAD}{}{}",
+            choice(0, r#"{"content":"Hello"}"#, "null"),
+            choice(1, r#"{"content":"Bonjour"}"#, "null")
+        ),
+        choice(0, "{}", "\"stop\""),
+    ];
+    // Nothing for 18 × 150 ms = 2.7 s.
+    pieces.extend(std::iter::repeat_n(String::new(), 18));
+    pieces.push(choice(1, r#"{"content":" monde"}"#, "\"stop\""));
+    pieces.push(usage.to_string());
+    let env = boot_staged(pieces, "").await;
+    let (status, _, body) = env.post("/v1/chat/completions", TWO_CHOICES).await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("event: error"), "{body}");
+    assert!(body.contains(" monde"), "second choice cut: {body}");
+    let at = body
+        .find("\"total_tokens\":7")
+        .unwrap_or_else(|| panic!("usage chunk lost: {body}"));
+    assert!(
+        body[at..].ends_with("data: [DONE]\n\n"),
+        "no [DONE] after the usage chunk: {body}"
+    );
+    assert!(streams_metric(&env, "complete").await);
+    env.stop().await;
+}
+
+/// A data line much longer than a frame (a streamed base64 image) arriving
+/// slowly, in pieces, for longer than the idle timeout: its bytes are
+/// progress, so the stream is not cut as stalled.
+#[tokio::test]
+async fn a_long_line_arriving_slowly_is_not_a_stall() {
+    let mut pieces = vec![format!(
+        "{SSE_HEAD}{CONTENT}\ndata: {{\"choices\":[{{\"delta\":{{\"content\":\""
+    )];
+    // 20 pieces 150 ms apart: 3 s for one line, with a 2 s idle timeout.
+    for _ in 0..20 {
+        pieces.push("QUFB".repeat(4096));
+    }
+    pieces.push(format!(
+        "\"}}}}]}}\n\n{}data: [DONE]\n\n",
+        choice(0, "{}", "\"stop\"")
+    ));
+    let env = boot_staged(pieces, "stream_idle_timeout_ms = 2000").await;
+    let (status, _, body) = env.chat(true).await;
+    assert_eq!(status, 200);
+    assert!(
+        !body.contains("event: error"),
+        "{}",
+        &body[body.len().saturating_sub(400)..]
+    );
+    assert!(body.ends_with("data: [DONE]\n\n"));
+    assert!(body.contains(&"QUFB".repeat(20 * 4096)));
+    assert!(streams_metric(&env, "complete").await);
+    env.stop().await;
+}
