@@ -261,17 +261,69 @@ fn carried_limit(prev: &Upstream, p: &ProviderConfig) -> Option<Arc<Semaphore>> 
             let forgotten = sem.forget_permits(excess as usize) as u32;
             let owed = excess - forgotten;
             if owed > 0 {
-                // The rest are held by requests in flight: take them as they
-                // are given back (ahead of new requests: the semaphore is
-                // fair) and retire them.
-                let sem = sem.clone();
-                tokio::spawn(async move {
-                    if let Ok(p) = sem.acquire_many_owned(owed).await {
-                        p.forget();
-                    }
-                });
+                retire_when_released(sem, owed);
             }
         }
     }
     Some(sem.clone())
+}
+
+/// Retires `owed` permits that requests in flight still hold, as they give
+/// them back. The claim is queued now, before any request that comes after
+/// the reload (the semaphore is fair: released permits go to the queue
+/// first), and a task waits for it to be filled.
+fn retire_when_released(sem: &Arc<Semaphore>, owed: u32) {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let mut claim = Box::pin(sem.clone().acquire_many_owned(owed));
+    // The first poll queues the claim; the task's polls replace the waker.
+    match claim.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(permits)) => permits.forget(),
+        // Closed: nothing to retire.
+        Poll::Ready(Err(_)) => {}
+        Poll::Pending => {
+            tokio::spawn(async move {
+                if let Ok(permits) = claim.await {
+                    permits.forget();
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(cap: u32) -> ProviderConfig {
+        let text = format!(
+            "[[providers]]\nname = \"p\"\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmax_concurrency = {cap}\n\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p\", model = \"x\" }} ] ]\n"
+        );
+        let mut config = Config::parse(&text, "<test>").unwrap();
+        config.providers.remove(0)
+    }
+
+    #[tokio::test]
+    async fn a_changed_cap_resizes_the_semaphore_requests_in_flight_hold() {
+        let old = Upstream::new(&provider(3), "http://127.0.0.1:9/v1".into()).unwrap();
+        let sem = old.limit.clone().unwrap();
+        let mut held: Vec<_> = (0..3)
+            .map(|_| sem.clone().try_acquire_owned().unwrap())
+            .collect();
+        // Down to 1 while all 3 slots are taken: nothing is free until two
+        // of them are given back and retired.
+        let shrunk = carried_limit(&old, &provider(1)).unwrap();
+        assert!(Arc::ptr_eq(&sem, &shrunk));
+        held.pop();
+        held.pop();
+        assert_eq!(sem.available_permits(), 0);
+        held.pop();
+        assert_eq!(sem.available_permits(), 1);
+        // Up to 4 (from a cap of 1): three more slots.
+        let mut one = Upstream::new(&provider(1), "http://127.0.0.1:9/v1".into()).unwrap();
+        one.limit = Some(sem.clone());
+        let grown = carried_limit(&one, &provider(4)).unwrap();
+        assert!(Arc::ptr_eq(&sem, &grown));
+        assert_eq!(sem.available_permits(), 4);
+    }
 }
