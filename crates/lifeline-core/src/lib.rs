@@ -17,7 +17,7 @@
 //! - [`retry`]: backoff, `Retry-After` and the retry budget.
 //! - [`providers`]: upstream URL and header shapes (OpenAI, Azure, compatible).
 //! - [`relay`]: SSE relay, commit-before-first-content, honest endings.
-//! - [`health`]: per-deployment breaker, latency and active probes.
+//! - [`health`]: per-deployment breaker, latency, and the health events.
 //! - [`telemetry`]: Prometheus metrics and request ids.
 //! - [`admin`]: the admin API on its own listener.
 //!

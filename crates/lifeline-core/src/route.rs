@@ -5,18 +5,25 @@
 //! reloads: the gateway keeps them by id and reuses them when the provider's
 //! settings did not change, so a reload does not forget health or disturb
 //! in-flight attempts.
+//!
+//! A deployment publishes its health events (breaker transitions, drains) on
+//! the gateway's [`HealthBus`], and shares one active probe at a time among
+//! whoever needs it (the prober, requests waiting on a slow answer).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::{HealthConfig, RequestPolicy};
-use crate::health::BreakerState;
-use crate::health::{Availability, HealthEvent, HealthRecord, Outcome, Ticket};
+use crate::health::{
+    Availability, BreakerState, Change, DeploymentStatus, HealthBus, HealthRecord, Outcome, Ticket,
+    Transition,
+};
 use crate::providers::{probe, Endpoint, HttpClient, Upstream};
 use crate::retry::RetryBudget;
 use crate::telemetry::Metrics;
@@ -41,9 +48,24 @@ pub struct Deployment {
     /// frozen deployment from one busy with long streams.
     awaiting: AtomicU32,
     drained: AtomicBool,
-    events: broadcast::Sender<HealthEvent>,
+    /// Wall-clock milliseconds since the Unix epoch of the last change of
+    /// the breaker state or the drain (changed under the health lock).
+    since_ms: AtomicU64,
+    /// The latest active probe, shared by whoever needs one meanwhile.
+    probe: Mutex<Option<SharedProbe>>,
+    events: Arc<HealthBus>,
     metrics: Arc<Metrics>,
     gauge: prometheus_client::metrics::gauge::Gauge,
+}
+
+/// One probe of a deployment, which everyone who asks while it runs (or
+/// shortly after it finished) shares: with `probe_completion` a probe is a
+/// paid completion, and a hundred requests waiting on a slow deployment
+/// need one answer to "is it alive?", not a hundred.
+struct SharedProbe {
+    started: Instant,
+    /// `None` while running; then whether it passed, and when it finished.
+    result: watch::Receiver<Option<(bool, Instant)>>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -101,12 +123,18 @@ impl Lease {
     }
 
     /// Records the latency to a stream's first content, for the balancer,
-    /// while the stream goes on.
+    /// while the stream goes on. A half-open trial is decided here, as a
+    /// success ([`HealthRecord::first_content`]); how the stream ends is then
+    /// recorded by [`Self::finish`] as an ordinary outcome.
     pub fn first_content(&mut self, latency: std::time::Duration) {
         self.answered();
-        self.deployment
-            .record_lock()
-            .observe_latency(Instant::now(), latency);
+        let dep = &self.deployment;
+        let now = Instant::now();
+        let mut rec = dep.record_lock();
+        rec.observe_latency(now, latency);
+        let (ticket, transition) = rec.first_content(now, self.ticket, &dep.health_cfg);
+        self.ticket = ticket;
+        dep.published(rec, transition);
     }
 
     fn answered(&mut self) {
@@ -141,7 +169,7 @@ impl Deployment {
         upstream: Arc<Upstream>,
         model: &str,
         health_cfg: HealthConfig,
-        events: broadcast::Sender<HealthEvent>,
+        events: Arc<HealthBus>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let id: Arc<str> = format!("{}/{}", upstream.name, model).into();
@@ -163,6 +191,8 @@ impl Deployment {
             in_flight: AtomicU32::new(0),
             awaiting: AtomicU32::new(0),
             drained: AtomicBool::new(false),
+            since_ms: AtomicU64::new(unix_ms(SystemTime::now())),
+            probe: Mutex::new(None),
             events,
             metrics,
             gauge,
@@ -257,12 +287,9 @@ impl Deployment {
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Option<Lease> {
         let now = Instant::now();
-        let (ticket, transition) =
-            self.record_lock()
-                .acquire(now, &self.health_cfg, self.probes())?;
-        if let Some(t) = transition {
-            self.publish(now, t);
-        }
+        let mut rec = self.record_lock();
+        let (ticket, transition) = rec.acquire(now, &self.health_cfg, self.probes())?;
+        self.published(rec, transition);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.awaiting.fetch_add(1, Ordering::Relaxed);
         self.gauge.inc();
@@ -277,12 +304,9 @@ impl Deployment {
 
     fn record(&self, ticket: Ticket, outcome: Outcome) {
         let now = Instant::now();
-        let transition = self
-            .record_lock()
-            .record(now, ticket, outcome, &self.health_cfg);
-        if let Some(t) = transition {
-            self.publish(now, t);
-        }
+        let mut rec = self.record_lock();
+        let transition = rec.record(now, ticket, outcome, &self.health_cfg);
+        self.published(rec, transition);
     }
 
     /// Starts an active probe if one is due.
@@ -290,46 +314,134 @@ impl Deployment {
         self.probes() && !self.is_drained() && self.record_lock().start_probe(now, &self.health_cfg)
     }
 
-    /// Probes the deployment once ([`crate::providers::probe`]); `true` on a
-    /// 2xx within `limit`.
+    /// Whether the deployment answers a probe ([`crate::providers::probe`]):
+    /// `true` on a 2xx within `limit`.
+    ///
+    /// Joins the probe of this deployment already running (started by the
+    /// prober or a waiting request), or takes the result of one that
+    /// finished within the last `probe_interval`; starts one (bounded by
+    /// `probe_timeout`, whoever waits for it) only when there is neither.
     pub async fn probe(&self, client: &HttpClient, limit: std::time::Duration) -> bool {
-        match self.upstream.probe_request(&self.model, &self.model_json) {
-            Some(req) => probe::send(client, req, limit).await,
-            None => false,
+        let Some(mut result) = self.shared_probe(client) else {
+            return false;
+        };
+        let passed = async move {
+            result
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|r| *r)
+                .is_some_and(|(ok, _)| ok)
+        };
+        tokio::time::timeout(limit, passed).await.unwrap_or(false)
+    }
+
+    fn shared_probe(
+        &self,
+        client: &HttpClient,
+    ) -> Option<watch::Receiver<Option<(bool, Instant)>>> {
+        let now = Instant::now();
+        let cfg = &self.health_cfg;
+        let mut slot = self.probe.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = slot.as_ref() {
+            let current = match *p.result.borrow() {
+                None => now < p.started + cfg.probe_timeout,
+                Some((_, finished)) => now < finished + cfg.probe_interval,
+            };
+            if current {
+                return Some(p.result.clone());
+            }
         }
+        let req = self.upstream.probe_request(&self.model, &self.model_json)?;
+        let (tx, rx) = watch::channel(None);
+        let (client, limit) = (client.clone(), cfg.probe_timeout);
+        // Its own task: it finishes (and its result serves the others) even
+        // when whoever started it stops waiting.
+        tokio::spawn(async move {
+            let ok = probe::send(&client, req, limit).await;
+            // Nobody waiting any more is fine: the slot keeps the result.
+            let _ = tx.send(Some((ok, Instant::now())));
+        });
+        *slot = Some(SharedProbe {
+            started: now,
+            result: rx.clone(),
+        });
+        Some(rx)
     }
 
     /// Records an active probe's result.
     pub fn probe_result(&self, ok: bool) {
         let now = Instant::now();
-        let transition = self.record_lock().probe_result(now, ok, &self.health_cfg);
-        if let Some(t) = transition {
-            self.publish(now, t);
-        }
+        let mut rec = self.record_lock();
+        let transition = rec.probe_result(now, ok, &self.health_cfg);
+        self.published(rec, transition);
     }
 
-    fn publish(&self, at: Instant, t: crate::health::Transition) {
+    /// Publishes a breaker transition made under `rec` while still holding
+    /// it, so that one deployment's events enter the channel in the order
+    /// they happened; then releases it and logs.
+    fn published(&self, rec: MutexGuard<'_, HealthRecord>, transition: Option<Transition>) {
+        let Some(t) = transition else {
+            return;
+        };
+        self.since_ms
+            .store(unix_ms(SystemTime::now()), Ordering::Relaxed);
+        self.events.publish(
+            self.id.clone(),
+            Change::Breaker {
+                from: t.from,
+                to: t.to,
+                reason: t.reason.clone(),
+            },
+        );
+        drop(rec);
         self.metrics.breaker(&self.id, t.to.gauge());
         tracing::warn!(message = "Breaker changed state.", deployment = %self.id, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason);
-        // No subscriber is fine: the send result only says whether anyone listens.
-        let _ = self.events.send(HealthEvent {
-            deployment: self.id.clone(),
-            from: t.from,
-            to: t.to,
-            reason: t.reason,
-            at,
-        });
     }
 
-    /// Stops new attempts (in-flight ones finish).
+    /// Stops new attempts (in-flight ones finish), or resumes them; a change
+    /// is published as a health event.
     pub fn set_drained(&self, drained: bool) {
-        self.drained.store(drained, Ordering::Relaxed);
+        {
+            // Under the health lock: drains and breaker transitions of one
+            // deployment are published in the order they happened.
+            let _rec = self.record_lock();
+            if self.drained.swap(drained, Ordering::Relaxed) != drained {
+                self.since_ms
+                    .store(unix_ms(SystemTime::now()), Ordering::Relaxed);
+                self.events
+                    .publish(self.id.clone(), Change::Drain { drained });
+            }
+        }
         tracing::info!(message = if drained { "Deployment drained." } else { "Deployment undrained." }, deployment = %self.id);
+    }
+
+    /// Sets the drain of a deployment that does not serve yet (one a reload
+    /// is building to replace `previous`), without an event: the reload
+    /// announces the deployment whole.
+    pub fn keep_drain_of(&self, previous: &Deployment) {
+        if previous.is_drained() {
+            self.drained.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Whether an operator drained it.
     pub fn is_drained(&self) -> bool {
         self.drained.load(Ordering::Relaxed)
+    }
+
+    /// The deployment's health as a status page shows it.
+    pub fn status(&self) -> DeploymentStatus {
+        let rec = self.record_lock();
+        DeploymentStatus {
+            id: self.id.clone(),
+            provider: self.upstream.name.clone(),
+            model: self.model.clone(),
+            breaker: rec.state(),
+            drained: self.is_drained(),
+            since: SystemTime::UNIX_EPOCH
+                + Duration::from_millis(self.since_ms.load(Ordering::Relaxed)),
+        }
     }
 
     /// A view for operators.
@@ -383,8 +495,9 @@ pub struct Model {
     pub tiers: Vec<Vec<Member>>,
     /// Timeouts and retries.
     pub policy: RequestPolicy,
-    /// Retries left to spend.
-    pub budget: RetryBudget,
+    /// Retries left to spend; carried over by a reload that keeps the
+    /// model's budget settings.
+    pub budget: Arc<RetryBudget>,
     /// Upstream client (pool shared by models with the same connect timeout).
     pub client: HttpClient,
 }
@@ -398,4 +511,9 @@ pub struct RouteTable {
     pub models_json: Bytes,
     /// `created` of every model object (when this config was applied).
     pub created: u64,
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -4,16 +4,30 @@
 //! Provider adapters and deployments are kept by name across applies and
 //! reused when their settings did not change, so a reload forgets no health
 //! and disturbs no attempt in flight. A rebuilt deployment keeps an
-//! operator's drain.
+//! operator's drain. What else a reload carries over:
+//!
+//! - a provider's concurrency cap (`max_concurrency`): the new adapter
+//!   shares the old one's semaphore, whose permits requests in flight still
+//!   hold, resized when the cap changed, so a reload never lets more than
+//!   the cap through;
+//! - a model's retry budget, when `retry_budget_ratio` and
+//!   `retry_budget_min_per_sec` are unchanged: a reload during an outage
+//!   does not hand out a fresh allowance of retries.
+//!
+//! Once the new state serves, every deployment it added, rebuilt or removed
+//! is published as a health event.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use tokio::sync::Semaphore;
+
 use super::{ApplyError, Gateway, Live};
 use crate::auth::KeySet;
-use crate::config::{Config, ProviderKind};
+use crate::config::{Config, ProviderConfig, ProviderKind};
+use crate::health::Change;
 use crate::providers::Upstream;
 use crate::retry::RetryBudget;
 use crate::route::{Deployment, Member, Model, RouteTable};
@@ -42,7 +56,12 @@ impl Gateway {
                 .cloned();
             let up = match previous {
                 Some(prev) if prev.config == *p && prev.base_url == base_url => prev,
-                _ => Arc::new(Upstream::new(p, base_url)?),
+                Some(prev) => {
+                    let mut up = Upstream::new(p, base_url)?;
+                    up.limit = carried_limit(&prev, p);
+                    Arc::new(up)
+                }
+                None => Arc::new(Upstream::new(p, base_url)?),
             };
             upstreams.insert(p.name.clone(), up);
         }
@@ -81,8 +100,8 @@ impl Gateway {
                                     ));
                                     // A drain is an operator's decision: a
                                     // rebuilt deployment keeps it.
-                                    if previous.is_some_and(|p| p.is_drained()) {
-                                        fresh.set_drained(true);
+                                    if let Some(p) = previous {
+                                        fresh.keep_drain_of(&p);
                                     }
                                     fresh
                                 }
@@ -99,13 +118,23 @@ impl Gateway {
                 }
                 tiers.push(members);
             }
+            let budget = match old.routes.models.get(&m.name) {
+                Some(o)
+                    if o.policy.retry_budget_ratio == m.policy.retry_budget_ratio
+                        && o.policy.retry_budget_min_per_sec
+                            == m.policy.retry_budget_min_per_sec =>
+                {
+                    o.budget.clone()
+                }
+                _ => Arc::new(RetryBudget::new(
+                    m.policy.retry_budget_ratio,
+                    m.policy.retry_budget_min_per_sec,
+                )),
+            };
             let model = Model {
                 name: m.name.as_str().into(),
                 tiers,
-                budget: RetryBudget::new(
-                    m.policy.retry_budget_ratio,
-                    m.policy.retry_budget_min_per_sec,
-                ),
+                budget,
                 policy: m.policy.clone(),
                 client: self.client(m.policy.connect_timeout)?,
             };
@@ -142,7 +171,11 @@ impl Gateway {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = used;
         let applied = live.config.clone();
-        self.inner.live.store(Arc::new(live));
+        let live = Arc::new(live);
+        self.inner.live.store(live.clone());
+        // After the swap: a subscriber that reads the new state and then
+        // gets these events applies them idempotently; none misses them.
+        self.announce_membership(&old.deployments, &live.deployments);
         // Only once the new state serves: a failed apply keeps every mock.
         self.stop_removed_simulated(&applied).await;
         Ok(())
@@ -179,5 +212,118 @@ impl Gateway {
             }
         }
         result
+    }
+}
+
+impl Gateway {
+    /// Publishes the deployments `new` added, rebuilt or removed relative to `old`.
+    fn announce_membership(&self, old: &[Arc<Deployment>], new: &[Arc<Deployment>]) {
+        let before: HashMap<&str, &Arc<Deployment>> = old.iter().map(|d| (&*d.id, d)).collect();
+        for d in new {
+            match before.get(&*d.id) {
+                Some(o) if Arc::ptr_eq(o, d) => {}
+                Some(_) => self
+                    .inner
+                    .events
+                    .publish(d.id.clone(), Change::Rebuilt(d.status())),
+                None => self
+                    .inner
+                    .events
+                    .publish(d.id.clone(), Change::Added(d.status())),
+            }
+        }
+        let after: std::collections::HashSet<&str> = new.iter().map(|d| &*d.id).collect();
+        for d in old.iter().filter(|d| !after.contains(&*d.id)) {
+            self.inner.events.publish(d.id.clone(), Change::Removed);
+        }
+    }
+}
+
+/// The concurrency cap of a rebuilt provider adapter: the previous adapter's
+/// semaphore (requests in flight hold its permits, so a new one would let up
+/// to twice the cap through), resized to the new `max_concurrency`.
+fn carried_limit(prev: &Upstream, p: &ProviderConfig) -> Option<Arc<Semaphore>> {
+    let (Some(sem), Some(old), Some(new)) = (
+        prev.limit.as_ref(),
+        prev.config.max_concurrency,
+        p.max_concurrency,
+    ) else {
+        // No cap before (no permits held) or none now: a fresh one, or none.
+        return p
+            .max_concurrency
+            .map(|n| Arc::new(Semaphore::new(n as usize)));
+    };
+    match new.cmp(&old) {
+        std::cmp::Ordering::Equal => {}
+        std::cmp::Ordering::Greater => sem.add_permits((new - old) as usize),
+        std::cmp::Ordering::Less => {
+            let excess = old - new;
+            let forgotten = sem.forget_permits(excess as usize) as u32;
+            let owed = excess - forgotten;
+            if owed > 0 {
+                retire_when_released(sem, owed);
+            }
+        }
+    }
+    Some(sem.clone())
+}
+
+/// Retires `owed` permits that requests in flight still hold, as they give
+/// them back. The claim is queued now, before any request that comes after
+/// the reload (the semaphore is fair: released permits go to the queue
+/// first), and a task waits for it to be filled.
+fn retire_when_released(sem: &Arc<Semaphore>, owed: u32) {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let mut claim = Box::pin(sem.clone().acquire_many_owned(owed));
+    // The first poll queues the claim; the task's polls replace the waker.
+    match claim.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(permits)) => permits.forget(),
+        // Closed: nothing to retire.
+        Poll::Ready(Err(_)) => {}
+        Poll::Pending => {
+            tokio::spawn(async move {
+                if let Ok(permits) = claim.await {
+                    permits.forget();
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(cap: u32) -> ProviderConfig {
+        let text = format!(
+            "[[providers]]\nname = \"p\"\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmax_concurrency = {cap}\n\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p\", model = \"x\" }} ] ]\n"
+        );
+        let mut config = Config::parse(&text, "<test>").unwrap();
+        config.providers.remove(0)
+    }
+
+    #[tokio::test]
+    async fn a_changed_cap_resizes_the_semaphore_requests_in_flight_hold() {
+        let old = Upstream::new(&provider(3), "http://127.0.0.1:9/v1".into()).unwrap();
+        let sem = old.limit.clone().unwrap();
+        let mut held: Vec<_> = (0..3)
+            .map(|_| sem.clone().try_acquire_owned().unwrap())
+            .collect();
+        // Down to 1 while all 3 slots are taken: nothing is free until two
+        // of them are given back and retired.
+        let shrunk = carried_limit(&old, &provider(1)).unwrap();
+        assert!(Arc::ptr_eq(&sem, &shrunk));
+        held.pop();
+        held.pop();
+        assert_eq!(sem.available_permits(), 0);
+        held.pop();
+        assert_eq!(sem.available_permits(), 1);
+        // Up to 4 (from a cap of 1): three more slots.
+        let mut one = Upstream::new(&provider(1), "http://127.0.0.1:9/v1".into()).unwrap();
+        one.limit = Some(sem.clone());
+        let grown = carried_limit(&one, &provider(4)).unwrap();
+        assert!(Arc::ptr_eq(&sem, &grown));
+        assert_eq!(sem.available_permits(), 4);
     }
 }

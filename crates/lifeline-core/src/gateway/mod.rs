@@ -10,6 +10,8 @@
 //! - this file: the state itself and its accessors;
 //! - `apply.rs`: building the next state from a config, and reloads;
 //! - `prober.rs`: the task that probes open and idle deployments;
+//! - `events.rs`: the health feed ([`Gateway::subscribe`]): a snapshot of
+//!   every deployment, then the changes;
 //! - `simulated.rs`: in-process simulated providers (`kind = "mock"`, with
 //!   the `simulated` cargo feature).
 
@@ -19,17 +21,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 mod apply;
+mod events;
 mod prober;
 mod simulated;
 
+pub use events::{FeedItem, HealthFeed, HealthSnapshot};
+
 use crate::auth::KeySet;
 use crate::config::Config;
-use crate::health::HealthEvent;
+use crate::health::HealthBus;
 use crate::providers::{HttpClient, Upstream};
 use crate::route::{Deployment, RouteTable};
 use crate::telemetry::Metrics;
@@ -75,7 +79,7 @@ struct Inner {
     /// Swapped whole on apply; read lock-free by every request.
     live: ArcSwap<Live>,
     metrics: Arc<Metrics>,
-    events: broadcast::Sender<HealthEvent>,
+    events: Arc<HealthBus>,
     ready: AtomicBool,
     deployments: Mutex<HashMap<String, Arc<Deployment>>>,
     upstreams: Mutex<HashMap<String, Arc<Upstream>>>,
@@ -91,7 +95,6 @@ impl Gateway {
     /// Builds the gateway from a validated config, starting in-process
     /// simulated providers and the prober.
     pub async fn start(config: Config) -> Result<Self, ApplyError> {
-        let (events, _) = broadcast::channel(1024);
         let gw = Self {
             inner: Arc::new(Inner {
                 live: ArcSwap::from_pointee(Live {
@@ -101,7 +104,7 @@ impl Gateway {
                     deployments: Vec::new(),
                 }),
                 metrics: Arc::new(Metrics::new()),
-                events,
+                events: Arc::new(HealthBus::default()),
                 ready: AtomicBool::new(true),
                 deployments: Mutex::new(HashMap::new()),
                 upstreams: Mutex::new(HashMap::new()),
@@ -126,11 +129,6 @@ impl Gateway {
     /// Metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
-    }
-
-    /// Subscribes to breaker transitions.
-    pub fn subscribe(&self) -> broadcast::Receiver<HealthEvent> {
-        self.inner.events.subscribe()
     }
 
     /// Whether `/readyz` says yes.

@@ -2,9 +2,12 @@
 //!
 //! One task wakes every `probe_interval`, asks each deployment whether a
 //! probe is due ([`Deployment::start_probe`]) and runs the due ones
-//! concurrently, each bounded by `probe_timeout`. What a probe sends is the
-//! provider's business ([`crate::providers::probe`]); what its result means
-//! is the breaker's ([`crate::health`]).
+//! concurrently, each bounded by `probe_timeout`. A probe of the same
+//! deployment already running (a request waiting on a slow answer started
+//! it) or just finished is shared rather than repeated
+//! ([`Deployment::probe`]). What a probe sends is the provider's business
+//! ([`crate::providers::probe`]); what its result means is the breaker's
+//! ([`crate::health`]).
 
 use std::sync::Arc;
 use std::time::Duration;

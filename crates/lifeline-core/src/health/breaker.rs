@@ -12,7 +12,13 @@
 //! 3. After `open_until`, an active probe (if configured) must succeed to
 //!    move to **HalfOpen**; without probes the first request does.
 //! 4. **HalfOpen**: at most `half_open_requests` trial requests at a time;
-//!    that many successes close the breaker, one failure re-opens it.
+//!    that many successes close the breaker, one failure re-opens it. A
+//!    stream's trial succeeds at its first content ([`HealthRecord::first_content`]);
+//!    how it ends is then an ordinary outcome.
+//!
+//! Idle probes (of a closed deployment without traffic) count like attempts:
+//! into the window and the consecutive failures, so one failed probe does not
+//! open a deployment; after a failed one the next comes at the probe interval.
 
 use std::time::Duration;
 
@@ -263,26 +269,7 @@ impl HealthRecord {
                 (self.trial_successes >= cfg.half_open_requests).then(|| self.close(now))
             }
             (BreakerState::Closed, _) if failed => {
-                let (ok, bad) = self.window.counts(now);
-                let total = ok + bad;
-                let reason = if outcome.misconfigured {
-                    Some("upstream rejected the deployment's credentials (401/403)".to_string())
-                } else if self.consecutive_failures >= cfg.consecutive_failures {
-                    Some(format!(
-                        "{} consecutive failures",
-                        self.consecutive_failures
-                    ))
-                } else if total >= cfg.min_requests
-                    && f64::from(bad) / f64::from(total) >= cfg.failure_rate
-                {
-                    Some(format!(
-                        "failure rate {:.2} over {total} attempts",
-                        f64::from(bad) / f64::from(total)
-                    ))
-                } else {
-                    None
-                };
-                reason.map(|r| self.open(now, cfg, outcome.retry_after, r))
+                self.trip(now, cfg, outcome.misconfigured, outcome.retry_after, "")
             }
             _ => None,
         }
@@ -296,8 +283,13 @@ impl HealthRecord {
         let due = match self.state {
             BreakerState::Open => now >= self.open_until,
             BreakerState::Closed => {
+                let since_probe = now.saturating_duration_since(self.last_probe);
                 now.saturating_duration_since(self.last_used) >= cfg.idle_probe_after
-                    && now.saturating_duration_since(self.last_probe) >= cfg.idle_probe_after
+                    && (since_probe >= cfg.idle_probe_after
+                        // After a failure, follow up at the probe interval: a
+                        // dead idle deployment opens after a few probes, not
+                        // after as many idle periods.
+                        || (self.consecutive_failures > 0 && since_probe >= cfg.probe_interval))
             }
             BreakerState::HalfOpen => false,
         };
@@ -322,11 +314,81 @@ impl HealthRecord {
             (BreakerState::Open, _) if now < self.open_until => None,
             (BreakerState::Open, true) => Some(self.half_open("probe succeeded")),
             (BreakerState::Open, false) => Some(self.open(now, cfg, None, "probe failed".into())),
+            // An idle probe counts like an attempt: one failure (a passing 429
+            // or timeout) is not an outage, and must not open a backup tier
+            // just before it is needed. Its latency says nothing about
+            // inference and is not sampled.
+            (BreakerState::Closed, true) => {
+                self.window.record(now, true);
+                self.consecutive_failures = 0;
+                None
+            }
             (BreakerState::Closed, false) => {
-                Some(self.open(now, cfg, None, "idle probe failed".into()))
+                self.window.record(now, false);
+                self.consecutive_failures += 1;
+                self.trip(now, cfg, false, None, ", the last an idle probe")
             }
             _ => None,
         }
+    }
+
+    /// A stream reached its first content. A half-open trial is decided now,
+    /// as a success: a long stream must not hold its trial slot (and keep
+    /// the breaker half-open) until it ends. Returns the ticket to finish
+    /// the attempt with, an ordinary one: how the stream ends is recorded
+    /// like any other attempt's outcome (a later break is an ordinary
+    /// failure, not a failed trial). Also returns the transition, when this
+    /// trial closed the breaker.
+    pub fn first_content(
+        &mut self,
+        now: Instant,
+        ticket: Ticket,
+        cfg: &HealthConfig,
+    ) -> (Ticket, Option<Transition>) {
+        let Ticket::Trial(round) = ticket else {
+            return (ticket, None);
+        };
+        if round != self.round {
+            return (Ticket::Normal, None);
+        }
+        self.trials_in_flight = self.trials_in_flight.saturating_sub(1);
+        if self.state != BreakerState::HalfOpen {
+            return (Ticket::Normal, None);
+        }
+        self.trial_successes += 1;
+        let closed = (self.trial_successes >= cfg.half_open_requests).then(|| self.close(now));
+        (Ticket::Normal, closed)
+    }
+
+    /// Opens a closed breaker if its thresholds are reached (called after a
+    /// failure was counted); `why` is appended to the reason.
+    fn trip(
+        &mut self,
+        now: Instant,
+        cfg: &HealthConfig,
+        misconfigured: bool,
+        retry_after: Option<Duration>,
+        why: &str,
+    ) -> Option<Transition> {
+        let (ok, bad) = self.window.counts(now);
+        let total = ok + bad;
+        let reason = if misconfigured {
+            Some("upstream rejected the deployment's credentials (401/403)".to_string())
+        } else if self.consecutive_failures >= cfg.consecutive_failures {
+            Some(format!(
+                "{} consecutive failures{why}",
+                self.consecutive_failures
+            ))
+        } else if total >= cfg.min_requests && f64::from(bad) / f64::from(total) >= cfg.failure_rate
+        {
+            Some(format!(
+                "failure rate {:.2} over {total} attempts{why}",
+                f64::from(bad) / f64::from(total)
+            ))
+        } else {
+            None
+        };
+        reason.map(|r| self.open(now, cfg, retry_after, r))
     }
 
     fn open(
@@ -578,5 +640,112 @@ mod tests {
         }
         assert_eq!(r.state(), BreakerState::Closed);
         assert_eq!(r.counts(now), (0, 0));
+    }
+
+    fn open_then_half_open(r: &mut HealthRecord, now: Instant, cfg: &HealthConfig) -> Instant {
+        r.record(
+            now,
+            Ticket::Normal,
+            Outcome {
+                misconfigured: true,
+                ..fail()
+            },
+            cfg,
+        );
+        let later = now + cfg.cooldown;
+        assert!(r.start_probe(later, cfg));
+        r.probe_result(later, true, cfg);
+        assert_eq!(r.state(), BreakerState::HalfOpen);
+        later
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_trial_is_decided_at_its_first_content() {
+        let cfg = cfg();
+        let now = Instant::now();
+        let mut r = HealthRecord::new(now, &cfg);
+        let t = open_then_half_open(&mut r, now, &cfg);
+        let trials: Vec<Ticket> = (0..cfg.half_open_requests)
+            .filter_map(|_| r.acquire(t, &cfg, true).map(|a| a.0))
+            .collect();
+        assert_eq!(trials.len() as u32, cfg.half_open_requests);
+        assert!(r.acquire(t, &cfg, true).is_none(), "trials are limited");
+        // The streams reach their first content and go on: the trials are
+        // decided, the breaker closes and everyone may use it at once.
+        let mut ongoing = Vec::new();
+        for (i, trial) in trials.into_iter().enumerate() {
+            let (ticket, closed) = r.first_content(t, trial, &cfg);
+            assert_eq!(ticket, Ticket::Normal);
+            assert_eq!(closed.is_some(), i as u32 + 1 == cfg.half_open_requests);
+            ongoing.push(ticket);
+        }
+        assert_eq!(r.state(), BreakerState::Closed);
+        assert!(matches!(
+            r.acquire(t, &cfg, true),
+            Some((Ticket::Normal, None))
+        ));
+        // One of them breaks later: an ordinary failure, counted in the
+        // window, not a failed trial that re-opens the breaker.
+        let end = t + Duration::from_secs(30);
+        assert!(r.record(end, ongoing[0], fail(), &cfg).is_none());
+        assert_eq!(r.state(), BreakerState::Closed);
+        assert_eq!(r.counts(end), (0, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trial_stream_that_fails_before_content_still_re_opens() {
+        let cfg = cfg();
+        let now = Instant::now();
+        let mut r = HealthRecord::new(now, &cfg);
+        let t = open_then_half_open(&mut r, now, &cfg);
+        let trial = r.acquire(t, &cfg, true).map(|a| a.0);
+        assert!(matches!(trial, Some(Ticket::Trial(_))));
+        let trial = trial.unwrap_or(Ticket::Normal);
+        assert!(r.record(t, trial, fail(), &cfg).is_some());
+        assert_eq!(r.state(), BreakerState::Open);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_probes_count_like_attempts_and_one_failure_does_not_open() {
+        let cfg = cfg();
+        let now = Instant::now();
+        let mut r = HealthRecord::new(now, &cfg);
+        let mut t = now + cfg.idle_probe_after;
+        assert!(r.start_probe(t, &cfg), "idle probe due");
+        assert!(
+            r.probe_result(t, false, &cfg).is_none(),
+            "one failed probe opened it"
+        );
+        assert_eq!(r.state(), BreakerState::Closed);
+        assert_eq!(r.counts(t), (0, 1));
+        // The follow-up comes at the probe interval, not after another idle period.
+        assert!(!r.start_probe(t, &cfg));
+        t += cfg.probe_interval;
+        assert!(
+            r.start_probe(t, &cfg),
+            "no follow-up after a failed idle probe"
+        );
+        // It answers: the failure streak ends, and probes go back to the idle pace.
+        assert!(r.probe_result(t, true, &cfg).is_none());
+        assert_eq!(r.counts(t), (1, 1));
+        t += cfg.probe_interval;
+        assert!(!r.start_probe(t, &cfg));
+        // A deployment that keeps failing its probes opens after
+        // `consecutive_failures` of them.
+        t += cfg.idle_probe_after;
+        let mut opened = None;
+        for i in 1..=cfg.consecutive_failures {
+            assert!(r.start_probe(t, &cfg), "probe {i} not due");
+            if let Some(tr) = r.probe_result(t, false, &cfg) {
+                opened = Some((i, tr));
+                break;
+            }
+            assert_eq!(r.state(), BreakerState::Closed);
+            t += cfg.probe_interval;
+        }
+        let (i, tr) = opened.unwrap_or_else(|| panic!("never opened"));
+        assert_eq!(i, cfg.consecutive_failures);
+        assert_eq!(r.state(), BreakerState::Open);
+        assert!(tr.reason.contains("idle probe"), "{}", tr.reason);
     }
 }

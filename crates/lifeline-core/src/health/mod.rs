@@ -2,9 +2,14 @@
 //!
 //! Every attempt's classified [`Outcome`] (never a body) is recorded into
 //! the deployment's [`HealthRecord`]. The record decides whether the
-//! deployment may take traffic ([`Availability`]) and emits a
-//! [`HealthEvent`] on every breaker transition, on a broadcast channel that
-//! other parts (metrics today, the status page later) subscribe to.
+//! deployment may take traffic ([`Availability`]). Every breaker transition,
+//! drain and reload change is published as a [`HealthEvent`] with a
+//! wall-clock timestamp on the [`HealthBus`] (`events.rs`), which the
+//! gateway turns into a snapshot-then-deltas feed for the status page.
+//!
+//! Nothing here imports the request path (routes, attempts, relay,
+//! providers, gateway): health sees outcomes and publishes events, and the
+//! layers above assemble what they need from it.
 //!
 //! The record sits behind a `std::sync::Mutex` held for a few hundred
 //! nanoseconds and never across an `.await`: a task fed by a channel (the
@@ -12,14 +17,14 @@
 //! (DESIGN.md §5) for no gain in a single process.
 
 mod breaker;
+mod events;
 mod ewma;
 mod window;
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 pub use breaker::{Availability, BreakerState, HealthRecord, Ticket, Transition};
+pub use events::{Change, DeploymentStatus, HealthBus, HealthEvent, CAPACITY};
 pub use ewma::PeakEwma;
 
 /// How an attempt ended, as far as the deployment's health is concerned.
@@ -77,19 +82,4 @@ impl Outcome {
             misconfigured: false,
         }
     }
-}
-
-/// A breaker transition, published for whoever watches health.
-#[derive(Debug, Clone)]
-pub struct HealthEvent {
-    /// Deployment id, `provider/model`.
-    pub deployment: std::sync::Arc<str>,
-    /// State before.
-    pub from: BreakerState,
-    /// State after.
-    pub to: BreakerState,
-    /// Why, in a few words ("failure rate 0.60 over 10 attempts", "probe ok").
-    pub reason: String,
-    /// When.
-    pub at: Instant,
 }

@@ -223,11 +223,12 @@ async fn completion_probes_are_one_token_requests_for_the_deployment_model() {
 }
 
 /// Breaker transitions are published to subscribers (`Gateway::subscribe`,
-/// what the status page will build on): a failing deployment's
-/// closed → open, with its id and a reason.
+/// what the status page will build on): after the initial snapshot, a
+/// failing deployment's closed → open, with its id, a reason and the time.
 #[tokio::test]
 async fn breaker_transitions_are_published_to_subscribers() {
     use crate::harness::config;
+    use lifeline_core::gateway::FeedItem;
     use lifeline_core::health::BreakerState;
     use lifeline_mock::Faults;
     let m = mocks(2).await;
@@ -240,26 +241,36 @@ async fn breaker_transitions_are_published_to_subscribers() {
     let models = "[[models]]\nname = \"m\"\ntiers = [ [ { provider = \"p0\", model = \"up-0\" } ], [ { provider = \"p1\", model = \"up-1\" } ] ]\n";
     let env = Env::boot(&config(&m, "", models), m).await;
     let mut events = env.gw.subscribe();
+    match events.next().await {
+        Some(FeedItem::Snapshot(s)) => assert_eq!(s.deployments.len(), 2, "{s:?}"),
+        other => panic!("the feed did not start with a snapshot: {other:?}"),
+    }
+    let before = std::time::SystemTime::now();
     for _ in 0..12 {
         assert_eq!(env.chat(false).await.0, 200);
     }
     let event = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            match events.recv().await {
-                Ok(e) if e.to == BreakerState::Open => break e,
-                Ok(_) => continue,
-                Err(e) => panic!("event channel: {e}"),
+            match events.next().await {
+                Some(FeedItem::Event(e))
+                    if e.breaker().is_some_and(|b| b.1 == BreakerState::Open) =>
+                {
+                    break e
+                }
+                Some(_) => continue,
+                None => panic!("the feed ended"),
             }
         }
     })
     .await
     .expect("no transition to open was published");
     assert_eq!(&*event.deployment, "p0/up-0");
-    assert_eq!(event.from, BreakerState::Closed);
+    let (from, _, reason) = event.breaker().unwrap();
+    assert_eq!(from, BreakerState::Closed);
     assert!(
-        event.reason.contains("consecutive failures") || event.reason.contains("failure rate"),
-        "{}",
-        event.reason
+        reason.contains("consecutive failures") || reason.contains("failure rate"),
+        "{reason}"
     );
+    assert!(event.at >= before && event.at <= std::time::SystemTime::now());
     env.stop().await;
 }

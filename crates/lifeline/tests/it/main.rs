@@ -14,6 +14,7 @@ mod failover;
 mod fo_support;
 mod frozen;
 mod harness;
+mod health;
 mod hostile;
 mod input;
 mod raw_upstream;

@@ -288,3 +288,154 @@ async fn a_drain_survives_a_reload_that_rebuilds_the_deployment() {
     assert!(rebuilt.is_drained(), "the reload undrained p0");
     env.stop().await;
 }
+
+/// `x-lifeline-attempts` of a response.
+fn attempts_of(resp: &reqwest::Response) -> u32 {
+    resp.headers()["x-lifeline-attempts"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+impl FileEnv {
+    /// A chat completion for `m`; status and attempts made.
+    async fn attempts(&self) -> (u16, u32) {
+        let resp = self
+            .client
+            .post(format!("http://{}/v1/chat/completions", self.addr))
+            .body(r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), attempts_of(&resp))
+    }
+}
+
+/// A reload that leaves the retry budget's settings alone keeps the budget:
+/// a reload during an outage does not hand out a fresh allowance of retries.
+/// Changed settings start a new one.
+#[tokio::test]
+async fn a_reload_keeps_the_retry_budget_when_its_settings_stay() {
+    use crate::fo_support::{cfg, failing, layout};
+    let m = mocks(2).await;
+    for mock in &m {
+        mock.set_faults(failing(500));
+    }
+    // Ten retries per 10 s and no more; breakers that never open.
+    let server = [
+        ("max_attempts", "2"),
+        ("retry_budget_ratio", "0.0"),
+        ("retry_budget_min_per_sec", "1"),
+    ];
+    let health = [
+        ("consecutive_failures", "100000"),
+        ("min_requests", "100000"),
+    ];
+    let text = cfg(&m, &server, &health, &layout(&[&[0, 1]]));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lifeline.toml");
+    std::fs::write(&path, &text).unwrap();
+    let env = FileEnv::boot(&path, m).await;
+    for _ in 0..10 {
+        assert_eq!(env.attempts().await, (503, 2));
+    }
+    assert_eq!(env.attempts().await, (503, 1), "the budget is not spent");
+    // An unrelated change: the spent budget stays spent.
+    std::fs::write(
+        &path,
+        text.replace("[server]\n", "[server]\nmax_body_bytes = 100000\n"),
+    )
+    .unwrap();
+    assert_eq!(env.reload().await.0, 200);
+    assert_eq!(
+        env.attempts().await,
+        (503, 1),
+        "the reload reset the budget"
+    );
+    // A new budget setting: a new budget.
+    std::fs::write(
+        &path,
+        text.replace(
+            "retry_budget_min_per_sec = 1",
+            "retry_budget_min_per_sec = 2",
+        ),
+    )
+    .unwrap();
+    assert_eq!(env.reload().await.0, 200);
+    assert_eq!(env.attempts().await, (503, 2));
+    env.stop().await;
+}
+
+/// Highest `in_flight` a mock shows over `window`.
+async fn peak_in_flight(mock: &MockHandle, window: Duration) -> u64 {
+    let end = tokio::time::Instant::now() + window;
+    let mut peak = 0;
+    while tokio::time::Instant::now() < end {
+        peak = peak.max(mock.stats().in_flight);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    peak
+}
+
+/// A reload that changes a provider (here its key) keeps its concurrency
+/// cap: requests in flight hold slots of the same semaphore the new ones
+/// wait on, so the cap is never exceeded; a changed cap resizes it.
+#[tokio::test]
+async fn a_reload_never_lets_more_than_max_concurrency_through() {
+    let m = mocks(1).await;
+    // Each answer takes 1.5 s.
+    pace(&m[0], 10.0, 15);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lifeline.toml");
+    let base = config(&m, "", &one_tier(&m)).replace(
+        "api_key = \"sk-upstream-0\"\n",
+        "api_key = \"sk-upstream-0\"\nmax_concurrency = 2\n",
+    );
+    assert!(base.contains("max_concurrency = 2"));
+    std::fs::write(&path, &base).unwrap();
+    let env = std::sync::Arc::new(FileEnv::boot(&path, m).await);
+    let mock = env._mocks[0].clone();
+    let spawn = |n: usize| -> Vec<tokio::task::JoinHandle<u16>> {
+        (0..n)
+            .map(|_| {
+                let env = env.clone();
+                tokio::spawn(async move { env.chat("m").await.0 })
+            })
+            .collect()
+    };
+    let mut running = spawn(2);
+    let m2 = mock.clone();
+    assert!(
+        crate::streaming::eventually(Duration::from_secs(5), || m2.stats().in_flight == 2).await
+    );
+    std::fs::write(&path, base.replace("sk-upstream-0", "sk-rotated")).unwrap();
+    assert_eq!(env.reload().await.0, 200);
+    running.extend(spawn(2));
+    let peak = peak_in_flight(&mock, Duration::from_millis(500)).await;
+    assert_eq!(peak, 2, "the reload let more than max_concurrency through");
+    for r in running.drain(..) {
+        assert_eq!(r.await.unwrap(), 200);
+    }
+    // A larger cap: one more slot, not a whole new set.
+    running.extend(spawn(2));
+    assert!(
+        crate::streaming::eventually(Duration::from_secs(5), || mock.stats().in_flight == 2).await
+    );
+    std::fs::write(
+        &path,
+        base.replace("max_concurrency = 2", "max_concurrency = 3"),
+    )
+    .unwrap();
+    assert_eq!(env.reload().await.0, 200);
+    running.extend(spawn(2));
+    let peak = peak_in_flight(&mock, Duration::from_millis(500)).await;
+    assert_eq!(peak, 3, "the resized cap is not 3");
+    for r in running {
+        assert_eq!(r.await.unwrap(), 200);
+    }
+    match std::sync::Arc::try_unwrap(env) {
+        Ok(env) => env.stop().await,
+        Err(_) => panic!("requests still hold the test environment"),
+    }
+}
