@@ -231,6 +231,7 @@ impl Gateway {
                     members.push(Member {
                         deployment: dep,
                         weight: r.weight,
+                        context_window: r.context_window,
                     });
                 }
                 tiers.push(members);

@@ -13,6 +13,7 @@
 
 mod breaker;
 mod ewma;
+pub mod latency;
 mod window;
 
 use std::time::Duration;
