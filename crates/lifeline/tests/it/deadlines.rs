@@ -114,11 +114,11 @@ async fn a_normally_fast_deployment_that_falls_silent_is_left_in_seconds() {
 #[tokio::test]
 async fn a_stream_that_stalls_before_content_is_left_at_its_adaptive_stall_timeout() {
     let m = mocks(2).await;
-    // p0's first token takes a second; its tokens then come at once.
+    // p0's first token takes 1.5 s; its tokens then come at once.
     m[0].set_config(MockConfig {
         name: "p0".into(),
         tokens_per_second: 0.0,
-        ttft_ms: 1000,
+        ttft_ms: 1500,
         completion_tokens: 5,
         ..MockConfig::default()
     });
@@ -138,9 +138,9 @@ async fn a_stream_that_stalls_before_content_is_left_at_its_adaptive_stall_timeo
         );
         assert!(text.contains(&line), "no {line} in\n{text}");
     }
-    // The role chunk comes after a second, then nothing. The first-content
-    // deadline is about 3 s (3 × p99 of 1 s), the configured ones 6 s; the
-    // stall timeout is the floor, 300 ms after the role chunk.
+    // The role chunk comes after 1.5 s, then nothing. The first-content
+    // deadline is about 4.5 s (3 × p99 of 1.5 s), the configured ones 6 s;
+    // the stall timeout is the floor, 300 ms after the role chunk.
     env.mocks[0].set_faults(Faults {
         stall_after_chunks: Some(1),
         ..Faults::default()
