@@ -20,9 +20,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::{HealthConfig, RequestPolicy};
+use crate::health::latency::{Latencies, LatencyKind};
 use crate::health::{
-    Availability, BreakerState, Change, DeploymentStatus, HealthBus, HealthRecord, Outcome, Ticket,
-    Transition,
+    Availability, BreakerState, Change, DeploymentStatus, HealthBus, HealthRecord, Outcome,
+    OutcomeClass, Ticket, Transition,
 };
 use crate::providers::{probe, Endpoint, HttpClient, Upstream};
 use crate::retry::RetryBudget;
@@ -43,6 +44,8 @@ pub struct Deployment {
     uris: [Result<http::Uri, String>; 4],
     health: Mutex<HealthRecord>,
     health_cfg: HealthConfig,
+    /// Recent latency percentiles, for adaptive deadlines.
+    latencies: Latencies,
     in_flight: AtomicU32,
     /// Attempts not yet answered (a subset of `in_flight`): what tells a
     /// frozen deployment from one busy with long streams.
@@ -113,6 +116,10 @@ pub struct Lease {
     finished: bool,
     /// Still waiting for the first byte of the answer (or a stream's first content).
     awaiting: bool,
+    /// A stream's last event, once it sent one.
+    last_event: Option<Instant>,
+    /// A stream's longest silence between two events so far.
+    max_gap: std::time::Duration,
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
@@ -135,6 +142,16 @@ impl Lease {
         let (ticket, transition) = rec.first_content(now, self.ticket, &dep.health_cfg);
         self.ticket = ticket;
         dep.published(rec, transition);
+        dep.observe_latency(LatencyKind::FirstContent, latency);
+    }
+
+    /// A stream's event arrived at `now`: tracks the longest silence
+    /// between events, recorded when the stream completes. No lock.
+    pub fn activity(&mut self, now: Instant) {
+        if let Some(last) = self.last_event {
+            self.max_gap = self.max_gap.max(now.saturating_duration_since(last));
+        }
+        self.last_event = Some(now);
     }
 
     fn answered(&mut self) {
@@ -147,6 +164,12 @@ impl Lease {
     pub fn finish(mut self, outcome: Outcome) {
         self.answered();
         self.finished = true;
+        // A completed stream's longest silence is one sample of what a
+        // healthy stream of this deployment looks like.
+        if outcome.class == OutcomeClass::Success && self.last_event.is_some() {
+            self.deployment
+                .observe_latency(LatencyKind::StreamGap, self.max_gap);
+        }
         self.deployment.record(self.ticket, outcome);
     }
 }
@@ -185,6 +208,7 @@ impl Deployment {
             uris,
             health: Mutex::new(HealthRecord::new(Instant::now(), &health_cfg)),
             health_cfg,
+            latencies: Latencies::default(),
             upstream,
             model: model.to_string(),
             model_json,
@@ -224,9 +248,30 @@ impl Deployment {
         self.uris[endpoint.index()].clone()
     }
 
-    /// When the deployment last answered anything, if ever.
-    pub fn last_answer(&self) -> Option<Instant> {
-        self.record_lock().last_answer()
+    /// When the deployment last answered successfully (an answer, or a
+    /// stream's first content), if ever. Failures and timeouts do not count:
+    /// this is the evidence that it is working.
+    pub fn last_success(&self) -> Option<Instant> {
+        self.record_lock().last_success()
+    }
+
+    /// Whether the breaker is open now.
+    pub fn is_open(&self) -> bool {
+        self.record_lock().state() == BreakerState::Open
+    }
+
+    /// The recent p99 of `kind`, without a lock; `None` until enough samples.
+    pub fn latency_p99(&self, kind: LatencyKind) -> Option<std::time::Duration> {
+        self.latencies.p99(kind)
+    }
+
+    /// Records a latency sample for adaptive deadlines; the p99 gauge follows
+    /// each time the p99 is recomputed.
+    pub fn observe_latency(&self, kind: LatencyKind, sample: std::time::Duration) {
+        if let Some(p99) = self.latencies.observe(kind, sample) {
+            self.metrics
+                .latency_p99(&self.id, kind.label(), p99.as_secs_f64());
+        }
     }
 
     /// Timeout of one active probe of this deployment.
@@ -298,6 +343,8 @@ impl Deployment {
             ticket,
             finished: false,
             awaiting: true,
+            last_event: None,
+            max_gap: std::time::Duration::ZERO,
             _permit: permit,
         })
     }
@@ -485,6 +532,8 @@ pub struct Member {
     pub deployment: Arc<Deployment>,
     /// Its weight in this tier.
     pub weight: u32,
+    /// The upstream model's context window in tokens, if configured.
+    pub context_window: Option<u32>,
 }
 
 /// A public model, ready to route.

@@ -48,6 +48,11 @@ pub struct MockConfig {
     /// Tokens per answer when the request sets no `max_tokens` /
     /// `max_completion_tokens` / `max_output_tokens`.
     pub completion_tokens: u32,
+    /// The model's context window in tokens, if limited: a chat completion
+    /// or response whose prompt (about one token per four request-body
+    /// bytes) is larger is answered 400 `context_length_exceeded`, in
+    /// OpenAI's shape, like a real provider.
+    pub context_window: Option<u32>,
     /// Faults injected into data-path requests.
     pub faults: Faults,
 }
@@ -59,6 +64,7 @@ impl Default for MockConfig {
             tokens_per_second: 200.0,
             ttft_ms: 20,
             completion_tokens: 16,
+            context_window: None,
             faults: Faults::default(),
         }
     }
@@ -101,6 +107,10 @@ pub struct Faults {
     pub no_done: bool,
     /// 503 `service_unavailable` / `maintenance` to everything.
     pub maintenance: bool,
+    /// At most this many requests get a `rate_limit_rate` or `error_rate`
+    /// answer after the faults (or the config) are set; later requests are
+    /// answered normally, as after a passing blip. Unlimited when unset.
+    pub max_injected: Option<u32>,
 }
 
 impl Faults {

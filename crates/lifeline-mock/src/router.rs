@@ -148,7 +148,7 @@ async fn data(
     });
 
     let config = shared.config();
-    let guard = match inject_faults(&config.faults, &abort, guard).await {
+    let guard = match inject_faults(&shared, &config.faults, &abort, guard).await {
         Ok(guard) => guard,
         Err(response) => return response,
     };
@@ -209,6 +209,9 @@ async fn data(
         base: shared.origin.clone(),
         guard,
     };
+    if let Some((window, prompt)) = over_context_window(endpoint, &ctx) {
+        return context_length_exceeded(ctx, window, prompt);
+    }
     if endpoint == Endpoint::Chat && !ctx.wants_stream() {
         // A real server answers a non-streaming request only once the whole
         // answer is generated: time to first token plus one token interval
@@ -222,6 +225,31 @@ async fn data(
         Endpoint::Responses => responses::answer(ctx),
         Endpoint::Models => models(ctx.guard),
     }
+}
+
+/// The prompt's size in tokens if it does not fit the configured
+/// `context_window` (chat completions and responses only).
+fn over_context_window(endpoint: Endpoint, ctx: &Ctx) -> Option<(u32, u32)> {
+    let window = ctx.config.context_window?;
+    let prompt = ctx.prompt_tokens();
+    (matches!(endpoint, Endpoint::Chat | Endpoint::Responses) && prompt > window)
+        .then_some((window, prompt))
+}
+
+/// OpenAI's 400 `context_length_exceeded`.
+fn context_length_exceeded(ctx: Ctx, window: u32, prompt: u32) -> Response<MockBody> {
+    let message = format!(
+        "This model's maximum context length is {window} tokens. However, your messages resulted in {prompt} tokens. Please reduce the length of the messages."
+    );
+    let body = serde_json::json!({
+        "error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
+    });
+    json_response(StatusCode::BAD_REQUEST, &body, Some(ctx.guard))
 }
 
 /// How long generating the whole answer to `ctx` takes at the configured pace.
@@ -246,6 +274,7 @@ fn hit(rate: f64) -> bool {
 
 /// Applies the request-level faults in order; `Err` is the injected answer.
 async fn inject_faults(
+    shared: &Shared,
     faults: &Faults,
     abort: &CancellationToken,
     mut guard: Guard,
@@ -273,7 +302,7 @@ async fn inject_faults(
         // the guard counts the request as cancelled.
         std::future::pending::<()>().await;
     }
-    if hit(faults.rate_limit_rate) {
+    if hit(faults.rate_limit_rate) && shared.may_inject(faults) {
         let response = error_response(
             StatusCode::TOO_MANY_REQUESTS,
             "Rate limit reached (simulated)",
@@ -283,7 +312,7 @@ async fn inject_faults(
         );
         return Err(with_retry_after(response, faults.retry_after_secs));
     }
-    if hit(faults.error_rate) {
+    if hit(faults.error_rate) && shared.may_inject(faults) {
         let status = StatusCode::from_u16(faults.effective_error_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let response = error_response(

@@ -16,7 +16,7 @@ use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -41,6 +41,8 @@ pub(crate) struct Shared {
     pub(crate) recorder: Arc<Recorder>,
     /// Numbers requests, for ids.
     pub(crate) seq: AtomicU64,
+    /// 429s and errors injected since the faults were set (`max_injected`).
+    pub(crate) injected: AtomicU32,
     pub(crate) addr: SocketAddr,
     /// `http://{addr}`.
     pub(crate) origin: String,
@@ -64,7 +66,9 @@ impl Shared {
     }
 
     pub(crate) fn set_config(&self, config: MockConfig) {
-        *lock(&self.config) = Arc::new(config);
+        let mut guard = lock(&self.config);
+        *guard = Arc::new(config);
+        self.injected.store(0, Ordering::Relaxed);
     }
 
     pub(crate) fn set_faults(&self, faults: Faults) {
@@ -72,6 +76,19 @@ impl Shared {
         let mut config = MockConfig::clone(&guard);
         config.faults = faults;
         *guard = Arc::new(config);
+        self.injected.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether one more 429 or error may be injected under `max_injected`.
+    pub(crate) fn may_inject(&self, faults: &Faults) -> bool {
+        let Some(max) = faults.max_injected else {
+            return true;
+        };
+        self.injected
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
@@ -104,6 +121,7 @@ impl MockServer {
             config: Mutex::new(Arc::new(config)),
             recorder: Arc::new(Recorder::default()),
             seq: AtomicU64::new(0),
+            injected: AtomicU32::new(0),
             addr,
             origin: format!("http://{addr}"),
             listener: Mutex::new(Some(listener)),

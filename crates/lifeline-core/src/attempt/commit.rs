@@ -3,10 +3,13 @@
 //! Nothing is sent to the client until the upstream has produced content
 //! (text, a tool call, a refusal) or finished: the role-only first chunk
 //! does not count, since a stream that breaks right after it would leave
-//! the client with nothing. Until then a reset, a stall past the first-byte
-//! timeout, a malformed chunk or an upstream error event is an ordinary
-//! failed attempt, retried elsewhere. After, the stream belongs to the
-//! client (a failover would be a resume, not a retry).
+//! the client with nothing. Until then a reset, no content by the
+//! first-byte deadline, a silence after the first event longer than the
+//! stall timeout (`stream_idle_timeout`, or shorter when adaptive), a
+//! malformed chunk or an upstream error event is an ordinary failed attempt,
+//! retried elsewhere. After, the stream belongs to the client (a failover
+//! would be a resume, not a retry). Every event is reported to the lease
+//! ([`Lease::activity`]), which tracks the stream's longest silence.
 
 use bytes::{Bytes, BytesMut};
 
@@ -45,7 +48,9 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tokio::time::{timeout_at, Instant};
 
+use super::failure::FailureKind;
 use crate::relay::Scanner;
+use crate::route::Lease;
 
 /// Most bytes held back before committing anyway.
 const MAX_HELD: usize = 64 * 1024;
@@ -62,32 +67,97 @@ pub struct Committed {
     pub scanner: Scanner,
 }
 
-/// Reads `resp` through `scanner` until it is committable or `deadline`
-/// passes.
+/// Which deadline stopped a stream before its first content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// The first-byte deadline: no content in time.
+    FirstContent,
+    /// The stall timeout: silence after an event.
+    Stall,
+}
+
+/// Why a stream could not be committed.
+#[derive(Debug)]
+pub struct Stopped {
+    /// [`FailureKind::Timeout`] or [`FailureKind::StreamFailed`].
+    pub kind: FailureKind,
+    /// For the final error.
+    pub message: String,
+    /// The deadline that fired, if one did.
+    pub timer: Option<Timer>,
+    /// When the silence that fired a stall began.
+    pub since: Instant,
+}
+
+impl Stopped {
+    fn failed(message: String) -> Self {
+        Self {
+            kind: FailureKind::StreamFailed,
+            message,
+            timer: None,
+            since: Instant::now(),
+        }
+    }
+}
+
+/// Reads `resp` until it is committable, `deadline` passes, or the stream
+/// is silent for `stall` after an event.
 pub async fn first_content(
     resp: http::Response<Incoming>,
     mut scanner: Scanner,
     deadline: Instant,
-) -> Result<Committed, String> {
+    stall: std::time::Duration,
+    lease: &mut Lease,
+) -> Result<Committed, Stopped> {
     let (parts, mut body) = resp.into_parts();
     let mut held = Held::default();
+    let mut last: Option<Instant> = None;
     loop {
-        let frame = match timeout_at(deadline, body.frame()).await {
-            Err(_) => return Err("no stream content before the first-byte timeout".into()),
+        let limit = last.map_or(deadline, |l| deadline.min(l + stall));
+        let frame = match timeout_at(limit, body.frame()).await {
+            Err(_) => {
+                let stalled = limit < deadline;
+                return Err(Stopped {
+                    kind: FailureKind::Timeout,
+                    message: if stalled {
+                        format!(
+                            "no stream data for {} ms before any content",
+                            stall.as_millis()
+                        )
+                    } else {
+                        "no stream content before the first-byte timeout".into()
+                    },
+                    timer: Some(if stalled {
+                        Timer::Stall
+                    } else {
+                        Timer::FirstContent
+                    }),
+                    since: last.unwrap_or(limit),
+                });
+            }
             Ok(None) if scanner.done => break,
-            Ok(None) => return Err("stream ended before any content".into()),
-            Ok(Some(Err(e))) => return Err(format!("stream failed before any content: {e}")),
+            Ok(None) => return Err(Stopped::failed("stream ended before any content".into())),
+            Ok(Some(Err(e))) => {
+                return Err(Stopped::failed(format!(
+                    "stream failed before any content: {e}"
+                )))
+            }
             Ok(Some(Ok(f))) => f,
         };
         let Ok(data) = frame.into_data() else {
             continue;
         };
+        let now = Instant::now();
+        last = Some(now);
+        lease.activity(now);
         let feed = scanner.feed(data);
         if let Some(bad) = feed.bad {
-            return Err(format!("{bad} before any content"));
+            return Err(Stopped::failed(format!("{bad} before any content")));
         }
         if scanner.upstream_error {
-            return Err("upstream sent an error event before any content".into());
+            return Err(Stopped::failed(
+                "upstream sent an error event before any content".into(),
+            ));
         }
         held.push(feed.forward);
         if scanner.committable() || held.len() > MAX_HELD {

@@ -3,26 +3,39 @@
 //! Steps:
 //!
 //! 1. The request's end-to-end deadline is fixed (`request_timeout`); every
-//!    attempt's timeout is the smaller of its own (`first_byte_timeout`) and
-//!    the time left.
+//!    attempt's timeout is the smaller of its own (`first_byte_timeout`, or
+//!    the deployment's adaptive deadline) and the time left.
 //! 2. [`crate::balance::pick`] reserves a deployment, preferring ones not yet
 //!    tried. Nothing available before any attempt: a fast 503 with
 //!    `Retry-After` set to when something may be.
 //! 3. An attempt after the first needs a token from the model's
 //!    [`crate::retry::RetryBudget`]; retrying a deployment already tried first waits a
 //!    full-jitter backoff.
-//! 4. The upstream answer is classified (`upstream.rs`): success, the
+//! 4. The upstream answer is classified (`upstream.rs`) into a success, the
 //!    client's own error (returned as the provider gave it, never retried),
-//!    a misconfigured deployment (401/403: opened at once, fail over), or a
-//!    retryable failure (connect error, reset, timeout, 408, 429, 5xx).
-//! 5. Streams are read until their first content (`commit.rs`); a failure
+//!    a refusal by the upstream model, or a [`Failure`] (`failure.rs`), whose
+//!    kind says what comes next ([`Next`]).
+//! 5. After a transient failure the request stays in its tier
+//!    (`Call::stay`): the next pick is limited to that tier, a tried
+//!    deployment is retried after its backoff or `Retry-After`, and all of
+//!    that waiting is bounded by `tier_wait_ms`. A persistent failure, or a
+//!    wait that does not fit, lets it descend.
+//! 6. A refusal (context window; content policy with
+//!    `content_policy_fallback`) excludes that upstream model
+//!    ([`crate::balance::Refusal`]); the next attempt, free of the retry
+//!    budget, goes to another model. If none takes the request, the last
+//!    refusal is returned as the provider sent it.
+//! 7. Streams are read until their first content (`commit.rs`); a failure
 //!    before that is retried like any other, after it the stream is the
 //!    client's and ends honestly ([`crate::relay`]).
-//! 6. When attempts run out: 503 listing every attempt's error, with
+//! 8. When attempts run out: 503 listing every attempt's error, with
 //!    `x-should-retry: false` so official SDKs do not multiply the retries.
 
 mod commit;
+mod failure;
 mod upstream;
+
+pub use failure::{client_error_kind, Failure, FailureKind, Next};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +44,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response};
 use tokio::time::{timeout_at, Instant};
 
-use crate::balance::{pick, Pick};
+use crate::balance::{pick, Pick, Refusal, Scope};
 use crate::body::ProxyBody;
 use crate::error::ApiError;
 use crate::providers::Endpoint;
@@ -41,7 +54,7 @@ use crate::route::{Deployment, Model};
 use crate::telemetry::{
     Metrics, KEEP_ALIVE, X_LIFELINE_ATTEMPTS, X_LIFELINE_DEPLOYMENT, X_REQUEST_ID,
 };
-use upstream::{Attempted, Failed};
+use upstream::Attempted;
 
 /// How long a request at capacity waits on one deployment before looking again.
 const SATURATION_SLICE: Duration = Duration::from_millis(50);
@@ -83,17 +96,39 @@ impl Call {
         let deadline = self.started + policy.request_timeout;
         self.model.budget.deposit();
         let mut tried: Vec<Arc<Deployment>> = Vec::new();
-        let mut failures: Vec<Failed> = Vec::new();
+        let mut failures: Vec<Failure> = Vec::new();
+        // Upstream models that refused the request, and the last refusal's
+        // answer, returned as it was if no other model takes the request.
+        let mut refused: Vec<Refusal> = Vec::new();
+        let mut refusal: Option<(http::response::Parts, Bytes, Arc<str>)> = None;
+        let mut free_retry = false;
+        // Held in a tier after a transient failure: the tier, and the end of
+        // the `Retry-After` being waited for, if any.
+        let mut held: Option<(usize, Option<Instant>)> = None;
+        let mut tier_waited = Duration::ZERO;
+        let mut adaptive = true;
         let mut budget_refused = false;
         let mut same_retries = 0u32;
         let mut backed_off = false;
         while (tried.len() as u32) < policy.max_attempts {
-            let (lease, retry_of_tried) = match pick(&self.model, &tried) {
+            let scope = Scope {
+                tried: &tried,
+                up_to_tier: held.map(|(tier, _)| tier),
+                refused: &refused,
+            };
+            let (lease, retry_of_tried, place) = match pick(&self.model, scope) {
                 Pick::Lease {
                     lease,
                     retry_of_tried,
-                } => (lease, retry_of_tried),
-                Pick::Saturated { deployment } => {
+                    place,
+                } => (lease, retry_of_tried, place),
+                Pick::Saturated { .. } if held.is_some() => {
+                    // Its tier is full: load spills over to later tiers, as
+                    // it would for a request that never failed.
+                    held = None;
+                    continue;
+                }
+                Pick::Saturated { deployment, place } => {
                     // Every healthy deployment is at its concurrency cap: wait
                     // for a slot instead of refusing, in short slices so that
                     // another deployment freeing up or recovering is seen too.
@@ -101,7 +136,7 @@ impl Call {
                     match timeout_at(slice, deployment.lease_when_free()).await {
                         Ok(Some(lease)) => {
                             let again = tried.iter().any(|t| Arc::ptr_eq(t, &deployment));
-                            (lease, again)
+                            (lease, again, place)
                         }
                         // Drained or opened while waiting: pick again.
                         Ok(None) => continue,
@@ -132,6 +167,24 @@ impl Call {
                         e.code = Some("no_deployment_available");
                         return self.error(e, 0);
                     }
+                    if let Some((_, retry_until)) = held {
+                        // The tier is unavailable for now. Waiting is worth
+                        // it only for the `Retry-After` the request stayed
+                        // for; anything else (a breaker) means descending.
+                        let wait = until
+                            .filter(|u| retry_until.is_some_and(|r| *u <= r))
+                            .map(|u| u.saturating_duration_since(Instant::now()));
+                        match wait {
+                            Some(w) if self.may_wait(w, tier_waited, deadline) => {
+                                tier_waited += w;
+                                tokio::time::sleep(w).await;
+                                // The wait was the backoff.
+                                backed_off = true;
+                            }
+                            _ => held = None,
+                        }
+                        continue;
+                    }
                     break;
                 }
             };
@@ -141,6 +194,13 @@ impl Call {
             if retry_of_tried && !backed_off {
                 drop(lease);
                 let pause = full_jitter(policy.backoff_base, policy.backoff_max, same_retries);
+                if held.is_some() {
+                    if !self.may_wait(pause, tier_waited, deadline) {
+                        held = None;
+                        continue;
+                    }
+                    tier_waited += pause;
+                }
                 same_retries += 1;
                 if Instant::now() + pause >= deadline {
                     break;
@@ -153,25 +213,83 @@ impl Call {
             if Instant::now() >= deadline {
                 break;
             }
-            // Charged only for an attempt that is really made.
+            // Charged only for an attempt that is really made. The attempt
+            // after a refusal is not: see `Refusal` in the README.
             if !tried.is_empty() {
-                if !self.model.budget.withdraw() {
+                if !std::mem::take(&mut free_retry) && !self.model.budget.withdraw() {
                     budget_refused = true;
                     self.metrics.budget_refusal(&self.model.name);
                     break;
                 }
                 self.metrics.retry(&self.model.name);
             }
-            tried.push(lease.deployment().clone());
-            match self.attempt(lease, deadline, &tried).await {
+            let dep = lease.deployment().clone();
+            tried.push(dep.clone());
+            let f = match self.attempt(lease, deadline, &tried, &mut adaptive).await {
                 Attempted::Answer(resp) => return resp,
                 Attempted::Failed(f) => {
-                    tracing::info!(message = "Attempt failed.", request_id = ?self.request_id, deployment = %f.deployment, error = %f.what);
-                    failures.push(f);
+                    held = self.stay(&f, &dep, place.tier, tier_waited, deadline, &tried);
+                    f
                 }
-            }
+                Attempted::Refused(f, parts, body) => {
+                    refused.push(Refusal {
+                        deployment: dep,
+                        place,
+                        context_length: f.kind == FailureKind::ContextLength,
+                    });
+                    refusal = Some((parts, body, f.deployment.clone()));
+                    free_retry = true;
+                    held = None;
+                    f
+                }
+            };
+            tracing::info!(message = "Attempt failed.", request_id = ?self.request_id, deployment = %f.deployment, kind = f.kind.label(), error = %f.message);
+            failures.push(f);
+        }
+        if let Some((parts, body, deployment)) = refusal {
+            return self.answer(parts, ProxyBody::full(body), &deployment, tried.len());
         }
         self.exhausted(&failures, tried.len(), budget_refused, deadline)
+    }
+
+    /// After a failure on `dep` (in tier `tier`): whether the request stays
+    /// in that tier, and until when a `Retry-After` asks it to wait.
+    ///
+    /// It stays after a transient failure (a 5xx, a reset, a 429 whose
+    /// `Retry-After` ends within what is left of `tier_wait_ms` and before
+    /// the deadline), the first time that deployment fails for this
+    /// request, while its breaker is closed and the retry budget allows a
+    /// retry. Otherwise it descends at once.
+    fn stay(
+        &self,
+        f: &Failure,
+        dep: &Arc<Deployment>,
+        tier: usize,
+        tier_waited: Duration,
+        deadline: Instant,
+        tried: &[Arc<Deployment>],
+    ) -> Option<(usize, Option<Instant>)> {
+        if f.kind.next() != Next::Transient {
+            return None;
+        }
+        let failed_before = tried.iter().filter(|t| Arc::ptr_eq(t, dep)).count() > 1;
+        if failed_before || dep.is_open() {
+            return None;
+        }
+        let wait = f.retry_after.unwrap_or(Duration::ZERO);
+        if !self.may_wait(wait, tier_waited, deadline) {
+            return None;
+        }
+        Some((tier, f.retry_after.map(|ra| Instant::now() + ra)))
+    }
+
+    /// Whether the request may wait `wait` more to stay in its tier.
+    fn may_wait(&self, wait: Duration, tier_waited: Duration, deadline: Instant) -> bool {
+        let policy = &self.model.policy;
+        !policy.tier_wait.is_zero()
+            && tier_waited + wait <= policy.tier_wait
+            && Instant::now() + wait < deadline
+            && self.model.budget.can_withdraw()
     }
 
     /// The client's response: upstream status and headers (hop-by-hop ones
@@ -180,13 +298,13 @@ impl Call {
         &self,
         parts: http::response::Parts,
         body: ProxyBody,
-        dep: &Deployment,
+        deployment: &str,
         attempts: usize,
     ) -> Response<ProxyBody> {
         let mut resp = Response::from_parts(parts, body);
         let h = resp.headers_mut();
         strip_hop_by_hop(h);
-        if let Ok(v) = HeaderValue::from_str(&dep.id) {
+        if let Ok(v) = HeaderValue::from_str(deployment) {
             h.insert(X_LIFELINE_DEPLOYMENT, v);
         }
         h.insert(X_LIFELINE_ATTEMPTS, HeaderValue::from(attempts));
@@ -203,14 +321,14 @@ impl Call {
 
     fn exhausted(
         &self,
-        failures: &[Failed],
+        failures: &[Failure],
         attempts: usize,
         budget_refused: bool,
         deadline: Instant,
     ) -> Response<ProxyBody> {
         let list = failures
             .iter()
-            .map(|f| format!("{}: {}", f.deployment, f.what))
+            .map(Failure::to_string)
             .collect::<Vec<_>>()
             .join("; ");
         let mut e = if Instant::now() >= deadline {

@@ -2,8 +2,10 @@
 //! its answer, and what the answer means.
 //!
 //! [`classify`] sorts upstream statuses; [`Call::attempt`] turns an answer
-//! into either the client's response or a failure to retry elsewhere, and
-//! records the outcome on the deployment's lease.
+//! into the client's response, a refusal by the upstream model (context
+//! window, content policy) or a [`Failure`], and records the outcome
+//! derived from it on the deployment's lease. The attempt's deadlines are
+//! adaptive (`Call::timeout`, [`crate::health::latency`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -13,8 +15,10 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use tokio::time::{timeout_at, Instant};
 
+use super::failure::{client_error_kind, Failure, FailureKind};
 use super::{commit, Call, MAX_RESPONSE_BYTES};
 use crate::body::ProxyBody;
+use crate::health::latency::{adaptive_timeout, LatencyKind};
 use crate::health::Outcome;
 use crate::providers::Endpoint;
 use crate::relay::{Protocol, RelayBody, StreamEnd};
@@ -22,13 +26,6 @@ use crate::request::splice;
 use crate::retry::retry_after;
 use crate::route::{Deployment, Lease};
 use crate::telemetry::X_REQUEST_ID;
-
-/// Why one attempt failed.
-#[derive(Debug, Clone)]
-pub(super) struct Failed {
-    pub(super) deployment: Arc<str>,
-    pub(super) what: String,
-}
 
 /// How an upstream answer is treated.
 enum Class {
@@ -64,120 +61,143 @@ pub(super) enum Attempted {
     /// Send this to the client; the request is over.
     Answer(Response<ProxyBody>),
     /// Try again elsewhere.
-    Failed(Failed),
+    Failed(Failure),
+    /// The upstream model refused the request (context window, or content
+    /// policy with `content_policy_fallback`): another upstream model may
+    /// take it; if none does, this answer goes to the client as it is.
+    Refused(Failure, http::response::Parts, Bytes),
 }
 
 impl Call {
+    /// Makes one attempt on the leased deployment. `adaptive` says whether
+    /// adaptive deadlines may apply; it is cleared when this attempt was
+    /// abandoned at one, so that the request's later attempts wait the
+    /// configured time (a request that is long by nature is then not cut
+    /// short on every deployment in turn).
     pub(super) async fn attempt(
         &self,
         mut lease: Lease,
         deadline: Instant,
         tried: &[Arc<Deployment>],
+        adaptive: &mut bool,
     ) -> Attempted {
         let n = tried.len();
         let dep = lease.deployment().clone();
         let policy = &self.model.policy;
         let start = Instant::now();
-        let attempt_deadline = deadline.min(start + policy.first_byte_timeout);
-        let fail = |what: String| Failed {
-            deployment: dep.id.clone(),
-            what,
+        let stream = self.inspected.stream;
+        let kind = if stream {
+            LatencyKind::FirstContent
+        } else {
+            LatencyKind::Answer
         };
+        let first_byte = self.timeout(&dep, kind, policy.first_byte_timeout, *adaptive);
+        let attempt_deadline = deadline.min(start + first_byte);
         let req = match self.upstream_request(&dep) {
             Ok(r) => r,
             Err(what) => {
-                lease.finish(Outcome::failure(Duration::ZERO));
-                return Attempted::Failed(fail(what));
+                return self.failed(lease, Failure::new(FailureKind::BadUrl, &dep.id, what));
             }
         };
-        let resp = match self.response_head(&dep, req, start, deadline, tried).await {
+        let resp = match self
+            .response_head(&dep, req, start, first_byte, deadline, tried)
+            .await
+        {
             Err(why) => {
-                self.metrics.attempt(&dep.id, "timeout");
-                lease.finish(Outcome::failure(start.elapsed()));
-                return Attempted::Failed(fail(why));
+                let cut = first_byte < policy.first_byte_timeout;
+                self.cut(
+                    &dep,
+                    kind,
+                    cut && start + first_byte <= deadline,
+                    start,
+                    adaptive,
+                );
+                let f = Failure::new(FailureKind::Timeout, &dep.id, why);
+                return self.failed(lease, f.after(start.elapsed()));
             }
             Ok(Err(e)) => {
-                let connect = e.is_connect();
-                self.metrics
-                    .attempt(&dep.id, if connect { "connect" } else { "reset" });
-                lease.finish(Outcome::failure(start.elapsed()));
-                return Attempted::Failed(fail(describe_client_error(&e)));
+                let kind = if e.is_connect() {
+                    FailureKind::Connect
+                } else {
+                    FailureKind::Reset
+                };
+                let f = Failure::new(kind, &dep.id, describe_client_error(&e));
+                return self.failed(lease, f.after(start.elapsed()));
             }
             Ok(Ok(r)) => r,
         };
+        let head_latency = start.elapsed();
         let status = resp.status();
+        let body_deadline =
+            deadline.min(attempt_deadline.max(Instant::now() + policy.stream_idle_timeout));
         match classify(status) {
             Class::Success => {}
             Class::ClientError => {
-                self.metrics.attempt(&dep.id, "client_error");
-                return match read_body(
-                    resp,
-                    deadline.min(attempt_deadline.max(Instant::now() + policy.stream_idle_timeout)),
-                )
-                .await
-                {
-                    Ok((parts, body)) => {
-                        lease.finish(Outcome::neutral(start.elapsed()));
-                        Attempted::Answer(self.answer(parts, ProxyBody::full(body), &dep, n))
-                    }
-                    Err(what) => {
-                        lease.finish(Outcome::failure(start.elapsed()));
-                        Attempted::Failed(fail(what))
+                let (parts, body) = match read_body(resp, body_deadline).await {
+                    Ok(answer) => answer,
+                    Err((kind, what)) => {
+                        let f = Failure::new(kind, &dep.id, what);
+                        return self.failed(lease, f.after(start.elapsed()));
                     }
                 };
+                let kind = client_error_kind(status.as_u16(), &body);
+                let what = match kind {
+                    FailureKind::ContextLength => "the prompt exceeds this model's context window",
+                    FailureKind::ContentPolicy => "refused by the provider's content policy",
+                    _ => "the request's own error",
+                };
+                let f = Failure::new(kind, &dep.id, format!("HTTP {}: {what}", status.as_u16()))
+                    .after(start.elapsed());
+                self.record(lease, &f);
+                let fallback = match kind {
+                    FailureKind::ContextLength => true,
+                    FailureKind::ContentPolicy => policy.content_policy_fallback,
+                    _ => false,
+                };
+                if fallback {
+                    return Attempted::Refused(f, parts, body);
+                }
+                return Attempted::Answer(self.answer(parts, ProxyBody::full(body), &dep.id, n));
             }
             Class::Redirect => {
-                self.metrics.attempt(&dep.id, "status_error");
-                lease.finish(Outcome::failure(start.elapsed()));
-                return Attempted::Failed(fail(format!(
+                let what = format!(
                     "HTTP {} redirect from upstream: check the provider's base_url",
                     status.as_u16()
-                )));
+                );
+                let f = Failure::new(FailureKind::Redirect, &dep.id, what);
+                return self.failed(lease, f.after(start.elapsed()));
             }
             Class::Misconfigured => {
-                self.metrics.attempt(&dep.id, "misconfigured");
-                lease.finish(Outcome {
-                    misconfigured: true,
-                    ..Outcome::failure(start.elapsed())
-                });
-                return Attempted::Failed(fail(format!(
+                let what = format!(
                     "HTTP {} from upstream: the deployment's credentials or access are wrong",
                     status.as_u16()
-                )));
+                );
+                let f = Failure::new(FailureKind::Misconfigured, &dep.id, what);
+                return self.failed(lease, f.after(start.elapsed()));
             }
-            Class::Retryable | Class::Fatal => {
+            class @ (Class::Retryable | Class::Fatal) => {
                 let retry_after = retry_after(resp.headers(), SystemTime::now());
-                let label = if status == StatusCode::TOO_MANY_REQUESTS {
-                    "rate_limited"
-                } else {
-                    "status_error"
+                let kind = match class {
+                    Class::Fatal => FailureKind::Unsupported,
+                    _ if status == StatusCode::TOO_MANY_REQUESTS => FailureKind::RateLimited,
+                    _ => FailureKind::StatusError,
                 };
-                self.metrics.attempt(&dep.id, label);
-                let outcome = Outcome {
-                    retry_after,
-                    ..Outcome::failure(start.elapsed())
-                };
-                lease.finish(outcome);
-                if matches!(classify(status), Class::Fatal) {
-                    // Not retryable (e.g. 501): the provider's answer stands.
-                    if let Ok((parts, body)) = read_body(
-                        resp,
-                        deadline.min(Instant::now() + policy.stream_idle_timeout),
-                    )
-                    .await
-                    {
-                        return Attempted::Answer(self.answer(
-                            parts,
-                            ProxyBody::full(body),
-                            &dep,
-                            n,
-                        ));
-                    }
-                }
                 let ra = retry_after
                     .map(|d| format!(", Retry-After {} s", d.as_secs()))
                     .unwrap_or_default();
-                return Attempted::Failed(fail(format!("HTTP {}{ra}", status.as_u16())));
+                let f = Failure::new(kind, &dep.id, format!("HTTP {}{ra}", status.as_u16()))
+                    .after(start.elapsed())
+                    .retry_after(retry_after);
+                self.record(lease, &f);
+                if kind == FailureKind::Unsupported {
+                    // Not retryable (e.g. 501): the provider's answer stands.
+                    let body_deadline = deadline.min(Instant::now() + policy.stream_idle_timeout);
+                    if let Ok((parts, body)) = read_body(resp, body_deadline).await {
+                        let body = ProxyBody::full(body);
+                        return Attempted::Answer(self.answer(parts, body, &dep.id, n));
+                    }
+                }
+                return Attempted::Failed(f);
             }
         }
         let is_sse = resp
@@ -185,14 +205,21 @@ impl Call {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
-        if self.inspected.stream && is_sse {
+        if stream && is_sse {
             let protocol = match self.endpoint {
                 Endpoint::Responses => Protocol::Responses,
                 Endpoint::ChatCompletions => Protocol::Chat,
                 Endpoint::ImagesGenerations | Endpoint::Embeddings => Protocol::Generic,
             };
+            let stall = self.timeout(
+                &dep,
+                LatencyKind::StreamGap,
+                policy.stream_idle_timeout,
+                *adaptive,
+            );
             let scanner = crate::relay::Scanner::new(protocol).choices(self.inspected.choices);
-            return match commit::first_content(resp, scanner, attempt_deadline).await {
+            let first = commit::first_content(resp, scanner, attempt_deadline, stall, &mut lease);
+            return match first.await {
                 Ok(c) => {
                     let ttft = start.elapsed();
                     lease.first_content(ttft);
@@ -218,56 +245,124 @@ impl Call {
                     Attempted::Answer(self.answer(
                         c.parts,
                         ProxyBody::Relay(Box::new(relay)),
-                        &dep,
+                        &dep.id,
                         n,
                     ))
                 }
-                Err(what) => {
-                    self.metrics.attempt(&dep.id, "stream_failed");
-                    lease.finish(Outcome::failure(start.elapsed()));
-                    Attempted::Failed(fail(what))
+                Err(stop) => {
+                    match stop.timer {
+                        Some(commit::Timer::Stall) => self.cut(
+                            &dep,
+                            LatencyKind::StreamGap,
+                            stall < policy.stream_idle_timeout,
+                            stop.since,
+                            adaptive,
+                        ),
+                        Some(commit::Timer::FirstContent) => {
+                            let cut = first_byte < policy.first_byte_timeout
+                                && start + first_byte <= deadline;
+                            self.cut(&dep, kind, cut, start, adaptive);
+                        }
+                        None => {}
+                    }
+                    let f = Failure::new(stop.kind, &dep.id, stop.message);
+                    self.failed(lease, f.after(start.elapsed()))
                 }
             };
         }
-        match read_body(
-            resp,
-            deadline.min(attempt_deadline.max(Instant::now() + policy.stream_idle_timeout)),
-        )
-        .await
-        {
+        match read_body(resp, body_deadline).await {
             Ok((_, body)) if !is_json_answer(&body) => {
-                self.metrics.attempt(&dep.id, "bad_body");
-                lease.finish(Outcome::failure(start.elapsed()));
-                Attempted::Failed(fail(format!(
+                let what = format!(
                     "HTTP {} with a body that is not a JSON answer ({} bytes)",
                     status.as_u16(),
                     body.len()
-                )))
+                );
+                let f = Failure::new(FailureKind::BadBody, &dep.id, what);
+                self.failed(lease, f.after(start.elapsed()))
             }
             Ok((parts, body)) => {
                 self.metrics.attempt(&dep.id, "success");
+                if !stream {
+                    dep.observe_latency(LatencyKind::Answer, head_latency);
+                }
                 lease.finish(Outcome::success(start.elapsed()));
-                Attempted::Answer(self.answer(parts, ProxyBody::full(body), &dep, n))
+                Attempted::Answer(self.answer(parts, ProxyBody::full(body), &dep.id, n))
             }
-            Err(what) => {
-                self.metrics.attempt(&dep.id, "reset");
-                lease.finish(Outcome::failure(start.elapsed()));
-                Attempted::Failed(fail(what))
+            Err((kind, what)) => {
+                let f = Failure::new(kind, &dep.id, what);
+                self.failed(lease, f.after(start.elapsed()))
             }
+        }
+    }
+
+    /// Records a failed attempt (its metric and its health outcome, both
+    /// derived from `f`) and hands it to the loop.
+    fn failed(&self, lease: Lease, f: Failure) -> Attempted {
+        self.record(lease, &f);
+        Attempted::Failed(f)
+    }
+
+    fn record(&self, lease: Lease, f: &Failure) {
+        self.metrics.attempt(&f.deployment, f.kind.label());
+        lease.finish(f.outcome());
+    }
+
+    /// The deadline of `kind` for an attempt on `dep`: the configured value,
+    /// or with adaptive deadlines `multiplier × p99`, floored and capped by it.
+    fn timeout(
+        &self,
+        dep: &Deployment,
+        kind: LatencyKind,
+        configured: Duration,
+        adaptive: bool,
+    ) -> Duration {
+        let p = &self.model.policy;
+        if !(adaptive && p.adaptive_timeouts) {
+            return configured;
+        }
+        adaptive_timeout(
+            dep.latency_p99(kind),
+            p.adaptive_multiplier,
+            p.adaptive_floor,
+            configured,
+        )
+    }
+
+    /// An attempt was abandoned at a deadline; `adaptive_cut` when that was
+    /// an adaptive deadline shorter than the configured one. Then the time
+    /// waited counts as a sample of `kind` (so a deployment that really
+    /// became slower gets its deadline back within a few such cuts, instead
+    /// of being abandoned forever by a p99 of the past), and the request's
+    /// later attempts wait the configured time.
+    fn cut(
+        &self,
+        dep: &Deployment,
+        kind: LatencyKind,
+        adaptive_cut: bool,
+        since: Instant,
+        adaptive: &mut bool,
+    ) {
+        if adaptive_cut && *adaptive {
+            dep.observe_latency(kind, since.elapsed());
+            *adaptive = false;
         }
     }
 
     /// Waits for the response head of an attempt.
     ///
-    /// Streams must start within `first_byte_timeout`. A non-streaming answer
-    /// comes only once it is fully generated, which for a long answer takes
-    /// longer than any first-byte timeout that still catches a frozen
-    /// server. So when `first_byte_timeout` passes, the wait goes on (one
-    /// `first_byte_timeout` at a time, up to the request's deadline) only
-    /// while the deployment shows it is working:
+    /// Streams must start within `first_byte` (the attempt's first-byte
+    /// deadline: `first_byte_timeout`, or shorter when adaptive). A
+    /// non-streaming answer comes only once it is fully generated, which for
+    /// a long answer takes longer than any first-byte timeout that still
+    /// catches a frozen server. So when `first_byte` passes, the wait goes on
+    /// (one configured `first_byte_timeout` at a time, up to the request's
+    /// deadline) only while the deployment shows it is working:
     ///
-    /// 1. it answered other requests during the last `first_byte_timeout`:
-    ///    it is busy generating, not frozen; or
+    /// 1. it answered other requests successfully since this attempt started
+    ///    and during the last `first_byte_timeout`: it is busy generating,
+    ///    not frozen (failures and timeouts are no such evidence: one
+    ///    request timing out must not extend the others' wait on a frozen
+    ///    server); or
     /// 2. no untried deployment could take the request instead, and it
     ///    answers a probe (`GET {probe_path}`, no tokens): waiting is the
     ///    only way to an answer, and the server is alive.
@@ -276,11 +371,17 @@ impl Call {
     /// provider whose model list answers while its inference hangs (a common
     /// shape of outage) is thus abandoned after `first_byte_timeout` when
     /// another deployment exists.
+    ///
+    /// An adaptive `first_byte` only moves the moment this question is first
+    /// asked: a deployment that is normally fast and now silent is left in
+    /// seconds, while one that is busy keeps its long requests, judged by
+    /// the configured timeout as before.
     async fn response_head(
         &self,
         dep: &Deployment,
         req: Request<Full<Bytes>>,
         start: Instant,
+        first_byte: Duration,
         deadline: Instant,
         tried: &[Arc<Deployment>],
     ) -> Result<Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>, String>
@@ -288,7 +389,7 @@ impl Call {
         let policy = &self.model.policy;
         let send = self.model.client.request(req);
         tokio::pin!(send);
-        let mut until = deadline.min(start + policy.first_byte_timeout);
+        let mut until = deadline.min(start + first_byte);
         loop {
             if let Ok(head) = timeout_at(until, &mut send).await {
                 return Ok(head);
@@ -297,9 +398,10 @@ impl Call {
             if self.inspected.stream || until >= deadline {
                 return Err(format!("no response headers within {waited} ms"));
             }
-            // Answered something during the last wait: busy, not frozen.
+            // Answered something since this attempt started, and recently:
+            // busy, not frozen.
             let working = dep
-                .last_answer()
+                .last_success()
                 .is_some_and(|t| t > start && t + policy.first_byte_timeout > Instant::now());
             if !working {
                 if crate::balance::has_untried(&self.model, tried) {
@@ -373,11 +475,18 @@ fn is_json_answer(body: &[u8]) -> bool {
 async fn read_body(
     resp: Response<hyper::body::Incoming>,
     deadline: Instant,
-) -> Result<(http::response::Parts, Bytes), String> {
+) -> Result<(http::response::Parts, Bytes), (FailureKind, String)> {
     let (parts, body) = resp.into_parts();
     match timeout_at(deadline, Limited::new(body, MAX_RESPONSE_BYTES).collect()).await {
-        Err(_) => Err("response body not received in time".into()),
-        Ok(Err(e)) => Err(format!("response body failed: {e}")),
+        Err(_) => Err((
+            FailureKind::Timeout,
+            "response body not received in time".into(),
+        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err((
+            FailureKind::BadBody,
+            format!("response body over {MAX_RESPONSE_BYTES} bytes"),
+        )),
+        Ok(Err(e)) => Err((FailureKind::Reset, format!("response body failed: {e}"))),
         Ok(Ok(c)) => Ok((parts, c.to_bytes())),
     }
 }

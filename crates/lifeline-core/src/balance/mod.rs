@@ -2,12 +2,18 @@
 //!
 //! Steps, for each attempt:
 //!
-//! 1. Walk the tiers in order. A tier is used while any of its deployments
-//!    is available (breaker not open, not drained, no pending
-//!    `Retry-After`, provider under its concurrency cap).
+//! 1. Walk the tiers in order, up to the tier the request is held in, if any
+//!    ([`Scope::up_to_tier`]: after a transient failure the attempt loop
+//!    keeps the request in its tier for a while). A tier is used while any
+//!    of its deployments is available (breaker not open, not drained, no
+//!    pending `Retry-After`, provider under its concurrency cap).
 //! 2. Within the tier, prefer deployments this request has not tried yet;
 //!    if all were tried, the tier's tried ones are allowed again (later
 //!    tiers still come first if they have untried deployments).
+//!    Deployments of an upstream model that refused the request
+//!    ([`Refusal`]: its context window, or its content policy) are skipped,
+//!    and after a context-length refusal only a later tier or a larger
+//!    configured `context_window` qualifies.
 //! 3. Power of two choices: draw two distinct candidates at random and take
 //!    the one with the lower `peak-EWMA latency × (in-flight + 1) / weight`.
 //! 4. Reserve it ([`Deployment::lease`]); if that races with a breaker
@@ -32,6 +38,8 @@ pub enum Pick {
         lease: Lease,
         /// Whether this request already tried the deployment.
         retry_of_tried: bool,
+        /// Where the deployment sits.
+        place: Place,
     },
     /// Every healthy deployment is at its provider's `max_concurrency`; the
     /// caller may wait for a slot on this one (the least loaded of the
@@ -39,6 +47,8 @@ pub enum Pick {
     Saturated {
         /// The deployment to wait on.
         deployment: Arc<Deployment>,
+        /// Where it sits.
+        place: Place,
     },
     /// Nothing is available; the earliest instant something may be.
     Unavailable {
@@ -47,26 +57,87 @@ pub enum Pick {
     },
 }
 
-/// Picks a deployment of `model`, avoiding the `tried` ones where possible.
-pub fn pick(model: &Model, tried: &[Arc<Deployment>]) -> Pick {
+/// A picked deployment's place in the model: its tier and its tier entry's
+/// `context_window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place {
+    /// Tier index, 0 for the first.
+    pub tier: usize,
+    /// The configured context window, if any.
+    pub context_window: Option<u32>,
+}
+
+/// An upstream model that refused this request, and where.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    /// The deployment that answered the refusal.
+    pub deployment: Arc<Deployment>,
+    /// Where it sat.
+    pub place: Place,
+    /// A context-window refusal (else a content-policy one).
+    pub context_length: bool,
+}
+
+impl Refusal {
+    /// Whether a deployment at `place` may take the request after this refusal.
+    fn allows(&self, d: &Deployment, place: Place) -> bool {
+        if d.model == self.deployment.model {
+            return false;
+        }
+        if !self.context_length {
+            return true;
+        }
+        place.tier > self.place.tier
+            || place
+                .context_window
+                .zip(self.place.context_window)
+                .is_some_and(|(there, here)| there > here)
+    }
+}
+
+/// Which deployments an attempt may go to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// Deployments this request already tried: picked again only when no
+    /// untried one is available (the caller then backs off first).
+    pub tried: &'a [Arc<Deployment>],
+    /// Only tiers up to this index; `None`: every tier.
+    pub up_to_tier: Option<usize>,
+    /// Upstream models that refused the request.
+    pub refused: &'a [Refusal],
+}
+
+/// Picks a deployment of `model` within `scope`, avoiding the tried ones
+/// where possible.
+pub fn pick(model: &Model, scope: Scope<'_>) -> Pick {
     let now = Instant::now();
     let mut earliest: Option<Instant> = None;
-    let mut full: Option<&Member> = None;
+    let mut full: Option<(&Member, Place)> = None;
+    let tried = scope.tried;
     let was_tried = |d: &Arc<Deployment>| tried.iter().any(|t| Arc::ptr_eq(t, d));
+    let tiers = scope.up_to_tier.map_or(model.tiers.len(), |t| t + 1);
     for pass_allows_tried in [false, true] {
-        for tier in &model.tiers {
+        for (ti, tier) in model.tiers.iter().enumerate().take(tiers) {
             let mut candidates: Vec<&Member> = Vec::with_capacity(tier.len());
             for m in tier {
                 if !pass_allows_tried && was_tried(&m.deployment) {
                     continue;
                 }
+                let place = Place {
+                    tier: ti,
+                    context_window: m.context_window,
+                };
+                if !scope.refused.iter().all(|r| r.allows(&m.deployment, place)) {
+                    continue;
+                }
                 match m.deployment.availability(now) {
                     Availability::Until(t) => earliest = Some(earliest.map_or(t, |e| e.min(t))),
                     _ if m.deployment.saturated() => {
-                        let less_loaded = full
-                            .is_none_or(|f| m.deployment.in_flight() < f.deployment.in_flight());
+                        let less_loaded = full.is_none_or(|(f, _)| {
+                            m.deployment.in_flight() < f.deployment.in_flight()
+                        });
                         if full.is_none() || (less_loaded && !pass_allows_tried) {
-                            full = Some(m);
+                            full = Some((m, place));
                         }
                     }
                     _ => candidates.push(m),
@@ -80,14 +151,19 @@ pub fn pick(model: &Model, tried: &[Arc<Deployment>]) -> Pick {
                     return Pick::Lease {
                         lease,
                         retry_of_tried,
+                        place: Place {
+                            tier: ti,
+                            context_window: m.context_window,
+                        },
                     };
                 }
             }
         }
     }
     match full {
-        Some(m) => Pick::Saturated {
+        Some((m, place)) => Pick::Saturated {
             deployment: m.deployment.clone(),
+            place,
         },
         None => Pick::Unavailable { until: earliest },
     }

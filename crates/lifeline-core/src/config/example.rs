@@ -29,6 +29,7 @@ admin_listen = "127.0.0.1:8081"
 # Timeouts and retries for every model can be set here, for example:
 # first_byte_timeout_ms = 10000   # time to the first token before trying elsewhere
 # max_attempts = 4                # attempts per request, the first included
+# tier_wait_ms = 3000             # waiting to retry in tier 1 before falling back
 
 # Providers are the upstreams Lifeline can send a request to. Real ones look like:
 #

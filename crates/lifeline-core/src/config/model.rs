@@ -144,7 +144,7 @@ pub struct ModelConfig {
     pub policy: RequestPolicy,
 }
 
-/// One `{ provider, model, weight }` entry of a tier.
+/// One `{ provider, model, weight, context_window }` entry of a tier.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeploymentRef {
     /// A provider name that exists in `providers`.
@@ -153,6 +153,10 @@ pub struct DeploymentRef {
     pub model: String,
     /// Relative share of traffic within the tier (>= 1, default 1).
     pub weight: u32,
+    /// The upstream model's context window in tokens (`context_window`), if
+    /// known: after a context-length refusal, a deployment with a larger one
+    /// may take the request.
+    pub context_window: Option<u32>,
 }
 
 /// Timeouts and retry settings of one model.
@@ -177,6 +181,21 @@ pub struct RequestPolicy {
     pub retry_budget_ratio: f64,
     /// Retries per second always allowed (`retry_budget_min_per_sec`, default 5).
     pub retry_budget_min_per_sec: u32,
+    /// Most time a request waits (backoff, `Retry-After`) to be retried in
+    /// its tier after a transient failure before it descends to a later
+    /// tier (`tier_wait_ms`, default 3 s; zero descends at once).
+    pub tier_wait: Duration,
+    /// Whether a content-policy refusal moves the request to another
+    /// upstream model instead of being returned (`content_policy_fallback`,
+    /// default false).
+    pub content_policy_fallback: bool,
+    /// Whether deadlines follow each deployment's recent p99 latency
+    /// (`adaptive_timeouts`, default true).
+    pub adaptive_timeouts: bool,
+    /// Adaptive deadline = this × the recent p99 (`adaptive_timeout_multiplier`, default 3).
+    pub adaptive_multiplier: f64,
+    /// Shortest adaptive deadline (`adaptive_timeout_floor_ms`, default 2 s).
+    pub adaptive_floor: Duration,
 }
 
 /// `[[keys]]`: one client key, kept only as its SHA-256.
@@ -222,6 +241,11 @@ impl Default for RequestPolicy {
             backoff_max: Duration::from_secs(2),
             retry_budget_ratio: 0.2,
             retry_budget_min_per_sec: 5,
+            tier_wait: Duration::from_secs(3),
+            content_policy_fallback: false,
+            adaptive_timeouts: true,
+            adaptive_multiplier: 3.0,
+            adaptive_floor: Duration::from_secs(2),
         }
     }
 }

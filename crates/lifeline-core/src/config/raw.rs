@@ -51,6 +51,11 @@ pub(super) struct RawServer {
     pub backoff_max_ms: Option<Spanned<u64>>,
     pub retry_budget_ratio: Option<Spanned<f64>>,
     pub retry_budget_min_per_sec: Option<Spanned<u32>>,
+    pub tier_wait_ms: Option<Spanned<u64>>,
+    pub content_policy_fallback: Option<Spanned<bool>>,
+    pub adaptive_timeouts: Option<Spanned<bool>>,
+    pub adaptive_timeout_multiplier: Option<Spanned<f64>>,
+    pub adaptive_timeout_floor_ms: Option<Spanned<u64>>,
 }
 
 /// `[admin]`.
@@ -123,9 +128,19 @@ pub(super) struct RawModel {
     pub retry_budget_ratio: Option<Spanned<f64>>,
     #[serde(default)]
     pub retry_budget_min_per_sec: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub tier_wait_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub content_policy_fallback: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub adaptive_timeouts: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub adaptive_timeout_multiplier: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub adaptive_timeout_floor_ms: Option<Spanned<u64>>,
 }
 
-/// One `{ provider, model, weight }` entry of a tier.
+/// One `{ provider, model, weight, context_window }` entry of a tier.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDeployment {
@@ -133,6 +148,8 @@ pub(super) struct RawDeployment {
     pub model: Spanned<String>,
     #[serde(default)]
     pub weight: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub context_window: Option<Spanned<u32>>,
 }
 
 /// One `[[keys]]` table. Its span is that of its `[[keys]]` header.
@@ -159,6 +176,11 @@ pub(super) struct RawPolicy {
     pub backoff_max_ms: Option<Spanned<u64>>,
     pub retry_budget_ratio: Option<Spanned<f64>>,
     pub retry_budget_min_per_sec: Option<Spanned<u32>>,
+    pub tier_wait_ms: Option<Spanned<u64>>,
+    pub content_policy_fallback: Option<Spanned<bool>>,
+    pub adaptive_timeouts: Option<Spanned<bool>>,
+    pub adaptive_timeout_multiplier: Option<Spanned<f64>>,
+    pub adaptive_timeout_floor_ms: Option<Spanned<u64>>,
 }
 
 impl RawServer {
@@ -174,6 +196,11 @@ impl RawServer {
             backoff_max_ms: self.backoff_max_ms.clone(),
             retry_budget_ratio: self.retry_budget_ratio.clone(),
             retry_budget_min_per_sec: self.retry_budget_min_per_sec.clone(),
+            tier_wait_ms: self.tier_wait_ms.clone(),
+            content_policy_fallback: self.content_policy_fallback.clone(),
+            adaptive_timeouts: self.adaptive_timeouts.clone(),
+            adaptive_timeout_multiplier: self.adaptive_timeout_multiplier.clone(),
+            adaptive_timeout_floor_ms: self.adaptive_timeout_floor_ms.clone(),
         }
     }
 }
@@ -191,6 +218,11 @@ impl RawModel {
             backoff_max_ms: self.backoff_max_ms.clone(),
             retry_budget_ratio: self.retry_budget_ratio.clone(),
             retry_budget_min_per_sec: self.retry_budget_min_per_sec.clone(),
+            tier_wait_ms: self.tier_wait_ms.clone(),
+            content_policy_fallback: self.content_policy_fallback.clone(),
+            adaptive_timeouts: self.adaptive_timeouts.clone(),
+            adaptive_timeout_multiplier: self.adaptive_timeout_multiplier.clone(),
+            adaptive_timeout_floor_ms: self.adaptive_timeout_floor_ms.clone(),
         }
     }
 }

@@ -98,6 +98,11 @@ backoff_base_ms = 10
 backoff_max_ms = 20
 retry_budget_ratio = 0.5
 retry_budget_min_per_sec = 7
+tier_wait_ms = 0
+content_policy_fallback = true
+adaptive_timeouts = false
+adaptive_timeout_multiplier = 4.0
+adaptive_timeout_floor_ms = 500
 
 [admin]
 token = "${LIFELINE_ADMIN_TOKEN}"
@@ -148,10 +153,12 @@ name = "gpt-4o"
 tiers = [
   [ { provider = "primary", model = "gpt-4o", weight = 3 },
     { provider = "secondary", model = "gpt-4o", weight = 1 } ],
-  [ { provider = "backup", model = "llama-3.1-70b" } ],
+  [ { provider = "backup", model = "llama-3.1-70b", context_window = 131072 } ],
 ]
 first_byte_timeout_ms = 5000
 max_attempts = 3
+tier_wait_ms = 1500
+adaptive_timeouts = true
 
 [[models]]
 name = "small"
@@ -190,6 +197,11 @@ fn full_example_parses_with_expected_values() {
         backoff_max: Duration::from_millis(20),
         retry_budget_ratio: 0.5,
         retry_budget_min_per_sec: 7,
+        tier_wait: Duration::ZERO,
+        content_policy_fallback: true,
+        adaptive_timeouts: false,
+        adaptive_multiplier: 4.0,
+        adaptive_floor: Duration::from_millis(500),
     };
     assert_eq!(s.defaults, server_policy);
     assert_eq!(
@@ -258,12 +270,14 @@ fn full_example_parses_with_expected_values() {
             DeploymentRef {
                 provider: "primary".into(),
                 model: "gpt-4o".into(),
-                weight: 3
+                weight: 3,
+                context_window: None,
             },
             DeploymentRef {
                 provider: "secondary".into(),
                 model: "gpt-4o".into(),
-                weight: 1
+                weight: 1,
+                context_window: None,
             },
         ]
     );
@@ -272,13 +286,17 @@ fn full_example_parses_with_expected_values() {
         vec![DeploymentRef {
             provider: "backup".into(),
             model: "llama-3.1-70b".into(),
-            weight: 1
+            weight: 1,
+            context_window: Some(131_072),
         }]
     );
     // Overridden keys change, the rest come from [server].
     assert_eq!(m.policy.first_byte_timeout, Duration::from_millis(5000));
     assert_eq!(m.policy.max_attempts, 3);
     assert_eq!(m.policy.connect_timeout, Duration::from_millis(100));
+    assert_eq!(m.policy.tier_wait, Duration::from_millis(1500));
+    assert!(m.policy.adaptive_timeouts);
+    assert!(m.policy.content_policy_fallback, "from [server]");
     assert_eq!(c.model("small").unwrap().policy, server_policy);
     assert!(c.model("nope").is_none());
 
@@ -365,6 +383,7 @@ fn builtin_example_parses() {
         provider: p.into(),
         model: m.into(),
         weight: 1,
+        context_window: None,
     };
     assert_eq!(
         demo.tiers,

@@ -35,6 +35,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_ATTEMPTS: u32 = 10;
 /// Largest `retry_budget_ratio`: ten retries per request is already a retry storm.
 const MAX_RETRY_BUDGET_RATIO: f64 = 10.0;
+/// Bounds of `adaptive_timeout_multiplier`: below 1 a deployment would be
+/// abandoned before its own p99; far above, the deadline is the configured one.
+const ADAPTIVE_MULTIPLIER: std::ops::RangeInclusive<f64> = 1.0..=100.0;
 
 /// Validates `raw`, parsed from `text`, with `env` for `${VAR}`.
 pub(super) fn validate(
@@ -190,6 +193,22 @@ impl Validator<'_> {
             None => base.retry_budget_ratio,
         };
         let min_per_sec = raw.retry_budget_min_per_sec.as_ref().map(|n| *n.get_ref());
+        let adaptive_multiplier = match &raw.adaptive_timeout_multiplier {
+            Some(m) if !ADAPTIVE_MULTIPLIER.contains(m.get_ref()) => {
+                let msg = format!(
+                    "must be between {} and {} (times the recent p99 latency), got {}",
+                    ADAPTIVE_MULTIPLIER.start(),
+                    ADAPTIVE_MULTIPLIER.end(),
+                    m.get_ref()
+                );
+                self.at(m, f("adaptive_timeout_multiplier"), msg);
+                base.adaptive_multiplier
+            }
+            Some(m) => *m.get_ref(),
+            None => base.adaptive_multiplier,
+        };
+        let flag =
+            |v: &Option<Spanned<bool>>, base: bool| v.as_ref().map_or(base, |b| *b.get_ref());
         let policy = RequestPolicy {
             connect_timeout: self.duration(
                 &raw.connect_timeout_ms,
@@ -220,6 +239,22 @@ impl Validator<'_> {
             backoff_max: self.duration(&raw.backoff_max_ms, &f("backoff_max_ms"), base.backoff_max),
             retry_budget_ratio,
             retry_budget_min_per_sec: min_per_sec.unwrap_or(base.retry_budget_min_per_sec),
+            // Zero is meaningful: descend at once, as before tiers waited.
+            tier_wait: raw
+                .tier_wait_ms
+                .as_ref()
+                .map_or(base.tier_wait, |ms| Duration::from_millis(*ms.get_ref())),
+            content_policy_fallback: flag(
+                &raw.content_policy_fallback,
+                base.content_policy_fallback,
+            ),
+            adaptive_timeouts: flag(&raw.adaptive_timeouts, base.adaptive_timeouts),
+            adaptive_multiplier,
+            adaptive_floor: self.duration(
+                &raw.adaptive_timeout_floor_ms,
+                &f("adaptive_timeout_floor_ms"),
+                base.adaptive_floor,
+            ),
         };
         if policy.backoff_base > policy.backoff_max {
             let msg = format!(

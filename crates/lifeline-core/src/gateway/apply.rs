@@ -114,6 +114,7 @@ impl Gateway {
                     members.push(Member {
                         deployment: dep,
                         weight: r.weight,
+                        context_window: r.context_window,
                     });
                 }
                 tiers.push(members);

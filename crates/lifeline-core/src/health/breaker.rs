@@ -95,6 +95,7 @@ pub struct HealthRecord {
     consecutive_failures: u32,
     window: Window,
     latency: PeakEwma,
+    last_success: Option<Instant>,
     not_before: Option<Instant>,
     last_used: Instant,
     last_probe: Instant,
@@ -126,6 +127,7 @@ impl HealthRecord {
             consecutive_failures: 0,
             window: Window::new(now, cfg.window),
             latency: PeakEwma::new(now),
+            last_success: None,
             not_before: None,
             last_used: now,
             last_probe: now,
@@ -142,6 +144,14 @@ impl HealthRecord {
     /// its outcome is known only when it ends, its latency now).
     pub fn observe_latency(&mut self, now: Instant, latency: Duration) {
         self.latency.observe(now, latency);
+        self.last_success = Some(now);
+    }
+
+    /// When the deployment last answered successfully (a whole answer, or a
+    /// stream's first content), if ever. Failures do not count: this is the
+    /// evidence that a deployment is working.
+    pub fn last_success(&self) -> Option<Instant> {
+        self.last_success
     }
 
     /// When the deployment last answered anything (an answer, a stream's
@@ -244,6 +254,7 @@ impl HealthRecord {
             OutcomeClass::Neutral => return None,
             OutcomeClass::Success => {
                 self.latency.observe(now, outcome.latency);
+                self.last_success = Some(now);
                 self.window.record(now, true);
                 self.consecutive_failures = 0;
             }

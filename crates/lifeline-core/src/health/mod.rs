@@ -19,6 +19,7 @@
 mod breaker;
 mod events;
 mod ewma;
+pub mod latency;
 mod window;
 
 use std::time::Duration;

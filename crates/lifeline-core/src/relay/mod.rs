@@ -184,7 +184,12 @@ impl Body for RelayBody {
                         } else {
                             this.idle_timeout
                         };
-                        this.idle.as_mut().reset(Instant::now() + wait);
+                        let now = Instant::now();
+                        this.idle.as_mut().reset(now + wait);
+                        // The stream's longest silence, for adaptive deadlines.
+                        if let Some(lease) = this.lease.as_mut() {
+                            lease.activity(now);
+                        }
                     }
                     if let Some(bad) = feed.bad {
                         let ev = this.finish(false, &bad).unwrap_or_default();

@@ -66,20 +66,28 @@ impl RetryBudget {
     /// Takes one retry from the budget; `false` if it is spent.
     pub fn withdraw(&self) -> bool {
         self.with_bucket(|b, epoch| {
-            let live = b
-                .iter()
-                .filter(|x| x.epoch + BUCKETS as u64 > epoch && x.epoch <= epoch);
-            let (dep, wd) = live.fold((0u64, 0u64), |(d, w), x| {
-                (d + u64::from(x.deposits), w + u64::from(x.withdrawals))
-            });
-            let allowed = self.floor + self.ratio * dep as f64;
-            if (wd + 1) as f64 <= allowed {
+            let ok = self.allows(b, epoch);
+            if ok {
                 b[(epoch % BUCKETS as u64) as usize].withdrawals += 1;
-                true
-            } else {
-                false
             }
+            ok
         })
+    }
+
+    /// Whether a retry would be granted now, without taking it (so that a
+    /// request does not wait for a retry it will not be allowed to make).
+    pub fn can_withdraw(&self) -> bool {
+        self.with_bucket(|b, epoch| self.allows(b, epoch))
+    }
+
+    fn allows(&self, b: &[Bucket; BUCKETS], epoch: u64) -> bool {
+        let live = b
+            .iter()
+            .filter(|x| x.epoch + BUCKETS as u64 > epoch && x.epoch <= epoch);
+        let (dep, wd) = live.fold((0u64, 0u64), |(d, w), x| {
+            (d + u64::from(x.deposits), w + u64::from(x.withdrawals))
+        });
+        (wd + 1) as f64 <= self.floor + self.ratio * dep as f64
     }
 }
 
@@ -96,6 +104,16 @@ mod tests {
         let granted = (0..100).filter(|_| b.withdraw()).count();
         // 20 % of 100 requests + 1/s × 10 s.
         assert_eq!(granted, 30);
+        assert!(!b.can_withdraw(), "spent");
+        b.deposit();
+        b.deposit();
+        b.deposit();
+        b.deposit();
+        b.deposit();
+        assert!(b.can_withdraw(), "a fifth of five requests");
+        assert!(b.can_withdraw(), "looking does not take it");
+        assert!(b.withdraw());
+        assert!(!b.can_withdraw());
         tokio::time::sleep(Duration::from_secs(11)).await;
         let granted = (0..100).filter(|_| b.withdraw()).count();
         assert_eq!(granted, 10, "only the floor once the requests age out");

@@ -1,5 +1,6 @@
 //! The metric registry and every metric Lifeline exports.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -23,7 +24,7 @@ pub struct ModelLabels {
 pub struct AttemptLabels {
     /// Deployment id.
     pub deployment: Arc<str>,
-    /// `success`, `client_error`, `connect`, `reset`, `timeout`, `status_5xx`, ...
+    /// `success`, or a failure's kind ([`crate::attempt::FailureKind::label`]): `connect`, `reset`, `timeout`, `rate_limited`, `status_error`, `client_error`, `context_length`, ...
     pub outcome: &'static str,
 }
 
@@ -46,6 +47,12 @@ struct Dep {
     deployment: Arc<str>,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DepKind {
+    deployment: Arc<str>,
+    kind: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 1 ms to ~65 s.
     Histogram::new(exponential_buckets(0.001, 2.0, 17))
@@ -64,6 +71,7 @@ pub struct Metrics {
     in_flight: Gauge,
     deployment_in_flight: Family<Dep, Gauge>,
     breaker: Family<Dep, Gauge>,
+    latency_p99: Family<DepKind, Gauge<f64, AtomicU64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -93,6 +101,7 @@ impl Metrics {
             in_flight: Gauge::default(),
             deployment_in_flight: Family::default(),
             breaker: Family::default(),
+            latency_p99: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -144,6 +153,11 @@ impl Metrics {
             "breaker_state",
             "Circuit breaker per deployment: 0 closed, 1 half-open, 2 open",
             m.breaker.clone(),
+        );
+        registry.register(
+            "deployment_latency_p99_seconds",
+            "Recent p99 latency per deployment, the base of its adaptive deadlines: kind first_content (streams), answer (non-streaming), stream_gap (longest silence in a completed stream)",
+            m.latency_p99.clone(),
         );
         Self { registry, ..m }
     }
@@ -231,6 +245,17 @@ impl Metrics {
             .set(value);
     }
 
+    /// Sets a deployment's recent p99 latency of one kind (see
+    /// [`crate::health::latency`]).
+    pub fn latency_p99(&self, deployment: &Arc<str>, kind: &'static str, seconds: f64) {
+        self.latency_p99
+            .get_or_create(&DepKind {
+                deployment: deployment.clone(),
+                kind,
+            })
+            .set(seconds);
+    }
+
     /// Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(8 * 1024);
@@ -254,6 +279,7 @@ mod tests {
         m.attempt(&dep, "success");
         m.breaker(&dep, 2);
         m.retry(&model);
+        m.latency_p99(&dep, "first_content", 0.25);
         let text = m.encode();
         for name in [
             "lifeline_requests_total{model=\"gpt-4o\",status=\"200\"} 1",
@@ -261,6 +287,7 @@ mod tests {
             "lifeline_breaker_state{deployment=\"p/gpt-4o\"} 2",
             "lifeline_retries_total{model=\"gpt-4o\"} 1",
             "lifeline_request_duration_seconds_bucket",
+            "lifeline_deployment_latency_p99_seconds{deployment=\"p/gpt-4o\",kind=\"first_content\"} 0.25",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

@@ -269,3 +269,79 @@ async fn dropping_the_last_handle_stops_the_server() {
         Err(std::io::ErrorKind::ConnectionRefused)
     );
 }
+
+#[tokio::test]
+async fn context_window_refuses_long_prompts_like_openai() {
+    let mock = start(MockConfig {
+        context_window: Some(20),
+        ..quick()
+    })
+    .await;
+    let short = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    let (status, _) = call_json(&mock, "POST", "/v1/chat/completions", short).await;
+    assert_eq!(status, StatusCode::OK);
+    let long = json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(400)}]});
+    for path in ["/v1/chat/completions", "/v1/responses"] {
+        let (status, body) = call_json(&mock, "POST", path, long.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(body["error"]["code"], "context_length_exceeded");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("maximum context length is 20 tokens"));
+    }
+    // Embeddings have no context window here.
+    let (status, _) = call_json(
+        &mock,
+        "POST",
+        "/v1/embeddings",
+        json!({"model": "e", "input": "x".repeat(400)}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(mock.stats().requests, 4);
+    // Settable at run time like every other setting.
+    mock.set_config(MockConfig {
+        context_window: None,
+        ..quick()
+    });
+    let (status, _) = call_json(&mock, "POST", "/v1/chat/completions", long).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn max_injected_makes_a_passing_blip() {
+    let mock = start(quick()).await;
+    let chat = || json!({"model": "m"});
+    mock.set_faults(Faults {
+        error_rate: 1.0,
+        error_status: 503,
+        max_injected: Some(2),
+        ..Faults::default()
+    });
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(
+            call_json(&mock, "POST", "/v1/chat/completions", chat())
+                .await
+                .0,
+        );
+    }
+    let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+    assert_eq!(
+        got,
+        [unavailable, unavailable, StatusCode::OK, StatusCode::OK]
+    );
+    // Setting the faults again starts a new blip; 429s count too.
+    mock.set_faults(Faults {
+        rate_limit_rate: 1.0,
+        max_injected: Some(1),
+        ..Faults::default()
+    });
+    let (first, _) = call_json(&mock, "POST", "/v1/chat/completions", chat()).await;
+    let (second, _) = call_json(&mock, "POST", "/v1/chat/completions", chat()).await;
+    assert_eq!(
+        (first, second),
+        (StatusCode::TOO_MANY_REQUESTS, StatusCode::OK)
+    );
+}

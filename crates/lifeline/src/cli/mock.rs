@@ -27,6 +27,10 @@ pub struct MockArgs {
     /// Tokens per answer when the request sets no limit.
     #[arg(long, default_value_t = 16)]
     pub completion_tokens: u32,
+    /// Context window in tokens: longer prompts (about four bytes a token)
+    /// get 400 context_length_exceeded.
+    #[arg(long, value_name = "TOKENS")]
+    pub context_window: Option<u32>,
 
     /// Fraction (0..=1) of requests answered with --error-status.
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
@@ -70,6 +74,9 @@ pub struct MockArgs {
     /// Answer everything 503 maintenance.
     #[arg(long)]
     pub maintenance: bool,
+    /// At most N injected 429s and errors, then normal answers.
+    #[arg(long, value_name = "N")]
+    pub max_injected: Option<u32>,
 }
 
 impl MockArgs {
@@ -80,6 +87,7 @@ impl MockArgs {
             tokens_per_second: self.tokens_per_second,
             ttft_ms: self.ttft_ms,
             completion_tokens: self.completion_tokens,
+            context_window: self.context_window,
             faults: Faults {
                 error_rate: self.error_rate,
                 error_status: self.error_status,
@@ -95,6 +103,7 @@ impl MockArgs {
                 malformed_chunk_at: self.malformed_chunk_at,
                 no_done: self.no_done,
                 maintenance: self.maintenance,
+                max_injected: self.max_injected,
             },
         }
     }

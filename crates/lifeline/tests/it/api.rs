@@ -281,7 +281,7 @@ async fn responses_stream_cut_before_content_fails_over() {
         cut_after_chunks: Some(1),
         ..Faults::default()
     });
-    let env = Env::boot(&config(&m, "", &two_tiers("")), m).await;
+    let env = Env::boot(&config(&m, "", &two_tiers("tier_wait_ms = 0")), m).await;
     let (status, headers, body) = env
         .post(
             "/v1/responses",

@@ -56,7 +56,7 @@ async fn refused_provider_fails_over_and_its_breaker_opens() {
 }
 
 #[tokio::test]
-async fn reset_before_headers_is_retried_on_the_next_deployment() {
+async fn reset_before_headers_is_retried_in_its_tier_then_on_the_next() {
     let m = mocks(2).await;
     m[0].set_faults(Faults {
         reset: true,
@@ -67,15 +67,17 @@ async fn reset_before_headers_is_retried_on_the_next_deployment() {
         let (status, h, body) = env.chat(stream).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(deployment(&h), dep(1));
-        assert_eq!(attempts(&h), 2);
+        // A reset is transient: p0 is tried again (after a backoff) before
+        // the request descends to tier 2.
+        assert_eq!(attempts(&h), 3);
         if stream {
             assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
         }
     }
     assert_eq!(
         env.mocks[0].stats().requests,
-        2,
-        "each request tried p0 once"
+        4,
+        "each request tried p0 twice"
     );
     env.stop().await;
 }
@@ -161,17 +163,22 @@ async fn balancing_finds_the_fast_deployment_under_sequential_traffic() {
 
 #[tokio::test]
 async fn retryable_statuses_fail_over() {
-    let m = mocks(2).await;
-    let env = Env::boot(&cfg(&m, &[], NO_BREAKER, &layout(&[&[0], &[1]])), m).await;
-    for status in [500, 502, 503, 504, 408] {
-        env.mocks[0].set_faults(failing(status));
-        let (got, h, body) = env.chat(false).await;
-        assert_eq!(got, 200, "upstream {status}: {body}");
-        assert_eq!(deployment(&h), dep(1), "upstream {status}");
-        assert_eq!(attempts(&h), 2, "upstream {status}");
+    // Tier 1 first gets a second chance (a 5xx is transient); with
+    // `tier_wait_ms = 0` the request descends at once.
+    for (tier_wait, tries) in [("3000", 2), ("0", 1)] {
+        let m = mocks(2).await;
+        let server = [("tier_wait_ms", tier_wait)];
+        let env = Env::boot(&cfg(&m, &server, NO_BREAKER, &layout(&[&[0], &[1]])), m).await;
+        for status in [500, 502, 503, 504, 408] {
+            env.mocks[0].set_faults(failing(status));
+            let (got, h, body) = env.chat(false).await;
+            assert_eq!(got, 200, "upstream {status}: {body}");
+            assert_eq!(deployment(&h), dep(1), "upstream {status}");
+            assert_eq!(attempts(&h), tries + 1, "upstream {status}");
+        }
+        assert_eq!(chat_requests(&env.mocks[0]), 5 * u64::from(tries));
+        env.stop().await;
     }
-    assert_eq!(chat_requests(&env.mocks[0]), 5);
-    env.stop().await;
 }
 
 #[tokio::test]

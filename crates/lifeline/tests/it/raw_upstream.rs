@@ -49,11 +49,14 @@ async fn raw_provider(reply: &'static [u8]) -> SocketAddr {
     addr
 }
 
+/// The raw provider alone in tier 1, a good mock in tier 2. `tier_wait_ms =
+/// 0`: these tests are about what counts as a failed attempt, so the request
+/// goes straight to tier 2 instead of first retrying the raw provider.
 async fn boot_with_raw(reply: &'static [u8]) -> Env {
     let raw = raw_provider(reply).await;
     let m = mocks(1).await;
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 2000\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 2000\ntier_wait_ms = 0\n\n\
          [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
          [[providers]]\nname = \"good\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n\
          [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ], [ {{ provider = \"good\", model = \"g\" }} ] ]\n",

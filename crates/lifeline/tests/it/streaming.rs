@@ -76,7 +76,7 @@ async fn cut_before_content_fails_over_to_next_tier() {
         cut_after_chunks: Some(1),
         ..Faults::default()
     });
-    let env = Env::boot(&config(&m, "", &two_tiers("")), m).await;
+    let env = Env::boot(&config(&m, "", &two_tiers("tier_wait_ms = 0")), m).await;
     let (status, headers, body) = env.chat(true).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["x-lifeline-attempts"], "2", "{body}");
@@ -154,7 +154,7 @@ async fn malformed_chunk_before_content_fails_over() {
             malformed_chunk_at: Some(at),
             ..Faults::default()
         });
-        let env = Env::boot(&config(&m, "", &two_tiers("")), m).await;
+        let env = Env::boot(&config(&m, "", &two_tiers("tier_wait_ms = 0")), m).await;
         let (status, headers, body) = env.chat(true).await;
         assert_eq!(status, 200, "at {at}: {body}");
         assert_eq!(headers["x-lifeline-attempts"], "2", "at {at}");

@@ -168,6 +168,31 @@ fn tiers_and_weights() {
 }
 
 #[test]
+fn tier_waits_adaptive_deadlines_and_context_windows() {
+    let e = errors(&doc(&[
+        "[server]",
+        "adaptive_timeout_multiplier = 0.5",
+        "tier_wait_ms = 0",
+        "[[providers]]",
+        "name = \"p\"",
+        "kind = \"mock\"",
+        "[[models]]",
+        "name = \"m\"",
+        "tiers = [[{ provider = \"p\", model = \"x\", context_window = 0 }]]",
+        "adaptive_timeout_floor_ms = 0",
+    ]));
+    assert_has(
+        &e,
+        2,
+        "server.adaptive_timeout_multiplier",
+        "between 1 and 100",
+    );
+    assert_has(&e, 9, "models[0].tiers[0][0].context_window", "at least 1");
+    assert_has(&e, 10, "models[0].adaptive_timeout_floor_ms", "above 0");
+    assert_eq!(e.len(), 3, "tier_wait_ms = 0 is allowed: {e:#?}");
+}
+
+#[test]
 fn zero_models_is_an_error() {
     let e = errors(&doc(&["[[providers]]", "name = \"p\"", "kind = \"mock\""]));
     assert_eq!(e.len(), 1, "{e:#?}");

@@ -271,11 +271,20 @@ impl Validator<'_> {
             Some(w) => *w.get_ref(),
             None => 1,
         };
+        if let Some(w) = raw.context_window.as_ref().filter(|w| *w.get_ref() == 0) {
+            let msg = "must be at least 1 token (leave it out when unknown)";
+            self.at(w, format!("{prefix}.context_window"), msg);
+        }
         let model = raw.model.get_ref().clone();
         DeploymentRef {
             provider: provider.clone(),
             model,
             weight,
+            context_window: raw
+                .context_window
+                .as_ref()
+                .map(|w| *w.get_ref())
+                .filter(|w| *w > 0),
         }
     }
 }

@@ -1,0 +1,328 @@
+//! One vocabulary for why an attempt did not produce the client's answer.
+//!
+//! A [`Failure`] is built once, where the attempt ends, and everything else
+//! is derived from it: the health [`Outcome`] recorded on the deployment
+//! ([`Failure::outcome`]), the `outcome` label of `lifeline_attempts_total`
+//! ([`FailureKind::label`]), what the attempt loop does next
+//! ([`FailureKind::next`]) and the line about it in the final 503
+//! (`Display`).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::health::Outcome;
+
+/// What went wrong with an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The upstream URL could not be built.
+    BadUrl,
+    /// No TCP (or TLS) connection.
+    Connect,
+    /// The connection broke before the response head.
+    Reset,
+    /// No response head, or no stream content, within the attempt's deadline.
+    Timeout,
+    /// 429 (or 408).
+    RateLimited,
+    /// A 5xx.
+    StatusError,
+    /// 501 or 505: the provider does not support the request; its answer stands.
+    Unsupported,
+    /// The client's own error (4xx other than the ones below); the
+    /// provider's answer is returned as is.
+    ClientError,
+    /// The prompt does not fit this upstream model's context window.
+    ContextLength,
+    /// The provider's content policy refused the request.
+    ContentPolicy,
+    /// 401/403: the deployment's credentials or access are wrong.
+    Misconfigured,
+    /// A 3xx: the base URL is wrong (an answer is never a redirect).
+    Redirect,
+    /// A 2xx whose body is not a JSON answer, or a body that broke or did
+    /// not arrive in time.
+    BadBody,
+    /// A stream that broke, sent a malformed chunk or an error event, or
+    /// stalled before its first content.
+    StreamFailed,
+}
+
+/// What the attempt loop does after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The provider's answer goes to the client as it is.
+    Return,
+    /// Likely to pass: retried in the same tier (another deployment, or the
+    /// same one after its backoff or `Retry-After`) before the request
+    /// descends to a later tier.
+    Transient,
+    /// Not expected to pass soon on this deployment: the request moves on
+    /// at once, to later tiers too.
+    Persistent,
+    /// Final for this upstream model, not for the request: only a
+    /// deployment of another upstream model may take it.
+    OtherModel,
+}
+
+impl FailureKind {
+    /// The `outcome` label of `lifeline_attempts_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::BadUrl => "bad_url",
+            Self::Connect => "connect",
+            Self::Reset => "reset",
+            Self::Timeout => "timeout",
+            Self::RateLimited => "rate_limited",
+            Self::StatusError | Self::Unsupported => "status_error",
+            Self::ClientError => "client_error",
+            Self::ContextLength => "context_length",
+            Self::ContentPolicy => "content_policy",
+            Self::Misconfigured => "misconfigured",
+            Self::Redirect => "redirect",
+            Self::BadBody => "bad_body",
+            Self::StreamFailed => "stream_failed",
+        }
+    }
+
+    /// Whether the deployment is to blame. The client's own errors and a
+    /// model's refusals of a particular request say nothing about its health.
+    pub fn is_deployments_fault(self) -> bool {
+        !matches!(
+            self,
+            Self::ClientError | Self::ContextLength | Self::ContentPolicy
+        )
+    }
+
+    /// What the attempt loop does next. A content-policy refusal is
+    /// [`Next::Return`] unless the model opts in to falling back
+    /// (`content_policy_fallback`), which the loop decides.
+    pub fn next(self) -> Next {
+        match self {
+            Self::ClientError | Self::Unsupported | Self::ContentPolicy => Next::Return,
+            Self::ContextLength => Next::OtherModel,
+            // One bad answer or a broken connection: the next is likely fine.
+            Self::Reset | Self::RateLimited | Self::StatusError | Self::BadBody => Next::Transient,
+            Self::StreamFailed => Next::Transient,
+            // Nothing listening, silence past the deadline, a wrong
+            // configuration: trying the same deployment again soon is waste.
+            Self::BadUrl | Self::Connect | Self::Timeout | Self::Misconfigured | Self::Redirect => {
+                Next::Persistent
+            }
+        }
+    }
+}
+
+/// One failed attempt.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// What went wrong.
+    pub kind: FailureKind,
+    /// The deployment, `provider/model`.
+    pub deployment: Arc<str>,
+    /// For the final error and the logs, e.g. `HTTP 503, Retry-After 2 s`.
+    pub message: String,
+    /// The upstream's `Retry-After`, if it sent one.
+    pub retry_after: Option<Duration>,
+    /// From sending the request to the failure.
+    pub latency: Duration,
+}
+
+impl Failure {
+    /// A failure of `kind` on `deployment`.
+    pub fn new(kind: FailureKind, deployment: &Arc<str>, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            deployment: deployment.clone(),
+            message: message.into(),
+            retry_after: None,
+            latency: Duration::ZERO,
+        }
+    }
+
+    /// With the time the attempt took.
+    pub fn after(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// With the upstream's `Retry-After`.
+    pub fn retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
+    /// The outcome recorded on the deployment's health.
+    pub fn outcome(&self) -> Outcome {
+        let base = if self.kind.is_deployments_fault() {
+            Outcome::failure(self.latency)
+        } else {
+            Outcome::neutral(self.latency)
+        };
+        Outcome {
+            retry_after: self.retry_after,
+            misconfigured: self.kind == FailureKind::Misconfigured,
+            ..base
+        }
+    }
+}
+
+/// Sorts a provider's 4xx answer: a context-window or content-policy
+/// refusal, or the client's own error.
+///
+/// Recognised, on a 400 only (the error object is read from `error`, or
+/// from the top level as older vLLM versions send it):
+///
+/// - context window: `code` `context_length_exceeded` (OpenAI, Azure
+///   OpenAI, LiteLLM), `type` `exceed_context_size_error` (llama.cpp's
+///   server), or a `message` containing "maximum context length" (OpenAI's
+///   wording, which vLLM and most OpenAI-compatible servers copy);
+/// - content policy: `code` `content_policy_violation` (OpenAI) or
+///   `content_filter` (Azure OpenAI).
+///
+/// Anything else is [`FailureKind::ClientError`]. Called only for 4xx
+/// answers, which are read whole anyway.
+pub fn client_error_kind(status: u16, body: &[u8]) -> FailureKind {
+    if status != 400 {
+        return FailureKind::ClientError;
+    }
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return FailureKind::ClientError;
+    };
+    let err = v.get("error").filter(|e| e.is_object()).unwrap_or(&v);
+    let field = |k: &str| err.get(k).and_then(serde_json::Value::as_str);
+    let code = field("code");
+    if code == Some("context_length_exceeded")
+        || field("type") == Some("exceed_context_size_error")
+        || field("message")
+            .is_some_and(|m| m.to_ascii_lowercase().contains("maximum context length"))
+    {
+        return FailureKind::ContextLength;
+    }
+    if matches!(code, Some("content_policy_violation" | "content_filter")) {
+        return FailureKind::ContentPolicy;
+    }
+    FailureKind::ClientError
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.deployment, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::OutcomeClass;
+
+    const ALL: [FailureKind; 14] = [
+        FailureKind::BadUrl,
+        FailureKind::Connect,
+        FailureKind::Reset,
+        FailureKind::Timeout,
+        FailureKind::RateLimited,
+        FailureKind::StatusError,
+        FailureKind::Unsupported,
+        FailureKind::ClientError,
+        FailureKind::ContextLength,
+        FailureKind::ContentPolicy,
+        FailureKind::Misconfigured,
+        FailureKind::Redirect,
+        FailureKind::BadBody,
+        FailureKind::StreamFailed,
+    ];
+
+    #[test]
+    fn outcome_label_and_next_step_come_from_one_value() {
+        let dep: Arc<str> = "p/m".into();
+        for kind in ALL {
+            let f = Failure::new(kind, &dep, "x").after(Duration::from_millis(7));
+            let o = f.outcome();
+            assert_eq!(o.latency, Duration::from_millis(7));
+            assert!(
+                kind.label()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{kind:?}"
+            );
+            let neutral = matches!(
+                kind,
+                FailureKind::ClientError | FailureKind::ContextLength | FailureKind::ContentPolicy
+            );
+            assert_eq!(o.class == OutcomeClass::Neutral, neutral, "{kind:?}");
+            assert_eq!(o.misconfigured, kind == FailureKind::Misconfigured);
+        }
+        assert_eq!(FailureKind::Reset.next(), Next::Transient);
+        assert_eq!(FailureKind::StatusError.next(), Next::Transient);
+        assert_eq!(FailureKind::RateLimited.next(), Next::Transient);
+        assert_eq!(FailureKind::Timeout.next(), Next::Persistent);
+        assert_eq!(FailureKind::Connect.next(), Next::Persistent);
+        assert_eq!(FailureKind::Misconfigured.next(), Next::Persistent);
+        assert_eq!(FailureKind::Redirect.next(), Next::Persistent);
+        assert_eq!(FailureKind::ContextLength.next(), Next::OtherModel);
+        assert_eq!(FailureKind::ContentPolicy.next(), Next::Return);
+        assert_eq!(FailureKind::Unsupported.next(), Next::Return);
+    }
+
+    #[test]
+    fn refusals_are_told_from_client_errors() {
+        let cases: [(u16, &str, FailureKind); 9] = [
+            (
+                400,
+                r#"{"error":{"message":"too long","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#,
+                FailureKind::ContextLength,
+            ),
+            (
+                400,
+                r#"{"object":"error","message":"This model's maximum context length is 4096 tokens. However, you requested 5000 tokens.","type":"BadRequestError","param":null,"code":400}"#,
+                FailureKind::ContextLength,
+            ),
+            (
+                400,
+                r#"{"error":{"code":400,"message":"the request exceeds the available context size, try increasing it","type":"exceed_context_size_error"}}"#,
+                FailureKind::ContextLength,
+            ),
+            (
+                400,
+                r#"{"error":{"message":"refused","type":"invalid_request_error","code":"content_policy_violation"}}"#,
+                FailureKind::ContentPolicy,
+            ),
+            (
+                400,
+                r#"{"error":{"message":"filtered","code":"content_filter"}}"#,
+                FailureKind::ContentPolicy,
+            ),
+            (
+                400,
+                r#"{"error":{"message":"bad temperature","code":null}}"#,
+                FailureKind::ClientError,
+            ),
+            (400, "not json", FailureKind::ClientError),
+            (
+                422,
+                r#"{"error":{"code":"context_length_exceeded"}}"#,
+                FailureKind::ClientError,
+            ),
+            (
+                404,
+                r#"{"error":{"message":"maximum context length"}}"#,
+                FailureKind::ClientError,
+            ),
+        ];
+        for (status, body, kind) in cases {
+            assert_eq!(client_error_kind(status, body.as_bytes()), kind, "{body}");
+        }
+    }
+
+    #[test]
+    fn retry_after_reaches_the_health_record_and_the_text_names_the_deployment() {
+        let dep: Arc<str> = "p/m".into();
+        let f = Failure::new(FailureKind::RateLimited, &dep, "HTTP 429, Retry-After 2 s")
+            .retry_after(Some(Duration::from_secs(2)));
+        assert_eq!(f.outcome().retry_after, Some(Duration::from_secs(2)));
+        assert_eq!(f.outcome().class, OutcomeClass::Failure);
+        assert_eq!(f.to_string(), "p/m: HTTP 429, Retry-After 2 s");
+    }
+}
