@@ -46,6 +46,7 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::balance::{pick, Pick, Refusal, Scope};
 use crate::body::ProxyBody;
+use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::providers::Endpoint;
 use crate::request::Inspected;
@@ -74,10 +75,9 @@ pub struct Call {
     pub body: Bytes,
     /// What [`crate::request::inspect`] read from it.
     pub inspected: Inspected,
-    /// `x-request-id`.
-    pub request_id: HeaderValue,
-    /// When the request arrived.
-    pub started: Instant,
+    /// Who asked, and when: request id, peer, arrival time, key
+    /// ([`RequestContext`]).
+    pub ctx: RequestContext,
 }
 
 impl Call {
@@ -93,7 +93,7 @@ impl Call {
 
     async fn attempts(self) -> Response<ProxyBody> {
         let policy = &self.model.policy;
-        let deadline = self.started + policy.request_timeout;
+        let deadline = self.ctx.started + policy.request_timeout;
         self.model.budget.deposit();
         let mut tried: Vec<Arc<Deployment>> = Vec::new();
         let mut failures: Vec<Failure> = Vec::new();
@@ -243,7 +243,7 @@ impl Call {
                     f
                 }
             };
-            tracing::info!(message = "Attempt failed.", request_id = ?self.request_id, deployment = %f.deployment, kind = f.kind.label(), error = %f.message);
+            tracing::info!(message = "Attempt failed.", request_id = ?self.ctx.id, deployment = %f.deployment, kind = f.kind.label(), error = %f.message);
             failures.push(f);
         }
         if let Some((parts, body, deployment)) = refusal {
@@ -308,12 +308,12 @@ impl Call {
             h.insert(X_LIFELINE_DEPLOYMENT, v);
         }
         h.insert(X_LIFELINE_ATTEMPTS, HeaderValue::from(attempts));
-        h.insert(X_REQUEST_ID, self.request_id.clone());
+        h.insert(X_REQUEST_ID, self.ctx.id.clone());
         if !matches!(resp.body(), ProxyBody::Relay(_)) {
             self.metrics.request(
                 &self.model.name,
                 resp.status().as_u16(),
-                self.started.elapsed().as_secs_f64(),
+                self.ctx.started.elapsed().as_secs_f64(),
             );
         }
         resp
@@ -352,7 +352,7 @@ impl Call {
             )
         };
         e.should_retry = Some(false);
-        tracing::warn!(message = "Request failed.", request_id = ?self.request_id, model = %self.model.name, attempts, error = %e.message);
+        tracing::warn!(message = "Request failed.", request_id = ?self.ctx.id, peer = %self.ctx.peer, key = self.ctx.key.as_deref().unwrap_or("-"), model = %self.model.name, attempts, error = %e.message);
         self.error(e, attempts)
     }
 
@@ -361,12 +361,11 @@ impl Call {
         let mut resp = e.into_response();
         resp.headers_mut()
             .insert(X_LIFELINE_ATTEMPTS, HeaderValue::from(attempts));
-        resp.headers_mut()
-            .insert(X_REQUEST_ID, self.request_id.clone());
+        resp.headers_mut().insert(X_REQUEST_ID, self.ctx.id.clone());
         self.metrics.request(
             &self.model.name,
             status,
-            self.started.elapsed().as_secs_f64(),
+            self.ctx.started.elapsed().as_secs_f64(),
         );
         resp
     }
@@ -390,8 +389,8 @@ impl Pending {
         Self {
             metrics: call.metrics.clone(),
             model: call.model.name.clone(),
-            started: call.started,
-            request_id: call.request_id.clone(),
+            started: call.ctx.started,
+            request_id: call.ctx.id.clone(),
             answered: false,
         }
     }

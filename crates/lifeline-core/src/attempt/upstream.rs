@@ -225,13 +225,13 @@ impl Call {
                     lease.first_content(ttft);
                     self.metrics.attempt(&dep.id, "success");
                     self.metrics
-                        .ttft(&self.model.name, self.started.elapsed().as_secs_f64());
+                        .ttft(&self.model.name, self.ctx.started.elapsed().as_secs_f64());
                     let end = StreamEnd {
                         metrics: self.metrics.clone(),
                         model: self.model.name.clone(),
-                        started: self.started,
+                        started: self.ctx.started,
                         ttft,
-                        request_id: self.request_id.clone(),
+                        request_id: self.ctx.id.clone(),
                     };
                     let relay = RelayBody::new(
                         c.prefix,
@@ -423,7 +423,7 @@ impl Call {
                     return Err(format!("no response headers within {waited} ms, and the deployment does not answer probes"));
                 }
             }
-            tracing::debug!(message = "Long generation: the deployment is working, waiting on.", request_id = ?self.request_id, deployment = %dep.id, waited_ms = waited as u64);
+            tracing::debug!(message = "Long generation: the deployment is working, waiting on.", request_id = ?self.ctx.id, deployment = %dep.id, waited_ms = waited as u64);
             until = deadline.min(Instant::now() + policy.first_byte_timeout);
         }
     }
@@ -447,7 +447,7 @@ impl Call {
                 "application/json"
             }),
         );
-        h.insert(X_REQUEST_ID, self.request_id.clone());
+        h.insert(X_REQUEST_ID, self.ctx.id.clone());
         if let Some((name, value)) = dep.upstream.auth() {
             h.insert(name.clone(), value.clone());
         }

@@ -193,8 +193,7 @@ async fn data(
         endpoint,
         body,
         inspected,
-        request_id: ctx.id.clone(),
-        started: ctx.started,
+        ctx,
     };
     Ok(call.run().await)
 }
