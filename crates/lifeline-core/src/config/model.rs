@@ -44,6 +44,11 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     /// How long SIGTERM waits for in-flight requests (`drain_timeout_ms`, default 30 s).
     pub drain_timeout: Duration,
+    /// A connection with no request in flight that sends nothing for this
+    /// long is closed (`idle_timeout_ms`, default 60 s): before its first
+    /// byte, between keep-alive requests, an HTTP/2 connection with no open
+    /// stream.
+    pub idle_timeout: Duration,
     /// Defaults for every model's timeouts and retries (`[server]` keys of the
     /// same names as the per-model ones).
     pub defaults: RequestPolicy,
