@@ -165,7 +165,10 @@ pub struct ResponseBody(Kind);
 
 enum Kind {
     /// The request stays in flight until the body is dropped.
-    Direct { body: ProxyBody, _busy: Busy },
+    Direct {
+        body: ProxyBody,
+        _busy: Busy,
+    },
     Watched(Arc<Slot>),
 }
 

@@ -26,8 +26,9 @@
 //!   and a client still sending its body sees a broken pipe instead of the
 //!   answer (official SDKs then resend the whole body). After the answer
 //!   is written, the write side is shut down and the rest of the body is
-//!   read and discarded, up to `linger_bytes` and `linger`, before closing
-//!   (a "lingering close", as nginx does).
+//!   read and discarded, up to `linger_bytes` and `linger`, and until
+//!   `linger_gap` passes without data, before closing (a "lingering close",
+//!   as nginx does).
 //!
 //! Everything runs in the connection's own task: the timers are polled with
 //! the task's waker from whichever side hyper polls. No extra task, no clock
@@ -58,6 +59,8 @@ pub(super) struct Limits {
     pub write_stall: Duration,
     /// Longest lingering close.
     pub linger: Duration,
+    /// A lingering close ends after this long without data.
+    pub linger_gap: Duration,
     /// Most bytes discarded in a lingering close.
     pub linger_bytes: u64,
 }
@@ -91,7 +94,10 @@ enum Expired {
 
 /// A lingering close in progress.
 struct Linger {
+    /// Bytes still to discard.
     left: u64,
+    /// The end of the whole lingering close.
+    until: Instant,
 }
 
 /// An accepted socket with idle, header, write-stall and lingering-close
@@ -251,7 +257,11 @@ impl ConnIo {
         }
     }
 
-    fn after_write<T>(&mut self, cx: &mut Context<'_>, res: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    fn after_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        res: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         if res.is_ready() {
             self.write_blocked = false;
             return res;
@@ -293,6 +303,9 @@ impl ConnIo {
                     if linger.left == 0 {
                         return Poll::Ready(());
                     }
+                    let next = (Instant::now() + self.limits.linger_gap).min(linger.until);
+                    self.timer.as_mut().reset(next);
+                    self.armed = next;
                 }
                 // The client closed, or reset: done.
                 Poll::Ready(_) => return Poll::Ready(()),
@@ -383,15 +396,20 @@ impl AsyncWrite for ConnIo {
             if this.proto == Proto::Http2 || !this.state.last_had_body() {
                 return Poll::Ready(Ok(()));
             }
-            let until = Instant::now() + this.limits.linger;
-            this.timer.as_mut().reset(until);
-            this.armed = until;
+            let now = Instant::now();
+            let until = now + this.limits.linger;
+            let first = (now + this.limits.linger_gap).min(until);
+            this.timer.as_mut().reset(first);
+            this.armed = first;
             this.linger = Some(Linger {
                 left: this.limits.linger_bytes,
+                until,
             });
         }
         ready!(this.poll_linger(cx));
-        this.linger = Some(Linger { left: 0 });
+        if let Some(linger) = this.linger.as_mut() {
+            linger.left = 0;
+        }
         Poll::Ready(Ok(()))
     }
 }

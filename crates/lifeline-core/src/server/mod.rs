@@ -56,6 +56,8 @@ pub const H2_MAX_CONCURRENT_STREAMS: u32 = 256;
 pub const H2_MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
 /// Longest lingering close after an early answer.
 pub const LINGER_TIME: Duration = Duration::from_secs(10);
+/// A lingering close ends after this long without data from the client.
+pub const LINGER_GAP: Duration = Duration::from_secs(2);
 /// Fewest request-body bytes a lingering close reads and discards (or
 /// `max_body_bytes`, if larger).
 pub const LINGER_MIN_BYTES: u64 = 64 * 1024 * 1024;
@@ -151,6 +153,7 @@ fn limits(cfg: &ServerConfig) -> Limits {
         header: cfg.header_read_timeout,
         write_stall: cfg.defaults.stream_idle_timeout,
         linger: LINGER_TIME,
+        linger_gap: LINGER_GAP,
         linger_bytes: LINGER_MIN_BYTES.max(cfg.max_body_bytes as u64),
     }
 }
@@ -224,9 +227,7 @@ async fn accept_loop(
                 Ok::<_, Infallible>(resp.map(|body| busy.respond(body, h2)))
             }
         });
-        let conn = builder
-            .serve_connection(TokioIo::new(io), svc)
-            .into_owned();
+        let conn = builder.serve_connection(TokioIo::new(io), svc).into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {

@@ -16,6 +16,7 @@ mod frozen;
 mod harness;
 mod hostile;
 mod input;
+mod listener;
 mod raw_upstream;
 mod reload;
 mod retry;
