@@ -4,7 +4,7 @@
 //! algorithm and delayed ACKs add ~40 ms to responses written in pieces),
 //! TCP keepalive (a peer that vanished without a FIN is found), a slot from
 //! the connection limit (a client over the limit waits in the accept backlog
-//! instead of starving everyone), and the clocks of [`io`]: the idle
+//! instead of starving everyone), and the clocks of `io.rs`: the idle
 //! timeout, the header timeout, the write-stall timeout and the lingering
 //! close after an early answer. HTTP/2 gets keep-alive pings and stream and
 //! header-list limits. One task per connection and the request handled on
