@@ -38,14 +38,22 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Most client connections open at once (`max_connections`, default 10 000).
     pub max_connections: usize,
-    /// Time allowed to send the request headers (`header_read_timeout_ms`, default 10 s).
+    /// Time allowed to send a request's headers, from their first byte
+    /// (`header_read_timeout_ms`, default 10 s).
     pub header_read_timeout: Duration,
     /// Time allowed to send the request body (`body_read_timeout_ms`, default 30 s).
     pub body_read_timeout: Duration,
     /// How long SIGTERM waits for in-flight requests (`drain_timeout_ms`, default 30 s).
     pub drain_timeout: Duration,
+    /// A connection with no request in flight that sends nothing for this
+    /// long is closed (`idle_timeout_ms`, default 60 s): before its first
+    /// byte, between keep-alive requests, an HTTP/2 connection with no open
+    /// stream.
+    pub idle_timeout: Duration,
     /// Defaults for every model's timeouts and retries (`[server]` keys of the
-    /// same names as the per-model ones).
+    /// same names as the per-model ones). Its `stream_idle_timeout` is also
+    /// the listener's write-stall timeout: how long a response may wait for a
+    /// client that stopped reading.
     pub defaults: RequestPolicy,
 }
 

@@ -89,6 +89,7 @@ max_connections = 500
 header_read_timeout_ms = 1000
 body_read_timeout_ms = 2000
 drain_timeout_ms = 3000
+idle_timeout_ms = 4000
 connect_timeout_ms = 100
 first_byte_timeout_ms = 200
 stream_idle_timeout_ms = 300
@@ -187,6 +188,7 @@ fn full_example_parses_with_expected_values() {
     assert_eq!(s.header_read_timeout, Duration::from_millis(1000));
     assert_eq!(s.body_read_timeout, Duration::from_millis(2000));
     assert_eq!(s.drain_timeout, Duration::from_millis(3000));
+    assert_eq!(s.idle_timeout, Duration::from_millis(4000));
     let server_policy = RequestPolicy {
         connect_timeout: Duration::from_millis(100),
         first_byte_timeout: Duration::from_millis(200),
@@ -334,6 +336,7 @@ fn defaults() {
     assert_eq!(c.server.header_read_timeout, Duration::from_secs(10));
     assert_eq!(c.server.body_read_timeout, Duration::from_secs(30));
     assert_eq!(c.server.drain_timeout, Duration::from_secs(30));
+    assert_eq!(c.server.idle_timeout, Duration::from_secs(60));
     assert_eq!(c.server.defaults, RequestPolicy::default());
     assert!(c.admin.token.is_none());
     let d = HealthConfig::default();

@@ -31,6 +31,7 @@ const MAX_CONNECTIONS: u64 = 10_000;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most attempts per request: more only multiplies load on a struggling upstream.
 const MAX_ATTEMPTS: u32 = 10;
 /// Largest `retry_budget_ratio`: ten retries per request is already a retry storm.
@@ -148,6 +149,11 @@ impl Validator<'_> {
                 &raw.drain_timeout_ms,
                 "server.drain_timeout_ms",
                 DRAIN_TIMEOUT,
+            ),
+            idle_timeout: self.duration(
+                &raw.idle_timeout_ms,
+                "server.idle_timeout_ms",
+                IDLE_TIMEOUT,
             ),
             defaults: self.policy(&raw.policy(), "server", &RequestPolicy::default()),
         }

@@ -1,29 +1,66 @@
 //! Listeners: accepting connections and serving HTTP/1.1 and HTTP/2 on them.
 //!
 //! Per connection: `TCP_NODELAY` (DESIGN.md §5: without it Nagle's
-//! algorithm and delayed ACKs add ~40 ms to responses written in pieces), a
-//! header read timeout, and a slot from the connection limit (a client over
-//! the limit waits in the accept backlog instead of starving everyone).
-//! One task per connection and the request handled on it: no hand-offs.
+//! algorithm and delayed ACKs add ~40 ms to responses written in pieces),
+//! TCP keepalive (a peer that vanished without a FIN is found), a slot from
+//! the connection limit (a client over the limit waits in the accept backlog
+//! instead of starving everyone), and the clocks of `io.rs`: the idle
+//! timeout, the header timeout, the write-stall timeout and the lingering
+//! close after an early answer. HTTP/2 gets keep-alive pings and stream and
+//! header-list limits. One task per connection and the request handled on
+//! it: no hand-offs. These settings are read when the listener starts; a
+//! reload does not change them.
 //!
 //! Shutdown: stop accepting, turn `/readyz` false, ask every connection to
 //! finish its in-flight requests (hyper's graceful shutdown), and wait up
 //! to `drain_timeout`.
 
+mod conn;
+mod io;
 pub mod pipeline;
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use http::{Request, Version};
+use http_body::Body as _;
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::ServerConfig;
 use crate::gateway::Gateway;
+use conn::ConnState;
+use io::{ConnIo, Limits};
+
+/// TCP keepalive on accepted sockets: first probe after this much silence.
+pub const TCP_KEEPALIVE_TIME: Duration = Duration::from_secs(60);
+/// TCP keepalive: time between unanswered probes.
+pub const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// TCP keepalive: unanswered probes before the connection is dropped.
+pub const TCP_KEEPALIVE_RETRIES: u32 = 3;
+/// HTTP/2: a `PING` is sent after this long without a frame from the client.
+pub const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+/// HTTP/2: a `PING` unanswered for this long closes the connection.
+pub const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// HTTP/2: most streams open at once on one connection.
+pub const H2_MAX_CONCURRENT_STREAMS: u32 = 256;
+/// HTTP/2: largest request header list (HPACK-decoded), in bytes.
+pub const H2_MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
+/// Longest lingering close after an early answer.
+pub const LINGER_TIME: Duration = Duration::from_secs(10);
+/// A lingering close ends after this long without data from the client.
+pub const LINGER_GAP: Duration = Duration::from_secs(2);
+/// Fewest request-body bytes a lingering close reads and discards (or
+/// `max_body_bytes`, if larger).
+pub const LINGER_MIN_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +147,30 @@ impl BoundServer {
     }
 }
 
+fn limits(cfg: &ServerConfig) -> Limits {
+    Limits {
+        idle: cfg.idle_timeout,
+        header: cfg.header_read_timeout,
+        write_stall: cfg.defaults.stream_idle_timeout,
+        linger: LINGER_TIME,
+        linger_gap: LINGER_GAP,
+        linger_bytes: LINGER_MIN_BYTES.max(cfg.max_body_bytes as u64),
+    }
+}
+
+/// Socket options for an accepted connection: `TCP_NODELAY` and TCP
+/// keepalive. A failure is logged and the connection served anyway.
+fn tune(stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(TCP_KEEPALIVE_TIME)
+        .with_interval(TCP_KEEPALIVE_INTERVAL)
+        .with_retries(TCP_KEEPALIVE_RETRIES);
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(message = "Could not set TCP keepalive.", error = %e);
+    }
+}
+
 async fn accept_loop(
     gw: Gateway,
     listener: TcpListener,
@@ -118,17 +179,22 @@ async fn accept_loop(
     graceful: Arc<GracefulShutdown>,
     shutdown: CancellationToken,
 ) {
-    let header_timeout = gw.live().config.server.header_read_timeout;
+    let limits = limits(&gw.live().config.server);
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The header timeout is ConnIo's: hyper's would also close a
+    // keep-alive connection that merely waits for its next request.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(None)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(256);
+        .keep_alive_interval(H2_KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT)
+        .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(H2_MAX_HEADER_LIST_BYTES);
     let builder = Arc::new(builder);
     loop {
         let permit = tokio::select! {
@@ -147,12 +213,21 @@ async fn accept_loop(
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
+        tune(&stream);
+        let now = tokio::time::Instant::now();
+        let state = ConnState::new(now);
+        let io = ConnIo::new(stream, peer, state.clone(), limits, now);
         let gw = gw.clone();
-        let svc = service_fn(move |req| pipeline::handle(gw.clone(), side, peer, req));
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), svc)
-            .into_owned();
+        let svc = service_fn(move |req: Request<Incoming>| {
+            let busy = state.enter(!req.body().is_end_stream());
+            let h2 = req.version() == Version::HTTP_2;
+            let answer = pipeline::handle(gw.clone(), side, peer, req);
+            async move {
+                let resp = answer.await?;
+                Ok::<_, Infallible>(resp.map(|body| busy.respond(body, h2)))
+            }
+        });
+        let conn = builder.serve_connection(TokioIo::new(io), svc).into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -160,5 +235,33 @@ async fn accept_loop(
             }
             drop(permit);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_get_tcp_keepalive() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let sock = socket2::SockRef::from(&accepted);
+        assert!(!sock.keepalive().unwrap(), "off before tune()");
+        tune(&accepted);
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), TCP_KEEPALIVE_TIME);
+        assert_eq!(
+            sock.tcp_keepalive_interval().unwrap(),
+            TCP_KEEPALIVE_INTERVAL
+        );
+        assert_eq!(sock.tcp_keepalive_retries().unwrap(), TCP_KEEPALIVE_RETRIES);
+        assert!(accepted.nodelay().unwrap());
+        drop(client);
     }
 }

@@ -339,7 +339,7 @@ async fn pathological_json_bodies() {
 
 #[tokio::test]
 async fn connection_limit_queues_the_next_client() {
-    let env = boot("max_connections = 4\nheader_read_timeout_ms = 60000").await;
+    let env = boot("max_connections = 4\nidle_timeout_ms = 60000").await;
     let mut idle = Vec::new();
     for _ in 0..4 {
         idle.push(TcpStream::connect(env.addr).await.unwrap());

@@ -18,6 +18,7 @@ mod harness;
 mod health;
 mod hostile;
 mod input;
+mod listener;
 mod raw_upstream;
 mod reload;
 mod retry;

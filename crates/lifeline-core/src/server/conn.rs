@@ -1,0 +1,236 @@
+//! What a connection's IO and its requests share: how many requests are in
+//! flight (so that an idle connection can be told from a busy one), whether
+//! the last request came with a body (so that closing waits for it, see
+//! [`super::io`]), and the HTTP/2 streams waiting on a client that stopped
+//! reading them.
+//!
+//! HTTP/2 flow control lets a client stop one stream without stopping the
+//! socket: hyper then simply stops polling that stream's body, so the body
+//! cannot notice by itself. Such a response body is kept in a [`Slot`] the
+//! connection can reach; the connection's IO timer ([`super::io`]) scans the
+//! slots and drops the body of a stream whose last frame has waited for the
+//! client longer than the write-stall timeout. Dropping a relayed body
+//! cancels the upstream request and releases its lease.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::Instant;
+
+use crate::body::{BoxError, ProxyBody};
+
+/// One connection's shared state.
+pub(super) struct ConnState {
+    epoch: Instant,
+    /// Requests started; `started - ended` are in flight.
+    started: AtomicU64,
+    /// Requests whose response body is finished or dropped.
+    ended: AtomicU64,
+    /// The last request started came with a body.
+    body: AtomicBool,
+    /// Number of entries in `watched` (read without the lock).
+    watching: AtomicUsize,
+    watched: Mutex<Vec<Weak<Slot>>>,
+}
+
+/// A request in flight, from the service call until its response body ends.
+pub(super) struct Busy(Arc<ConnState>);
+
+impl ConnState {
+    pub(super) fn new(epoch: Instant) -> Arc<Self> {
+        Arc::new(Self {
+            epoch,
+            started: AtomicU64::new(0),
+            ended: AtomicU64::new(0),
+            body: AtomicBool::new(false),
+            watching: AtomicUsize::new(0),
+            watched: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A request starts; `body`: it comes with a body.
+    pub(super) fn enter(self: &Arc<Self>, body: bool) -> Busy {
+        self.body.store(body, Ordering::Relaxed);
+        self.started.fetch_add(1, Ordering::Release);
+        Busy(self.clone())
+    }
+
+    /// Requests started and ended, read so that `started >= ended`.
+    pub(super) fn counts(&self) -> (u64, u64) {
+        let ended = self.ended.load(Ordering::Acquire);
+        (self.started.load(Ordering::Acquire), ended)
+    }
+
+    /// Requests ended (a cheap check for "something may have gone idle").
+    pub(super) fn ended(&self) -> u64 {
+        self.ended.load(Ordering::Acquire)
+    }
+
+    pub(super) fn last_had_body(&self) -> bool {
+        self.body.load(Ordering::Relaxed)
+    }
+
+    /// Whether any HTTP/2 stream is watched for a stalled client.
+    pub(super) fn watching(&self) -> bool {
+        self.watching.load(Ordering::Relaxed) > 0
+    }
+
+    fn watched(&self) -> MutexGuard<'_, Vec<Weak<Slot>>> {
+        self.watched.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Drops the body of every watched stream whose last frame has waited
+    /// for the client for `stall` or longer; forgets finished streams.
+    /// Returns how many were dropped.
+    pub(super) fn scan(&self, now: Instant, stall: Duration) -> usize {
+        let now_ms = self.millis(now).saturating_add(1);
+        let stall_ms = u64::try_from(stall.as_millis()).unwrap_or(u64::MAX);
+        let mut stalled = Vec::new();
+        {
+            let mut watched = self.watched();
+            watched.retain(|w| {
+                let Some(slot) = w.upgrade() else {
+                    return false;
+                };
+                let since = slot.waiting.load(Ordering::Relaxed);
+                if since != 0 && now_ms.saturating_sub(since) >= stall_ms {
+                    stalled.extend(slot.lock().take());
+                    return false;
+                }
+                true
+            });
+            self.watching.store(watched.len(), Ordering::Relaxed);
+        }
+        // Dropped outside the locks: a relayed body's drop releases its
+        // lease and closes the upstream connection.
+        let n = stalled.len();
+        drop(stalled);
+        n
+    }
+}
+
+impl Busy {
+    /// The body hyper will send for this request. `h2`: the request came
+    /// over HTTP/2, where a relayed stream is watched for a stalled client.
+    pub(super) fn respond(self, body: ProxyBody, h2: bool) -> ResponseBody {
+        if !(h2 && matches!(body, ProxyBody::Relay(_))) {
+            return ResponseBody(Kind::Direct { body, _busy: self });
+        }
+        let state = self.0.clone();
+        let slot = Arc::new(Slot {
+            epoch: state.epoch,
+            waiting: AtomicU64::new(0),
+            body: Mutex::new(Some((body, self))),
+        });
+        let mut watched = state.watched();
+        watched.push(Arc::downgrade(&slot));
+        state.watching.store(watched.len(), Ordering::Relaxed);
+        ResponseBody(Kind::Watched(slot))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.ended.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// A watched HTTP/2 response body.
+struct Slot {
+    epoch: Instant,
+    /// Milliseconds since `epoch`, plus one, at which a frame was handed to
+    /// hyper and the next poll has not come yet; 0 otherwise.
+    waiting: AtomicU64,
+    body: Mutex<Option<(ProxyBody, Busy)>>,
+}
+
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, Option<(ProxyBody, Busy)>> {
+        self.body.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The response body of every request: Lifeline's [`ProxyBody`] and the
+/// request's [`Busy`] mark, released when hyper is done with it.
+pub struct ResponseBody(Kind);
+
+enum Kind {
+    /// The request stays in flight until the body is dropped.
+    Direct {
+        body: ProxyBody,
+        _busy: Busy,
+    },
+    Watched(Arc<Slot>),
+}
+
+const STALLED: &str = "the client stopped reading this stream";
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().0 {
+            Kind::Direct { body, .. } => Pin::new(body).poll_frame(cx),
+            Kind::Watched(slot) => {
+                let mut body = slot.lock();
+                let Some((b, _)) = body.as_mut() else {
+                    return Poll::Ready(Some(Err(STALLED.into())));
+                };
+                slot.waiting.store(0, Ordering::Relaxed);
+                let polled = Pin::new(b).poll_frame(cx);
+                if let Poll::Ready(Some(Ok(_))) = &polled {
+                    let ms = u64::try_from(slot.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+                    slot.waiting.store(ms.saturating_add(1), Ordering::Relaxed);
+                }
+                polled
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Kind::Direct { body, .. } => body.is_end_stream(),
+            Kind::Watched(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Kind::Direct { body, .. } => body.size_hint(),
+            Kind::Watched(_) => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn in_flight_counts_follow_the_response_body() {
+        let st = ConnState::new(Instant::now());
+        assert_eq!(st.counts(), (0, 0));
+        let busy = st.enter(true);
+        assert!(st.last_had_body());
+        assert_eq!(st.counts(), (1, 0));
+        let body = busy.respond(ProxyBody::full(Bytes::from_static(b"x")), true);
+        assert_eq!(st.counts(), (1, 0));
+        assert!(!st.watching(), "a whole body is never watched");
+        drop(body);
+        assert_eq!(st.counts(), (1, 1));
+        assert_eq!(st.ended(), 1);
+    }
+}

@@ -1,0 +1,415 @@
+//! The socket as hyper sees it: a `TcpStream` with the listener's clocks.
+//!
+//! hyper and hyper-util leave these gaps, which [`ConnIo`] closes:
+//!
+//! - **Idle connections.** hyper-util's protocol detection waits for the
+//!   first bytes without a timeout, and an HTTP/2 connection with no open
+//!   stream is never closed; hyper's own header timeout also runs while an
+//!   HTTP/1.1 connection merely waits between keep-alive requests. Here a
+//!   connection with no request in flight ([`ConnState`]) gets
+//!   `idle_timeout`: before its first byte, between keep-alive requests, an
+//!   HTTP/2 connection with no open stream (whatever frames such as `PING`
+//!   it sends). Once an HTTP/1.1 request head has begun, it has
+//!   `header_read_timeout` from its first byte. The read side reports the
+//!   end: end of file when idle (hyper closes quietly), an error when a head
+//!   was cut off.
+//! - **A client that stops reading.** hyper stops polling a response body
+//!   while the socket cannot take more, so a stalled client would hold its
+//!   stream, and the stream's upstream lease, for ever. A write that stays
+//!   pending for `write_stall` fails; hyper then drops the connection and
+//!   its response bodies, which cancels the upstream requests and releases
+//!   their leases. HTTP/2 streams stalled by flow control alone are dropped
+//!   by [`ConnState::scan`], run from the same timer.
+//! - **An early answer the client can read.** When hyper answers before
+//!   reading the whole request body (413, 401, 404...), it stops reading and
+//!   closes the connection; closing a socket with unread data sends a reset,
+//!   and a client still sending its body sees a broken pipe instead of the
+//!   answer (official SDKs then resend the whole body). After the answer
+//!   is written, the write side is shut down and the rest of the body is
+//!   read and discarded, up to `linger_bytes` and `linger`, and until
+//!   `linger_gap` passes without data, before closing (a "lingering close",
+//!   as nginx does).
+//!
+//! Everything runs in the connection's own task: the timers are polled with
+//! the task's waker from whichever side hyper polls. No extra task, no clock
+//! read per read or write, a few atomic loads per poll.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+
+use super::conn::ConnState;
+
+/// The listener's clocks and bounds, shared by its connections.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    /// No request in flight and nothing received (or only HTTP/2 frames).
+    pub idle: Duration,
+    /// From the first byte of an HTTP/1.1 request head to its end.
+    pub header: Duration,
+    /// A write that cannot proceed for this long fails.
+    pub write_stall: Duration,
+    /// Longest lingering close.
+    pub linger: Duration,
+    /// A lingering close ends after this long without data.
+    pub linger_gap: Duration,
+    /// Most bytes discarded in a lingering close.
+    pub linger_bytes: u64,
+}
+
+/// The first bytes of HTTP/2's connection preface ("PRI * HTTP/2.0...").
+const H2_PREFIX: &[u8] = b"PRI ";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    /// This many bytes of [`H2_PREFIX`] matched so far.
+    Sniffing(usize),
+    Http1,
+    Http2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A request is in flight.
+    Busy,
+    /// Nothing in flight; closed at `idle_until`.
+    Idle,
+    /// An HTTP/1.1 request head has begun; closed at this instant.
+    Head(Instant),
+}
+
+/// Why the read side gave up.
+enum Expired {
+    Idle,
+    Header,
+}
+
+/// A lingering close in progress.
+struct Linger {
+    /// Bytes still to discard.
+    left: u64,
+    /// The end of the whole lingering close.
+    until: Instant,
+}
+
+/// An accepted socket with idle, header, write-stall and lingering-close
+/// handling (see the module docs).
+pub(super) struct ConnIo {
+    io: TcpStream,
+    peer: SocketAddr,
+    state: Arc<ConnState>,
+    limits: Limits,
+    proto: Proto,
+    mode: Mode,
+    idle_until: Instant,
+    /// `ConnState::counts` when `mode` was last worked out.
+    seen: (u64, u64),
+    /// When the watched HTTP/2 streams are next scanned.
+    next_scan: Option<Instant>,
+    timer: Pin<Box<Sleep>>,
+    armed: Instant,
+    /// Since when a write has been pending, with its timer.
+    write_timer: Option<Pin<Box<Sleep>>>,
+    write_blocked: bool,
+    linger: Option<Linger>,
+}
+
+impl ConnIo {
+    pub(super) fn new(
+        io: TcpStream,
+        peer: SocketAddr,
+        state: Arc<ConnState>,
+        limits: Limits,
+        now: Instant,
+    ) -> Self {
+        let idle_until = now + limits.idle;
+        Self {
+            io,
+            peer,
+            state,
+            limits,
+            proto: Proto::Sniffing(0),
+            mode: Mode::Idle,
+            idle_until,
+            seen: (0, 0),
+            next_scan: None,
+            timer: Box::pin(tokio::time::sleep_until(idle_until)),
+            armed: idle_until,
+            write_timer: None,
+            write_blocked: false,
+            linger: None,
+        }
+    }
+
+    /// Works out `mode` again if a request started or ended since.
+    fn refresh(&mut self) {
+        let counts = self.state.counts();
+        if counts == self.seen {
+            return;
+        }
+        self.seen = counts;
+        if counts.0 != counts.1 {
+            self.mode = Mode::Busy;
+        } else {
+            // Requests came and went: a new idle period starts now.
+            self.mode = Mode::Idle;
+            self.idle_until = Instant::now() + self.limits.idle;
+        }
+    }
+
+    /// Bytes arrived.
+    fn on_read(&mut self, bytes: &[u8]) {
+        if let Proto::Sniffing(before) = self.proto {
+            let rest = &H2_PREFIX[before..];
+            let n = rest.iter().zip(bytes).take_while(|(a, b)| a == b).count();
+            self.proto = if n == rest.len() {
+                Proto::Http2
+            } else if n == bytes.len() {
+                Proto::Sniffing(before + n)
+            } else {
+                Proto::Http1
+            };
+            if self.proto == Proto::Http2 && matches!(self.mode, Mode::Head(_)) {
+                // The preface arrived in pieces: idle after all.
+                self.mode = Mode::Idle;
+            }
+        }
+        self.refresh();
+        // HTTP/2 frames outside a stream (PING, SETTINGS) are no request:
+        // only an HTTP/1.1 head (or what may still become one) starts the
+        // header clock.
+        if self.mode == Mode::Idle && self.proto != Proto::Http2 {
+            self.mode = Mode::Head(Instant::now() + self.limits.header);
+        }
+    }
+
+    fn scan_every(&self) -> Duration {
+        (self.limits.write_stall / 4).max(Duration::from_millis(10))
+    }
+
+    /// Arms the read-side timer for what the connection waits for now, and
+    /// acts on it when it fires: scans watched streams, or reports an idle
+    /// connection or a cut-off head.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<Expired> {
+        loop {
+            self.refresh();
+            if !self.state.watching() {
+                self.next_scan = None;
+            } else if self.next_scan.is_none() {
+                self.next_scan = Some(Instant::now() + self.scan_every());
+            }
+            let deadline = match self.mode {
+                Mode::Busy => None,
+                Mode::Idle => Some(self.idle_until),
+                Mode::Head(at) => Some(at),
+            };
+            let Some(target) = deadline.into_iter().chain(self.next_scan).min() else {
+                return Poll::Pending;
+            };
+            if self.armed != target {
+                self.timer.as_mut().reset(target);
+                self.armed = target;
+            }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            // `target` has passed (a timer never fires early; taking the
+            // later of the two keeps this loop from spinning on a coarse
+            // clock).
+            let now = Instant::now().max(target);
+            if self.next_scan.is_some_and(|at| at <= now) {
+                let dropped = self.state.scan(now, self.limits.write_stall);
+                if dropped > 0 {
+                    tracing::info!(
+                        message = "HTTP/2 client stopped reading; stream ended and its upstream request cancelled.",
+                        peer = %self.peer,
+                        streams = dropped,
+                        stall_ms = self.limits.write_stall.as_millis() as u64,
+                    );
+                }
+                self.next_scan = None;
+            }
+            match self.mode {
+                Mode::Idle if self.idle_until <= now => return Poll::Ready(Expired::Idle),
+                Mode::Head(at) if at <= now => return Poll::Ready(Expired::Header),
+                _ => {}
+            }
+        }
+    }
+
+    /// Before a write: if a request ended (or a stream is newly watched)
+    /// since the read side last looked, arm the timer from here, since
+    /// hyper may not poll the read side again until the client sends.
+    fn before_write(&mut self, cx: &mut Context<'_>) {
+        let ended_since = self.state.ended() != self.seen.1;
+        let unscanned = self.next_scan.is_none() && self.state.watching();
+        if (ended_since || unscanned) && self.poll_timer(cx).is_ready() {
+            // The read side reports it.
+            cx.waker().wake_by_ref();
+        }
+    }
+
+    fn after_write<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        res: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if res.is_ready() {
+            self.write_blocked = false;
+            return res;
+        }
+        let stall = self.limits.write_stall;
+        let timer = self
+            .write_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+        if !self.write_blocked {
+            self.write_blocked = true;
+            timer.as_mut().reset(Instant::now() + stall);
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            tracing::info!(
+                message = "Client stopped reading; connection closed.",
+                peer = %self.peer,
+                stall_ms = stall.as_millis() as u64,
+            );
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("the client read nothing for {} ms", stall.as_millis()),
+            )));
+        }
+        Poll::Pending
+    }
+
+    /// Reads and discards what the client still sends, after the answer.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut scratch = [0u8; 8192];
+        loop {
+            let Some(linger) = self.linger.as_mut().filter(|l| l.left > 0) else {
+                return Poll::Ready(());
+            };
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    let n = buf.filled().len() as u64;
+                    linger.left = linger.left.saturating_sub(n);
+                    if linger.left == 0 {
+                        return Poll::Ready(());
+                    }
+                    let next = (Instant::now() + self.limits.linger_gap).min(linger.until);
+                    self.timer.as_mut().reset(next);
+                    self.armed = next;
+                }
+                // The client closed, or reset: done.
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => {
+                    return if self.timer.as_mut().poll(cx).is_ready() {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending
+                    };
+                }
+            }
+        }
+    }
+}
+
+impl AsyncRead for ConnIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.on_read(&buf.filled()[before..]);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => match this.poll_timer(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Expired::Idle) => {
+                    tracing::debug!(message = "Idle connection closed.", peer = %this.peer);
+                    // End of file: hyper closes an idle connection quietly.
+                    Poll::Ready(Ok(()))
+                }
+                Poll::Ready(Expired::Header) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the request head did not arrive in time",
+                ))),
+            },
+        }
+    }
+}
+
+impl AsyncWrite for ConnIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.before_write(cx);
+        let res = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.after_write(cx, res)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.before_write(cx);
+        let res = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.after_write(cx, res)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Not progress: a flush of a `TcpStream` is always ready.
+        let this = self.get_mut();
+        this.before_write(cx);
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.linger.is_none() {
+            ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
+            // HTTP/2 ends with GOAWAY; an HTTP/1.1 request without a body
+            // left nothing unread.
+            if this.proto == Proto::Http2 || !this.state.last_had_body() {
+                return Poll::Ready(Ok(()));
+            }
+            let now = Instant::now();
+            let until = now + this.limits.linger;
+            let first = (now + this.limits.linger_gap).min(until);
+            this.timer.as_mut().reset(first);
+            this.armed = first;
+            this.linger = Some(Linger {
+                left: this.limits.linger_bytes,
+                until,
+            });
+        }
+        ready!(this.poll_linger(cx));
+        if let Some(linger) = this.linger.as_mut() {
+            linger.left = 0;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
