@@ -42,8 +42,7 @@ fn fault(e: &ApiError) -> (Option<&str>, &str) {
 
 #[test]
 fn reads_model_and_stream() {
-    let i =
-        ok(r#"{"messages":[{"role":"user","content":"hi"}],"model":"gpt-4o","stream":true}"#);
+    let i = ok(r#"{"messages":[{"role":"user","content":"hi"}],"model":"gpt-4o","stream":true}"#);
     assert_eq!(i.model, "gpt-4o");
     assert!(i.stream);
     assert_eq!(i.choices, 1);
