@@ -18,8 +18,9 @@
 //! 5. After a transient failure the request stays in its tier
 //!    (`Call::stay`): the next pick is limited to that tier, a tried
 //!    deployment is retried after its backoff or `Retry-After`, and all of
-//!    that waiting is bounded by `tier_wait_ms`. A persistent failure, or a
-//!    wait that does not fit, lets it descend.
+//!    that waiting is bounded by `tier_wait_ms`. A persistent failure, a
+//!    wait that does not fit, or a last attempt that a later tier could
+//!    take (it is kept for descending) lets it descend.
 //! 6. A refusal (context window; content policy with
 //!    `content_policy_fallback`) excludes that upstream model
 //!    ([`crate::balance::Refusal`]); the next attempt, free of the retry
@@ -44,7 +45,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response};
 use tokio::time::{timeout_at, Instant};
 
-use crate::balance::{pick, Pick, Refusal, Scope};
+use crate::balance::{has_untried_after, pick, Pick, Refusal, Scope};
 use crate::body::ProxyBody;
 use crate::context::RequestContext;
 use crate::error::ApiError;
@@ -225,10 +226,20 @@ impl Call {
             }
             let dep = lease.deployment().clone();
             tried.push(dep.clone());
-            let f = match self.attempt(lease, deadline, &tried, &mut adaptive).await {
+            let scope = Scope {
+                tried: &tried,
+                up_to_tier: held.map(|(tier, _)| tier),
+                refused: &refused,
+            };
+            let f = match self.attempt(lease, deadline, scope, &mut adaptive).await {
                 Attempted::Answer(resp) => return resp,
                 Attempted::Failed(f) => {
-                    held = self.stay(&f, &dep, place.tier, tier_waited, deadline, &tried);
+                    let scope = Scope {
+                        tried: &tried,
+                        up_to_tier: None,
+                        refused: &refused,
+                    };
+                    held = self.stay(&f, &dep, place.tier, tier_waited, deadline, scope);
                     f
                 }
                 Attempted::Refused(f, parts, body) => {
@@ -260,6 +271,11 @@ impl Call {
     /// the deadline), the first time that deployment fails for this
     /// request, while its breaker is closed and the retry budget allows a
     /// retry. Otherwise it descends at once.
+    ///
+    /// It also descends when only one attempt is left and a later tier has
+    /// a deployment that could take it (untried, not ruled out by a refusal
+    /// in `scope`, available): held, that last attempt would go to the same
+    /// tier again and the fallback would never be tried.
     fn stay(
         &self,
         f: &Failure,
@@ -267,13 +283,22 @@ impl Call {
         tier: usize,
         tier_waited: Duration,
         deadline: Instant,
-        tried: &[Arc<Deployment>],
+        scope: Scope<'_>,
     ) -> Option<(usize, Option<Instant>)> {
         if f.kind.next() != Next::Transient {
             return None;
         }
+        let tried = scope.tried;
         let failed_before = tried.iter().filter(|t| Arc::ptr_eq(t, dep)).count() > 1;
         if failed_before || dep.is_open() {
+            return None;
+        }
+        let left = self
+            .model
+            .policy
+            .max_attempts
+            .saturating_sub(u32::try_from(tried.len()).unwrap_or(u32::MAX));
+        if left <= 1 && has_untried_after(&self.model, scope, tier) {
             return None;
         }
         let wait = f.retry_after.unwrap_or(Duration::ZERO);

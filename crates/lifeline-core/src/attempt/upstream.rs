@@ -7,7 +7,6 @@
 //! derived from it on the deployment's lease. The attempt's deadlines are
 //! adaptive (`Call::timeout`, [`crate::health::latency`]).
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -17,6 +16,7 @@ use tokio::time::{timeout_at, Instant};
 
 use super::failure::{client_error_kind, Failure, FailureKind};
 use super::{commit, Call, MAX_RESPONSE_BYTES};
+use crate::balance::{has_untried, Scope};
 use crate::body::ProxyBody;
 use crate::health::latency::{adaptive_timeout, LatencyKind};
 use crate::health::Outcome;
@@ -56,6 +56,26 @@ fn classify(status: StatusCode) -> Class {
     }
 }
 
+/// Why [`Call::response_head`] stopped waiting for the response head.
+struct GaveUp {
+    /// What happened, for the failure's message.
+    why: String,
+    /// It gave up at the attempt's first deadline (its first-byte deadline,
+    /// adaptive or not, or the request's deadline if that came first),
+    /// not after the wait was extended for a working deployment.
+    at_first_deadline: bool,
+}
+
+impl GaveUp {
+    /// Gave up after the wait was `extended` or not.
+    fn after(extended: bool, why: String) -> Self {
+        Self {
+            why,
+            at_first_deadline: !extended,
+        }
+    }
+}
+
 /// What an attempt produced.
 pub(super) enum Attempted {
     /// Send this to the client; the request is over.
@@ -69,7 +89,9 @@ pub(super) enum Attempted {
 }
 
 impl Call {
-    /// Makes one attempt on the leased deployment. `adaptive` says whether
+    /// Makes one attempt on the leased deployment, picked within `scope`
+    /// (which also tells whether another deployment could take the request
+    /// instead of a slow one: `response_head`). `adaptive` says whether
     /// adaptive deadlines may apply; it is cleared when this attempt was
     /// abandoned at one, so that the request's later attempts wait the
     /// configured time (a request that is long by nature is then not cut
@@ -78,10 +100,10 @@ impl Call {
         &self,
         mut lease: Lease,
         deadline: Instant,
-        tried: &[Arc<Deployment>],
+        scope: Scope<'_>,
         adaptive: &mut bool,
     ) -> Attempted {
-        let n = tried.len();
+        let n = scope.tried.len();
         let dep = lease.deployment().clone();
         let policy = &self.model.policy;
         let start = Instant::now();
@@ -100,19 +122,19 @@ impl Call {
             }
         };
         let resp = match self
-            .response_head(&dep, req, start, first_byte, deadline, tried)
+            .response_head(&dep, req, start, first_byte, deadline, scope)
             .await
         {
-            Err(why) => {
-                let cut = first_byte < policy.first_byte_timeout;
-                self.cut(
-                    &dep,
-                    kind,
-                    cut && start + first_byte <= deadline,
-                    start,
-                    adaptive,
-                );
-                let f = Failure::new(FailureKind::Timeout, &dep.id, why);
+            Err(gave_up) => {
+                // A cut only when the wait ended at the adaptive deadline
+                // itself: after an extension (the deployment was working)
+                // the wait ended at the configured timeout or the request's
+                // deadline, and says nothing about the deployment's p99.
+                let cut = gave_up.at_first_deadline
+                    && first_byte < policy.first_byte_timeout
+                    && start + first_byte <= deadline;
+                self.cut(&dep, kind, cut, start, adaptive);
+                let f = Failure::new(FailureKind::Timeout, &dep.id, gave_up.why);
                 return self.failed(lease, f.after(start.elapsed()));
             }
             Ok(Err(e)) => {
@@ -365,7 +387,11 @@ impl Call {
     ///    server); or
     /// 2. no untried deployment could take the request instead, and it
     ///    answers a probe (`GET {probe_path}`, no tokens): waiting is the
-    ///    only way to an answer, and the server is alive.
+    ///    only way to an answer, and the server is alive. "Instead" is
+    ///    judged as [`crate::balance::pick`] would choose the next attempt:
+    ///    a deployment of an upstream model that refused the request does
+    ///    not count. A tier the request is held in does not limit it: an
+    ///    abandoned attempt is a timeout, which descends (`Call::stay`).
     ///
     /// Otherwise the attempt is abandoned and the request fails over. A
     /// provider whose model list answers while its inference hangs (a common
@@ -383,20 +409,24 @@ impl Call {
         start: Instant,
         first_byte: Duration,
         deadline: Instant,
-        tried: &[Arc<Deployment>],
-    ) -> Result<Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>, String>
+        scope: Scope<'_>,
+    ) -> Result<Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>, GaveUp>
     {
         let policy = &self.model.policy;
         let send = self.model.client.request(req);
         tokio::pin!(send);
         let mut until = deadline.min(start + first_byte);
+        let mut extended = false;
         loop {
             if let Ok(head) = timeout_at(until, &mut send).await {
                 return Ok(head);
             }
             let waited = start.elapsed().as_millis();
             if self.inspected.stream || until >= deadline {
-                return Err(format!("no response headers within {waited} ms"));
+                return Err(GaveUp::after(
+                    extended,
+                    format!("no response headers within {waited} ms"),
+                ));
             }
             // Answered something since this attempt started, and recently:
             // busy, not frozen.
@@ -404,11 +434,18 @@ impl Call {
                 .last_success()
                 .is_some_and(|t| t > start && t + policy.first_byte_timeout > Instant::now());
             if !working {
-                if crate::balance::has_untried(&self.model, tried) {
-                    return Err(format!("no response within {waited} ms, and the deployment answered nothing else meanwhile"));
+                let instead = Scope {
+                    up_to_tier: None,
+                    ..scope
+                };
+                if has_untried(&self.model, instead) {
+                    return Err(GaveUp::after(extended, format!("no response within {waited} ms, and the deployment answered nothing else meanwhile")));
                 }
                 if !dep.upstream.probes_enabled() {
-                    return Err(format!("no response headers within {waited} ms"));
+                    return Err(GaveUp::after(
+                        extended,
+                        format!("no response headers within {waited} ms"),
+                    ));
                 }
                 let limit = dep
                     .probe_timeout()
@@ -420,11 +457,12 @@ impl Call {
                     alive = &mut probe => alive,
                 };
                 if !alive {
-                    return Err(format!("no response headers within {waited} ms, and the deployment does not answer probes"));
+                    return Err(GaveUp::after(extended, format!("no response headers within {waited} ms, and the deployment does not answer probes")));
                 }
             }
             tracing::debug!(message = "Long generation: the deployment is working, waiting on.", request_id = ?self.ctx.id, deployment = %dep.id, waited_ms = waited as u64);
             until = deadline.min(Instant::now() + policy.first_byte_timeout);
+            extended = true;
         }
     }
 

@@ -21,6 +21,12 @@
 //! 5. A deployment whose provider is at its `max_concurrency` is skipped, so
 //!    load spills over to other deployments and later tiers; when every
 //!    healthy deployment is full, [`Pick::Saturated`] names one to wait on.
+//!
+//! [`has_untried`] and [`has_untried_after`] ask, with the same filter
+//! (scope, refusals, availability, cap), whether an untried deployment
+//! could take the next attempt: the attempt loop uses them to decide
+//! whether to wait on a slow deployment and whether to keep its last
+//! attempt for a later tier.
 
 use std::sync::Arc;
 
@@ -107,27 +113,42 @@ pub struct Scope<'a> {
     pub refused: &'a [Refusal],
 }
 
+impl Scope<'_> {
+    /// How many tiers, from the first, this scope may use.
+    fn tiers(&self, model: &Model) -> usize {
+        self.up_to_tier.map_or(model.tiers.len(), |t| t + 1)
+    }
+
+    /// Whether this request already tried `d`.
+    fn was_tried(&self, d: &Arc<Deployment>) -> bool {
+        self.tried.iter().any(|t| Arc::ptr_eq(t, d))
+    }
+
+    /// Whether no refusal rules out `m` at `place`.
+    fn admits(&self, m: &Member, place: Place) -> bool {
+        self.refused.iter().all(|r| r.allows(&m.deployment, place))
+    }
+}
+
 /// Picks a deployment of `model` within `scope`, avoiding the tried ones
 /// where possible.
 pub fn pick(model: &Model, scope: Scope<'_>) -> Pick {
     let now = Instant::now();
     let mut earliest: Option<Instant> = None;
     let mut full: Option<(&Member, Place)> = None;
-    let tried = scope.tried;
-    let was_tried = |d: &Arc<Deployment>| tried.iter().any(|t| Arc::ptr_eq(t, d));
-    let tiers = scope.up_to_tier.map_or(model.tiers.len(), |t| t + 1);
+    let tiers = scope.tiers(model);
     for pass_allows_tried in [false, true] {
         for (ti, tier) in model.tiers.iter().enumerate().take(tiers) {
             let mut candidates: Vec<&Member> = Vec::with_capacity(tier.len());
             for m in tier {
-                if !pass_allows_tried && was_tried(&m.deployment) {
+                if !pass_allows_tried && scope.was_tried(&m.deployment) {
                     continue;
                 }
                 let place = Place {
                     tier: ti,
                     context_window: m.context_window,
                 };
-                if !scope.refused.iter().all(|r| r.allows(&m.deployment, place)) {
+                if !scope.admits(m, place) {
                     continue;
                 }
                 match m.deployment.availability(now) {
@@ -147,7 +168,7 @@ pub fn pick(model: &Model, scope: Scope<'_>) -> Pick {
                 let i = choose(&candidates);
                 let m = candidates.swap_remove(i);
                 if let Some(lease) = m.deployment.lease() {
-                    let retry_of_tried = was_tried(&m.deployment);
+                    let retry_of_tried = scope.was_tried(&m.deployment);
                     return Pick::Lease {
                         lease,
                         retry_of_tried,
@@ -169,15 +190,44 @@ pub fn pick(model: &Model, scope: Scope<'_>) -> Pick {
     }
 }
 
-/// Whether some deployment of `model` that this request has not tried could
-/// take an attempt now.
-pub fn has_untried(model: &Model, tried: &[Arc<Deployment>]) -> bool {
+/// Whether some deployment of `model` within `scope` (its tiers, and not
+/// ruled out by a refusal, as for [`pick`]) that this request has not tried
+/// could take an attempt now.
+pub fn has_untried(model: &Model, scope: Scope<'_>) -> bool {
+    untried_from(model, scope, 0)
+}
+
+/// Whether some deployment in a tier after `tier` could take an attempt
+/// now: untried by this request, not ruled out by a refusal in `scope`
+/// (whose `up_to_tier` is ignored), available and under its cap.
+pub fn has_untried_after(model: &Model, scope: Scope<'_>, tier: usize) -> bool {
+    let scope = Scope {
+        up_to_tier: None,
+        ..scope
+    };
+    untried_from(model, scope, tier + 1)
+}
+
+fn untried_from(model: &Model, scope: Scope<'_>, first_tier: usize) -> bool {
     let now = Instant::now();
-    model.tiers.iter().flatten().any(|m| {
-        !tried.iter().any(|t| Arc::ptr_eq(t, &m.deployment))
-            && !matches!(m.deployment.availability(now), Availability::Until(_))
-            && !m.deployment.saturated()
-    })
+    model
+        .tiers
+        .iter()
+        .enumerate()
+        .take(scope.tiers(model))
+        .skip(first_tier)
+        .any(|(ti, tier)| {
+            tier.iter().any(|m| {
+                let place = Place {
+                    tier: ti,
+                    context_window: m.context_window,
+                };
+                !scope.was_tried(&m.deployment)
+                    && scope.admits(m, place)
+                    && !matches!(m.deployment.availability(now), Availability::Until(_))
+                    && !m.deployment.saturated()
+            })
+        })
 }
 
 /// Power of two choices over `candidates` (non-empty); returns an index.

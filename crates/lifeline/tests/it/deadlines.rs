@@ -182,3 +182,68 @@ async fn a_timeout_on_one_request_does_not_extend_anothers_wait() {
     );
     env.stop().await;
 }
+
+/// The `answer` p99 of p0 in seconds, as exported.
+async fn answer_p99(env: &Env) -> f64 {
+    let text = metrics(env).await;
+    let name = format!(
+        "lifeline_deployment_latency_p99_seconds{{deployment=\"{}\",kind=\"answer\"}} ",
+        dep(0)
+    );
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&name))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"));
+    line[name.len()..].trim().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_timeout_after_a_working_extension_is_no_adaptive_cut() {
+    // p0 alone, normally fast: its adaptive deadline is the floor, 300 ms.
+    // Then one answer takes 5 s. At 300 ms nothing else can take the
+    // request and p0 answers probes, so the wait goes on, and ends at the
+    // request deadline (2 s). That is no cut at the adaptive deadline: the
+    // 2 s waited must not become a sample of p0's answer latency (which
+    // would lift its p99, and so its deadline, to the configured timeout).
+    let m = mocks(1).await;
+    let server = [
+        ("first_byte_timeout_ms", "1500"),
+        ("request_timeout_ms", "2000"),
+        ("adaptive_timeout_floor_ms", "300"),
+    ];
+    let env = Env::boot(&cfg(&m, &server, NO_BREAKER, &layout(&[&[0]])), m).await;
+    warm(&env, "m", false, 20).await;
+    assert!(
+        answer_p99(&env).await < 0.45,
+        "not fast enough for an adaptive deadline"
+    );
+    env.mocks[0].set_config(MockConfig {
+        name: "p0".into(),
+        tokens_per_second: 0.0,
+        ttft_ms: 5000,
+        completion_tokens: 5,
+        ..MockConfig::default()
+    });
+    let t = Instant::now();
+    let (status, _, body) = env
+        .post("/v1/chat/completions", &chat_body("m", false))
+        .await;
+    assert_eq!(status, 504, "{body}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(1900),
+        "not extended: {:?}",
+        t.elapsed()
+    );
+    env.mocks[0].set_config(MockConfig {
+        name: "p0".into(),
+        tokens_per_second: 0.0,
+        ttft_ms: 0,
+        completion_tokens: 5,
+        ..MockConfig::default()
+    });
+    // Eight more samples: the p99 is recomputed over all of them.
+    warm(&env, "m", false, 8).await;
+    let p99 = answer_p99(&env).await;
+    assert!(p99 < 0.5, "the extended wait became a sample: p99 {p99} s");
+    env.stop().await;
+}

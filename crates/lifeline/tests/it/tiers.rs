@@ -336,3 +336,99 @@ async fn content_policy_falls_back_only_when_the_model_opts_in() {
     assert_eq!(breaker(&env, &dep(0)).await, "closed");
     env.stop().await;
 }
+
+#[tokio::test]
+async fn the_last_attempt_is_kept_for_the_fallback_tier() {
+    // A provider-wide burst of 503s: p0 and p1 (tier 1) fail every request,
+    // p2 (tier 2) is fine. With three attempts, holding in tier 1 after p1's
+    // failure would spend the last one on a retry of p0 or p1; it goes to
+    // p2 instead.
+    let m = mocks(3).await;
+    m[0].set_faults(failing(503));
+    m[1].set_faults(failing(503));
+    let server = [("max_attempts", "3")];
+    let env = Env::boot(&cfg(&m, &server, NO_BREAKER, &layout(&[&[0, 1], &[2]])), m).await;
+    for stream in [false, true] {
+        let (status, h, body) = env
+            .post("/v1/chat/completions", &chat_body("m", stream, "hi"))
+            .await;
+        assert_eq!(status, 200, "stream {stream}: {body}");
+        assert_eq!((deployment(&h), attempts(&h)), (dep(2), 3), "{stream}");
+    }
+    // Tier 1 still got its second chance: both of its deployments, once each.
+    assert_eq!(chat_requests(&env.mocks[0]), 2);
+    assert_eq!(chat_requests(&env.mocks[1]), 2);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn after_a_context_refusal_a_slow_answer_from_the_other_model_is_waited_for() {
+    // Tier 1: p0 and p1, both upstream model `same`, with a small window;
+    // tier 2: p2, another model, whose answer takes longer than the
+    // first-byte timeout, and which answers nothing else meanwhile. After
+    // the refusal p0 or p1 is untried but ruled out (same model), so p2 is
+    // the only way to an answer: it answers probes, its answer is waited
+    // for instead of being abandoned for a deployment that cannot take the
+    // request.
+    let m = mocks(3).await;
+    window(&m[0], 0, 100);
+    window(&m[1], 1, 100);
+    m[2].set_config(MockConfig {
+        name: "p2".into(),
+        tokens_per_second: 0.0,
+        ttft_ms: 1500,
+        completion_tokens: 5,
+        ..MockConfig::default()
+    });
+    let models = "[[models]]\nname = \"m\"\ntiers = [ [ { provider = \"p0\", model = \"same\" }, { provider = \"p1\", model = \"same\" } ], [ { provider = \"p2\", model = \"up-2\" } ] ]\n";
+    let server = [
+        ("first_byte_timeout_ms", "1000"),
+        ("request_timeout_ms", "10000"),
+    ];
+    let env = Env::boot(&cfg(&m, &server, NO_BREAKER, models), m).await;
+    let (status, h, body) = env
+        .post(
+            "/v1/chat/completions",
+            &chat_body("m", false, &long_prompt()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((deployment(&h), attempts(&h)), (dep(2), 2), "{body}");
+    assert_eq!(
+        chat_requests(&env.mocks[0]) + chat_requests(&env.mocks[1]),
+        1,
+        "the same model was asked twice"
+    );
+    assert_eq!(chat_requests(&env.mocks[2]), 1, "p2's answer was abandoned");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_retry_in_the_held_tier_is_abandoned_for_a_later_tier() {
+    // p0, alone in tier 1, answers 503 once, then takes 30 s per answer
+    // while its model list answers at once (inference stuck, server up).
+    // The 503 holds the request in tier 1; the retry on p0 is silent past
+    // the first-byte timeout, and p1 (tier 2) could take the request: the
+    // retry is abandoned there, as any attempt would be, instead of being
+    // waited for because p0 answers probes.
+    let m = mocks(2).await;
+    m[0].set_config(MockConfig {
+        name: "p0".into(),
+        tokens_per_second: 0.0,
+        ttft_ms: 30_000,
+        completion_tokens: 5,
+        faults: blip(failing(503)),
+        ..MockConfig::default()
+    });
+    let env = Env::boot(&cfg(&m, &[], NO_BREAKER, &layout(&[&[0], &[1]])), m).await;
+    let t = Instant::now();
+    let (status, h, body) = env
+        .post("/v1/chat/completions", &chat_body("m", false, "hi"))
+        .await;
+    let took = t.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((deployment(&h), attempts(&h)), (dep(1), 3), "{body}");
+    assert_eq!(chat_requests(&env.mocks[0]), 2, "no retry in tier 1");
+    assert!(took < Duration::from_millis(3500), "waited on p0: {took:?}");
+    env.stop().await;
+}
