@@ -67,12 +67,17 @@ pub struct RelayBody {
     idle_timeout: Duration,
     lease: Option<Lease>,
     end: StreamEnd,
-    tail: Option<Bytes>,
     ended: bool,
 }
 
 impl RelayBody {
     /// Wraps an upstream body whose first bytes (`prefix`) were already read.
+    ///
+    /// What the scanner learnt before commit counts as if the relay had
+    /// seen it: an answer that already finished gets [`FINISH_GRACE`], not
+    /// the idle timeout, to send `[DONE]`; a stream whose `[DONE]` (or
+    /// terminal event) was in the prefix ends right after it, without
+    /// waiting for the upstream to close.
     pub fn new(
         prefix: Bytes,
         upstream: Incoming,
@@ -81,15 +86,19 @@ impl RelayBody {
         lease: Lease,
         end: StreamEnd,
     ) -> Self {
+        let wait = if scanner.finished {
+            FINISH_GRACE.min(idle_timeout)
+        } else {
+            idle_timeout
+        };
         Self {
             prefix: (!prefix.is_empty()).then_some(prefix),
             upstream: Some(upstream),
-            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            idle: Box::pin(tokio::time::sleep(wait)),
             scanner,
             idle_timeout,
             lease: Some(lease),
             end,
-            tail: None,
             ended: false,
         }
     }
@@ -156,11 +165,14 @@ impl Body for RelayBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        if let Some(p) = this.prefix.take() {
-            return Poll::Ready(Some(Ok(Frame::data(p))));
+        let prefix = this.prefix.take();
+        if this.scanner.done && !this.ended {
+            // `[DONE]` was read before commit: the prefix is the whole rest
+            // of the stream, nothing is left to wait for.
+            this.finish(true, "");
         }
-        if let Some(t) = this.tail.take() {
-            return Poll::Ready(Some(Ok(Frame::data(t))));
+        if let Some(p) = prefix {
+            return Poll::Ready(Some(Ok(Frame::data(p))));
         }
         loop {
             if this.ended {

@@ -1,8 +1,9 @@
 //! What a connection's IO and its requests share: how many requests are in
 //! flight (so that an idle connection can be told from a busy one), whether
-//! the last request came with a body (so that closing waits for it, see
-//! [`super::io`]), and the HTTP/2 streams waiting on a client that stopped
-//! reading them.
+//! the last request's body is still unread (an early answer: closing then
+//! waits for the rest of the body, see [`super::io`]; [`RequestBody`] tells
+//! when it was read to its end), and the HTTP/2 streams waiting on a client
+//! that stopped reading them.
 //!
 //! HTTP/2 flow control lets a client stop one stream without stopping the
 //! socket: hyper then simply stops polling that stream's body, so the body
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::body::{BoxError, ProxyBody};
@@ -31,8 +33,8 @@ pub(super) struct ConnState {
     started: AtomicU64,
     /// Requests whose response body is finished or dropped.
     ended: AtomicU64,
-    /// The last request started came with a body.
-    body: AtomicBool,
+    /// The last request started came with a body not yet read to its end.
+    unread: AtomicBool,
     /// Number of entries in `watched` (read without the lock).
     watching: AtomicUsize,
     watched: Mutex<Vec<Weak<Slot>>>,
@@ -47,15 +49,15 @@ impl ConnState {
             epoch,
             started: AtomicU64::new(0),
             ended: AtomicU64::new(0),
-            body: AtomicBool::new(false),
+            unread: AtomicBool::new(false),
             watching: AtomicUsize::new(0),
             watched: Mutex::new(Vec::new()),
         })
     }
 
-    /// A request starts; `body`: it comes with a body.
+    /// A request starts; `body`: it comes with a body, unread so far.
     pub(super) fn enter(self: &Arc<Self>, body: bool) -> Busy {
-        self.body.store(body, Ordering::Relaxed);
+        self.unread.store(body, Ordering::Relaxed);
         self.started.fetch_add(1, Ordering::Release);
         Busy(self.clone())
     }
@@ -71,8 +73,11 @@ impl ConnState {
         self.ended.load(Ordering::Acquire)
     }
 
-    pub(super) fn last_had_body(&self) -> bool {
-        self.body.load(Ordering::Relaxed)
+    /// The last request came with a body that was not read to its end:
+    /// it was answered early (413, 401, 404...), and the client may still
+    /// be sending.
+    pub(super) fn body_unread(&self) -> bool {
+        self.unread.load(Ordering::Relaxed)
     }
 
     /// Whether any HTTP/2 stream is watched for a stalled client.
@@ -141,6 +146,62 @@ impl Busy {
 impl Drop for Busy {
     fn drop(&mut self) {
         self.0.ended.fetch_add(1, Ordering::Release);
+    }
+}
+
+/// A request body that tells its connection when it has been read to its
+/// end, so that a close after it needs no lingering (see [`super::io`]).
+/// A thin wrapper: one flag store, once.
+pub struct RequestBody {
+    inner: Incoming,
+    /// Until the end is read; `None` for a request without a body.
+    conn: Option<Arc<ConnState>>,
+}
+
+impl RequestBody {
+    /// Wraps the body of the request `conn` has just [entered](ConnState::enter).
+    pub(super) fn new(inner: Incoming, conn: &Arc<ConnState>) -> Self {
+        let conn = (!inner.is_end_stream()).then(|| conn.clone());
+        Self { inner, conn }
+    }
+
+    /// The hyper body, no longer watched: for a handler that reads no body
+    /// (the connection then counts it as unread).
+    pub fn into_inner(self) -> Incoming {
+        self.inner
+    }
+
+    fn read_to_end(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            conn.unread.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.read_to_end(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.read_to_end(),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -224,7 +285,7 @@ mod tests {
         let st = ConnState::new(Instant::now());
         assert_eq!(st.counts(), (0, 0));
         let busy = st.enter(true);
-        assert!(st.last_had_body());
+        assert!(st.body_unread());
         assert_eq!(st.counts(), (1, 0));
         let body = busy.respond(ProxyBody::full(Bytes::from_static(b"x")), true);
         assert_eq!(st.counts(), (1, 0));

@@ -28,7 +28,8 @@
 //!   is written, the write side is shut down and the rest of the body is
 //!   read and discarded, up to `linger_bytes` and `linger`, and until
 //!   `linger_gap` passes without data, before closing (a "lingering close",
-//!   as nginx does).
+//!   as nginx does). Only then: a close after a request whose body was read
+//!   to its end (an idle timeout, `Connection: close`) is immediate.
 //!
 //! Everything runs in the connection's own task: the timers are polled with
 //! the task's waker from whichever side hyper polls. No extra task, no clock
@@ -391,9 +392,11 @@ impl AsyncWrite for ConnIo {
         let this = self.get_mut();
         if this.linger.is_none() {
             ready!(Pin::new(&mut this.io).poll_shutdown(cx))?;
-            // HTTP/2 ends with GOAWAY; an HTTP/1.1 request without a body
-            // left nothing unread.
-            if this.proto == Proto::Http2 || !this.state.last_had_body() {
+            // HTTP/2 ends with GOAWAY; an HTTP/1.1 request without a body,
+            // or whose body was read to its end, left nothing unread (an
+            // idle keep-alive connection or `Connection: close` after an
+            // ordinary POST closes at once and frees its slot).
+            if this.proto == Proto::Http2 || !this.state.body_unread() {
                 return Poll::Ready(Ok(()));
             }
             let now = Instant::now();

@@ -38,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ServerConfig;
 use crate::gateway::Gateway;
 use conn::ConnState;
+pub use conn::RequestBody;
 use io::{ConnIo, Limits};
 
 /// TCP keepalive on accepted sockets: first probe after this much silence.
@@ -220,6 +221,7 @@ async fn accept_loop(
         let gw = gw.clone();
         let svc = service_fn(move |req: Request<Incoming>| {
             let busy = state.enter(!req.body().is_end_stream());
+            let req = req.map(|body| RequestBody::new(body, &state));
             let h2 = req.version() == Version::HTTP_2;
             let answer = pipeline::handle(gw.clone(), side, peer, req);
             async move {

@@ -198,6 +198,51 @@ async fn early_answers_are_readable_by_a_client_still_sending() {
     env.stop().await;
 }
 
+/// The lingering close is for early answers only: after a POST whose body
+/// was read in full, a connection that idles out (or asked for
+/// `Connection: close`) closes at once and its slot, the only one here,
+/// serves the next client, even while the first keeps its socket open and
+/// sends a byte now and then (which a lingering close would read, keeping
+/// the slot for up to 10 s).
+#[tokio::test]
+async fn a_close_after_a_body_read_in_full_does_not_linger() {
+    let env = boot("max_connections = 1\nidle_timeout_ms = 300").await;
+    for connection in ["keep-alive", "close"] {
+        let mut a = TcpStream::connect(env.addr).await.unwrap();
+        let request = format!(
+            "POST {CHAT} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: {connection}\r\ncontent-length: {}\r\n\r\n{BODY}",
+            BODY.len()
+        );
+        a.write_all(request.as_bytes()).await.unwrap();
+        let (status, head, body) = read_response(&mut a).await;
+        assert_eq!(status, 200, "{head}\n{body}");
+        assert!(
+            closed_within(&mut a, WAIT).await,
+            "{connection}: connection left open"
+        );
+        let trickle = tokio::spawn(async move {
+            for _ in 0..150 {
+                if a.write_all(b"x").await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        let t = Instant::now();
+        let (status, body) = timeout(WAIT, fresh_chat(&env, false))
+            .await
+            .expect("the next client was never served");
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{connection}: the slot was held {:?} after an ordinary POST",
+            t.elapsed()
+        );
+        trickle.abort();
+    }
+    env.stop().await;
+}
+
 #[tokio::test]
 async fn silent_sockets_are_closed_and_others_get_through() {
     let env = boot("max_connections = 4\nidle_timeout_ms = 300").await;

@@ -511,3 +511,129 @@ async fn a_long_line_arriving_slowly_is_not_a_stall() {
     assert!(streams_metric(&env, "complete").await);
     env.stop().await;
 }
+
+/// Serves `first` (an SSE head and events), then `: ping` every 200 ms for
+/// 20 s, and never ends the stream: a stuck upstream whose keep-alive
+/// timer still runs.
+async fn pinging_provider(first: String) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let first = first.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                if sock.read(&mut buf).await.is_err() {
+                    return;
+                }
+                if sock.write_all(first.as_bytes()).await.is_err() {
+                    return;
+                }
+                for _ in 0..100 {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    if sock.write_all(b": ping\n\n").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Before the first content too, keep-alive comments are not progress: an
+/// upstream that sends its role chunk and then only `: ping` is abandoned
+/// at the stall timeout (1 s here), not held until the first-byte timeout
+/// (20 s), and the request is served by the other deployment.
+#[tokio::test]
+async fn keep_alive_comments_before_content_do_not_hold_off_the_stall_timer() {
+    let raw = pinging_provider(format!(
+        "{SSE_HEAD}data: {{\"choices\":[{{\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}}}}]}}\n\n"
+    ))
+    .await;
+    let m = mocks(1).await;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 20000\nstream_idle_timeout_ms = 1000\n\
+         adaptive_timeouts = false\ntier_wait_ms = 0\n\n\
+         [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
+         [[providers]]\nname = \"good\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n\
+         [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ], [ {{ provider = \"good\", model = \"g\" }} ] ]\n",
+        m[0].base_url()
+    );
+    let env = Env::boot(&toml, m).await;
+    let t = tokio::time::Instant::now();
+    let (status, headers, body) = env.chat(true).await;
+    let took = t.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["x-lifeline-deployment"], "good/g", "{body}");
+    assert_eq!(headers["x-lifeline-attempts"], "2");
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "keep-alive comments held the stream for {took:?}"
+    );
+    env.stop().await;
+}
+
+/// Serves `reply` (an SSE head and events), then neither writes nor closes
+/// until the gateway closes the connection.
+async fn holding_provider(reply: String) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let reply = reply.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                if sock.read(&mut buf).await.is_err() {
+                    return;
+                }
+                if sock.write_all(reply.as_bytes()).await.is_err() {
+                    return;
+                }
+                while sock.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+            });
+        }
+    });
+    addr
+}
+
+/// A short answer whose end arrived with its first content, before commit,
+/// from an upstream that then holds the connection open: the client gets
+/// the whole answer and `[DONE]` long before the 30 s idle timeout.
+async fn ends_before_the_idle_timeout(reply: String) {
+    let raw = holding_provider(format!("{SSE_HEAD}{reply}")).await;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nstream_idle_timeout_ms = 30000\n\n\
+         [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
+         [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ] ]\n"
+    );
+    let env = Env::boot(&toml, Vec::new()).await;
+    let t = tokio::time::Instant::now();
+    let (status, _, body) = env.chat(true).await;
+    let took = t.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Hello"), "{body}");
+    assert!(!body.contains("event: error"), "{body}");
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "the client waited {took:?} for the end of a finished answer"
+    );
+    assert!(streams_metric(&env, "complete").await);
+    env.stop().await;
+}
+
+/// The `finish_reason` came before commit: the finish grace (2 s) applies
+/// from the start, and `[DONE]` is added when it passes.
+#[tokio::test]
+async fn finish_seen_before_commit_gets_the_finish_grace() {
+    ends_before_the_idle_timeout(format!("{CONTENT}\n{}", choice(0, "{}", "\"stop\""))).await;
+}
+
+/// `[DONE]` came before commit (here without a `finish_reason`, so that
+/// only `[DONE]` can end the stream): the stream ends right after it.
+#[tokio::test]
+async fn done_seen_before_commit_ends_the_stream() {
+    ends_before_the_idle_timeout(format!("{CONTENT}\ndata: [DONE]\n\n")).await;
+}
