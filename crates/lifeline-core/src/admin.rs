@@ -79,14 +79,11 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<ProxyBody>
         if method != Method::POST {
             return error(StatusCode::METHOD_NOT_ALLOWED, "Use POST.");
         }
-        return match gw.deployment(id) {
-            Some(d) => {
-                d.set_drained(drain);
-                json(
-                    StatusCode::OK,
-                    serde_json::to_value(d.snapshot()).unwrap_or_default(),
-                )
-            }
+        return match gw.set_drained(id, drain).await {
+            Some(d) => json(
+                StatusCode::OK,
+                serde_json::to_value(d.snapshot()).unwrap_or_default(),
+            ),
             None => error(StatusCode::NOT_FOUND, &format!("No deployment `{id}`.")),
         };
     }

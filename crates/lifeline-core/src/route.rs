@@ -9,6 +9,12 @@
 //! A deployment publishes its health events (breaker transitions, drains) on
 //! the gateway's [`HealthBus`], and shares one active probe at a time among
 //! whoever needs it (the prober, requests waiting on a slow answer).
+//!
+//! A deployment a reload rebuilt or removed is *retired*
+//! ([`Deployment::retire`]): requests still in flight on it record their
+//! outcomes into its own record, but it publishes nothing more (no breaker
+//! or drain events, no gauges), since its id now names its replacement or
+//! nothing.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -51,6 +57,9 @@ pub struct Deployment {
     /// frozen deployment from one busy with long streams.
     awaiting: AtomicU32,
     drained: AtomicBool,
+    /// Rebuilt or removed by a reload: publishes no more events or gauges
+    /// (set under the health lock).
+    retired: AtomicBool,
     /// Wall-clock milliseconds since the Unix epoch of the last change of
     /// the breaker state or the drain (changed under the health lock).
     since_ms: AtomicU64,
@@ -65,8 +74,14 @@ pub struct Deployment {
 /// shortly after it finished) shares: with `probe_completion` a probe is a
 /// paid completion, and a hundred requests waiting on a slow deployment
 /// need one answer to "is it alive?", not a hundred.
+///
+/// The prober records a probe's result into the breaker, so it takes each
+/// probe at most once ([`Deployment::probe_since`]): a result counted twice
+/// would be two failures for one.
 struct SharedProbe {
     started: Instant,
+    /// A prober round took this probe's result to record it.
+    recorded: bool,
     /// `None` while running; then whether it passed, and when it finished.
     result: watch::Receiver<Option<(bool, Instant)>>,
 }
@@ -215,6 +230,7 @@ impl Deployment {
             in_flight: AtomicU32::new(0),
             awaiting: AtomicU32::new(0),
             drained: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
             since_ms: AtomicU64::new(unix_ms(SystemTime::now())),
             probe: Mutex::new(None),
             events,
@@ -269,6 +285,9 @@ impl Deployment {
     /// each time the p99 is recomputed.
     pub fn observe_latency(&self, kind: LatencyKind, sample: std::time::Duration) {
         if let Some(p99) = self.latencies.observe(kind, sample) {
+            if self.is_retired() {
+                return;
+            }
             self.metrics
                 .latency_p99(&self.id, kind.label(), p99.as_secs_f64());
         }
@@ -369,7 +388,32 @@ impl Deployment {
     /// finished within the last `probe_interval`; starts one (bounded by
     /// `probe_timeout`, whoever waits for it) only when there is neither.
     pub async fn probe(&self, client: &HttpClient, limit: std::time::Duration) -> bool {
-        let Some(mut result) = self.shared_probe(client) else {
+        Self::probe_passed(self.shared_probe(client, None), limit).await
+    }
+
+    /// The prober's probe, whose result it records into the breaker
+    /// ([`Self::probe_result`]); `since` is the instant [`Self::start_probe`]
+    /// said a probe was due.
+    ///
+    /// Joins a probe still running, or takes the result of one that started
+    /// at or after `since`, but never one an earlier round already recorded:
+    /// each real probe counts once. A result that finished before `since`
+    /// answered an earlier round, and reusing it (as waiting requests may)
+    /// would count one failure twice.
+    pub async fn probe_since(
+        &self,
+        client: &HttpClient,
+        limit: std::time::Duration,
+        since: Instant,
+    ) -> bool {
+        Self::probe_passed(self.shared_probe(client, Some(since)), limit).await
+    }
+
+    async fn probe_passed(
+        result: Option<watch::Receiver<Option<(bool, Instant)>>>,
+        limit: std::time::Duration,
+    ) -> bool {
+        let Some(mut result) = result else {
             return false;
         };
         let passed = async move {
@@ -383,20 +427,30 @@ impl Deployment {
         tokio::time::timeout(limit, passed).await.unwrap_or(false)
     }
 
+    /// The probe to wait for: a current one, or a new one. `record` is the
+    /// prober's `since` ([`Self::probe_since`]); `None` for a waiting request.
     fn shared_probe(
         &self,
         client: &HttpClient,
+        record: Option<Instant>,
     ) -> Option<watch::Receiver<Option<(bool, Instant)>>> {
         let now = Instant::now();
         let cfg = &self.health_cfg;
         let mut slot = self.probe.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = slot.as_ref() {
-            let current = match *p.result.borrow() {
-                None => now < p.started + cfg.probe_timeout,
-                Some((_, finished)) => now < finished + cfg.probe_interval,
+        if let Some(p) = slot.as_mut() {
+            let finished = p.result.borrow().map(|(_, at)| at);
+            let current = match (finished, record) {
+                (None, _) => now < p.started + cfg.probe_timeout,
+                (Some(at), None) => now < at + cfg.probe_interval,
+                (Some(_), Some(since)) => p.started >= since,
             };
-            if current {
-                return Some(p.result.clone());
+            match record {
+                None if current => return Some(p.result.clone()),
+                Some(_) if current && !p.recorded => {
+                    p.recorded = true;
+                    return Some(p.result.clone());
+                }
+                _ => {}
             }
         }
         let req = self.upstream.probe_request(&self.model, &self.model_json)?;
@@ -411,6 +465,7 @@ impl Deployment {
         });
         *slot = Some(SharedProbe {
             started: now,
+            recorded: record.is_some(),
             result: rx.clone(),
         });
         Some(rx)
@@ -424,13 +479,17 @@ impl Deployment {
         self.published(rec, transition);
     }
 
-    /// Publishes a breaker transition made under `rec` while still holding
-    /// it, so that one deployment's events enter the channel in the order
-    /// they happened; then releases it and logs.
+    /// Publishes a breaker transition made under `rec` (the event and the
+    /// gauge) while still holding it, so that one deployment's events enter
+    /// the channel in the order they happened, and a reload that retires it
+    /// ([`Self::retire`]) cuts off everything after; then releases it and logs.
     fn published(&self, rec: MutexGuard<'_, HealthRecord>, transition: Option<Transition>) {
         let Some(t) = transition else {
             return;
         };
+        if self.is_retired() {
+            return;
+        }
         self.since_ms
             .store(unix_ms(SystemTime::now()), Ordering::Relaxed);
         self.events.publish(
@@ -441,8 +500,8 @@ impl Deployment {
                 reason: t.reason.clone(),
             },
         );
-        drop(rec);
         self.metrics.breaker(&self.id, t.to.gauge());
+        drop(rec);
         tracing::warn!(message = "Breaker changed state.", deployment = %self.id, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason);
     }
 
@@ -453,7 +512,7 @@ impl Deployment {
             // Under the health lock: drains and breaker transitions of one
             // deployment are published in the order they happened.
             let _rec = self.record_lock();
-            if self.drained.swap(drained, Ordering::Relaxed) != drained {
+            if self.drained.swap(drained, Ordering::Relaxed) != drained && !self.is_retired() {
                 self.since_ms
                     .store(unix_ms(SystemTime::now()), Ordering::Relaxed);
                 self.events
@@ -463,12 +522,34 @@ impl Deployment {
         tracing::info!(message = if drained { "Deployment drained." } else { "Deployment undrained." }, deployment = %self.id);
     }
 
-    /// Sets the drain of a deployment that does not serve yet (one a reload
-    /// is building to replace `previous`), without an event: the reload
-    /// announces the deployment whole.
+    /// Takes the drain of `previous`, the deployment a reload replaces with
+    /// this one, without an event: the reload announces the deployment
+    /// whole, after this.
     pub fn keep_drain_of(&self, previous: &Deployment) {
-        if previous.is_drained() {
-            self.drained.store(true, Ordering::Relaxed);
+        self.drained.store(previous.is_drained(), Ordering::Relaxed);
+    }
+
+    /// Marks a deployment a reload rebuilt or removed (called once the new
+    /// state serves, before the reload's events): from now on it publishes
+    /// no breaker or drain events and sets no gauges, whose id now belongs
+    /// to its replacement or to nothing. Requests still in flight on it go on
+    /// recording their outcomes into its own record, which nothing routes by.
+    pub fn retire(&self) {
+        let _rec = self.record_lock();
+        self.retired.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a reload retired it ([`Self::retire`]).
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
+    }
+
+    /// Sets the breaker gauge to the current state (a rebuilt deployment's,
+    /// once the one it replaces is retired and no longer sets it).
+    pub fn publish_breaker_gauge(&self) {
+        let rec = self.record_lock();
+        if !self.is_retired() {
+            self.metrics.breaker(&self.id, rec.state().gauge());
         }
     }
 

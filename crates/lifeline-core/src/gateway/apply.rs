@@ -14,8 +14,15 @@
 //!   `retry_budget_min_per_sec` are unchanged: a reload during an outage
 //!   does not hand out a fresh allowance of retries.
 //!
-//! Once the new state serves, every deployment it added, rebuilt or removed
-//! is published as a health event.
+//! Once the new state serves, the deployments it rebuilt or removed are
+//! retired ([`Deployment::retire`]): requests still in flight on them finish,
+//! but they publish no more events or gauges under an id that now names
+//! their replacement (or nothing). Then every deployment the reload added,
+//! rebuilt or removed is published as a health event.
+//!
+//! An operator's drain ([`Gateway::set_drained`]) waits for a reload in
+//! progress, so it lands either on the deployment a reload replaces, before
+//! the reload copies it, or on the replacement.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -99,7 +106,8 @@ impl Gateway {
                                         self.inner.metrics.clone(),
                                     ));
                                     // A drain is an operator's decision: a
-                                    // rebuilt deployment keeps it.
+                                    // rebuilt deployment keeps it (copied
+                                    // again once the old one is retired).
                                     if let Some(p) = previous {
                                         fresh.keep_drain_of(&p);
                                     }
@@ -176,7 +184,7 @@ impl Gateway {
         self.inner.live.store(live.clone());
         // After the swap: a subscriber that reads the new state and then
         // gets these events applies them idempotently; none misses them.
-        self.announce_membership(&old.deployments, &live.deployments);
+        self.retire_and_announce(&old.deployments, &live.deployments);
         // Only once the new state serves: a failed apply keeps every mock.
         self.stop_removed_simulated(&applied).await;
         Ok(())
@@ -217,16 +225,25 @@ impl Gateway {
 }
 
 impl Gateway {
-    /// Publishes the deployments `new` added, rebuilt or removed relative to `old`.
-    fn announce_membership(&self, old: &[Arc<Deployment>], new: &[Arc<Deployment>]) {
+    /// Retires the deployments `new` rebuilt or removed relative to `old`
+    /// (whose in-flight requests would otherwise go on publishing under the
+    /// same id), then publishes what `new` added, rebuilt or removed.
+    fn retire_and_announce(&self, old: &[Arc<Deployment>], new: &[Arc<Deployment>]) {
         let before: HashMap<&str, &Arc<Deployment>> = old.iter().map(|d| (&*d.id, d)).collect();
         for d in new {
             match before.get(&*d.id) {
                 Some(o) if Arc::ptr_eq(o, d) => {}
-                Some(_) => self
-                    .inner
-                    .events
-                    .publish(d.id.clone(), Change::Rebuilt(d.status())),
+                Some(o) => {
+                    o.retire();
+                    // Retired, the old one takes no more drains and sets no
+                    // more gauges: its last drain and the new one's breaker
+                    // state are final now.
+                    d.keep_drain_of(o);
+                    d.publish_breaker_gauge();
+                    self.inner
+                        .events
+                        .publish(d.id.clone(), Change::Rebuilt(d.status()));
+                }
                 None => self
                     .inner
                     .events
@@ -235,6 +252,7 @@ impl Gateway {
         }
         let after: std::collections::HashSet<&str> = new.iter().map(|d| &*d.id).collect();
         for d in old.iter().filter(|d| !after.contains(&*d.id)) {
+            d.retire();
             self.inner.events.publish(d.id.clone(), Change::Removed);
         }
     }
@@ -295,6 +313,76 @@ fn retire_when_released(sem: &Arc<Semaphore>, owed: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::FeedItem;
+    use crate::health::HealthEvent;
+
+    /// One deployment, `p/x`, at a port nothing answers on.
+    fn one_deployment() -> Config {
+        let text = "[[providers]]\nname = \"p\"\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:9/v1\"\n\n[[models]]\nname = \"m\"\ntiers = [ [ { provider = \"p\", model = \"x\" } ] ]\n";
+        Config::parse(text, "<test>").unwrap()
+    }
+
+    async fn next_event(feed: &mut crate::gateway::HealthFeed) -> Option<HealthEvent> {
+        match tokio::time::timeout(std::time::Duration::from_millis(100), feed.next()).await {
+            Ok(Some(FeedItem::Event(e))) => Some(e),
+            Ok(other) => panic!("not an event: {other:?}"),
+            Err(_) => None,
+        }
+    }
+
+    /// An operator's drain waits for a reload in progress (here, one that
+    /// holds the reload lock): landing on the deployment being replaced
+    /// after the reload copied its drain, it would be lost.
+    #[tokio::test]
+    async fn a_drain_waits_for_a_reload_in_progress() {
+        let gw = Gateway::start(one_deployment()).await.unwrap();
+        let reload = gw.inner.reload_lock.lock().await;
+        let drain = tokio::spawn({
+            let gw = gw.clone();
+            async move { gw.set_drained("p/x", true).await.is_some() }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(
+            !gw.deployment("p/x").unwrap().is_drained(),
+            "drained during a reload"
+        );
+        drop(reload);
+        assert!(drain.await.unwrap());
+        assert!(gw.deployment("p/x").unwrap().is_drained());
+        gw.close().await;
+    }
+
+    /// A drain of the replaced deployment that lands after the reload built
+    /// its replacement (and copied the drain) is carried over once the new
+    /// state serves, and announced with it; the retired deployment then
+    /// publishes nothing.
+    #[tokio::test]
+    async fn a_late_drain_of_a_replaced_deployment_is_carried_over() {
+        let gw = Gateway::start(one_deployment()).await.unwrap();
+        let old = gw.deployment("p/x").unwrap();
+        let fresh = Arc::new(Deployment::new(
+            old.upstream.clone(),
+            "x",
+            gw.live().config.health.clone(),
+            gw.inner.events.clone(),
+            gw.inner.metrics.clone(),
+        ));
+        fresh.keep_drain_of(&old);
+        old.set_drained(true);
+        let mut feed = gw.subscribe();
+        assert!(matches!(feed.next().await, Some(FeedItem::Snapshot(_))));
+        gw.retire_and_announce(std::slice::from_ref(&old), std::slice::from_ref(&fresh));
+        assert!(fresh.is_drained(), "the drain was lost");
+        let e = next_event(&mut feed).await.unwrap();
+        assert!(
+            matches!(&e.change, Change::Rebuilt(s) if s.drained),
+            "{e:?}"
+        );
+        assert!(old.is_retired() && !fresh.is_retired());
+        old.set_drained(false);
+        assert!(next_event(&mut feed).await.is_none());
+        gw.close().await;
+    }
 
     fn provider(cap: u32) -> ProviderConfig {
         let text = format!(

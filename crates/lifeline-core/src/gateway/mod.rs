@@ -161,6 +161,17 @@ impl Gateway {
             .cloned()
     }
 
+    /// Drains or undrains a deployment by id (`provider/model`); `None` if
+    /// there is none. Waits for a reload in progress: a drain landing on a
+    /// deployment the reload is replacing, after the reload copied its drain
+    /// and before the new state serves, would be lost.
+    pub async fn set_drained(&self, id: &str, drained: bool) -> Option<Arc<Deployment>> {
+        let _no_reload = self.inner.reload_lock.lock().await;
+        let d = self.deployment(id)?;
+        d.set_drained(drained);
+        Some(d)
+    }
+
     /// Stops background tasks (the prober) and waits for them.
     pub async fn close(&self) {
         self.inner.shutdown.cancel();

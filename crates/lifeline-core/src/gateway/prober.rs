@@ -4,8 +4,11 @@
 //! probe is due ([`Deployment::start_probe`]) and runs the due ones
 //! concurrently, each bounded by `probe_timeout`. A probe of the same
 //! deployment already running (a request waiting on a slow answer started
-//! it) or just finished is shared rather than repeated
-//! ([`Deployment::probe`]). What a probe sends is the provider's business
+//! it) is joined rather than repeated, but a finished one is reused only if
+//! it started in this round, and no probe's result is recorded twice
+//! ([`Deployment::probe_since`]): the follow-up of a failed idle probe comes
+//! one round later, and counting the same failure again would open the
+//! deployment after one failed probe. What a probe sends is the provider's business
 //! ([`crate::providers::probe`]); what its result means is the breaker's
 //! ([`crate::health`]).
 
@@ -32,7 +35,7 @@ pub fn round(
             started += 1;
             let (client, dep) = (client.clone(), dep.clone());
             tracker.spawn(async move {
-                let ok = dep.probe(&client, limit).await;
+                let ok = dep.probe_since(&client, limit, now).await;
                 tracing::debug!(message = "Probe finished.", deployment = %dep.id, ok);
                 dep.probe_result(ok);
             });

@@ -1,8 +1,9 @@
 //! Health, over real sockets: a recovering deployment's trials are decided at
 //! a stream's first content, waiting requests share one probe, an idle
-//! backup is not opened by one failed probe, and the health feed (a
-//! snapshot, then drains, breaker transitions and reload changes; a fresh
-//! snapshot for a subscriber that fell behind).
+//! backup is not opened by one failed probe (recorded once, not again by the
+//! next prober round), and the health feed (a snapshot, then drains, breaker
+//! transitions and reload changes, nothing from a deployment a reload
+//! replaced; a fresh snapshot for a subscriber that fell behind).
 
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +15,7 @@ use lifeline_mock::{Faults, MockHandle};
 
 use crate::fo_support::{
     admin_deployment, admin_post, attempts, breaker, cfg, dep, deployment, eventually, failing,
-    layout,
+    layout, metrics,
 };
 use crate::harness::{mocks, Env};
 use crate::streaming::{pace, stream_body};
@@ -145,6 +146,137 @@ async fn one_failed_idle_probe_does_not_open_a_backup_tier() {
     let (status, h, body) = env.chat(false).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(deployment(&h), dep(1));
+    env.stop().await;
+}
+
+/// The prober records each real probe once. After a failed idle probe the
+/// follow-up is due one probe interval after it *started*, which is the next
+/// prober round; that round must send a new probe, not take the failed one's
+/// result again (which counted every real failure twice, so that with
+/// `consecutive_failures = 2` one failed probe opened an idle deployment).
+#[tokio::test]
+async fn a_failed_idle_probe_is_recorded_once() {
+    let m = mocks(1).await;
+    // The first probe hangs until its timeout; the later ones pass.
+    m[0].set_faults(Faults {
+        hang: true,
+        ..Faults::default()
+    });
+    let health = [
+        ("probe_interval_ms", "600"),
+        ("idle_probe_after_ms", "200"),
+        ("probe_timeout_ms", "250"),
+        ("consecutive_failures", "2"),
+    ];
+    let env = Env::boot(&cfg(&m, &[], &health, &layout(&[&[0]])), m).await;
+    let e = &env;
+    eventually(
+        "the first idle probe reaches p0",
+        Duration::from_secs(10),
+        move || async move { requests_to(&e.mocks[0], "/models") >= 1 },
+    )
+    .await;
+    // The next round is a probe interval (600 ms) after this one.
+    env.mocks[0].clear_faults();
+    // (Opened, a deployment is probed only until it half-opens.)
+    eventually(
+        "three probes reach p0, or it opens",
+        Duration::from_secs(10),
+        move || async move {
+            requests_to(&e.mocks[0], "/models") >= 3 || breaker(e, &dep(0)).await != "closed"
+        },
+    )
+    .await;
+    let view = admin_deployment(&env, &dep(0)).await;
+    let probes = requests_to(&env.mocks[0], "/models") as u64;
+    assert_eq!(
+        view["breaker"], "closed",
+        "one failed probe opened it: {view}"
+    );
+    assert_eq!(view["window_failures"], 1, "{view}");
+    // Each recorded probe result is one real probe (the last may be out).
+    let recorded =
+        view["window_failures"].as_u64().unwrap() + view["window_successes"].as_u64().unwrap();
+    assert!(
+        recorded <= probes && recorded + 1 >= probes,
+        "{recorded} probe results recorded for {probes} probes: {view}"
+    );
+    env.stop().await;
+}
+
+/// A reload rebuilds a deployment while a stream on the old one is in
+/// flight; the stream then breaks and trips the old record's breaker. The
+/// old deployment is retired: no breaker event for its id after `Rebuilt`,
+/// and the breaker gauge stays that of the new, closed deployment.
+#[tokio::test]
+async fn a_rebuilt_deployment_publishes_nothing_after_the_reload() {
+    let m = mocks(1).await;
+    // Two chunks, then silence until the stall timeout (1 s) breaks the stream.
+    pace(&m[0], 10.0, 20);
+    m[0].set_faults(Faults {
+        stall_after_chunks: Some(2),
+        ..Faults::default()
+    });
+    let health = [("consecutive_failures", "1")];
+    let text = cfg(&m, &[], &health, &layout(&[&[0]]));
+    let env = Env::boot(&text, m).await;
+    let mut feed = env.gw.subscribe();
+    snapshot(next(&mut feed).await);
+    let old = env.gw.deployment(&dep(0)).unwrap();
+    let mut resp = env
+        .client
+        .post(env.url("/v1/chat/completions"))
+        .body(stream_body("m"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.chunk().await.unwrap().expect("first content").to_vec();
+
+    // A rotated key rebuilds p0's deployment.
+    let changed = text.replace("sk-upstream-0", "sk-rotated");
+    env.gw
+        .apply(Config::parse(&changed, "<test>").unwrap())
+        .await
+        .unwrap();
+    let e = next_event(&mut feed).await;
+    assert_eq!(&*e.deployment, dep(0));
+    assert!(matches!(e.change, Change::Rebuilt(_)), "{e:?}");
+    assert!(!std::sync::Arc::ptr_eq(
+        &old,
+        &env.gw.deployment(&dep(0)).unwrap()
+    ));
+
+    while let Some(c) = resp.chunk().await.unwrap() {
+        body.extend_from_slice(&c);
+    }
+    let body = String::from_utf8(body).unwrap();
+    assert!(
+        body.contains("event: error"),
+        "the stream did not break: {body}"
+    );
+    let old_ref = &old;
+    eventually(
+        "the old deployment's breaker opens",
+        Duration::from_secs(5),
+        move || async move { old_ref.is_open() },
+    )
+    .await;
+    // A transition is published as it happens: any event is in the feed now.
+    while let Ok(item) = tokio::time::timeout(Duration::from_millis(300), feed.next()).await {
+        match item.expect("the feed ended") {
+            FeedItem::Event(e) => assert!(
+                e.breaker().is_none(),
+                "the retired deployment published {e:?}"
+            ),
+            FeedItem::Snapshot(s) => panic!("unexpected snapshot {s:?}"),
+        }
+    }
+    let text = metrics(&env).await;
+    let line = format!("lifeline_breaker_state{{deployment=\"{}\"}} ", dep(0));
+    let gauge: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix(&line)).collect();
+    assert_eq!(gauge, ["0"], "{text}");
+    assert_eq!(breaker(&env, &dep(0)).await, "closed");
     env.stop().await;
 }
 
