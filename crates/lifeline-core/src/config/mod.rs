@@ -17,8 +17,8 @@
 //! validation reports all problems of a file at once instead of the first one.
 //! Error messages never contain an expanded secret.
 //!
-//! [`example`] holds the built-in configuration `lifeline serve` runs when it
-//! is given none.
+//! `example` (with the `simulated` feature) holds the built-in configuration
+//! `lifeline serve` runs when it is given none.
 
 #[cfg(feature = "simulated")]
 pub mod example;

@@ -150,7 +150,7 @@ impl Drop for Busy {
 }
 
 /// A request body that tells its connection when it has been read to its
-/// end, so that a close after it needs no lingering (see [`super::io`]).
+/// end, so that a close after it needs no lingering (see `server/io.rs`).
 /// A thin wrapper: one flag store, once.
 pub struct RequestBody {
     inner: Incoming,
