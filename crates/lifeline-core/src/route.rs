@@ -52,6 +52,11 @@ pub struct Deployment {
     health_cfg: HealthConfig,
     /// Recent latency percentiles, for adaptive deadlines.
     latencies: Latencies,
+    /// The p99 gauges, by [`LatencyKind::index`], looked up once each (the
+    /// series appears with the first p99, not before).
+    p99_gauges: [std::sync::OnceLock<
+        prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+    >; 3],
     in_flight: AtomicU32,
     /// Attempts not yet answered (a subset of `in_flight`): what tells a
     /// frozen deployment from one busy with long streams.
@@ -224,6 +229,7 @@ impl Deployment {
             health: Mutex::new(HealthRecord::new(Instant::now(), &health_cfg)),
             health_cfg,
             latencies: Latencies::default(),
+            p99_gauges: Default::default(),
             upstream,
             model: model.to_string(),
             model_json,
@@ -288,8 +294,9 @@ impl Deployment {
             if self.is_retired() {
                 return;
             }
-            self.metrics
-                .latency_p99(&self.id, kind.label(), p99.as_secs_f64());
+            self.p99_gauges[kind.index()]
+                .get_or_init(|| self.metrics.latency_p99_gauge(&self.id, kind.label()))
+                .set(p99.as_secs_f64());
         }
     }
 

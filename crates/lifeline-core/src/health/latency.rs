@@ -56,7 +56,8 @@ impl LatencyKind {
         }
     }
 
-    fn index(self) -> usize {
+    /// Position in [`Self::ALL`].
+    pub fn index(self) -> usize {
         match self {
             Self::FirstContent => 0,
             Self::Answer => 1,

