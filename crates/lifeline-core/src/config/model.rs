@@ -50,6 +50,10 @@ pub struct ServerConfig {
     /// byte, between keep-alive requests, an HTTP/2 connection with no open
     /// stream.
     pub idle_timeout: Duration,
+    /// HTTP/2: a `PING` goes out after this long without a frame from the
+    /// client, and the connection is closed if the ping is not answered
+    /// within the same time (`http2_keepalive_ms`, default 20 s).
+    pub http2_keepalive: Duration,
     /// Defaults for every model's timeouts and retries (`[server]` keys of the
     /// same names as the per-model ones). Its `stream_idle_timeout` is also
     /// the listener's write-stall timeout: how long a response may wait for a

@@ -41,6 +41,7 @@ pub(super) struct RawServer {
     pub body_read_timeout_ms: Option<Spanned<u64>>,
     pub drain_timeout_ms: Option<Spanned<u64>>,
     pub idle_timeout_ms: Option<Spanned<u64>>,
+    pub http2_keepalive_ms: Option<Spanned<u64>>,
     // The policy keys, repeated in `RawModel`. serde's `flatten` cannot be
     // combined with `deny_unknown_fields`, so they are written out twice.
     pub connect_timeout_ms: Option<Spanned<u64>>,

@@ -337,6 +337,7 @@ fn defaults() {
     assert_eq!(c.server.body_read_timeout, Duration::from_secs(30));
     assert_eq!(c.server.drain_timeout, Duration::from_secs(30));
     assert_eq!(c.server.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.server.http2_keepalive, Duration::from_secs(20));
     assert_eq!(c.server.defaults, RequestPolicy::default());
     assert!(c.admin.token.is_none());
     let d = HealthConfig::default();

@@ -32,6 +32,7 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const HTTP2_KEEPALIVE: Duration = Duration::from_secs(20);
 /// Most attempts per request: more only multiplies load on a struggling upstream.
 const MAX_ATTEMPTS: u32 = 10;
 /// Largest `retry_budget_ratio`: ten retries per request is already a retry storm.
@@ -154,6 +155,11 @@ impl Validator<'_> {
                 &raw.idle_timeout_ms,
                 "server.idle_timeout_ms",
                 IDLE_TIMEOUT,
+            ),
+            http2_keepalive: self.duration(
+                &raw.http2_keepalive_ms,
+                "server.http2_keepalive_ms",
+                HTTP2_KEEPALIVE,
             ),
             defaults: self.policy(&raw.policy(), "server", &RequestPolicy::default()),
         }

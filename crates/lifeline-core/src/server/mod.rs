@@ -47,10 +47,6 @@ pub const TCP_KEEPALIVE_TIME: Duration = Duration::from_secs(60);
 pub const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// TCP keepalive: unanswered probes before the connection is dropped.
 pub const TCP_KEEPALIVE_RETRIES: u32 = 3;
-/// HTTP/2: a `PING` is sent after this long without a frame from the client.
-pub const H2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
-/// HTTP/2: a `PING` unanswered for this long closes the connection.
-pub const H2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// HTTP/2: most streams open at once on one connection.
 pub const H2_MAX_CONCURRENT_STREAMS: u32 = 256;
 /// HTTP/2: largest request header list (HPACK-decoded), in bytes.
@@ -180,7 +176,8 @@ async fn accept_loop(
     graceful: Arc<GracefulShutdown>,
     shutdown: CancellationToken,
 ) {
-    let limits = limits(&gw.live().config.server);
+    let cfg = gw.live().config.server.clone();
+    let limits = limits(&cfg);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // The header timeout is ConnIo's: hyper's would also close a
     // keep-alive connection that merely waits for its next request.
@@ -192,8 +189,8 @@ async fn accept_loop(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(H2_KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(H2_KEEPALIVE_TIMEOUT)
+        .keep_alive_interval(cfg.http2_keepalive)
+        .keep_alive_timeout(cfg.http2_keepalive)
         .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS)
         .max_header_list_size(H2_MAX_HEADER_LIST_BYTES);
     let builder = Arc::new(builder);

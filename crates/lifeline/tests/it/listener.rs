@@ -461,3 +461,50 @@ async fn h2_header_lists_are_bounded_at_64_kib() {
     still_serves(&env).await;
     env.stop().await;
 }
+
+#[tokio::test]
+async fn h2_peer_that_ignores_pings_is_dropped() {
+    // The idle timeout is far away: only the keep-alive ping can close this.
+    let env = boot("idle_timeout_ms = 60000\nhttp2_keepalive_ms = 300").await;
+    let mut s = TcpStream::connect(env.addr).await.unwrap();
+    // The client preface and an empty SETTINGS frame, then silence: the
+    // server's PING is read but never answered (a peer gone dark).
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match timeout(WAIT, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => break false,
+        }
+    };
+    assert!(
+        closed,
+        "a peer that never answers pings kept its connection"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "closed only by something slower than the keep-alive"
+    );
+    // Frames: 3-byte length, type, flags, 4-byte stream id, payload.
+    let mut pings = 0;
+    let mut i = 0;
+    while i + 9 <= got.len() {
+        let len =
+            usize::from(got[i]) << 16 | usize::from(got[i + 1]) << 8 | usize::from(got[i + 2]);
+        if got[i + 3] == 0x6 && got[i + 4] & 0x1 == 0 {
+            pings += 1;
+        }
+        i += 9 + len;
+    }
+    assert!(
+        pings >= 1,
+        "the server sent no PING before closing: {got:?}"
+    );
+    still_serves(&env).await;
+    env.stop().await;
+}
