@@ -253,6 +253,7 @@ impl Gateway {
         let after: std::collections::HashSet<&str> = new.iter().map(|d| &*d.id).collect();
         for d in old.iter().filter(|d| !after.contains(&*d.id)) {
             d.retire();
+            self.inner.metrics.forget_deployment(&d.id);
             self.inner.events.publish(d.id.clone(), Change::Removed);
         }
     }

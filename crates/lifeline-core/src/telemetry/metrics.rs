@@ -236,6 +236,23 @@ impl Metrics {
         })
     }
 
+    /// Drops the state gauges of a deployment the config no longer has (its
+    /// breaker state and latency p99s would otherwise be exported, frozen
+    /// at their last values, for the life of the process). Its counters
+    /// stay, as counters do, and its in-flight gauge falls to 0 as the
+    /// requests still on it finish.
+    pub fn forget_deployment(&self, deployment: &Arc<str>) {
+        self.breaker.remove(&Dep {
+            deployment: deployment.clone(),
+        });
+        for kind in crate::health::latency::LatencyKind::ALL {
+            self.latency_p99.remove(&DepKind {
+                deployment: deployment.clone(),
+                kind: kind.label(),
+            });
+        }
+    }
+
     /// Sets a deployment's breaker gauge.
     pub fn breaker(&self, deployment: &Arc<str>, value: i64) {
         self.breaker

@@ -508,3 +508,42 @@ async fn h2_peer_that_ignores_pings_is_dropped() {
     still_serves(&env).await;
     env.stop().await;
 }
+
+#[tokio::test]
+async fn h2_early_answers_are_readable_by_a_client_still_sending() {
+    let m = mocks(1).await;
+    let env = Env::boot(&config(&m, "max_body_bytes = 4096", &one_tier(&m)), m).await;
+    let tcp = TcpStream::connect(env.addr).await.unwrap();
+    let (mut tx, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .handshake(TokioIo::new(tcp))
+        .await
+        .expect("h2 handshake");
+    tokio::spawn(conn);
+    // 4 MiB, far past the limit and the stream's flow-control window: the
+    // answer comes while the client still has most of it to send.
+    let big = Bytes::from(vec![b' '; 4 << 20]);
+    for (path, status, code) in [
+        (CHAT, 413, "request_too_large"),
+        ("/v1/nope", 404, "unknown_url"),
+    ] {
+        let req = http::Request::post(path)
+            .header("content-type", "application/json")
+            .body(Full::new(big.clone()))
+            .unwrap();
+        let resp = timeout(WAIT, tx.send_request(req))
+            .await
+            .expect("no answer")
+            .unwrap_or_else(|e| panic!("{path}: the client saw an error, not the answer: {e}"));
+        assert_eq!(resp.status(), status, "{path}");
+        let body = timeout(WAIT, resp.into_body().collect())
+            .await
+            .expect("body")
+            .unwrap()
+            .to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], code, "{path}: {v}");
+    }
+    still_serves(&env).await;
+    env.stop().await;
+}

@@ -439,3 +439,28 @@ async fn a_reload_never_lets_more_than_max_concurrency_through() {
         Err(_) => panic!("requests still hold the test environment"),
     }
 }
+
+#[tokio::test]
+async fn a_removed_deployment_leaves_no_frozen_state_gauges() {
+    let m = mocks(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lifeline.toml");
+    let base = config(&m, "", &one_tier(&m));
+    std::fs::write(&path, format!("{base}{M2}")).unwrap();
+    let env = FileEnv::boot(&path, m).await;
+    assert_eq!(env.chat("m2").await.0, 200);
+    let breaker = r#"lifeline_breaker_state{deployment="p0/up-two"}"#;
+    assert!(env.gw.metrics().encode().contains(breaker));
+    // m2 goes, and with it its only deployment.
+    std::fs::write(&path, &base).unwrap();
+    let (status, body) = env.reload().await;
+    assert_eq!(status, 200, "{body}");
+    let text = env.gw.metrics().encode();
+    assert!(
+        !text.contains(breaker),
+        "a removed deployment's breaker state is still exported"
+    );
+    // The deployment that stays keeps its series.
+    assert!(text.contains(r#"lifeline_breaker_state{deployment="p0/up-0"}"#));
+    env.stop().await;
+}
