@@ -253,7 +253,8 @@ impl Gateway {
         let after: std::collections::HashSet<&str> = new.iter().map(|d| &*d.id).collect();
         for d in old.iter().filter(|d| !after.contains(&*d.id)) {
             d.retire();
-            self.inner.metrics.forget_deployment(&d.id);
+            let kinds = crate::health::latency::LatencyKind::ALL.map(|k| k.label());
+            self.inner.metrics.forget_deployment(&d.id, &kinds);
             self.inner.events.publish(d.id.clone(), Change::Removed);
         }
     }

@@ -241,14 +241,16 @@ impl Metrics {
     /// at their last values, for the life of the process). Its counters
     /// stay, as counters do, and its in-flight gauge falls to 0 as the
     /// requests still on it finish.
-    pub fn forget_deployment(&self, deployment: &Arc<str>) {
+    ///
+    /// `p99_kinds` are the `kind` labels of its p99 series.
+    pub fn forget_deployment(&self, deployment: &Arc<str>, p99_kinds: &[&'static str]) {
         self.breaker.remove(&Dep {
             deployment: deployment.clone(),
         });
-        for kind in crate::health::latency::LatencyKind::ALL {
+        for &kind in p99_kinds {
             self.latency_p99.remove(&DepKind {
                 deployment: deployment.clone(),
-                kind: kind.label(),
+                kind,
             });
         }
     }
