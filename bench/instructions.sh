@@ -23,29 +23,7 @@ done
 MPORT=18190 PPORT=18191 LPORT=18192 APORT=18193
 
 python3 "$harness/make-nginx-conf.py" "$out" "$MPORT" "$PPORT" >/dev/null
-cat >"$out/lifeline.toml" <<TOML
-[server]
-listen = "127.0.0.1:$LPORT"
-admin_listen = "127.0.0.1:$APORT"
-
-[[providers]]
-name = "upstream"
-kind = "openai-compatible"
-base_url = "http://127.0.0.1:$MPORT/v1"
-
-[[providers]]
-name = "upstream-sse"
-kind = "openai-compatible"
-base_url = "http://127.0.0.1:$MPORT/stream/v1"
-
-[[models]]
-name = "bench"
-tiers = [ [ { provider = "upstream", model = "gpt-4o-mini" } ] ]
-
-[[models]]
-name = "bench-stream"
-tiers = [ [ { provider = "upstream-sse", model = "gpt-4o-mini" } ] ]
-TOML
+bash "$root/bench/lifeline-config.sh" "$LPORT" "$APORT" "$MPORT" >"$out/lifeline.toml"
 
 VP=
 cleanup() {

@@ -31,29 +31,7 @@ python3 "$harness/make-nginx-conf.py" "$out" "$MPORT" "$PPORT"
 taskset -c 1 nginx -c "$out/mock.conf" -p "$out" 2>/dev/null
 taskset -c 0 nginx -c "$out/proxy.conf" -p "$out" 2>/dev/null
 
-cat >"$out/lifeline.toml" <<TOML
-[server]
-listen = "127.0.0.1:$LPORT"
-admin_listen = "127.0.0.1:$APORT"
-
-[[providers]]
-name = "upstream"
-kind = "openai-compatible"
-base_url = "http://127.0.0.1:$MPORT/v1"
-
-[[providers]]
-name = "upstream-sse"
-kind = "openai-compatible"
-base_url = "http://127.0.0.1:$MPORT/stream/v1"
-
-[[models]]
-name = "bench"
-tiers = [ [ { provider = "upstream", model = "gpt-4o-mini" } ] ]
-
-[[models]]
-name = "bench-stream"
-tiers = [ [ { provider = "upstream-sse", model = "gpt-4o-mini" } ] ]
-TOML
+bash "$root/bench/lifeline-config.sh" "$LPORT" "$APORT" "$MPORT" >"$out/lifeline.toml"
 RUST_LOG=warn taskset -c 0 "$root/target/release/lifeline" serve --config "$out/lifeline.toml" 2>"$out/lifeline.log" &
 LPID=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$LPORT/healthz" >/dev/null && break; sleep 0.1; done
