@@ -1,0 +1,104 @@
+//! Versioned schema migrations.
+//!
+//! The file's schema version is SQLite's `PRAGMA user_version` (0 for a new,
+//! empty file). [`MIGRATIONS`]`[i]` takes the schema from version `i` to
+//! `i + 1`. On open, every migration above the file's version runs in order,
+//! each in its own transaction together with the bump of `user_version`, so
+//! an interrupted upgrade leaves the file at the last complete version and
+//! the next open continues from there. An existing file is upgraded in place.
+//!
+//! Rules: a shipped migration is never edited (files in the field were built
+//! by it); a change is a new entry at the end.
+
+use rusqlite::Connection;
+
+use crate::error::{Result, StoreError};
+
+/// The ordered migrations; entry `i` upgrades version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: incidents, their updates and affected components; maintenance.
+    "CREATE TABLE incidents (
+         id          INTEGER PRIMARY KEY,
+         name        TEXT    NOT NULL,
+         status      TEXT    NOT NULL CHECK (status IN
+                         ('investigating','identified','monitoring','resolved','postmortem')),
+         impact      TEXT    NOT NULL CHECK (impact IN ('none','minor','major','critical')),
+         created_at  INTEGER NOT NULL,
+         updated_at  INTEGER NOT NULL,
+         resolved_at INTEGER,
+         automatic   INTEGER NOT NULL CHECK (automatic IN (0, 1)),
+         draft       INTEGER NOT NULL CHECK (draft IN (0, 1))
+     );
+     CREATE TABLE incident_updates (
+         id          INTEGER PRIMARY KEY,
+         incident_id INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+         status      TEXT    NOT NULL CHECK (status IN
+                         ('investigating','identified','monitoring','resolved','postmortem')),
+         body        TEXT    NOT NULL,
+         created_at  INTEGER NOT NULL
+     );
+     CREATE TABLE incident_components (
+         incident_id  INTEGER NOT NULL REFERENCES incidents(id) ON DELETE CASCADE,
+         component_id TEXT    NOT NULL,
+         PRIMARY KEY (incident_id, component_id)
+     ) WITHOUT ROWID;
+     CREATE TABLE maintenances (
+         id              INTEGER PRIMARY KEY,
+         name            TEXT    NOT NULL,
+         status          TEXT    NOT NULL CHECK (status IN
+                             ('scheduled','in_progress','verifying','completed')),
+         scheduled_for   INTEGER NOT NULL,
+         scheduled_until INTEGER NOT NULL CHECK (scheduled_until > scheduled_for),
+         body            TEXT    NOT NULL,
+         created_at      INTEGER NOT NULL,
+         updated_at      INTEGER NOT NULL
+     );
+     CREATE TABLE maintenance_components (
+         maintenance_id INTEGER NOT NULL REFERENCES maintenances(id) ON DELETE CASCADE,
+         component_id   TEXT    NOT NULL,
+         PRIMARY KEY (maintenance_id, component_id)
+     ) WITHOUT ROWID;",
+    // 2: the cause class of an incident (provider errors, rate limiting,
+    // timeouts, ...), which the restoration-time estimate pools by; and the
+    // indexes the status side's reads need: an incident's timeline in order,
+    // incidents newest first, the unresolved ones.
+    "ALTER TABLE incidents ADD COLUMN cause TEXT;
+     CREATE INDEX incident_updates_timeline ON incident_updates (incident_id, created_at, id);
+     CREATE INDEX incidents_newest ON incidents (created_at DESC, id DESC);
+     CREATE INDEX incidents_open ON incidents (status)
+         WHERE status IN ('investigating','identified','monitoring');",
+];
+
+/// The schema version this build creates and upgrades to.
+pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The file's schema version.
+pub(crate) fn version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
+}
+
+/// Brings the file to [`LATEST_VERSION`], one transaction per migration.
+/// Refuses a file newer than this build.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    loop {
+        // `BEGIN IMMEDIATE` takes the write lock before reading the version,
+        // so two processes opening the same old file do not both migrate.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current = version(&tx)?;
+        if current > LATEST_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found: current,
+                supported: LATEST_VERSION,
+            });
+        }
+        let index = usize::try_from(current)
+            .map_err(|_| StoreError::Corrupt(format!("schema version {current}")))?;
+        let Some(sql) = MIGRATIONS.get(index) else {
+            return Ok(());
+        };
+        tx.execute_batch(sql)?;
+        // PRAGMA takes no bound parameters; the value is our own integer.
+        tx.execute_batch(&format!("PRAGMA user_version = {}", current + 1))?;
+        tx.commit()?;
+    }
+}
