@@ -258,15 +258,13 @@ impl Store for SqliteStore {
             new.cause,
         ])?;
         let id = tx.last_insert_rowid();
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO incident_components (incident_id, component_id)
-                 VALUES (?1, ?2)",
-            )?;
-            for component in &new.components {
-                stmt.execute(params![id, component])?;
-            }
-        }
+        link_components(
+            &tx,
+            "incident_components",
+            "incident_id",
+            id,
+            &new.components,
+        )?;
         insert_update(&tx, id, new.status, &new.body, new.at_ms)?;
         let created = incident_with_updates(&tx, id)?.ok_or(StoreError::NotFound {
             what: "incident",
@@ -356,15 +354,13 @@ impl Store for SqliteStore {
             new.at_ms,
         ])?;
         let id = tx.last_insert_rowid();
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO maintenance_components (maintenance_id, component_id)
-                 VALUES (?1, ?2)",
-            )?;
-            for component in &new.components {
-                stmt.execute(params![id, component])?;
-            }
-        }
+        link_components(
+            &tx,
+            "maintenance_components",
+            "maintenance_id",
+            id,
+            &new.components,
+        )?;
         let mut components = new.components.clone();
         components.sort();
         components.dedup();
@@ -482,4 +478,23 @@ impl Store for SqliteStore {
         configure(&dest)?;
         Ok(())
     }
+}
+
+/// Records which components an incident or a maintenance affects
+/// (`table` is `incident_components` or `maintenance_components`, `owner`
+/// its id column; both are fixed names, never input).
+fn link_components(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    owner: &str,
+    id: i64,
+    components: &[String],
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT OR IGNORE INTO {table} ({owner}, component_id) VALUES (?1, ?2)"
+    ))?;
+    for component in components {
+        stmt.execute(params![id, component])?;
+    }
+    Ok(())
 }

@@ -154,12 +154,6 @@ impl HealthRecord {
         self.last_success
     }
 
-    /// When the deployment last answered anything (an answer, a stream's
-    /// first content, or a failure), if ever.
-    pub fn last_answer(&self) -> Option<Instant> {
-        self.latency.last_sample()
-    }
-
     /// Whether the deployment's latency was ever measured.
     pub fn latency_measured(&self) -> bool {
         self.latency.measured()

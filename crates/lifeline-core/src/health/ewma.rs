@@ -56,11 +56,6 @@ impl PeakEwma {
         self.stamp = now;
     }
 
-    /// When the last sample was observed, if any.
-    pub fn last_sample(&self) -> Option<Instant> {
-        self.measured.then_some(self.stamp)
-    }
-
     /// Whether any sample was observed.
     pub fn measured(&self) -> bool {
         self.measured

@@ -82,7 +82,7 @@ async fn a_normally_fast_deployment_that_falls_silent_is_left_in_seconds() {
         took >= Duration::from_millis(450),
         "below the floor: {took:?}"
     );
-    assert!(took < Duration::from_millis(1800), "not adaptive: {took:?}");
+    assert!(took < Duration::from_millis(2200), "not adaptive: {took:?}");
 
     // Off per model.
     let took = rescued(&env, "fixed", false).await;
@@ -148,7 +148,7 @@ async fn a_stream_that_stalls_before_content_is_left_at_its_adaptive_stall_timeo
     let took = rescued(&env, "m", true).await;
     assert!(took >= Duration::from_millis(1200), "{took:?}");
     assert!(
-        took < Duration::from_millis(2700),
+        took < Duration::from_millis(5000),
         "stall not adaptive: {took:?}"
     );
     env.stop().await;
@@ -174,10 +174,10 @@ async fn a_timeout_on_one_request_does_not_extend_anothers_wait() {
         rescued(&env, "m", false).await
     };
     let (a, b) = tokio::join!(a, b);
-    assert!(a < Duration::from_millis(3300), "A: {a:?}");
+    assert!(a < Duration::from_millis(3800), "A: {a:?}");
     assert!(b >= Duration::from_millis(1900), "B: {b:?}");
     assert!(
-        b < Duration::from_millis(3300),
+        b < Duration::from_millis(3800),
         "B waited on a frozen server because A timed out: {b:?}"
     );
     env.stop().await;

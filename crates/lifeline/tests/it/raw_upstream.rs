@@ -512,10 +512,18 @@ async fn a_long_line_arriving_slowly_is_not_a_stall() {
     env.stop().await;
 }
 
-/// Serves `first` (an SSE head and events), then `: ping` every 200 ms for
-/// 20 s, and never ends the stream: a stuck upstream whose keep-alive
-/// timer still runs.
-async fn pinging_provider(first: String) -> SocketAddr {
+/// What a stuck raw upstream does after its first bytes.
+#[derive(Clone, Copy)]
+enum Then {
+    /// `: ping` every 200 ms for 20 s, never ending the stream: its
+    /// keep-alive timer still runs.
+    Ping,
+    /// Nothing: neither writes nor closes until the gateway closes.
+    Hold,
+}
+
+/// Serves `first` (an SSE head and events) to every request, then `then`.
+async fn stuck_provider(first: String, then: Then) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -529,11 +537,16 @@ async fn pinging_provider(first: String) -> SocketAddr {
                 if sock.write_all(first.as_bytes()).await.is_err() {
                     return;
                 }
-                for _ in 0..100 {
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                    if sock.write_all(b": ping\n\n").await.is_err() {
-                        return;
+                match then {
+                    Then::Ping => {
+                        for _ in 0..100 {
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                            if sock.write_all(b": ping\n\n").await.is_err() {
+                                return;
+                            }
+                        }
                     }
+                    Then::Hold => while sock.read(&mut buf).await.is_ok_and(|n| n > 0) {},
                 }
             });
         }
@@ -547,9 +560,12 @@ async fn pinging_provider(first: String) -> SocketAddr {
 /// (20 s), and the request is served by the other deployment.
 #[tokio::test]
 async fn keep_alive_comments_before_content_do_not_hold_off_the_stall_timer() {
-    let raw = pinging_provider(format!(
-        "{SSE_HEAD}data: {{\"choices\":[{{\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}}}}]}}\n\n"
-    ))
+    let raw = stuck_provider(
+        format!(
+            "{SSE_HEAD}data: {{\"choices\":[{{\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}}}}]}}\n\n"
+        ),
+        Then::Ping,
+    )
     .await;
     let m = mocks(1).await;
     let toml = format!(
@@ -575,34 +591,11 @@ async fn keep_alive_comments_before_content_do_not_hold_off_the_stall_timer() {
     env.stop().await;
 }
 
-/// Serves `reply` (an SSE head and events), then neither writes nor closes
-/// until the gateway closes the connection.
-async fn holding_provider(reply: String) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let reply = reply.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 16 * 1024];
-                if sock.read(&mut buf).await.is_err() {
-                    return;
-                }
-                if sock.write_all(reply.as_bytes()).await.is_err() {
-                    return;
-                }
-                while sock.read(&mut buf).await.is_ok_and(|n| n > 0) {}
-            });
-        }
-    });
-    addr
-}
-
 /// A short answer whose end arrived with its first content, before commit,
 /// from an upstream that then holds the connection open: the client gets
 /// the whole answer and `[DONE]` long before the 30 s idle timeout.
 async fn ends_before_the_idle_timeout(reply: String) {
-    let raw = holding_provider(format!("{SSE_HEAD}{reply}")).await;
+    let raw = stuck_provider(format!("{SSE_HEAD}{reply}"), Then::Hold).await;
     let toml = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nstream_idle_timeout_ms = 30000\n\n\
          [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\

@@ -95,45 +95,11 @@ async fn a_short_retry_after_is_waited_for_in_tier_1() {
 
 #[tokio::test]
 async fn persistent_failures_descend_at_once() {
-    // A Retry-After longer than tier_wait_ms.
-    let m = mocks(2).await;
-    m[0].set_faults(Faults {
-        rate_limit_rate: 1.0,
-        retry_after_secs: Some(2),
-        ..Faults::default()
-    });
-    let server = [("tier_wait_ms", "1500")];
-    let env = Env::boot(&cfg(&m, &server, NO_BREAKER, &layout(&[&[0], &[1]])), m).await;
-    let t = Instant::now();
-    let (status, h, body) = env.chat(false).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!((deployment(&h), attempts(&h)), (dep(1), 2));
-    assert!(
-        t.elapsed() < Duration::from_millis(1800),
-        "{:?}",
-        t.elapsed()
-    );
-    env.stop().await;
-
-    // A Retry-After that would not fit the deadline.
-    let m = mocks(2).await;
-    m[0].set_faults(Faults {
-        rate_limit_rate: 1.0,
-        retry_after_secs: Some(2),
-        ..Faults::default()
-    });
-    let server = [("request_timeout_ms", "1500")];
-    let env = Env::boot(&cfg(&m, &server, NO_BREAKER, &layout(&[&[0], &[1]])), m).await;
-    let t = Instant::now();
-    let (status, h, body) = env.chat(false).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!((deployment(&h), attempts(&h)), (dep(1), 2));
-    assert!(
-        t.elapsed() < Duration::from_millis(1800),
-        "{:?}",
-        t.elapsed()
-    );
-    env.stop().await;
+    // A Retry-After longer than tier_wait_ms, or one that would not fit
+    // the deadline: tier 2 answers without the 2 s wait.
+    for setting in [("tier_wait_ms", "1500"), ("request_timeout_ms", "1500")] {
+        descends_without_waiting_out_retry_after(setting).await;
+    }
 
     // The failure opens the breaker.
     let m = mocks(2).await;
@@ -184,6 +150,28 @@ async fn persistent_failures_descend_at_once() {
     assert!(
         t.elapsed() < Duration::from_millis(1800),
         "{:?}",
+        t.elapsed()
+    );
+    env.stop().await;
+}
+
+/// Tier 1 answers 429 with `Retry-After: 2` under `setting`: the request
+/// goes to tier 2 at once instead of waiting the 2 s out.
+async fn descends_without_waiting_out_retry_after(setting: (&str, &str)) {
+    let m = mocks(2).await;
+    m[0].set_faults(Faults {
+        rate_limit_rate: 1.0,
+        retry_after_secs: Some(2),
+        ..Faults::default()
+    });
+    let env = Env::boot(&cfg(&m, &[setting], NO_BREAKER, &layout(&[&[0], &[1]])), m).await;
+    let t = Instant::now();
+    let (status, h, body) = env.chat(false).await;
+    assert_eq!(status, 200, "{setting:?}: {body}");
+    assert_eq!((deployment(&h), attempts(&h)), (dep(1), 2), "{setting:?}");
+    assert!(
+        t.elapsed() < Duration::from_millis(1800),
+        "{setting:?}: waited {:?}",
         t.elapsed()
     );
     env.stop().await;
