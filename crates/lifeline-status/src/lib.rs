@@ -1,13 +1,16 @@
-//! Lifeline's status page.
+//! Lifeline's status side: what the status page knows and shows.
 //!
-//! This crate sits beside the request path, never in it: it depends on no
-//! request-path internals (`lifeline-core` is not a dependency), and what it
-//! learns of health it will learn from the health feed.
+//! This crate sits beside the request path, never in it: it does not depend
+//! on `lifeline-core`. What it learns of traffic and health reaches it as
+//! plain values ([`sli::Minute`], deployment states) from the binary, which
+//! connects the two.
 //!
+//! - [`page`]: the in-memory page snapshot every renderer reads.
+//! - [`sli`]: per-minute service-level indicators per component.
 //! - [`eta`]: estimated restoration time of an open incident from past
 //!   incidents (Kaplan–Meier over right-censored history, pooled from narrow
 //!   to broad), and the sentence the page shows for it.
-//!
-//! The page itself, components and incidents will join this crate.
 
 pub mod eta;
+pub mod page;
+pub mod sli;
