@@ -13,4 +13,7 @@
 
 pub mod eta;
 pub mod page;
-pub mod sli;
+
+/// Per-minute service-level indicators per component (the shape the store
+/// keeps; see [`lifeline_store::sli`]).
+pub use lifeline_store::sli;

@@ -24,6 +24,7 @@
 mod error;
 mod migrate;
 mod model;
+pub mod sli;
 mod sqlite;
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //!
 //! The data plane counts every finished request in lock-free counters (in
 //! `lifeline-core`); the status side samples them and turns the differences
-//! into one [`Minute`] per component and minute. Everything the page says
+//! into one [`Minute`] per component and minute, which the store keeps (the
+//! type lives here, the lowest crate of the status side, so that the store
+//! and `lifeline-status` share it). Everything the page says
 //! about traffic (status, SLO budgets, burn rates, uptime bars, latency
 //! charts) is computed from these.
 //!
