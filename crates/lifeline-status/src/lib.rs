@@ -5,12 +5,14 @@
 //! plain values ([`sli::Minute`], deployment states) from the binary, which
 //! connects the two.
 //!
+//! - [`admin`]: the admin API's incident and maintenance routes.
 //! - [`page`]: the in-memory page snapshot every renderer reads.
 //! - [`sli`]: per-minute service-level indicators per component.
 //! - [`eta`]: estimated restoration time of an open incident from past
 //!   incidents (Kaplan–Meier over right-censored history, pooled from narrow
 //!   to broad), and the sentence the page shows for it.
 
+pub mod admin;
 pub mod eta;
 pub mod page;
 

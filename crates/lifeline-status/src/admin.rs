@@ -1,0 +1,535 @@
+//! The status side's admin API: incidents, their updates and postmortems,
+//! and scheduled maintenance, written by operators.
+//!
+//! Served on the gateway's admin listener behind its token (the gateway
+//! checks the token and reads the body, bounded, before calling
+//! [`handle`]). Every write is acknowledged only after the store has it on
+//! disk. Synchronous: the caller runs it on a blocking thread.
+//!
+//! | method and path | body | does |
+//! |---|---|---|
+//! | `GET /admin/incidents?limit=N` | | the latest incidents, drafts included |
+//! | `POST /admin/incidents` | `{name, body, status?, impact?, components?, draft?}` | opens an incident |
+//! | `GET /admin/incidents/{id}` | | one incident with its updates |
+//! | `POST /admin/incidents/{id}/updates` | `{status, body}` | posts an update (also `resolved`, `postmortem`) |
+//! | `POST /admin/incidents/{id}/resolve` | `{body?}` | resolves it |
+//! | `GET /admin/maintenances?limit=N` | | the latest maintenance windows |
+//! | `POST /admin/maintenances` | `{name, scheduled_for, scheduled_until, components?, body?}` | schedules a window |
+//! | `DELETE /admin/maintenances/{id}` (or `POST …/{id}/cancel`) | | cancels it |
+//!
+//! Times in request bodies are RFC 3339 strings (`"2026-12-01T02:00:00Z"`)
+//! or unix milliseconds; answers carry unix milliseconds, as the store does.
+//! Unknown fields, wrong types, unknown components and empty titles are
+//! refused with 400 and a message naming the field; nothing is written.
+
+use lifeline_store::{Impact, IncidentStatus, NewIncident, NewMaintenance, Store, StoreError};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Longest incident or maintenance title.
+pub const MAX_TITLE: usize = 200;
+
+/// Longest update or announcement body.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// One admin request, as the listener read it.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminRequest<'a> {
+    /// `GET`, `POST`, `DELETE`, ...
+    pub method: &'a str,
+    /// The path, starting with `/admin/`.
+    pub path: &'a str,
+    /// The query string, without `?`.
+    pub query: Option<&'a str>,
+    /// The body (already bounded by the listener).
+    pub body: &'a [u8],
+    /// The current time (unix ms).
+    pub now_ms: i64,
+}
+
+/// The answer to an admin request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminAnswer {
+    /// HTTP status code.
+    pub status: u16,
+    /// JSON body.
+    pub body: Value,
+    /// Whether the store changed (the page must be rebuilt).
+    pub changed: bool,
+}
+
+impl AdminAnswer {
+    fn ok(status: u16, body: Value, changed: bool) -> Self {
+        Self {
+            status,
+            body,
+            changed,
+        }
+    }
+
+    fn error(status: u16, message: impl Into<String>) -> Self {
+        Self::ok(status, json!({"error": {"message": message.into()}}), false)
+    }
+}
+
+/// Serves one request under `/admin/incidents` or `/admin/maintenances`;
+/// `None` for any other path. `components` are the ids the page knows: an
+/// incident or window may only name those.
+pub fn handle(
+    store: &dyn Store,
+    components: &[String],
+    req: &AdminRequest<'_>,
+) -> Option<AdminAnswer> {
+    let path = req.path.trim_end_matches('/');
+    let rest = path.strip_prefix("/admin/")?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    let answer = match (req.method, segments.as_slice()) {
+        ("GET", ["incidents"]) => list_incidents(store, req.query),
+        ("POST", ["incidents"]) => open_incident(store, components, req),
+        ("GET", ["incidents", id]) => with_id(id, |id| get_incident(store, id)),
+        ("POST", ["incidents", id, "updates"]) => {
+            with_id(id, |id| post_update(store, id, req, None))
+        }
+        ("POST", ["incidents", id, "resolve"]) => with_id(id, |id| {
+            post_update(store, id, req, Some(IncidentStatus::Resolved))
+        }),
+        ("GET", ["maintenances"]) => list_maintenances(store, req.query),
+        ("POST", ["maintenances"]) => schedule(store, components, req),
+        ("DELETE", ["maintenances", id]) | ("POST", ["maintenances", id, "cancel"]) => {
+            with_id(id, |id| cancel(store, id))
+        }
+        (_, ["incidents", ..]) | (_, ["maintenances", ..]) => {
+            AdminAnswer::error(405, "Method not allowed here (see the README's admin API).")
+        }
+        _ => return None,
+    };
+    Some(answer)
+}
+
+fn with_id(text: &str, f: impl FnOnce(i64) -> AdminAnswer) -> AdminAnswer {
+    match text.parse::<i64>() {
+        Ok(id) if id > 0 => f(id),
+        _ => AdminAnswer::error(404, format!("No such id `{}`.", text.escape_default())),
+    }
+}
+
+fn store_error(e: StoreError) -> AdminAnswer {
+    match e {
+        StoreError::NotFound { what, id } => AdminAnswer::error(404, format!("No {what} {id}.")),
+        other => {
+            tracing::error!(message = "Store write failed.", error = %other);
+            AdminAnswer::error(
+                503,
+                "The store could not be written; nothing was changed. Try again.",
+            )
+        }
+    }
+}
+
+fn limit(query: Option<&str>) -> Result<usize, AdminAnswer> {
+    let Some(q) = query else { return Ok(50) };
+    for pair in q.split('&') {
+        if let Some(v) = pair.strip_prefix("limit=") {
+            return match v.parse::<usize>() {
+                Ok(n) if (1..=1000).contains(&n) => Ok(n),
+                _ => Err(AdminAnswer::error(400, "`limit` must be 1 to 1000.")),
+            };
+        }
+    }
+    Ok(50)
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, AdminAnswer> {
+    if body.is_empty() {
+        return serde_json::from_slice(b"{}").map_err(|e| AdminAnswer::error(400, e.to_string()));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| AdminAnswer::error(400, format!("Invalid JSON body: {e}")))
+}
+
+fn title(name: &str) -> Result<String, AdminAnswer> {
+    let t = name.trim();
+    if t.is_empty() {
+        return Err(AdminAnswer::error(400, "`name` must not be empty."));
+    }
+    if t.chars().count() > MAX_TITLE {
+        return Err(AdminAnswer::error(
+            400,
+            format!("`name` is longer than {MAX_TITLE} characters."),
+        ));
+    }
+    Ok(t.to_string())
+}
+
+fn body_text(body: &str, field: &str) -> Result<String, AdminAnswer> {
+    if body.len() > MAX_BODY {
+        return Err(AdminAnswer::error(
+            400,
+            format!("`{field}` is longer than {MAX_BODY} bytes."),
+        ));
+    }
+    Ok(body.to_string())
+}
+
+fn known(components: &[String], named: &[String]) -> Result<Vec<String>, AdminAnswer> {
+    for c in named {
+        if !components.iter().any(|k| k == c) {
+            return Err(AdminAnswer::error(
+                400,
+                format!(
+                    "`components`: no component `{}` (known: {}).",
+                    c.escape_default(),
+                    components.join(", ")
+                ),
+            ));
+        }
+    }
+    let mut v = named.to_vec();
+    v.sort();
+    v.dedup();
+    Ok(v)
+}
+
+/// A time in a request body: RFC 3339 or unix milliseconds.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum When {
+    Millis(i64),
+    Text(String),
+}
+
+impl When {
+    fn millis(&self, field: &str) -> Result<i64, AdminAnswer> {
+        match self {
+            When::Millis(ms) => Ok(*ms),
+            When::Text(t) => chrono::DateTime::parse_from_rfc3339(t)
+                .map(|d| d.timestamp_millis())
+                .map_err(|e| {
+                    AdminAnswer::error(
+                        400,
+                        format!(
+                            "`{field}`: not an RFC 3339 time ({e}), e.g. 2026-12-01T02:00:00Z."
+                        ),
+                    )
+                }),
+        }
+    }
+}
+
+fn list_incidents(store: &dyn Store, query: Option<&str>) -> AdminAnswer {
+    let n = match limit(query) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    match store.list_incidents(n) {
+        Ok(list) => AdminAnswer::ok(200, json!({ "incidents": list }), false),
+        Err(e) => store_error(e),
+    }
+}
+
+fn get_incident(store: &dyn Store, id: i64) -> AdminAnswer {
+    match store.incident(id) {
+        Ok(Some(i)) => AdminAnswer::ok(200, json!(i), false),
+        Ok(None) => AdminAnswer::error(404, format!("No incident {id}.")),
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenIncident {
+    name: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    status: Option<IncidentStatus>,
+    #[serde(default)]
+    impact: Option<Impact>,
+    #[serde(default)]
+    components: Vec<String>,
+    #[serde(default)]
+    draft: bool,
+}
+
+fn open_incident(store: &dyn Store, components: &[String], req: &AdminRequest<'_>) -> AdminAnswer {
+    let run = || -> Result<AdminAnswer, AdminAnswer> {
+        let o: OpenIncident = parse(req.body)?;
+        let status = o.status.unwrap_or(IncidentStatus::Investigating);
+        if !status.is_open() {
+            return Err(AdminAnswer::error(
+                400,
+                "`status`: a new incident is investigating, identified or monitoring.",
+            ));
+        }
+        let new = NewIncident {
+            name: title(&o.name)?,
+            status,
+            impact: o.impact.unwrap_or(Impact::Minor),
+            body: body_text(&o.body, "body")?,
+            components: known(components, &o.components)?,
+            automatic: false,
+            draft: o.draft,
+            cause: None,
+            at_ms: req.now_ms,
+        };
+        match store.create_incident(&new) {
+            Ok(i) => Ok(AdminAnswer::ok(201, json!(i), true)),
+            Err(e) => Err(store_error(e)),
+        }
+    };
+    run().unwrap_or_else(|e| e)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostUpdate {
+    #[serde(default)]
+    status: Option<IncidentStatus>,
+    #[serde(default)]
+    body: String,
+}
+
+fn post_update(
+    store: &dyn Store,
+    id: i64,
+    req: &AdminRequest<'_>,
+    forced: Option<IncidentStatus>,
+) -> AdminAnswer {
+    let run = || -> Result<AdminAnswer, AdminAnswer> {
+        let u: PostUpdate = parse(req.body)?;
+        let status = match (forced, u.status) {
+            (Some(f), _) => f,
+            (None, Some(s)) => s,
+            (None, None) => {
+                return Err(AdminAnswer::error(
+                    400,
+                    "`status` is required: investigating, identified, monitoring, resolved or postmortem.",
+                ))
+            }
+        };
+        let body = if u.body.trim().is_empty() && status == IncidentStatus::Resolved {
+            "This incident has been resolved.".to_string()
+        } else if u.body.trim().is_empty() {
+            return Err(AdminAnswer::error(400, "`body` must not be empty."));
+        } else {
+            body_text(&u.body, "body")?
+        };
+        match store.add_update(id, status, &body, req.now_ms) {
+            Ok(update) => Ok(AdminAnswer::ok(201, json!(update), true)),
+            Err(e) => Err(store_error(e)),
+        }
+    };
+    run().unwrap_or_else(|e| e)
+}
+
+fn list_maintenances(store: &dyn Store, query: Option<&str>) -> AdminAnswer {
+    let n = match limit(query) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    match store.list_maintenances(n) {
+        Ok(list) => AdminAnswer::ok(200, json!({ "scheduled_maintenances": list }), false),
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Schedule {
+    name: String,
+    scheduled_for: When,
+    scheduled_until: When,
+    #[serde(default)]
+    components: Vec<String>,
+    #[serde(default)]
+    body: String,
+}
+
+fn schedule(store: &dyn Store, components: &[String], req: &AdminRequest<'_>) -> AdminAnswer {
+    let run = || -> Result<AdminAnswer, AdminAnswer> {
+        let s: Schedule = parse(req.body)?;
+        let from = s.scheduled_for.millis("scheduled_for")?;
+        let until = s.scheduled_until.millis("scheduled_until")?;
+        if until <= from {
+            return Err(AdminAnswer::error(
+                400,
+                "`scheduled_until` must be after `scheduled_for`.",
+            ));
+        }
+        if until <= req.now_ms {
+            return Err(AdminAnswer::error(400, "`scheduled_until` is in the past."));
+        }
+        let new = NewMaintenance {
+            name: title(&s.name)?,
+            scheduled_for: from,
+            scheduled_until: until,
+            components: known(components, &s.components)?,
+            body: body_text(&s.body, "body")?,
+            at_ms: req.now_ms,
+        };
+        match store.create_maintenance(&new) {
+            Ok(m) => Ok(AdminAnswer::ok(201, json!(m), true)),
+            Err(e) => Err(store_error(e)),
+        }
+    };
+    run().unwrap_or_else(|e| e)
+}
+
+fn cancel(store: &dyn Store, id: i64) -> AdminAnswer {
+    match store.cancel_maintenance(id) {
+        Ok(true) => AdminAnswer::ok(200, json!({"cancelled": id}), true),
+        Ok(false) => AdminAnswer::error(404, format!("No maintenance {id}.")),
+        Err(e) => store_error(e),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use lifeline_store::SqliteStore;
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path().join("s.db")).unwrap();
+        (dir, s)
+    }
+
+    fn call(store: &dyn Store, method: &str, path: &str, body: &str) -> AdminAnswer {
+        let comps = vec!["chat".to_string(), "gateway".to_string()];
+        handle(
+            store,
+            &comps,
+            &AdminRequest {
+                method,
+                path,
+                query: None,
+                body: body.as_bytes(),
+                now_ms: 1_000_000,
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn incident_lifecycle() {
+        let (_d, s) = store();
+        let a = call(
+            &s,
+            "POST",
+            "/admin/incidents",
+            r#"{"name":"Slow chat","body":"Looking.","components":["chat"],"impact":"major"}"#,
+        );
+        assert_eq!(a.status, 201, "{}", a.body);
+        assert!(a.changed);
+        let id = a.body["id"].as_i64().unwrap();
+        let u = call(
+            &s,
+            "POST",
+            &format!("/admin/incidents/{id}/updates"),
+            r#"{"status":"identified","body":"Provider A."}"#,
+        );
+        assert_eq!(u.status, 201, "{}", u.body);
+        let r = call(&s, "POST", &format!("/admin/incidents/{id}/resolve"), "");
+        assert_eq!(r.status, 201, "{}", r.body);
+        let g = call(&s, "GET", &format!("/admin/incidents/{id}"), "");
+        assert_eq!(g.body["status"], "resolved");
+        assert_eq!(g.body["incident_updates"].as_array().unwrap().len(), 3);
+        let l = call(&s, "GET", "/admin/incidents", "");
+        assert_eq!(l.body["incidents"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn bad_input_is_refused_and_writes_nothing() {
+        let (_d, s) = store();
+        for (body, needle) in [
+            ("{", "Invalid JSON"),
+            (r#"{"name":""}"#, "`name` must not be empty"),
+            (
+                r#"{"name":"x","components":["nope"]}"#,
+                "no component `nope`",
+            ),
+            (r#"{"name":"x","impact":"huge"}"#, "unknown variant"),
+            (r#"{"name":"x","colour":"red"}"#, "unknown field"),
+            (r#"{"name":"x","status":"resolved"}"#, "a new incident"),
+            (r#"{"name":5}"#, "invalid type"),
+        ] {
+            let a = call(&s, "POST", "/admin/incidents", body);
+            assert_eq!(a.status, 400, "{body}");
+            assert!(!a.changed);
+            let msg = a.body["error"]["message"].as_str().unwrap();
+            assert!(msg.contains(needle), "{body}: {msg}");
+        }
+        assert!(s.list_incidents(10).unwrap().is_empty());
+        assert_eq!(call(&s, "GET", "/admin/incidents/99", "").status, 404);
+        assert_eq!(call(&s, "GET", "/admin/incidents/x", "").status, 404);
+        assert_eq!(
+            call(
+                &s,
+                "POST",
+                "/admin/incidents/99/updates",
+                r#"{"status":"identified","body":"b"}"#
+            )
+            .status,
+            404
+        );
+        assert_eq!(call(&s, "PUT", "/admin/incidents", "").status, 405);
+        assert!(handle(
+            &s,
+            &[],
+            &AdminRequest {
+                method: "GET",
+                path: "/admin/other",
+                query: None,
+                body: b"",
+                now_ms: 0
+            }
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn maintenance_schedule_list_cancel() {
+        let (_d, s) = store();
+        let bad = call(
+            &s,
+            "POST",
+            "/admin/maintenances",
+            r#"{"name":"m","scheduled_for":"2026-12-01T03:00:00Z","scheduled_until":"2026-12-01T02:00:00Z"}"#,
+        );
+        assert_eq!(bad.status, 400);
+        let bad = call(
+            &s,
+            "POST",
+            "/admin/maintenances",
+            r#"{"name":"m","scheduled_for":"tomorrow","scheduled_until":"2026-12-01T02:00:00Z"}"#,
+        );
+        assert!(bad.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("scheduled_for"));
+        let a = call(
+            &s,
+            "POST",
+            "/admin/maintenances",
+            r#"{"name":"Upgrade","scheduled_for":"2026-12-01T02:00:00Z","scheduled_until":2000000000000,"components":["gateway"]}"#,
+        );
+        assert_eq!(a.status, 201, "{}", a.body);
+        assert_eq!(a.body["scheduled_for"], 1_796_090_400_000_i64);
+        let id = a.body["id"].as_i64().unwrap();
+        let l = call(&s, "GET", "/admin/maintenances", "");
+        assert_eq!(
+            l.body["scheduled_maintenances"].as_array().unwrap().len(),
+            1
+        );
+        assert_eq!(
+            call(&s, "DELETE", &format!("/admin/maintenances/{id}"), "").status,
+            200
+        );
+        assert_eq!(
+            call(&s, "DELETE", &format!("/admin/maintenances/{id}"), "").status,
+            404
+        );
+    }
+}
