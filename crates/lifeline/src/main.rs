@@ -42,6 +42,10 @@ enum Command {
     Check(cli::check::CheckArgs),
     /// Show what a running gateway sees (through its admin API).
     Status(cli::status::StatusArgs),
+    /// Open, update, resolve and list incidents (through the admin API).
+    Incident(cli::incident::IncidentArgs),
+    /// Schedule, list and cancel maintenance windows (through the admin API).
+    Maintenance(cli::maintenance::MaintenanceArgs),
 }
 
 fn init_logging(format: LogFormat, default_level: &str) {
@@ -97,6 +101,8 @@ fn main() -> std::process::ExitCode {
                 .map(|()| std::process::ExitCode::SUCCESS),
             Command::Check(a) => cli::check::run(a),
             Command::Status(a) => cli::status::run(a).await,
+            Command::Incident(a) => cli::incident::run(a).await,
+            Command::Maintenance(a) => cli::maintenance::run(a).await,
         }
     });
     match result {

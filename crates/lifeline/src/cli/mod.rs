@@ -1,7 +1,10 @@
 //! One module per subcommand: parse its flags, load what it needs, run it.
 
+pub mod admin_client;
 pub mod check;
 pub mod demo;
+pub mod incident;
+pub mod maintenance;
 pub mod mock;
 pub mod serve;
 pub mod status;

@@ -3,21 +3,13 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use super::admin_client::{call, AdminArgs};
 
 /// Flags of `lifeline status`.
 #[derive(clap::Args, Debug)]
 pub struct StatusArgs {
-    /// The gateway's admin listener, e.g. http://127.0.0.1:8081.
-    #[arg(long, default_value = "http://127.0.0.1:8081")]
-    pub admin: String,
-    /// Admin token (`[admin] token` in the gateway's config).
-    #[arg(long, env = "LIFELINE_ADMIN_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[command(flatten)]
+    admin: AdminArgs,
     /// Print the raw JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -25,33 +17,12 @@ pub struct StatusArgs {
 
 /// Fetches and prints the deployments' state.
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let url = format!("{}/admin/deployments", args.admin.trim_end_matches('/'));
-    let mut req = http::Request::get(&url)
-        .body(Full::new(Bytes::new()))
-        .context("bad --admin URL")?;
-    if let Some(t) = &args.token {
-        let v = http::HeaderValue::from_str(&format!("Bearer {t}"))
-            .context("token is not a valid header value")?;
-        req.headers_mut().insert(http::header::AUTHORIZATION, v);
-    }
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let resp = tokio::time::timeout(std::time::Duration::from_secs(10), client.request(req))
-        .await
-        .context("timed out")?
-        .with_context(|| format!("cannot reach {url}"))?;
-    let status = resp.status();
-    let body = resp.into_body().collect().await?.to_bytes();
-    if !status.is_success() {
-        anyhow::bail!("{url}: HTTP {status}: {}", String::from_utf8_lossy(&body));
-    }
+    let v = call(&args.admin, http::Method::GET, "/admin/deployments", None).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
-        out.write_all(&body)?;
-        writeln!(out)?;
+        writeln!(out, "{v}")?;
         return Ok(ExitCode::SUCCESS);
     }
-    let v: serde_json::Value = serde_json::from_slice(&body)
-        .context("the admin API answered something that is not JSON")?;
     writeln!(
         out,
         "{:<32} {:<10} {:>8} {:>10} {:>8} {:>9}  notes",
