@@ -413,6 +413,7 @@ mod tests {
                     automatic: false,
                     draft: false,
                     cause: None,
+                    expected_resolved_at: None,
                 },
                 incident_updates: vec![],
             },

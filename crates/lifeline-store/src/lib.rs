@@ -1,14 +1,21 @@
-//! Lifeline's store: everything the status side remembers (incidents, their
-//! updates, scheduled maintenance), behind the [`Store`] trait so that a
-//! PostgreSQL implementation can be added for clusters later. SQLite is the
-//! default ([`SqliteStore`]).
+//! Lifeline's store: everything the status side remembers, behind traits
+//! so that a PostgreSQL implementation can be added for clusters later.
+//! SQLite is the default ([`SqliteStore`], which implements them all).
 //!
-//! The shapes follow Atlassian Statuspage's model (`incident`,
-//! `incident_update`, `scheduled_maintenance`) with its exact enumerations, so
-//! the status side can render `/api/v2/*.json` from them field by field.
+//! - [`Store`]: incidents, their updates and scheduled maintenance, after
+//!   Atlassian Statuspage's model (`incident`, `incident_update`,
+//!   `scheduled_maintenance`) with its exact enumerations, so the status side
+//!   can render `/api/v2/*.json` from them field by field; and the registry
+//!   of components seen (their `created_at` survives restarts).
+//! - [`SliStore`]: per-minute SLI rows ([`sli::Minute`] plus the component's
+//!   status that minute) and their daily rollups, the uptime history.
+//! - [`UpstreamStore`]: the archive of providers' published incidents, a
+//!   basis for restoration-time estimates from the first day.
+//! - [`WebhookStore`]: webhook subscriptions and a durable delivery outbox.
+//! - [`StatusStore`]: all four, for one `Arc<dyn StatusStore>`.
 //!
 //! **Timestamps** are unix milliseconds (UTC) as `i64` everywhere: in the
-//! types, in the trait and in the database. Callers pass the time of every
+//! types, in the traits and in the database. Callers pass the time of every
 //! write explicitly, so a controllable clock works in tests; rendering to
 //! RFC 3339 is the status side's job.
 //!
@@ -18,14 +25,30 @@
 //! plane never calls the store: it serves from memory, and only the status
 //! side and the admin API write here.
 //!
-//! This crate imports nothing from `lifeline-core` (the request path); the
-//! dependency only ever points the other way.
+//! **Failures.** A store that is locked by another writer, read-only, out of
+//! disk space or failing I/O returns [`StoreError::Unavailable`] (nothing was
+//! written; retry later, and meanwhile say that history is behind); other
+//! errors are not cured by retrying. See [`StoreError`].
+//!
+//! **Durability.** When a write returns `Ok`, it is on disk (WAL with
+//! `synchronous = FULL`): it survives `kill -9` and power loss. Schema
+//! upgrades are versioned migrations that upgrade an existing file in place
+//! (`migrate.rs`). [`Store::backup`] copies the live store consistently;
+//! [`SqliteStore::restore_from`] brings a copy back, online.
+//!
+//! This crate imports nothing from `lifeline-core` (the request path) nor
+//! from `lifeline-status`; the dependencies only ever point the other way.
+
+#[macro_use]
+mod macros;
 
 mod error;
 mod migrate;
 mod model;
 pub mod sli;
 mod sqlite;
+pub mod upstream;
+pub mod webhook;
 
 #[cfg(test)]
 mod tests;
@@ -33,12 +56,16 @@ mod tests;
 pub use error::{Result, StoreError};
 pub use migrate::LATEST_VERSION;
 pub use model::{
-    Impact, Incident, IncidentStatus, IncidentUpdate, IncidentWithUpdates, MaintenanceStatus,
-    NewIncident, NewMaintenance, ScheduledMaintenance,
+    Impact, Incident, IncidentEdit, IncidentStatus, IncidentUpdate, IncidentWithUpdates,
+    KnownComponent, MaintenanceStatus, NewIncident, NewMaintenance, ScheduledMaintenance,
 };
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore, DEFAULT_BUSY_TIMEOUT};
 
 use std::path::Path;
+
+use sli::{MinuteRecord, Pruned, SliDay, SliMinute};
+use upstream::{ArchivedIncident, UpstreamIncident};
+use webhook::{AttemptResult, Delivery, DueDelivery, NewDelivery, NewSubscription, Subscription};
 
 /// What the status side needs from a store. Every method is a complete,
 /// acknowledged operation: when it returns `Ok`, the change is on disk.
@@ -61,6 +88,38 @@ pub trait Store: Send + Sync {
         body: &str,
         at_ms: i64,
     ) -> Result<IncidentUpdate>;
+
+    /// Changes an incident's name, impact, components, cause, draft flag or
+    /// restoration override (whichever `edit` sets) and sets `updated_at` to
+    /// `at_ms`; returns the incident as it now is. The status moves only
+    /// with [`Store::add_update`]; a postmortem is an update with
+    /// [`IncidentStatus::Postmortem`]. [`StoreError::NotFound`] if there is
+    /// no such incident.
+    fn edit_incident(&self, id: i64, edit: &IncidentEdit, at_ms: i64) -> Result<Incident>;
+
+    /// Publishes a draft incident (an operator's one command).
+    fn publish_incident(&self, id: i64, at_ms: i64) -> Result<Incident> {
+        let edit = IncidentEdit {
+            draft: Some(false),
+            ..IncidentEdit::default()
+        };
+        self.edit_incident(id, &edit, at_ms)
+    }
+
+    /// Sets (or with `None` removes) an operator's restoration override:
+    /// the time the incident is expected to be resolved (unix ms).
+    fn set_expected_resolved_at(
+        &self,
+        id: i64,
+        expected_resolved_at: Option<i64>,
+        at_ms: i64,
+    ) -> Result<Incident> {
+        let edit = IncidentEdit {
+            expected_resolved_at: Some(expected_resolved_at),
+            ..IncidentEdit::default()
+        };
+        self.edit_incident(id, &edit, at_ms)
+    }
 
     /// One incident with its updates, oldest update first; `None` if absent.
     fn incident(&self, id: i64) -> Result<Option<IncidentWithUpdates>>;
@@ -85,8 +144,134 @@ pub trait Store: Send + Sync {
     /// existed.
     fn cancel_maintenance(&self, id: i64) -> Result<bool>;
 
+    /// Maintenance windows whose status is one of `statuses`, earliest
+    /// `scheduled_for` first (the engine asks for scheduled and in-progress
+    /// ones to move them on time).
+    fn list_maintenances_by_status(
+        &self,
+        statuses: &[MaintenanceStatus],
+    ) -> Result<Vec<ScheduledMaintenance>>;
+
+    /// Moves a maintenance window forward to `status` at `at_ms` (its
+    /// `updated_at`). Forward only (scheduled, in progress, verifying,
+    /// completed): a window already at or past `status` is returned
+    /// unchanged, so the engine's on-time transitions are idempotent and
+    /// never undo an operator's. [`StoreError::NotFound`] if there is no
+    /// such window.
+    fn set_maintenance_status(
+        &self,
+        id: i64,
+        status: MaintenanceStatus,
+        at_ms: i64,
+    ) -> Result<ScheduledMaintenance>;
+
+    /// Remembers a component seen now: returns its `created_at`, `at_ms` on
+    /// the first sighting and the first sighting's time ever after (its
+    /// name is updated if it changed). Writes only on a first sighting or a
+    /// new name.
+    fn touch_component(&self, id: &str, name: &str, at_ms: i64) -> Result<i64>;
+
+    /// Every component the registry knows, by id.
+    fn known_components(&self) -> Result<Vec<KnownComponent>>;
+
     /// Writes a consistent copy of the whole store to `path` while other
     /// threads and processes keep writing. The copy is itself a store that
     /// [`SqliteStore::open`] accepts. An existing file at `path` is replaced.
     fn backup(&self, path: &Path) -> Result<()>;
 }
+
+/// The status side's SLI history: one row per component and minute, and
+/// one rollup per component and UTC day (see [`sli`]).
+pub trait SliStore: Send + Sync {
+    /// Writes a batch of minutes in one transaction, each with its day's
+    /// rollup. Idempotent per (component, minute): writing a minute again
+    /// replaces it, in the day too (a re-flush after a failure never double
+    /// counts). The whole batch is checked first: every `minute.at` must be
+    /// a multiple of [`sli::MINUTE_MS`] and every status one of
+    /// [`sli::COMPONENT_STATUSES`], or nothing is written
+    /// ([`StoreError::Invalid`]). Minutes older than what
+    /// [`SliStore::prune`] already deleted are skipped. Returns how many
+    /// were written.
+    fn write_minutes(&self, rows: &[MinuteRecord<'_>]) -> Result<usize>;
+
+    /// A component's minutes starting in `[from_ms, to_ms)`, oldest first.
+    fn minutes(&self, component: &str, from_ms: i64, to_ms: i64) -> Result<Vec<SliMinute>>;
+
+    /// A component's days (by midnight UTC) in `[from_ms, to_ms)`, oldest
+    /// first; days without any minute written are absent.
+    fn days(&self, component: &str, from_ms: i64, to_ms: i64) -> Result<Vec<SliDay>>;
+
+    /// Every component id with SLI history, sorted.
+    fn sli_components(&self) -> Result<Vec<String>>;
+
+    /// Deletes minutes that started more than `minute_days` days before
+    /// `now_ms`, and days that ended more than `day_days` days before it
+    /// (defaults: [`sli::DEFAULT_MINUTE_RETENTION_DAYS`],
+    /// [`sli::DEFAULT_DAY_RETENTION_DAYS`]).
+    fn prune(&self, now_ms: i64, minute_days: u32, day_days: u32) -> Result<Pruned>;
+}
+
+/// The archive of upstream providers' published incidents (see
+/// [`upstream`]).
+pub trait UpstreamStore: Send + Sync {
+    /// Archives what one poll saw at `seen_at_ms`, in one transaction:
+    /// inserts incidents new to the archive and replaces known ones (by
+    /// provider and external id), unless the archived copy has a later
+    /// `updated_at` (then only `last_seen_at` moves).
+    fn upsert_upstream_incidents(
+        &self,
+        incidents: &[UpstreamIncident],
+        seen_at_ms: i64,
+    ) -> Result<()>;
+
+    /// Every archived incident of `provider`, oldest `created_at` first.
+    fn upstream_incidents(&self, provider: &str) -> Result<Vec<ArchivedIncident>>;
+
+    /// How many incidents of `provider` are archived.
+    fn count_upstream_incidents(&self, provider: &str) -> Result<u64>;
+}
+
+/// Webhook subscriptions and the durable delivery outbox (see [`webhook`]).
+pub trait WebhookStore: Send + Sync {
+    /// Adds a subscriber. The secret is stored as given (it is needed to
+    /// sign) and comes back only with its due deliveries.
+    fn create_subscription(&self, new: &NewSubscription) -> Result<Subscription>;
+
+    /// Every subscription, by id, without secrets.
+    fn subscriptions(&self) -> Result<Vec<Subscription>>;
+
+    /// Removes a subscription with its pending deliveries and its log.
+    /// Returns whether it existed.
+    fn delete_subscription(&self, id: i64) -> Result<bool>;
+
+    /// Puts deliveries in the outbox, all or none, and returns them.
+    /// [`StoreError::NotFound`] if a subscription does not exist.
+    fn enqueue(&self, deliveries: &[NewDelivery]) -> Result<Vec<Delivery>>;
+
+    /// Up to `limit` pending deliveries whose next attempt is due at
+    /// `now_ms`, most overdue first, with what it takes to send them.
+    fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<DueDelivery>>;
+
+    /// Records one attempt: counts it, keeps its HTTP status and error, and
+    /// marks the delivery delivered, due again at a later time, or given
+    /// up. Returns the delivery as it now is. [`StoreError::NotFound`] for
+    /// an unknown delivery, [`StoreError::Invalid`] for one that is no
+    /// longer pending.
+    fn record_attempt(&self, delivery_id: i64, result: &AttemptResult) -> Result<Delivery>;
+
+    /// A subscription's delivery log: its latest `limit` deliveries, newest
+    /// first, pending ones included.
+    fn deliveries(&self, subscription_id: i64, limit: usize) -> Result<Vec<Delivery>>;
+
+    /// Deletes deliveries that were delivered or given up before
+    /// `before_ms` (pending ones are kept whatever their age). Returns how
+    /// many.
+    fn prune_deliveries(&self, before_ms: i64) -> Result<usize>;
+}
+
+/// Everything the status side stores, as one object
+/// (`Arc<dyn StatusStore>`); implemented by every type that implements the
+/// four traits.
+pub trait StatusStore: Store + SliStore + UpstreamStore + WebhookStore {}
+
+impl<T: Store + SliStore + UpstreamStore + WebhookStore> StatusStore for T {}

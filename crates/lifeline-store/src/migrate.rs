@@ -67,6 +67,124 @@ pub(crate) const MIGRATIONS: &[&str] = &[
      CREATE INDEX incidents_newest ON incidents (created_at DESC, id DESC);
      CREATE INDEX incidents_open ON incidents (status)
          WHERE status IN ('investigating','identified','monitoring');",
+    // 3: an operator's restoration override on an incident; maintenance
+    // windows by status (the engine's on-time transitions); the registry of
+    // components seen, so a component's created_at survives restarts; a
+    // key/value table for the store's own bookkeeping.
+    "ALTER TABLE incidents ADD COLUMN expected_resolved_at INTEGER;
+     CREATE INDEX maintenances_by_status ON maintenances (status, scheduled_for);
+     CREATE TABLE components (
+         id         TEXT    PRIMARY KEY,
+         name       TEXT    NOT NULL,
+         created_at INTEGER NOT NULL
+     ) WITHOUT ROWID;
+     CREATE TABLE store_meta (
+         key   TEXT    PRIMARY KEY,
+         value INTEGER NOT NULL
+     ) WITHOUT ROWID;",
+    // 4: SLI history: one row per component and minute, and its rollup per
+    // component and UTC day, kept in step in the same transaction. Latency
+    // buckets are 13 little-endian u64 (sli::BUCKETS) in a blob.
+    "CREATE TABLE sli_minutes (
+         component_id      TEXT    NOT NULL,
+         minute            INTEGER NOT NULL,
+         status            TEXT    NOT NULL CHECK (status IN ('operational','under_maintenance',
+                               'degraded_performance','partial_outage','major_outage')),
+         requests          INTEGER NOT NULL,
+         good              INTEGER NOT NULL,
+         latency           BLOB    NOT NULL,
+         ttft              BLOB    NOT NULL,
+         streams_completed INTEGER NOT NULL,
+         streams_broken    INTEGER NOT NULL,
+         upstream_attempts INTEGER NOT NULL,
+         upstream_ok       INTEGER NOT NULL,
+         probes_ok         INTEGER NOT NULL,
+         probes_failed     INTEGER NOT NULL,
+         PRIMARY KEY (component_id, minute)
+     ) WITHOUT ROWID;
+     CREATE INDEX sli_minutes_age ON sli_minutes (minute);
+     CREATE TABLE sli_days (
+         component_id          TEXT    NOT NULL,
+         day                   INTEGER NOT NULL,
+         requests              INTEGER NOT NULL,
+         good                  INTEGER NOT NULL,
+         latency               BLOB    NOT NULL,
+         ttft                  BLOB    NOT NULL,
+         streams_completed     INTEGER NOT NULL,
+         streams_broken        INTEGER NOT NULL,
+         upstream_attempts     INTEGER NOT NULL,
+         upstream_ok           INTEGER NOT NULL,
+         probes_ok             INTEGER NOT NULL,
+         probes_failed         INTEGER NOT NULL,
+         operational_minutes   INTEGER NOT NULL,
+         maintenance_minutes   INTEGER NOT NULL,
+         degraded_minutes      INTEGER NOT NULL,
+         partial_minutes       INTEGER NOT NULL,
+         major_minutes         INTEGER NOT NULL,
+         upstream_down_minutes INTEGER NOT NULL,
+         PRIMARY KEY (component_id, day)
+     ) WITHOUT ROWID;
+     CREATE INDEX sli_days_age ON sli_days (day);",
+    // 5: the archive of providers' published incidents.
+    "CREATE TABLE upstream_incidents (
+         id            INTEGER PRIMARY KEY,
+         provider      TEXT    NOT NULL,
+         external_id   TEXT    NOT NULL,
+         name          TEXT    NOT NULL,
+         status        TEXT    NOT NULL,
+         impact        TEXT    NOT NULL,
+         created_at    INTEGER NOT NULL,
+         started_at    INTEGER,
+         resolved_at   INTEGER,
+         updated_at    INTEGER NOT NULL,
+         shortlink     TEXT,
+         first_seen_at INTEGER NOT NULL,
+         last_seen_at  INTEGER NOT NULL,
+         UNIQUE (provider, external_id)
+     );
+     CREATE TABLE upstream_incident_components (
+         incident_id INTEGER NOT NULL REFERENCES upstream_incidents(id) ON DELETE CASCADE,
+         component_id TEXT   NOT NULL,
+         PRIMARY KEY (incident_id, component_id)
+     ) WITHOUT ROWID;",
+    // 6: webhook subscriptions and the delivery outbox (which is also the
+    // delivery log). A delivery is pending while neither delivered_at nor
+    // gave_up_at is set; next_attempt_at is set exactly while pending.
+    "CREATE TABLE webhook_subscriptions (
+         id         INTEGER PRIMARY KEY,
+         url        TEXT    NOT NULL,
+         format     TEXT    NOT NULL CHECK (format IN ('statuspage','slack','discord')),
+         secret     TEXT    NOT NULL,
+         created_at INTEGER NOT NULL
+     );
+     CREATE TABLE webhook_subscription_components (
+         subscription_id INTEGER NOT NULL
+                             REFERENCES webhook_subscriptions(id) ON DELETE CASCADE,
+         component_id    TEXT    NOT NULL,
+         PRIMARY KEY (subscription_id, component_id)
+     ) WITHOUT ROWID;
+     CREATE TABLE webhook_deliveries (
+         id              INTEGER PRIMARY KEY,
+         subscription_id INTEGER NOT NULL
+                             REFERENCES webhook_subscriptions(id) ON DELETE CASCADE,
+         event           TEXT    NOT NULL,
+         body            TEXT    NOT NULL,
+         created_at      INTEGER NOT NULL,
+         attempts        INTEGER NOT NULL DEFAULT 0,
+         next_attempt_at INTEGER,
+         last_attempt_at INTEGER,
+         last_status     INTEGER,
+         last_error      TEXT,
+         delivered_at    INTEGER,
+         gave_up_at      INTEGER,
+         CHECK ((next_attempt_at IS NULL) =
+                (delivered_at IS NOT NULL OR gave_up_at IS NOT NULL)),
+         CHECK (delivered_at IS NULL OR gave_up_at IS NULL)
+     );
+     CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+         WHERE next_attempt_at IS NOT NULL;
+     CREATE INDEX webhook_deliveries_log
+         ON webhook_deliveries (subscription_id, created_at DESC, id DESC);",
 ];
 
 /// The schema version this build creates and upgrades to.

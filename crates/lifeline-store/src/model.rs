@@ -4,43 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::StoreError;
-
-/// Defines a string enumeration: serde names, `as_str` and parsing from the
-/// database's text.
-macro_rules! string_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name {
-            $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
-        }
-
-        impl $name {
-            /// The spelling used in Statuspage's JSON and in the database.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $text,)+
-                }
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = StoreError;
-
-            fn from_str(s: &str) -> Result<Self, StoreError> {
-                match s {
-                    $($text => Ok(Self::$variant),)+
-                    other => Err(StoreError::Corrupt(format!(
-                        concat!(stringify!($name), " {:?}"),
-                        other
-                    ))),
-                }
-            }
-        }
-    };
-}
-
 string_enum! {
     /// An incident's (and an update's) status.
     IncidentStatus {
@@ -95,6 +58,19 @@ string_enum! {
     }
 }
 
+impl MaintenanceStatus {
+    /// Position in the window's life (scheduled 0, in progress 1,
+    /// verifying 2, completed 3): a window only ever moves forward.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Scheduled => 0,
+            Self::InProgress => 1,
+            Self::Verifying => 2,
+            Self::Completed => 3,
+        }
+    }
+}
+
 /// An incident, without its updates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incident {
@@ -121,6 +97,10 @@ pub struct Incident {
     /// The cause class ("provider_errors", "rate_limited", "timeouts", ...),
     /// which restoration-time estimates pool by; free text to the store.
     pub cause: Option<String>,
+    /// An operator's override of the restoration estimate: when the
+    /// incident is expected to be resolved (unix ms). `None`: no override,
+    /// the page shows the estimate computed from history.
+    pub expected_resolved_at: Option<i64>,
 }
 
 /// One entry in an incident's timeline.
@@ -171,6 +151,37 @@ pub struct NewIncident {
     pub at_ms: i64,
 }
 
+/// A change to an incident's fields other than its status (which moves only
+/// with an update, [`Store::add_update`](crate::Store::add_update)). Every
+/// `None` leaves the field as it is; see
+/// [`Store::edit_incident`](crate::Store::edit_incident).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IncidentEdit {
+    /// A new title.
+    pub name: Option<String>,
+    /// A new impact.
+    pub impact: Option<Impact>,
+    /// The new set of affected component ids (replaces the old set).
+    pub components: Option<Vec<String>>,
+    /// A new cause class (`Some(None)` clears it).
+    pub cause: Option<Option<String>>,
+    /// `Some(false)` publishes a draft; `Some(true)` holds it back again.
+    pub draft: Option<bool>,
+    /// The operator's restoration override (`Some(None)` removes it).
+    pub expected_resolved_at: Option<Option<i64>>,
+}
+
+/// A component the status side has seen, as the registry remembers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownComponent {
+    /// Its id (the status side's, stable across restarts).
+    pub id: String,
+    /// Its display name, as last seen.
+    pub name: String,
+    /// When it was first seen (unix ms): Statuspage's `created_at`.
+    pub created_at: i64,
+}
+
 /// A scheduled maintenance window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduledMaintenance {
@@ -190,7 +201,8 @@ pub struct ScheduledMaintenance {
     pub body: String,
     /// When it was scheduled (unix ms).
     pub created_at: i64,
-    /// When it last changed (unix ms).
+    /// When it last changed (unix ms). Only the status changes after
+    /// scheduling, so for a completed window this is when it completed.
     pub updated_at: i64,
 }
 

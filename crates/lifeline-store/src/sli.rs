@@ -10,6 +10,12 @@
 //!
 //! Latencies are kept as counts per bucket ([`LATENCY_BUCKETS_MS`]), so
 //! minutes add up exactly and quantiles are read off the buckets.
+//!
+//! The store keeps each minute with the component's status that minute
+//! ([`MinuteRecord`], written through [`SliStore`](crate::SliStore)) for
+//! [`DEFAULT_MINUTE_RETENTION_DAYS`], and one rolled-up [`SliDay`] per
+//! component and UTC day for [`DEFAULT_DAY_RETENTION_DAYS`] (the uptime
+//! bars).
 
 /// Upper bounds of the latency buckets, milliseconds; a last, unbounded
 /// bucket follows. The data plane's counters use the same bounds.
@@ -19,6 +25,47 @@ pub const LATENCY_BUCKETS_MS: [u64; 12] = [
 
 /// Number of buckets, the unbounded one included.
 pub const BUCKETS: usize = LATENCY_BUCKETS_MS.len() + 1;
+
+/// One minute, in milliseconds.
+pub const MINUTE_MS: i64 = 60_000;
+
+/// One day, in milliseconds.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// How long per-minute rows are kept by default (days): enough for the
+/// 24-hour latency chart and the longest burn-rate window with room to
+/// spare.
+pub const DEFAULT_MINUTE_RETENTION_DAYS: u32 = 7;
+
+/// How long daily rollups are kept by default (days): the page's 90 bars.
+/// The configuration key `sli_retention_days` overrides it.
+pub const DEFAULT_DAY_RETENTION_DAYS: u32 = 90;
+
+/// A minute counts as "upstream down" when upstream attempts were made and
+/// fewer than this share of them succeeded.
+pub const UPSTREAM_DOWN_BELOW: f64 = 0.5;
+
+/// Statuspage's component statuses, from least to most severe (the order
+/// `lifeline-status` uses for "the worst of": maintenance ranks above
+/// operational and below every failure).
+pub const COMPONENT_STATUSES: [&str; 5] = [
+    "operational",
+    "under_maintenance",
+    "degraded_performance",
+    "partial_outage",
+    "major_outage",
+];
+
+/// The position of `status` in [`COMPONENT_STATUSES`] (its severity),
+/// `None` for a spelling Statuspage does not have.
+pub fn status_severity(status: &str) -> Option<usize> {
+    COMPONENT_STATUSES.iter().position(|s| *s == status)
+}
+
+/// Midnight UTC (unix ms) of the day `at_ms` falls in.
+pub fn day_of(at_ms: i64) -> i64 {
+    at_ms.div_euclid(DAY_MS) * DAY_MS
+}
 
 /// One component's traffic during one minute (or the sum of several).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,6 +126,13 @@ impl Minute {
             .then(|| self.upstream_ok as f64 / self.upstream_attempts as f64)
     }
 
+    /// Whether upstream attempts were made and fewer than
+    /// [`UPSTREAM_DOWN_BELOW`] of them succeeded.
+    pub fn upstream_down(&self) -> bool {
+        self.upstream_availability()
+            .is_some_and(|share| share < UPSTREAM_DOWN_BELOW)
+    }
+
     /// Requests answered within `threshold_ms` (rounded down to a bucket
     /// bound: only buckets whose upper bound is at most the threshold count).
     pub fn within(&self, threshold_ms: u64) -> u64 {
@@ -101,6 +155,116 @@ impl Minute {
     pub fn ttft_quantile_ms(&self, q: f64) -> Option<f64> {
         quantile(&self.ttft, q)
     }
+}
+
+/// One row to write: a component's minute and its status that minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinuteRecord<'a> {
+    /// The component's id.
+    pub component: &'a str,
+    /// Its traffic; `minute.at` is the start of the minute (a multiple of
+    /// [`MINUTE_MS`]).
+    pub minute: &'a Minute,
+    /// Its Statuspage status that minute, one of [`COMPONENT_STATUSES`].
+    pub status: &'a str,
+}
+
+/// A stored minute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SliMinute {
+    /// The traffic.
+    pub minute: Minute,
+    /// The component's status that minute (one of [`COMPONENT_STATUSES`]).
+    pub status: String,
+}
+
+/// Minutes per component status, in one day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusMinutes {
+    /// Minutes operational.
+    pub operational: u64,
+    /// Minutes under maintenance.
+    pub under_maintenance: u64,
+    /// Minutes with degraded performance.
+    pub degraded_performance: u64,
+    /// Minutes in partial outage.
+    pub partial_outage: u64,
+    /// Minutes in major outage.
+    pub major_outage: u64,
+}
+
+impl StatusMinutes {
+    /// The counts in [`COMPONENT_STATUSES`] order.
+    pub fn as_array(&self) -> [u64; 5] {
+        [
+            self.operational,
+            self.under_maintenance,
+            self.degraded_performance,
+            self.partial_outage,
+            self.major_outage,
+        ]
+    }
+
+    /// Builds the counts from [`COMPONENT_STATUSES`] order.
+    pub fn from_array(counts: [u64; 5]) -> Self {
+        let [operational, under_maintenance, degraded_performance, partial_outage, major_outage] =
+            counts;
+        Self {
+            operational,
+            under_maintenance,
+            degraded_performance,
+            partial_outage,
+            major_outage,
+        }
+    }
+
+    /// Minutes with `status` (`None` for an unknown spelling).
+    pub fn get(&self, status: &str) -> Option<u64> {
+        status_severity(status).map(|i| self.as_array()[i])
+    }
+
+    /// All minutes counted.
+    pub fn total(&self) -> u64 {
+        self.as_array().iter().sum()
+    }
+
+    /// The most severe status with at least one minute; `None` if empty.
+    pub fn worst(&self) -> Option<&'static str> {
+        let counts = self.as_array();
+        (0..counts.len())
+            .rev()
+            .find(|i| counts[*i] > 0)
+            .map(|i| COMPONENT_STATUSES[i])
+    }
+}
+
+/// One component's UTC day, rolled up from its minutes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SliDay {
+    /// Midnight UTC of the day (unix ms).
+    pub day: i64,
+    /// The day's minutes summed (`totals.at` is `day`).
+    pub totals: Minute,
+    /// Minutes per status the component had.
+    pub status_minutes: StatusMinutes,
+    /// Minutes in which the upstream was down ([`Minute::upstream_down`]).
+    pub upstream_down_minutes: u64,
+}
+
+impl SliDay {
+    /// The worst status the component had that day.
+    pub fn worst(&self) -> Option<&'static str> {
+        self.status_minutes.worst()
+    }
+}
+
+/// What [`SliStore::prune`](crate::SliStore::prune) deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Minute rows.
+    pub minutes: usize,
+    /// Day rows.
+    pub days: usize,
 }
 
 fn quantile(buckets: &[u64; BUCKETS], q: f64) -> Option<f64> {
