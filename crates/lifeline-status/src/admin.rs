@@ -13,16 +13,25 @@
 //! | `GET /admin/incidents/{id}` | | one incident with its updates |
 //! | `POST /admin/incidents/{id}/updates` | `{status, body}` | posts an update (also `resolved`, `postmortem`) |
 //! | `POST /admin/incidents/{id}/resolve` | `{body?}` | resolves it |
+//! | `POST /admin/incidents/{id}/publish` | | publishes a draft |
+//! | `POST /admin/incidents/{id}/eta` | `{minutes}` or `{minutes: null}` | sets (or clears) the operator's restoration estimate |
 //! | `GET /admin/maintenances?limit=N` | | the latest maintenance windows |
 //! | `POST /admin/maintenances` | `{name, scheduled_for, scheduled_until, components?, body?}` | schedules a window |
 //! | `DELETE /admin/maintenances/{id}` (or `POST …/{id}/cancel`) | | cancels it |
+//! | `GET /admin/webhooks` | | subscriptions (never their secrets) |
+//! | `POST /admin/webhooks` | `{url, format?, components?, secret?}` | subscribes; answers the signing secret once |
+//! | `DELETE /admin/webhooks/{id}` | | unsubscribes |
+//! | `GET /admin/webhooks/{id}/deliveries` | | its delivery log, newest first |
 //!
 //! Times in request bodies are RFC 3339 strings (`"2026-12-01T02:00:00Z"`)
 //! or unix milliseconds; answers carry unix milliseconds, as the store does.
 //! Unknown fields, wrong types, unknown components and empty titles are
 //! refused with 400 and a message naming the field; nothing is written.
 
-use lifeline_store::{Impact, IncidentStatus, NewIncident, NewMaintenance, Store, StoreError};
+use lifeline_store::webhook::{NewSubscription, WebhookFormat};
+use lifeline_store::{
+    Impact, IncidentStatus, NewIncident, NewMaintenance, StatusStore, StoreError,
+};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -73,11 +82,11 @@ impl AdminAnswer {
     }
 }
 
-/// Serves one request under `/admin/incidents` or `/admin/maintenances`;
-/// `None` for any other path. `components` are the ids the page knows: an
-/// incident or window may only name those.
+/// Serves one request under `/admin/incidents`, `/admin/maintenances` or
+/// `/admin/webhooks`; `None` for any other path. `components` are the ids
+/// the page knows: an incident, window or subscription may only name those.
 pub fn handle(
-    store: &dyn Store,
+    store: &dyn StatusStore,
     components: &[String],
     req: &AdminRequest<'_>,
 ) -> Option<AdminAnswer> {
@@ -94,12 +103,39 @@ pub fn handle(
         ("POST", ["incidents", id, "resolve"]) => with_id(id, |id| {
             post_update(store, id, req, Some(IncidentStatus::Resolved))
         }),
+        ("POST", ["incidents", id, "publish"]) => {
+            with_id(id, |id| match store.publish_incident(id, req.now_ms) {
+                Ok(i) => AdminAnswer::ok(200, json!(i), true),
+                Err(e) => store_error(e),
+            })
+        }
+        ("POST", ["incidents", id, "eta"]) => with_id(id, |id| set_eta(store, id, req)),
         ("GET", ["maintenances"]) => list_maintenances(store, req.query),
         ("POST", ["maintenances"]) => schedule(store, components, req),
         ("DELETE", ["maintenances", id]) | ("POST", ["maintenances", id, "cancel"]) => {
             with_id(id, |id| cancel(store, id))
         }
-        (_, ["incidents", ..]) | (_, ["maintenances", ..]) => {
+        ("GET", ["webhooks"]) => match store.subscriptions() {
+            Ok(list) => AdminAnswer::ok(200, json!({ "webhooks": list }), false),
+            Err(e) => store_error(e),
+        },
+        ("POST", ["webhooks"]) => subscribe(store, components, req),
+        ("DELETE", ["webhooks", id]) => with_id(id, |id| match store.delete_subscription(id) {
+            Ok(true) => AdminAnswer::ok(200, json!({"deleted": id}), false),
+            Ok(false) => AdminAnswer::error(404, format!("No webhook {id}.")),
+            Err(e) => store_error(e),
+        }),
+        ("GET", ["webhooks", id, "deliveries"]) => with_id(id, |id| {
+            let n = match limit(req.query) {
+                Ok(n) => n,
+                Err(e) => return e,
+            };
+            match store.deliveries(id, n) {
+                Ok(list) => AdminAnswer::ok(200, json!({ "deliveries": list }), false),
+                Err(e) => store_error(e),
+            }
+        }),
+        (_, ["incidents", ..]) | (_, ["maintenances", ..]) | (_, ["webhooks", ..]) => {
             AdminAnswer::error(405, "Method not allowed here (see the README's admin API).")
         }
         _ => return None,
@@ -217,7 +253,7 @@ impl When {
     }
 }
 
-fn list_incidents(store: &dyn Store, query: Option<&str>) -> AdminAnswer {
+fn list_incidents(store: &dyn StatusStore, query: Option<&str>) -> AdminAnswer {
     let n = match limit(query) {
         Ok(n) => n,
         Err(e) => return e,
@@ -228,7 +264,7 @@ fn list_incidents(store: &dyn Store, query: Option<&str>) -> AdminAnswer {
     }
 }
 
-fn get_incident(store: &dyn Store, id: i64) -> AdminAnswer {
+fn get_incident(store: &dyn StatusStore, id: i64) -> AdminAnswer {
     match store.incident(id) {
         Ok(Some(i)) => AdminAnswer::ok(200, json!(i), false),
         Ok(None) => AdminAnswer::error(404, format!("No incident {id}.")),
@@ -252,7 +288,11 @@ struct OpenIncident {
     draft: bool,
 }
 
-fn open_incident(store: &dyn Store, components: &[String], req: &AdminRequest<'_>) -> AdminAnswer {
+fn open_incident(
+    store: &dyn StatusStore,
+    components: &[String],
+    req: &AdminRequest<'_>,
+) -> AdminAnswer {
     let run = || -> Result<AdminAnswer, AdminAnswer> {
         let o: OpenIncident = parse(req.body)?;
         let status = o.status.unwrap_or(IncidentStatus::Investigating);
@@ -291,7 +331,7 @@ struct PostUpdate {
 }
 
 fn post_update(
-    store: &dyn Store,
+    store: &dyn StatusStore,
     id: i64,
     req: &AdminRequest<'_>,
     forced: Option<IncidentStatus>,
@@ -323,7 +363,104 @@ fn post_update(
     run().unwrap_or_else(|e| e)
 }
 
-fn list_maintenances(store: &dyn Store, query: Option<&str>) -> AdminAnswer {
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetEta {
+    minutes: Option<u32>,
+}
+
+fn set_eta(store: &dyn StatusStore, id: i64, req: &AdminRequest<'_>) -> AdminAnswer {
+    let e: SetEta = match parse(req.body) {
+        Ok(e) => e,
+        Err(a) => return a,
+    };
+    let at = e.minutes.map(|m| req.now_ms + i64::from(m) * 60_000);
+    match store.set_expected_resolved_at(id, at, req.now_ms) {
+        Ok(i) => AdminAnswer::ok(200, json!(i), true),
+        Err(e) => store_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Subscribe {
+    url: String,
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    components: Vec<String>,
+    #[serde(default)]
+    secret: Option<String>,
+}
+
+/// A new signing secret: 32 random bytes from the OS, hex.
+fn new_secret() -> Result<String, AdminAnswer> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|_| AdminAnswer::error(500, "No randomness available for a secret."))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn subscribe(
+    store: &dyn StatusStore,
+    components: &[String],
+    req: &AdminRequest<'_>,
+) -> AdminAnswer {
+    let run = || -> Result<AdminAnswer, AdminAnswer> {
+        let s: Subscribe = parse(req.body)?;
+        let url = s.url.trim();
+        let parsed: http::Uri = url
+            .parse()
+            .map_err(|_| AdminAnswer::error(400, "`url` is not a URL."))?;
+        if !matches!(parsed.scheme_str(), Some("http" | "https")) || parsed.host().is_none() {
+            return Err(AdminAnswer::error(
+                400,
+                "`url` must be an http:// or https:// URL.",
+            ));
+        }
+        let format = match s.format.as_deref().unwrap_or("statuspage") {
+            "statuspage" => WebhookFormat::Statuspage,
+            "slack" => WebhookFormat::Slack,
+            "discord" => WebhookFormat::Discord,
+            other => {
+                return Err(AdminAnswer::error(
+                    400,
+                    format!(
+                        "`format`: `{}` is not statuspage, slack or discord.",
+                        other.escape_default()
+                    ),
+                ))
+            }
+        };
+        let secret =
+            match s.secret {
+                Some(given) if given.len() >= 16 => given,
+                Some(_) => return Err(AdminAnswer::error(
+                    400,
+                    "`secret` must be at least 16 characters (or leave it out for a random one).",
+                )),
+                None => new_secret()?,
+            };
+        let new = NewSubscription {
+            url: url.to_string(),
+            format,
+            secret: secret.clone(),
+            components: known(components, &s.components)?,
+            at_ms: req.now_ms,
+        };
+        match store.create_subscription(&new) {
+            Ok(sub) => {
+                let mut v = json!(sub);
+                v["secret"] = json!(secret);
+                Ok(AdminAnswer::ok(201, v, false))
+            }
+            Err(e) => Err(store_error(e)),
+        }
+    };
+    run().unwrap_or_else(|e| e)
+}
+
+fn list_maintenances(store: &dyn StatusStore, query: Option<&str>) -> AdminAnswer {
     let n = match limit(query) {
         Ok(n) => n,
         Err(e) => return e,
@@ -346,7 +483,7 @@ struct Schedule {
     body: String,
 }
 
-fn schedule(store: &dyn Store, components: &[String], req: &AdminRequest<'_>) -> AdminAnswer {
+fn schedule(store: &dyn StatusStore, components: &[String], req: &AdminRequest<'_>) -> AdminAnswer {
     let run = || -> Result<AdminAnswer, AdminAnswer> {
         let s: Schedule = parse(req.body)?;
         let from = s.scheduled_for.millis("scheduled_for")?;
@@ -376,7 +513,7 @@ fn schedule(store: &dyn Store, components: &[String], req: &AdminRequest<'_>) ->
     run().unwrap_or_else(|e| e)
 }
 
-fn cancel(store: &dyn Store, id: i64) -> AdminAnswer {
+fn cancel(store: &dyn StatusStore, id: i64) -> AdminAnswer {
     match store.cancel_maintenance(id) {
         Ok(true) => AdminAnswer::ok(200, json!({"cancelled": id}), true),
         Ok(false) => AdminAnswer::error(404, format!("No maintenance {id}.")),
@@ -388,7 +525,7 @@ fn cancel(store: &dyn Store, id: i64) -> AdminAnswer {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use lifeline_store::SqliteStore;
+    use lifeline_store::{SqliteStore, Store};
 
     fn store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -396,7 +533,7 @@ mod tests {
         (dir, s)
     }
 
-    fn call(store: &dyn Store, method: &str, path: &str, body: &str) -> AdminAnswer {
+    fn call(store: &dyn StatusStore, method: &str, path: &str, body: &str) -> AdminAnswer {
         let comps = vec!["chat".to_string(), "gateway".to_string()];
         handle(
             store,
@@ -529,6 +666,84 @@ mod tests {
         );
         assert_eq!(
             call(&s, "DELETE", &format!("/admin/maintenances/{id}"), "").status,
+            404
+        );
+    }
+
+    #[test]
+    fn drafts_publish_and_eta_override() {
+        let (_d, s) = store();
+        let a = call(
+            &s,
+            "POST",
+            "/admin/incidents",
+            r#"{"name":"Held","draft":true}"#,
+        );
+        let id = a.body["id"].as_i64().unwrap();
+        assert_eq!(a.body["draft"], true);
+        let p = call(&s, "POST", &format!("/admin/incidents/{id}/publish"), "");
+        assert_eq!(p.status, 200, "{}", p.body);
+        assert_eq!(p.body["draft"], false);
+        let e = call(
+            &s,
+            "POST",
+            &format!("/admin/incidents/{id}/eta"),
+            r#"{"minutes":30}"#,
+        );
+        assert_eq!(e.body["expected_resolved_at"], 1_000_000 + 30 * 60_000);
+        let e = call(
+            &s,
+            "POST",
+            &format!("/admin/incidents/{id}/eta"),
+            r#"{"minutes":null}"#,
+        );
+        assert!(e.body["expected_resolved_at"].is_null());
+        let bad = call(
+            &s,
+            "POST",
+            &format!("/admin/incidents/{id}/eta"),
+            r#"{"minutes":-5}"#,
+        );
+        assert_eq!(bad.status, 400);
+    }
+
+    #[test]
+    fn webhooks_subscribe_list_without_secret_delete() {
+        let (_d, s) = store();
+        for (body, needle) in [
+            (r#"{"url":"ftp://x"}"#, "http:// or https://"),
+            (r#"{"url":"http://x","format":"teams"}"#, "`format`"),
+            (r#"{"url":"http://x","secret":"short"}"#, "16 characters"),
+            (
+                r#"{"url":"http://x","components":["nope"]}"#,
+                "no component",
+            ),
+        ] {
+            let a = call(&s, "POST", "/admin/webhooks", body);
+            assert_eq!(a.status, 400, "{body}");
+            assert!(a.body.to_string().contains(needle), "{body}: {}", a.body);
+        }
+        let a = call(
+            &s,
+            "POST",
+            "/admin/webhooks",
+            r#"{"url":"https://hooks.example/x","format":"slack","components":["chat"]}"#,
+        );
+        assert_eq!(a.status, 201, "{}", a.body);
+        let secret = a.body["secret"].as_str().unwrap().to_string();
+        assert_eq!(secret.len(), 64);
+        let l = call(&s, "GET", "/admin/webhooks", "");
+        assert_eq!(l.body["webhooks"].as_array().unwrap().len(), 1);
+        assert!(!l.body.to_string().contains(&secret));
+        let id = a.body["id"].as_i64().unwrap();
+        let d = call(&s, "GET", &format!("/admin/webhooks/{id}/deliveries"), "");
+        assert_eq!(d.status, 200);
+        assert_eq!(
+            call(&s, "DELETE", &format!("/admin/webhooks/{id}"), "").status,
+            200
+        );
+        assert_eq!(
+            call(&s, "DELETE", &format!("/admin/webhooks/{id}"), "").status,
             404
         );
     }
