@@ -157,7 +157,7 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(crate) type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Builds the outgoing HTTP client (HTTP/1.1 and HTTP/2, plain and TLS with
 /// the web PKI roots), as the upstream poller uses too.
@@ -447,7 +447,7 @@ async fn post(
 
 /// A request error for the log: its kind and innermost cause (an I/O error
 /// such as "Connection refused"), never the URL.
-fn describe(e: &hyper_util::client::legacy::Error) -> String {
+pub(crate) fn describe(e: &hyper_util::client::legacy::Error) -> String {
     let mut cause: &dyn std::error::Error = e;
     while let Some(next) = cause.source() {
         cause = next;
