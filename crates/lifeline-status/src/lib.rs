@@ -11,10 +11,16 @@
 //! - [`eta`]: estimated restoration time of an open incident from past
 //!   incidents (Kaplan–Meier over right-censored history, pooled from narrow
 //!   to broad), and the sentence the page shows for it.
+//! - [`upstream`]: the providers' own status pages (Statuspage, incident.io,
+//!   Atom/RSS), polled as evidence, archived as history for estimates.
+//! - [`webhook`]: subscribers' notifications (Statuspage envelope, Slack,
+//!   Discord), signed, delivered with retries from an outbox.
 
 pub mod admin;
 pub mod eta;
 pub mod page;
+pub mod upstream;
+pub mod webhook;
 
 /// Per-minute service-level indicators per component (the shape the store
 /// keeps; see [`lifeline_store::sli`]).

@@ -1,0 +1,60 @@
+//! Webhook subscriptions: notifications of incidents, maintenance and
+//! component changes, POSTed to subscribers, signed, retried, logged.
+//!
+//! - [`payload`]: Statuspage's webhook envelope (`meta`, `page`, `incident`
+//!   or `component` + `component_update`), with Statuspage's field names.
+//! - [`chat`]: Slack- and Discord-compatible incoming-webhook bodies, with
+//!   untrusted text escaped for each.
+//! - [`sign`]: `X-Lifeline-Signature: sha256=…`, an HMAC-SHA256 over
+//!   `"{timestamp}.{body}"`, and how a receiver verifies it.
+//! - [`outbox`]: the [`Outbox`] trait the store implements (subscribers,
+//!   queued deliveries, the delivery log) and [`MemoryOutbox`].
+//! - [`deliver`]: [`enqueue`] (one delivery per interested subscriber, scoped
+//!   by component) and the [`Worker`] that POSTs with a 30 s timeout,
+//!   retries with exponential backoff and jitter, and gives up after 24 h.
+//!
+//! The flow: the status engine, on an incident opened, updated or resolved,
+//! a maintenance starting or ending, or a component changing status, calls
+//! [`enqueue`] with the current [`Page`](crate::page::Page) and the
+//! [`Event`], then [`WorkerHandle::wake`]. The body is fixed when queued, so
+//! every retry sends the same bytes; the signature is made per attempt.
+
+pub mod chat;
+pub mod deliver;
+pub mod outbox;
+pub mod payload;
+pub mod sign;
+
+#[cfg(test)]
+mod tests;
+
+pub use deliver::{enqueue, RetryPolicy, Worker, WorkerHandle};
+pub use outbox::{
+    Attempt, Delivery, DeliveryState, Format, MemoryOutbox, NewDelivery, NewSubscriber, Next,
+    Outbox, Subscriber,
+};
+pub use payload::{ComponentChange, Event};
+pub use sign::Secret;
+
+/// The links in the Statuspage envelope's `meta`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Links {
+    /// `meta.unsubscribe`: where a subscriber learns how to unsubscribe
+    /// (Lifeline's subscriptions are managed through the admin API, so by
+    /// default the page itself).
+    pub unsubscribe: String,
+    /// `meta.documentation`: where the webhook format and its signature are
+    /// documented.
+    pub documentation: String,
+}
+
+impl Links {
+    /// Both links pointing at the page (`{url}/status`).
+    pub fn for_page(page_url: &str) -> Self {
+        let status = format!("{page_url}/status");
+        Links {
+            unsubscribe: status.clone(),
+            documentation: status,
+        }
+    }
+}
