@@ -7,6 +7,8 @@
 //!
 //! - [`page`]: the in-memory page snapshot every renderer reads.
 //! - [`sli`]: per-minute service-level indicators per component.
+//! - [`render`]: the renderers (Statuspage JSON, HTML in three languages,
+//!   feeds, badges, static export) and the router over their bytes.
 //! - [`eta`]: estimated restoration time of an open incident from past
 //!   incidents (Kaplan–Meier over right-censored history, pooled from narrow
 //!   to broad), and the sentence the page shows for it.
@@ -17,3 +19,4 @@ pub mod page;
 /// Per-minute service-level indicators per component (the shape the store
 /// keeps; see [`lifeline_store::sli`]).
 pub use lifeline_store::sli;
+pub mod render;
