@@ -28,9 +28,17 @@ fn items(page: &Page) -> Vec<Item> {
     for view in &page.incidents {
         let inc = &view.incident.incident;
         let link = format!("{}/status/incidents/{}", page.url, inc.id);
-        let latest = view.incident.incident_updates.iter().max_by_key(|u| (u.created_at, u.id));
+        let latest = view
+            .incident
+            .incident_updates
+            .iter()
+            .max_by_key(|u| (u.created_at, u.id));
         let summary = match latest {
-            Some(u) => format!("{} - {}", capitalized(u.status.as_str()), markdown::to_text(&u.body)),
+            Some(u) => format!(
+                "{} - {}",
+                capitalized(u.status.as_str()),
+                markdown::to_text(&u.body)
+            ),
             None => capitalized(inc.status.as_str()),
         };
         let mut content_html = String::new();

@@ -20,7 +20,9 @@ use super::json::group_children;
 use super::markdown;
 use super::palette::CSS;
 use super::time::{clock, date, human, rfc3339_ms};
-use crate::page::{Component, ComponentStatus, DayBar, IncidentView, LatencyPoint, Page, ProviderReport};
+use crate::page::{
+    Component, ComponentStatus, DayBar, IncidentView, LatencyPoint, Page, ProviderReport,
+};
 
 /// Where the pages' links point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +76,9 @@ impl Links {
     fn incident(&self, id: i64, lang: Lang) -> String {
         match (self.mode, self.from) {
             (LinkMode::Live, _) => format!("/status/incidents/{id}?lang={}", lang.code()),
-            (LinkMode::Static, From::Index) => format!("incidents/{id}{}.html", static_suffix(lang)),
+            (LinkMode::Static, From::Index) => {
+                format!("incidents/{id}{}.html", static_suffix(lang))
+            }
             (LinkMode::Static, From::Incident) => format!("{id}{}.html", static_suffix(lang)),
         }
     }
@@ -117,7 +121,13 @@ pub(crate) fn url_segment(s: &str) -> String {
 /// anything else `_`.
 fn dom_id(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -186,7 +196,11 @@ fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -232,7 +246,13 @@ struct LangLink {
     current: bool,
 }
 
-fn chrome(page: &Page, t: &'static Messages, lang: Lang, title: String, links: ChromeLinks) -> Chrome {
+fn chrome(
+    page: &Page,
+    t: &'static Messages,
+    lang: Lang,
+    title: String,
+    links: ChromeLinks,
+) -> Chrome {
     let (indicator, description) = page.indicator();
     Chrome {
         t,
@@ -340,7 +360,12 @@ fn component_names(page: &Page, ids: &[String]) -> String {
         .map(|id| {
             page.component(id)
                 .map(|c| c.name.as_str())
-                .or_else(|| page.groups.iter().find(|g| &g.id == id).map(|g| g.name.as_str()))
+                .or_else(|| {
+                    page.groups
+                        .iter()
+                        .find(|g| &g.id == id)
+                        .map(|g| g.name.as_str())
+                })
                 .unwrap_or(id.as_str())
         })
         .collect::<Vec<_>>()
@@ -452,11 +477,25 @@ struct ProviderIncidentView {
 }
 
 /// The status page in `lang`.
-pub(crate) fn status_page(page: &Page, lang: Lang, mode: LinkMode) -> Result<String, askama::Error> {
+pub(crate) fn status_page(
+    page: &Page,
+    lang: Lang,
+    mode: LinkMode,
+) -> Result<String, askama::Error> {
     let t = lang.messages();
-    let links = Links { mode, lang, from: From::Index };
+    let links = Links {
+        mode,
+        lang,
+        from: From::Index,
+    };
     let this = |l: Lang| links.home(l);
-    let c = chrome(page, t, lang, page.name.clone(), links.chrome_links(t, &this));
+    let c = chrome(
+        page,
+        t,
+        lang,
+        page.name.clone(),
+        links.chrome_links(t, &this),
+    );
 
     let mut groups: Vec<GroupView> = page
         .groups
@@ -512,7 +551,12 @@ pub(crate) fn status_page(page: &Page, lang: Lang, mode: LinkMode) -> Result<Str
         groups,
         active: active.into_iter().map(incident).collect(),
         past: past.into_iter().map(incident).collect(),
-        maint_now: maint(&|s| matches!(s, MaintenanceStatus::InProgress | MaintenanceStatus::Verifying)),
+        maint_now: maint(&|s| {
+            matches!(
+                s,
+                MaintenanceStatus::InProgress | MaintenanceStatus::Verifying
+            )
+        }),
         maint_upcoming,
         maint_done: maint(&|s| s == MaintenanceStatus::Completed),
         providers: page.providers.iter().map(|p| provider_view(p, t)).collect(),
@@ -525,16 +569,26 @@ fn component_view(page: &Page, comp: &Component, t: &Messages) -> ComponentView 
     let (status_class, status_icon, status_label) = if comp.no_recent_data {
         ("s-no_data", "?", t.status_no_recent_data.clone())
     } else {
-        (status_class(comp.status), status_icon(comp.status), status_text(t, comp.status).to_string())
+        (
+            status_class(comp.status),
+            status_icon(comp.status),
+            status_text(t, comp.status).to_string(),
+        )
     };
     let mut facts = Vec::new();
     if comp.no_recent_data {
-        facts.push(fill(&t.no_recent_data_note, &[("status", status_text(t, comp.status))]));
+        facts.push(fill(
+            &t.no_recent_data_note,
+            &[("status", status_text(t, comp.status))],
+        ));
     }
     if let Some(slo) = &comp.slo {
         let mut line = fill(
             &t.slo_availability,
-            &[("target", &t.percent(slo.availability_target)), ("period", &t.days(slo.period))],
+            &[
+                ("target", &t.percent(slo.availability_target)),
+                ("period", &t.days(slo.period)),
+            ],
         );
         if let Some(a) = slo.availability {
             line.push_str(": ");
@@ -548,7 +602,10 @@ fn component_view(page: &Page, comp: &Component, t: &Messages) -> ComponentView 
                 &t.slo_latency,
                 &[
                     ("target", &t.percent(target)),
-                    ("threshold", &latency_text(t, threshold.as_secs_f64() * 1000.0)),
+                    (
+                        "threshold",
+                        &latency_text(t, threshold.as_secs_f64() * 1000.0),
+                    ),
                 ],
             );
             if let Some(left) = slo.latency_budget_left {
@@ -561,10 +618,21 @@ fn component_view(page: &Page, comp: &Component, t: &Messages) -> ComponentView 
             facts.push(fill(
                 &t.burn_alert,
                 &[
-                    ("severity", if a.severity == "page" { &t.alert_page } else { &t.alert_ticket }),
+                    (
+                        "severity",
+                        if a.severity == "page" {
+                            &t.alert_page
+                        } else {
+                            &t.alert_ticket
+                        },
+                    ),
                     (
                         "objective",
-                        if a.objective == "latency" { &t.objective_latency } else { &t.objective_availability },
+                        if a.objective == "latency" {
+                            &t.objective_latency
+                        } else {
+                            &t.objective_availability
+                        },
                     ),
                     ("rate", &t.decimal(a.burn_rate)),
                     ("window", &t.duration(a.long_window)),
@@ -578,7 +646,9 @@ fn component_view(page: &Page, comp: &Component, t: &Messages) -> ComponentView 
             &[
                 (
                     "duration",
-                    &t.duration(Duration::from_secs(u64::from(comp.upstream_down_minutes_24h) * 60)),
+                    &t.duration(Duration::from_secs(
+                        u64::from(comp.upstream_down_minutes_24h) * 60,
+                    )),
                 ),
                 ("pct", &t.percent(eff)),
             ],
@@ -596,7 +666,10 @@ fn component_view(page: &Page, comp: &Component, t: &Messages) -> ComponentView 
         t.uptime_no_data.clone()
     } else {
         let mean = with_data.iter().sum::<f64>() / with_data.len() as f64;
-        fill(&t.uptime_summary, &[("pct", &t.percent(mean)), ("n", &n.to_string())])
+        fill(
+            &t.uptime_summary,
+            &[("pct", &t.percent(mean)), ("n", &n.to_string())],
+        )
     };
     let bars = comp
         .uptime
@@ -705,7 +778,11 @@ fn chart(page: &Page, comp: &Component, t: &Messages, id: &str) -> Option<ChartV
     let top = nice_ceiling(max);
     let end = page.generated_at;
     let start = end - 24 * 3_600_000;
-    let x = |at: i64| PLOT_LEFT + (at - start).clamp(0, end - start) as f64 / (end - start) as f64 * (CHART_W - PLOT_LEFT - 4.0);
+    let x = |at: i64| {
+        PLOT_LEFT
+            + (at - start).clamp(0, end - start) as f64 / (end - start) as f64
+                * (CHART_W - PLOT_LEFT - 4.0)
+    };
     let y = |v: f64| PLOT_BOTTOM - (v / top).min(1.0) * (PLOT_BOTTOM - PLOT_TOP);
     // A gap in the data is a gap in the line: more than twice the usual
     // spacing between points.
@@ -734,7 +811,11 @@ fn chart(page: &Page, comp: &Component, t: &Messages, id: &str) -> Option<ChartV
     };
     let na = || t.chart_na.clone();
     let latest = |f: &dyn Fn(&LatencyPoint) -> Option<f64>| {
-        points.iter().rev().find_map(f).map_or_else(na, |v| latency_text(t, v))
+        points
+            .iter()
+            .rev()
+            .find_map(f)
+            .map_or_else(na, |v| latency_text(t, v))
     };
     let peak = points
         .iter()
@@ -743,7 +824,10 @@ fn chart(page: &Page, comp: &Component, t: &Messages, id: &str) -> Option<ChartV
             Some((bv, _)) if bv >= v => best,
             _ => Some((v, at)),
         });
-    let (peak_text, peak_time) = peak.map_or_else(|| (na(), na()), |(v, at)| (latency_text(t, v), format!("{} UTC", clock(at))));
+    let (peak_text, peak_time) = peak.map_or_else(
+        || (na(), na()),
+        |(v, at)| (latency_text(t, v), format!("{} UTC", clock(at))),
+    );
     Some(ChartView {
         title_id: format!("chart-{id}-title"),
         desc_id: format!("chart-{id}-desc"),
@@ -783,7 +867,13 @@ fn nice_ceiling(v: f64) -> f64 {
         .unwrap_or(base * 10.0)
 }
 
-fn incident_html(page: &Page, i: &IncidentView, t: &Messages, lang: Lang, links: &Links) -> IncidentHtml {
+fn incident_html(
+    page: &Page,
+    i: &IncidentView,
+    t: &Messages,
+    lang: Lang,
+    links: &Links,
+) -> IncidentHtml {
     let inc = &i.incident.incident;
     let mut updates: Vec<UpdateHtml> = i
         .incident
@@ -807,9 +897,16 @@ fn incident_html(page: &Page, i: &IncidentView, t: &Messages, lang: Lang, links:
             Impact::Major => "i-major",
             Impact::Critical => "i-critical",
         },
-        impact_html: fill_html(&t.impact, &[("impact", &escape(impact_text(t, inc.impact)))]),
-        affected: (!inc.components.is_empty())
-            .then(|| fill(&t.affected, &[("components", &component_names(page, &inc.components))])),
+        impact_html: fill_html(
+            &t.impact,
+            &[("impact", &escape(impact_text(t, inc.impact)))],
+        ),
+        affected: (!inc.components.is_empty()).then(|| {
+            fill(
+                &t.affected,
+                &[("components", &component_names(page, &inc.components))],
+            )
+        }),
         started_html: fill_html(&t.started, &[("time", &time_html(inc.created_at))]),
         resolved_html: inc
             .resolved_at
@@ -829,10 +926,17 @@ fn maint_view(page: &Page, m: &ScheduledMaintenance, t: &Messages) -> MaintView 
         status_text: maintenance_status_text(t, m.status).to_string(),
         window_html: fill_html(
             &t.maintenance_window,
-            &[("from", &time_html(m.scheduled_for)), ("until", &time_html(m.scheduled_until))],
+            &[
+                ("from", &time_html(m.scheduled_for)),
+                ("until", &time_html(m.scheduled_until)),
+            ],
         ),
-        affected: (!m.components.is_empty())
-            .then(|| fill(&t.affected, &[("components", &component_names(page, &m.components))])),
+        affected: (!m.components.is_empty()).then(|| {
+            fill(
+                &t.affected,
+                &[("components", &component_names(page, &m.components))],
+            )
+        }),
         body_html: markdown::to_html(&m.body),
     }
 }
@@ -889,7 +993,11 @@ pub(crate) fn incident_page(
     mode: LinkMode,
 ) -> Result<String, askama::Error> {
     let t = lang.messages();
-    let links = Links { mode, lang, from: From::Incident };
+    let links = Links {
+        mode,
+        lang,
+        from: From::Incident,
+    };
     let id = incident.incident.incident.id;
     let this = |l: Lang| links.incident(id, l);
     let title = format!("{} – {}", incident.incident.incident.name, page.name);

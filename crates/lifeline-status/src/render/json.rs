@@ -212,8 +212,12 @@ pub(crate) fn documents(page: &Page) -> Result<Documents, serde_json::Error> {
             .collect::<Vec<_>>()
     };
     let upcoming = |s: MaintenanceStatus| s == MaintenanceStatus::Scheduled;
-    let active =
-        |s: MaintenanceStatus| matches!(s, MaintenanceStatus::InProgress | MaintenanceStatus::Verifying);
+    let active = |s: MaintenanceStatus| {
+        matches!(
+            s,
+            MaintenanceStatus::InProgress | MaintenanceStatus::Verifying
+        )
+    };
     let bodies = [
         serde_json::to_vec(&SummaryJson {
             page: b.page(),

@@ -183,7 +183,10 @@ impl Rendered {
             let pages = self.incidents.get(id.strip_suffix('/').unwrap_or(id))?;
             return Some((Kind::Html, &pages[lang()]));
         }
-        if let Some(id) = path.strip_prefix("/badge/").and_then(|r| r.strip_suffix(".svg")) {
+        if let Some(id) = path
+            .strip_prefix("/badge/")
+            .and_then(|r| r.strip_suffix(".svg"))
+        {
             let id = percent_decode(id)?;
             return self.badges.get(&id).map(|b| (Kind::Svg, b));
         }
@@ -196,9 +199,15 @@ impl Rendered {
         let mut files = Vec::new();
         for lang in Lang::ALL {
             let suffix = html::static_suffix(lang);
-            files.push((format!("status/index{suffix}.html"), &self.status[lang.index()]));
+            files.push((
+                format!("status/index{suffix}.html"),
+                &self.status[lang.index()],
+            ));
             for (id, pages) in &self.incidents {
-                files.push((format!("status/incidents/{id}{suffix}.html"), &pages[lang.index()]));
+                files.push((
+                    format!("status/incidents/{id}{suffix}.html"),
+                    &pages[lang.index()],
+                ));
             }
         }
         for (path, body) in json::PATHS.iter().zip(&self.json) {

@@ -101,7 +101,8 @@ pub(crate) static CSS: LazyLock<String> = LazyLock::new(|| {
 pub(crate) fn luminance(hex: &str) -> f64 {
     let h = hex.trim_start_matches('#');
     let channel = |i: usize| {
-        let c = f64::from(u8::from_str_radix(h.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0)) / 255.0;
+        let c =
+            f64::from(u8::from_str_radix(h.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0)) / 255.0;
         if c <= 0.039_28 {
             c / 12.92
         } else {
