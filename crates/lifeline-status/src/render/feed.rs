@@ -88,7 +88,7 @@ fn items(page: &Page) -> Vec<Item> {
             updated: m.updated_at,
         });
     }
-    items.sort_by(|a, b| b.updated.cmp(&a.updated));
+    items.sort_by_key(|item| std::cmp::Reverse(item.updated));
     items
 }
 

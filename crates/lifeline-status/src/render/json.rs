@@ -468,8 +468,8 @@ fn components<'a>(page: &'a Page) -> Vec<ComponentJson<'a>> {
             Some(_) => {}
         }
     }
-    for index in 0..groups.len() {
-        if !done[index] {
+    for (index, done) in done.iter().enumerate() {
+        if !done {
             top += 1;
             emit_group(&mut out, index, top);
         }
