@@ -8,7 +8,7 @@ use atom_syndication::{Content, Entry, Feed, FixedDateTime, Link, Person, Text};
 use lifeline_store::MaintenanceStatus;
 
 use super::html::escape;
-use super::markdown;
+use super::markdown::{self, Bodies};
 use super::time::{human, rfc2822, rfc3339_ms};
 use crate::page::Page;
 
@@ -23,7 +23,7 @@ struct Item {
     updated: i64,
 }
 
-fn items(page: &Page) -> Vec<Item> {
+fn items(page: &Page, bodies: &Bodies<'_>) -> Vec<Item> {
     let mut items: Vec<Item> = Vec::with_capacity(page.incidents.len() + page.maintenances.len());
     for view in &page.incidents {
         let inc = &view.incident.incident;
@@ -47,7 +47,7 @@ fn items(page: &Page) -> Vec<Item> {
                 "<p><small>{}</small><br><strong>{}</strong></p>{}",
                 escape(&human(u.created_at)),
                 escape(&capitalized(u.status.as_str())),
-                markdown::to_html(&u.body)
+                bodies.html(&u.body)
             ));
         }
         items.push(Item {
@@ -82,7 +82,7 @@ fn items(page: &Page) -> Vec<Item> {
                 "<p><strong>{}</strong> - {}</p>{}",
                 escape(status),
                 escape(&window),
-                markdown::to_html(&m.body)
+                bodies.html(&m.body)
             ),
             published: m.created_at,
             updated: m.updated_at,
@@ -107,8 +107,8 @@ fn datetime(ms: i64) -> FixedDateTime {
 }
 
 /// The Atom feed.
-pub(crate) fn atom(page: &Page) -> Result<Vec<u8>, atom_syndication::Error> {
-    let entries = items(page)
+pub(crate) fn atom(page: &Page, bodies: &Bodies<'_>) -> Result<Vec<u8>, atom_syndication::Error> {
+    let entries = items(page, bodies)
         .into_iter()
         .map(|item| Entry {
             id: item.id,
@@ -161,8 +161,8 @@ pub(crate) fn atom(page: &Page) -> Result<Vec<u8>, atom_syndication::Error> {
 }
 
 /// The RSS 2.0 feed.
-pub(crate) fn rss(page: &Page) -> Result<Vec<u8>, rss::Error> {
-    let items = items(page)
+pub(crate) fn rss(page: &Page, bodies: &Bodies<'_>) -> Result<Vec<u8>, rss::Error> {
+    let items = items(page, bodies)
         .into_iter()
         .map(|item| rss::Item {
             title: Some(item.title),

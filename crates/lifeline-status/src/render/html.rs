@@ -17,7 +17,7 @@ use lifeline_store::{Impact, IncidentStatus, MaintenanceStatus, ScheduledMainten
 
 use super::i18n::{eta_sentence, fill, Lang, Messages};
 use super::json::group_children;
-use super::markdown;
+use super::markdown::Bodies;
 use super::palette::CSS;
 use super::time::{clock, date, human, rfc3339_ms};
 use crate::page::{
@@ -481,6 +481,7 @@ pub(crate) fn status_page(
     page: &Page,
     lang: Lang,
     mode: LinkMode,
+    bodies: &Bodies<'_>,
 ) -> Result<String, askama::Error> {
     let t = lang.messages();
     let links = Links {
@@ -536,12 +537,12 @@ pub(crate) fn status_page(
         .incidents
         .iter()
         .partition(|i| i.incident.incident.status.is_open());
-    let incident = |i: &IncidentView| incident_html(page, i, t, lang, &links);
+    let incident = |i: &IncidentView| incident_html(page, i, t, lang, &links, bodies);
     let maint = |keep: &dyn Fn(MaintenanceStatus) -> bool| {
         page.maintenances
             .iter()
             .filter(|m| keep(m.status))
-            .map(|m| maint_view(page, m, t))
+            .map(|m| maint_view(page, m, t, bodies))
             .collect::<Vec<_>>()
     };
     let mut maint_upcoming = maint(&|s| s == MaintenanceStatus::Scheduled);
@@ -550,7 +551,16 @@ pub(crate) fn status_page(
         c,
         groups,
         active: active.into_iter().map(incident).collect(),
-        past: past.into_iter().map(incident).collect(),
+        // Past incidents show their latest update; the whole timeline is
+        // on the incident's own page.
+        past: past
+            .into_iter()
+            .map(|i| {
+                let mut html = incident(i);
+                html.updates.truncate(1);
+                html
+            })
+            .collect(),
         maint_now: maint(&|s| {
             matches!(
                 s,
@@ -804,7 +814,7 @@ fn chart(page: &Page, comp: &Component, t: &Messages, id: &str) -> Option<ChartV
                 Some(prev) if p.at - prev <= 2 * step => 'L',
                 _ => 'M',
             };
-            d.push_str(&format!("{cmd}{:.1} {:.1}", x(p.at), y(v)));
+            d.push_str(&format!("{cmd}{:.0} {:.0}", x(p.at), y(v)));
             last = Some(p.at);
         }
         d
@@ -873,6 +883,7 @@ fn incident_html(
     t: &Messages,
     lang: Lang,
     links: &Links,
+    bodies: &Bodies<'_>,
 ) -> IncidentHtml {
     let inc = &i.incident.incident;
     let mut updates: Vec<UpdateHtml> = i
@@ -882,7 +893,7 @@ fn incident_html(
         .map(|u| UpdateHtml {
             status_text: incident_status_text(t, u.status).to_string(),
             time_html: time_html(u.created_at),
-            body_html: markdown::to_html(&u.body),
+            body_html: bodies.html(&u.body),
         })
         .collect();
     updates.reverse();
@@ -919,7 +930,12 @@ fn incident_html(
     }
 }
 
-fn maint_view(page: &Page, m: &ScheduledMaintenance, t: &Messages) -> MaintView {
+fn maint_view(
+    page: &Page,
+    m: &ScheduledMaintenance,
+    t: &Messages,
+    bodies: &Bodies<'_>,
+) -> MaintView {
     MaintView {
         anchor: format!("maintenance-{}", m.id),
         name: m.name.clone(),
@@ -937,7 +953,7 @@ fn maint_view(page: &Page, m: &ScheduledMaintenance, t: &Messages) -> MaintView 
                 &[("components", &component_names(page, &m.components))],
             )
         }),
-        body_html: markdown::to_html(&m.body),
+        body_html: bodies.html(&m.body),
     }
 }
 
@@ -991,6 +1007,7 @@ pub(crate) fn incident_page(
     incident: &IncidentView,
     lang: Lang,
     mode: LinkMode,
+    bodies: &Bodies<'_>,
 ) -> Result<String, askama::Error> {
     let t = lang.messages();
     let links = Links {
@@ -1004,7 +1021,7 @@ pub(crate) fn incident_page(
     let c = chrome(page, t, lang, title, links.chrome_links(t, &this));
     IncidentTemplate {
         c,
-        i: incident_html(page, incident, t, lang, &links),
+        i: incident_html(page, incident, t, lang, &links, bodies),
     }
     .render()
 }

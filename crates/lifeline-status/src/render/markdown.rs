@@ -8,7 +8,7 @@
 //! nofollow`. Everything else on the page (titles, names) is escaped by the
 //! templates, never passed through here.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
@@ -45,6 +45,34 @@ static CLEANER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
     .link_rel(Some("noopener noreferrer nofollow"));
     b
 });
+
+/// Every body of a page, rendered once per build and shared by the pages
+/// of every language and the feeds (sanitizing is the costly part of a
+/// build).
+pub(crate) struct Bodies<'a>(HashMap<&'a str, String>);
+
+impl<'a> Bodies<'a> {
+    /// Renders the bodies of every incident update and maintenance.
+    pub(crate) fn new(page: &'a crate::page::Page) -> Self {
+        let mut map = HashMap::new();
+        let updates = page
+            .incidents
+            .iter()
+            .flat_map(|i| &i.incident.incident_updates);
+        for body in updates
+            .map(|u| u.body.as_str())
+            .chain(page.maintenances.iter().map(|m| m.body.as_str()))
+        {
+            map.entry(body).or_insert_with(|| to_html(body));
+        }
+        Bodies(map)
+    }
+
+    /// Safe HTML for `body` (rendered now if it was not part of the page).
+    pub(crate) fn html(&self, body: &str) -> String {
+        self.0.get(body).cloned().unwrap_or_else(|| to_html(body))
+    }
+}
 
 /// Safe HTML for a Markdown body.
 pub fn to_html(markdown: &str) -> String {

@@ -115,19 +115,20 @@ impl Rendered {
     }
 
     pub(crate) fn build_with(page: &Page, mode: LinkMode) -> Result<Rendered, RenderError> {
+        let bodies = markdown::Bodies::new(page);
         let docs = json::documents(page)?;
         let json = docs.bodies.map(Bytes::from);
         let status = [
-            Bytes::from(html::status_page(page, Lang::En, mode)?),
-            Bytes::from(html::status_page(page, Lang::De, mode)?),
-            Bytes::from(html::status_page(page, Lang::Zh, mode)?),
+            Bytes::from(html::status_page(page, Lang::En, mode, &bodies)?),
+            Bytes::from(html::status_page(page, Lang::De, mode, &bodies)?),
+            Bytes::from(html::status_page(page, Lang::Zh, mode, &bodies)?),
         ];
         let mut incidents = HashMap::with_capacity(page.incidents.len());
         for view in &page.incidents {
             let pages = [
-                Bytes::from(html::incident_page(page, view, Lang::En, mode)?),
-                Bytes::from(html::incident_page(page, view, Lang::De, mode)?),
-                Bytes::from(html::incident_page(page, view, Lang::Zh, mode)?),
+                Bytes::from(html::incident_page(page, view, Lang::En, mode, &bodies)?),
+                Bytes::from(html::incident_page(page, view, Lang::De, mode, &bodies)?),
+                Bytes::from(html::incident_page(page, view, Lang::Zh, mode, &bodies)?),
             ];
             incidents.insert(view.incident.incident.id.to_string(), pages);
         }
@@ -140,8 +141,8 @@ impl Rendered {
             json,
             status,
             incidents,
-            atom: Bytes::from(feed::atom(page)?),
-            rss: Bytes::from(feed::rss(page)?),
+            atom: Bytes::from(feed::atom(page, &bodies)?),
+            rss: Bytes::from(feed::rss(page, &bodies)?),
             badges,
         })
     }

@@ -6,11 +6,14 @@ use std::io::Cursor;
 
 use super::*;
 use crate::render::feed::{atom, rss};
+use crate::render::markdown::Bodies;
 
 #[test]
 fn atom_round_trips() {
     let page = rich_page();
-    let feed = atom_syndication::Feed::read_from(Cursor::new(atom(&page).unwrap())).unwrap();
+    let feed =
+        atom_syndication::Feed::read_from(Cursor::new(atom(&page, &Bodies::new(&page)).unwrap()))
+            .unwrap();
     assert_eq!(feed.title().as_str(), "Acme AI Gateway - Incident History");
     assert_eq!(feed.id(), "https://status.acme.ai/history.atom");
     assert_eq!(feed.updated().to_rfc3339(), "2026-08-23T10:05:00+00:00");
@@ -52,7 +55,8 @@ fn atom_round_trips() {
 #[test]
 fn rss_round_trips() {
     let page = rich_page();
-    let channel = ::rss::Channel::read_from(Cursor::new(rss(&page).unwrap())).unwrap();
+    let channel =
+        ::rss::Channel::read_from(Cursor::new(rss(&page, &Bodies::new(&page)).unwrap())).unwrap();
     assert_eq!(channel.link(), "https://status.acme.ai/status");
     assert_eq!(channel.items().len(), 5);
     let first = &channel.items()[0];

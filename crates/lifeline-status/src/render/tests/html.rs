@@ -2,7 +2,21 @@
 //! habits, no external asset, and the colours' contrast.
 
 use super::*;
-use crate::render::html::{incident_page, status_page, LinkMode};
+use crate::render::html::{self, LinkMode};
+use crate::render::markdown::Bodies;
+
+fn status_page(page: &Page, lang: Lang, mode: LinkMode) -> Result<String, askama::Error> {
+    html::status_page(page, lang, mode, &Bodies::new(page))
+}
+
+fn incident_page(
+    page: &Page,
+    i: &IncidentView,
+    lang: Lang,
+    mode: LinkMode,
+) -> Result<String, askama::Error> {
+    html::incident_page(page, i, lang, mode, &Bodies::new(page))
+}
 use crate::render::palette::{contrast, BADGE_LABEL, DARK, LIGHT};
 use crate::render::Lang;
 
@@ -70,10 +84,10 @@ fn shows_everything_the_page_knows() {
     assert!(html.contains("Incidents like this that lasted 20 minutes were resolved within a median of 14 more minutes, 90 % within 55; based on 23 incidents."));
     assert!(html.contains("Impact: major"));
     assert!(html.contains("Affected: Embeddings"));
-    let timeline = &html[past..];
-    let resolved = timeline.find("Resolved after a stable period.").unwrap();
-    let monitoring = timeline.find("<strong>watching</strong>").unwrap();
-    assert!(resolved < monitoring, "updates newest first");
+    // A past incident shows its latest update here, its timeline on its
+    // own page.
+    assert!(html[past..].contains("Resolved after a stable period."));
+    assert!(!html[past..].contains("<strong>watching</strong>"));
     assert!(html.contains("href=\"/status/incidents/7?lang=en\""));
     // Maintenance in every state.
     assert!(html.contains("<h3>In progress</h3>") && html.contains("Provider migration"));
@@ -152,6 +166,13 @@ fn incident_page_shows_one_incident() {
     assert!(html.contains("<h1 id=\"incident-5-title\">Errors on Embeddings</h1>"));
     assert!(html.contains("href=\"/status?lang=en\""));
     assert!(html.contains("Resolved <time datetime=\"2026-08-20T08:30:00.000Z\">"));
+    let resolved = html.find("Resolved after a stable period.").unwrap();
+    let monitoring = html.find("<strong>watching</strong>").unwrap();
+    let investigating = html.find("Errors from one provider.").unwrap();
+    assert!(
+        resolved < monitoring && monitoring < investigating,
+        "updates newest first"
+    );
     assert!(!html.contains("Elevated latency on Chat Completions</h"));
     // A resolved incident shows no restoration estimate.
     assert!(!html.contains("Estimated restoration"));
