@@ -398,8 +398,3 @@ fn the_markup_checker_catches_what_it_should() {
         "<a href=\"https://x.y/a:b\">x</a><a href=\"../index.html\">y</a>"
     ));
 }
-
-#[test]
-fn zz_dump_for_screenshot() {
-    crate::render::export(&rich_page(), std::path::Path::new("/tmp/render-export")).unwrap();
-}
