@@ -8,6 +8,8 @@
 //! - [`admin`]: the admin API's incident and maintenance routes.
 //! - [`page`]: the in-memory page snapshot every renderer reads.
 //! - [`sli`]: per-minute service-level indicators per component.
+//! - [`render`]: the renderers (Statuspage JSON, HTML in three languages,
+//!   feeds, badges, static export) and the router over their bytes.
 //! - [`eta`]: estimated restoration time of an open incident from past
 //!   incidents (Kaplan–Meier over right-censored history, pooled from narrow
 //!   to broad), and the sentence the page shows for it.
@@ -19,9 +21,11 @@
 pub mod admin;
 pub mod eta;
 pub mod page;
+pub mod render;
 pub mod upstream;
 pub mod webhook;
 
 /// Per-minute service-level indicators per component (the shape the store
 /// keeps; see [`lifeline_store::sli`]).
 pub use lifeline_store::sli;
+

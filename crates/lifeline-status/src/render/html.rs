@@ -1,0 +1,1027 @@
+//! The HTML pages: `/status` and `/status/incidents/{id}`, one per
+//! language, from askama templates in `templates/` (checked at compile
+//! time, escaping by default).
+//!
+//! The pages need no external asset and no JavaScript: the stylesheet and
+//! the charts (SVG) are inline; a small inline script re-fetches the page
+//! every 30 seconds and swaps its `<main>` when JavaScript is on. Only two
+//! kinds of pre-built HTML reach the templates unescaped: incident and
+//! maintenance bodies, which went through [`super::markdown`], and message
+//! sentences with `<time>` elements built by [`fill_html`], which escapes
+//! the message and every value first.
+
+use std::time::Duration;
+
+use askama::Template;
+use lifeline_store::{Impact, IncidentStatus, MaintenanceStatus, ScheduledMaintenance};
+
+use super::i18n::{eta_sentence, fill, Lang, Messages};
+use super::json::group_children;
+use super::markdown::Bodies;
+use super::palette::CSS;
+use super::time::{clock, date, human, rfc3339_ms};
+use crate::page::{
+    Component, ComponentStatus, DayBar, IncidentView, LatencyPoint, Page, ProviderReport,
+};
+
+/// Where the pages' links point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkMode {
+    /// Served by Lifeline: absolute paths, `?lang=` kept on every link.
+    Live,
+    /// Written as files ([`super::export`]): relative links between
+    /// `status/index{.lang}.html` and `status/incidents/{id}{.lang}.html`.
+    Static,
+}
+
+/// Which page a link is written from (static links are relative).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum From {
+    Index,
+    Incident,
+}
+
+/// The suffix of an exported file for `lang` (`""`, `.de`, `.zh`).
+pub(crate) fn static_suffix(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => "",
+        Lang::De => ".de",
+        Lang::Zh => ".zh",
+    }
+}
+
+struct Links {
+    mode: LinkMode,
+    lang: Lang,
+    from: From,
+}
+
+impl Links {
+    fn up(&self) -> &'static str {
+        match (self.mode, self.from) {
+            (LinkMode::Live, _) => "/",
+            (LinkMode::Static, From::Index) => "../",
+            (LinkMode::Static, From::Incident) => "../../",
+        }
+    }
+
+    fn home(&self, lang: Lang) -> String {
+        match (self.mode, self.from) {
+            (LinkMode::Live, _) => format!("/status?lang={}", lang.code()),
+            (LinkMode::Static, From::Index) => format!("index{}.html", static_suffix(lang)),
+            (LinkMode::Static, From::Incident) => format!("../index{}.html", static_suffix(lang)),
+        }
+    }
+
+    fn incident(&self, id: i64, lang: Lang) -> String {
+        match (self.mode, self.from) {
+            (LinkMode::Live, _) => format!("/status/incidents/{id}?lang={}", lang.code()),
+            (LinkMode::Static, From::Index) => {
+                format!("incidents/{id}{}.html", static_suffix(lang))
+            }
+            (LinkMode::Static, From::Incident) => format!("{id}{}.html", static_suffix(lang)),
+        }
+    }
+
+    fn chrome_links(&self, t: &Messages, this: &dyn Fn(Lang) -> String) -> ChromeLinks {
+        let up = self.up();
+        ChromeLinks {
+            home: self.home(self.lang),
+            atom: format!("{up}history.atom"),
+            rss: format!("{up}history.rss"),
+            api: format!("{up}api/v2/summary.json"),
+            langs: Lang::ALL
+                .into_iter()
+                .map(|l| LangLink {
+                    name: l.messages().lang_name.clone(),
+                    tag: l.tag(),
+                    href: this(l),
+                    current: l == self.lang,
+                })
+                .collect(),
+            subscribe: t.subscribe.clone(),
+        }
+    }
+}
+
+/// Percent-encodes what is not safe in a path segment.
+pub(crate) fn url_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A string safe as an HTML id: ASCII alphanumerics, `-` and `_` kept,
+/// anything else `_`.
+fn dom_id(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// HTML-escapes text.
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A message with placeholders filled by HTML fragments: the message is
+/// escaped first, the fragments are inserted as they are (callers escape
+/// any text in them).
+fn fill_html(template: &str, values: &[(&str, &str)]) -> String {
+    fill(&escape(template), values)
+}
+
+/// `<time datetime="…">…</time>` for unix ms.
+fn time_html(ms: i64) -> String {
+    format!("<time datetime=\"{}\">{}</time>", rfc3339_ms(ms), human(ms))
+}
+
+/// A link that is only kept when it is http(s).
+fn safe_href(url: &str) -> Option<String> {
+    let lower = url.trim().to_ascii_lowercase();
+    (lower.starts_with("https://") || lower.starts_with("http://")).then(|| url.trim().to_string())
+}
+
+/// The one inline script: every 30 seconds (while the tab is visible),
+/// fetch this page again and swap `<main>` if it changed, keeping focus.
+const SCRIPT: &str = r#"
+(function(){
+if(!window.fetch||!window.DOMParser||!document.querySelector)return;
+setInterval(function(){
+if(document.hidden)return;
+fetch(location.href,{cache:"no-store"}).then(function(r){return r.ok?r.text():null}).then(function(html){
+if(!html)return;
+var next=new DOMParser().parseFromString(html,"text/html").querySelector("main");
+var cur=document.querySelector("main");
+if(!next||!cur||next.innerHTML===cur.innerHTML)return;
+var focused=document.activeElement&&document.activeElement.id;
+cur.replaceWith(document.importNode(next,true));
+if(focused){var el=document.getElementById(focused);if(el)el.focus();}
+}).catch(function(){});
+},30000);
+})();
+"#;
+
+/// `sha256-…` of [`SCRIPT`], for the Content-Security-Policy.
+pub(crate) fn script_hash() -> String {
+    use sha2::{Digest, Sha256};
+    format!("sha256-{}", base64(&Sha256::digest(SCRIPT.as_bytes())))
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(TABLE[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Shared head, header and footer data.
+struct Chrome {
+    t: &'static Messages,
+    lang_tag: &'static str,
+    title: String,
+    page_name: String,
+    indicator: &'static str,
+    indicator_icon: &'static str,
+    indicator_text: String,
+    updated_html: String,
+    behind_html: Option<String>,
+    generated_html: String,
+    links: ChromeLinks,
+    css: &'static str,
+    script: &'static str,
+}
+
+struct ChromeLinks {
+    home: String,
+    atom: String,
+    rss: String,
+    api: String,
+    langs: Vec<LangLink>,
+    subscribe: String,
+}
+
+struct LangLink {
+    name: String,
+    tag: &'static str,
+    href: String,
+    current: bool,
+}
+
+fn chrome(
+    page: &Page,
+    t: &'static Messages,
+    lang: Lang,
+    title: String,
+    links: ChromeLinks,
+) -> Chrome {
+    let (indicator, description) = page.indicator();
+    Chrome {
+        t,
+        lang_tag: lang.tag(),
+        title,
+        page_name: page.name.clone(),
+        indicator,
+        indicator_icon: indicator_icon(indicator),
+        indicator_text: overall_text(t, description).to_string(),
+        updated_html: fill_html(&t.updated, &[("time", &time_html(page.updated_at))]),
+        behind_html: page
+            .history_behind_since
+            .map(|since| fill_html(&t.history_behind, &[("time", &time_html(since))])),
+        generated_html: fill_html(&t.generated, &[("time", &time_html(page.generated_at))]),
+        links,
+        css: CSS.as_str(),
+        script: SCRIPT,
+    }
+}
+
+fn indicator_icon(indicator: &str) -> &'static str {
+    match indicator {
+        "none" => "✓",
+        "minor" => "▲",
+        "major" => "◆",
+        "critical" => "✕",
+        "maintenance" => "◔",
+        _ => "?",
+    }
+}
+
+/// The translated page description for Statuspage's English one.
+fn overall_text<'a>(t: &'a Messages, description: &str) -> &'a str {
+    match description {
+        "Major System Outage" => &t.major_system_outage,
+        "Partial System Outage" => &t.partial_system_outage,
+        "Minor Service Outage" => &t.minor_service_outage,
+        "Degraded System Service" => &t.degraded_system_service,
+        "Partially Degraded Service" => &t.partially_degraded_service,
+        "Service Under Maintenance" => &t.service_under_maintenance,
+        _ => &t.all_systems_operational,
+    }
+}
+
+pub(crate) fn status_text(t: &Messages, s: ComponentStatus) -> &str {
+    match s {
+        ComponentStatus::Operational => &t.status_operational,
+        ComponentStatus::DegradedPerformance => &t.status_degraded_performance,
+        ComponentStatus::PartialOutage => &t.status_partial_outage,
+        ComponentStatus::MajorOutage => &t.status_major_outage,
+        ComponentStatus::UnderMaintenance => &t.status_under_maintenance,
+    }
+}
+
+fn status_icon(s: ComponentStatus) -> &'static str {
+    match s {
+        ComponentStatus::Operational => "✓",
+        ComponentStatus::DegradedPerformance => "▲",
+        ComponentStatus::PartialOutage => "◆",
+        ComponentStatus::MajorOutage => "✕",
+        ComponentStatus::UnderMaintenance => "◔",
+    }
+}
+
+fn incident_status_text(t: &Messages, s: IncidentStatus) -> &str {
+    match s {
+        IncidentStatus::Investigating => &t.incident_investigating,
+        IncidentStatus::Identified => &t.incident_identified,
+        IncidentStatus::Monitoring => &t.incident_monitoring,
+        IncidentStatus::Resolved => &t.incident_resolved,
+        IncidentStatus::Postmortem => &t.incident_postmortem,
+    }
+}
+
+fn impact_text(t: &Messages, i: Impact) -> &str {
+    match i {
+        Impact::None => &t.impact_none,
+        Impact::Minor => &t.impact_minor,
+        Impact::Major => &t.impact_major,
+        Impact::Critical => &t.impact_critical,
+    }
+}
+
+fn maintenance_status_text(t: &Messages, s: MaintenanceStatus) -> &str {
+    match s {
+        MaintenanceStatus::Scheduled => &t.maintenance_scheduled,
+        MaintenanceStatus::InProgress => &t.maintenance_in_progress,
+        MaintenanceStatus::Verifying => &t.maintenance_verifying,
+        MaintenanceStatus::Completed => &t.maintenance_completed,
+    }
+}
+
+/// "850 ms", "1.2 s".
+fn latency_text(t: &Messages, ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{} s", t.decimal(ms / 1000.0))
+    }
+}
+
+/// Names of the components with these ids, joined ("Chat, Embeddings").
+fn component_names(page: &Page, ids: &[String]) -> String {
+    ids.iter()
+        .map(|id| {
+            page.component(id)
+                .map(|c| c.name.as_str())
+                .or_else(|| {
+                    page.groups
+                        .iter()
+                        .find(|g| &g.id == id)
+                        .map(|g| g.name.as_str())
+                })
+                .unwrap_or(id.as_str())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+// === The status page ===
+
+#[derive(Template)]
+#[template(path = "status.html")]
+struct StatusTemplate {
+    c: Chrome,
+    groups: Vec<GroupView>,
+    active: Vec<IncidentHtml>,
+    past: Vec<IncidentHtml>,
+    maint_now: Vec<MaintView>,
+    maint_upcoming: Vec<MaintView>,
+    maint_done: Vec<MaintView>,
+    providers: Vec<ProviderView>,
+}
+
+struct GroupView {
+    dom_id: String,
+    name: String,
+    components: Vec<ComponentView>,
+}
+
+struct ComponentView {
+    dom_id: String,
+    name: String,
+    description: Option<String>,
+    status_class: &'static str,
+    status_icon: &'static str,
+    status_text: String,
+    facts: Vec<String>,
+    uptime_heading: String,
+    uptime_summary: String,
+    bars: Vec<BarView>,
+    bars_start: String,
+    bars_end: String,
+    chart: Option<ChartView>,
+}
+
+struct BarView {
+    id: String,
+    class: &'static str,
+    label: String,
+}
+
+struct ChartView {
+    title_id: String,
+    desc_id: String,
+    title: String,
+    desc: String,
+    p50: String,
+    p99: String,
+    ttft: String,
+    max_label: String,
+    start_label: String,
+    end_label: String,
+    p50_label: String,
+    p99_label: String,
+    ttft_label: String,
+}
+
+struct IncidentHtml {
+    dom_id: String,
+    href: String,
+    name: String,
+    status_text: String,
+    impact_class: &'static str,
+    impact_html: String,
+    affected: Option<String>,
+    started_html: String,
+    resolved_html: Option<String>,
+    eta: Option<String>,
+    updates: Vec<UpdateHtml>,
+}
+
+struct UpdateHtml {
+    status_text: String,
+    time_html: String,
+    body_html: String,
+}
+
+struct MaintView {
+    anchor: String,
+    name: String,
+    status_text: String,
+    window_html: String,
+    affected: Option<String>,
+    body_html: String,
+}
+
+struct ProviderView {
+    name: String,
+    class: &'static str,
+    summary: String,
+    source_href: Option<String>,
+    incidents: Vec<ProviderIncidentView>,
+    fetched_html: Option<String>,
+}
+
+struct ProviderIncidentView {
+    name: String,
+    href: Option<String>,
+    status: String,
+    since_html: String,
+}
+
+/// The status page in `lang`.
+pub(crate) fn status_page(
+    page: &Page,
+    lang: Lang,
+    mode: LinkMode,
+    bodies: &Bodies<'_>,
+) -> Result<String, askama::Error> {
+    let t = lang.messages();
+    let links = Links {
+        mode,
+        lang,
+        from: From::Index,
+    };
+    let this = |l: Lang| links.home(l);
+    let c = chrome(
+        page,
+        t,
+        lang,
+        page.name.clone(),
+        links.chrome_links(t, &this),
+    );
+
+    let mut groups: Vec<GroupView> = page
+        .groups
+        .iter()
+        .map(|g| GroupView {
+            dom_id: format!("group-{}", dom_id(&g.id)),
+            name: g.name.clone(),
+            components: group_children(page, g)
+                .into_iter()
+                .map(|comp| component_view(page, comp, t))
+                .collect(),
+        })
+        .collect();
+    let grouped = |c: &Component| {
+        page.groups
+            .iter()
+            .any(|g| group_children(page, g).iter().any(|x| x.id == c.id))
+    };
+    let others: Vec<ComponentView> = page
+        .components
+        .iter()
+        .filter(|comp| !grouped(comp))
+        .map(|comp| component_view(page, comp, t))
+        .collect();
+    if !others.is_empty() {
+        groups.push(GroupView {
+            dom_id: "group-other".into(),
+            name: if page.groups.is_empty() {
+                t.components_heading.clone()
+            } else {
+                t.other_components.clone()
+            },
+            components: others,
+        });
+    }
+
+    let (active, past): (Vec<&IncidentView>, Vec<&IncidentView>) = page
+        .incidents
+        .iter()
+        .partition(|i| i.incident.incident.status.is_open());
+    let incident = |i: &IncidentView| incident_html(page, i, t, lang, &links, bodies);
+    let maint = |keep: &dyn Fn(MaintenanceStatus) -> bool| {
+        page.maintenances
+            .iter()
+            .filter(|m| keep(m.status))
+            .map(|m| maint_view(page, m, t, bodies))
+            .collect::<Vec<_>>()
+    };
+    let mut maint_upcoming = maint(&|s| s == MaintenanceStatus::Scheduled);
+    maint_upcoming.reverse(); // soonest first
+    let template = StatusTemplate {
+        c,
+        groups,
+        active: active.into_iter().map(incident).collect(),
+        // Past incidents show their latest update; the whole timeline is
+        // on the incident's own page.
+        past: past
+            .into_iter()
+            .map(|i| {
+                let mut html = incident(i);
+                html.updates.truncate(1);
+                html
+            })
+            .collect(),
+        maint_now: maint(&|s| {
+            matches!(
+                s,
+                MaintenanceStatus::InProgress | MaintenanceStatus::Verifying
+            )
+        }),
+        maint_upcoming,
+        maint_done: maint(&|s| s == MaintenanceStatus::Completed),
+        providers: page.providers.iter().map(|p| provider_view(p, t)).collect(),
+    };
+    template.render()
+}
+
+fn component_view(page: &Page, comp: &Component, t: &Messages) -> ComponentView {
+    let id = dom_id(&comp.id);
+    let (status_class, status_icon, status_label) = if comp.no_recent_data {
+        ("s-no_data", "?", t.status_no_recent_data.clone())
+    } else {
+        (
+            status_class(comp.status),
+            status_icon(comp.status),
+            status_text(t, comp.status).to_string(),
+        )
+    };
+    let mut facts = Vec::new();
+    if comp.no_recent_data {
+        facts.push(fill(
+            &t.no_recent_data_note,
+            &[("status", status_text(t, comp.status))],
+        ));
+    }
+    if let Some(slo) = &comp.slo {
+        let mut line = fill(
+            &t.slo_availability,
+            &[
+                ("target", &t.percent(slo.availability_target)),
+                ("period", &t.days(slo.period)),
+            ],
+        );
+        if let Some(a) = slo.availability {
+            line.push_str(": ");
+            line.push_str(&fill(&t.slo_measured, &[("value", &t.percent(a))]));
+        }
+        line.push_str("; ");
+        line.push_str(&budget(t, slo.availability_budget_left));
+        facts.push(line);
+        if let (Some(target), Some(threshold)) = (slo.latency_target, slo.latency_threshold) {
+            let mut line = fill(
+                &t.slo_latency,
+                &[
+                    ("target", &t.percent(target)),
+                    (
+                        "threshold",
+                        &latency_text(t, threshold.as_secs_f64() * 1000.0),
+                    ),
+                ],
+            );
+            if let Some(left) = slo.latency_budget_left {
+                line.push_str("; ");
+                line.push_str(&budget(t, left));
+            }
+            facts.push(line);
+        }
+        for a in &slo.alerts {
+            facts.push(fill(
+                &t.burn_alert,
+                &[
+                    (
+                        "severity",
+                        if a.severity == "page" {
+                            &t.alert_page
+                        } else {
+                            &t.alert_ticket
+                        },
+                    ),
+                    (
+                        "objective",
+                        if a.objective == "latency" {
+                            &t.objective_latency
+                        } else {
+                            &t.objective_availability
+                        },
+                    ),
+                    ("rate", &t.decimal(a.burn_rate)),
+                    ("window", &t.duration(a.long_window)),
+                ],
+            ));
+        }
+    }
+    match (comp.effective_24h, comp.upstream_24h) {
+        (Some(eff), _) if comp.upstream_down_minutes_24h > 0 => facts.push(fill(
+            &t.upstream_down,
+            &[
+                (
+                    "duration",
+                    &t.duration(Duration::from_secs(
+                        u64::from(comp.upstream_down_minutes_24h) * 60,
+                    )),
+                ),
+                ("pct", &t.percent(eff)),
+            ],
+        )),
+        (Some(eff), Some(up)) => facts.push(fill(
+            &t.availability_24h,
+            &[("effective", &t.percent(eff)), ("upstream", &t.percent(up))],
+        )),
+        _ => {}
+    }
+
+    let n = comp.uptime.len();
+    let with_data: Vec<f64> = comp.uptime.iter().filter_map(|d| d.effective).collect();
+    let uptime_summary = if with_data.is_empty() {
+        t.uptime_no_data.clone()
+    } else {
+        let mean = with_data.iter().sum::<f64>() / with_data.len() as f64;
+        fill(
+            &t.uptime_summary,
+            &[("pct", &t.percent(mean)), ("n", &n.to_string())],
+        )
+    };
+    let bars = comp
+        .uptime
+        .iter()
+        .enumerate()
+        .map(|(i, day)| BarView {
+            id: format!("bar-{id}-{i}"),
+            class: bar_class(day),
+            label: day_label(page, day, t),
+        })
+        .collect();
+    ComponentView {
+        uptime_heading: fill(&t.uptime_heading, &[("n", &n.to_string())]),
+        uptime_summary,
+        bars,
+        bars_start: fill(&t.days_ago, &[("n", &n.saturating_sub(1).to_string())]),
+        bars_end: t.today.clone(),
+        chart: chart(page, comp, t, &id),
+        dom_id: id,
+        name: comp.name.clone(),
+        description: comp.description.clone(),
+        status_class,
+        status_icon,
+        status_text: status_label,
+        facts,
+    }
+}
+
+pub(crate) fn status_class(s: ComponentStatus) -> &'static str {
+    match s {
+        ComponentStatus::Operational => "s-operational",
+        ComponentStatus::DegradedPerformance => "s-degraded_performance",
+        ComponentStatus::PartialOutage => "s-partial_outage",
+        ComponentStatus::MajorOutage => "s-major_outage",
+        ComponentStatus::UnderMaintenance => "s-under_maintenance",
+    }
+}
+
+fn budget(t: &Messages, left: f64) -> String {
+    if left >= 0.0 {
+        fill(&t.budget_left, &[("pct", &t.percent(left))])
+    } else {
+        fill(&t.budget_overspent, &[("pct", &t.percent(-left))])
+    }
+}
+
+fn bar_class(day: &DayBar) -> &'static str {
+    if day.effective.is_none() && day.requests == 0 {
+        return "b-nodata";
+    }
+    match day.worst {
+        ComponentStatus::Operational => "b-ok",
+        ComponentStatus::DegradedPerformance => "b-deg",
+        ComponentStatus::PartialOutage => "b-partial",
+        ComponentStatus::MajorOutage => "b-major",
+        ComponentStatus::UnderMaintenance => "b-maint",
+    }
+}
+
+/// The accessible name of one day's bar: date, availability, requests,
+/// worst status, incidents.
+fn day_label(page: &Page, day: &DayBar, t: &Messages) -> String {
+    let mut parts = vec![date(day.day)];
+    match day.effective {
+        Some(a) => parts.push(fill(&t.day_available, &[("pct", &t.percent(a))])),
+        None => parts.push(t.day_no_data.clone()),
+    }
+    if day.requests > 0 {
+        parts.push(fill(&t.day_requests, &[("n", &day.requests.to_string())]));
+        parts.push(fill(&t.day_worst, &[("status", status_text(t, day.worst))]));
+    }
+    if day.incidents.is_empty() {
+        parts.push(t.day_no_incidents.clone());
+    } else {
+        let names: Vec<String> = day
+            .incidents
+            .iter()
+            .map(|id| {
+                page.incidents
+                    .iter()
+                    .find(|i| i.incident.incident.id == *id)
+                    .map_or_else(|| format!("#{id}"), |i| i.incident.incident.name.clone())
+            })
+            .collect();
+        parts.push(fill(&t.day_incidents, &[("names", &names.join(", "))]));
+    }
+    let first = parts.remove(0);
+    format!("{first}: {}", parts.join("; "))
+}
+
+const CHART_W: f64 = 600.0;
+const PLOT_LEFT: f64 = 56.0;
+const PLOT_TOP: f64 = 8.0;
+const PLOT_BOTTOM: f64 = 120.0;
+
+fn chart(page: &Page, comp: &Component, t: &Messages, id: &str) -> Option<ChartView> {
+    let points = &comp.latency;
+    let max = points
+        .iter()
+        .flat_map(|p| [p.p50_ms, p.p99_ms, p.ttft_p50_ms])
+        .flatten()
+        .fold(0.0_f64, f64::max);
+    if points.is_empty() || max <= 0.0 {
+        return None;
+    }
+    let top = nice_ceiling(max);
+    let end = page.generated_at;
+    let start = end - 24 * 3_600_000;
+    let x = |at: i64| {
+        PLOT_LEFT
+            + (at - start).clamp(0, end - start) as f64 / (end - start) as f64
+                * (CHART_W - PLOT_LEFT - 4.0)
+    };
+    let y = |v: f64| PLOT_BOTTOM - (v / top).min(1.0) * (PLOT_BOTTOM - PLOT_TOP);
+    // A gap in the data is a gap in the line: more than twice the usual
+    // spacing between points.
+    let step = points
+        .windows(2)
+        .map(|w| w[1].at - w[0].at)
+        .filter(|d| *d > 0)
+        .min()
+        .unwrap_or(300_000);
+    let path = |value: &dyn Fn(&LatencyPoint) -> Option<f64>| {
+        let mut d = String::new();
+        let mut last: Option<i64> = None;
+        for p in points {
+            let Some(v) = value(p) else {
+                last = None;
+                continue;
+            };
+            let cmd = match last {
+                Some(prev) if p.at - prev <= 2 * step => 'L',
+                _ => 'M',
+            };
+            d.push_str(&format!("{cmd}{:.0} {:.0}", x(p.at), y(v)));
+            last = Some(p.at);
+        }
+        d
+    };
+    let na = || t.chart_na.clone();
+    let latest = |f: &dyn Fn(&LatencyPoint) -> Option<f64>| {
+        points
+            .iter()
+            .rev()
+            .find_map(f)
+            .map_or_else(na, |v| latency_text(t, v))
+    };
+    let peak = points
+        .iter()
+        .filter_map(|p| p.p99_ms.map(|v| (v, p.at)))
+        .fold(None, |best: Option<(f64, i64)>, (v, at)| match best {
+            Some((bv, _)) if bv >= v => best,
+            _ => Some((v, at)),
+        });
+    let (peak_text, peak_time) = peak.map_or_else(
+        || (na(), na()),
+        |(v, at)| (latency_text(t, v), format!("{} UTC", clock(at))),
+    );
+    Some(ChartView {
+        title_id: format!("chart-{id}-title"),
+        desc_id: format!("chart-{id}-desc"),
+        title: fill(&t.chart_title, &[("name", &comp.name)]),
+        desc: fill(
+            &t.chart_desc,
+            &[
+                ("p50", &latest(&|p| p.p50_ms)),
+                ("p99", &latest(&|p| p.p99_ms)),
+                ("ttft", &latest(&|p| p.ttft_p50_ms)),
+                ("peak", &peak_text),
+                ("time", &peak_time),
+            ],
+        ),
+        p50: path(&|p| p.p50_ms),
+        p99: path(&|p| p.p99_ms),
+        ttft: path(&|p| p.ttft_p50_ms),
+        max_label: latency_text(t, top),
+        start_label: t.chart_start.clone(),
+        end_label: t.chart_end.clone(),
+        p50_label: t.chart_p50.clone(),
+        p99_label: t.chart_p99.clone(),
+        ttft_label: t.chart_ttft.clone(),
+    })
+}
+
+/// 1, 2 or 5 times a power of ten, at least `v`.
+fn nice_ceiling(v: f64) -> f64 {
+    let mut base = 1.0;
+    while base * 10.0 <= v {
+        base *= 10.0;
+    }
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * base)
+        .find(|c| *c >= v)
+        .unwrap_or(base * 10.0)
+}
+
+fn incident_html(
+    page: &Page,
+    i: &IncidentView,
+    t: &Messages,
+    lang: Lang,
+    links: &Links,
+    bodies: &Bodies<'_>,
+) -> IncidentHtml {
+    let inc = &i.incident.incident;
+    let mut updates: Vec<UpdateHtml> = i
+        .incident
+        .incident_updates
+        .iter()
+        .map(|u| UpdateHtml {
+            status_text: incident_status_text(t, u.status).to_string(),
+            time_html: time_html(u.created_at),
+            body_html: bodies.html(&u.body),
+        })
+        .collect();
+    updates.reverse();
+    IncidentHtml {
+        dom_id: format!("incident-{}", inc.id),
+        href: links.incident(inc.id, lang),
+        name: inc.name.clone(),
+        status_text: incident_status_text(t, inc.status).to_string(),
+        impact_class: match inc.impact {
+            Impact::None => "i-none",
+            Impact::Minor => "i-minor",
+            Impact::Major => "i-major",
+            Impact::Critical => "i-critical",
+        },
+        impact_html: fill_html(
+            &t.impact,
+            &[("impact", &escape(impact_text(t, inc.impact)))],
+        ),
+        affected: (!inc.components.is_empty()).then(|| {
+            fill(
+                &t.affected,
+                &[("components", &component_names(page, &inc.components))],
+            )
+        }),
+        started_html: fill_html(&t.started, &[("time", &time_html(inc.created_at))]),
+        resolved_html: inc
+            .resolved_at
+            .map(|at| fill_html(&t.resolved_at, &[("time", &time_html(at))])),
+        eta: i
+            .eta
+            .filter(|_| inc.status.is_open())
+            .map(|e| eta_sentence(lang, &e.eta, e.elapsed)),
+        updates,
+    }
+}
+
+fn maint_view(
+    page: &Page,
+    m: &ScheduledMaintenance,
+    t: &Messages,
+    bodies: &Bodies<'_>,
+) -> MaintView {
+    MaintView {
+        anchor: format!("maintenance-{}", m.id),
+        name: m.name.clone(),
+        status_text: maintenance_status_text(t, m.status).to_string(),
+        window_html: fill_html(
+            &t.maintenance_window,
+            &[
+                ("from", &time_html(m.scheduled_for)),
+                ("until", &time_html(m.scheduled_until)),
+            ],
+        ),
+        affected: (!m.components.is_empty()).then(|| {
+            fill(
+                &t.affected,
+                &[("components", &component_names(page, &m.components))],
+            )
+        }),
+        body_html: bodies.html(&m.body),
+    }
+}
+
+fn provider_view(p: &ProviderReport, t: &Messages) -> ProviderView {
+    let class = match p.indicator.as_deref() {
+        Some("none") => "i-none",
+        Some("minor") => "i-minor",
+        Some("major") => "i-major",
+        Some("critical") => "i-critical",
+        Some("maintenance") => "i-maintenance",
+        _ => "i-unknown",
+    };
+    let summary = match (&p.indicator, &p.description) {
+        (None, _) => t.provider_unknown.clone(),
+        (Some(_), Some(d)) => d.clone(),
+        (Some(i), None) => i.clone(),
+    };
+    ProviderView {
+        name: p.provider.clone(),
+        class,
+        summary,
+        source_href: safe_href(&p.source_url),
+        incidents: p
+            .incidents
+            .iter()
+            .map(|i| ProviderIncidentView {
+                name: i.name.clone(),
+                href: i.url.as_deref().and_then(safe_href),
+                status: i.status.clone(),
+                since_html: fill_html(&t.provider_since, &[("time", &time_html(i.started_at))]),
+            })
+            .collect(),
+        fetched_html: p
+            .fetched_at
+            .map(|at| fill_html(&t.provider_fetched, &[("time", &time_html(at))])),
+    }
+}
+
+// === The incident page ===
+
+#[derive(Template)]
+#[template(path = "incident.html")]
+struct IncidentTemplate {
+    c: Chrome,
+    i: IncidentHtml,
+}
+
+/// The page of one incident in `lang`.
+pub(crate) fn incident_page(
+    page: &Page,
+    incident: &IncidentView,
+    lang: Lang,
+    mode: LinkMode,
+    bodies: &Bodies<'_>,
+) -> Result<String, askama::Error> {
+    let t = lang.messages();
+    let links = Links {
+        mode,
+        lang,
+        from: From::Incident,
+    };
+    let id = incident.incident.incident.id;
+    let this = |l: Lang| links.incident(id, l);
+    let title = format!("{} – {}", incident.incident.incident.name, page.name);
+    let c = chrome(page, t, lang, title, links.chrome_links(t, &this));
+    IncidentTemplate {
+        c,
+        i: incident_html(page, incident, t, lang, &links, bodies),
+    }
+    .render()
+}
