@@ -8,11 +8,16 @@
 //! - [`admin`]: the admin API's incident and maintenance routes.
 //! - [`page`]: the in-memory page snapshot every renderer reads.
 //! - [`sli`]: per-minute service-level indicators per component.
+//! - [`engine`]: the status engine, pure and driven by an explicit clock:
+//!   component statuses from traffic (thresholds, burn-rate alerts,
+//!   hysteresis), SLO budgets, uptime history, automatic incidents,
+//!   maintenance on time, notifications, and the [`page::Page`] it builds.
 //! - [`eta`]: estimated restoration time of an open incident from past
 //!   incidents (Kaplan–Meier over right-censored history, pooled from narrow
 //!   to broad), and the sentence the page shows for it.
 
 pub mod admin;
+pub mod engine;
 pub mod eta;
 pub mod page;
 
