@@ -21,7 +21,13 @@
 //! `no_data_after`).
 //!
 //! Firing burn-rate alerts ([`super::slo`]) raise the reading to their
-//! floor. Then **hysteresis** ([`Hysteresis`]): a worse state shows after
+//! floor (the 1 h/5 m page to partial outage, the others to degraded
+//! performance) while their burn is current: the widest evaluation window
+//! still burns faster than the alert's threshold, so a burst that is over
+//! stops holding the status down within minutes, whatever the alert's
+//! window. For a provider component, its deployments' breakers add a floor:
+//! all open → major outage, some open → partial outage, some half-open →
+//! degraded performance. Then **hysteresis** (`Hysteresis`): a worse state shows after
 //! [`Thresholds::worsen_minutes`] consecutive worse minutes (the least bad of
 //! them), except a major outage with `e ≥ 90 %` on at least `min_volume`
 //! requests, which shows at once; a better state shows after

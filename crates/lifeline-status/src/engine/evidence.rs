@@ -198,8 +198,7 @@ pub(crate) struct Tracked {
 impl Tracked {
     /// Takes a tick's report.
     pub fn report(&mut self, state: &DeploymentState) {
-        self.pending
-            .add(state.attempts, state.ok, &state.failures);
+        self.pending.add(state.attempts, state.ok, &state.failures);
         self.state = DeploymentState {
             attempts: 0,
             ok: 0,

@@ -139,10 +139,7 @@ impl Step<'_> {
             .iter()
             .map(|c| c.def.long_name(&self.layout.groups))
             .collect();
-        let worst = now
-            .iter()
-            .max_by_key(|c| c.status.severity())
-            .copied();
+        let worst = now.iter().max_by_key(|c| c.status.severity()).copied();
         let evidence = Evidence::gather(
             now.iter().map(|c| c.def),
             self.deployments,
@@ -282,7 +279,11 @@ impl Automation {
 
     /// Opens incidents for the components that qualify (or joins them to
     /// an open one); returns the handles opened, and the joins.
-    fn open_new(&mut self, s: &Step<'_>, writes: &mut Vec<Write>) -> (Vec<u64>, Vec<(u64, String)>) {
+    fn open_new(
+        &mut self,
+        s: &Step<'_>,
+        writes: &mut Vec<Write>,
+    ) -> (Vec<u64>, Vec<(u64, String)>) {
         let mut clusters: Vec<Vec<String>> = Vec::new();
         let mut joined = Vec::new();
         for c in s.components.iter().filter(|c| s.qualifies(c)) {

@@ -74,7 +74,8 @@ impl Maintenances {
         for w in &windows {
             self.last.entry(w.id).or_insert(w.status);
         }
-        self.last.retain(|id, _| windows.iter().any(|w| w.id == *id));
+        self.last
+            .retain(|id, _| windows.iter().any(|w| w.id == *id));
         self.written.retain(|id, s| {
             windows
                 .iter()

@@ -14,28 +14,45 @@
 //! [`Engine::apply_flush`]; [`Engine::build_page`] builds the page and says
 //! whether it changed.
 //!
+//! # Driving it
+//!
+//! ```text
+//! engine = Engine::new(settings, now)
+//! at start-up: engine.load_history(id, days, minutes) per component with
+//!   SLI history; engine.mark_in_use(family, model, now) per family seen
+//! at least once a minute (and right after each minute boundary):
+//!   out = engine.tick(TickInput { now_ms, traffic, deployments, providers })
+//!   writer.push(out.writes)
+//!   on a blocking thread: outcome = writer.flush(&*store, now_ms)
+//!   events = out.events + engine.apply_flush(outcome)
+//!   drain what is new in out.drain, undrain what left it; deliver events
+//!   built = engine.build_page(now_ms); if built.changed { publish it }
+//! ```
+//!
 //! Each closed minute is evaluated once, in order, at its end: the
 //! component's traffic is added to its history, read against thresholds
-//! and burn-rate alerts ([`evaluate`], [`slo`]), passed through hysteresis,
-//! and then the incident automation runs ([`incidents`]). Maintenance moves
-//! on every tick ([`maintenance`]).
+//! and burn-rate alerts (`evaluate`, `slo`), passed through hysteresis, and
+//! then the incident automation runs (`incidents`). Maintenance moves on
+//! every tick (`maintenance`). Each of those modules documents its rules and
+//! thresholds.
 //!
 //! - [`settings`]: configuration and the default thresholds.
 //! - [`components`]: the layout (configured, or one group per API family).
 //! - [`history`]: minutes and day sums in memory; bars and charts.
 //! - [`evidence`]: deployments, cause classes, where traffic went.
-//! - [`text`]: the words of automatic incidents.
+//! - `text`: the words of automatic incidents.
 //! - [`upstream`]: the providers' archived incidents as estimate history.
 //! - [`writer`]: queued store writes and the view read back.
 
 pub mod components;
-pub mod evaluate;
+mod evaluate;
 pub mod evidence;
 pub mod history;
-pub mod incidents;
-pub mod maintenance;
+mod incidents;
+mod io;
+mod maintenance;
 pub mod settings;
-pub mod slo;
+mod slo;
 mod text;
 pub mod upstream;
 pub mod writer;
@@ -48,10 +65,10 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use lifeline_store::sli::{SliDay, SliMinute};
-use lifeline_store::{IncidentUpdate, IncidentWithUpdates, ScheduledMaintenance};
 
 pub use components::slug;
 pub use evidence::{Breaker, Cause, DeploymentState};
+pub use io::{BuiltPage, Event, TickInput, TickOutput, TrafficMinute};
 pub use settings::{
     BurnRule, ComponentConfig, Family, IncidentSettings, Settings, Severity, SloOverrides,
     SloSettings, Thresholds,
@@ -72,89 +89,6 @@ use settings::{minute_floor, ms, MINUTE_MS};
 /// Most closed minutes evaluated one by one in a tick; older ones (after a
 /// long pause) are only recorded.
 pub const MAX_CATCH_UP_MINUTES: i64 = 60;
-
-/// One (family, public model)'s traffic in one closed minute.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrafficMinute {
-    /// The API family.
-    pub family: Family,
-    /// The public model.
-    pub model: String,
-    /// Its counts; `minute.at` is the minute's start.
-    pub minute: Minute,
-}
-
-/// What happened since the previous tick.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TickInput {
-    /// Now (unix ms).
-    pub now_ms: i64,
-    /// Minutes that closed since the previous tick (`at` before the
-    /// current minute); a minute already evaluated is recorded late.
-    pub traffic: Vec<TrafficMinute>,
-    /// Every deployment now (one missing is gone), with its attempts since
-    /// the previous tick.
-    pub deployments: Vec<DeploymentState>,
-    /// The providers' own reports, `None` to keep the last ones.
-    pub providers: Option<Vec<ProviderReport>>,
-}
-
-/// Something subscribers are told about.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// A published incident appeared (opened, or a draft published).
-    IncidentCreated(IncidentWithUpdates),
-    /// A published incident got an update (not a resolution).
-    IncidentUpdated {
-        /// The incident, with all its updates.
-        incident: IncidentWithUpdates,
-        /// The new update.
-        update: IncidentUpdate,
-    },
-    /// A published incident was resolved (or got its postmortem).
-    IncidentResolved {
-        /// The incident, with all its updates.
-        incident: IncidentWithUpdates,
-        /// The resolving update.
-        update: IncidentUpdate,
-    },
-    /// A maintenance window began.
-    MaintenanceStarted(ScheduledMaintenance),
-    /// A maintenance window ended.
-    MaintenanceCompleted(ScheduledMaintenance),
-    /// A component's shown status changed.
-    ComponentStatusChanged {
-        /// The component's id.
-        component: String,
-        /// Status before.
-        from: ComponentStatus,
-        /// Status after.
-        to: ComponentStatus,
-        /// When (unix ms).
-        at_ms: i64,
-    },
-}
-
-/// What a tick asks the driver to do.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TickOutput {
-    /// Store writes, in order: push them to the [`Writer`].
-    pub writes: Vec<Write>,
-    /// Events for subscribers.
-    pub events: Vec<Event>,
-    /// Deployments that must be drained for maintenance now (the whole
-    /// set: drain those new to it, undrain those that left it).
-    pub drain: BTreeSet<String>,
-}
-
-/// A page built by [`Engine::build_page`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct BuiltPage {
-    /// The page.
-    pub page: Page,
-    /// Whether anything but `generated_at` differs from the last build.
-    pub changed: bool,
-}
 
 /// One component's state.
 #[derive(Debug, Clone)]
@@ -259,7 +193,28 @@ impl Engine {
     /// Takes a component's history from the store: day rollups (which
     /// stand for their whole day) and recent minutes (at least the longest
     /// burn-rate window, 3 days by default).
+    ///
+    /// With the default layout, a family's component with history (such
+    /// as `embeddings-<model>`) puts that family in use again.
     pub fn load_history(&mut self, component: &str, days: &[SliDay], minutes: &[SliMinute]) {
+        if self.settings.components.is_none() && !(days.is_empty() && minutes.is_empty()) {
+            let keys: Vec<(Family, String)> = Family::ALL
+                .into_iter()
+                .flat_map(|f| self.settings.public_models.iter().map(move |m| (f, m)))
+                .filter(|(f, m)| component == format!("{}-{}", f.as_str(), slug(m)))
+                .map(|(f, m)| (f, m.clone()))
+                .collect();
+            if !keys.is_empty() {
+                self.seen.extend(keys);
+                let at = days
+                    .iter()
+                    .map(|d| d.day)
+                    .chain(minutes.iter().map(|m| m.minute.at))
+                    .min()
+                    .unwrap_or(0);
+                self.relayout(at);
+            }
+        }
         let state = self.states.entry(component.to_string()).or_default();
         for d in days {
             state.history.load_day(d);
@@ -280,7 +235,11 @@ impl Engine {
 
     /// The component ids of the page, in order.
     pub fn component_ids(&self) -> Vec<String> {
-        self.layout.components.iter().map(|c| c.id.clone()).collect()
+        self.layout
+            .components
+            .iter()
+            .map(|c| c.id.clone())
+            .collect()
     }
 
     fn relayout(&mut self, now: i64) {
@@ -317,7 +276,8 @@ impl Engine {
             }
         }
         let present: HashSet<&str> = input.deployments.iter().map(|d| d.id.as_str()).collect();
-        self.deployments.retain(|id, _| present.contains(id.as_str()));
+        self.deployments
+            .retain(|id, _| present.contains(id.as_str()));
         for d in &input.deployments {
             self.providers_seen.insert(d.provider.clone());
             self.deployments.entry(d.id.clone()).or_default().report(d);
@@ -367,7 +327,9 @@ impl Engine {
                 refresh_shown(&def.id, state, under.contains(&def.id), now, &mut out);
             }
         }
-        out.drain = self.maintenance.drains(now, &self.layout, &self.deployments);
+        out.drain = self
+            .maintenance
+            .drains(now, &self.layout, &self.deployments);
         let kept = self.settings.minutes_kept();
         let days = BAR_DAYS.max(ms(self.settings.slo.period) / settings::DAY_MS) + 1;
         for state in self.states.values_mut() {
@@ -408,7 +370,9 @@ impl Engine {
             .map(|(id, d)| (id.clone(), d.close_minute()))
             .collect();
         let under = self.maintenance.components(end);
-        let drains = self.maintenance.drains(end, &self.layout, &self.deployments);
+        let drains = self
+            .maintenance
+            .drains(end, &self.layout, &self.deployments);
         let mut rows = Vec::new();
         for def in &self.layout.components {
             let Some(state) = self.states.get_mut(&def.id) else {
@@ -426,7 +390,11 @@ impl Engine {
                     .filter(|d| &d.state.provider == provider && !d.state.drained)
                     .collect();
                 for (id, c) in &closed {
-                    if self.deployments.get(id).is_some_and(|d| &d.state.provider == provider) {
+                    if self
+                        .deployments
+                        .get(id)
+                        .is_some_and(|d| &d.state.provider == provider)
+                    {
                         let attempts = c.fault_attempts();
                         sum.requests += attempts;
                         sum.good += c.ok.min(attempts);
@@ -564,7 +532,12 @@ impl Engine {
     }
 
     fn incident_events(&mut self, view: &StoreView) -> Vec<Event> {
-        let drafts: HashSet<i64> = view.recent.iter().filter(|i| i.draft).map(|i| i.id).collect();
+        let drafts: HashSet<i64> = view
+            .recent
+            .iter()
+            .filter(|i| i.draft)
+            .map(|i| i.id)
+            .collect();
         let counts: HashMap<i64, usize> = view
             .incidents
             .iter()

@@ -5,10 +5,7 @@ use std::time::Duration;
 
 use crate::page::ComponentStatus;
 
-/// One minute in milliseconds.
-pub const MINUTE_MS: i64 = 60_000;
-/// One day in milliseconds.
-pub const DAY_MS: i64 = 86_400_000;
+pub use crate::sli::{DAY_MS, MINUTE_MS};
 
 /// Default availability objective.
 pub const DEFAULT_AVAILABILITY: f64 = 0.999;
@@ -48,8 +45,9 @@ pub const NO_DATA_AFTER: Duration = Duration::from_secs(10 * 60);
 /// Fewest requests in a burn-rate alert's long window (Envoy's
 /// `success_rate_request_volume`); the short window needs at least one.
 pub const BURN_MIN_REQUESTS: u64 = 100;
-/// Upstream success ratio below which a minute counts as "upstream down".
-pub const UPSTREAM_DOWN_RATIO: f64 = 0.5;
+/// Upstream success ratio below which a minute counts as "upstream down"
+/// (the store's rollup uses the same).
+pub const UPSTREAM_DOWN_RATIO: f64 = crate::sli::UPSTREAM_DOWN_BELOW;
 
 /// Default time a component must be out of operational before an
 /// automatic incident opens.

@@ -51,7 +51,8 @@ impl Objective {
             Self::Availability => (m.requests.saturating_sub(m.good), m.requests),
             Self::Latency => {
                 let samples: u64 = m.latency.iter().sum();
-                let threshold = u64::try_from(slo.latency_threshold.as_millis()).unwrap_or(u64::MAX);
+                let threshold =
+                    u64::try_from(slo.latency_threshold.as_millis()).unwrap_or(u64::MAX);
                 (samples.saturating_sub(m.within(threshold)), samples)
             }
         }
@@ -84,15 +85,27 @@ pub(crate) fn alerts(
     rules: &[BurnRule],
     min_requests: u64,
 ) -> Vec<BurnAlert> {
+    // Each distinct window summed once.
+    let mut windows: Vec<(i64, Minute)> = Vec::new();
+    for rule in rules {
+        for len in [ms(rule.long), ms(rule.short)] {
+            if !windows.iter().any(|(l, _)| *l == len) {
+                windows.push((len, history.window(end, len)));
+            }
+        }
+    }
+    let window = |len: i64| windows.iter().find(|(l, _)| *l == len).map(|(_, m)| m);
     let mut out = Vec::new();
     for objective in [Objective::Availability, Objective::Latency] {
         let Some(b) = objective.budget(slo) else {
             continue;
         };
         for rule in rules {
-            let (long_bad, long_total) = objective.counts(&history.window(end, ms(rule.long)), slo);
-            let (short_bad, short_total) =
-                objective.counts(&history.window(end, ms(rule.short)), slo);
+            let (Some(long), Some(short)) = (window(ms(rule.long)), window(ms(rule.short))) else {
+                continue;
+            };
+            let (long_bad, long_total) = objective.counts(long, slo);
+            let (short_bad, short_total) = objective.counts(short, slo);
             if long_total < min_requests.max(1) || short_total == 0 {
                 continue;
             }
@@ -166,7 +179,12 @@ pub(crate) fn paging_now(alerts: &[BurnAlert], window: &Minute, slo: &SloSetting
 }
 
 /// The SLO view at `now`: budgets over the period's days, and the alerts.
-pub(crate) fn view(history: &History, now: i64, slo: &SloSettings, alerts: &[BurnAlert]) -> SloView {
+pub(crate) fn view(
+    history: &History,
+    now: i64,
+    slo: &SloSettings,
+    alerts: &[BurnAlert],
+) -> SloView {
     let period_days = (ms(slo.period) / DAY_MS).max(1);
     let from = day_floor(now) - (period_days - 1) * DAY_MS;
     let mut sum = Minute::default();

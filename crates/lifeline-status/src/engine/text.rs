@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::evidence::{Breaker, Cause, Evidence};
-use super::settings::{DAY_MS, MINUTE_MS};
+use super::settings::MINUTE_MS;
 use crate::page::ComponentStatus;
 use crate::sli::Minute;
 
@@ -30,28 +30,10 @@ pub(crate) struct Facts<'a> {
 
 /// "2024-05-01 10:02 UTC".
 pub(crate) fn clock(t: i64) -> String {
-    let days = t.div_euclid(DAY_MS);
-    let rem = t.rem_euclid(DAY_MS);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3_600_000,
-        (rem % 3_600_000) / MINUTE_MS
-    )
-}
-
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to a date.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    match chrono::DateTime::from_timestamp_millis(t) {
+        Some(at) => at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        None => format!("{t} ms"),
+    }
 }
 
 /// "37.5 %", "0.14 %".

@@ -87,12 +87,24 @@ mod tests {
             incident("Increased latency for GPT-4o", None, None),
         ]);
         assert_eq!(past[0].cause, "provider_errors");
-        assert_eq!(past[0].observed, Observed::Resolved(Duration::from_secs(1200)));
+        assert_eq!(
+            past[0].observed,
+            Observed::Resolved(Duration::from_secs(1200))
+        );
         assert_eq!(past[0].source, Source::Upstream);
         assert_eq!(past[1].cause, "slowness");
-        assert_eq!(past[1].observed, Observed::OpenFor(Duration::from_secs(2400)));
-        assert_eq!(cause_of_title("API rate limits lowered"), Cause::RateLimited);
+        assert_eq!(
+            past[1].observed,
+            Observed::OpenFor(Duration::from_secs(2400))
+        );
+        assert_eq!(
+            cause_of_title("API rate limits lowered"),
+            Cause::RateLimited
+        );
         assert_eq!(cause_of_title("Requests timing out"), Cause::Timeouts);
-        assert_eq!(cause_of_title("Authentication failures"), Cause::Misconfiguration);
+        assert_eq!(
+            cause_of_title("Authentication failures"),
+            Cause::Misconfiguration
+        );
     }
 }

@@ -20,8 +20,8 @@ use std::collections::{HashMap, VecDeque};
 
 use lifeline_store::sli::MinuteRecord;
 use lifeline_store::{
-    Incident, IncidentEdit, IncidentStatus, IncidentWithUpdates, KnownComponent,
-    MaintenanceStatus, NewIncident, ScheduledMaintenance, SliStore, Store, StoreError,
+    Incident, IncidentEdit, IncidentStatus, IncidentWithUpdates, KnownComponent, MaintenanceStatus,
+    NewIncident, ScheduledMaintenance, SliStore, Store, StoreError,
 };
 
 use crate::page::ComponentStatus;

@@ -58,7 +58,10 @@ fn an_outage_opens_one_incident_that_is_identified_monitored_and_resolved() {
     );
     let body = &all[0].incident_updates[0].body;
     assert!(body.contains("since 2024-06-01 10:05 UTC"), "{body}");
-    assert!(body.contains("In the last 3 minutes, 30.0 % of 300 requests failed (90)"), "{body}");
+    assert!(
+        body.contains("In the last 3 minutes, 30.0 % of 300 requests failed (90)"),
+        "{body}"
+    );
     assert!(body.contains("p1/m1 (circuit open"), "{body}");
     assert!(body.contains("Traffic was moved to p2/m1"), "{body}");
     assert_eq!(onset, T0 + 5 * MIN);
@@ -88,7 +91,10 @@ fn an_outage_opens_one_incident_that_is_identified_monitored_and_resolved() {
     let monitoring_at = monitoring_at.unwrap();
     let all = h.incidents();
     assert_eq!(all.len(), 1);
-    assert_eq!(statuses(&all[0]), [Investigating, Identified, Monitoring, Resolved]);
+    assert_eq!(
+        statuses(&all[0]),
+        [Investigating, Identified, Monitoring, Resolved]
+    );
     let resolved = &all[0].incident_updates[3];
     assert_eq!(resolved.created_at - monitoring_at, 10 * MIN);
     assert_eq!(all[0].incident.resolved_at, Some(resolved.created_at));
@@ -109,7 +115,10 @@ fn an_outage_opens_one_incident_that_is_identified_monitored_and_resolved() {
         h.changes("chat-m1").first(),
         Some(&ComponentStatus::PartialOutage)
     );
-    assert_eq!(h.changes("chat-m1").last(), Some(&ComponentStatus::Operational));
+    assert_eq!(
+        h.changes("chat-m1").last(),
+        Some(&ComponentStatus::Operational)
+    );
     assert!(h.page().incidents[0].eta.is_none(), "resolved: no estimate");
 }
 
@@ -126,7 +135,13 @@ fn a_page_alert_opens_an_incident_before_open_after() {
     h.minute(100, 70, p1_failing("status_error"));
     // The 1 h / 5 m alert fired in both minutes (burn rate > 14.4).
     let page = h.page();
-    let alerts = &page.component("chat-m1").unwrap().slo.as_ref().unwrap().alerts;
+    let alerts = &page
+        .component("chat-m1")
+        .unwrap()
+        .slo
+        .as_ref()
+        .unwrap()
+        .alerts;
     assert!(alerts.iter().any(|a| a.severity == "page"), "{alerts:?}");
     assert_eq!(h.incidents().len(), 1);
 }
@@ -176,8 +191,13 @@ fn an_open_incident_is_never_silent() {
         "{:?}",
         statuses(&all[0])
     );
-    assert_eq!(statuses(&all[0]), [Investigating, Identified, Identified, Identified]);
-    assert!(updates[2].body.starts_with("Still ongoing: major outage of"));
+    assert_eq!(
+        statuses(&all[0]),
+        [Investigating, Identified, Identified, Identified]
+    );
+    assert!(updates[2]
+        .body
+        .starts_with("Still ongoing: major outage of"));
     assert!(updates[2].body.contains("100.0 % of 500 requests failed"));
     assert!(updates[2].body.contains("Next update within 30 minutes."));
     assert_eq!(all[0].incident.cause.as_deref(), Some("rate_limited"));
@@ -289,7 +309,12 @@ fn after_a_restart_the_open_incident_is_taken_up_not_duplicated() {
         h.minute(100, 0, p1_failing("status_error"));
     }
     let all = h.incidents();
-    assert_eq!(all.len(), 1, "{:?}", all.iter().map(|i| &i.incident.name).collect::<Vec<_>>());
+    assert_eq!(
+        all.len(),
+        1,
+        "{:?}",
+        all.iter().map(|i| &i.incident.name).collect::<Vec<_>>()
+    );
     // Silent for over 30 minutes across the restart: an update at once.
     assert!(all[0].incident_updates.iter().any(|u| u.created_at > later));
     for _ in 0..40 {

@@ -101,10 +101,20 @@ fn maintenance_moves_on_time_and_drains_its_deployments() {
     let changes = h.changes("chat-m1");
     assert_eq!(
         changes,
-        [ComponentStatus::UnderMaintenance, ComponentStatus::Operational]
+        [
+            ComponentStatus::UnderMaintenance,
+            ComponentStatus::Operational
+        ]
     );
     // The day's bar remembers the maintenance.
-    let bar = h.page().component("chat-m1").unwrap().uptime.last().cloned().unwrap();
+    let bar = h
+        .page()
+        .component("chat-m1")
+        .unwrap()
+        .uptime
+        .last()
+        .cloned()
+        .unwrap();
     assert_eq!(bar.worst, ComponentStatus::UnderMaintenance);
 }
 

@@ -149,7 +149,13 @@ pub fn traffic(at: i64, requests: u64, good: u64) -> Minute {
 }
 
 /// One deployment's report for one minute.
-pub fn deployment(id: &str, attempts: u64, ok: u64, kind: &str, breaker: Breaker) -> DeploymentState {
+pub fn deployment(
+    id: &str,
+    attempts: u64,
+    ok: u64,
+    kind: &str,
+    breaker: Breaker,
+) -> DeploymentState {
     let (provider, model) = id.split_once('/').unwrap();
     DeploymentState {
         id: id.to_string(),

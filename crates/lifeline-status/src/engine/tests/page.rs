@@ -36,8 +36,40 @@ fn the_default_layout_grows_with_the_families_in_use() {
     assert_eq!(e.group_id.as_deref(), Some("embeddings"));
     // Its first minute counted for it and for the gateway, not for chat.
     assert_eq!(e.uptime.last().unwrap().requests, 5);
-    assert_eq!(page.component("gateway").unwrap().uptime.last().unwrap().requests, 5);
-    assert_eq!(page.component("chat-m2").unwrap().uptime.last().unwrap().requests, 0);
+    assert_eq!(
+        page.component("gateway")
+            .unwrap()
+            .uptime
+            .last()
+            .unwrap()
+            .requests,
+        5
+    );
+    assert_eq!(
+        page.component("chat-m2")
+            .unwrap()
+            .uptime
+            .last()
+            .unwrap()
+            .requests,
+        0
+    );
+
+    // After a restart, history in the store brings a family back.
+    let mut h = H::new(settings());
+    h.engine.load_history(
+        "images-m1",
+        &[],
+        &[SliMinute {
+            minute: traffic(T0 - 60 * MIN, 2, 2),
+            status: "operational".into(),
+        }],
+    );
+    let page = h.page();
+    let images = page.component("images-m1").unwrap();
+    assert_eq!(images.group_id.as_deref(), Some("images"));
+    assert_eq!(images.uptime.last().unwrap().requests, 2);
+    assert_eq!(images.created_at, T0 - 60 * MIN);
 }
 
 #[test]
@@ -83,8 +115,14 @@ fn configured_components_and_the_providers_group() {
     assert_eq!(fast.slo.as_ref().unwrap().availability_target, 0.99);
     assert_eq!(fast.status, ComponentStatus::Operational);
     // p1's breaker is open and all its attempts fail; p2 answers.
-    assert_eq!(page.component("provider-p1").unwrap().status, ComponentStatus::MajorOutage);
-    assert_eq!(page.component("provider-p2").unwrap().status, ComponentStatus::Operational);
+    assert_eq!(
+        page.component("provider-p1").unwrap().status,
+        ComponentStatus::MajorOutage
+    );
+    assert_eq!(
+        page.component("provider-p2").unwrap().status,
+        ComponentStatus::Operational
+    );
     assert!(page.component("provider-p1").unwrap().slo.is_none());
 }
 
@@ -165,7 +203,10 @@ fn day_bars_charts_and_effective_versus_upstream() {
     assert_eq!(now.effective, Some(5_997.0 / 6_000.0));
     assert!(now.incidents.is_empty());
     assert_eq!(c.effective_24h, Some(5_997.0 / 6_000.0));
-    assert_eq!(c.upstream_24h, Some((40.0 * 100.0 + 20.0 * 100.0) / (40.0 * 250.0 + 20.0 * 100.0)));
+    assert_eq!(
+        c.upstream_24h,
+        Some((40.0 * 100.0 + 20.0 * 100.0) / (40.0 * 250.0 + 20.0 * 100.0))
+    );
     assert_eq!(c.upstream_down_minutes_24h, 40);
     // One latency point per 5 minutes with traffic.
     assert_eq!(c.latency.len(), 12);
@@ -194,7 +235,12 @@ fn the_eta_of_an_open_incident_is_the_conditional_median() {
         let i = h.store.inner.create_incident(&new("past", start)).unwrap();
         h.store
             .inner
-            .add_update(i.incident.id, IncidentStatus::Resolved, "ok", start + k * 10 * MIN)
+            .add_update(
+                i.incident.id,
+                IncidentStatus::Resolved,
+                "ok",
+                start + k * 10 * MIN,
+            )
             .unwrap();
     }
     // One still open after 100 minutes (censored), another a draft (not

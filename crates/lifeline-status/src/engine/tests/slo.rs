@@ -63,12 +63,14 @@ fn burn_rate_alerts_on_hand_computed_numbers() {
     fill(&mut h, end, 60, 1000, 14);
     let alerts = slo::alerts(&h, end, &slo, &rules, 100);
     assert!(
-        alerts.iter().all(|a| a.long_window != Duration::from_secs(3600)),
+        alerts
+            .iter()
+            .all(|a| a.long_window != Duration::from_secs(3600)),
         "{alerts:?}"
     );
-    assert!(alerts
-        .iter()
-        .any(|a| a.long_window == Duration::from_secs(6 * 3600) && (a.burn_rate - 14.0).abs() < 1e-6));
+    assert!(alerts.iter().any(
+        |a| a.long_window == Duration::from_secs(6 * 3600) && (a.burn_rate - 14.0).abs() < 1e-6
+    ));
 
     // The short window must burn too: an hour at 2 % that ended 5 minutes
     // ago fires no page.
@@ -76,7 +78,9 @@ fn burn_rate_alerts_on_hand_computed_numbers() {
     fill(&mut h, end - 5 * MIN, 55, 1000, 20);
     fill(&mut h, end, 5, 1000, 0);
     let alerts = slo::alerts(&h, end, &slo, &rules, 100);
-    assert!(alerts.iter().all(|a| a.long_window != Duration::from_secs(3600)));
+    assert!(alerts
+        .iter()
+        .all(|a| a.long_window != Duration::from_secs(3600)));
 
     // Minimum volume: 1 request a minute, all failing, is under 100 in the
     // long window for an hour.
@@ -103,7 +107,9 @@ fn latency_burn_counts_answers_over_the_threshold() {
     }
     let alerts = slo::alerts(&h, end, &slo, &rules, 100);
     let latency: Vec<_> = alerts.iter().filter(|a| a.objective == "latency").collect();
-    assert!(latency.iter().any(|a| a.severity == "page" && close(a.burn_rate, 20.0)));
+    assert!(latency
+        .iter()
+        .any(|a| a.severity == "page" && close(a.burn_rate, 20.0)));
     assert!(alerts.iter().all(|a| a.objective == "latency"));
     assert_eq!(
         slo::floor(&alerts, &rules, &h.window(end, 5 * MIN), &slo),
@@ -134,12 +140,16 @@ fn budget_left_over_the_period_from_day_sums() {
     let mut old = days[0].clone();
     old.day = today - 30 * DAY_MS;
     old.totals.good = 0;
-    h.engine.load_history("chat-m1", &[days.clone(), vec![old]].concat(), &[]);
+    h.engine
+        .load_history("chat-m1", &[days.clone(), vec![old]].concat(), &[]);
     let page = h.page();
     let slo = page.component("chat-m1").unwrap().slo.clone().unwrap();
     // Availability: 14 500 bad of 29 000 000, budget 0.1 % → 29 000 allowed.
     assert!(close(slo.availability_budget_left, 0.5), "{slo:?}");
-    assert!(close(slo.availability.unwrap(), 1.0 - 14_500.0 / 29_000_000.0));
+    assert!(close(
+        slo.availability.unwrap(),
+        1.0 - 14_500.0 / 29_000_000.0
+    ));
     // Latency: 72 500 slow of 29 000 000, budget 1 % → 290 000 allowed.
     assert!(close(slo.latency_budget_left.unwrap(), 0.75));
     assert_eq!(slo.period, Duration::from_secs(30 * 86_400));

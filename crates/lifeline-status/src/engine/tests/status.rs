@@ -46,7 +46,7 @@ fn a_worse_state_needs_two_minutes_and_a_better_one_three() {
     h.minute(100, 90, healthy()); // 10 %: partial, first minute
     assert_eq!(h.status("chat-m1"), Operational);
     h.minute(100, 98, healthy()); // 2 %: degraded, second worse minute
-    // The least bad of the streak shows.
+                                  // The least bad of the streak shows.
     assert_eq!(h.status("chat-m1"), DegradedPerformance);
     h.minute(100, 90, healthy());
     h.minute(100, 90, healthy());
