@@ -78,6 +78,8 @@ pub(crate) struct AutoIncident {
     pub last_write_at: i64,
     pub recovered_at: Option<i64>,
     pub impact: Impact,
+    /// The cause class as stored.
+    pub cause: Option<String>,
 }
 
 fn rank(i: Impact) -> u8 {
@@ -167,6 +169,25 @@ impl Step<'_> {
     }
 }
 
+/// Posts an update to `inc` at `at`.
+fn post(
+    writes: &mut Vec<Write>,
+    at: i64,
+    inc: &mut AutoIncident,
+    status: IncidentStatus,
+    body: String,
+) {
+    writes.push(Write::AddUpdate {
+        target: inc.target(),
+        status,
+        body,
+        at_ms: at,
+    });
+    inc.phase = status;
+    inc.last_update_at = at;
+    inc.last_write_at = at;
+}
+
 fn impact(status: ComponentStatus) -> Impact {
     match status {
         ComponentStatus::MajorOutage => Impact::Critical,
@@ -216,36 +237,40 @@ impl Automation {
                 });
                 inc.last_write_at = s.at;
             }
-            let mut post = |inc: &mut AutoIncident, status: IncidentStatus, body: String| {
-                writes.push(Write::AddUpdate {
-                    target: inc.target(),
-                    status,
-                    body,
-                    at_ms: s.at,
-                });
-                inc.phase = status;
-                inc.last_update_at = s.at;
-                inc.last_write_at = s.at;
-            };
             let before = inc.last_update_at;
             match inc.phase {
                 IncidentStatus::Investigating | IncidentStatus::Identified if all_ok => {
                     let body = s.facts(&inc.components, |f| text::monitoring(f, s.at));
                     inc.recovered_at = Some(s.at);
-                    post(inc, IncidentStatus::Monitoring, body);
+                    post(&mut writes, s.at, inc, IncidentStatus::Monitoring, body);
                 }
                 IncidentStatus::Investigating => {
                     let known = s.facts(&inc.components, |f| {
-                        (!f.evidence.failing.is_empty()).then(|| text::identified(f))
+                        (!f.evidence.failing.is_empty())
+                            .then(|| (text::identified(f), f.cause.as_str().to_string()))
                     });
-                    if let Some(body) = known {
-                        post(inc, IncidentStatus::Identified, body);
+                    if let Some((body, cause)) = known {
+                        // The cause is clearer now: keep the store's in step
+                        // (restoration estimates pool by it).
+                        if inc.cause.as_deref() != Some(cause.as_str()) {
+                            let edit = IncidentEdit {
+                                cause: Some(Some(cause.clone())),
+                                ..IncidentEdit::default()
+                            };
+                            writes.push(Write::EditIncident {
+                                target: inc.target(),
+                                edit,
+                                at_ms: s.at,
+                            });
+                            inc.cause = Some(cause);
+                        }
+                        post(&mut writes, s.at, inc, IncidentStatus::Identified, body);
                     }
                 }
                 IncidentStatus::Monitoring if bad_now => {
                     let body = s.facts(&inc.components, |f| text::relapse(f, s.at));
                     inc.recovered_at = None;
-                    post(inc, IncidentStatus::Identified, body);
+                    post(&mut writes, s.at, inc, IncidentStatus::Identified, body);
                 }
                 IncidentStatus::Monitoring => {
                     let recovered = inc.recovered_at.unwrap_or(inc.last_update_at);
@@ -255,7 +280,7 @@ impl Automation {
                             .map(|c| c.def.long_name(&s.layout.groups))
                             .collect();
                         let body = text::resolved(&names, inc.since, recovered, s.at - recovered);
-                        post(inc, IncidentStatus::Resolved, body);
+                        post(&mut writes, s.at, inc, IncidentStatus::Resolved, body);
                         done.push(i);
                     }
                 }
@@ -268,7 +293,7 @@ impl Automation {
                     .flatten();
                 let body = s.facts(&inc.components, |f| text::still(f, monitoring, interval));
                 let phase = inc.phase;
-                post(inc, phase, body);
+                post(&mut writes, s.at, inc, phase, body);
             }
         }
         for i in done.into_iter().rev() {
@@ -322,6 +347,7 @@ impl Automation {
                 at_ms: s.at,
             });
             let opened_impact = new.impact;
+            let opened_cause = new.cause.clone();
             let since = ids
                 .iter()
                 .filter_map(|id| s.find(id).and_then(|c| c.since))
@@ -348,6 +374,7 @@ impl Automation {
                 last_write_at: s.at,
                 recovered_at: None,
                 impact: opened_impact,
+                cause: opened_cause,
             });
             fresh.push(handle);
         }
@@ -411,6 +438,7 @@ impl Automation {
                 last_write_at: r.updated_at,
                 recovered_at: (r.status == IncidentStatus::Monitoring).then_some(r.updated_at),
                 impact: r.impact,
+                cause: r.cause.clone(),
             });
         }
     }

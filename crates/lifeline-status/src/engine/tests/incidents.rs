@@ -323,3 +323,63 @@ fn after_a_restart_the_open_incident_is_taken_up_not_duplicated() {
     let inc = h.store.inner.incident(id).unwrap().unwrap();
     assert_eq!(inc.incident.status, Resolved);
 }
+
+#[test]
+fn the_cause_is_corrected_once_the_failing_deployment_is_known() {
+    let mut h = H::new(settings());
+    // Failing requests, but no deployment reports yet: investigating, with
+    // the default cause.
+    for _ in 0..3 {
+        h.minute(100, 0, Vec::new());
+    }
+    let all = h.incidents();
+    assert_eq!(statuses(&all[0]), [Investigating]);
+    assert_eq!(all[0].incident.cause.as_deref(), Some("provider_errors"));
+    h.minute(100, 0, p1_failing("rate_limited"));
+    let all = h.incidents();
+    assert_eq!(statuses(&all[0]), [Investigating, Identified]);
+    assert_eq!(all[0].incident.cause.as_deref(), Some("rate_limited"));
+    assert!(all[0].incident_updates[1]
+        .body
+        .contains("rate-limiting requests"));
+}
+
+#[test]
+fn components_join_the_open_incident_and_its_impact_only_grows() {
+    let mut h = H::new(settings());
+    let both = |h: &mut H, m1: (u64, u64), m2: (u64, u64)| {
+        let at = h.now;
+        let t = |model: &str, (requests, good): (u64, u64)| TrafficMinute {
+            family: Family::Chat,
+            model: model.into(),
+            minute: traffic(at, requests, good),
+        };
+        h.tick_at(
+            at + MIN,
+            vec![t("m1", m1), t("m2", m2)],
+            p1_failing("status_error"),
+        );
+    };
+    // m1 partly fails; the gateway, carrying m2's much larger traffic, does
+    // not notice.
+    for _ in 0..4 {
+        both(&mut h, (10, 7), (10_000, 10_000));
+    }
+    let all = h.incidents();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].incident.components, ["chat-m1"]);
+    assert_eq!(all[0].incident.impact, lifeline_store::Impact::Major);
+    assert_eq!(h.status("gateway"), ComponentStatus::Operational);
+    // Then m1 fails completely and m2 partly: the gateway and m2 join the
+    // same incident, whose impact rises.
+    for _ in 0..4 {
+        both(&mut h, (10, 0), (10_000, 7_000));
+    }
+    let all = h.incidents();
+    assert_eq!(all.len(), 1, "one incident for the ongoing problem");
+    assert_eq!(
+        all[0].incident.components,
+        ["chat-m1", "chat-m2", "gateway"]
+    );
+    assert_eq!(all[0].incident.impact, lifeline_store::Impact::Critical);
+}
