@@ -104,6 +104,7 @@ fn page() -> Page {
                         automatic: true,
                         draft: false,
                         cause: Some("provider_errors".into()),
+                        expected_resolved_at: None,
                     },
                     incident_updates: (0..4)
                         .map(|u| IncidentUpdate {

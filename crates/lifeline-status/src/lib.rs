@@ -5,11 +5,15 @@
 //! plain values ([`sli::Minute`], deployment states) from the binary, which
 //! connects the two.
 //!
-//! - [`admin`]: the admin API's incident and maintenance routes.
+//! - [`admin`]: the admin API's incident, maintenance and webhook routes.
 //! - [`page`]: the in-memory page snapshot every renderer reads.
 //! - [`sli`]: per-minute service-level indicators per component.
 //! - [`render`]: the renderers (Statuspage JSON, HTML in three languages,
 //!   feeds, badges, static export) and the router over their bytes.
+//! - [`engine`]: the status engine, pure and driven by an explicit clock:
+//!   component statuses from traffic (thresholds, burn-rate alerts,
+//!   hysteresis), SLO budgets, uptime history, automatic incidents,
+//!   maintenance on time, notifications, and the [`page::Page`] it builds.
 //! - [`eta`]: estimated restoration time of an open incident from past
 //!   incidents (Kaplan–Meier over right-censored history, pooled from narrow
 //!   to broad), and the sentence the page shows for it.
@@ -19,6 +23,7 @@
 //!   Discord), signed, delivered with retries from an outbox.
 
 pub mod admin;
+pub mod engine;
 pub mod eta;
 pub mod page;
 pub mod render;
