@@ -22,7 +22,8 @@ pub struct UpstreamIncident {
     /// Its status, in the provider's spelling ("investigating", ...,
     /// "resolved", "postmortem").
     pub status: String,
-    /// Its impact, in the provider's spelling ("none", "minor", ...).
+    /// Its impact, in the provider's spelling ("none", "minor", ...);
+    /// empty when the source gives none.
     pub impact: String,
     /// Names of the provider's components it affected, sorted; empty when
     /// the source does not map incidents to components.

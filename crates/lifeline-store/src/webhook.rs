@@ -38,8 +38,9 @@ pub struct NewSubscription {
     pub url: String,
     /// The payload shape.
     pub format: WebhookFormat,
-    /// The key for the HMAC-SHA256 signature over each body. Stored as
-    /// given (it must be kept to sign); never listed, never logged.
+    /// The key for the HMAC-SHA256 signature over each body (empty: the
+    /// sender sends unsigned). Stored as given (it must be kept to sign);
+    /// never listed, never logged.
     pub secret: String,
     /// Component ids the subscriber wants; empty means all.
     pub components: Vec<String>,

@@ -1,137 +1,55 @@
-//! The archive of providers' published incidents, and its use as history
-//! for restoration estimates.
+//! What the poller archives, and the archive's use as history for
+//! restoration estimates.
 //!
 //! Statuspage's `incidents.json` and incident.io's compatible one list only
 //! the latest 50 incidents, and feeds fewer, so every incident the poller
-//! sees is upserted here by provider and id: polling repeatedly builds a
-//! history longer than any one read. [`past_incidents`] turns it into
-//! [`PastIncident`]s of [`Source::Upstream`], kept apart from Lifeline's own.
+//! sees is upserted into the store's archive
+//! ([`lifeline_store::UpstreamStore`], by provider and id): polling
+//! repeatedly builds a history longer than any one read. [`archive_record`]
+//! makes the store's record of a parsed incident; [`past_incidents`] turns
+//! the archive back into [`PastIncident`]s of [`Source::Upstream`], kept
+//! apart from Lifeline's own.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use lifeline_store::{Result, StoreError};
+use lifeline_store::upstream::{ArchivedIncident, UpstreamIncident as ArchiveRecord};
 
 use super::parse::UpstreamIncident;
 use crate::eta::{Observed, PastIncident, Source};
 
-/// One archived provider incident.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArchivedIncident {
-    /// Provider name as in the config.
-    pub provider: String,
-    /// The provider's id for it; unique per provider.
-    pub id: String,
-    /// Its title.
-    pub name: String,
-    /// Its latest status, in the provider's spelling.
-    pub status: String,
-    /// Its impact, if the provider gives one.
-    pub impact: Option<String>,
-    /// Names of the components it affected, if given.
-    pub components: Vec<String>,
-    /// When it was created (unix ms).
-    pub created_at: i64,
-    /// When it started, if the provider says (else `created_at` is used).
-    pub started_at: Option<i64>,
-    /// When it was resolved (unix ms), if it is.
-    pub resolved_at: Option<i64>,
-    /// When it last changed (unix ms).
-    pub updated_at: i64,
-    /// Link to it.
-    pub shortlink: Option<String>,
-    /// When the poller last saw it listed (unix ms). For an incident still
-    /// open, the last time it was known to be open.
-    pub seen_at: i64,
-}
-
-impl ArchivedIncident {
-    /// The archive record of `incident` of `provider`, seen at `seen_at`.
-    pub fn from_upstream(provider: &str, incident: &UpstreamIncident, seen_at: i64) -> Self {
-        ArchivedIncident {
-            provider: provider.to_owned(),
-            id: incident.id.clone(),
-            name: incident.name.clone(),
-            status: incident.status.clone(),
-            impact: incident.impact.clone(),
-            components: incident.components.clone(),
-            created_at: incident.created_at,
-            started_at: incident.started_at,
-            resolved_at: incident
-                .resolved_at
-                .or_else(|| incident.is_resolved().then_some(incident.updated_at)),
-            updated_at: incident.updated_at,
-            shortlink: incident.shortlink.clone(),
-            seen_at,
-        }
-    }
-}
-
-/// Where provider incidents are archived. Implemented by the store (a table
-/// keyed by provider and id; each method one transaction) and by
-/// [`MemoryArchive`]. Synchronous like [`lifeline_store::Store`]: the
-/// poller calls it from a blocking thread.
-pub trait Archive: Send + Sync {
-    /// Inserts each incident, or updates the one with the same provider and
-    /// id. An update replaces every field, except that a record older than
-    /// the stored one (smaller `updated_at`, e.g. from a stale cache) only
-    /// moves `seen_at` forward. Returns how many were new.
-    fn upsert(&self, incidents: &[ArchivedIncident]) -> Result<usize>;
-
-    /// A provider's incidents created at or after `since_ms`, newest first.
-    fn incidents(&self, provider: &str, since_ms: i64) -> Result<Vec<ArchivedIncident>>;
-}
-
-/// An [`Archive`] in memory: for tests, and for a gateway without a store.
-#[derive(Debug, Default)]
-pub struct MemoryArchive {
-    inner: Mutex<BTreeMap<(String, String), ArchivedIncident>>,
-}
-
-impl MemoryArchive {
-    /// An empty archive.
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-impl Archive for MemoryArchive {
-    fn upsert(&self, incidents: &[ArchivedIncident]) -> Result<usize> {
-        let mut inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
-        let mut new = 0;
-        for incident in incidents {
-            let key = (incident.provider.clone(), incident.id.clone());
-            match inner.get_mut(&key) {
-                Some(stored) if stored.updated_at > incident.updated_at => {
-                    stored.seen_at = stored.seen_at.max(incident.seen_at);
-                }
-                Some(stored) => *stored = incident.clone(),
-                None => {
-                    inner.insert(key, incident.clone());
-                    new += 1;
-                }
-            }
-        }
-        Ok(new)
-    }
-
-    fn incidents(&self, provider: &str, since_ms: i64) -> Result<Vec<ArchivedIncident>> {
-        let inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
-        let mut out: Vec<ArchivedIncident> = inner
-            .values()
-            .filter(|i| i.provider == provider && i.created_at >= since_ms)
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        Ok(out)
+/// The store's record of `incident` as `provider` published it.
+///
+/// A resolved incident without a `resolved_at` (a feed entry, an
+/// incident.io copy without the field) is taken as resolved at its
+/// `updated_at`. An impact the source does not give is stored as `""`
+/// (the store's column is not optional), which [`past_incidents`] reads
+/// back as unknown. Components are sorted and deduplicated, as the store
+/// returns them.
+pub fn archive_record(provider: &str, incident: &UpstreamIncident) -> ArchiveRecord {
+    let mut components = incident.components.clone();
+    components.sort();
+    components.dedup();
+    ArchiveRecord {
+        provider: provider.to_owned(),
+        external_id: incident.id.clone(),
+        name: incident.name.clone(),
+        status: incident.status.clone(),
+        impact: incident.impact.clone().unwrap_or_default(),
+        components,
+        created_at: incident.created_at,
+        started_at: incident.started_at,
+        resolved_at: incident
+            .resolved_at
+            .or_else(|| incident.is_resolved().then_some(incident.updated_at)),
+        updated_at: incident.updated_at,
+        shortlink: incident.shortlink.clone(),
     }
 }
 
 /// The component an archived incident counts for in restoration estimates:
 /// the provider's component name when it names exactly one, else `"all"`
 /// (none named, or several: it is not one component's incident).
-pub fn eta_component(incident: &ArchivedIncident) -> String {
+pub fn eta_component(incident: &ArchiveRecord) -> String {
     match incident.components.as_slice() {
         [one] => one.clone(),
         _ => "all".to_owned(),
@@ -187,28 +105,32 @@ pub fn cause_class(name: &str, impact: Option<&str>) -> &'static str {
     }
 }
 
-/// Archived incidents as history for restoration estimates
-/// ([`Source::Upstream`]).
+/// Archived incidents (as [`lifeline_store::UpstreamStore::upstream_incidents`]
+/// returns them) as history for restoration estimates
+/// ([`Source::Upstream`]), in the same order.
 ///
 /// Start is `started_at`, else `created_at`. A resolved incident lasted
 /// `resolved_at − start`; one with no positive duration (backfilled with
 /// only a "resolved" update, or an RSS entry with one date) is dropped. An
 /// open incident is right-censored at its age when last seen open,
-/// `seen_at − start` (an incident that dropped off the provider's list
+/// `last_seen_at − start` (an incident that dropped off the provider's list
 /// unresolved keeps the age it was last known to have, not a growing one).
-/// Component: [`eta_component`]; cause: [`cause_class`].
+/// Component: [`eta_component`]; cause: [`cause_class`] (an impact stored
+/// as `""` is unknown).
 pub fn past_incidents(archived: &[ArchivedIncident]) -> Vec<PastIncident> {
     archived
         .iter()
-        .filter_map(|a| {
+        .filter_map(|archived| {
+            let a = &archived.incident;
             let start = a.started_at.unwrap_or(a.created_at);
             let observed = match a.resolved_at {
                 Some(end) => Observed::Resolved(positive(end - start)?),
-                None => Observed::OpenFor(positive(a.seen_at - start)?),
+                None => Observed::OpenFor(positive(archived.last_seen_at - start)?),
             };
+            let impact = Some(a.impact.as_str()).filter(|i| !i.is_empty());
             Some(PastIncident {
                 component: eta_component(a),
-                cause: cause_class(&a.name, a.impact.as_deref()).to_owned(),
+                cause: cause_class(&a.name, impact).to_owned(),
                 source: Source::Upstream,
                 observed,
             })

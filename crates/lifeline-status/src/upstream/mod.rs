@@ -10,10 +10,11 @@
 //!   channel; a failing source is "source unknown", never an outage; and
 //!   [`early_warning`], whether a provider's own report should mark its
 //!   deployments degraded.
-//! - [`archive`]: the [`Archive`] trait the store implements (upsert by
-//!   provider and id, so the latest-50 lists build a long history),
-//!   [`MemoryArchive`], and [`past_incidents`]: the archive as
-//!   [`PastIncident`](crate::eta::PastIncident)s of
+//! - [`archive`]: [`archive_record`], a parsed incident as the store's
+//!   archive record (the poller upserts every incident it sees into
+//!   [`lifeline_store::UpstreamStore`] by provider and id, so the latest-50
+//!   lists build a long history), and [`past_incidents`]: the store's
+//!   archive as [`PastIncident`](crate::eta::PastIncident)s of
 //!   [`Source::Upstream`](crate::eta::Source::Upstream) for restoration
 //!   estimates, with [`cause_class`] deriving a cause from the title.
 
@@ -24,8 +25,6 @@ pub mod poll;
 #[cfg(test)]
 mod tests;
 
-pub use archive::{
-    cause_class, eta_component, past_incidents, Archive, ArchivedIncident, MemoryArchive,
-};
+pub use archive::{archive_record, cause_class, eta_component, past_incidents};
 pub use parse::{Snapshot, UpstreamComponent, UpstreamIncident};
 pub use poll::{early_warning, Kind, Poller, Reading, SourceConfig};

@@ -23,7 +23,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use tokio::sync::watch;
 
-use super::archive::{Archive, ArchivedIncident};
+use lifeline_store::StatusStore;
+
+use super::archive::archive_record;
 use super::parse::{self, Snapshot, UpstreamComponent, UpstreamIncident};
 use crate::page::{ProviderIncident, ProviderReport};
 use crate::webhook::deliver::{http_client, UnixClock};
@@ -190,7 +192,7 @@ pub fn early_warning(reading: &Reading, api_components: &[&str]) -> bool {
 pub struct Poller {
     config: SourceConfig,
     client: crate::webhook::deliver::HttpsClient,
-    archive: Arc<dyn Archive>,
+    store: Arc<dyn StatusStore>,
     tx: watch::Sender<Reading>,
     rng: fastrand::Rng,
     source_ok: Option<bool>,
@@ -203,17 +205,21 @@ pub struct Poller {
 const MAX_REDIRECTS: usize = 3;
 
 impl Poller {
-    /// A poller for `config` that archives into `archive`, and the receiver
-    /// of its readings (initially [`Reading::unknown`]).
+    /// A poller for `config` that archives every incident it reads into
+    /// `store` ([`lifeline_store::UpstreamStore::upsert_upstream_incidents`]),
+    /// and the receiver of its readings (initially [`Reading::unknown`]).
+    /// `store` is the gateway's one store; only its
+    /// [`UpstreamStore`](lifeline_store::UpstreamStore) part is used. Errs
+    /// only if the HTTPS client cannot be built.
     pub fn new(
         config: SourceConfig,
-        archive: Arc<dyn Archive>,
+        store: Arc<dyn StatusStore>,
     ) -> Result<(Self, watch::Receiver<Reading>), String> {
         let (tx, rx) = watch::channel(Reading::unknown(&config));
         let poller = Poller {
             client: http_client(config.timeout)?,
             config,
-            archive,
+            store,
             tx,
             rng: fastrand::Rng::new(),
             source_ok: None,
@@ -403,12 +409,14 @@ impl Poller {
         if incidents.is_empty() {
             return;
         }
-        let records: Vec<ArchivedIncident> = incidents
+        let records: Vec<_> = incidents
             .iter()
-            .map(|i| ArchivedIncident::from_upstream(&self.config.provider, i, now_ms))
+            .map(|i| archive_record(&self.config.provider, i))
             .collect();
-        let archive = self.archive.clone();
-        let result = tokio::task::spawn_blocking(move || archive.upsert(&records)).await;
+        let store = self.store.clone();
+        let result =
+            tokio::task::spawn_blocking(move || store.upsert_upstream_incidents(&records, now_ms))
+                .await;
         let ok = matches!(result, Ok(Ok(_)));
         if self.archive_ok != Some(ok) {
             match result {

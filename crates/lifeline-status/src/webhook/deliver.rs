@@ -1,11 +1,16 @@
 //! Fan-out into the outbox, and the worker that delivers from it.
 //!
-//! [`enqueue`] turns one event into one delivery per interested subscriber
-//! (component scoping, [`Subscriber::wants`]), each with the exact body of
-//! the subscriber's format, and queues them in the [`Outbox`] in one call.
+//! Both work on the store's durable outbox ([`lifeline_store::WebhookStore`],
+//! types in [`lifeline_store::webhook`]): a delivery queued there survives a
+//! restart until it is delivered or given up.
+//!
+//! [`enqueue`] turns one event into one delivery per interested subscription
+//! (component scoping, [`Subscription::wants`]), each with the exact body of
+//! the subscription's format, and queues them in one transaction.
 //! The [`Worker`] then POSTs every due delivery:
 //!
-//! - each attempt is signed afresh ([`super::sign`]) and must be answered
+//! - each attempt is signed afresh ([`super::sign`]) with the subscription's
+//!   secret (an empty secret sends it unsigned) and must be answered
 //!   with a 2xx within [`RetryPolicy::timeout`] (30 s, as Statuspage's
 //!   webhooks); a 3xx (redirects are not followed), 4xx, 5xx, a connection
 //!   error or the timeout is a failure;
@@ -13,13 +18,23 @@
 //!   `min(first_retry · 2^(n−1), max_delay) · (1 + U[0, jitter))` later:
 //!   30 s, 1 min, 2 min, 4 min … capped at 1 h, each up to 20 % later so
 //!   that many deliveries failing together do not retry in step;
-//! - it gives up (the delivery becomes `failed`) after `max_attempts`
+//! - it gives up (the delivery becomes `gave_up`) after `max_attempts`
 //!   attempts, or when the next attempt would fall more than
-//!   `give_up_after` (24 h) after the delivery was queued;
-//! - every attempt is logged in the outbox (the delivery log): time,
-//!   duration, status code, error. Errors name neither the URL (chat
+//!   `give_up_after` (24 h) after the delivery was queued; a URL that can
+//!   never work (not http or https) is given up at once;
+//! - every attempt is recorded on its delivery
+//!   ([`WebhookStore::record_attempt`]): the attempt count, the time, status
+//!   code and error of the latest attempt, and what comes next; the
+//!   deliveries are the delivery log. Errors name neither the URL (chat
 //!   webhook URLs carry tokens) nor the secret.
+//!
+//! The store is synchronous: the worker calls it on blocking threads
+//! (`spawn_blocking`), and [`enqueue`] is meant to be called from one.
+//!
+//! [`Subscription::wants`]: lifeline_store::webhook::Subscription::wants
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,23 +43,27 @@ use http_body_util::Full;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use lifeline_store::{Result, StoreError};
+use lifeline_store::webhook::{
+    AttemptOutcome, AttemptResult, Delivery, DueDelivery, NewDelivery, WebhookFormat,
+};
+use lifeline_store::{Result, StatusStore, StoreError, WebhookStore};
 use tokio::sync::Notify;
 
-use super::outbox::{Attempt, Delivery, Format, NewDelivery, Next, Outbox, Subscriber};
 use super::payload::{statuspage, Event};
-use super::sign::{signature, DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use super::sign::{signature, Secret, DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use super::{chat, Links};
 use crate::page::Page;
 
-/// Queues `event` for every subscriber that wants it, each in its own
-/// format, and returns the deliveries. Call [`WorkerHandle::wake`]
-/// afterwards so the worker sends them at once.
+/// Queues `event` for every subscription that wants it, each in its own
+/// format, all in one transaction, and returns the deliveries (first
+/// attempt due at `now_ms`). Call [`WorkerHandle::wake`] afterwards so the
+/// worker sends them at once.
 ///
-/// Synchronous (the outbox may be the store): call it from a blocking
-/// thread on a runtime.
-pub fn enqueue(
-    outbox: &dyn Outbox,
+/// Synchronous (it reads and writes the store): call it from a blocking
+/// thread on a runtime. Generic so that both a concrete store and an
+/// `Arc<dyn StatusStore>` (`&*store`) can be passed.
+pub fn enqueue<S: WebhookStore + ?Sized>(
+    store: &S,
     page: &Page,
     event: &Event<'_>,
     links: &Links,
@@ -55,12 +74,12 @@ pub fn enqueue(
     let mut slack_body = None;
     let mut discord_body = None;
     let mut new = Vec::new();
-    for subscriber in outbox.subscribers()? {
-        if !subscriber.wants(event.components()) {
+    for subscription in store.subscriptions()? {
+        if !subscription.wants(event.components()) {
             continue;
         }
-        let body = match subscriber.format {
-            Format::Statuspage => statuspage_body
+        let body = match subscription.format {
+            WebhookFormat::Statuspage => statuspage_body
                 .get_or_insert_with(|| {
                     statuspage(
                         page,
@@ -71,24 +90,25 @@ pub fn enqueue(
                     )
                 })
                 .clone(),
-            Format::Slack => slack_body
+            WebhookFormat::Slack => slack_body
                 .get_or_insert_with(|| chat::slack(page, event))
                 .clone(),
-            Format::Discord => discord_body
+            WebhookFormat::Discord => discord_body
                 .get_or_insert_with(|| chat::discord(page, event))
                 .clone(),
         };
         new.push(NewDelivery {
-            subscriber_id: subscriber.id,
+            subscription_id: subscription.id,
             event: label.clone(),
             body,
             created_at: now_ms,
+            next_attempt_at: now_ms,
         });
     }
     if new.is_empty() {
         return Ok(Vec::new());
     }
-    outbox.enqueue(&new)
+    store.enqueue(&new)
 }
 
 /// When to retry and when to give up.
@@ -139,16 +159,22 @@ impl RetryPolicy {
     }
 
     /// What follows a failed attempt number `attempt` (from 1) made at
-    /// `now_ms` of a delivery queued at `created_at`.
-    pub fn after_failure(&self, attempt: u32, created_at: i64, now_ms: i64, random: f64) -> Next {
+    /// `now_ms` of a delivery queued at `created_at`: a retry, or giving up.
+    pub fn after_failure(
+        &self,
+        attempt: u32,
+        created_at: i64,
+        now_ms: i64,
+        random: f64,
+    ) -> AttemptOutcome {
         if attempt >= self.max_attempts {
-            return Next::GiveUp;
+            return AttemptOutcome::GaveUp;
         }
         let at = now_ms.saturating_add(millis(self.delay(attempt, random)));
         if at.saturating_sub(created_at) > millis(self.give_up_after) {
-            Next::GiveUp
+            AttemptOutcome::GaveUp
         } else {
-            Next::RetryAt(at)
+            AttemptOutcome::RetryAt(at)
         }
     }
 }
@@ -205,7 +231,7 @@ impl UnixClock {
 }
 
 struct Shared {
-    outbox: Arc<dyn Outbox>,
+    store: Arc<dyn StatusStore>,
     client: HttpsClient,
     policy: RetryPolicy,
     rng: Mutex<fastrand::Rng>,
@@ -222,7 +248,7 @@ impl WorkerHandle {
     }
 }
 
-/// Delivers due webhooks from an [`Outbox`], retrying with backoff.
+/// Delivers due webhooks from the store's outbox, retrying with backoff.
 pub struct Worker {
     shared: Arc<Shared>,
     wake: Arc<Notify>,
@@ -231,16 +257,48 @@ pub struct Worker {
 /// How many due deliveries one round takes from the outbox.
 const BATCH: usize = 64;
 
-/// The longest the worker sleeps without looking at the outbox (another
-/// process may have queued deliveries in a shared store).
+/// The longest the worker sleeps without looking at the outbox: retries
+/// scheduled before a restart, or deliveries queued without a
+/// [`WorkerHandle::wake`], are found within this time.
 const IDLE_LOOK: Duration = Duration::from_secs(60);
 
+/// What one round did.
+#[derive(Debug, Default)]
+struct Round {
+    /// Deliveries attempted.
+    attempted: usize,
+    /// When the retries it scheduled are due (unix ms).
+    retries: Vec<i64>,
+    /// The first store error, if any (the other attempts still count).
+    error: Option<StoreError>,
+}
+
+impl Round {
+    fn add(&mut self, joined: std::result::Result<Result<Option<i64>>, tokio::task::JoinError>) {
+        match joined {
+            Ok(Ok(Some(retry_at))) => self.retries.push(retry_at),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                self.error.get_or_insert(e);
+            }
+            Err(_) => {
+                self.error.get_or_insert(StoreError::Poisoned);
+            }
+        }
+    }
+}
+
 impl Worker {
-    /// A worker for `outbox` with `policy`.
-    pub fn new(outbox: Arc<dyn Outbox>, policy: RetryPolicy) -> std::result::Result<Self, String> {
+    /// A worker that delivers from `store`'s outbox with `policy` (the
+    /// gateway's one store; only its [`WebhookStore`] part is used). Errs
+    /// only if the HTTPS client cannot be built.
+    pub fn new(
+        store: Arc<dyn StatusStore>,
+        policy: RetryPolicy,
+    ) -> std::result::Result<Self, String> {
         Ok(Worker {
             shared: Arc::new(Shared {
-                outbox,
+                store,
                 client: http_client(Duration::from_secs(10))?,
                 policy,
                 rng: Mutex::new(fastrand::Rng::new()),
@@ -264,62 +322,81 @@ impl Worker {
 
     /// Makes one attempt at every delivery due at `now_ms` (up to 64, at
     /// most [`RetryPolicy::concurrency`] at once), records each and returns
-    /// how many were attempted.
+    /// how many were attempted; the first store error if one failed.
     pub async fn deliver_due(&self, now_ms: i64) -> Result<usize> {
-        let shared = self.shared.clone();
-        let due = blocking(move || shared.outbox.due(now_ms, BATCH)).await?;
-        let count = due.len();
-        let mut set = tokio::task::JoinSet::new();
-        let mut first_error = None;
-        for (delivery, subscriber) in due {
-            while set.len() >= self.shared.policy.concurrency.max(1) {
-                if let Some(Ok(Err(e))) = set.join_next().await {
-                    first_error.get_or_insert(e);
-                }
-            }
-            set.spawn(attempt(self.shared.clone(), delivery, subscriber, now_ms));
-        }
-        while let Some(done) = set.join_next().await {
-            if let Ok(Err(e)) = done {
-                first_error.get_or_insert(e);
-            }
-        }
-        match first_error {
+        let round = self.round(now_ms).await;
+        match round.error {
             Some(e) => Err(e),
-            None => Ok(count),
+            None => Ok(round.attempted),
         }
     }
 
+    async fn round(&self, now_ms: i64) -> Round {
+        let shared = self.shared.clone();
+        let due = match blocking(move || shared.store.due(now_ms, BATCH)).await {
+            Ok(due) => due,
+            Err(e) => {
+                return Round {
+                    error: Some(e),
+                    ..Round::default()
+                }
+            }
+        };
+        let mut round = Round {
+            attempted: due.len(),
+            ..Round::default()
+        };
+        let mut set = tokio::task::JoinSet::new();
+        for delivery in due {
+            while set.len() >= self.shared.policy.concurrency.max(1) {
+                if let Some(joined) = set.join_next().await {
+                    round.add(joined);
+                }
+            }
+            set.spawn(attempt(self.shared.clone(), delivery, now_ms));
+        }
+        while let Some(joined) = set.join_next().await {
+            round.add(joined);
+        }
+        round
+    }
+
     /// Runs until the runtime shuts down: delivers what is due, then sleeps
-    /// until the next delivery is due, a [`WorkerHandle::wake`], or a
-    /// minute, whichever comes first. Outbox errors are logged once when
-    /// they start and once when they stop; the worker retries after 5 s.
+    /// until the next retry it scheduled is due, a [`WorkerHandle::wake`],
+    /// or a minute, whichever comes first. Store errors are logged once
+    /// when they start and once when they stop; the worker retries after
+    /// 5 s.
+    ///
+    /// The store has no "next due" query: the worker keeps the times of the
+    /// retries it scheduled itself (it is the only sender of its store),
+    /// new deliveries come with a wake, and anything else (retries
+    /// scheduled before a restart) is found by the look every minute.
     pub async fn run(self) {
         let clock = UnixClock::new();
         let mut failing = false;
+        let mut retries: BinaryHeap<Reverse<i64>> = BinaryHeap::new();
         loop {
             let now = clock.now_ms();
-            let round = self.deliver_due(now).await;
-            let next = match round {
-                Ok(n) if n >= BATCH => continue,
-                Ok(_) => {
-                    let shared = self.shared.clone();
-                    blocking(move || shared.outbox.next_due_at()).await
-                }
-                Err(e) => Err(e),
-            };
-            let sleep = match next {
-                Ok(next) => {
+            let round = self.round(now).await;
+            while retries.peek().is_some_and(|Reverse(at)| *at <= now) {
+                retries.pop();
+            }
+            retries.extend(round.retries.into_iter().map(Reverse));
+            let sleep = match round.error {
+                None => {
                     if failing {
                         tracing::info!("webhook outbox readable again");
                         failing = false;
                     }
-                    next.map_or(IDLE_LOOK, |at| {
+                    if round.attempted >= BATCH {
+                        continue;
+                    }
+                    retries.peek().map_or(IDLE_LOOK, |Reverse(at)| {
                         Duration::from_millis(u64::try_from(at - clock.now_ms()).unwrap_or(0))
                             .min(IDLE_LOOK)
                     })
                 }
-                Err(e) => {
+                Some(e) => {
                     if !failing {
                         tracing::warn!(error = %e, "webhook outbox failing; deliveries wait");
                         failing = true;
@@ -341,83 +418,93 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|_| StoreError::Poisoned)?
 }
 
-/// One attempt: POST, classify, record.
-async fn attempt(
-    shared: Arc<Shared>,
-    delivery: Delivery,
-    subscriber: Subscriber,
-    now_ms: i64,
-) -> Result<()> {
+/// One attempt: POST, classify, record. Returns when the retry it
+/// scheduled is due, if it scheduled one.
+async fn attempt(shared: Arc<Shared>, due: DueDelivery, now_ms: i64) -> Result<Option<i64>> {
+    let delivery = &due.delivery;
     let number = delivery.attempts + 1;
     let started = tokio::time::Instant::now();
-    let (status, error, retryable) = post(&shared, &delivery, &subscriber, now_ms).await;
-    let duration_ms = millis(started.elapsed());
-    let next = if error.is_none() {
-        Next::Delivered
+    let (status, error, retryable) = post(&shared, &due, now_ms).await;
+    let elapsed_ms = millis(started.elapsed());
+    let outcome = if error.is_none() {
+        AttemptOutcome::Delivered
     } else if !retryable {
-        Next::GiveUp
+        AttemptOutcome::GaveUp
     } else {
         let random = shared.rng.lock().map_or(0.5, |mut r| r.f64());
         shared
             .policy
             .after_failure(number, delivery.created_at, now_ms, random)
     };
-    match (&next, &error) {
-        (Next::GiveUp, Some(e)) => tracing::warn!(
+    match (&outcome, &error) {
+        (AttemptOutcome::GaveUp, Some(e)) => tracing::warn!(
             delivery = delivery.id,
-            subscriber = subscriber.id,
+            subscription = delivery.subscription_id,
             attempts = number,
+            elapsed_ms,
             error = %e,
             "webhook delivery given up"
         ),
         (_, Some(e)) => tracing::debug!(
             delivery = delivery.id,
-            subscriber = subscriber.id,
+            subscription = delivery.subscription_id,
             attempt = number,
+            elapsed_ms,
             error = %e,
             "webhook delivery failed; will retry"
         ),
         (_, None) => tracing::debug!(
             delivery = delivery.id,
-            subscriber = subscriber.id,
+            subscription = delivery.subscription_id,
             attempt = number,
+            elapsed_ms,
             "webhook delivered"
         ),
     }
-    let record = Attempt {
-        delivery_id: delivery.id,
-        number,
+    let retry_at = match outcome {
+        AttemptOutcome::RetryAt(at) => Some(at),
+        AttemptOutcome::Delivered | AttemptOutcome::GaveUp => None,
+    };
+    let id = delivery.id;
+    let result = AttemptResult {
         at_ms: now_ms,
-        duration_ms,
         status,
         error,
+        outcome,
     };
-    blocking(move || shared.outbox.record_attempt(&record, next)).await
+    let store = shared.store.clone();
+    match blocking(move || store.record_attempt(id, &result)).await {
+        Ok(_) => Ok(retry_at),
+        // The subscription was deleted while the attempt was in flight,
+        // and its outbox with it: nothing left to record.
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Sends one attempt: `(status, error, retryable)`; `error` is `None` on a
 /// 2xx. Only an unusable URL is not retryable.
 async fn post(
     shared: &Shared,
-    delivery: &Delivery,
-    subscriber: &Subscriber,
+    due: &DueDelivery,
     now_ms: i64,
 ) -> (Option<u16>, Option<String>, bool) {
-    let Ok(uri) = subscriber.url.parse::<http::Uri>() else {
+    let Ok(uri) = due.url.parse::<http::Uri>() else {
         return (None, Some("invalid URL".into()), false);
     };
     if !matches!(uri.scheme_str(), Some("http" | "https")) {
         return (None, Some("URL is not http or https".into()), false);
     }
-    let body = Bytes::from(delivery.body.clone());
+    let body = Bytes::from(due.delivery.body.clone());
     let timestamp_s = now_ms.div_euclid(1000);
     let mut request = http::Request::post(uri)
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::USER_AGENT, "Lifeline-Webhook/1")
         .header(TIMESTAMP_HEADER, timestamp_s)
-        .header(DELIVERY_HEADER, delivery.id);
-    if let Some(secret) = &subscriber.secret {
-        request = request.header(SIGNATURE_HEADER, signature(secret, timestamp_s, &body));
+        .header(DELIVERY_HEADER, due.delivery.id);
+    if !due.secret.is_empty() {
+        let secret = Secret::new(due.secret.as_str());
+        request = request.header(SIGNATURE_HEADER, signature(&secret, timestamp_s, &body));
     }
     let request = match request.body(Full::new(body)) {
         Ok(r) => r,

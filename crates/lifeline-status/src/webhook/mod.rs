@@ -7,11 +7,14 @@
 //!   untrusted text escaped for each.
 //! - [`sign`]: `X-Lifeline-Signature: sha256=…`, an HMAC-SHA256 over
 //!   `"{timestamp}.{body}"`, and how a receiver verifies it.
-//! - [`outbox`]: the [`Outbox`] trait the store implements (subscribers,
-//!   queued deliveries, the delivery log) and [`MemoryOutbox`].
-//! - [`deliver`]: [`enqueue`] (one delivery per interested subscriber, scoped
-//!   by component) and the [`Worker`] that POSTs with a 30 s timeout,
+//! - [`deliver`]: [`enqueue`] (one delivery per interested subscription,
+//!   scoped by component) and the [`Worker`] that POSTs with a 30 s timeout,
 //!   retries with exponential backoff and jitter, and gives up after 24 h.
+//!
+//! Subscriptions, the outbox and the delivery log are the store's
+//! ([`lifeline_store::WebhookStore`], types in [`lifeline_store::webhook`]):
+//! the admin API creates subscriptions there, [`enqueue`] queues deliveries
+//! there and the [`Worker`] records every attempt there.
 //!
 //! The flow: the status engine, on an incident opened, updated or resolved,
 //! a maintenance starting or ending, or a component changing status, calls
@@ -21,7 +24,6 @@
 
 pub mod chat;
 pub mod deliver;
-pub mod outbox;
 pub mod payload;
 pub mod sign;
 
@@ -29,10 +31,6 @@ pub mod sign;
 mod tests;
 
 pub use deliver::{enqueue, RetryPolicy, Worker, WorkerHandle};
-pub use outbox::{
-    Attempt, Delivery, DeliveryState, Format, MemoryOutbox, NewDelivery, NewSubscriber, Next,
-    Outbox, Subscriber,
-};
 pub use payload::{ComponentChange, Event};
 pub use sign::Secret;
 

@@ -1,6 +1,7 @@
 //! Request signing: HMAC-SHA256 over the timestamp and the exact body.
 //!
-//! Every delivery to a subscriber with a secret carries two headers:
+//! Every delivery to a subscription with a secret (every one the admin API
+//! creates has one; an empty secret means unsigned) carries two headers:
 //!
 //! ```text
 //! X-Lifeline-Timestamp: 1787480640
@@ -43,7 +44,7 @@ pub const SIGNATURE_HEADER: &str = "x-lifeline-signature";
 /// Header with the delivery's id, the same on every retry.
 pub const DELIVERY_HEADER: &str = "x-lifeline-delivery";
 
-/// A subscriber's signing secret. `Debug` prints `Secret(redacted)`.
+/// A subscription's signing secret. `Debug` prints `Secret(redacted)`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -53,8 +54,7 @@ impl Secret {
         Secret(secret.into())
     }
 
-    /// The secret itself, for the store to persist and for signing. Never
-    /// log it.
+    /// The secret itself. Never log it.
     pub fn expose(&self) -> &str {
         &self.0
     }

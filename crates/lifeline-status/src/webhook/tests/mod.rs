@@ -1,5 +1,7 @@
-//! Webhook tests: payload shapes, escaping, signatures checked by an
-//! independent HMAC in a real receiver on 127.0.0.1, retries with backoff.
+//! Webhook tests: signatures checked by an independent HMAC in a real
+//! receiver on 127.0.0.1, retries with backoff, scoping; the outbox is a
+//! real `SqliteStore` in a temporary directory. Payload shapes and escaping
+//! are in `payloads.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,15 +14,20 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use lifeline_store::webhook::{
+    AttemptOutcome, Delivery, DeliveryState, NewSubscription, Subscription, WebhookFormat,
+};
 use lifeline_store::{
-    Impact, Incident, IncidentStatus, IncidentUpdate, IncidentWithUpdates, MaintenanceStatus,
-    ScheduledMaintenance,
+    Impact, Incident, IncidentStatus, IncidentUpdate, IncidentWithUpdates, SqliteStore,
+    StatusStore, WebhookStore,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::page::{Component, ComponentStatus, Group, Page};
+
+mod payloads;
 
 // === fixtures ===
 
@@ -135,10 +142,14 @@ fn independent_hmac(key: &[u8], message: &[u8]) -> String {
 enum Answer {
     Status(u16),
     Hang,
+    /// A 200 once the test calls `release`.
+    Held,
 }
 
 #[derive(Debug, Clone)]
 struct Received {
+    /// When it arrived, on tokio's clock.
+    at: tokio::time::Instant,
     headers: http::HeaderMap,
     body: Bytes,
 }
@@ -146,6 +157,7 @@ struct Received {
 struct Receiver {
     url: String,
     seen: Arc<Mutex<Vec<Received>>>,
+    release: Arc<tokio::sync::Notify>,
 }
 
 /// Answers requests with `script` in order, then 200s.
@@ -154,20 +166,26 @@ async fn receiver(script: &[Answer]) -> Receiver {
     let addr = listener.local_addr().unwrap();
     let seen: Arc<Mutex<Vec<Received>>> = Arc::default();
     let script = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<_>>()));
+    let release = Arc::new(tokio::sync::Notify::new());
     let seen2 = seen.clone();
+    let release2 = release.clone();
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             let seen = seen2.clone();
             let script = script.clone();
+            let release = release2.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let seen = seen.clone();
                     let script = script.clone();
+                    let release = release.clone();
                     async move {
+                        let at = tokio::time::Instant::now();
                         let (parts, body) = req.into_parts();
                         let body = body.collect().await.unwrap().to_bytes();
                         seen.lock().unwrap().push(Received {
+                            at,
                             headers: parts.headers,
                             body,
                         });
@@ -180,6 +198,10 @@ async fn receiver(script: &[Answer]) -> Receiver {
                             Answer::Status(s) => s,
                             Answer::Hang => {
                                 std::future::pending::<()>().await;
+                                200
+                            }
+                            Answer::Held => {
+                                release.notified().await;
                                 200
                             }
                         };
@@ -204,30 +226,49 @@ async fn receiver(script: &[Answer]) -> Receiver {
     Receiver {
         url: format!("http://{addr}/hooks/lifeline"),
         seen,
+        release,
     }
 }
 
+/// A store in a temporary directory (kept as long as the `TempDir`).
+fn store() -> (tempfile::TempDir, Arc<SqliteStore>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("status.db")).unwrap();
+    (dir, Arc::new(store))
+}
+
+/// Subscribes `url`; an empty `secret` means unsigned deliveries.
 fn subscribe(
-    outbox: &MemoryOutbox,
+    store: &SqliteStore,
     url: &str,
-    format: Format,
-    secret: Option<&str>,
+    format: WebhookFormat,
+    secret: &str,
     components: &[&str],
-) -> Subscriber {
-    outbox
-        .add_subscriber(&NewSubscriber {
+) -> Subscription {
+    store
+        .create_subscription(&NewSubscription {
             url: url.into(),
             format,
-            secret: secret.map(Secret::new),
+            secret: secret.into(),
             components: components.iter().map(|c| (*c).to_string()).collect(),
             at_ms: T0,
         })
         .unwrap()
 }
 
-fn worker(outbox: &Arc<MemoryOutbox>, policy: RetryPolicy) -> Worker {
-    let dyn_outbox: Arc<dyn Outbox> = outbox.clone();
-    Worker::new(dyn_outbox, policy).unwrap().with_seed(7)
+fn worker(store: &Arc<SqliteStore>, policy: RetryPolicy) -> Worker {
+    let dyn_store: Arc<dyn StatusStore> = store.clone();
+    Worker::new(dyn_store, policy).unwrap().with_seed(7)
+}
+
+/// A delivery as the store's delivery log has it now.
+fn logged(store: &SqliteStore, subscription_id: i64, id: i64) -> Delivery {
+    store
+        .deliveries(subscription_id, 1000)
+        .unwrap()
+        .into_iter()
+        .find(|d| d.id == id)
+        .unwrap()
 }
 
 // === signing ===
@@ -324,28 +365,34 @@ fn signature_and_verify() {
 
 #[test]
 fn secrets_are_redacted_in_debug_output() {
-    let s = Subscriber {
-        id: 1,
-        url: "https://example.com".into(),
-        format: Format::Statuspage,
-        secret: Some(Secret::new("hunter2")),
-        components: vec![],
-        created_at: 0,
-    };
-    let debug = format!("{s:?}");
+    let debug = format!("{:?}", Secret::new("hunter2"));
+    assert_eq!(debug, "Secret(redacted)");
+    // What the worker takes from the store to sign with.
+    let (_dir, store) = store();
+    let sub = subscribe(
+        &store,
+        "https://example.com",
+        WebhookFormat::Statuspage,
+        "hunter2-hunter2-hunter2",
+        &[],
+    );
+    let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
+    enqueue(&*store, &page(), &Event::Incident(&inc), &links(), T0).unwrap();
+    let due = store.due(T0, 10).unwrap();
+    assert_eq!(due[0].delivery.subscription_id, sub.id);
+    let debug = format!("{due:?}");
     assert!(!debug.contains("hunter2"), "{debug}");
-    assert!(debug.contains("Secret(redacted)"));
 }
 
 #[tokio::test]
 async fn a_receiver_verifies_the_signature_with_an_independent_hmac() {
     let rx = receiver(&[]).await;
-    let outbox = Arc::new(MemoryOutbox::new());
-    subscribe(
-        &outbox,
+    let (_dir, store) = store();
+    let sub = subscribe(
+        &store,
         &rx.url,
-        Format::Statuspage,
-        Some("whsec_test"),
+        WebhookFormat::Statuspage,
+        "whsec_test",
         &[],
     );
     let page = page();
@@ -354,10 +401,13 @@ async fn a_receiver_verifies_the_signature_with_an_independent_hmac() {
         &[(IncidentStatus::Investigating, "Looking")],
         &["chat"],
     );
-    let queued = enqueue(outbox.as_ref(), &page, &Event::Incident(&inc), &links(), T0).unwrap();
+    // Through the `dyn StatusStore` the gateway holds.
+    let dyn_store: Arc<dyn StatusStore> = store.clone();
+    let queued = enqueue(&*dyn_store, &page, &Event::Incident(&inc), &links(), T0).unwrap();
     assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].next_attempt_at, Some(T0));
 
-    let w = worker(&outbox, RetryPolicy::default());
+    let w = worker(&store, RetryPolicy::default());
     assert_eq!(w.deliver_due(T0).await.unwrap(), 1);
 
     let seen = rx.seen.lock().unwrap().clone();
@@ -379,36 +429,33 @@ async fn a_receiver_verifies_the_signature_with_an_independent_hmac() {
     );
     assert_eq!(got.body, queued[0].body.as_bytes());
 
-    let d = outbox.delivery(queued[0].id).unwrap().unwrap();
+    // The delivery log.
+    let d = logged(&store, sub.id, queued[0].id);
     assert_eq!(d.state, DeliveryState::Delivered);
     assert_eq!(d.attempts, 1);
-    let log = outbox.attempts(d.id).unwrap();
-    assert_eq!(log.len(), 1);
-    assert_eq!(log[0].status, Some(200));
-    assert_eq!(log[0].error, None);
+    assert_eq!(d.delivered_at, Some(T0));
+    assert_eq!(d.last_attempt_at, Some(T0));
+    assert_eq!(d.last_status, Some(200));
+    assert_eq!(d.last_error, None);
+    assert_eq!(d.next_attempt_at, None);
+    assert!(store.due(i64::MAX, 10).unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn without_a_secret_deliveries_are_unsigned() {
     let rx = receiver(&[]).await;
-    let outbox = Arc::new(MemoryOutbox::new());
-    subscribe(&outbox, &rx.url, Format::Slack, None, &[]);
+    let (_dir, store) = store();
+    subscribe(&store, &rx.url, WebhookFormat::Slack, "", &[]);
     let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
-    enqueue(
-        outbox.as_ref(),
-        &page(),
-        &Event::Incident(&inc),
-        &links(),
-        T0,
-    )
-    .unwrap();
-    worker(&outbox, RetryPolicy::default())
+    enqueue(&*store, &page(), &Event::Incident(&inc), &links(), T0).unwrap();
+    worker(&store, RetryPolicy::default())
         .deliver_due(T0)
         .await
         .unwrap();
     let seen = rx.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1);
     assert!(!seen[0].headers.contains_key(sign::SIGNATURE_HEADER));
+    assert!(seen[0].headers.contains_key(sign::TIMESTAMP_HEADER));
 }
 
 // === retries ===
@@ -425,14 +472,17 @@ fn backoff_doubles_from_30_s_to_an_hour_with_jitter_and_gives_up() {
     assert_eq!(p.delay(1, 0.5), Duration::from_secs(33));
     assert!(p.delay(8, 0.999) < Duration::from_secs(4320));
 
-    assert_eq!(p.after_failure(1, T0, T0, 0.0), Next::RetryAt(T0 + 30_000));
-    assert_eq!(p.after_failure(30, T0, T0, 0.0), Next::GiveUp);
+    assert_eq!(
+        p.after_failure(1, T0, T0, 0.0),
+        AttemptOutcome::RetryAt(T0 + 30_000)
+    );
+    assert_eq!(p.after_failure(30, T0, T0, 0.0), AttemptOutcome::GaveUp);
     // The next attempt would land past 24 h after queuing.
     let late = T0 + 23 * 3_600_000 + 1_800_000;
-    assert_eq!(p.after_failure(20, T0, late, 0.0), Next::GiveUp);
+    assert_eq!(p.after_failure(20, T0, late, 0.0), AttemptOutcome::GaveUp);
     assert_eq!(
         p.after_failure(20, T0, T0 + 3_600_000, 0.0),
-        Next::RetryAt(T0 + 7_200_000)
+        AttemptOutcome::RetryAt(T0 + 7_200_000)
     );
 }
 
@@ -440,23 +490,28 @@ fn backoff_doubles_from_30_s_to_an_hour_with_jitter_and_gives_up() {
 async fn a_receiver_that_fails_twice_gets_the_delivery_on_the_third_attempt() {
     // A 500, then a redirect (3xx counts as failure), then a 200.
     let rx = receiver(&[Answer::Status(500), Answer::Status(302)]).await;
-    let outbox = Arc::new(MemoryOutbox::new());
-    subscribe(&outbox, &rx.url, Format::Statuspage, Some("k"), &[]);
+    let (_dir, store) = store();
+    let sub = subscribe(&store, &rx.url, WebhookFormat::Statuspage, "k", &[]);
     let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
-    let id = enqueue(
-        outbox.as_ref(),
-        &page(),
-        &Event::Incident(&inc),
-        &links(),
-        T0,
-    )
-    .unwrap()[0]
-        .id;
-    let w = worker(&outbox, RetryPolicy::default());
+    let id = enqueue(&*store, &page(), &Event::Incident(&inc), &links(), T0).unwrap()[0].id;
+    let w = worker(&store, RetryPolicy::default());
+    // Each attempt as the log shows it after it.
+    let summary = |d: &Delivery| {
+        (
+            d.attempts,
+            d.last_attempt_at,
+            d.last_status,
+            d.last_error.clone(),
+        )
+    };
 
     assert_eq!(w.deliver_due(T0).await.unwrap(), 1);
-    let d = outbox.delivery(id).unwrap().unwrap();
-    assert_eq!((d.state, d.attempts), (DeliveryState::Pending, 1));
+    let d = logged(&store, sub.id, id);
+    assert_eq!(d.state, DeliveryState::Pending);
+    assert_eq!(
+        summary(&d),
+        (1, Some(T0), Some(500), Some("status 500".into()))
+    );
     let second = d.next_attempt_at.unwrap();
     assert!(
         (T0 + 30_000..T0 + 36_000).contains(&second),
@@ -467,8 +522,12 @@ async fn a_receiver_that_fails_twice_gets_the_delivery_on_the_third_attempt() {
     // Not due before its time.
     assert_eq!(w.deliver_due(second - 1).await.unwrap(), 0);
     assert_eq!(w.deliver_due(second).await.unwrap(), 1);
-    let d = outbox.delivery(id).unwrap().unwrap();
-    assert_eq!((d.state, d.attempts), (DeliveryState::Pending, 2));
+    let d = logged(&store, sub.id, id);
+    assert_eq!(d.state, DeliveryState::Pending);
+    assert_eq!(
+        summary(&d),
+        (2, Some(second), Some(302), Some("status 302".into()))
+    );
     let third = d.next_attempt_at.unwrap();
     assert!(
         (second + 60_000..second + 72_000).contains(&third),
@@ -477,25 +536,13 @@ async fn a_receiver_that_fails_twice_gets_the_delivery_on_the_third_attempt() {
     );
 
     assert_eq!(w.deliver_due(third).await.unwrap(), 1);
-    let d = outbox.delivery(id).unwrap().unwrap();
+    let d = logged(&store, sub.id, id);
     assert_eq!(
-        (d.state, d.attempts, d.next_attempt_at),
-        (DeliveryState::Delivered, 3, None)
+        (d.state, d.next_attempt_at, d.delivered_at),
+        (DeliveryState::Delivered, None, Some(third))
     );
+    assert_eq!(summary(&d), (3, Some(third), Some(200), None));
 
-    let log = outbox.attempts(id).unwrap();
-    let summary: Vec<_> = log
-        .iter()
-        .map(|a| (a.number, a.at_ms, a.status, a.error.clone()))
-        .collect();
-    assert_eq!(
-        summary,
-        vec![
-            (1, T0, Some(500), Some("status 500".into())),
-            (2, second, Some(302), Some("status 302".into())),
-            (3, third, Some(200), None),
-        ]
-    );
     // The same bytes every time, each signed for its own timestamp.
     let seen = rx.seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 3);
@@ -509,64 +556,72 @@ async fn a_receiver_that_fails_twice_gets_the_delivery_on_the_third_attempt() {
 #[tokio::test(start_paused = true)]
 async fn the_worker_loop_retries_on_its_own_under_paused_time() {
     let rx = receiver(&[Answer::Status(503), Answer::Status(503)]).await;
-    let outbox = Arc::new(MemoryOutbox::new());
-    subscribe(&outbox, &rx.url, Format::Discord, None, &[]);
-    let w = worker(&outbox, RetryPolicy::default());
+    let (_dir, store) = store();
+    let sub = subscribe(&store, &rx.url, WebhookFormat::Discord, "", &[]);
+    // The test's unix clock, made with the worker's at tokio's time 0.
+    let clock = super::deliver::UnixClock::new();
+    let w = worker(&store, RetryPolicy::default());
     let handle = w.handle();
     tokio::spawn(w.run());
 
     // Queued after the worker went to sleep: the wake makes it look now.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
-    let now = super::deliver::UnixClock::new().now_ms();
     let id = enqueue(
-        outbox.as_ref(),
+        &*store,
         &page(),
         &Event::Incident(&inc),
         &links(),
-        now,
+        clock.now_ms(),
     )
     .unwrap()[0]
         .id;
+    let queued = tokio::time::Instant::now();
     handle.wake();
 
-    // 30 s (+≤20 %) then 60 s (+≤20 %): done well within 3 minutes.
+    // 30 s (+≤20 %) then 60 s (+≤20 %): done well within 3 minutes, and
+    // long before the worker's one-minute look would have found them.
     tokio::time::sleep(Duration::from_secs(180)).await;
-    let d = outbox.delivery(id).unwrap().unwrap();
+    let d = logged(&store, sub.id, id);
     assert_eq!((d.state, d.attempts), (DeliveryState::Delivered, 3));
-    let log = outbox.attempts(id).unwrap();
-    let gaps: Vec<i64> = log.windows(2).map(|w| w[1].at_ms - w[0].at_ms).collect();
-    assert!((30_000..=36_100).contains(&gaps[0]), "{gaps:?}");
-    assert!((60_000..=72_100).contains(&gaps[1]), "{gaps:?}");
-    assert_eq!(rx.seen.lock().unwrap().len(), 3);
+    let seen = rx.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    assert!(seen[0].at - queued < Duration::from_millis(100));
+    let gaps: Vec<Duration> = seen.windows(2).map(|w| w[1].at - w[0].at).collect();
+    assert!(
+        (Duration::from_secs(30)..=Duration::from_millis(36_100)).contains(&gaps[0]),
+        "{gaps:?}"
+    );
+    assert!(
+        (Duration::from_secs(60)..=Duration::from_millis(72_100)).contains(&gaps[1]),
+        "{gaps:?}"
+    );
+    // The log's time of the last attempt follows the same clock.
+    let first_at = d.created_at;
+    let last_at = d.last_attempt_at.unwrap();
+    let span = Duration::from_millis(u64::try_from(last_at - first_at).unwrap());
+    assert!(
+        span.abs_diff(seen[2].at - seen[0].at) < Duration::from_millis(100),
+        "{span:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_receiver_that_never_answers_times_out_and_is_retried() {
     let rx = receiver(&[Answer::Hang]).await;
-    let outbox = Arc::new(MemoryOutbox::new());
-    subscribe(&outbox, &rx.url, Format::Statuspage, None, &[]);
+    let (_dir, store) = store();
+    let sub = subscribe(&store, &rx.url, WebhookFormat::Statuspage, "", &[]);
     let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
-    let id = enqueue(
-        outbox.as_ref(),
-        &page(),
-        &Event::Incident(&inc),
-        &links(),
-        T0,
-    )
-    .unwrap()[0]
-        .id;
-    let w = worker(&outbox, RetryPolicy::default());
+    let id = enqueue(&*store, &page(), &Event::Incident(&inc), &links(), T0).unwrap()[0].id;
+    let w = worker(&store, RetryPolicy::default());
     let started = tokio::time::Instant::now();
     assert_eq!(w.deliver_due(T0).await.unwrap(), 1);
     assert_eq!(started.elapsed(), Duration::from_secs(30));
-    let log = outbox.attempts(id).unwrap();
-    assert_eq!(log[0].status, None);
-    assert_eq!(log[0].error.as_deref(), Some("timeout after 30s"));
-    assert_eq!(
-        outbox.delivery(id).unwrap().unwrap().state,
-        DeliveryState::Pending
-    );
+    let d = logged(&store, sub.id, id);
+    assert_eq!(d.last_status, None);
+    assert_eq!(d.last_error.as_deref(), Some("timeout after 30s"));
+    assert_eq!(d.state, DeliveryState::Pending);
+    assert!(d.next_attempt_at.unwrap() >= T0 + 30_000);
 }
 
 #[tokio::test]
@@ -575,58 +630,73 @@ async fn unreachable_and_unusable_urls() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let outbox = Arc::new(MemoryOutbox::new());
+    let (_dir, store) = store();
     let url = format!("http://127.0.0.1:{port}/secret-token-in-path");
-    subscribe(&outbox, &url, Format::Statuspage, Some("k"), &[]);
-    subscribe(
-        &outbox,
+    let refused = subscribe(&store, &url, WebhookFormat::Statuspage, "k", &[]);
+    let ftp = subscribe(
+        &store,
         "ftp://example.com/x",
-        Format::Statuspage,
-        None,
+        WebhookFormat::Statuspage,
+        "",
         &[],
     );
     let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
-    let queued = enqueue(
-        outbox.as_ref(),
-        &page(),
-        &Event::Incident(&inc),
-        &links(),
-        T0,
-    )
-    .unwrap();
-    worker(&outbox, RetryPolicy::default())
+    let queued = enqueue(&*store, &page(), &Event::Incident(&inc), &links(), T0).unwrap();
+    worker(&store, RetryPolicy::default())
         .deliver_due(T0)
         .await
         .unwrap();
 
-    let refused = &outbox.attempts(queued[0].id).unwrap()[0];
-    let error = refused.error.clone().unwrap();
+    let d = logged(&store, refused.id, queued[0].id);
+    let error = d.last_error.clone().unwrap();
     assert!(error.starts_with("connect: "), "{error}");
     assert!(!error.contains("secret-token"), "{error}");
-    assert_eq!(
-        outbox.delivery(queued[0].id).unwrap().unwrap().state,
-        DeliveryState::Pending
-    );
+    assert_eq!(d.state, DeliveryState::Pending);
     // A URL that can never work is given up at once.
-    assert_eq!(
-        outbox.delivery(queued[1].id).unwrap().unwrap().state,
-        DeliveryState::Failed
-    );
+    let d = logged(&store, ftp.id, queued[1].id);
+    assert_eq!(d.state, DeliveryState::GaveUp);
+    assert_eq!((d.attempts, d.gave_up_at), (1, Some(T0)));
+}
+
+#[tokio::test]
+async fn a_subscription_deleted_while_its_delivery_is_in_flight() {
+    // The receiver answers only once the subscription is gone.
+    let rx = receiver(&[Answer::Held]).await;
+    let (_dir, store) = store();
+    let sub = subscribe(&store, &rx.url, WebhookFormat::Statuspage, "k", &[]);
+    let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
+    enqueue(&*store, &page(), &Event::Incident(&inc), &links(), T0).unwrap();
+    let w = worker(&store, RetryPolicy::default());
+    let round = tokio::spawn(async move { w.deliver_due(T0).await });
+    while rx.seen.lock().unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(store.delete_subscription(sub.id).unwrap());
+    rx.release.notify_one();
+    // Nothing left to record is not a store failure.
+    assert_eq!(round.await.unwrap().unwrap(), 1);
+    assert!(store.due(i64::MAX, 10).unwrap().is_empty());
 }
 
 // === scoping ===
 
 #[test]
 fn subscribers_scoped_to_components_hear_only_about_them() {
-    let outbox = MemoryOutbox::new();
-    let all = subscribe(&outbox, "http://a/", Format::Statuspage, None, &[]);
-    let chat = subscribe(&outbox, "http://b/", Format::Slack, None, &["chat"]);
-    let emb = subscribe(&outbox, "http://c/", Format::Discord, None, &["embeddings"]);
+    let (_dir, store) = store();
+    let all = subscribe(&store, "http://a/", WebhookFormat::Statuspage, "", &[]);
+    let chat = subscribe(&store, "http://b/", WebhookFormat::Slack, "", &["chat"]);
+    let emb = subscribe(
+        &store,
+        "http://c/",
+        WebhookFormat::Discord,
+        "",
+        &["embeddings"],
+    );
     let page = page();
-    let ids = |d: Vec<Delivery>| d.iter().map(|d| d.subscriber_id).collect::<Vec<_>>();
+    let ids = |d: Vec<Delivery>| d.iter().map(|d| d.subscription_id).collect::<Vec<_>>();
 
     let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &["chat"]);
-    let got = enqueue(&outbox, &page, &Event::Incident(&inc), &links(), T0).unwrap();
+    let got = enqueue(&*store, &page, &Event::Incident(&inc), &links(), T0).unwrap();
     assert_eq!(ids(got), vec![all.id, chat.id]);
 
     let change = Event::Component(ComponentChange {
@@ -635,16 +705,16 @@ fn subscribers_scoped_to_components_hear_only_about_them() {
         new_status: ComponentStatus::DegradedPerformance,
         at_ms: T0,
     });
-    let got = enqueue(&outbox, &page, &change, &links(), T0).unwrap();
+    let got = enqueue(&*store, &page, &change, &links(), T0).unwrap();
     assert_eq!(ids(got), vec![all.id, emb.id]);
 
     // An incident naming no component concerns the whole page.
     let wide = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
-    let got = enqueue(&outbox, &page, &Event::Incident(&wide), &links(), T0).unwrap();
+    let got = enqueue(&*store, &page, &Event::Incident(&wide), &links(), T0).unwrap();
     assert_eq!(ids(got), vec![all.id, chat.id, emb.id]);
 
     // Each format gets its own body.
-    let got = enqueue(&outbox, &page, &Event::Incident(&inc), &links(), T0).unwrap();
+    let got = enqueue(&*store, &page, &Event::Incident(&inc), &links(), T0).unwrap();
     let a: Value = serde_json::from_str(&got[0].body).unwrap();
     let b: Value = serde_json::from_str(&got[1].body).unwrap();
     assert!(a.get("meta").is_some() && a.get("incident").is_some());
@@ -652,229 +722,13 @@ fn subscribers_scoped_to_components_hear_only_about_them() {
     assert_eq!(got[0].event, "incident 7 investigating");
 
     // Unsubscribing drops what is still pending.
-    assert!(outbox.remove_subscriber(chat.id).unwrap());
-    assert!(outbox
-        .due(T0, 100)
-        .unwrap()
-        .iter()
-        .all(|(d, _)| d.subscriber_id != chat.id));
-}
+    assert!(store.delete_subscription(chat.id).unwrap());
+    let due = store.due(T0, 100).unwrap();
+    assert_eq!(due.len(), 6);
+    assert!(due.iter().all(|d| d.delivery.subscription_id != chat.id));
 
-// === payloads ===
-
-#[test]
-fn the_statuspage_envelope_has_statuspage_field_names() {
-    let page = page();
-    let inc = incident(
-        "Elevated errors on Chat Completions",
-        &[
-            (IncidentStatus::Investigating, "Looking into it"),
-            (IncidentStatus::Monitoring, "Fix deployed"),
-            (IncidentStatus::Resolved, "All good"),
-        ],
-        &["chat"],
-    );
-    let body = payload::statuspage(
-        &page,
-        &Event::Incident(&inc),
-        "https://u",
-        "https://d",
-        T0 + 1,
-    );
-    let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["meta"]["unsubscribe"], "https://u");
-    assert_eq!(v["meta"]["documentation"], "https://d");
-    assert_eq!(v["meta"]["generated_at"], "2026-08-23T10:24:00.001Z");
-    assert_eq!(v["page"]["id"], "gw01page");
-    assert_eq!(v["page"]["status_indicator"], "major");
-    assert_eq!(v["page"]["status_description"], "Partial System Outage");
-    let i = &v["incident"];
-    assert_eq!(i["id"], "7");
-    assert_eq!(i["status"], "resolved");
-    assert_eq!(i["impact"], "major");
-    assert_eq!(i["created_at"], "2026-08-23T10:24:00.000Z");
-    assert_eq!(i["started_at"], "2026-08-23T10:24:00.000Z");
-    assert_eq!(i["monitoring_at"], "2026-08-23T10:25:00.000Z");
-    assert_eq!(i["resolved_at"], "2026-08-23T10:26:00.000Z");
-    assert_eq!(i["updated_at"], "2026-08-23T10:26:00.000Z");
-    assert_eq!(i["shortlink"], "https://status.acme.ai/status/incidents/7");
-    assert_eq!(i["page_id"], "gw01page");
-    assert!(i.get("scheduled_for").is_none());
-    let updates = i["incident_updates"].as_array().unwrap();
-    assert_eq!(updates.len(), 3);
-    // Newest first, as Statuspage lists them.
-    assert_eq!(updates[0]["status"], "resolved");
-    assert_eq!(updates[0]["id"], "102");
-    assert_eq!(updates[0]["incident_id"], "7");
-    assert_eq!(updates[0]["body"], "All good");
-    assert_eq!(updates[2]["display_at"], "2026-08-23T10:24:00.000Z");
-    for key in ["affected_components", "custom_tweet", "tweet_id"] {
-        assert!(updates[0][key].is_null(), "{key}");
-    }
-    assert_eq!(updates[0]["deliver_notifications"], true);
-    let c = &i["components"][0];
-    assert_eq!(c["id"], "chat");
-    assert_eq!(c["name"], "Chat Completions");
-    assert_eq!(c["status"], "major_outage");
-    assert_eq!(c["group_id"], "apis");
-    assert_eq!(c["page_id"], "gw01page");
-    assert_eq!(c["position"], 1);
-    assert_eq!(c["group"], false);
-    assert_eq!(c["start_date"], "2026-08-22");
-    assert!(c["description"].is_null());
-    assert!(v.get("component_update").is_none());
-}
-
-#[test]
-fn component_updates_and_maintenance_envelopes() {
-    let page = page();
-    let change = ComponentChange {
-        component: page.component("embeddings").unwrap(),
-        old_status: ComponentStatus::Operational,
-        new_status: ComponentStatus::DegradedPerformance,
-        at_ms: T0,
-    };
-    let v: Value = serde_json::from_str(&payload::statuspage(
-        &page,
-        &Event::Component(change),
-        "u",
-        "d",
-        T0,
-    ))
-    .unwrap();
-    assert!(v.get("incident").is_none());
-    assert_eq!(v["component"]["id"], "embeddings");
-    assert_eq!(v["component"]["status"], "degraded_performance");
-    assert_eq!(v["component"]["position"], 2);
-    let u = &v["component_update"];
-    assert_eq!(u["old_status"], "operational");
-    assert_eq!(u["new_status"], "degraded_performance");
-    assert_eq!(u["created_at"], "2026-08-23T10:24:00.000Z");
-    assert_eq!(u["component_type"], "Component");
-    assert_eq!(u["component_id"], "embeddings");
-    assert!(u["id"].is_string());
-
-    let m = ScheduledMaintenance {
-        id: 3,
-        name: "Database failover drill".into(),
-        status: MaintenanceStatus::InProgress,
-        scheduled_for: T0,
-        scheduled_until: T0 + 1_800_000,
-        components: vec!["chat".into()],
-        body: "Drill".into(),
-        created_at: T0 - 86_400_000,
-        updated_at: T0,
-    };
-    let v: Value = serde_json::from_str(&payload::statuspage(
-        &page,
-        &Event::Maintenance(&m),
-        "u",
-        "d",
-        T0,
-    ))
-    .unwrap();
-    let i = &v["incident"];
-    assert_eq!(i["id"], "3");
-    assert_eq!(i["status"], "in_progress");
-    assert_eq!(i["impact"], "none");
-    assert_eq!(i["scheduled_for"], "2026-08-23T10:24:00.000Z");
-    assert_eq!(i["scheduled_until"], "2026-08-23T10:54:00.000Z");
-    assert!(i["resolved_at"].is_null());
-    assert_eq!(i["incident_updates"][0]["status"], "in_progress");
-    assert_eq!(i["components"][0]["id"], "chat");
-}
-
-const HOSTILE_NAME: &str = "<script>alert(1)</script> & @everyone <!channel>";
-const HOSTILE_BODY: &str =
-    "ping <@123456> and @here, see [login](javascript:alert(1)) *now* <https://evil.example|click>";
-
-#[test]
-fn slack_bodies_have_text_and_blocks_and_escape_hostile_text() {
-    let page = page();
-    let inc = incident(
-        HOSTILE_NAME,
-        &[(IncidentStatus::Identified, HOSTILE_BODY)],
-        &["chat"],
-    );
-    let body = chat::slack(&page, &Event::Incident(&inc));
-    let v: Value = serde_json::from_str(&body).unwrap();
-    let text = v["text"].as_str().unwrap();
-    assert!(
-        text.starts_with(
-            "Identified: &lt;script&gt;alert(1)&lt;/script&gt; &amp; @everyone &lt;!channel&gt;"
-        ),
-        "{text}"
-    );
-    let blocks = v["blocks"].as_array().unwrap();
-    assert_eq!(blocks[0]["type"], "section");
-    assert_eq!(blocks[0]["text"]["type"], "mrkdwn");
-    assert_eq!(blocks[1]["type"], "context");
-    let section = blocks[0]["text"]["text"].as_str().unwrap();
-    let context = blocks[1]["elements"][0]["text"].as_str().unwrap();
-    // No raw `<` survives from the incident's text: no mention, no link.
-    for t in [text, section] {
-        assert!(!t.contains('<') && !t.contains('>'), "{t}");
-    }
-    assert!(section.contains("&lt;@123456&gt;"));
-    assert!(section.contains("&lt;https://evil.example|click&gt;"));
-    assert_eq!(
-        context,
-        "Affected: Chat Completions · <https://status.acme.ai/status/incidents/7|Acme AI status>"
-    );
-}
-
-#[test]
-fn discord_bodies_have_content_and_embeds_and_mention_no_one() {
-    let page = page();
-    let inc = incident(
-        HOSTILE_NAME,
-        &[(IncidentStatus::Identified, HOSTILE_BODY)],
-        &["chat"],
-    );
-    let body = chat::discord(&page, &Event::Incident(&inc));
-    let v: Value = serde_json::from_str(&body).unwrap();
-    let content = v["content"].as_str().unwrap();
-    let embed = &v["embeds"][0];
-    let description = embed["description"].as_str().unwrap();
-    assert_eq!(v["allowed_mentions"]["parse"], serde_json::json!([]));
-    for t in [content, embed["title"].as_str().unwrap(), description] {
-        assert!(!t.contains("@everyone") && !t.contains("@here"), "{t}");
-        // `<@123456>` is escaped and its `@` broken by a zero-width space.
-        assert!(!t.contains("@1"), "{t}");
-        assert!(!t.contains("]("), "{t}");
-    }
-    assert!(content.contains("@\u{200b}everyone"));
-    assert!(
-        description.contains("\\[login\\]\\(javascript:alert\\(1\\)\\)"),
-        "{description}"
-    );
-    assert!(description.contains("\\*now\\*"));
-    assert_eq!(embed["url"], "https://status.acme.ai/status/incidents/7");
-    assert_eq!(embed["color"], 0xe6_7e_22);
-    assert_eq!(embed["timestamp"], "2026-08-23T10:24:00.000Z");
-    assert_eq!(embed["fields"][0]["value"], "Chat Completions");
-    assert_eq!(embed["footer"]["text"], "Acme AI status");
-
-    // Long text is cut to Discord's limits.
-    let long = "x".repeat(5000);
-    let inc = incident(
-        &long,
-        &[(IncidentStatus::Investigating, long.as_str())],
-        &[],
-    );
-    let v: Value = serde_json::from_str(&chat::discord(&page, &Event::Incident(&inc))).unwrap();
-    assert_eq!(v["content"].as_str().unwrap().chars().count(), 2000);
-    assert_eq!(
-        v["embeds"][0]["title"].as_str().unwrap().chars().count(),
-        256
-    );
-    assert_eq!(
-        v["embeds"][0]["description"]
-            .as_str()
-            .unwrap()
-            .chars()
-            .count(),
-        4096
-    );
-    assert!(v["embeds"][0].get("fields").is_none());
+    // Nobody interested: nothing is queued.
+    assert!(store.delete_subscription(all.id).unwrap());
+    let got = enqueue(&*store, &page, &Event::Incident(&inc), &links(), T0).unwrap();
+    assert!(got.is_empty());
 }
