@@ -1,0 +1,162 @@
+//! The status side, connected to a running gateway.
+//!
+//! `lifeline-status` knows nothing of the gateway and `lifeline-core`
+//! nothing of the status page; this module joins them:
+//!
+//! - opens the store (`[store] url`, created on first start) and reads back
+//!   the SLI history and the providers' archived incidents;
+//! - runs the engine ([`driver`]): every tick it samples the gateway's
+//!   lock-free SLI counters ([`sampler`]), reads every deployment's health,
+//!   lets the engine decide, writes through the store on a blocking thread
+//!   (a store that fails never holds up the tick, and never the data plane,
+//!   which does not know the store exists), drains and undrains deployments
+//!   for maintenance, queues webhook notifications, and re-renders the page
+//!   when it changed;
+//! - serves the page from those pre-rendered bytes, on the data listener
+//!   or `status_listen`, and the admin routes for incidents, maintenance and
+//!   webhooks ([`ext`]);
+//! - runs the webhook worker and one poller per `[[status.upstream]]`.
+
+mod driver;
+mod ext;
+mod sampler;
+mod settings;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use arc_swap::{ArcSwap, ArcSwapOption};
+use lifeline_core::{Config, Gateway};
+use lifeline_status::render::Rendered;
+use lifeline_store::{SqliteStore, StatusStore};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use settings::store_path;
+
+/// The status side's clock: wall-clock time, or (for demos and tests,
+/// `[status] clock_speed`) a clock that runs faster from the moment the
+/// status side started.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusClock {
+    speed: u32,
+    origin_ms: i64,
+    origin: tokio::time::Instant,
+}
+
+impl StatusClock {
+    /// A clock running `speed` times faster than real time (1: real time).
+    pub fn new(speed: u32) -> Self {
+        Self {
+            speed: speed.max(1),
+            origin_ms: wall_ms(),
+            origin: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Now, in unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        if self.speed == 1 {
+            return wall_ms();
+        }
+        let elapsed = i64::try_from(self.origin.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.origin_ms
+            .saturating_add(elapsed.saturating_mul(i64::from(self.speed)))
+    }
+}
+
+fn wall_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// What the driver, the extension and the CLI share.
+pub struct Shared {
+    /// The store.
+    pub store: Arc<dyn StatusStore>,
+    /// The page's documents, rendered; `None` before the first build.
+    pub rendered: ArcSwapOption<Rendered>,
+    /// Component ids the page knows (incidents may only name those).
+    pub components: ArcSwap<Vec<String>>,
+    /// Wakes the driver at once (after an operator's change).
+    pub poke: Notify,
+    /// The status clock.
+    pub clock: StatusClock,
+}
+
+/// A running status side.
+pub struct StatusSide {
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    driver: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
+    /// The store's file.
+    pub store_file: PathBuf,
+}
+
+impl StatusSide {
+    /// Starts the status side for `gw` (unless `[status] enabled = false`):
+    /// opens the store, builds the first page, installs the routes and
+    /// spawns its tasks.
+    pub async fn start(gw: &Gateway, config: &Config) -> anyhow::Result<Option<StatusSide>> {
+        if !config.status.enabled {
+            tracing::info!(message = "The status page is disabled ([status] enabled = false).");
+            return Ok(None);
+        }
+        let path = store_path(config);
+        let open_path = path.clone();
+        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&open_path))
+            .await
+            .context("opening the store")?
+            .with_context(|| format!("opening the store {}", path.display()))?;
+        let store: Arc<dyn StatusStore> = Arc::new(store);
+        let clock = StatusClock::new(config.status.clock_speed);
+        let shared = Arc::new(Shared {
+            store,
+            rendered: ArcSwapOption::empty(),
+            components: ArcSwap::from_pointee(Vec::new()),
+            poke: Notify::new(),
+            clock,
+        });
+        let stop = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let pollers = driver::start_pollers(config, &shared, &mut tasks)?;
+        let worker = lifeline_status::webhook::Worker::new(
+            shared.store.clone(),
+            lifeline_status::webhook::RetryPolicy::default(),
+        )
+        .map_err(|e| anyhow::anyhow!("webhook worker: {e}"))?;
+        let webhooks = worker.handle();
+        tasks.push(tokio::spawn(worker.run()));
+        let driver =
+            driver::Driver::new(gw.clone(), config, shared.clone(), pollers, webhooks).await?;
+        let driver = tokio::spawn(driver.run(stop.clone()));
+        gw.set_extension(Arc::new(ext::StatusExtension::new(shared.clone())));
+        tracing::info!(
+            message = "The status page is up.",
+            store = %path.display(),
+            url = %format!("{}/status", config.status.page_url),
+        );
+        Ok(Some(StatusSide {
+            shared,
+            stop,
+            driver,
+            tasks,
+            store_file: path,
+        }))
+    }
+
+    /// Stops the tasks after a last flush of what the engine queued (given
+    /// up to ten seconds: a store that cannot be written keeps it queued in
+    /// vain).
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.driver).await;
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+        drop(self.shared);
+    }
+}

@@ -1,0 +1,208 @@
+//! From the gateway's cumulative SLI counters to closed minutes.
+//!
+//! The data plane only adds to lock-free counters
+//! ([`Gateway::sli_totals`](lifeline_core::Gateway::sli_totals)). Every tick
+//! the sampler reads them, takes the difference from the last reading and
+//! adds it to the minute in progress, per (API family, public model) and
+//! per deployment. When the status clock passes a minute boundary, the
+//! minute in progress is closed and handed to the engine.
+
+use std::collections::HashMap;
+
+use lifeline_core::telemetry::sli::{DeploymentCounts, SliCounts, SliTotals, BUCKETS};
+use lifeline_status::engine::{Family, TrafficMinute};
+use lifeline_status::sli::{Minute, MINUTE_MS};
+
+/// Per-deployment counts since the previous tick.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeploymentDelta {
+    /// Attempts.
+    pub attempts: u64,
+    /// Successful attempts.
+    pub ok: u64,
+    /// Failed attempts by the gateway's failure label.
+    pub failures: Vec<(String, u64)>,
+}
+
+/// The sampler's memory: the last reading and the minute in progress.
+#[derive(Debug, Default)]
+pub struct Sampler {
+    models: HashMap<(&'static str, String), SliCounts>,
+    deployments: HashMap<String, DeploymentCounts>,
+    /// Start of the minute in progress (unix ms on the status clock).
+    open_at: Option<i64>,
+    open: HashMap<(&'static str, String), Minute>,
+}
+
+/// `now - before`, counting a counter that went backwards (a model removed
+/// and added again by a reload) from zero.
+fn diff(now: u64, before: u64) -> u64 {
+    if now >= before {
+        now - before
+    } else {
+        now
+    }
+}
+
+fn minute_floor(ms: i64) -> i64 {
+    ms.div_euclid(MINUTE_MS) * MINUTE_MS
+}
+
+impl Sampler {
+    /// Takes a reading at `now_ms`: returns the minutes that closed (if the
+    /// clock passed a boundary since the last reading) and each
+    /// deployment's counts since the last reading.
+    pub fn sample(
+        &mut self,
+        totals: &SliTotals,
+        now_ms: i64,
+    ) -> (Vec<TrafficMinute>, HashMap<String, DeploymentDelta>) {
+        let minute = minute_floor(now_ms);
+        let mut closed = Vec::new();
+        match self.open_at {
+            Some(at) if at < minute => {
+                for ((family, model), mut m) in self.open.drain() {
+                    if let Some(f) = Family::parse(family) {
+                        m.at = at;
+                        closed.push(TrafficMinute {
+                            family: f,
+                            model,
+                            minute: m,
+                        });
+                    }
+                }
+                closed.sort_by(|a, b| (a.family.as_str(), &a.model).cmp(&(b.family.as_str(), &b.model)));
+                self.open_at = Some(minute);
+            }
+            Some(_) => {}
+            None => self.open_at = Some(minute),
+        }
+        // Probes are per deployment; they count for the chat family of
+        // every public model the deployment serves (an idle component is
+        // judged by them).
+        let mut probes: HashMap<&str, (u64, u64)> = HashMap::new();
+        let mut deployments = HashMap::with_capacity(totals.deployments.len());
+        for d in &totals.deployments {
+            let before = self.deployments.get(&d.id).cloned().unwrap_or_default();
+            let c = &d.counts;
+            let delta = DeploymentDelta {
+                attempts: diff(c.attempts, before.attempts),
+                ok: diff(c.attempts_ok, before.attempts_ok),
+                failures: c
+                    .failures
+                    .iter()
+                    .map(|(label, n)| {
+                        let old = before
+                            .failures
+                            .iter()
+                            .find(|(l, _)| l == label)
+                            .map_or(0, |(_, n)| *n);
+                        ((*label).to_string(), diff(*n, old))
+                    })
+                    .filter(|(_, n)| *n > 0)
+                    .collect(),
+            };
+            let probes_ok = diff(c.probes_ok, before.probes_ok);
+            let probes_failed = diff(c.probes_failed, before.probes_failed);
+            for m in &d.public_models {
+                let e = probes.entry(m.as_str()).or_default();
+                e.0 += probes_ok;
+                e.1 += probes_failed;
+            }
+            self.deployments.insert(d.id.clone(), c.clone());
+            deployments.insert(d.id.clone(), delta);
+        }
+        for t in &totals.models {
+            let key = (t.family, t.model.clone());
+            let before = self.models.get(&key).cloned().unwrap_or_default();
+            let c = &t.counts;
+            let mut add = Minute {
+                at: minute,
+                requests: diff(c.requests, before.requests),
+                good: diff(c.good, before.good),
+                streams_completed: diff(c.streams_completed, before.streams_completed),
+                streams_broken: diff(c.streams_broken, before.streams_broken),
+                upstream_attempts: diff(c.upstream_attempts, before.upstream_attempts),
+                upstream_ok: diff(c.upstream_ok, before.upstream_ok),
+                ..Minute::default()
+            };
+            for i in 0..BUCKETS {
+                add.latency[i] = diff(c.latency[i], before.latency[i]);
+                add.ttft[i] = diff(c.ttft[i], before.ttft[i]);
+            }
+            if t.family == "chat" {
+                if let Some((ok, failed)) = probes.get(t.model.as_str()) {
+                    add.probes_ok = *ok;
+                    add.probes_failed = *failed;
+                }
+            }
+            let has_data = add.requests > 0 || add.probes_ok > 0 || add.probes_failed > 0;
+            self.models.insert(key.clone(), c.clone());
+            if has_data {
+                self.open.entry(key).or_default().add(&add);
+            }
+        }
+        (closed, deployments)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use lifeline_core::telemetry::sli::{DeploymentTotals, ModelTotals};
+
+    fn totals(requests: u64, good: u64, probes_failed: u64) -> SliTotals {
+        SliTotals {
+            models: vec![ModelTotals {
+                family: "chat",
+                model: "m".into(),
+                counts: SliCounts {
+                    requests,
+                    good,
+                    ..SliCounts::default()
+                },
+            }],
+            deployments: vec![DeploymentTotals {
+                id: "p/m".into(),
+                provider: "p".into(),
+                model: "m".into(),
+                public_models: vec!["m".into()],
+                counts: DeploymentCounts {
+                    probes_failed,
+                    attempts: requests,
+                    attempts_ok: good,
+                    ..DeploymentCounts::default()
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn differences_add_up_into_the_minute_that_closes() {
+        let mut s = Sampler::default();
+        let (closed, _) = s.sample(&totals(5, 5, 0), 60_000);
+        assert!(closed.is_empty());
+        let (closed, d) = s.sample(&totals(8, 6, 1), 90_000);
+        assert!(closed.is_empty());
+        assert_eq!(d["p/m"].attempts, 3);
+        let (closed, _) = s.sample(&totals(9, 6, 1), 120_000);
+        assert_eq!(closed.len(), 1);
+        let m = &closed[0].minute;
+        assert_eq!(m.at, 60_000);
+        // Counters start at zero with the gateway: all of it counts.
+        assert_eq!((m.requests, m.good, m.probes_failed), (8, 6, 1));
+        let (closed, _) = s.sample(&totals(9, 6, 1), 180_000);
+        assert_eq!(closed[0].minute.requests, 1);
+        assert_eq!(closed[0].minute.at, 120_000);
+    }
+
+    #[test]
+    fn a_counter_that_restarts_counts_from_zero() {
+        let mut s = Sampler::default();
+        s.sample(&totals(100, 100, 0), 0);
+        s.sample(&totals(2, 1, 0), 1_000);
+        let (closed, _) = s.sample(&totals(2, 1, 0), 60_000);
+        assert_eq!(closed[0].minute.requests, 2);
+    }
+}
