@@ -23,6 +23,7 @@ mod raw_upstream;
 mod reload;
 mod retry;
 mod sdk;
+mod sli;
 mod smoke;
 mod streaming;
 mod tiers;
