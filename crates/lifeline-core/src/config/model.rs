@@ -34,6 +34,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Admin API, `/metrics` and health listener (`admin_listen`), if any.
     pub admin_listen: Option<SocketAddr>,
+    /// The status listener (`status_listen`), if any: `/healthz` and the
+    /// extension's public routes ([`crate::extension`]) only. With it, the
+    /// data-plane listener no longer serves those routes.
+    pub status_listen: Option<SocketAddr>,
     /// Largest accepted request body (`max_body_bytes`, default 16 MiB).
     pub max_body_bytes: usize,
     /// Most client connections open at once (`max_connections`, default 10 000).

@@ -35,6 +35,7 @@ pub(super) struct RawConfig {
 pub(super) struct RawServer {
     pub listen: Option<Spanned<String>>,
     pub admin_listen: Option<Spanned<String>>,
+    pub status_listen: Option<Spanned<String>>,
     pub max_body_bytes: Option<Spanned<u64>>,
     pub max_connections: Option<Spanned<u64>>,
     pub header_read_timeout_ms: Option<Spanned<u64>>,

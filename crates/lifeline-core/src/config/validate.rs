@@ -125,6 +125,21 @@ impl Validator<'_> {
             }
             Some(addr)
         });
+        let status_listen = raw.status_listen.as_ref().and_then(|l| {
+            let addr = self.socket_addr(l, "server.status_listen")?;
+            let taken = [
+                (Some(listen), "server.listen"),
+                (admin_listen, "server.admin_listen"),
+            ];
+            for (other, name) in taken {
+                if other == Some(addr) && addr.port() != 0 {
+                    let msg =
+                        format!("is the same address as {name}; give the status page its own port");
+                    self.at(l, "server.status_listen", msg);
+                }
+            }
+            Some(addr)
+        });
         let body = self.nonzero(&raw.max_body_bytes, "server.max_body_bytes", MAX_BODY_BYTES);
         let conns = self.nonzero(
             &raw.max_connections,
@@ -134,6 +149,7 @@ impl Validator<'_> {
         ServerConfig {
             listen,
             admin_listen,
+            status_listen,
             max_body_bytes: usize::try_from(body).unwrap_or(usize::MAX),
             max_connections: usize::try_from(conns).unwrap_or(usize::MAX),
             header_read_timeout: self.duration(

@@ -219,6 +219,7 @@ impl Gateway {
                 let old = self.live().config.clone();
                 if old.server.listen != config.server.listen
                     || old.server.admin_listen != config.server.admin_listen
+                    || old.server.status_listen != config.server.status_listen
                 {
                     tracing::warn!(
                         message = "Listen addresses changed; they take effect at the next restart."

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -33,6 +33,7 @@ pub use events::{FeedItem, HealthFeed, HealthSnapshot};
 
 use crate::auth::KeySet;
 use crate::config::Config;
+use crate::extension::Extension;
 use crate::health::HealthBus;
 use crate::providers::{Endpoint, HttpClient, Upstream};
 use crate::route::{Deployment, RouteTable};
@@ -89,7 +90,12 @@ struct Inner {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     reload_lock: tokio::sync::Mutex<()>,
+    /// Routes the gateway does not own ([`Gateway::set_extension`]).
+    extension: ArcSwapOption<Installed>,
 }
+
+/// An installed [`Extension`] (`arc-swap` holds sized values only).
+struct Installed(Arc<dyn Extension>);
 
 impl Gateway {
     /// Builds the gateway from a validated config, starting in-process
@@ -114,11 +120,27 @@ impl Gateway {
                 tracker: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
                 reload_lock: tokio::sync::Mutex::new(()),
+                extension: ArcSwapOption::empty(),
             }),
         };
         gw.apply(config).await?;
         gw.spawn_prober();
         Ok(gw)
+    }
+
+    /// Installs the [`Extension`] that answers the requests the gateway has
+    /// no route for (public `GET`/`HEAD` paths, admin paths under
+    /// `/admin/`); replaces any earlier one. Takes effect for the next
+    /// request; may be called at any time after [`Gateway::start`].
+    pub fn set_extension(&self, extension: Arc<dyn Extension>) {
+        self.inner
+            .extension
+            .store(Some(Arc::new(Installed(extension))));
+    }
+
+    /// The installed extension, if any.
+    pub fn extension(&self) -> Option<Arc<dyn Extension>> {
+        self.inner.extension.load_full().map(|i| i.0.clone())
     }
 
     /// The state for one request.

@@ -11,6 +11,7 @@ mod capacity;
 mod cli;
 mod deadlines;
 mod docs;
+mod extension;
 mod failover;
 mod fo_support;
 mod frozen;
