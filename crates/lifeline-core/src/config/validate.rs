@@ -10,9 +10,12 @@
 //! plain numbers (`[server]`, per-model policies, `[health]`);
 //! [`upstreams`] checks `[[providers]]` and `[[models]]` and resolves the
 //! references between them; [`secrets`] expands `${VAR}` and hashes client
-//! keys, and is the only place that sees a secret's value.
+//! keys, and is the only place that sees a secret's value; [`status`]
+//! checks `[store]` and `[status]` (the status page's components, SLOs and
+//! provider feeds, and their references to models and providers).
 
 mod secrets;
+mod status;
 mod upstreams;
 
 use std::collections::HashMap;
@@ -63,6 +66,14 @@ pub(super) fn validate(
     let providers = v.providers(raw.providers);
     let models = v.models(&raw.models, &providers, &server.defaults);
     let keys = v.keys(&raw.keys);
+    let store = v.store(&raw.store);
+    let status = v.status(
+        &raw.status,
+        &server,
+        &models,
+        &providers,
+        (&raw.store, &store),
+    );
     if v.errors.is_empty() {
         Ok(Config {
             server,
@@ -71,6 +82,8 @@ pub(super) fn validate(
             providers,
             models,
             keys,
+            store,
+            status,
             source: None,
         })
     } else {
