@@ -10,12 +10,21 @@
 //!
 //! Without `[admin].token` these answer 403: an admin API without a token
 //! would let anyone on the network drain deployments.
+//!
+//! Any other path under `/admin/` goes, once the token is checked, to the
+//! installed [`crate::extension::Extension`] (the status page's incidents,
+//! maintenance, subscribers), with its body read first (up to
+//! [`MAX_ADMIN_BODY_BYTES`], 413 above, within `body_read_timeout_ms`); 404
+//! when there is none or it does not know the path. The admin API's own
+//! routes read no body.
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::body::ProxyBody;
+use crate::extension::MAX_ADMIN_BODY_BYTES;
 use crate::gateway::Gateway;
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response<ProxyBody> {
@@ -74,7 +83,7 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<ProxyBody>
         } else if let Some(id) = rest.strip_suffix("/undrain") {
             (id, false)
         } else {
-            return error(StatusCode::NOT_FOUND, "Unknown admin path.");
+            return extension(gw, req).await;
         };
         if method != Method::POST {
             return error(StatusCode::METHOD_NOT_ALLOWED, "Use POST.");
@@ -87,7 +96,53 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<ProxyBody>
             None => error(StatusCode::NOT_FOUND, &format!("No deployment `{id}`.")),
         };
     }
-    error(StatusCode::NOT_FOUND, "Unknown admin path.")
+    extension(gw, req).await
+}
+
+/// An authenticated admin request the admin API has no route for: the
+/// extension's, if one is installed and knows it; 404 otherwise.
+async fn extension(gw: &Gateway, req: Request<Incoming>) -> Response<ProxyBody> {
+    let not_found = || error(StatusCode::NOT_FOUND, "Unknown admin path.");
+    let Some(ext) = gw.extension() else {
+        return not_found();
+    };
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("The request body is over {MAX_ADMIN_BODY_BYTES} bytes."),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_ADMIN_BODY_BYTES as u64) {
+        return too_large();
+    }
+    let (parts, body) = req.into_parts();
+    let limit = gw.live().config.server.body_read_timeout;
+    let read = Limited::new(body, MAX_ADMIN_BODY_BYTES).collect();
+    let body = match tokio::time::timeout(limit, read).await {
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body did not arrive in time.",
+            )
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Ok(Err(e)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("The request body could not be read: {e}."),
+            )
+        }
+        Ok(Ok(c)) => c.to_bytes(),
+    };
+    match ext.admin(parts, body).await {
+        Some(resp) => resp.map(ProxyBody::full),
+        None => not_found(),
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

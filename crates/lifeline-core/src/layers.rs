@@ -13,6 +13,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("config", 0),
     ("telemetry", 0),
     ("context", 0),
+    ("extension", 0),
     ("health", 1),
     ("retry", 1),
     ("providers", 2),

@@ -20,6 +20,8 @@
 //! - [`health`]: per-deployment breaker, latency, and the health events.
 //! - [`telemetry`]: Prometheus metrics and request ids.
 //! - [`admin`]: the admin API on its own listener.
+//! - [`extension`]: the hook for routes the gateway does not own (the
+//!   status page's public and admin routes).
 //!
 //! [`gateway::Gateway`] owns the live, reloadable state that all of them read.
 
@@ -31,6 +33,7 @@ pub mod body;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod extension;
 pub mod gateway;
 pub mod health;
 #[cfg(test)]

@@ -33,7 +33,7 @@ use crate::health::{
 };
 use crate::providers::{probe, Endpoint, HttpClient, Upstream};
 use crate::retry::RetryBudget;
-use crate::telemetry::Metrics;
+use crate::telemetry::{DeploymentSli, Metrics, ModelSli};
 
 /// One provider + one upstream model.
 pub struct Deployment {
@@ -73,6 +73,9 @@ pub struct Deployment {
     events: Arc<HealthBus>,
     metrics: Arc<Metrics>,
     gauge: prometheus_client::metrics::gauge::Gauge,
+    /// The status side's counters, shared with the deployment this one
+    /// replaces ([`Self::keep_counters_of`]).
+    sli: Arc<DeploymentSli>,
 }
 
 /// One probe of a deployment, which everyone who asks while it runs (or
@@ -242,8 +245,20 @@ impl Deployment {
             events,
             metrics,
             gauge,
+            sli: Arc::default(),
             id,
         }
+    }
+
+    /// Counts on into the SLI counters of `previous`, the deployment a
+    /// reload replaces with this one (same id), so that they stay monotonic.
+    pub fn keep_counters_of(&mut self, previous: &Deployment) {
+        self.sli = previous.sli.clone();
+    }
+
+    /// The status side's counters of this deployment.
+    pub fn sli(&self) -> &DeploymentSli {
+        &self.sli
     }
 
     fn record_lock(&self) -> MutexGuard<'_, HealthRecord> {
@@ -637,6 +652,9 @@ pub struct Model {
     pub budget: Arc<RetryBudget>,
     /// Upstream client (pool shared by models with the same connect timeout).
     pub client: HttpClient,
+    /// The status side's counters, per endpoint family; carried over by a
+    /// reload that keeps the model.
+    pub sli: Arc<ModelSli>,
 }
 
 /// All public models.

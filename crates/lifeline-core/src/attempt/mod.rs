@@ -54,7 +54,7 @@ use crate::request::Inspected;
 use crate::retry::full_jitter;
 use crate::route::{Deployment, Model};
 use crate::telemetry::{
-    Metrics, KEEP_ALIVE, X_LIFELINE_ATTEMPTS, X_LIFELINE_DEPLOYMENT, X_REQUEST_ID,
+    FamilySli, Metrics, KEEP_ALIVE, X_LIFELINE_ATTEMPTS, X_LIFELINE_DEPLOYMENT, X_REQUEST_ID,
 };
 use upstream::Attempted;
 
@@ -335,13 +335,23 @@ impl Call {
         h.insert(X_LIFELINE_ATTEMPTS, HeaderValue::from(attempts));
         h.insert(X_REQUEST_ID, self.ctx.id.clone());
         if !matches!(resp.body(), ProxyBody::Relay(_)) {
-            self.metrics.request(
-                &self.model.name,
-                resp.status().as_u16(),
-                self.ctx.started.elapsed().as_secs_f64(),
-            );
+            self.finished(resp.status().as_u16());
         }
         resp
+    }
+
+    /// Counts a request answered with `status` (not a committed stream,
+    /// which counts when it ends): its metrics and SLI counters.
+    fn finished(&self, status: u16) {
+        let took = self.ctx.started.elapsed();
+        self.metrics
+            .request(&self.model.name, status, took.as_secs_f64());
+        self.sli().request(status, took);
+    }
+
+    /// The SLI counters of this request's model and endpoint family.
+    fn sli(&self) -> &FamilySli {
+        self.model.sli.family(self.endpoint.index())
     }
 
     fn exhausted(
@@ -387,11 +397,7 @@ impl Call {
         resp.headers_mut()
             .insert(X_LIFELINE_ATTEMPTS, HeaderValue::from(attempts));
         resp.headers_mut().insert(X_REQUEST_ID, self.ctx.id.clone());
-        self.metrics.request(
-            &self.model.name,
-            status,
-            self.ctx.started.elapsed().as_secs_f64(),
-        );
+        self.finished(status);
         resp
     }
 }
@@ -402,7 +408,8 @@ impl Call {
 /// counted with status 499.
 struct Pending {
     metrics: Arc<Metrics>,
-    model: Arc<str>,
+    model: Arc<Model>,
+    endpoint: Endpoint,
     started: Instant,
     request_id: HeaderValue,
     answered: bool,
@@ -413,7 +420,8 @@ impl Pending {
         call.metrics.in_flight().inc();
         Self {
             metrics: call.metrics.clone(),
-            model: call.model.name.clone(),
+            model: call.model.clone(),
+            endpoint: call.endpoint,
             started: call.ctx.started,
             request_id: call.ctx.id.clone(),
             answered: false,
@@ -425,8 +433,13 @@ impl Drop for Pending {
     fn drop(&mut self) {
         self.metrics.in_flight().dec();
         if !self.answered {
+            let took = self.started.elapsed();
             self.metrics
-                .request(&self.model, 499, self.started.elapsed().as_secs_f64());
+                .request(&self.model.name, 499, took.as_secs_f64());
+            self.model
+                .sli
+                .family(self.endpoint.index())
+                .request(499, took);
             tracing::info!(message = "Client went away before the answer; upstream attempt cancelled.", request_id = ?self.request_id);
         }
     }

@@ -245,14 +245,17 @@ impl Call {
                 Ok(c) => {
                     let ttft = start.elapsed();
                     lease.first_content(ttft);
-                    self.metrics.attempt(&dep.id, "success");
+                    self.attempted(&dep, "success", true);
+                    let first_token = self.ctx.started.elapsed();
                     self.metrics
-                        .ttft(&self.model.name, self.ctx.started.elapsed().as_secs_f64());
+                        .ttft(&self.model.name, first_token.as_secs_f64());
                     let end = StreamEnd {
                         metrics: self.metrics.clone(),
-                        model: self.model.name.clone(),
+                        model: self.model.clone(),
+                        endpoint: self.endpoint,
                         started: self.ctx.started,
                         ttft,
+                        first_token,
                         request_id: self.ctx.id.clone(),
                     };
                     let relay = RelayBody::new(
@@ -303,7 +306,7 @@ impl Call {
                 self.failed(lease, f.after(start.elapsed()))
             }
             Ok((parts, body)) => {
-                self.metrics.attempt(&dep.id, "success");
+                self.attempted(&dep, "success", true);
                 if !stream {
                     dep.observe_latency(LatencyKind::Answer, head_latency);
                 }
@@ -325,8 +328,21 @@ impl Call {
     }
 
     fn record(&self, lease: Lease, f: &Failure) {
-        self.metrics.attempt(&f.deployment, f.kind.label());
+        self.attempted(
+            lease.deployment(),
+            f.kind.label(),
+            !f.kind.is_deployments_fault(),
+        );
         lease.finish(f.outcome());
+    }
+
+    /// Counts an attempt on `dep`: its metric (`outcome` label) and the SLI
+    /// counters of the model and the deployment (`ok`: a success, or a
+    /// failure that is not the deployment's fault).
+    fn attempted(&self, dep: &Deployment, outcome: &'static str, ok: bool) {
+        self.metrics.attempt(&dep.id, outcome);
+        self.sli().attempt(ok);
+        dep.sli().attempt(ok);
     }
 
     /// The deadline of `kind` for an attempt on `dep`: the configured value,

@@ -27,6 +27,8 @@ pub(super) struct RawConfig {
     pub providers: Vec<Spanned<RawProvider>>,
     pub models: Vec<Spanned<RawModel>>,
     pub keys: Vec<Spanned<RawKey>>,
+    pub store: RawStore,
+    pub status: RawStatus,
 }
 
 /// `[server]`: listeners, limits, and the default [`RawPolicy`] of every model.
@@ -35,6 +37,7 @@ pub(super) struct RawConfig {
 pub(super) struct RawServer {
     pub listen: Option<Spanned<String>>,
     pub admin_listen: Option<Spanned<String>>,
+    pub status_listen: Option<Spanned<String>>,
     pub max_body_bytes: Option<Spanned<u64>>,
     pub max_connections: Option<Spanned<u64>>,
     pub header_read_timeout_ms: Option<Spanned<u64>>,
@@ -163,6 +166,91 @@ pub(super) struct RawKey {
     pub key: Option<Spanned<String>>,
     #[serde(default)]
     pub sha256: Option<Spanned<String>>,
+}
+
+/// `[store]`: where the status side keeps its history.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawStore {
+    pub url: Option<Spanned<String>>,
+    pub sli_retention_days: Option<Spanned<u32>>,
+}
+
+/// `[status]`: the status page.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawStatus {
+    pub enabled: Option<Spanned<bool>>,
+    pub title: Option<Spanned<String>>,
+    pub page_url: Option<Spanned<String>>,
+    pub publish_automatic: Option<Spanned<bool>>,
+    pub open_after_ms: Option<Spanned<u64>>,
+    pub update_interval_ms: Option<Spanned<u64>>,
+    pub resolve_after_ms: Option<Spanned<u64>>,
+    pub no_data_after_ms: Option<Spanned<u64>>,
+    pub show_providers: Option<Spanned<bool>>,
+    pub static_dir: Option<Spanned<String>>,
+    pub slo: RawSlo,
+    pub components: Vec<Spanned<RawComponent>>,
+    pub upstream: Vec<Spanned<RawStatusUpstream>>,
+}
+
+/// `[status.slo]`, and the same keys as overrides in a component.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawSlo {
+    pub availability: Option<Spanned<f64>>,
+    pub latency_ms: Option<Spanned<u64>>,
+    pub latency_target: Option<Spanned<f64>>,
+    pub period_days: Option<Spanned<u32>>,
+}
+
+/// One `[[status.components]]` table. Its span is that of its header.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawComponent {
+    pub id: Spanned<String>,
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub description: Option<Spanned<String>>,
+    #[serde(default)]
+    pub group: Option<Spanned<String>>,
+    pub models: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub endpoints: Option<Spanned<Vec<Spanned<String>>>>,
+    // The `[status.slo]` keys, as overrides (written out: `flatten` and
+    // `deny_unknown_fields` do not mix).
+    #[serde(default)]
+    pub availability: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub latency_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub latency_target: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub period_days: Option<Spanned<u32>>,
+}
+
+impl RawComponent {
+    /// The SLO keys this component overrides.
+    pub fn slo(&self) -> RawSlo {
+        RawSlo {
+            availability: self.availability.clone(),
+            latency_ms: self.latency_ms.clone(),
+            latency_target: self.latency_target.clone(),
+            period_days: self.period_days.clone(),
+        }
+    }
+}
+
+/// One `[[status.upstream]]` table: a provider's public status feed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStatusUpstream {
+    pub provider: Spanned<String>,
+    pub url: Spanned<String>,
+    pub format: Spanned<String>,
+    #[serde(default)]
+    pub interval_ms: Option<Spanned<u64>>,
 }
 
 /// The timeout and retry keys allowed both in `[server]` (as defaults) and in

@@ -11,6 +11,7 @@ use sha2::Digest as _;
 use super::*;
 
 mod errors;
+mod status;
 
 const PRIMARY_SECRET: &str = "sk-primary-0123456789";
 const ADMIN_SECRET: &str = "admin-token-9876543210";

@@ -10,9 +10,12 @@
 //! plain numbers (`[server]`, per-model policies, `[health]`);
 //! [`upstreams`] checks `[[providers]]` and `[[models]]` and resolves the
 //! references between them; [`secrets`] expands `${VAR}` and hashes client
-//! keys, and is the only place that sees a secret's value.
+//! keys, and is the only place that sees a secret's value; [`status`]
+//! checks `[store]` and `[status]` (the status page's components, SLOs and
+//! provider feeds, and their references to models and providers).
 
 mod secrets;
+mod status;
 mod upstreams;
 
 use std::collections::HashMap;
@@ -63,6 +66,14 @@ pub(super) fn validate(
     let providers = v.providers(raw.providers);
     let models = v.models(&raw.models, &providers, &server.defaults);
     let keys = v.keys(&raw.keys);
+    let store = v.store(&raw.store);
+    let status = v.status(
+        &raw.status,
+        &server,
+        &models,
+        &providers,
+        (&raw.store, &store),
+    );
     if v.errors.is_empty() {
         Ok(Config {
             server,
@@ -71,6 +82,8 @@ pub(super) fn validate(
             providers,
             models,
             keys,
+            store,
+            status,
             source: None,
         })
     } else {
@@ -125,6 +138,21 @@ impl Validator<'_> {
             }
             Some(addr)
         });
+        let status_listen = raw.status_listen.as_ref().and_then(|l| {
+            let addr = self.socket_addr(l, "server.status_listen")?;
+            let taken = [
+                (Some(listen), "server.listen"),
+                (admin_listen, "server.admin_listen"),
+            ];
+            for (other, name) in taken {
+                if other == Some(addr) && addr.port() != 0 {
+                    let msg =
+                        format!("is the same address as {name}; give the status page its own port");
+                    self.at(l, "server.status_listen", msg);
+                }
+            }
+            Some(addr)
+        });
         let body = self.nonzero(&raw.max_body_bytes, "server.max_body_bytes", MAX_BODY_BYTES);
         let conns = self.nonzero(
             &raw.max_connections,
@@ -134,6 +162,7 @@ impl Validator<'_> {
         ServerConfig {
             listen,
             admin_listen,
+            status_listen,
             max_body_bytes: usize::try_from(body).unwrap_or(usize::MAX),
             max_connections: usize::try_from(conns).unwrap_or(usize::MAX),
             header_read_timeout: self.duration(

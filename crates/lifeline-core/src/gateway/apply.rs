@@ -12,7 +12,10 @@
 //!   the cap through;
 //! - a model's retry budget, when `retry_budget_ratio` and
 //!   `retry_budget_min_per_sec` are unchanged: a reload during an outage
-//!   does not hand out a fresh allowance of retries.
+//!   does not hand out a fresh allowance of retries;
+//! - the SLI counters ([`crate::telemetry::sli`]) of a model kept by name
+//!   and of a deployment kept or rebuilt under the same id, so they stay
+//!   monotonic; a model or deployment the reload adds starts at 0.
 //!
 //! Once the new state serves, the deployments it rebuilt or removed are
 //! retired ([`Deployment::retire`]): requests still in flight on them finish,
@@ -98,20 +101,22 @@ impl Gateway {
                             let dep = match existing {
                                 Some(d) if Arc::ptr_eq(&d.upstream, up) && !health_changed => d,
                                 previous => {
-                                    let fresh = Arc::new(Deployment::new(
+                                    let mut fresh = Deployment::new(
                                         up.clone(),
                                         &r.model,
                                         config.health.clone(),
                                         self.inner.events.clone(),
                                         self.inner.metrics.clone(),
-                                    ));
+                                    );
                                     // A drain is an operator's decision: a
                                     // rebuilt deployment keeps it (copied
-                                    // again once the old one is retired).
+                                    // again once the old one is retired);
+                                    // its SLI counters count on.
                                     if let Some(p) = previous {
+                                        fresh.keep_counters_of(&p);
                                         fresh.keep_drain_of(&p);
                                     }
-                                    fresh
+                                    Arc::new(fresh)
                                 }
                             };
                             used.insert(id.clone(), dep.clone());
@@ -140,12 +145,20 @@ impl Gateway {
                     m.policy.retry_budget_min_per_sec,
                 )),
             };
+            // A kept model counts on; a new one starts at 0.
+            let sli = old
+                .routes
+                .models
+                .get(&m.name)
+                .map(|o| o.sli.clone())
+                .unwrap_or_default();
             let model = Model {
                 name: m.name.as_str().into(),
                 tiers,
                 budget,
                 policy: m.policy.clone(),
                 client: self.client(m.policy.connect_timeout)?,
+                sli,
             };
             models.insert(m.name.clone(), Arc::new(model));
         }
@@ -206,6 +219,7 @@ impl Gateway {
                 let old = self.live().config.clone();
                 if old.server.listen != config.server.listen
                     || old.server.admin_listen != config.server.admin_listen
+                    || old.server.status_listen != config.server.status_listen
                 {
                     tracing::warn!(
                         message = "Listen addresses changed; they take effect at the next restart."

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -33,10 +33,11 @@ pub use events::{FeedItem, HealthFeed, HealthSnapshot};
 
 use crate::auth::KeySet;
 use crate::config::Config;
+use crate::extension::Extension;
 use crate::health::HealthBus;
-use crate::providers::{HttpClient, Upstream};
+use crate::providers::{Endpoint, HttpClient, Upstream};
 use crate::route::{Deployment, RouteTable};
-use crate::telemetry::Metrics;
+use crate::telemetry::{DeploymentTotals, Metrics, ModelTotals, SliTotals};
 
 /// The state one request reads, fixed for its whole life.
 pub struct Live {
@@ -89,7 +90,12 @@ struct Inner {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     reload_lock: tokio::sync::Mutex<()>,
+    /// Routes the gateway does not own ([`Gateway::set_extension`]).
+    extension: ArcSwapOption<Installed>,
 }
+
+/// An installed [`Extension`] (`arc-swap` holds sized values only).
+struct Installed(Arc<dyn Extension>);
 
 impl Gateway {
     /// Builds the gateway from a validated config, starting in-process
@@ -114,11 +120,27 @@ impl Gateway {
                 tracker: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
                 reload_lock: tokio::sync::Mutex::new(()),
+                extension: ArcSwapOption::empty(),
             }),
         };
         gw.apply(config).await?;
         gw.spawn_prober();
         Ok(gw)
+    }
+
+    /// Installs the [`Extension`] that answers the requests the gateway has
+    /// no route for (public `GET`/`HEAD` paths, admin paths under
+    /// `/admin/`); replaces any earlier one. Takes effect for the next
+    /// request; may be called at any time after [`Gateway::start`].
+    pub fn set_extension(&self, extension: Arc<dyn Extension>) {
+        self.inner
+            .extension
+            .store(Some(Arc::new(Installed(extension))));
+    }
+
+    /// The installed extension, if any.
+    pub fn extension(&self) -> Option<Arc<dyn Extension>> {
+        self.inner.extension.load_full().map(|i| i.0.clone())
     }
 
     /// The state for one request.
@@ -170,6 +192,51 @@ impl Gateway {
         let d = self.deployment(id)?;
         d.set_drained(drained);
         Some(d)
+    }
+
+    /// The status side's SLI counters, cumulative: per public model of the
+    /// running config and endpoint family (all four families of every
+    /// model, in config order), and per deployment in use. A model or
+    /// deployment kept by a reload keeps counting; one a reload adds starts
+    /// at 0 and one it removes is no longer listed. Reads atomics and
+    /// copies names: no lock the request path takes.
+    pub fn sli_totals(&self) -> SliTotals {
+        let live = self.live();
+        let mut models = Vec::with_capacity(live.config.models.len() * Endpoint::ALL.len());
+        let mut users: HashMap<&str, Vec<String>> = HashMap::new();
+        for m in &live.config.models {
+            let Some(route) = live.routes.models.get(&m.name) else {
+                continue;
+            };
+            for e in Endpoint::ALL {
+                models.push(ModelTotals {
+                    family: e.family(),
+                    model: m.name.clone(),
+                    counts: route.sli.family(e.index()).totals(),
+                });
+            }
+            for member in route.tiers.iter().flatten() {
+                let list = users.entry(&member.deployment.id).or_default();
+                if !list.contains(&m.name) {
+                    list.push(m.name.clone());
+                }
+            }
+        }
+        let deployments = live
+            .deployments
+            .iter()
+            .map(|d| DeploymentTotals {
+                id: d.id.to_string(),
+                provider: d.upstream.name.to_string(),
+                model: d.model.clone(),
+                public_models: users.remove(&*d.id).unwrap_or_default(),
+                counts: d.sli().totals(),
+            })
+            .collect();
+        SliTotals {
+            models,
+            deployments,
+        }
     }
 
     /// Stops background tasks (the prober) and waits for them.

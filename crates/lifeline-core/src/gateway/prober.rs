@@ -37,6 +37,7 @@ pub fn round(
             tracker.spawn(async move {
                 let ok = dep.probe_since(&client, limit, now).await;
                 tracing::debug!(message = "Probe finished.", deployment = %dep.id, ok);
+                dep.sli().probe(ok);
                 dep.probe_result(ok);
             });
         }

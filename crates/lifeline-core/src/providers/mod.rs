@@ -53,7 +53,27 @@ impl Endpoint {
             Self::Responses => "/responses",
         }
     }
+
+    /// The endpoint family's name in the status side's SLI totals
+    /// ([`crate::telemetry::sli`]): `chat`, `embeddings`, `images`,
+    /// `responses`.
+    pub fn family(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "chat",
+            Self::Embeddings => "embeddings",
+            Self::ImagesGenerations => "images",
+            Self::Responses => "responses",
+        }
+    }
+
+    /// The endpoint of a family name ([`Self::family`]).
+    pub fn from_family(family: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.family() == family)
+    }
 }
+
+// The SLI counters hold one family per endpoint, by index.
+const _: () = assert!(crate::telemetry::sli::FAMILIES == Endpoint::ALL.len());
 
 /// One provider, ready to build requests for.
 pub struct Upstream {

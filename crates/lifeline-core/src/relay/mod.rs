@@ -34,8 +34,9 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::health::Outcome;
-use crate::route::Lease;
-use crate::telemetry::Metrics;
+use crate::providers::Endpoint;
+use crate::route::{Lease, Model};
+use crate::telemetry::{Metrics, StreamEnding};
 pub use sse::{Protocol, Scanner};
 
 /// Errors a response body can end with (the connection is then closed).
@@ -48,14 +49,30 @@ pub const FINISH_GRACE: Duration = Duration::from_secs(2);
 pub struct StreamEnd {
     /// Metrics sink.
     pub metrics: Arc<Metrics>,
-    /// Public model.
-    pub model: Arc<str>,
+    /// Public model (its name for the metrics, its SLI counters).
+    pub model: Arc<Model>,
+    /// Which endpoint, for the SLI counters' family.
+    pub endpoint: Endpoint,
     /// When the client request started.
     pub started: Instant,
     /// Time to first content, for the deployment's health record.
     pub ttft: Duration,
+    /// Time from the request's arrival to its first content (what the
+    /// client waited), for the SLI counters.
+    pub first_token: Duration,
     /// Request id, for logs.
     pub request_id: http::HeaderValue,
+}
+
+impl StreamEnd {
+    /// Counts the stream's request in the model's SLI counters: its answer
+    /// time is its time to first token.
+    fn stream_ended(&self, status: u16, ending: StreamEnding) {
+        self.model
+            .sli
+            .family(self.endpoint.index())
+            .stream(status, self.first_token, ending);
+    }
 }
 
 /// A committed stream being relayed to the client.
@@ -125,9 +142,15 @@ impl RelayBody {
             lease.finish(outcome);
         }
         e.metrics
-            .stream(&e.model, if ok { "complete" } else { "broken" });
+            .stream(&e.model.name, if ok { "complete" } else { "broken" });
         e.metrics
-            .request(&e.model, 200, e.started.elapsed().as_secs_f64());
+            .request(&e.model.name, 200, e.started.elapsed().as_secs_f64());
+        let ending = if ok {
+            StreamEnding::Complete
+        } else {
+            StreamEnding::Broken
+        };
+        e.stream_ended(200, ending);
         e.metrics.in_flight().dec();
         if ok {
             tracing::debug!(message = "Stream complete.", request_id = ?e.request_id, events = self.scanner.events);
@@ -274,9 +297,10 @@ impl Drop for RelayBody {
             // The client went away mid-stream: the lease records a neutral
             // outcome and the upstream body is dropped, closing its connection.
             let e = &self.end;
-            e.metrics.stream(&e.model, "cancelled");
+            e.metrics.stream(&e.model.name, "cancelled");
             e.metrics
-                .request(&e.model, 499, e.started.elapsed().as_secs_f64());
+                .request(&e.model.name, 499, e.started.elapsed().as_secs_f64());
+            e.stream_ended(499, StreamEnding::Cancelled);
             e.metrics.in_flight().dec();
             tracing::info!(message = "Client went away mid-stream.", request_id = ?e.request_id);
         }

@@ -9,7 +9,9 @@
 //! close after an early answer. HTTP/2 gets keep-alive pings and stream and
 //! header-list limits. One task per connection and the request handled on
 //! it: no hand-offs. These settings are read when the listener starts; a
-//! reload does not change them.
+//! reload does not change them. Up to three listeners share them: the data
+//! plane (`listen`), the admin API (`admin_listen`) and the status page
+//! (`status_listen`, with its own connection limit of `max_connections`).
 //!
 //! Shutdown: stop accepting, turn `/readyz` false, ask every connection to
 //! finish its in-flight requests (hyper's graceful shutdown), and wait up
@@ -66,6 +68,9 @@ pub enum Side {
     Data,
     /// The admin API (`admin_listen`).
     Admin,
+    /// The status page (`status_listen`): `/healthz` and the extension's
+    /// public routes only.
+    Status,
 }
 
 /// Entry point: binds the listeners of a gateway.
@@ -76,14 +81,17 @@ pub struct BoundServer {
     gw: Gateway,
     data: TcpListener,
     admin: Option<TcpListener>,
+    status: Option<TcpListener>,
     /// The data-plane address (useful with port 0).
     pub data_addr: SocketAddr,
     /// The admin address, if configured.
     pub admin_addr: Option<SocketAddr>,
+    /// The status address, if configured.
+    pub status_addr: Option<SocketAddr>,
 }
 
 impl Server {
-    /// Binds `server.listen` and `server.admin_listen`.
+    /// Binds `server.listen`, `server.admin_listen` and `server.status_listen`.
     pub async fn bind(gw: Gateway) -> std::io::Result<BoundServer> {
         let cfg = gw.live().config.server.clone();
         let data = TcpListener::bind(cfg.listen).await?;
@@ -91,12 +99,18 @@ impl Server {
             Some(a) => Some(TcpListener::bind(a).await?),
             None => None,
         };
+        let status = match cfg.status_listen {
+            Some(a) => Some(TcpListener::bind(a).await?),
+            None => None,
+        };
         Ok(BoundServer {
             data_addr: data.local_addr()?,
             admin_addr: admin.as_ref().map(TcpListener::local_addr).transpose()?,
+            status_addr: status.as_ref().map(TcpListener::local_addr).transpose()?,
             gw,
             data,
             admin,
+            status,
         })
     }
 }
@@ -108,10 +122,13 @@ impl BoundServer {
         let cfg = self.gw.live().config.server.clone();
         let limit = Arc::new(Semaphore::new(cfg.max_connections));
         let mut loops = tokio::task::JoinSet::new();
+        // Fixed by what is bound, not by the live config: a reload that
+        // adds or removes `status_listen` changes no listener.
+        let status_elsewhere = self.status.is_some();
         loops.spawn(accept_loop(
             self.gw.clone(),
             self.data,
-            Side::Data,
+            (Side::Data, status_elsewhere),
             limit.clone(),
             graceful.clone(),
             shutdown.clone(),
@@ -120,8 +137,20 @@ impl BoundServer {
             loops.spawn(accept_loop(
                 self.gw.clone(),
                 admin,
-                Side::Admin,
+                (Side::Admin, status_elsewhere),
                 Arc::new(Semaphore::new(256)),
+                graceful.clone(),
+                shutdown.clone(),
+            ));
+        }
+        if let Some(status) = self.status {
+            // Its own connection limit: a crowd reading the status page
+            // never takes the data plane's connection slots.
+            loops.spawn(accept_loop(
+                self.gw.clone(),
+                status,
+                (Side::Status, status_elsewhere),
+                Arc::new(Semaphore::new(cfg.max_connections)),
                 graceful.clone(),
                 shutdown.clone(),
             ));
@@ -171,7 +200,7 @@ fn tune(stream: &TcpStream) {
 async fn accept_loop(
     gw: Gateway,
     listener: TcpListener,
-    side: Side,
+    (side, status_elsewhere): (Side, bool),
     limit: Arc<Semaphore>,
     graceful: Arc<GracefulShutdown>,
     shutdown: CancellationToken,
@@ -220,7 +249,7 @@ async fn accept_loop(
             let busy = state.enter(!req.body().is_end_stream());
             let req = req.map(|body| RequestBody::new(body, &state));
             let h2 = req.version() == Version::HTTP_2;
-            let answer = pipeline::handle(gw.clone(), side, peer, req);
+            let answer = pipeline::handle(gw.clone(), side, status_elsewhere, peer, req);
             async move {
                 let resp = answer.await?;
                 Ok::<_, Infallible>(resp.map(|body| busy.respond(body, h2)))

@@ -4,6 +4,10 @@
 //! 1. request context ([`RequestContext`]): request id (`x-request-id`,
 //!    accepted or generated), peer address, arrival time;
 //! 2. path table: operations endpoints, data-plane endpoints, 404, 405;
+//!    a `GET`/`HEAD` that would be a 404 goes to the installed
+//!    [`crate::extension::Extension`] first (on the status listener, or on
+//!    the data-plane listener when there is none), so the data-plane
+//!    endpoints never consult it;
 //! 3. auth: client key → key name, recorded in the context (401);
 //! 4. body: size limit (413) and slow-client timeout (408);
 //! 5. inspect: JSON validity, `model`, `stream`, the types of the fields
@@ -57,6 +61,8 @@ fn route(side: Side, method: &Method, path: &str, admin_elsewhere: bool) -> Rout
         }
     };
     match (side, path) {
+        (Side::Status, "/healthz") => get(Route::Healthz),
+        (Side::Status, _) => Route::Unknown,
         (_, "/healthz") => get(Route::Healthz),
         (_, "/readyz") => get(Route::Readyz),
         (Side::Admin, "/metrics") => get(Route::Metrics),
@@ -72,10 +78,13 @@ fn route(side: Side, method: &Method, path: &str, admin_elsewhere: bool) -> Rout
     }
 }
 
-/// Serves one request.
+/// Serves one request that came in on the `side` listener;
+/// `status_elsewhere` when a status listener is bound (the data-plane
+/// listener then leaves the extension's public routes to it).
 pub async fn handle(
     gw: Gateway,
     side: Side,
+    status_elsewhere: bool,
     peer: SocketAddr,
     req: Request<RequestBody>,
 ) -> Result<Response<ProxyBody>, Infallible> {
@@ -95,13 +104,14 @@ pub async fn handle(
             );
             r
         }
-        // The admin API reads no body: one sent is left unread.
-        // Boxed, like the data path: it keeps the request future small.
+        // The admin API's own routes read no body (one sent is left
+        // unread); its extension routes do, bounded. Boxed, like the data
+        // path: it keeps the request future small.
         Route::Admin => Box::pin(crate::admin::handle(&gw, req.map(RequestBody::into_inner))).await,
         Route::WrongMethod => {
             ApiError::method_not_allowed(req.method(), req.uri().path()).into_response()
         }
-        Route::Unknown => ApiError::unknown_path(req.method(), req.uri().path()).into_response(),
+        Route::Unknown => unknown(&gw, side, status_elsewhere, req),
         Route::Models => match live.keys.check(req.headers()) {
             Err(e) => e.into_response(),
             Ok(_) => {
@@ -201,6 +211,44 @@ async fn data(
     // that move is a pointer (measured with callgrind: ~9,000 instructions
     // of memcpy per request otherwise).
     Ok(Box::pin(call.run()).await)
+}
+
+/// A path the table does not know: the extension's public route, if it is
+/// served on this listener (the status listener; the data-plane listener
+/// when there is none), the request is a `GET` or `HEAD`, and the extension
+/// answers it; otherwise 404. A `HEAD` gets the answer's head, with the
+/// length its body would have, and no body.
+fn unknown(
+    gw: &Gateway,
+    side: Side,
+    status_elsewhere: bool,
+    req: Request<RequestBody>,
+) -> Response<ProxyBody> {
+    let public = match side {
+        Side::Status => true,
+        Side::Data => !status_elsewhere,
+        Side::Admin => false,
+    };
+    let head = req.method() == Method::HEAD;
+    if public && (head || req.method() == Method::GET) {
+        if let Some(ext) = gw.extension() {
+            let (parts, _body) = req.into_parts();
+            return match ext.public(&parts) {
+                Some(resp) => {
+                    let (mut parts, body) = resp.into_parts();
+                    if head {
+                        parts
+                            .headers
+                            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+                        return Response::from_parts(parts, ProxyBody::full(Bytes::new()));
+                    }
+                    Response::from_parts(parts, ProxyBody::full(body))
+                }
+                None => ApiError::unknown_path(&parts.method, parts.uri.path()).into_response(),
+            };
+        }
+    }
+    ApiError::unknown_path(req.method(), req.uri().path()).into_response()
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {

@@ -1,12 +1,19 @@
-//! Observability: Prometheus metrics and request ids.
+//! Observability: Prometheus metrics, the status page's SLI counters and
+//! request ids.
 //!
 //! Metric names live in one place, [`Metrics`], so that dashboards have one
 //! file to read. Label values are `Arc<str>` taken from the live config, so
-//! recording a metric on the hot path allocates nothing.
+//! recording a metric on the hot path allocates nothing. The SLI counters
+//! ([`sli`]) are plain atomics the status side samples.
 
 mod metrics;
+pub mod sli;
 
 pub use metrics::{AttemptLabels, Metrics, ModelLabels, StreamLabels};
+pub use sli::{
+    DeploymentCounts, DeploymentSli, DeploymentTotals, FamilySli, ModelSli, ModelTotals, SliCounts,
+    SliTotals, StreamEnding,
+};
 
 use http::{HeaderName, HeaderValue};
 

@@ -15,6 +15,8 @@ pub struct Env {
     pub gw: Gateway,
     pub addr: SocketAddr,
     pub admin: Option<SocketAddr>,
+    /// The status listener, when the config has `status_listen`.
+    pub status: Option<SocketAddr>,
     pub mocks: Vec<MockHandle>,
     pub client: reqwest::Client,
     shutdown: CancellationToken,
@@ -83,7 +85,7 @@ impl Env {
             Config::parse(toml, "<test>").unwrap_or_else(|e| panic!("config:\n{e}\n{toml}"));
         let gw = Gateway::start(config).await.expect("gateway starts");
         let bound = Server::bind(gw.clone()).await.expect("binds");
-        let (addr, admin) = (bound.data_addr, bound.admin_addr);
+        let (addr, admin, status) = (bound.data_addr, bound.admin_addr, bound.status_addr);
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(bound.run(shutdown.clone()));
         let client = reqwest::Client::builder()
@@ -94,6 +96,7 @@ impl Env {
             gw,
             addr,
             admin,
+            status,
             mocks,
             client,
             shutdown,

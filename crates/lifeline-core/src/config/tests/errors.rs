@@ -45,6 +45,30 @@ fn listen_addresses() {
         "admin_listen = \"127.0.0.1:1\"",
     ]));
     assert_one(&e, 3, "server.admin_listen", "same address");
+    let e = errors(&with_models(&[
+        "[server]",
+        "listen = \"127.0.0.1:1\"",
+        "admin_listen = \"127.0.0.1:2\"",
+        "status_listen = \"127.0.0.1:2\"",
+    ]));
+    assert_one(
+        &e,
+        4,
+        "server.status_listen",
+        "same address as server.admin_listen",
+    );
+    let e = errors(&with_models(&[
+        "[server]",
+        "status_listen = \"127.0.0.1:8080\"",
+    ]));
+    assert_one(
+        &e,
+        2,
+        "server.status_listen",
+        "same address as server.listen",
+    );
+    let e = errors(&with_models(&["[server]", "status_listen = \"status\""]));
+    assert_one(&e, 2, "server.status_listen", "not a socket address");
 }
 
 #[test]
