@@ -33,4 +33,3 @@ pub mod webhook;
 /// Per-minute service-level indicators per component (the shape the store
 /// keeps; see [`lifeline_store::sli`]).
 pub use lifeline_store::sli;
-

@@ -4,6 +4,7 @@
 //! module per subcommand under `cli/`.
 
 mod cli;
+mod status_side;
 
 /// mimalloc instead of the system allocator: the request path allocates small,
 /// short-lived buffers on every request, and glibc's malloc/free showed as

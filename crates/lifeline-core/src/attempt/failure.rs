@@ -235,6 +235,17 @@ mod tests {
     ];
 
     #[test]
+    fn every_label_is_counted_per_deployment() {
+        for kind in ALL {
+            assert!(
+                crate::telemetry::sli::FAILURE_LABELS.contains(&kind.label()),
+                "{}",
+                kind.label()
+            );
+        }
+    }
+
+    #[test]
     fn outcome_label_and_next_step_come_from_one_value() {
         let dep: Arc<str> = "p/m".into();
         for kind in ALL {

@@ -342,7 +342,8 @@ impl Call {
     fn attempted(&self, dep: &Deployment, outcome: &'static str, ok: bool) {
         self.metrics.attempt(&dep.id, outcome);
         self.sli().attempt(ok);
-        dep.sli().attempt(ok);
+        dep.sli()
+            .attempt(ok, (outcome != "success").then_some(outcome));
     }
 
     /// The deadline of `kind` for an attempt on `dep`: the configured value,

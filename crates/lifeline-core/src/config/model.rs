@@ -338,6 +338,12 @@ pub struct StatusConfig {
     pub no_data_after: Duration,
     /// Show the "Upstream providers" group (`show_providers`, default false).
     pub show_providers: bool,
+    /// How much faster than real time the status side's clock runs
+    /// (`clock_speed`, 1–3600, default 1). Only for demos and tests: at 60 a
+    /// minute of status history (evaluation, hysteresis, incident timers,
+    /// maintenance windows) passes in a second, and the page's times run
+    /// ahead of the wall clock.
+    pub clock_speed: u32,
     /// Directory the page is also written to as static files (`static_dir`), if any.
     pub static_dir: Option<PathBuf>,
     /// Default SLO of every component (`[status.slo]`).

@@ -190,6 +190,7 @@ pub(super) struct RawStatus {
     pub no_data_after_ms: Option<Spanned<u64>>,
     pub show_providers: Option<Spanned<bool>>,
     pub static_dir: Option<Spanned<String>>,
+    pub clock_speed: Option<Spanned<u32>>,
     pub slo: RawSlo,
     pub components: Vec<Spanned<RawComponent>>,
     pub upstream: Vec<Spanned<RawStatusUpstream>>,

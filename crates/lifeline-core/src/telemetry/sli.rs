@@ -173,14 +173,43 @@ pub struct DeploymentSli {
     attempts_ok: AtomicU64,
     probes_ok: AtomicU64,
     probes_failed: AtomicU64,
+    /// Failed attempts per [`FAILURE_LABELS`] entry.
+    failures: [AtomicU64; FAILURE_LABELS.len()],
 }
+
+/// The attempt loop's failure labels (`FailureKind::label`, the `outcome`
+/// label of `lifeline_attempts_total`), in a fixed order; the status side
+/// reads the cause of an incident from them. A test in the attempt module
+/// checks that every label is here.
+pub const FAILURE_LABELS: [&str; 13] = [
+    "bad_url",
+    "connect",
+    "reset",
+    "timeout",
+    "rate_limited",
+    "status_error",
+    "client_error",
+    "context_length",
+    "content_policy",
+    "misconfigured",
+    "redirect",
+    "bad_body",
+    "stream_failed",
+];
 
 impl DeploymentSli {
     /// An attempt on this deployment; `ok` as [`FamilySli::attempt`].
-    pub fn attempt(&self, ok: bool) {
+    /// `failure` is the failure's label, `None` for a success.
+    pub fn attempt(&self, ok: bool, failure: Option<&str>) {
         inc(&self.attempts);
         if ok {
             inc(&self.attempts_ok);
+        }
+        if let Some(label) = failure {
+            // Only on failures: a scan of 13 short strings.
+            if let Some(i) = FAILURE_LABELS.iter().position(|l| *l == label) {
+                inc(&self.failures[i]);
+            }
         }
     }
 
@@ -200,6 +229,12 @@ impl DeploymentSli {
             attempts_ok: get(&self.attempts_ok),
             probes_ok: get(&self.probes_ok),
             probes_failed: get(&self.probes_failed),
+            failures: FAILURE_LABELS
+                .iter()
+                .zip(&self.failures)
+                .map(|(label, n)| (*label, get(n)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
         }
     }
 }
@@ -241,6 +276,8 @@ pub struct DeploymentCounts {
     pub probes_ok: u64,
     /// Prober probes that failed.
     pub probes_failed: u64,
+    /// Failed attempts by failure label ([`FAILURE_LABELS`]), those seen.
+    pub failures: Vec<(&'static str, u64)>,
 }
 
 /// Everything [`crate::gateway::Gateway::sli_totals`] returns: plain owned
@@ -327,17 +364,21 @@ mod tests {
         assert_eq!((t.streams_completed, t.streams_broken), (1, 1));
         assert_eq!((t.upstream_attempts, t.upstream_ok), (2, 1));
         let d = DeploymentSli::default();
-        d.attempt(true);
+        d.attempt(true, None);
+        d.attempt(false, Some("timeout"));
+        d.attempt(false, Some("timeout"));
+        d.attempt(true, Some("client_error"));
         d.probe(true);
         d.probe(false);
         d.probe(false);
         assert_eq!(
             d.totals(),
             DeploymentCounts {
-                attempts: 1,
-                attempts_ok: 1,
+                attempts: 4,
+                attempts_ok: 2,
                 probes_ok: 1,
-                probes_failed: 2
+                probes_failed: 2,
+                failures: vec![("timeout", 2), ("client_error", 1)],
             }
         );
     }

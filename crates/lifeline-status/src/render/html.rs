@@ -395,6 +395,10 @@ struct GroupView {
 
 struct ComponentView {
     dom_id: String,
+    /// The component's id and Statuspage status, as `data-` attributes
+    /// for scripts and tests that read the page.
+    id: String,
+    status_key: &'static str,
     name: String,
     description: Option<String>,
     status_class: &'static str,
@@ -433,6 +437,9 @@ struct ChartView {
 
 struct IncidentHtml {
     dom_id: String,
+    /// The incident's id and status, as `data-` attributes.
+    id: i64,
+    status_key: &'static str,
     href: String,
     name: String,
     status_text: String,
@@ -699,6 +706,8 @@ fn component_view(page: &Page, comp: &Component, t: &Messages) -> ComponentView 
         bars_end: t.today.clone(),
         chart: chart(page, comp, t, &id),
         dom_id: id,
+        id: comp.id.clone(),
+        status_key: comp.status.as_str(),
         name: comp.name.clone(),
         description: comp.description.clone(),
         status_class,
@@ -899,6 +908,8 @@ fn incident_html(
     updates.reverse();
     IncidentHtml {
         dom_id: format!("incident-{}", inc.id),
+        id: inc.id,
+        status_key: inc.status.as_str(),
         href: links.incident(inc.id, lang),
         name: inc.name.clone(),
         status_text: incident_status_text(t, inc.status).to_string(),

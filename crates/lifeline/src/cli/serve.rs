@@ -60,7 +60,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let admin = bound
         .admin_addr
         .map_or_else(|| "none".to_string(), |a| a.to_string());
-    tracing::info!(message = "Lifeline is serving.", listen = %bound.data_addr, admin = %admin);
+    let status_addr = bound.status_addr.unwrap_or(bound.data_addr);
+    tracing::info!(message = "Lifeline is serving.", listen = %bound.data_addr, admin = %admin, status = %status_addr);
+    let config = gw.live().config.clone();
+    let status = crate::status_side::StatusSide::start(&gw, &config)
+        .await
+        .context("starting the status page")?;
     if example {
         let live = gw.live();
         let token = live.config.admin.token.as_ref().map_or("", |t| t.expose());
@@ -73,6 +78,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     tokio::spawn(signals(gw.clone(), shutdown.clone()));
     bound.run(shutdown).await;
+    if let Some(s) = status {
+        s.stop().await;
+    }
     gw.close().await;
     tracing::info!(message = "Stopped.");
     Ok(ExitCode::SUCCESS)

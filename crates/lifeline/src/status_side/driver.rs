@@ -50,7 +50,7 @@ pub fn start_pollers(
     for u in &config.status.upstream {
         let kind = match u.format {
             F::Statuspage => Kind::Statuspage,
-            F::IncidentIo => Kind::IncidentIo,
+            F::Incidentio => Kind::IncidentIo,
             F::Atom | F::Rss => Kind::Feed,
         };
         let mut source = SourceConfig::new(u.provider.clone(), kind, u.url.clone());
@@ -297,9 +297,15 @@ impl Driver {
             let failed = !matches!(result, Ok(Ok(())));
             if failed != self.export_failing {
                 match &result {
-                    Ok(Err(e)) => tracing::warn!(message = "Cannot write the static status page.", error = %e),
-                    Err(e) => tracing::warn!(message = "Cannot write the static status page.", error = %e),
-                    Ok(Ok(())) => tracing::info!(message = "The static status page is written again."),
+                    Ok(Err(e)) => {
+                        tracing::warn!(message = "Cannot write the static status page.", error = %e)
+                    }
+                    Err(e) => {
+                        tracing::warn!(message = "Cannot write the static status page.", error = %e)
+                    }
+                    Ok(Ok(())) => {
+                        tracing::info!(message = "The static status page is written again.")
+                    }
                 }
                 self.export_failing = failed;
             }
@@ -309,7 +315,9 @@ impl Driver {
 
     /// Queues webhook notifications for `events` and wakes the worker.
     async fn notify(&mut self, events: Vec<Event>, now: i64) {
-        let Some(page) = self.page.clone() else { return };
+        let Some(page) = self.page.clone() else {
+            return;
+        };
         let store = self.shared.store.clone();
         let links = self.links.clone();
         let result = tokio::task::spawn_blocking(move || {
@@ -345,8 +353,12 @@ impl Driver {
         match result {
             Ok(Ok(0)) => {}
             Ok(Ok(_)) => self.webhooks.wake(),
-            Ok(Err(e)) => tracing::warn!(message = "Cannot queue webhook notifications.", error = %e),
-            Err(e) => tracing::error!(message = "Queueing webhook notifications failed.", error = %e),
+            Ok(Err(e)) => {
+                tracing::warn!(message = "Cannot queue webhook notifications.", error = %e)
+            }
+            Err(e) => {
+                tracing::error!(message = "Queueing webhook notifications failed.", error = %e)
+            }
         }
     }
 

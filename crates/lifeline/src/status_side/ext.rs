@@ -31,9 +31,12 @@ impl Extension for StatusExtension {
             .headers
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok());
-        rendered
-            .as_ref()?
-            .serve(&req.method, req.uri.path(), req.uri.query(), accept_language)
+        rendered.as_ref()?.serve(
+            &req.method,
+            req.uri.path(),
+            req.uri.query(),
+            accept_language,
+        )
     }
 
     fn admin(&self, parts: http::request::Parts, body: Bytes) -> AdminFuture {

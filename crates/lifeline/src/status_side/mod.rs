@@ -22,7 +22,6 @@ mod ext;
 mod sampler;
 mod settings;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -91,8 +90,6 @@ pub struct StatusSide {
     stop: CancellationToken,
     driver: JoinHandle<()>,
     tasks: Vec<JoinHandle<()>>,
-    /// The store's file.
-    pub store_file: PathBuf,
 }
 
 impl StatusSide {
@@ -143,7 +140,6 @@ impl StatusSide {
             stop,
             driver,
             tasks,
-            store_file: path,
         }))
     }
 

@@ -71,7 +71,9 @@ impl Sampler {
                         });
                     }
                 }
-                closed.sort_by(|a, b| (a.family.as_str(), &a.model).cmp(&(b.family.as_str(), &b.model)));
+                closed.sort_by(|a, b| {
+                    (a.family.as_str(), &a.model).cmp(&(b.family.as_str(), &b.model))
+                });
                 self.open_at = Some(minute);
             }
             Some(_) => {}
@@ -195,6 +197,14 @@ mod tests {
         let (closed, _) = s.sample(&totals(9, 6, 1), 180_000);
         assert_eq!(closed[0].minute.requests, 1);
         assert_eq!(closed[0].minute.at, 120_000);
+    }
+
+    #[test]
+    fn the_gateway_counts_in_the_status_sides_buckets() {
+        assert_eq!(
+            lifeline_core::telemetry::sli::LATENCY_BUCKETS_MS,
+            lifeline_status::sli::LATENCY_BUCKETS_MS
+        );
     }
 
     #[test]

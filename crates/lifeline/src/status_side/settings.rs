@@ -39,7 +39,11 @@ pub fn engine_settings(config: &Config) -> Settings {
                     description: c.description.clone(),
                     group: c.group.clone(),
                     models: c.models.clone(),
-                    endpoints: c.endpoints.iter().filter_map(|e| Family::parse(e)).collect(),
+                    endpoints: c
+                        .endpoints
+                        .iter()
+                        .filter_map(|e| Family::parse(e))
+                        .collect(),
                     slo: SloOverrides {
                         availability: Some(own.availability),
                         latency_threshold: Some(own.latency_threshold),

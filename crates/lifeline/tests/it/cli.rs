@@ -12,10 +12,10 @@ use tokio::time::Instant;
 use crate::harness::{init, mocks};
 use crate::streaming::{pace, stream_body};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lifeline");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_lifeline");
 
 /// A child process killed (by its own handle) if the test ends early.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -33,7 +33,7 @@ fn signal(child: &Child, sig: &str) {
 }
 
 /// A port that was free a moment ago.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
@@ -120,7 +120,7 @@ async fn get(client: &reqwest::Client, url: &str) -> Option<(u16, String)> {
 }
 
 /// Polls `url` until `ok` accepts the answer, for at most `limit`.
-async fn wait_for(
+pub(crate) async fn wait_for(
     client: &reqwest::Client,
     url: &str,
     limit: Duration,
@@ -150,6 +150,7 @@ async fn serve_answers_reloads_on_sighup_and_drains_on_sigterm() {
         Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&path)
+            .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -259,6 +260,7 @@ async fn mock_serve_status_and_drain_timeout() {
         Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&path)
+            .current_dir(dir.path())
             // One worker: the single-threaded runtime serves, streams and drains.
             .env("LIFELINE_WORKER_THREADS", "1")
             .stdout(Stdio::null())

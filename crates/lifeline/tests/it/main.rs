@@ -7,6 +7,7 @@
 
 mod api;
 mod breaker;
+mod browser;
 mod capacity;
 mod cli;
 mod deadlines;

@@ -29,6 +29,7 @@ fn store_and_status_defaults() {
     assert_eq!(s.no_data_after, Duration::from_secs(900));
     assert!(!s.show_providers);
     assert_eq!(s.static_dir, None);
+    assert_eq!(s.clock_speed, 1);
     assert_eq!(
         s.slo,
         SloConfig {
@@ -65,6 +66,7 @@ fn a_full_status_section_parses() {
         "no_data_after_ms = 600000",
         "show_providers = true",
         "static_dir = \"/var/www/status\"",
+        "clock_speed = 60",
         "[status.slo]",
         "availability = 0.995",
         "latency_ms = 8000",
@@ -107,6 +109,7 @@ fn a_full_status_section_parses() {
     assert_eq!(s.resolve_after, Duration::from_secs(300));
     assert_eq!(s.no_data_after, Duration::from_secs(600));
     assert_eq!(s.static_dir, Some(PathBuf::from("/var/www/status")));
+    assert_eq!(s.clock_speed, 60);
     let base = SloConfig {
         availability: 0.995,
         latency: Duration::from_secs(8),
@@ -289,8 +292,10 @@ fn page_url_title_and_unknown_keys() {
         "page_url = \"status.acme.ai\"",
         "title = \" \"",
         "static_dir = \"\"",
+        "clock_speed = 0",
     ]));
-    assert_eq!(e.len(), 3, "{e:#?}");
+    assert_eq!(e.len(), 4, "{e:#?}");
+    assert_has(&e, 5, "status.clock_speed", "between 1 and 3600");
     assert_has(&e, 2, "status.page_url", "not an http:// or https:// URL");
     assert_has(&e, 3, "status.title", "must not be empty");
     assert_has(&e, 4, "status.static_dir", "must not be empty");

@@ -186,6 +186,15 @@ impl Validator<'_> {
             ),
             show_providers: flag(&raw.show_providers, false),
             static_dir,
+            clock_speed: match &raw.clock_speed {
+                Some(v) if !(1..=3600).contains(v.get_ref()) => {
+                    let msg = format!("must be between 1 and 3600, got {}", v.get_ref());
+                    self.at(v, "status.clock_speed", msg);
+                    1
+                }
+                Some(v) => *v.get_ref(),
+                None => 1,
+            },
             slo,
             components,
             upstream,
