@@ -50,6 +50,10 @@ fn json(body: &str) -> Answer {
     Answer::Body(200, "application/json", Bytes::from(body.to_owned()))
 }
 
+fn feed(content_type: &'static str, body: &'static str) -> Answer {
+    Answer::Body(200, content_type, Bytes::from_static(body.as_bytes()))
+}
+
 #[derive(Clone, Default)]
 struct Server {
     routes: Arc<Mutex<HashMap<String, Answer>>>,
@@ -442,14 +446,7 @@ async fn incident_io_json_with_missing_extra_and_unknown_values() {
 #[tokio::test]
 async fn atom_feed_entries_become_incidents() {
     let server = Server::start().await;
-    server.route(
-        "/history.atom",
-        Answer::Body(
-            200,
-            "application/atom+xml",
-            Bytes::from_static(ATOM.as_bytes()),
-        ),
-    );
+    server.route("/history.atom", feed("application/atom+xml", ATOM));
     let url = format!("{}/history.atom", server.base);
     let (mut poller, _rx, archive) = poller(SourceConfig::new("example", Kind::Feed, url.clone()));
     let reading = poller.poll_once(NOW).await;
@@ -502,11 +499,7 @@ async fn rss_feed_entries_become_incidents() {
     let server = Server::start().await;
     server.route(
         "/rss/bedrock-us-east-1.rss",
-        Answer::Body(
-            200,
-            "application/rss+xml",
-            Bytes::from_static(RSS.as_bytes()),
-        ),
+        feed("application/rss+xml", RSS),
     );
     let url = format!("{}/rss/bedrock-us-east-1.rss", server.base);
     let (mut poller, _rx, archive) = poller(SourceConfig::new("bedrock", Kind::Feed, url));
@@ -621,14 +614,7 @@ async fn a_source_never_read_is_unknown_and_redirects_are_followed() {
 
     // A moved feed: 301 to its new place.
     server.route("/old.atom", Answer::Redirect("/history.atom"));
-    server.route(
-        "/history.atom",
-        Answer::Body(
-            200,
-            "application/atom+xml",
-            Bytes::from_static(ATOM.as_bytes()),
-        ),
-    );
+    server.route("/history.atom", feed("application/atom+xml", ATOM));
     let reading = poller.poll_once(NOW).await;
     assert_eq!(reading.report.indicator.as_deref(), Some("minor"));
 }
@@ -666,14 +652,7 @@ async fn a_source_that_never_answers_times_out_as_unknown() {
 #[tokio::test(start_paused = true)]
 async fn the_poller_task_publishes_on_its_interval_and_stops_with_its_receivers() {
     let server = Server::start().await;
-    server.route(
-        "/history.atom",
-        Answer::Body(
-            200,
-            "application/atom+xml",
-            Bytes::from_static(ATOM.as_bytes()),
-        ),
-    );
+    server.route("/history.atom", feed("application/atom+xml", ATOM));
     let (poller, mut rx, archive) = poller(SourceConfig::new(
         "x",
         Kind::Feed,

@@ -18,8 +18,8 @@ use lifeline_store::webhook::{
     AttemptOutcome, Delivery, DeliveryState, NewSubscription, Subscription, WebhookFormat,
 };
 use lifeline_store::{
-    Impact, Incident, IncidentStatus, IncidentUpdate, IncidentWithUpdates, SqliteStore,
-    StatusStore, WebhookStore,
+    Impact, Incident, IncidentStatus, IncidentUpdate, IncidentWithUpdates, MaintenanceStatus,
+    ScheduledMaintenance, SqliteStore, StatusStore, WebhookStore,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -35,20 +35,8 @@ const T0: i64 = 1_787_480_640_000; // 2026-08-23T10:24:00Z
 
 fn component(id: &str, name: &str, group: Option<&str>) -> Component {
     Component {
-        id: id.into(),
-        name: name.into(),
-        description: None,
         group_id: group.map(Into::into),
-        status: ComponentStatus::Operational,
-        no_recent_data: false,
-        created_at: T0 - 86_400_000,
-        updated_at: T0 - 3_600_000,
-        slo: None,
-        uptime: vec![],
-        latency: vec![],
-        effective_24h: None,
-        upstream_24h: None,
-        upstream_down_minutes_24h: 0,
+        ..Component::fixture(id, name, T0 - 86_400_000, T0 - 3_600_000)
     }
 }
 
@@ -107,6 +95,26 @@ fn incident(
             expected_resolved_at: None,
         },
         incident_updates: updates,
+    }
+}
+
+/// Window 3, "Database failover drill", from `T0` for 30 minutes, created
+/// a day before; last changed at `updated_at`.
+fn maintenance(
+    status: MaintenanceStatus,
+    components: &[&str],
+    updated_at: i64,
+) -> ScheduledMaintenance {
+    ScheduledMaintenance {
+        id: 3,
+        name: "Database failover drill".into(),
+        status,
+        scheduled_for: T0,
+        scheduled_until: T0 + 1_800_000,
+        components: components.iter().map(|c| (*c).to_string()).collect(),
+        body: "Drill".into(),
+        created_at: T0 - 86_400_000,
+        updated_at,
     }
 }
 

@@ -3,12 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lifeline_store::{IncidentStatus, MaintenanceStatus, ScheduledMaintenance};
+use lifeline_store::{IncidentStatus, MaintenanceStatus};
 use serde_json::Value;
 
-use super::{incident, page, T0};
-use crate::page::{ComponentStatus, IncidentView, Page};
-use crate::render::json;
+use super::{incident, maintenance, page, T0};
+use crate::page::{ComponentStatus, IncidentView};
+use crate::render::tests::json::doc;
 use crate::webhook::{chat, payload, ComponentChange, Event, IncidentChange, MaintenanceChange};
 
 #[test]
@@ -103,17 +103,7 @@ fn component_updates_and_maintenance_envelopes() {
     assert_eq!(u["component_id"], "embeddings");
     assert!(u["id"].is_string());
 
-    let m = ScheduledMaintenance {
-        id: 3,
-        name: "Database failover drill".into(),
-        status: MaintenanceStatus::InProgress,
-        scheduled_for: T0,
-        scheduled_until: T0 + 1_800_000,
-        components: vec!["chat".into()],
-        body: "Drill".into(),
-        created_at: T0 - 86_400_000,
-        updated_at: T0,
-    };
+    let m = maintenance(MaintenanceStatus::InProgress, &["chat"], T0);
     let v: Value = serde_json::from_str(&payload::statuspage(
         &page,
         &Event::Maintenance(MaintenanceChange::Started, &m),
@@ -138,13 +128,6 @@ fn component_updates_and_maintenance_envelopes() {
     );
 }
 
-/// One of the `/api/v2/` documents of `page`, parsed.
-fn api_v2(page: &Page, path: &str) -> Value {
-    let docs = json::documents(page).unwrap();
-    let index = json::PATHS.iter().position(|p| *p == path).unwrap();
-    serde_json::from_slice(&docs.bodies[index]).unwrap()
-}
-
 #[test]
 fn the_envelope_objects_are_the_api_v2_objects() {
     let mut page = page();
@@ -158,17 +141,11 @@ fn the_envelope_objects_are_the_api_v2_objects() {
         ],
         &["chat", "embeddings"],
     );
-    let m = ScheduledMaintenance {
-        id: 3,
-        name: "Database failover drill".into(),
-        status: MaintenanceStatus::Completed,
-        scheduled_for: T0,
-        scheduled_until: T0 + 1_800_000,
-        components: vec!["embeddings".into()],
-        body: "Drill".into(),
-        created_at: T0 - 86_400_000,
-        updated_at: T0 + 1_800_000,
-    };
+    let m = maintenance(
+        MaintenanceStatus::Completed,
+        &["embeddings"],
+        T0 + 1_800_000,
+    );
     page.incidents.push(IncidentView {
         incident: inc.clone(),
         eta: None,
@@ -179,17 +156,14 @@ fn the_envelope_objects_are_the_api_v2_objects() {
     };
 
     let v = envelope(Event::Incident(IncidentChange::Updated, &inc));
-    assert_eq!(
-        v["incident"],
-        api_v2(&page, "incidents.json")["incidents"][0]
-    );
+    assert_eq!(v["incident"], doc(&page, "incidents.json")["incidents"][0]);
     // The latest move to monitoring, as `incidents.json` says.
     assert_eq!(v["incident"]["monitoring_at"], "2026-08-23T10:27:00.000Z");
 
     let v = envelope(Event::Maintenance(MaintenanceChange::Completed, &m));
     assert_eq!(
         v["incident"],
-        api_v2(&page, "scheduled-maintenances.json")["scheduled_maintenances"][0]
+        doc(&page, "scheduled-maintenances.json")["scheduled_maintenances"][0]
     );
 
     let change = ComponentChange {
@@ -199,7 +173,7 @@ fn the_envelope_objects_are_the_api_v2_objects() {
         at_ms: T0,
     };
     let v = envelope(Event::Component(change));
-    let mut listed = api_v2(&page, "components.json")["components"]
+    let mut listed = doc(&page, "components.json")["components"]
         .as_array()
         .unwrap()
         .iter()
@@ -214,17 +188,7 @@ fn the_envelope_objects_are_the_api_v2_objects() {
 fn delivery_events_are_named_by_kind() {
     let page = page();
     let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
-    let m = ScheduledMaintenance {
-        id: 3,
-        name: "Drill".into(),
-        status: MaintenanceStatus::InProgress,
-        scheduled_for: T0,
-        scheduled_until: T0 + 1_800_000,
-        components: vec![],
-        body: String::new(),
-        created_at: T0,
-        updated_at: T0,
-    };
+    let m = maintenance(MaintenanceStatus::InProgress, &[], T0);
     let change = ComponentChange {
         component: page.component("chat").unwrap(),
         old_status: ComponentStatus::Operational,
