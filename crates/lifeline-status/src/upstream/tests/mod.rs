@@ -151,16 +151,28 @@ fn poller(config: SourceConfig) -> (Poller, tokio::sync::watch::Receiver<Reading
 
 // === Statuspage ===
 
-#[tokio::test]
-async fn statuspage_summary_and_history() {
+/// A server with the Statuspage fixtures, and a poller of it as provider
+/// `anthropic`.
+async fn anthropic_statuspage() -> (
+    Server,
+    Poller,
+    tokio::sync::watch::Receiver<Reading>,
+    Archive,
+) {
     let server = Server::start().await;
     server.route("/api/v2/summary.json", json(STATUSPAGE_SUMMARY));
     server.route("/api/v2/incidents.json", json(STATUSPAGE_INCIDENTS));
-    let (mut poller, rx, archive) = poller(SourceConfig::new(
+    let (poller, rx, archive) = poller(SourceConfig::new(
         "anthropic",
         Kind::Statuspage,
         &server.base,
     ));
+    (server, poller, rx, archive)
+}
+
+#[tokio::test]
+async fn statuspage_summary_and_history() {
+    let (server, mut poller, rx, archive) = anthropic_statuspage().await;
 
     let reading = poller.poll_once(NOW).await;
     assert_eq!(*rx.borrow(), reading);
@@ -263,14 +275,7 @@ async fn statuspage_summary_and_history() {
 
 #[tokio::test]
 async fn repeated_polls_of_the_latest_incidents_build_a_longer_history() {
-    let server = Server::start().await;
-    server.route("/api/v2/summary.json", json(STATUSPAGE_SUMMARY));
-    server.route("/api/v2/incidents.json", json(STATUSPAGE_INCIDENTS));
-    let (mut poller, _rx, archive) = poller(SourceConfig::new(
-        "anthropic",
-        Kind::Statuspage,
-        &server.base,
-    ));
+    let (server, mut poller, _rx, archive) = anthropic_statuspage().await;
     poller.poll_once(NOW).await;
 
     // Later the list has moved on: the open incident resolved, the oldest
@@ -554,14 +559,7 @@ fn a_recent_entry_without_a_status_word_is_open() {
 
 #[tokio::test]
 async fn garbage_html_and_errors_are_source_unknown_and_keep_the_last_report() {
-    let server = Server::start().await;
-    server.route("/api/v2/summary.json", json(STATUSPAGE_SUMMARY));
-    server.route("/api/v2/incidents.json", json(STATUSPAGE_INCIDENTS));
-    let (mut poller, rx, _archive) = poller(SourceConfig::new(
-        "anthropic",
-        Kind::Statuspage,
-        &server.base,
-    ));
+    let (server, mut poller, rx, _archive) = anthropic_statuspage().await;
     let good = poller.poll_once(NOW).await;
     assert!(early_warning(&good, &["Claude API"]));
 
