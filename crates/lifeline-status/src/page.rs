@@ -142,6 +142,30 @@ pub struct Component {
     pub upstream_down_minutes_24h: u32,
 }
 
+#[cfg(test)]
+impl Component {
+    /// Tests' component: operational, ungrouped, without description or
+    /// history, created at `created_at`, last changed at `updated_at`.
+    pub(crate) fn fixture(id: &str, name: &str, created_at: i64, updated_at: i64) -> Self {
+        Component {
+            id: id.into(),
+            name: name.into(),
+            description: None,
+            group_id: None,
+            status: ComponentStatus::Operational,
+            no_recent_data: false,
+            created_at,
+            updated_at,
+            slo: None,
+            uptime: vec![],
+            latency: vec![],
+            effective_24h: None,
+            upstream_24h: None,
+            upstream_down_minutes_24h: 0,
+        }
+    }
+}
+
 /// A component's objectives and budgets over the SLO period.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SloView {
@@ -328,20 +352,8 @@ mod tests {
 
     fn component(id: &str, status: ComponentStatus) -> Component {
         Component {
-            id: id.into(),
-            name: id.into(),
-            description: None,
-            group_id: None,
             status,
-            no_recent_data: false,
-            created_at: 0,
-            updated_at: 0,
-            slo: None,
-            uptime: vec![],
-            latency: vec![],
-            effective_24h: None,
-            upstream_24h: None,
-            upstream_down_minutes_24h: 0,
+            ..Component::fixture(id, id, 0, 0)
         }
     }
 

@@ -93,8 +93,9 @@ impl Subscription {
 pub struct NewDelivery {
     /// The subscription it goes to.
     pub subscription_id: i64,
-    /// What happened ("incident.created", "incident.updated",
-    /// "incident.resolved", "maintenance.started", ...).
+    /// What happened: "incident.created", "incident.updated",
+    /// "incident.resolved", "maintenance.started", "maintenance.completed"
+    /// or "component.updated".
     pub event: String,
     /// The exact body to POST (already in the subscription's format); the
     /// signature is computed over these bytes.
@@ -124,7 +125,7 @@ pub struct Delivery {
     pub id: i64,
     /// The subscription it goes to.
     pub subscription_id: i64,
-    /// What happened.
+    /// What happened (see [`NewDelivery::event`]).
     pub event: String,
     /// The body to POST.
     pub body: String,

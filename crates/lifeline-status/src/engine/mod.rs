@@ -41,7 +41,6 @@
 //! - [`history`]: minutes and day sums in memory; bars and charts.
 //! - [`evidence`]: deployments, cause classes, where traffic went.
 //! - `text`: the words of automatic incidents.
-//! - [`upstream`]: the providers' archived incidents as estimate history.
 //! - [`writer`]: queued store writes and the view read back.
 
 pub mod components;
@@ -54,7 +53,6 @@ mod maintenance;
 pub mod settings;
 mod slo;
 mod text;
-pub mod upstream;
 pub mod writer;
 
 mod page_build;
@@ -228,7 +226,8 @@ impl Engine {
     }
 
     /// Sets the upstream providers' published incident history for
-    /// restoration estimates ([`crate::eta::Source::Upstream`]).
+    /// restoration estimates ([`crate::eta::Source::Upstream`]), as
+    /// [`crate::upstream::past_incidents`] reads it from the store.
     pub fn set_upstream_history(&mut self, history: Vec<PastIncident>) {
         self.upstream_history = history;
     }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use super::evidence::{Breaker, Cause, Evidence};
 use super::settings::MINUTE_MS;
 use crate::page::ComponentStatus;
+use crate::render::time::human;
 use crate::sli::Minute;
 
 /// What an incident text is drawn from.
@@ -26,14 +27,6 @@ pub(crate) struct Facts<'a> {
     pub threshold_ms: u64,
     pub cause: Cause,
     pub evidence: &'a Evidence,
-}
-
-/// "2024-05-01 10:02 UTC".
-pub(crate) fn clock(t: i64) -> String {
-    match chrono::DateTime::from_timestamp_millis(t) {
-        Some(at) => at.format("%Y-%m-%d %H:%M UTC").to_string(),
-        None => format!("{t} ms"),
-    }
 }
 
 /// "37.5 %", "0.14 %".
@@ -219,7 +212,7 @@ pub(crate) fn opening(f: &Facts<'_>) -> String {
         "{}: {} since {}.",
         status_words(f.status),
         names_words(f.names),
-        clock(f.since)
+        human(f.since)
     );
     let cause = format!("Likely cause: {}.", cause_long(f.cause));
     join(&[&lead, &numbers(f), &cause, &evidence(f.evidence)])
@@ -235,7 +228,7 @@ pub(crate) fn identified(f: &Facts<'_>) -> String {
 pub(crate) fn relapse(f: &Facts<'_>, at: i64) -> String {
     let lead = format!(
         "The problem is back since {}: {}.",
-        clock(at),
+        human(at),
         status_words(f.status).to_lowercase()
     );
     let cause = format!("Likely cause: {}.", cause_long(f.cause));
@@ -247,7 +240,7 @@ pub(crate) fn monitoring(f: &Facts<'_>, at: i64) -> String {
     let lead = format!(
         "{} works normally again since {}.",
         names_words(f.names),
-        clock(at)
+        human(at)
     );
     join(&[&lead, &numbers(f), "We are monitoring."])
 }
@@ -258,13 +251,13 @@ pub(crate) fn still(f: &Facts<'_>, monitoring_since: Option<i64>, next_in_ms: i6
         Some(at) => format!(
             "Still monitoring: {} works normally since {}.",
             names_words(f.names),
-            clock(at)
+            human(at)
         ),
         None => format!(
             "Still ongoing: {} of {} since {}.",
             status_words(f.status).to_lowercase(),
             names_words(f.names),
-            clock(f.since)
+            human(f.since)
         ),
     };
     let next = format!("Next update within {}.", minutes(next_in_ms));
@@ -282,9 +275,9 @@ pub(crate) fn resolved(names: &[String], since: i64, recovered: i64, stable_ms: 
         "Resolved: {} has worked normally for {} since {}. The problem lasted from {} to {} ({}).",
         names_words(names),
         minutes(stable_ms),
-        clock(recovered),
-        clock(since),
-        clock(recovered),
+        human(recovered),
+        human(since),
+        human(recovered),
         minutes(recovered - since)
     )
 }
@@ -294,10 +287,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clock_and_percent() {
-        assert_eq!(clock(0), "1970-01-01 00:00 UTC");
+    fn times_and_percent() {
+        assert_eq!(human(0), "1970-01-01 00:00 UTC");
         // 2024-02-29 13:07:59 UTC
-        assert_eq!(clock(1_709_212_079_000), "2024-02-29 13:07 UTC");
+        assert_eq!(human(1_709_212_079_000), "2024-02-29 13:07 UTC");
         assert_eq!(percent(0.375), "37.5 %");
         assert_eq!(percent(0.0014), "0.14 %");
         assert_eq!(percent(0.0), "0.0 %");

@@ -27,7 +27,7 @@ fn items(page: &Page, bodies: &Bodies<'_>) -> Vec<Item> {
     let mut items: Vec<Item> = Vec::with_capacity(page.incidents.len() + page.maintenances.len());
     for view in &page.incidents {
         let inc = &view.incident.incident;
-        let link = format!("{}/status/incidents/{}", page.url, inc.id);
+        let link = super::json::incident_link(&page.url, inc.id);
         let latest = view
             .incident
             .incident_updates

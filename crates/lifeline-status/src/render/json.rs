@@ -22,7 +22,13 @@
 //!   announcement (id `maintenance-{id}`, status the maintenance's), and
 //!   `resolved_at` its last change once completed.
 //! - `shortlink` is the incident's page (`{url}/status/incidents/{id}`),
-//!   or the maintenance's anchor on the page.
+//!   or the maintenance's anchor on the page (`incident_link`,
+//!   `maintenance_link`).
+//!
+//! The webhook's Statuspage envelope ([`crate::webhook::payload`]) reuses
+//! these objects (`Builder`): its `incident` is the object `incidents.json` (or, for a
+//! maintenance, `scheduled-maintenances.json`) lists, and its `component`
+//! the object `components.json` lists.
 
 use lifeline_store::{IncidentWithUpdates, MaintenanceStatus, ScheduledMaintenance};
 use serde::Serialize;
@@ -49,7 +55,7 @@ struct StatusJson {
 
 /// A component (or a group component).
 #[derive(Debug, Clone, Serialize)]
-struct ComponentJson<'a> {
+pub(crate) struct ComponentJson<'a> {
     id: &'a str,
     name: &'a str,
     status: &'static str,
@@ -95,7 +101,7 @@ struct AffectedJson {
 
 /// An incident.
 #[derive(Debug, Serialize)]
-struct IncidentJson<'a> {
+pub(crate) struct IncidentJson<'a> {
     id: String,
     name: &'a str,
     status: &'static str,
@@ -113,7 +119,7 @@ struct IncidentJson<'a> {
 
 /// A scheduled maintenance.
 #[derive(Debug, Serialize)]
-struct MaintenanceJson<'a> {
+pub(crate) struct MaintenanceJson<'a> {
     id: String,
     name: &'a str,
     status: &'static str,
@@ -258,15 +264,36 @@ pub(crate) fn documents(page: &Page) -> Result<Documents, serde_json::Error> {
     Ok(Documents { bodies })
 }
 
-/// Shared pieces: the page object and the component list (computed once,
-/// looked up by id for incidents and maintenances).
-struct Builder<'a> {
+/// The link to an incident's page, its `shortlink`.
+pub(crate) fn incident_link(page_url: &str, id: i64) -> String {
+    format!("{page_url}/status/incidents/{id}")
+}
+
+/// The link to a maintenance window's place on the page, its `shortlink`.
+pub(crate) fn maintenance_link(page_url: &str, id: i64) -> String {
+    format!("{page_url}/status#maintenance-{id}")
+}
+
+impl ComponentJson<'_> {
+    /// The same object with another status (a webhook's component as it
+    /// changed).
+    pub(crate) fn with_status(mut self, status: ComponentStatus) -> Self {
+        self.status = status.as_str();
+        self
+    }
+}
+
+/// The objects of one page: the page object and the component list
+/// (computed once, looked up by id for incidents and maintenances), and
+/// the incident, maintenance and component objects built from them.
+pub(crate) struct Builder<'a> {
     page: &'a Page,
     components: Vec<ComponentJson<'a>>,
 }
 
 impl<'a> Builder<'a> {
-    fn new(page: &'a Page) -> Self {
+    /// Computes the page's component objects.
+    pub(crate) fn new(page: &'a Page) -> Self {
         Builder {
             page,
             components: components(page),
@@ -291,7 +318,18 @@ impl<'a> Builder<'a> {
             .collect()
     }
 
-    fn incident(&self, i: &'a IncidentWithUpdates) -> IncidentJson<'a> {
+    /// The object of component `c`, as `components.json` lists it (one not
+    /// on the page stands alone, at position 1).
+    pub(crate) fn component(&self, c: &'a Component) -> ComponentJson<'a> {
+        self.components
+            .iter()
+            .find(|j| !j.group && j.id == c.id.as_str())
+            .cloned()
+            .unwrap_or_else(|| component_json(self.page, c, 1))
+    }
+
+    /// The object of an incident, as `incidents.json` lists it.
+    pub(crate) fn incident(&self, i: &'a IncidentWithUpdates) -> IncidentJson<'a> {
         let inc = &i.incident;
         let id = inc.id.to_string();
         let mut updates: Vec<UpdateJson<'a>> = i
@@ -320,7 +358,7 @@ impl<'a> Builder<'a> {
             .max()
             .map(rfc3339_ms);
         IncidentJson {
-            shortlink: format!("{}/status/incidents/{id}", self.page.url),
+            shortlink: incident_link(&self.page.url, inc.id),
             id,
             name: &inc.name,
             status: inc.status.as_str(),
@@ -336,7 +374,9 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn maintenance(&self, m: &'a ScheduledMaintenance) -> MaintenanceJson<'a> {
+    /// The object of a maintenance window, as
+    /// `scheduled-maintenances.json` lists it.
+    pub(crate) fn maintenance(&self, m: &'a ScheduledMaintenance) -> MaintenanceJson<'a> {
         let id = m.id.to_string();
         let update = UpdateJson {
             id: format!("maintenance-{id}"),
@@ -352,7 +392,7 @@ impl<'a> Builder<'a> {
             tweet_id: None,
         };
         MaintenanceJson {
-            shortlink: format!("{}/status#maintenance-{id}", self.page.url),
+            shortlink: maintenance_link(&self.page.url, m.id),
             id,
             name: &m.name,
             status: m.status.as_str(),

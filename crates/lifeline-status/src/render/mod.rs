@@ -32,7 +32,7 @@ mod palette;
 pub mod time;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::HashMap;
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 use lifeline_store::upstream::{ArchivedIncident, UpstreamIncident as ArchiveRecord};
 
 use super::parse::UpstreamIncident;
+use crate::engine::Cause;
 use crate::eta::{Observed, PastIncident, Source};
 
 /// The store's record of `incident` as `provider` published it.
@@ -57,7 +58,8 @@ pub fn eta_component(incident: &ArchiveRecord) -> String {
 }
 
 /// The cause class of a provider incident, from its title and impact, in
-/// the classes Lifeline's own incidents use. The title is matched
+/// the classes Lifeline's own incidents use ([`Cause`], so the "same
+/// cause" pools of restoration estimates line up). The title is matched
 /// case-insensitively, each word at the start of a word of the title
 /// (`fail` matches "failures", `hang` does not match "change"), first rule
 /// first:
@@ -75,17 +77,17 @@ pub fn eta_component(incident: &ArchiveRecord) -> String {
 ///
 /// Errors win over slowness because "elevated errors and latency" is
 /// foremost an error incident.
-pub fn cause_class(name: &str, impact: Option<&str>) -> &'static str {
+pub fn cause_class(name: &str, impact: Option<&str>) -> Cause {
     let title = name.to_ascii_lowercase();
     let any = |words: &[&str]| words.iter().any(|w| starts_a_word(&title, w));
     if any(&["maintenance", "scheduled"]) {
-        "maintenance"
+        Cause::Maintenance
     } else if any(&["rate limit", "429", "capacity", "overload", "quota"]) {
-        "rate_limited"
+        Cause::RateLimited
     } else if any(&["timeout", "timing out", "timed out", "hang"]) {
-        "timeouts"
+        Cause::Timeouts
     } else if any(&["auth", "401", "403", "api key", "permission", "login"]) {
-        "misconfiguration"
+        Cause::Misconfiguration
     } else if any(&[
         "error",
         "outage",
@@ -95,13 +97,13 @@ pub fn cause_class(name: &str, impact: Option<&str>) -> &'static str {
         "disruption",
         "not loading",
     ]) {
-        "provider_errors"
+        Cause::ProviderErrors
     } else if any(&["latency", "slow", "delay", "degraded", "performance"])
         || impact == Some("none")
     {
-        "slowness"
+        Cause::Slowness
     } else {
-        "provider_errors"
+        Cause::ProviderErrors
     }
 }
 
@@ -130,7 +132,7 @@ pub fn past_incidents(archived: &[ArchivedIncident]) -> Vec<PastIncident> {
             let impact = Some(a.impact.as_str()).filter(|i| !i.is_empty());
             Some(PastIncident {
                 component: eta_component(a),
-                cause: cause_class(&a.name, impact).to_owned(),
+                cause: cause_class(&a.name, impact).as_str().to_owned(),
                 source: Source::Upstream,
                 observed,
             })

@@ -23,8 +23,10 @@
 use lifeline_store::{Impact, IncidentStatus, MaintenanceStatus};
 use serde_json::json;
 
-use super::payload::{incident_link, maintenance_link, rfc3339_ms, Event};
+use super::payload::Event;
 use crate::page::{ComponentStatus, Page};
+use crate::render::json::{incident_link, maintenance_link};
+use crate::render::time::rfc3339_ms;
 
 /// What both chat formats say about an event.
 struct Summary {
@@ -83,7 +85,7 @@ fn names(page: &Page, ids: &[String]) -> Vec<String> {
 
 fn summarize(page: &Page, event: &Event<'_>) -> Summary {
     match event {
-        Event::Incident(i) => {
+        Event::Incident(_, i) => {
             let inc = &i.incident;
             let colour = if !inc.status.is_open() {
                 GREEN
@@ -101,13 +103,13 @@ fn summarize(page: &Page, event: &Event<'_>) -> Summary {
                     .last()
                     .map(|u| u.body.clone())
                     .unwrap_or_default(),
-                link: incident_link(page, inc.id),
+                link: incident_link(&page.url, inc.id),
                 components: names(page, &inc.components),
                 colour,
                 at_ms: inc.updated_at,
             }
         }
-        Event::Maintenance(m) => {
+        Event::Maintenance(_, m) => {
             let (word, colour) = match m.status {
                 MaintenanceStatus::Scheduled => ("Maintenance scheduled", BLUE),
                 MaintenanceStatus::InProgress => ("Maintenance in progress", BLUE),
@@ -122,7 +124,7 @@ fn summarize(page: &Page, event: &Event<'_>) -> Summary {
                     rfc3339_ms(m.scheduled_until),
                     m.body
                 ),
-                link: maintenance_link(page),
+                link: maintenance_link(&page.url, m.id),
                 components: names(page, &m.components),
                 colour,
                 at_ms: m.updated_at,

@@ -99,7 +99,7 @@ pub fn enqueue<S: WebhookStore + ?Sized>(
         };
         new.push(NewDelivery {
             subscription_id: subscription.id,
-            event: label.clone(),
+            event: label.to_owned(),
             body,
             created_at: now_ms,
             next_attempt_at: now_ms,

@@ -1,8 +1,11 @@
 //! Webhook subscriptions: notifications of incidents, maintenance and
 //! component changes, POSTed to subscribers, signed, retried, logged.
 //!
-//! - [`payload`]: Statuspage's webhook envelope (`meta`, `page`, `incident`
-//!   or `component` + `component_update`), with Statuspage's field names.
+//! - [`payload`]: the [`Event`] (its kind names the delivery:
+//!   `incident.created`, `maintenance.started`, `component.updated`, ...)
+//!   and Statuspage's webhook envelope (`meta`, `page`, `incident` or
+//!   `component` + `component_update`), whose incident and component
+//!   objects are the `/api/v2` renderer's ([`crate::render::json`]).
 //! - [`chat`]: Slack- and Discord-compatible incoming-webhook bodies, with
 //!   untrusted text escaped for each.
 //! - [`sign`]: `X-Lifeline-Signature: sha256=…`, an HMAC-SHA256 over
@@ -31,7 +34,7 @@ pub mod sign;
 mod tests;
 
 pub use deliver::{enqueue, RetryPolicy, Worker, WorkerHandle};
-pub use payload::{ComponentChange, Event};
+pub use payload::{ComponentChange, Event, IncidentChange, MaintenanceChange};
 pub use sign::Secret;
 
 /// The links in the Statuspage envelope's `meta`.

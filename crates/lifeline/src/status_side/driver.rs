@@ -15,7 +15,9 @@ use lifeline_status::engine::{Breaker, DeploymentState, Engine, Event, TickInput
 use lifeline_status::page::{Page, ProviderReport};
 use lifeline_status::render::{export, Rendered};
 use lifeline_status::upstream::{self, Kind, Poller, Reading, SourceConfig};
-use lifeline_status::webhook::{self, ComponentChange, Links, WorkerHandle};
+use lifeline_status::webhook::{
+    self, ComponentChange, IncidentChange, Links, MaintenanceChange, WorkerHandle,
+};
 use lifeline_store::sli::{DAY_MS, DEFAULT_MINUTE_RETENTION_DAYS};
 use lifeline_store::StatusStore;
 use tokio::sync::watch;
@@ -324,11 +326,20 @@ impl Driver {
             let mut queued = 0;
             for e in &events {
                 let event = match e {
-                    Event::IncidentCreated(i)
-                    | Event::IncidentUpdated { incident: i, .. }
-                    | Event::IncidentResolved { incident: i, .. } => webhook::Event::Incident(i),
-                    Event::MaintenanceStarted(m) | Event::MaintenanceCompleted(m) => {
-                        webhook::Event::Maintenance(m)
+                    Event::IncidentCreated(i) => {
+                        webhook::Event::Incident(IncidentChange::Created, i)
+                    }
+                    Event::IncidentUpdated { incident: i, .. } => {
+                        webhook::Event::Incident(IncidentChange::Updated, i)
+                    }
+                    Event::IncidentResolved { incident: i, .. } => {
+                        webhook::Event::Incident(IncidentChange::Resolved, i)
+                    }
+                    Event::MaintenanceStarted(m) => {
+                        webhook::Event::Maintenance(MaintenanceChange::Started, m)
+                    }
+                    Event::MaintenanceCompleted(m) => {
+                        webhook::Event::Maintenance(MaintenanceChange::Completed, m)
                     }
                     Event::ComponentStatusChanged {
                         component,

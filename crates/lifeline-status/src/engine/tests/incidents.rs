@@ -27,10 +27,7 @@ fn a_blip_does_not_open_an_incident() {
 fn an_outage_opens_one_incident_that_is_identified_monitored_and_resolved() {
     // Thresholds and hysteresis only: burn-rate alerts would open it at
     // two minutes (see the next test).
-    let mut h = H::new(Settings {
-        burn_rules: Vec::new(),
-        ..settings()
-    });
+    let mut h = H::new(without_burn_alerts());
     for _ in 0..5 {
         h.minute(100, 100, healthy());
     }

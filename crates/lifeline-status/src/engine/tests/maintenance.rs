@@ -25,10 +25,7 @@ fn deps() -> Vec<DeploymentState> {
 
 #[test]
 fn maintenance_moves_on_time_and_drains_its_deployments() {
-    let mut h = H::new(Settings {
-        burn_rules: Vec::new(),
-        ..settings()
-    });
+    let mut h = H::new(without_burn_alerts());
     let from = T0 + 5 * MIN;
     let until = T0 + 10 * MIN;
     let w = schedule(&h, from, until, &["chat-m1"]);

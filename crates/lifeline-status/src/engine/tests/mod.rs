@@ -184,6 +184,15 @@ pub fn settings() -> Settings {
     }
 }
 
+/// [`settings`] with burn-rate alerts off: thresholds and hysteresis
+/// alone.
+pub fn without_burn_alerts() -> Settings {
+    Settings {
+        burn_rules: Vec::new(),
+        ..settings()
+    }
+}
+
 /// An engine, a writer, a store and a clock.
 pub struct H {
     pub engine: Engine,

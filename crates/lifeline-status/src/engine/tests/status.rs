@@ -8,10 +8,7 @@ use ComponentStatus::*;
 fn flapping_input_does_not_flap_the_status() {
     // Hysteresis alone (burn-rate alerts off): 30 % errors every other
     // minute never shows.
-    let mut h = H::new(Settings {
-        burn_rules: Vec::new(),
-        ..settings()
-    });
+    let mut h = H::new(without_burn_alerts());
     for i in 0..20 {
         let good = if i % 2 == 0 { 70 } else { 100 };
         h.minute(100, good, healthy());
@@ -38,10 +35,7 @@ fn flapping_input_does_not_flap_the_status() {
 
 #[test]
 fn a_worse_state_needs_two_minutes_and_a_better_one_three() {
-    let mut h = H::new(Settings {
-        burn_rules: Vec::new(),
-        ..settings()
-    });
+    let mut h = H::new(without_burn_alerts());
     h.minute(100, 100, healthy());
     h.minute(100, 90, healthy()); // 10 %: partial, first minute
     assert_eq!(h.status("chat-m1"), Operational);
@@ -66,10 +60,7 @@ fn a_worse_state_needs_two_minutes_and_a_better_one_three() {
 
 #[test]
 fn slow_answers_degrade() {
-    let mut h = H::new(Settings {
-        burn_rules: Vec::new(),
-        ..settings()
-    });
+    let mut h = H::new(without_burn_alerts());
     let mut slow = traffic(0, 100, 100);
     slow.latency = [0; crate::sli::BUCKETS];
     slow.latency[bucket_of(100)] = 90;
@@ -114,10 +105,7 @@ fn idle_components_are_judged_by_probes_and_never_green_without_data() {
 
 #[test]
 fn the_gateway_sees_all_traffic_and_models_their_own() {
-    let mut h = H::new(Settings {
-        burn_rules: Vec::new(),
-        ..settings()
-    });
+    let mut h = H::new(without_burn_alerts());
     for _ in 0..3 {
         let at = h.now;
         h.tick_at(

@@ -51,7 +51,8 @@ const REFERENCE_SUMMARY: &str = r#"{
   ]
 }"#;
 
-pub(super) fn doc(page: &Page, path: &str) -> Value {
+/// One of the `/api/v2/` documents of `page`, parsed.
+pub(crate) fn doc(page: &Page, path: &str) -> Value {
     let docs = documents(page).unwrap();
     let index = PATHS.iter().position(|p| *p == path).unwrap();
     serde_json::from_slice(&docs.bodies[index]).unwrap()

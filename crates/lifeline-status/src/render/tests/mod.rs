@@ -9,7 +9,7 @@ mod feed;
 mod hostile;
 mod html;
 mod i18n;
-mod json;
+pub(crate) mod json;
 mod serve;
 
 use std::time::Duration;
@@ -47,20 +47,8 @@ const DAY: i64 = 86_400_000;
 
 pub(super) fn component(id: &str, name: &str, status: ComponentStatus) -> Component {
     Component {
-        id: id.into(),
-        name: name.into(),
-        description: None,
-        group_id: None,
         status,
-        no_recent_data: false,
-        created_at: JAN1,
-        updated_at: T1004,
-        slo: None,
-        uptime: vec![],
-        latency: vec![],
-        effective_24h: None,
-        upstream_24h: None,
-        upstream_down_minutes_24h: 0,
+        ..Component::fixture(id, name, JAN1, T1004)
     }
 }
 

@@ -50,6 +50,10 @@ fn json(body: &str) -> Answer {
     Answer::Body(200, "application/json", Bytes::from(body.to_owned()))
 }
 
+fn feed(content_type: &'static str, body: &'static str) -> Answer {
+    Answer::Body(200, content_type, Bytes::from_static(body.as_bytes()))
+}
+
 #[derive(Clone, Default)]
 struct Server {
     routes: Arc<Mutex<HashMap<String, Answer>>>,
@@ -147,16 +151,28 @@ fn poller(config: SourceConfig) -> (Poller, tokio::sync::watch::Receiver<Reading
 
 // === Statuspage ===
 
-#[tokio::test]
-async fn statuspage_summary_and_history() {
+/// A server with the Statuspage fixtures, and a poller of it as provider
+/// `anthropic`.
+async fn anthropic_statuspage() -> (
+    Server,
+    Poller,
+    tokio::sync::watch::Receiver<Reading>,
+    Archive,
+) {
     let server = Server::start().await;
     server.route("/api/v2/summary.json", json(STATUSPAGE_SUMMARY));
     server.route("/api/v2/incidents.json", json(STATUSPAGE_INCIDENTS));
-    let (mut poller, rx, archive) = poller(SourceConfig::new(
+    let (poller, rx, archive) = poller(SourceConfig::new(
         "anthropic",
         Kind::Statuspage,
         &server.base,
     ));
+    (server, poller, rx, archive)
+}
+
+#[tokio::test]
+async fn statuspage_summary_and_history() {
+    let (server, mut poller, rx, archive) = anthropic_statuspage().await;
 
     let reading = poller.poll_once(NOW).await;
     assert_eq!(*rx.borrow(), reading);
@@ -259,14 +275,7 @@ async fn statuspage_summary_and_history() {
 
 #[tokio::test]
 async fn repeated_polls_of_the_latest_incidents_build_a_longer_history() {
-    let server = Server::start().await;
-    server.route("/api/v2/summary.json", json(STATUSPAGE_SUMMARY));
-    server.route("/api/v2/incidents.json", json(STATUSPAGE_INCIDENTS));
-    let (mut poller, _rx, archive) = poller(SourceConfig::new(
-        "anthropic",
-        Kind::Statuspage,
-        &server.base,
-    ));
+    let (server, mut poller, _rx, archive) = anthropic_statuspage().await;
     poller.poll_once(NOW).await;
 
     // Later the list has moved on: the open incident resolved, the oldest
@@ -442,14 +451,7 @@ async fn incident_io_json_with_missing_extra_and_unknown_values() {
 #[tokio::test]
 async fn atom_feed_entries_become_incidents() {
     let server = Server::start().await;
-    server.route(
-        "/history.atom",
-        Answer::Body(
-            200,
-            "application/atom+xml",
-            Bytes::from_static(ATOM.as_bytes()),
-        ),
-    );
+    server.route("/history.atom", feed("application/atom+xml", ATOM));
     let url = format!("{}/history.atom", server.base);
     let (mut poller, _rx, archive) = poller(SourceConfig::new("example", Kind::Feed, url.clone()));
     let reading = poller.poll_once(NOW).await;
@@ -502,11 +504,7 @@ async fn rss_feed_entries_become_incidents() {
     let server = Server::start().await;
     server.route(
         "/rss/bedrock-us-east-1.rss",
-        Answer::Body(
-            200,
-            "application/rss+xml",
-            Bytes::from_static(RSS.as_bytes()),
-        ),
+        feed("application/rss+xml", RSS),
     );
     let url = format!("{}/rss/bedrock-us-east-1.rss", server.base);
     let (mut poller, _rx, archive) = poller(SourceConfig::new("bedrock", Kind::Feed, url));
@@ -561,14 +559,7 @@ fn a_recent_entry_without_a_status_word_is_open() {
 
 #[tokio::test]
 async fn garbage_html_and_errors_are_source_unknown_and_keep_the_last_report() {
-    let server = Server::start().await;
-    server.route("/api/v2/summary.json", json(STATUSPAGE_SUMMARY));
-    server.route("/api/v2/incidents.json", json(STATUSPAGE_INCIDENTS));
-    let (mut poller, rx, _archive) = poller(SourceConfig::new(
-        "anthropic",
-        Kind::Statuspage,
-        &server.base,
-    ));
+    let (server, mut poller, rx, _archive) = anthropic_statuspage().await;
     let good = poller.poll_once(NOW).await;
     assert!(early_warning(&good, &["Claude API"]));
 
@@ -621,14 +612,7 @@ async fn a_source_never_read_is_unknown_and_redirects_are_followed() {
 
     // A moved feed: 301 to its new place.
     server.route("/old.atom", Answer::Redirect("/history.atom"));
-    server.route(
-        "/history.atom",
-        Answer::Body(
-            200,
-            "application/atom+xml",
-            Bytes::from_static(ATOM.as_bytes()),
-        ),
-    );
+    server.route("/history.atom", feed("application/atom+xml", ATOM));
     let reading = poller.poll_once(NOW).await;
     assert_eq!(reading.report.indicator.as_deref(), Some("minor"));
 }
@@ -666,14 +650,7 @@ async fn a_source_that_never_answers_times_out_as_unknown() {
 #[tokio::test(start_paused = true)]
 async fn the_poller_task_publishes_on_its_interval_and_stops_with_its_receivers() {
     let server = Server::start().await;
-    server.route(
-        "/history.atom",
-        Answer::Body(
-            200,
-            "application/atom+xml",
-            Bytes::from_static(ATOM.as_bytes()),
-        ),
-    );
+    server.route("/history.atom", feed("application/atom+xml", ATOM));
     let (poller, mut rx, archive) = poller(SourceConfig::new(
         "x",
         Kind::Feed,

@@ -1,14 +1,14 @@
-//! The rules without I/O: early warning, cause classes, and the archive
-//! record's unknown impact.
+//! The rules without I/O: early warning, the archive as history, cause
+//! classes, and the archive record's unknown impact.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
-use lifeline_store::upstream::ArchivedIncident;
+use lifeline_store::upstream::{ArchivedIncident, UpstreamIncident as ArchiveRecord};
 
 use super::{MIN, NOW};
-use crate::eta::Observed;
+use crate::eta::{Observed, Source};
 use crate::upstream::*;
 
 // === early warning ===
@@ -72,6 +72,52 @@ fn early_warning_rules() {
     );
 }
 
+// === the archive as history ===
+
+#[test]
+fn durations_run_from_the_start_and_open_ones_are_censored_when_last_seen() {
+    let archived = |name: &str, status: &str, started_at, resolved_at| ArchivedIncident {
+        incident: ArchiveRecord {
+            provider: "openai".into(),
+            external_id: name.into(),
+            name: name.into(),
+            status: status.into(),
+            impact: "minor".into(),
+            components: Vec::new(),
+            created_at: NOW - 50 * MIN,
+            started_at,
+            resolved_at,
+            updated_at: NOW - 50 * MIN,
+            shortlink: None,
+        },
+        first_seen_at: NOW - 50 * MIN,
+        last_seen_at: NOW - 10 * MIN,
+    };
+    let past = past_incidents(&[
+        // Began before it was published: from `started_at`.
+        archived(
+            "Elevated error rates",
+            "resolved",
+            Some(NOW - 60 * MIN),
+            Some(NOW - 40 * MIN),
+        ),
+        // No `started_at`, and open when last seen (it then dropped off the
+        // provider's list): from `created_at`, censored at `last_seen_at`.
+        archived("Increased latency for GPT-4o", "investigating", None, None),
+    ]);
+    assert_eq!(
+        past[0].observed,
+        Observed::Resolved(Duration::from_secs(20 * 60))
+    );
+    assert_eq!(past[0].cause, "provider_errors");
+    assert_eq!(
+        past[1].observed,
+        Observed::OpenFor(Duration::from_secs(40 * 60))
+    );
+    assert_eq!(past[1].cause, "slowness");
+    assert!(past.iter().all(|p| p.source == Source::Upstream));
+}
+
 // === cause classes ===
 
 #[test]
@@ -90,10 +136,16 @@ fn cause_classes_from_titles() {
         ("Slowdown in image generation", "slowness"),
     ];
     for (title, cause) in cases {
-        assert_eq!(cause_class(title, Some("minor")), cause, "{title}");
+        assert_eq!(cause_class(title, Some("minor")).as_str(), cause, "{title}");
     }
-    assert_eq!(cause_class("Something is off", Some("none")), "slowness");
-    assert_eq!(cause_class("Something is off", None), "provider_errors");
+    assert_eq!(
+        cause_class("Something is off", Some("none")).as_str(),
+        "slowness"
+    );
+    assert_eq!(
+        cause_class("Something is off", None).as_str(),
+        "provider_errors"
+    );
 }
 
 #[test]

@@ -18,8 +18,8 @@ use lifeline_store::webhook::{
     AttemptOutcome, Delivery, DeliveryState, NewSubscription, Subscription, WebhookFormat,
 };
 use lifeline_store::{
-    Impact, Incident, IncidentStatus, IncidentUpdate, IncidentWithUpdates, SqliteStore,
-    StatusStore, WebhookStore,
+    Impact, Incident, IncidentStatus, IncidentUpdate, IncidentWithUpdates, MaintenanceStatus,
+    ScheduledMaintenance, SqliteStore, StatusStore, WebhookStore,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -35,20 +35,8 @@ const T0: i64 = 1_787_480_640_000; // 2026-08-23T10:24:00Z
 
 fn component(id: &str, name: &str, group: Option<&str>) -> Component {
     Component {
-        id: id.into(),
-        name: name.into(),
-        description: None,
         group_id: group.map(Into::into),
-        status: ComponentStatus::Operational,
-        no_recent_data: false,
-        created_at: T0 - 86_400_000,
-        updated_at: T0 - 3_600_000,
-        slo: None,
-        uptime: vec![],
-        latency: vec![],
-        effective_24h: None,
-        upstream_24h: None,
-        upstream_down_minutes_24h: 0,
+        ..Component::fixture(id, name, T0 - 86_400_000, T0 - 3_600_000)
     }
 }
 
@@ -108,6 +96,31 @@ fn incident(
         },
         incident_updates: updates,
     }
+}
+
+/// Window 3, "Database failover drill", from `T0` for 30 minutes, created
+/// a day before; last changed at `updated_at`.
+fn maintenance(
+    status: MaintenanceStatus,
+    components: &[&str],
+    updated_at: i64,
+) -> ScheduledMaintenance {
+    ScheduledMaintenance {
+        id: 3,
+        name: "Database failover drill".into(),
+        status,
+        scheduled_for: T0,
+        scheduled_until: T0 + 1_800_000,
+        components: components.iter().map(|c| (*c).to_string()).collect(),
+        body: "Drill".into(),
+        created_at: T0 - 86_400_000,
+        updated_at,
+    }
+}
+
+/// The event of `incident` being opened.
+fn opened(incident: &IncidentWithUpdates) -> Event<'_> {
+    Event::Incident(IncidentChange::Created, incident)
 }
 
 fn links() -> Links {
@@ -377,7 +390,7 @@ fn secrets_are_redacted_in_debug_output() {
         &[],
     );
     let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
-    enqueue(&*store, &page(), &Event::Incident(&inc), &links(), T0).unwrap();
+    enqueue(&*store, &page(), &opened(&inc), &links(), T0).unwrap();
     let due = store.due(T0, 10).unwrap();
     assert_eq!(due[0].delivery.subscription_id, sub.id);
     let debug = format!("{due:?}");
@@ -403,7 +416,7 @@ async fn a_receiver_verifies_the_signature_with_an_independent_hmac() {
     );
     // Through the `dyn StatusStore` the gateway holds.
     let dyn_store: Arc<dyn StatusStore> = store.clone();
-    let queued = enqueue(&*dyn_store, &page, &Event::Incident(&inc), &links(), T0).unwrap();
+    let queued = enqueue(&*dyn_store, &page, &opened(&inc), &links(), T0).unwrap();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].next_attempt_at, Some(T0));
 
@@ -447,7 +460,7 @@ async fn without_a_secret_deliveries_are_unsigned() {
     let (_dir, store) = store();
     subscribe(&store, &rx.url, WebhookFormat::Slack, "", &[]);
     let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
-    enqueue(&*store, &page(), &Event::Incident(&inc), &links(), T0).unwrap();
+    enqueue(&*store, &page(), &opened(&inc), &links(), T0).unwrap();
     worker(&store, RetryPolicy::default())
         .deliver_due(T0)
         .await
@@ -493,7 +506,7 @@ async fn a_receiver_that_fails_twice_gets_the_delivery_on_the_third_attempt() {
     let (_dir, store) = store();
     let sub = subscribe(&store, &rx.url, WebhookFormat::Statuspage, "k", &[]);
     let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
-    let id = enqueue(&*store, &page(), &Event::Incident(&inc), &links(), T0).unwrap()[0].id;
+    let id = enqueue(&*store, &page(), &opened(&inc), &links(), T0).unwrap()[0].id;
     let w = worker(&store, RetryPolicy::default());
     // Each attempt as the log shows it after it.
     let summary = |d: &Delivery| {
@@ -567,15 +580,7 @@ async fn the_worker_loop_retries_on_its_own_under_paused_time() {
     // Queued after the worker went to sleep: the wake makes it look now.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
-    let id = enqueue(
-        &*store,
-        &page(),
-        &Event::Incident(&inc),
-        &links(),
-        clock.now_ms(),
-    )
-    .unwrap()[0]
-        .id;
+    let id = enqueue(&*store, &page(), &opened(&inc), &links(), clock.now_ms()).unwrap()[0].id;
     let queued = tokio::time::Instant::now();
     handle.wake();
 
@@ -612,7 +617,7 @@ async fn a_receiver_that_never_answers_times_out_and_is_retried() {
     let (_dir, store) = store();
     let sub = subscribe(&store, &rx.url, WebhookFormat::Statuspage, "", &[]);
     let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
-    let id = enqueue(&*store, &page(), &Event::Incident(&inc), &links(), T0).unwrap()[0].id;
+    let id = enqueue(&*store, &page(), &opened(&inc), &links(), T0).unwrap()[0].id;
     let w = worker(&store, RetryPolicy::default());
     let started = tokio::time::Instant::now();
     assert_eq!(w.deliver_due(T0).await.unwrap(), 1);
@@ -641,7 +646,7 @@ async fn unreachable_and_unusable_urls() {
         &[],
     );
     let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
-    let queued = enqueue(&*store, &page(), &Event::Incident(&inc), &links(), T0).unwrap();
+    let queued = enqueue(&*store, &page(), &opened(&inc), &links(), T0).unwrap();
     worker(&store, RetryPolicy::default())
         .deliver_due(T0)
         .await
@@ -665,7 +670,7 @@ async fn a_subscription_deleted_while_its_delivery_is_in_flight() {
     let (_dir, store) = store();
     let sub = subscribe(&store, &rx.url, WebhookFormat::Statuspage, "k", &[]);
     let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
-    enqueue(&*store, &page(), &Event::Incident(&inc), &links(), T0).unwrap();
+    enqueue(&*store, &page(), &opened(&inc), &links(), T0).unwrap();
     let w = worker(&store, RetryPolicy::default());
     let round = tokio::spawn(async move { w.deliver_due(T0).await });
     while rx.seen.lock().unwrap().is_empty() {
@@ -696,7 +701,7 @@ fn subscribers_scoped_to_components_hear_only_about_them() {
     let ids = |d: Vec<Delivery>| d.iter().map(|d| d.subscription_id).collect::<Vec<_>>();
 
     let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &["chat"]);
-    let got = enqueue(&*store, &page, &Event::Incident(&inc), &links(), T0).unwrap();
+    let got = enqueue(&*store, &page, &opened(&inc), &links(), T0).unwrap();
     assert_eq!(ids(got), vec![all.id, chat.id]);
 
     let change = Event::Component(ComponentChange {
@@ -710,16 +715,16 @@ fn subscribers_scoped_to_components_hear_only_about_them() {
 
     // An incident naming no component concerns the whole page.
     let wide = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
-    let got = enqueue(&*store, &page, &Event::Incident(&wide), &links(), T0).unwrap();
+    let got = enqueue(&*store, &page, &opened(&wide), &links(), T0).unwrap();
     assert_eq!(ids(got), vec![all.id, chat.id, emb.id]);
 
     // Each format gets its own body.
-    let got = enqueue(&*store, &page, &Event::Incident(&inc), &links(), T0).unwrap();
+    let got = enqueue(&*store, &page, &opened(&inc), &links(), T0).unwrap();
     let a: Value = serde_json::from_str(&got[0].body).unwrap();
     let b: Value = serde_json::from_str(&got[1].body).unwrap();
     assert!(a.get("meta").is_some() && a.get("incident").is_some());
     assert!(b.get("blocks").is_some());
-    assert_eq!(got[0].event, "incident 7 investigating");
+    assert_eq!(got[0].event, "incident.created");
 
     // Unsubscribing drops what is still pending.
     assert!(store.delete_subscription(chat.id).unwrap());
@@ -729,6 +734,6 @@ fn subscribers_scoped_to_components_hear_only_about_them() {
 
     // Nobody interested: nothing is queued.
     assert!(store.delete_subscription(all.id).unwrap());
-    let got = enqueue(&*store, &page, &Event::Incident(&inc), &links(), T0).unwrap();
+    let got = enqueue(&*store, &page, &opened(&inc), &links(), T0).unwrap();
     assert!(got.is_empty());
 }

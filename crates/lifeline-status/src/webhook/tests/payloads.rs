@@ -3,12 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lifeline_store::{IncidentStatus, MaintenanceStatus, ScheduledMaintenance};
+use lifeline_store::{IncidentStatus, MaintenanceStatus};
 use serde_json::Value;
 
-use super::{incident, page, T0};
-use crate::page::ComponentStatus;
-use crate::webhook::{chat, payload, ComponentChange, Event};
+use super::{incident, maintenance, page, T0};
+use crate::page::{ComponentStatus, IncidentView};
+use crate::render::tests::json::doc;
+use crate::webhook::{chat, payload, ComponentChange, Event, IncidentChange, MaintenanceChange};
 
 #[test]
 fn the_statuspage_envelope_has_statuspage_field_names() {
@@ -24,7 +25,7 @@ fn the_statuspage_envelope_has_statuspage_field_names() {
     );
     let body = payload::statuspage(
         &page,
-        &Event::Incident(&inc),
+        &Event::Incident(IncidentChange::Resolved, &inc),
         "https://u",
         "https://d",
         T0 + 1,
@@ -102,20 +103,10 @@ fn component_updates_and_maintenance_envelopes() {
     assert_eq!(u["component_id"], "embeddings");
     assert!(u["id"].is_string());
 
-    let m = ScheduledMaintenance {
-        id: 3,
-        name: "Database failover drill".into(),
-        status: MaintenanceStatus::InProgress,
-        scheduled_for: T0,
-        scheduled_until: T0 + 1_800_000,
-        components: vec!["chat".into()],
-        body: "Drill".into(),
-        created_at: T0 - 86_400_000,
-        updated_at: T0,
-    };
+    let m = maintenance(MaintenanceStatus::InProgress, &["chat"], T0);
     let v: Value = serde_json::from_str(&payload::statuspage(
         &page,
-        &Event::Maintenance(&m),
+        &Event::Maintenance(MaintenanceChange::Started, &m),
         "u",
         "d",
         T0,
@@ -130,6 +121,102 @@ fn component_updates_and_maintenance_envelopes() {
     assert!(i["resolved_at"].is_null());
     assert_eq!(i["incident_updates"][0]["status"], "in_progress");
     assert_eq!(i["components"][0]["id"], "chat");
+    assert_eq!(i["started_at"], "2026-08-22T10:24:00.000Z");
+    assert_eq!(
+        i["shortlink"],
+        "https://status.acme.ai/status#maintenance-3"
+    );
+}
+
+#[test]
+fn the_envelope_objects_are_the_api_v2_objects() {
+    let mut page = page();
+    let inc = incident(
+        "Elevated errors on Chat Completions",
+        &[
+            (IncidentStatus::Investigating, "Looking into it"),
+            (IncidentStatus::Monitoring, "Fix deployed"),
+            (IncidentStatus::Investigating, "Errors are back"),
+            (IncidentStatus::Monitoring, "Second fix deployed"),
+        ],
+        &["chat", "embeddings"],
+    );
+    let m = maintenance(
+        MaintenanceStatus::Completed,
+        &["embeddings"],
+        T0 + 1_800_000,
+    );
+    page.incidents.push(IncidentView {
+        incident: inc.clone(),
+        eta: None,
+    });
+    page.maintenances.push(m.clone());
+    let envelope = |event: Event<'_>| -> Value {
+        serde_json::from_str(&payload::statuspage(&page, &event, "u", "d", T0)).unwrap()
+    };
+
+    let v = envelope(Event::Incident(IncidentChange::Updated, &inc));
+    assert_eq!(v["incident"], doc(&page, "incidents.json")["incidents"][0]);
+    // The latest move to monitoring, as `incidents.json` says.
+    assert_eq!(v["incident"]["monitoring_at"], "2026-08-23T10:27:00.000Z");
+
+    let v = envelope(Event::Maintenance(MaintenanceChange::Completed, &m));
+    assert_eq!(
+        v["incident"],
+        doc(&page, "scheduled-maintenances.json")["scheduled_maintenances"][0]
+    );
+
+    let change = ComponentChange {
+        component: page.component("embeddings").unwrap(),
+        old_status: ComponentStatus::Operational,
+        new_status: ComponentStatus::PartialOutage,
+        at_ms: T0,
+    };
+    let v = envelope(Event::Component(change));
+    let mut listed = doc(&page, "components.json")["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "embeddings")
+        .unwrap()
+        .clone();
+    listed["status"] = "partial_outage".into();
+    assert_eq!(v["component"], listed);
+}
+
+#[test]
+fn delivery_events_are_named_by_kind() {
+    let page = page();
+    let inc = incident("x", &[(IncidentStatus::Investigating, "y")], &[]);
+    let m = maintenance(MaintenanceStatus::InProgress, &[], T0);
+    let change = ComponentChange {
+        component: page.component("chat").unwrap(),
+        old_status: ComponentStatus::Operational,
+        new_status: ComponentStatus::MajorOutage,
+        at_ms: T0,
+    };
+    let labels: Vec<&str> = [
+        Event::Incident(IncidentChange::Created, &inc),
+        Event::Incident(IncidentChange::Updated, &inc),
+        Event::Incident(IncidentChange::Resolved, &inc),
+        Event::Maintenance(MaintenanceChange::Started, &m),
+        Event::Maintenance(MaintenanceChange::Completed, &m),
+        Event::Component(change),
+    ]
+    .iter()
+    .map(Event::label)
+    .collect();
+    assert_eq!(
+        labels,
+        [
+            "incident.created",
+            "incident.updated",
+            "incident.resolved",
+            "maintenance.started",
+            "maintenance.completed",
+            "component.updated"
+        ]
+    );
 }
 
 const HOSTILE_NAME: &str = "<script>alert(1)</script> & @everyone <!channel>";
@@ -144,7 +231,7 @@ fn slack_bodies_have_text_and_blocks_and_escape_hostile_text() {
         &[(IncidentStatus::Identified, HOSTILE_BODY)],
         &["chat"],
     );
-    let body = chat::slack(&page, &Event::Incident(&inc));
+    let body = chat::slack(&page, &Event::Incident(IncidentChange::Created, &inc));
     let v: Value = serde_json::from_str(&body).unwrap();
     let text = v["text"].as_str().unwrap();
     assert!(
@@ -179,7 +266,7 @@ fn discord_bodies_have_content_and_embeds_and_mention_no_one() {
         &[(IncidentStatus::Identified, HOSTILE_BODY)],
         &["chat"],
     );
-    let body = chat::discord(&page, &Event::Incident(&inc));
+    let body = chat::discord(&page, &Event::Incident(IncidentChange::Created, &inc));
     let v: Value = serde_json::from_str(&body).unwrap();
     let content = v["content"].as_str().unwrap();
     let embed = &v["embeds"][0];
@@ -210,7 +297,11 @@ fn discord_bodies_have_content_and_embeds_and_mention_no_one() {
         &[(IncidentStatus::Investigating, long.as_str())],
         &[],
     );
-    let v: Value = serde_json::from_str(&chat::discord(&page, &Event::Incident(&inc))).unwrap();
+    let v: Value = serde_json::from_str(&chat::discord(
+        &page,
+        &Event::Incident(IncidentChange::Created, &inc),
+    ))
+    .unwrap();
     assert_eq!(v["content"].as_str().unwrap().chars().count(), 2000);
     assert_eq!(
         v["embeds"][0]["title"].as_str().unwrap().chars().count(),
