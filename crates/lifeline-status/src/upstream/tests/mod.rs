@@ -679,3 +679,83 @@ async fn the_poller_task_publishes_on_its_interval_and_stops_with_its_receivers(
         .unwrap()
         .unwrap();
 }
+
+// === restoration estimates from a provider's published history ===
+
+/// `incidents.json` with one resolved incident per duration (minutes),
+/// all "Elevated errors" on the "Chat" component.
+fn history_json(durations: impl Iterator<Item = i64>) -> String {
+    let at = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339()
+    };
+    let incidents: Vec<serde_json::Value> = durations
+        .enumerate()
+        .map(|(k, d)| {
+            let created = NOW - 90 * 24 * 60 * MIN + (k as i64) * 24 * 60 * MIN;
+            serde_json::json!({
+                "id": format!("h{k:03}"),
+                "name": "Elevated errors on Chat",
+                "status": "resolved",
+                "impact": "major",
+                "created_at": at(created),
+                "updated_at": at(created + d * MIN),
+                "resolved_at": at(created + d * MIN),
+                "components": [{"id": "c1", "name": "Chat", "status": "operational"}],
+            })
+        })
+        .collect();
+    serde_json::json!({ "incidents": incidents }).to_string()
+}
+
+#[tokio::test]
+async fn an_estimate_from_a_providers_published_history_matches_the_hand_computation() {
+    use crate::eta::{estimate, Basis, Current, Eta, Pool};
+    let server = Server::start().await;
+    server.route(
+        "/api/v2/summary.json",
+        json(r#"{"status":{"indicator":"major"}}"#),
+    );
+    // Forty incidents, resolved after 1, 2, …, 40 minutes.
+    server.route("/api/v2/incidents.json", json(&history_json(1..=40)));
+    let (mut big, _rx, archive) = poller(SourceConfig::new("p", Kind::Statuspage, &server.base));
+    big.poll_once(NOW).await;
+    let past = past_incidents(&archive.incidents("p"));
+    assert_eq!(past.len(), 40);
+    assert!(past.iter().all(|p| p.component == "Chat"));
+
+    // An incident on the same component with the same cause, open for 10
+    // minutes. Comparable: the 30 that lasted longer (11 … 40 minutes),
+    // none censored, so Ŝ(10) = 30/40. Median: the first u with
+    // Ŝ(u) ≤ 15/40, i.e. 25 resolved by u: u = 25, 15 more minutes. 90th
+    // percentile: Ŝ(u) ≤ 3/40, 37 resolved: u = 37, 27 more minutes. n = 30
+    // is enough for both.
+    let cause = past[0].cause.clone();
+    let current = Current {
+        component: "Chat",
+        cause: &cause,
+        elapsed: Duration::from_secs(10 * 60),
+    };
+    assert_eq!(
+        estimate(&past, &current, None),
+        Eta::Estimate {
+            median: Duration::from_secs(15 * 60),
+            p90: Some(Duration::from_secs(27 * 60)),
+            basis: Basis {
+                pool: Pool::ComponentAndCause,
+                source: Source::Upstream,
+                n: 30,
+            },
+        }
+    );
+
+    // With only 15 published incidents there is no estimate at 10 minutes
+    // (5 comparable, fewer than the 10 a median needs).
+    server.route("/api/v2/incidents.json", json(&history_json(1..=15)));
+    let (mut small, _rx2, archive2) =
+        poller(SourceConfig::new("q", Kind::Statuspage, &server.base));
+    small.poll_once(NOW).await;
+    let past = past_incidents(&archive2.incidents("q"));
+    assert_eq!(estimate(&past, &current, None), Eta::NotEnoughHistory);
+}
