@@ -25,6 +25,8 @@ listen = "127.0.0.1:$GW"
 admin_listen = "127.0.0.1:$AD"
 [health]
 consecutive_failures = 100
+[store]
+url = "sqlite://$dir/status.db"
 [[providers]]
 name = "alpha"
 kind = "openai-compatible"

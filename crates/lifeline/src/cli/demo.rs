@@ -9,6 +9,13 @@
 //! shows failover, breakers opening, the fallback tier serving, probes
 //! half-opening and traffic returning. Exit status 0 only if at least 99.9 %
 //! of requests succeeded.
+//!
+//! The status page runs too, at `http://<gateway>/status`, with its clock at
+//! 60× (a status minute per second) and the "Upstream providers" group
+//! shown: clients see no outage, so Chat Completions stays operational,
+//! while the providers' own lines go down and come back, and the page opens
+//! and resolves an incident for each on its own. The final report lists
+//! those incidents. The store is a temporary file, removed at the end.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -71,16 +78,21 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .context("starting a simulated provider")?;
         mocks.push(h);
     }
-    let config = Config::parse(&demo_config(&mocks), "<demo>")
+    let store = std::env::temp_dir().join(format!("lifeline-demo-{}.db", std::process::id()));
+    let config = Config::parse(&demo_config(&mocks, &store), "<demo>")
         .map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
-    let gw = Gateway::start(config).await?;
+    let gw = Gateway::start(config.clone()).await?;
     let bound = Server::bind(gw.clone()).await?;
     let addr = bound.data_addr;
     let stop_server = CancellationToken::new();
     let server = tokio::spawn(bound.run(stop_server.clone()));
+    let status = crate::status_side::StatusSide::start(&gw, &config)
+        .await
+        .context("starting the status page")?;
 
     let mut out = std::io::stdout().lock();
     writeln!(out, "Lifeline demo: gateway on http://{addr}/v1, model `demo` = tier 1 [alpha, bravo], tier 2 [charlie].")?;
+    writeln!(out, "Status page: http://{addr}/status (JSON: http://{addr}/api/v2/summary.json); its clock runs 60x, a minute per second.")?;
     writeln!(out, "{} clients for {} s; alpha dies at {:.0}s, bravo turns slow at {:.0}s; both recover later.\n", args.concurrency, duration.as_secs(), secs(duration, 0.15), secs(duration, 0.35))?;
     drop(out);
 
@@ -121,21 +133,99 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     stop.store(true, Ordering::Relaxed);
     while workers.join_next().await.is_some() {}
+    settle(&store).await;
+    if let Some(s) = status {
+        s.stop().await;
+    }
     stop_server.cancel();
     let _ = server.await;
     gw.close().await;
-    report(&tally)
+    let code = report(&tally)?;
+    report_incidents(&store)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", store.display()));
+    }
+    Ok(code)
+}
+
+/// Gives the status page up to 30 s more (probes still running, no client
+/// traffic) to see the providers stable and resolve what it opened.
+async fn settle(store: &std::path::Path) {
+    use lifeline_store::Store;
+    let open = |path: &std::path::Path| {
+        lifeline_store::SqliteStore::open(path)
+            .and_then(|s| s.list_unresolved())
+            .map_or(0, |v| v.len())
+    };
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut said = false;
+    while Instant::now() < end {
+        let path = store.to_path_buf();
+        let n = tokio::task::spawn_blocking(move || open(&path))
+            .await
+            .unwrap_or(0);
+        if n == 0 {
+            return;
+        }
+        if !said {
+            println!("\nWaiting (up to 30 s) for the status page to see the providers stable and resolve {n} open incident(s)...");
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// The incidents the status page opened during the demo, from its store.
+fn report_incidents(store: &std::path::Path) -> anyhow::Result<()> {
+    use lifeline_store::Store;
+    let s = lifeline_store::SqliteStore::open(store).context("reading the demo's status store")?;
+    let incidents = s.list_incidents(20)?;
+    let mut out = std::io::stdout().lock();
+    if incidents.is_empty() {
+        writeln!(out, "Status page: no incident was opened.")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "Status page: {} incident(s) opened automatically (status-clock times):",
+        incidents.len()
+    )?;
+    for i in incidents.iter().rev() {
+        let updates = s.incident(i.id)?.map_or(0, |w| w.incident_updates.len());
+        let fmt = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .map_or_else(|| ms.to_string(), |d| d.format("%H:%M").to_string())
+        };
+        writeln!(
+            out,
+            "  #{} {} -- opened {}, {}, {} update(s): {}",
+            i.id,
+            i.status.as_str(),
+            fmt(i.created_at),
+            i.resolved_at.map_or_else(
+                || "still open".to_string(),
+                |r| format!("resolved {}", fmt(r))
+            ),
+            updates,
+            i.name
+        )?;
+    }
+    Ok(())
 }
 
 fn secs(d: Duration, f: f64) -> f64 {
     d.as_secs_f64() * f
 }
 
-fn demo_config(mocks: &[MockHandle]) -> String {
+fn demo_config(mocks: &[MockHandle], store: &std::path::Path) -> String {
     let names = ["alpha", "bravo", "charlie"];
     let mut s = String::from(
         "[server]\nlisten = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 1000\nstream_idle_timeout_ms = 1000\nrequest_timeout_ms = 10000\nretry_budget_ratio = 0.5\n\n[health]\ncooldown_ms = 2000\nprobe_interval_ms = 250\nprobe_timeout_ms = 500\n\n",
     );
+    s.push_str(&format!(
+        "[store]\nurl = \"sqlite://{}\"\n\n[status]\ntitle = \"Lifeline demo\"\nclock_speed = 60\nshow_providers = true\nopen_after_ms = 60000\nresolve_after_ms = 120000\n\n",
+        store.display()
+    ));
     for (name, m) in names.iter().zip(mocks) {
         s.push_str(&format!(
             "[[providers]]\nname = \"{name}\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n",

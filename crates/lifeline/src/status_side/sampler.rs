@@ -213,6 +213,7 @@ mod tests {
         s.sample(&totals(100, 100, 0), 0);
         s.sample(&totals(2, 1, 0), 1_000);
         let (closed, _) = s.sample(&totals(2, 1, 0), 60_000);
-        assert_eq!(closed[0].minute.requests, 2);
+        // 100 before the restart, 2 after it; not 100 - 2.
+        assert_eq!(closed[0].minute.requests, 102);
     }
 }

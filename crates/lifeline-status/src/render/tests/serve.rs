@@ -170,3 +170,13 @@ fn badges_are_found_by_encoded_id() {
         .serve(&Method::GET, "/badge/chat%2Fv1%20large.svg", None, None)
         .is_some());
 }
+
+#[test]
+fn the_browsers_own_favicon_request_gets_no_content_not_a_404() {
+    let rendered = Rendered::build(&rich_page()).unwrap();
+    let r = rendered
+        .serve(&Method::GET, "/favicon.ico", None, None)
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(r.body().is_empty());
+}
