@@ -47,6 +47,10 @@ enum Command {
     Incident(cli::incident::IncidentArgs),
     /// Schedule, list and cancel maintenance windows (through the admin API).
     Maintenance(cli::maintenance::MaintenanceArgs),
+    /// Copy the status store consistently, also while `serve` runs.
+    Backup(cli::backup::BackupArgs),
+    /// Replace the status store's content with a copy made by `backup`.
+    Restore(cli::backup::RestoreArgs),
 }
 
 fn init_logging(format: LogFormat, default_level: &str) {
@@ -104,6 +108,8 @@ fn main() -> std::process::ExitCode {
             Command::Status(a) => cli::status::run(a).await,
             Command::Incident(a) => cli::incident::run(a).await,
             Command::Maintenance(a) => cli::maintenance::run(a).await,
+            Command::Backup(a) => cli::backup::backup(a).await,
+            Command::Restore(a) => cli::backup::restore(a).await,
         }
     });
     match result {

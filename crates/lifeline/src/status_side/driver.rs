@@ -219,7 +219,7 @@ impl Driver {
             self.publish(built.page).await;
         }
         if !events.is_empty() {
-            self.notify(events, now).await;
+            self.notify(events).await;
         }
         self.shared
             .components
@@ -316,10 +316,17 @@ impl Driver {
     }
 
     /// Queues webhook notifications for `events` and wakes the worker.
-    async fn notify(&mut self, events: Vec<Event>, now: i64) {
+    ///
+    /// Queued at the wall clock's time, not the status clock's: the worker
+    /// runs on real time (its retries, and the signature's timestamp that
+    /// receivers check against their own clock), so under a faster status
+    /// clock (`clock_speed`) a delivery stamped with status time would only
+    /// fall due once real time caught up with it.
+    async fn notify(&mut self, events: Vec<Event>) {
         let Some(page) = self.page.clone() else {
             return;
         };
+        let now = super::wall_ms();
         let store = self.shared.store.clone();
         let links = self.links.clone();
         let result = tokio::task::spawn_blocking(move || {
@@ -394,9 +401,11 @@ impl Driver {
         self.last_prune = Some(Instant::now());
         let store = self.shared.store.clone();
         let days = self.retention_days;
+        // The delivery log is on the worker's clock, real time (see notify).
+        let wall = super::wall_ms();
         let result = tokio::task::spawn_blocking(move || {
             store.prune(now, DEFAULT_MINUTE_RETENTION_DAYS.min(days), days)?;
-            store.prune_deliveries(now - DELIVERY_LOG_DAYS * DAY_MS)
+            store.prune_deliveries(wall - DELIVERY_LOG_DAYS * DAY_MS)
         })
         .await;
         if let Ok(Err(e)) = result {

@@ -1,7 +1,9 @@
 //! The status side's routes, installed in the gateway as its
 //! [`Extension`]: the public page from pre-rendered bytes (no store query
 //! per request), and the admin API's incident, maintenance and webhook
-//! routes (on a blocking thread, since the store waits on disk).
+//! routes (on a blocking thread, since the store waits on disk, and on a
+//! store connection of their own, so an operator waits at most the store's
+//! busy timeout, never behind the driver's writes as well).
 
 use std::sync::Arc;
 
@@ -44,7 +46,7 @@ impl Extension for StatusExtension {
         Box::pin(async move {
             let now_ms = shared.clock.now_ms();
             let components = shared.components.load_full();
-            let store = shared.store.clone();
+            let store = shared.admin.clone();
             let answer = tokio::task::spawn_blocking(move || {
                 let req = AdminRequest {
                     method: parts.method.as_str(),

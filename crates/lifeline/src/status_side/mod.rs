@@ -72,8 +72,10 @@ fn wall_ms() -> i64 {
 
 /// What the driver, the extension and the CLI share.
 pub struct Shared {
-    /// The store.
+    /// The store, as the driver, the webhook worker and the pollers use it.
     pub store: Arc<dyn StatusStore>,
+    /// The same store through a connection of its own, for the admin API.
+    pub admin: Arc<dyn StatusStore>,
     /// The page's documents, rendered; `None` before the first build.
     pub rendered: ArcSwapOption<Rendered>,
     /// Component ids the page knows (incidents may only name those).
@@ -103,14 +105,25 @@ impl StatusSide {
         }
         let path = store_path(config);
         let open_path = path.clone();
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&open_path))
-            .await
-            .context("opening the store")?
-            .with_context(|| format!("opening the store {}", path.display()))?;
+        // Two connections: one for the status side's own writes, one for
+        // the operators' admin requests, so that these never queue behind
+        // the driver's writes (each of which, on a store another process
+        // holds locked, waits the whole busy timeout before failing).
+        let (store, admin) = tokio::task::spawn_blocking(move || {
+            Ok::<_, lifeline_store::StoreError>((
+                SqliteStore::open(&open_path)?,
+                SqliteStore::open(&open_path)?,
+            ))
+        })
+        .await
+        .context("opening the store")?
+        .with_context(|| format!("opening the store {}", path.display()))?;
         let store: Arc<dyn StatusStore> = Arc::new(store);
+        let admin: Arc<dyn StatusStore> = Arc::new(admin);
         let clock = StatusClock::new(config.status.clock_speed);
         let shared = Arc::new(Shared {
             store,
+            admin,
             rendered: ArcSwapOption::empty(),
             components: ArcSwap::from_pointee(Vec::new()),
             poke: Notify::new(),
