@@ -27,5 +27,6 @@ mod retry;
 mod sdk;
 mod sli;
 mod smoke;
+mod status;
 mod streaming;
 mod tiers;
