@@ -1118,27 +1118,34 @@ async fn the_static_export_follows_the_page() {
         ])
         .await;
     let id = opened_id(&out);
+    // The export writes one file after the other (each atomically): wait
+    // for all of them.
+    let exported = [
+        "api/v2/summary.json".to_string(),
+        "status/index.html".to_string(),
+        format!("status/incidents/{id}.html"),
+        "history.atom".to_string(),
+        "history.rss".to_string(),
+    ];
     let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        // A file read mid-write is retried, not a failure.
-        let v: Option<Value> = std::fs::read_to_string(site.join("api/v2/summary.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        if v.as_ref()
-            .is_some_and(|v| by_name(v, "incidents", "Exported incident").is_some())
-        {
-            break;
-        }
+    let missing = |f: &String| {
+        !std::fs::read_to_string(site.join(f)).is_ok_and(|t| t.contains("Exported incident"))
+    };
+    while exported.iter().any(missing) {
         assert!(
             Instant::now() < end,
-            "the export never showed the incident: {v:?}\nstderr:\n{}",
+            "the export never showed the incident in {:?}\nstderr:\n{}",
+            exported.iter().filter(|f| missing(f)).collect::<Vec<_>>(),
             s.logs()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(read("status/index.html").contains("Exported incident"));
-    assert!(read(&format!("status/incidents/{id}.html")).contains("Exported incident"));
-    assert!(read("history.atom").contains("Exported incident"));
+    let summary: Value = serde_json::from_str(&read("api/v2/summary.json")).unwrap();
+    check_document("summary.json", DOCUMENTS[0].1, &summary);
+    let i = by_name(&summary, "incidents", "Exported incident").unwrap();
+    assert_eq!(i["id"], id.to_string(), "{i:#}");
+    atom(&read("history.atom"));
+    rss(&read("history.rss"));
 }
 
 // 6. An automatic incident from traffic.
