@@ -9,7 +9,9 @@
 //!   not know, on the status listener (`[server] status_listen`) or, when
 //!   there is none, on the data-plane listener. No key is asked for. It
 //!   answers from memory, synchronously: the data plane must never wait on
-//!   it. For `HEAD` the listener sends the answer's head without its body.
+//!   it. For `HEAD` the listener sends the answer's head without its body,
+//!   with the body's length; an answer that already has no body keeps the
+//!   `content-length` it set.
 //! - [`Extension::admin`]: an authenticated request (the admin token already
 //!   checked) under `/admin/` that the admin API has no route for, with its
 //!   body read (up to [`MAX_ADMIN_BODY_BYTES`]; a larger one is answered 413

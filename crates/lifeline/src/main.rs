@@ -84,7 +84,11 @@ fn main() -> std::process::ExitCode {
         .unwrap_or(1)
         .max(1);
     let mut builder = if workers == 1 {
-        tokio::runtime::Builder::new_current_thread()
+        // Only the blocking pool (the status side's store calls) spawns
+        // threads here: named so they are told apart from runtime workers.
+        let mut b = tokio::runtime::Builder::new_current_thread();
+        b.thread_name("lifeline-blocking");
+        b
     } else {
         let mut b = tokio::runtime::Builder::new_multi_thread();
         b.worker_threads(workers);

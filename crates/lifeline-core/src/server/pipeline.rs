@@ -217,7 +217,8 @@ async fn data(
 /// served on this listener (the status listener; the data-plane listener
 /// when there is none), the request is a `GET` or `HEAD`, and the extension
 /// answers it; otherwise 404. A `HEAD` gets the answer's head, with the
-/// length its body would have, and no body.
+/// length its body would have (the body's, or the extension's own
+/// `content-length` when it answered without the body), and no body.
 fn unknown(
     gw: &Gateway,
     side: Side,
@@ -237,9 +238,13 @@ fn unknown(
                 Some(resp) => {
                     let (mut parts, body) = resp.into_parts();
                     if head {
-                        parts
-                            .headers
-                            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+                        // An extension that already left the body out of
+                        // its HEAD answer has set the length it would have.
+                        if !body.is_empty() || !parts.headers.contains_key(header::CONTENT_LENGTH) {
+                            parts
+                                .headers
+                                .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+                        }
                         return Response::from_parts(parts, ProxyBody::full(Bytes::new()));
                     }
                     Response::from_parts(parts, ProxyBody::full(body))

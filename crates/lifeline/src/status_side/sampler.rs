@@ -211,9 +211,12 @@ mod tests {
     fn a_counter_that_restarts_counts_from_zero() {
         let mut s = Sampler::default();
         s.sample(&totals(100, 100, 0), 0);
-        s.sample(&totals(2, 1, 0), 1_000);
-        let (closed, _) = s.sample(&totals(2, 1, 0), 60_000);
-        // 100 before the restart, 2 after it; not 100 - 2.
-        assert_eq!(closed[0].minute.requests, 102);
+        let (closed, _) = s.sample(&totals(100, 100, 0), 60_000);
+        assert_eq!(closed[0].minute.requests, 100);
+        // The counter restarts below the last reading: its new value is
+        // what happened since, not a negative difference.
+        s.sample(&totals(2, 1, 0), 61_000);
+        let (closed, _) = s.sample(&totals(2, 1, 0), 120_000);
+        assert_eq!((closed[0].minute.requests, closed[0].minute.good), (2, 1));
     }
 }

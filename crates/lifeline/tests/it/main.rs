@@ -27,6 +27,7 @@ mod retry;
 mod sdk;
 mod sli;
 mod smoke;
+mod status;
 mod status_ops;
 mod streaming;
 mod tiers;
