@@ -30,7 +30,7 @@
 
 use lifeline_store::webhook::{NewSubscription, WebhookFormat};
 use lifeline_store::{
-    Impact, IncidentStatus, NewIncident, NewMaintenance, StatusStore, StoreError,
+    Impact, IncidentStatus, MaintenanceStatus, NewIncident, NewMaintenance, StatusStore, StoreError,
 };
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -113,7 +113,7 @@ pub fn handle(
         ("GET", ["maintenances"]) => list_maintenances(store, req.query),
         ("POST", ["maintenances"]) => schedule(store, components, req),
         ("DELETE", ["maintenances", id]) | ("POST", ["maintenances", id, "cancel"]) => {
-            with_id(id, |id| cancel(store, id))
+            with_id(id, |id| cancel(store, id, req.now_ms))
         }
         ("GET", ["webhooks"]) => match store.subscriptions() {
             Ok(list) => AdminAnswer::ok(200, json!({ "webhooks": list }), false),
@@ -513,7 +513,23 @@ fn schedule(store: &dyn StatusStore, components: &[String], req: &AdminRequest<'
     run().unwrap_or_else(|e| e)
 }
 
-fn cancel(store: &dyn StatusStore, id: i64) -> AdminAnswer {
+/// Cancels a window that has not started; one in progress is completed
+/// now instead (so its end is announced and its deployments given back).
+fn cancel(store: &dyn StatusStore, id: i64, now_ms: i64) -> AdminAnswer {
+    let running = store.list_maintenances_by_status(&[
+        MaintenanceStatus::InProgress,
+        MaintenanceStatus::Verifying,
+    ]);
+    match running {
+        Ok(list) if list.iter().any(|m| m.id == id) => {
+            return match store.set_maintenance_status(id, MaintenanceStatus::Completed, now_ms) {
+                Ok(m) => AdminAnswer::ok(200, json!({"completed": m.id}), true),
+                Err(e) => store_error(e),
+            };
+        }
+        Ok(_) => {}
+        Err(e) => return store_error(e),
+    }
     match store.cancel_maintenance(id) {
         Ok(true) => AdminAnswer::ok(200, json!({"cancelled": id}), true),
         Ok(false) => AdminAnswer::error(404, format!("No maintenance {id}.")),
@@ -668,6 +684,20 @@ mod tests {
             call(&s, "DELETE", &format!("/admin/maintenances/{id}"), "").status,
             404
         );
+        // A window in progress is completed rather than deleted.
+        let a = call(
+            &s,
+            "POST",
+            "/admin/maintenances",
+            r#"{"name":"Now","scheduled_for":0,"scheduled_until":2000000000000}"#,
+        );
+        let id = a.body["id"].as_i64().unwrap();
+        s.set_maintenance_status(id, MaintenanceStatus::InProgress, 1)
+            .unwrap();
+        let c = call(&s, "DELETE", &format!("/admin/maintenances/{id}"), "");
+        assert_eq!(c.body["completed"], id, "{}", c.body);
+        let l = call(&s, "GET", "/admin/maintenances", "");
+        assert_eq!(l.body["scheduled_maintenances"][0]["status"], "completed");
     }
 
     #[test]

@@ -63,9 +63,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let status_addr = bound.status_addr.unwrap_or(bound.data_addr);
     tracing::info!(message = "Lifeline is serving.", listen = %bound.data_addr, admin = %admin, status = %status_addr);
     let config = gw.live().config.clone();
-    let status = crate::status_side::StatusSide::start(&gw, &config)
-        .await
-        .context("starting the status page")?;
+    let status = crate::status_side::Supervised::start(&gw, &config).await;
     if example {
         let live = gw.live();
         let token = live.config.admin.token.as_ref().map_or("", |t| t.expose());
@@ -78,9 +76,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     tokio::spawn(signals(gw.clone(), shutdown.clone()));
     bound.run(shutdown).await;
-    if let Some(s) = status {
-        s.stop().await;
-    }
+    status.stop().await;
     gw.close().await;
     tracing::info!(message = "Stopped.");
     Ok(ExitCode::SUCCESS)

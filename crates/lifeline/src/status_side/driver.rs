@@ -84,7 +84,14 @@ pub struct Driver {
     last_upstream_history: Option<Instant>,
     page: Option<Page>,
     export_failing: bool,
+    store_failing: bool,
+    /// Events not yet queued for webhooks (the store refused them); retried
+    /// every tick, oldest first.
+    unsent: Vec<Event>,
 }
+
+/// Most events kept for webhooks while the store refuses them.
+const MAX_UNSENT: usize = 10_000;
 
 impl Driver {
     /// Builds the engine, reads the history back from the store, and runs a
@@ -134,7 +141,13 @@ impl Driver {
             last_upstream_history: None,
             page: None,
             export_failing: false,
+            store_failing: false,
+            unsent: Vec::new(),
         };
+        // Read the store's view (open incidents, maintenance in progress)
+        // before the first evaluation, so a restart takes up what is there.
+        let events = driver.flush().await;
+        driver.unsent.extend(events);
         driver.step(true).await;
         Ok(driver)
     }
@@ -152,26 +165,46 @@ impl Driver {
             };
             self.step(poked).await;
         }
-        if self.writer.pending() > 0 {
-            self.flush().await;
+        self.last_step().await;
+    }
+
+    /// At shutdown: the minute in progress is evaluated and written (the
+    /// engine's clock moves to its end), queued writes are flushed, events
+    /// queued, and the deployments drained for maintenance given back.
+    async fn last_step(&mut self) {
+        let now = self.shared.clock.now_ms();
+        let totals = self.gw.sli_totals();
+        let (mut traffic, deltas) = self.sampler.sample(&totals, now);
+        let mut at = now;
+        if let Some((start, open)) = self.sampler.take_open() {
+            traffic.extend(open);
+            at = at.max(start + lifeline_store::sli::MINUTE_MS);
+        }
+        let deployments = self.states(&totals, &deltas);
+        let out = self.engine.tick(TickInput {
+            now_ms: at,
+            traffic,
+            deployments,
+            providers: None,
+        });
+        self.writer.push(out.writes);
+        let mut events = out.events;
+        events.extend(self.flush().await);
+        self.notify(events).await;
+        for id in std::mem::take(&mut self.drained_by_us) {
+            self.gw.set_drained(&id, false).await;
         }
     }
 
-    /// One pass: sample, tick, write, drain, notify, render.
-    async fn step(&mut self, poked: bool) {
-        let now = self.shared.clock.now_ms();
-        if self
-            .last_upstream_history
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(600))
-            && !self.upstream_providers.is_empty()
-        {
-            self.refresh_upstream_history().await;
-        }
-        let totals = self.gw.sli_totals();
-        let (traffic, deltas) = self.sampler.sample(&totals, now);
+    /// Every deployment's state for the engine, with its counts since the
+    /// last sample.
+    fn states(
+        &self,
+        totals: &lifeline_core::telemetry::sli::SliTotals,
+        deltas: &std::collections::HashMap<String, super::sampler::DeploymentDelta>,
+    ) -> Vec<DeploymentState> {
         let live = self.gw.live();
-        let deployments = live
-            .deployments
+        live.deployments
             .iter()
             .map(|d| {
                 let st = d.status();
@@ -193,8 +226,22 @@ impl Driver {
                     failures: delta.failures,
                 }
             })
-            .collect();
-        drop(live);
+            .collect()
+    }
+
+    /// One pass: sample, tick, write, drain, notify, render.
+    async fn step(&mut self, poked: bool) {
+        let now = self.shared.clock.now_ms();
+        if self
+            .last_upstream_history
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(600))
+            && !self.upstream_providers.is_empty()
+        {
+            self.refresh_upstream_history().await;
+        }
+        let totals = self.gw.sli_totals();
+        let (traffic, deltas) = self.sampler.sample(&totals, now);
+        let deployments = self.states(&totals, &deltas);
         let providers = (!self.pollers.is_empty()).then(|| {
             self.pollers
                 .iter()
@@ -218,9 +265,7 @@ impl Driver {
         if built.changed || self.page.is_none() {
             self.publish(built.page).await;
         }
-        if !events.is_empty() {
-            self.notify(events).await;
-        }
+        self.notify(events).await;
         self.shared
             .components
             .store(Arc::new(self.engine.component_ids()));
@@ -243,9 +288,25 @@ impl Driver {
         match result {
             Ok((writer, outcome)) => {
                 self.writer = writer;
-                for e in &outcome.errors {
-                    tracing::warn!(message = "Status history is behind: a store write failed; it will be retried.", error = %e);
+                // Logged when the store starts and stops failing, not on
+                // every tick of a long store outage.
+                let failing = outcome.behind_since.is_some();
+                if failing && !self.store_failing {
+                    tracing::warn!(
+                        message = "Status history is behind: the store cannot be written; writes are queued and retried.",
+                        error = %outcome.errors.join("; "),
+                        queued = outcome.pending
+                    );
+                } else if !failing && self.store_failing {
+                    tracing::info!(
+                        message = "The store can be written again; status history caught up."
+                    );
+                } else if !outcome.errors.is_empty() && !failing {
+                    for e in &outcome.errors {
+                        tracing::warn!(message = "A status store write was refused.", error = %e);
+                    }
                 }
+                self.store_failing = failing;
                 self.engine.apply_flush(outcome)
             }
             Err(e) => {
@@ -257,21 +318,28 @@ impl Driver {
     }
 
     /// Drains what maintenance asks for and undrains what it no longer
-    /// does. Deployments an operator drained are left alone.
+    /// does. A deployment already drained when its window starts (by an
+    /// operator) is left alone, and stays drained after the window; one a
+    /// reload re-created undrained during its window is drained again.
     async fn drain(&mut self, wanted: &BTreeSet<String>) {
-        for id in wanted.difference(&self.drained_by_us.clone()) {
-            let already = self
+        for id in wanted {
+            let drained = self
                 .gw
                 .live()
                 .deployments
                 .iter()
-                .any(|d| &*d.id == id.as_str() && d.status().drained);
-            if already {
-                continue;
-            }
-            if self.gw.set_drained(id, true).await.is_some() {
-                tracing::info!(message = "Drained for maintenance.", deployment = %id);
-                self.drained_by_us.insert(id.clone());
+                .find(|d| &*d.id == id.as_str())
+                .map(|d| d.status().drained);
+            match drained {
+                // Ours and still drained, or the operator's: nothing to do.
+                Some(true) | None => {}
+                Some(false) => {
+                    if self.gw.set_drained(id, true).await.is_some() {
+                        if self.drained_by_us.insert(id.clone()) {
+                            tracing::info!(message = "Drained for maintenance.", deployment = %id);
+                        }
+                    }
+                }
             }
         }
         let done: Vec<String> = self
@@ -322,16 +390,25 @@ impl Driver {
     /// receivers check against their own clock), so under a faster status
     /// clock (`clock_speed`) a delivery stamped with status time would only
     /// fall due once real time caught up with it.
+    /// Queues webhook notifications for the events not yet queued and
+    /// `events`, in order, and wakes the worker. Events the store refuses
+    /// (read-only, full, locked) stay for the next tick: none is dropped
+    /// unless more than [`MAX_UNSENT`] pile up.
     async fn notify(&mut self, events: Vec<Event>) {
+        self.unsent.extend(events);
+        if self.unsent.is_empty() {
+            return;
+        }
         let Some(page) = self.page.clone() else {
             return;
         };
         let now = super::wall_ms();
         let store = self.shared.store.clone();
         let links = self.links.clone();
+        let events = std::mem::take(&mut self.unsent);
         let result = tokio::task::spawn_blocking(move || {
             let mut queued = 0;
-            for e in &events {
+            for (k, e) in events.iter().enumerate() {
                 let event = match e {
                     Event::IncidentCreated(i) => {
                         webhook::Event::Incident(IncidentChange::Created, i)
@@ -363,16 +440,33 @@ impl Driver {
                         None => continue,
                     },
                 };
-                queued += webhook::enqueue(&*store, &page, &event, &links, now)?.len();
+                match webhook::enqueue(&*store, &page, &event, &links, now) {
+                    Ok(d) => queued += d.len(),
+                    Err(e) => {
+                        let rest = events[k..].to_vec();
+                        return (queued, rest, Some(e));
+                    }
+                }
             }
-            Ok::<usize, lifeline_store::StoreError>(queued)
+            (queued, Vec::new(), None)
         })
         .await;
         match result {
-            Ok(Ok(0)) => {}
-            Ok(Ok(_)) => self.webhooks.wake(),
-            Ok(Err(e)) => {
-                tracing::warn!(message = "Cannot queue webhook notifications.", error = %e)
+            Ok((queued, rest, error)) => {
+                if queued > 0 {
+                    self.webhooks.wake();
+                }
+                if let Some(e) = error {
+                    if self.unsent.is_empty() && rest.len() < 2 {
+                        tracing::warn!(message = "Cannot queue webhook notifications yet; they wait for the store.", error = %e);
+                    }
+                    self.unsent = rest;
+                    if self.unsent.len() > MAX_UNSENT {
+                        let dropped = self.unsent.len() - MAX_UNSENT;
+                        self.unsent.drain(..dropped);
+                        tracing::error!(message = "Dropped the oldest webhook notifications: the store refused them for too long.", dropped);
+                    }
+                }
             }
             Err(e) => {
                 tracing::error!(message = "Queueing webhook notifications failed.", error = %e)

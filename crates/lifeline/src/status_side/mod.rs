@@ -94,6 +94,73 @@ pub struct StatusSide {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// How long to wait between attempts to open a store that failed to open.
+pub const RETRY_OPEN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The status side as `serve` holds it: started, or still trying to open
+/// its store in the background. Whatever happens to the store, the gateway
+/// keeps serving: a status side that cannot start is logged and retried,
+/// never fatal.
+pub struct Supervised {
+    started: Arc<tokio::sync::Mutex<Option<StatusSide>>>,
+    retry: Option<JoinHandle<()>>,
+}
+
+impl Supervised {
+    /// Starts the status side, or (when its store cannot be opened, or a
+    /// part of it cannot start) logs why and keeps trying every
+    /// [`RETRY_OPEN`] while the gateway serves.
+    pub async fn start(gw: &Gateway, config: &Config) -> Supervised {
+        let started = Arc::new(tokio::sync::Mutex::new(None));
+        match StatusSide::start(gw, config).await {
+            Ok(side) => {
+                *started.lock().await = side;
+                return Supervised {
+                    started,
+                    retry: None,
+                };
+            }
+            Err(e) => tracing::error!(
+                message = "The status page cannot start; the gateway serves without it and retries.",
+                error = %format!("{e:#}"),
+                retry_in_s = RETRY_OPEN.as_secs()
+            ),
+        }
+        let (gw, config, slot) = (gw.clone(), config.clone(), started.clone());
+        let retry = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RETRY_OPEN).await;
+                match StatusSide::start(&gw, &config).await {
+                    Ok(side) => {
+                        tracing::info!(message = "The status page started after all.");
+                        *slot.lock().await = side;
+                        return;
+                    }
+                    Err(e) => tracing::debug!(
+                        message = "The status page still cannot start.",
+                        error = %format!("{e:#}")
+                    ),
+                }
+            }
+        });
+        Supervised {
+            started,
+            retry: Some(retry),
+        }
+    }
+
+    /// Stops retrying, and stops the status side if it started.
+    pub async fn stop(self) {
+        if let Some(r) = self.retry {
+            r.abort();
+            let _ = r.await;
+        }
+        if let Some(side) = self.started.lock().await.take() {
+            side.stop().await;
+        }
+    }
+}
+
 impl StatusSide {
     /// Starts the status side for `gw` (unless `[status] enabled = false`):
     /// opens the store, builds the first page, installs the routes and

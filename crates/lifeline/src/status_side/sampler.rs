@@ -49,6 +49,25 @@ fn minute_floor(ms: i64) -> i64 {
 }
 
 impl Sampler {
+    /// The minute in progress, closed early (at shutdown), with its start.
+    pub fn take_open(&mut self) -> Option<(i64, Vec<TrafficMinute>)> {
+        let at = self.open_at?;
+        let mut minutes: Vec<TrafficMinute> = self
+            .open
+            .drain()
+            .filter_map(|((family, model), mut m)| {
+                m.at = at;
+                Family::parse(family).map(|f| TrafficMinute {
+                    family: f,
+                    model,
+                    minute: m,
+                })
+            })
+            .collect();
+        minutes.sort_by(|a, b| (a.family.as_str(), &a.model).cmp(&(b.family.as_str(), &b.model)));
+        Some((at, minutes))
+    }
+
     /// Takes a reading at `now_ms`: returns the minutes that closed (if the
     /// clock passed a boundary since the last reading) and each
     /// deployment's counts since the last reading.
@@ -138,7 +157,13 @@ impl Sampler {
                     add.probes_failed = *failed;
                 }
             }
-            let has_data = add.requests > 0 || add.probes_ok > 0 || add.probes_failed > 0;
+            // Any counter that moved: failed attempts often end in a second
+            // in which no request finished (a stream, a retried request).
+            let has_data = add
+                != Minute {
+                    at: minute,
+                    ..Minute::default()
+                };
             self.models.insert(key.clone(), c.clone());
             if has_data {
                 self.open.entry(key).or_default().add(&add);
@@ -197,6 +222,32 @@ mod tests {
         let (closed, _) = s.sample(&totals(9, 6, 1), 180_000);
         assert_eq!(closed[0].minute.requests, 1);
         assert_eq!(closed[0].minute.at, 120_000);
+    }
+
+    #[test]
+    fn attempts_count_even_in_a_second_in_which_no_request_finished() {
+        let mut s = Sampler::default();
+        let mut t = totals(0, 0, 0);
+        t.models[0].counts.upstream_attempts = 2;
+        t.models[0].counts.upstream_ok = 1;
+        s.sample(&t, 1_000);
+        let mut t2 = totals(1, 1, 0);
+        t2.models[0].counts.upstream_attempts = 2;
+        t2.models[0].counts.upstream_ok = 1;
+        s.sample(&t2, 2_000);
+        let (closed, _) = s.sample(&t2, 60_000);
+        let m = &closed[0].minute;
+        assert_eq!((m.requests, m.upstream_attempts, m.upstream_ok), (1, 2, 1));
+    }
+
+    #[test]
+    fn the_minute_in_progress_is_handed_over_at_shutdown() {
+        let mut s = Sampler::default();
+        s.sample(&totals(3, 3, 0), 61_000);
+        s.sample(&totals(5, 4, 0), 62_000);
+        let (at, minutes) = s.take_open().unwrap();
+        assert_eq!(at, 60_000);
+        assert_eq!((minutes[0].minute.requests, minutes[0].minute.good), (5, 4));
     }
 
     #[test]
