@@ -334,10 +334,10 @@ impl Driver {
                 // Ours and still drained, or the operator's: nothing to do.
                 Some(true) | None => {}
                 Some(false) => {
-                    if self.gw.set_drained(id, true).await.is_some() {
-                        if self.drained_by_us.insert(id.clone()) {
-                            tracing::info!(message = "Drained for maintenance.", deployment = %id);
-                        }
+                    if self.gw.set_drained(id, true).await.is_some()
+                        && self.drained_by_us.insert(id.clone())
+                    {
+                        tracing::info!(message = "Drained for maintenance.", deployment = %id);
                     }
                 }
             }
