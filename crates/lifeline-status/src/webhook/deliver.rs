@@ -225,8 +225,17 @@ impl UnixClock {
         }
     }
 
+    /// The later of the wall clock and the start plus tokio's elapsed
+    /// time: tokio's clock alone would fall behind after a suspended VM or
+    /// host (it does not count the pause) and the wall clock alone would not
+    /// follow paused time in tests.
     pub(crate) fn now_ms(&self) -> i64 {
-        self.base_ms.saturating_add(millis(self.start.elapsed()))
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, millis);
+        self.base_ms
+            .saturating_add(millis(self.start.elapsed()))
+            .max(wall)
     }
 }
 
