@@ -51,6 +51,8 @@ enum Command {
     Backup(cli::backup::BackupArgs),
     /// Replace the status store's content with a copy made by `backup`.
     Restore(cli::backup::RestoreArgs),
+    /// Subscribe, list and remove the status page's webhooks (through the admin API).
+    Webhook(cli::webhook::WebhookArgs),
 }
 
 fn init_logging(format: LogFormat, default_level: &str) {
@@ -112,6 +114,7 @@ fn main() -> std::process::ExitCode {
             Command::Status(a) => cli::status::run(a).await,
             Command::Incident(a) => cli::incident::run(a).await,
             Command::Maintenance(a) => cli::maintenance::run(a).await,
+            Command::Webhook(a) => cli::webhook::run(a).await,
             Command::Backup(a) => cli::backup::backup(a).await,
             Command::Restore(a) => cli::backup::restore(a).await,
         }

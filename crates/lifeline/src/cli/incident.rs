@@ -1,4 +1,5 @@
-//! `lifeline incident open|update|resolve|list|show`: operators' incidents,
+//! `lifeline incident open|update|resolve|postmortem|publish|eta|list|show`:
+//! operators' incidents,
 //! through the running gateway's admin API.
 
 use std::io::Write;
@@ -67,6 +68,22 @@ enum Action {
         /// The postmortem (Markdown subset).
         #[arg(long)]
         body: String,
+    },
+    /// Publish a draft (an automatic incident held with `publish_automatic = false`, or one opened with --draft).
+    Publish {
+        /// Incident id.
+        id: i64,
+    },
+    /// Set the restoration estimate the page shows (overrides the one from history), or clear it.
+    Eta {
+        /// Incident id.
+        id: i64,
+        /// Expected minutes until resolved.
+        #[arg(long, conflicts_with = "clear", required_unless_present = "clear")]
+        minutes: Option<u32>,
+        /// Remove the operator's estimate (the page estimates from history again).
+        #[arg(long)]
+        clear: bool,
     },
     /// List the latest incidents, drafts included.
     List {
@@ -142,6 +159,30 @@ pub async fn run(args: IncidentArgs) -> anyhow::Result<ExitCode> {
             .await?;
             writeln!(out, "Postmortem written for incident {id}.")?;
         }
+        Action::Publish { id } => {
+            call(
+                a,
+                Method::POST,
+                &format!("/admin/incidents/{id}/publish"),
+                None,
+            )
+            .await?;
+            writeln!(out, "Published incident {id}.")?;
+        }
+        Action::Eta { id, minutes, clear } => {
+            let minutes = if clear { None } else { minutes };
+            call(
+                a,
+                Method::POST,
+                &format!("/admin/incidents/{id}/eta"),
+                Some(json!({ "minutes": minutes })),
+            )
+            .await?;
+            match minutes {
+                Some(m) => writeln!(out, "Incident {id}: expected resolved within {m} minutes.")?,
+                None => writeln!(out, "Incident {id}: the estimate comes from history again.")?,
+            }
+        }
         Action::List { limit, json } => {
             let v = call(
                 a,
@@ -196,7 +237,7 @@ fn line(i: &Value) -> String {
     };
     format!(
         "{:>5}  {:<13} {:<8} {:<20} {:<6} {}",
-        i["id"],
+        i["id"].as_i64().unwrap_or(0),
         i["status"].as_str().unwrap_or("?"),
         i["impact"].as_str().unwrap_or("?"),
         time(i["created_at"].as_i64().unwrap_or(0)),

@@ -141,7 +141,7 @@ pub async fn run(args: MaintenanceArgs) -> anyhow::Result<ExitCode> {
                 writeln!(
                     out,
                     "{:>5}  {:<12} {:<20} {:<20} {}",
-                    m["id"],
+                    m["id"].as_i64().unwrap_or(0),
                     m["status"].as_str().unwrap_or("?"),
                     time(m["scheduled_for"].as_i64().unwrap_or(0)),
                     time(m["scheduled_until"].as_i64().unwrap_or(0)),

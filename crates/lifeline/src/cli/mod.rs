@@ -9,3 +9,4 @@ pub mod maintenance;
 pub mod mock;
 pub mod serve;
 pub mod status;
+pub mod webhook;
