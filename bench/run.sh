@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side proxy benchmark: the nginx mock upstream reached directly, through
-# nginx as a plain reverse proxy, and through Lifeline (metrics and health
-# tracking on, as in production). Uses the shared harness in ../shared/bench.
+# nginx as a plain reverse proxy, and through Lifeline (metrics, health
+# tracking and the status side on, as in production; the status store in
+# bench/out). Uses the shared harness in ../shared/bench.
 #
 # usage: bench/run.sh [SECONDS_PER_CASE]      (default 10)
 # needs: nginx (Debian nginx-light), wrk, python3, taskset; builds --release.

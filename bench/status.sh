@@ -5,7 +5,8 @@
 #   /api/v2/summary.json and /status under wrk (1 and 64 connections, after a
 #   2 s warm-up), the gateway on one core (LIFELINE_WORKER_THREADS=1,
 #   pinned to core 0), wrk and the mock upstream on core 1: requests/s,
-#   p50/p99, CPU µs per request of the gateway, body size. SECONDS default 10.
+#   p50/p99, CPU µs per request of the gateway, body size; and the data plane
+#   (non-streaming POST) the same way, for scale. SECONDS default 10.
 # usage: bench/status.sh cpu [SECONDS] [ROUNDS] [ns|s]
 #   Instructions per data-plane request (callgrind, as bench/instructions.sh:
 #   wrk -t1 -c8 after a 5 s warm-up; SECONDS default 15) in four runs per
@@ -80,12 +81,15 @@ pages() {
   echo "# $(date -u +%FT%TZ) $machine, load $(cut -d" " -f1-3 /proc/loadavg); wrk ${d}s per case; gateway on core 0 (one worker thread), wrk + mock upstream on core 1"
   printf '%-22s %5s %9s %9s %9s %7s %10s %8s\n' path conns req/s p50_ms p99_ms non2xx cpu_us/req bytes
   local path c url res c0 c1 n
-  for path in /api/v2/summary.json /status; do
+  # The data plane (POST, model `bench`) last, for scale: same machine, same minute.
+  for path in /api/v2/summary.json /status /v1/chat/completions; do
     url=http://127.0.0.1:$LPORT$path
     for c in 1 64; do
-      taskset -c 1 wrk -t1 -c$c -d2s "$url" >/dev/null
+      local script=()
+      [ "$path" = /v1/chat/completions ] && script=(-s "$HARNESS/post.lua")
+      BODY=$NS taskset -c 1 wrk -t1 -c$c -d2s "${script[@]}" "$url" >/dev/null
       c0=$(cpu "$LPID")
-      res=$(taskset -c 1 wrk -t1 -c$c -d"${d}s" --latency "$url" 2>&1)
+      res=$(BODY=$NS taskset -c 1 wrk -t1 -c$c -d"${d}s" --latency "${script[@]}" "$url" 2>&1)
       c1=$(cpu "$LPID")
       n=$(awk '/requests in/{print $1}' <<<"$res")
       printf '%-22s %5s %9s %9s %9s %7s %10s %8s\n' "$path" "$c" \
@@ -94,7 +98,8 @@ pages() {
         "$(ms "$(awk '$1=="99%"{print $2}' <<<"$res")")" \
         "$(awk '/Non-2xx/{print $5}' <<<"$res" | grep . || echo 0)" \
         "$(python3 -c "print(round(($c1 - $c0) * 1e6 / $(getconf CLK_TCK) / $n, 1))")" \
-        "$(curl -s -o /dev/null -w '%{size_download}' "$url")"
+        "$(curl -s -o /dev/null -w '%{size_download}' -H 'content-type: application/json' \
+          ${script[@]:+-d "$NS"} "$url")"
     done
   done
   kill "$LPID"; wait "$LPID" 2>/dev/null || true; LPID=
