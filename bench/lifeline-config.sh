@@ -1,12 +1,28 @@
 #!/usr/bin/env bash
 # The gateway config every benchmark script uses: model `bench` (non-streaming)
-# and `bench-stream` over the shared harness's nginx mock upstream.
-# usage: bench/lifeline-config.sh LISTEN_PORT ADMIN_PORT UPSTREAM_PORT > lifeline.toml
+# and `bench-stream` over the shared harness's nginx mock upstream, and the
+# status side (on by default, as in production) with its store in OUT_DIR, so
+# that a benchmark never writes into the working directory.
+# usage: bench/lifeline-config.sh LISTEN_PORT ADMIN_PORT UPSTREAM_PORT OUT_DIR [on|off] > lifeline.toml
+#   on|off: the status side ([status] enabled); default on.
 set -euo pipefail
+[ $# -ge 4 ] || { echo "usage: $0 LISTEN_PORT ADMIN_PORT UPSTREAM_PORT OUT_DIR [on|off]" >&2; exit 2; }
+case ${5:-on} in
+  on) enabled=true ;;
+  off) enabled=false ;;
+  *) echo "lifeline-config: status side must be on or off, not ${5}" >&2; exit 2 ;;
+esac
+dir=$(cd "$4" && pwd)
 cat <<TOML
 [server]
 listen = "127.0.0.1:$1"
 admin_listen = "127.0.0.1:$2"
+
+[store]
+url = "sqlite://$dir/lifeline.db"
+
+[status]
+enabled = $enabled
 
 [[providers]]
 name = "upstream"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side proxy benchmark: the nginx mock upstream reached directly, through
-# nginx as a plain reverse proxy, and through Lifeline (metrics and health
-# tracking on, as in production). Uses the shared harness in ../shared/bench.
+# nginx as a plain reverse proxy, and through Lifeline (metrics, health
+# tracking and the status side on, as in production; the status store in
+# bench/out). Uses the shared harness in ../shared/bench.
 #
 # usage: bench/run.sh [SECONDS_PER_CASE]      (default 10)
 # needs: nginx (Debian nginx-light), wrk, python3, taskset; builds --release.
@@ -31,7 +32,8 @@ python3 "$harness/make-nginx-conf.py" "$out" "$MPORT" "$PPORT"
 taskset -c 1 nginx -c "$out/mock.conf" -p "$out" 2>/dev/null
 taskset -c 0 nginx -c "$out/proxy.conf" -p "$out" 2>/dev/null
 
-bash "$root/bench/lifeline-config.sh" "$LPORT" "$APORT" "$MPORT" >"$out/lifeline.toml"
+bash "$root/bench/lifeline-config.sh" "$LPORT" "$APORT" "$MPORT" "$out" >"$out/lifeline.toml"
+rm -f "$out"/lifeline.db*
 RUST_LOG=warn taskset -c 0 "$root/target/release/lifeline" serve --config "$out/lifeline.toml" 2>"$out/lifeline.log" &
 LPID=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$LPORT/healthz" >/dev/null && break; sleep 0.1; done
