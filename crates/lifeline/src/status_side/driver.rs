@@ -357,9 +357,13 @@ impl Driver {
 
     /// Renders the new page, serves it, and writes the static copy.
     async fn publish(&mut self, page: Page) {
-        match Rendered::build(&page) {
-            Ok(r) => self.shared.rendered.store(Some(Arc::new(r))),
-            Err(e) => tracing::error!(message = "Cannot render the status page.", error = %e),
+        // Rendering a large page takes milliseconds: on the blocking pool,
+        // so a one-thread runtime keeps serving the data plane meanwhile.
+        let copy = page.clone();
+        match tokio::task::spawn_blocking(move || Rendered::build(&copy)).await {
+            Ok(Ok(r)) => self.shared.rendered.store(Some(Arc::new(r))),
+            Ok(Err(e)) => tracing::error!(message = "Cannot render the status page.", error = %e),
+            Err(e) => tracing::error!(message = "Rendering the status page failed.", error = %e),
         }
         if let Some(dir) = self.static_dir.clone() {
             let copy = page.clone();
