@@ -28,6 +28,5 @@ mod sdk;
 mod sli;
 mod smoke;
 mod status;
-mod status_ops;
 mod streaming;
 mod tiers;
