@@ -128,7 +128,7 @@ impl Supervised {
         }
         let (gw, config, slot) = (gw.clone(), config.clone(), started.clone());
         let retry = tokio::spawn(async move {
-            loop {
+            for attempt in 1u64.. {
                 tokio::time::sleep(RETRY_OPEN).await;
                 match StatusSide::start(&gw, &config).await {
                     Ok(side) => {
@@ -136,6 +136,11 @@ impl Supervised {
                         *slot.lock().await = side;
                         return;
                     }
+                    // A reminder about once a minute, not every try.
+                    Err(e) if attempt % 6 == 0 => tracing::warn!(
+                        message = "The status page still cannot start; retrying.",
+                        error = %format!("{e:#}")
+                    ),
                     Err(e) => tracing::debug!(
                         message = "The status page still cannot start.",
                         error = %format!("{e:#}")
