@@ -189,8 +189,9 @@ impl Engine {
     }
 
     /// Takes a component's history from the store: day rollups (which
-    /// stand for their whole day) and recent minutes (at least the longest
-    /// burn-rate window, 3 days by default).
+    /// stand for what was stored of their day; minutes recorded later add
+    /// to them) and recent minutes (at least the longest burn-rate window,
+    /// 3 days by default).
     ///
     /// With the default layout, a family's component with history (such
     /// as `embeddings-<model>`) puts that family in use again.
@@ -218,7 +219,7 @@ impl Engine {
             state.history.load_day(d);
         }
         for m in minutes {
-            state.history.add_minute(&m.minute);
+            state.history.load_minute(&m.minute);
             if let Some(status) = history::parse_status(&m.status) {
                 state.history.note_status(m.minute.at, status);
             }

@@ -239,6 +239,34 @@ impl H {
         h
     }
 
+    /// Stops this engine and starts a new one on the same store at `now`,
+    /// as the driver does: `Engine::new`, then every stored component's
+    /// history (days of the last 91 days, minutes of the last 3), and no
+    /// view until the first tick's flush.
+    pub fn restart(self, settings: Settings, now: i64) -> H {
+        let H { store, dir, .. } = self;
+        let FlakyStore { inner, .. } = store;
+        let mut h = H::with_store(settings.clone(), inner, dir);
+        h.now = now;
+        h.events.clear();
+        h.writer = Writer::new();
+        h.engine = Engine::new(settings, now);
+        for id in h.store.inner.sli_components().unwrap() {
+            let days = h
+                .store
+                .inner
+                .days(&id, now - 91 * 86_400_000, now + 86_400_000)
+                .unwrap();
+            let minutes = h
+                .store
+                .inner
+                .minutes(&id, now - 3 * 86_400_000, now + 86_400_000)
+                .unwrap();
+            h.engine.load_history(&id, &days, &minutes);
+        }
+        h
+    }
+
     /// Writes what is queued and hands the outcome to the engine.
     pub fn flush(&mut self) {
         let outcome = self.writer.flush(&self.store, self.now);
