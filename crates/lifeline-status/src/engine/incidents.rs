@@ -20,7 +20,10 @@
 //!   minute open one incident together. Components that join, and an
 //!   impact that grows, are written to the incident (never lowered).
 //! - **Identified** once the failing deployments are known; **monitoring**
-//!   when all its components are operational again; **resolved** after
+//!   when all its components are operational again (an operational status
+//!   counts only once it rests on evidence: traffic or probes read since
+//!   the start, or the status taken up from the store after a restart, and
+//!   no worse reading waiting for confirmation); **resolved** after
 //!   `resolve_after` (default 10 min) of that; a relapse during monitoring
 //!   goes back to identified on the same incident.
 //! - **Never silent**: while open, an update with the current numbers at
@@ -28,7 +31,11 @@
 //!
 //! Incidents made by operators are never touched. An automatic incident an
 //! operator resolved is let go; after a restart, open automatic incidents
-//! in the store are taken up again.
+//! in the store are taken up again, in the phase the store shows, with the
+//! components' statuses taken up from their stored minutes (see
+//! [`Engine::load_history`](super::Engine::load_history)). Nothing is
+//! opened before the store has been read once, since an open incident it
+//! holds could be duplicated.
 
 use std::collections::BTreeMap;
 
@@ -52,6 +59,10 @@ pub(crate) struct ComponentNow<'a> {
     pub since: Option<i64>,
     /// The problem shows in the latest window.
     pub live: bool,
+    /// The status rests on evidence since the start (or was taken up from
+    /// the store) and no worse reading waits for confirmation: only then
+    /// does an operational status count as a recovery.
+    pub settled: bool,
     /// Consecutive minutes with a page alert firing.
     pub page_streak: u32,
     pub under_maintenance: bool,
@@ -105,6 +116,9 @@ impl AutoIncident {
 pub(crate) struct Automation {
     pub open: Vec<AutoIncident>,
     next_handle: u64,
+    /// The store has been read once: the open incidents it holds are
+    /// known, so a new one cannot duplicate them.
+    synced: bool,
 }
 
 /// The context of one minute's step.
@@ -212,7 +226,9 @@ impl Automation {
             let bad_now = now
                 .iter()
                 .any(|c| c.status != ComponentStatus::Operational && c.live);
-            let all_ok = now.iter().all(|c| c.status == ComponentStatus::Operational);
+            let all_ok = now
+                .iter()
+                .all(|c| c.status == ComponentStatus::Operational && c.settled);
             // Components that joined, or a worse impact: edit the incident.
             let worst = now
                 .iter()
@@ -311,6 +327,9 @@ impl Automation {
     ) -> (Vec<u64>, Vec<(u64, String)>) {
         let mut clusters: Vec<Vec<String>> = Vec::new();
         let mut joined = Vec::new();
+        if !self.synced {
+            return (Vec::new(), joined);
+        }
         for c in s.components.iter().filter(|c| s.qualifies(c)) {
             let id = &c.def.id;
             if self.open.iter().any(|inc| inc.components.contains(id)) {
@@ -397,6 +416,7 @@ impl Automation {
     /// status change, and takes up open automatic incidents it does not
     /// keep (after a restart).
     pub fn sync(&mut self, recent: &[Incident]) {
+        self.synced = true;
         self.open.retain_mut(|inc| {
             let Some(id) = inc.id else {
                 return true;

@@ -241,8 +241,8 @@ impl H {
 
     /// Stops this engine and starts a new one on the same store at `now`,
     /// as the driver does: `Engine::new`, then every stored component's
-    /// history (days of the last 91 days, minutes of the last 3), and no
-    /// view until the first tick's flush.
+    /// history (days of the last 91 days, minutes of the last 3), then a
+    /// first tick without traffic and its flush.
     pub fn restart(self, settings: Settings, now: i64) -> H {
         let H { store, dir, .. } = self;
         let FlakyStore { inner, .. } = store;
@@ -264,6 +264,7 @@ impl H {
                 .unwrap();
             h.engine.load_history(&id, &days, &minutes);
         }
+        h.tick_at(now, Vec::new(), Vec::new());
         h
     }
 
