@@ -9,6 +9,9 @@
 //! `expected_resolved_at`, as time left from now) wins. Elapsed times are whole
 //! minutes, so a page rebuilt within the same minute is unchanged.
 //!
+//! Maintenance windows: every one not completed (however many are
+//! scheduled), then the latest completed ones, up to 50 in all.
+//!
 //! Uptime bars: 90 UTC days, oldest first; a day's worst status is the
 //! worst shown that day, raised to match the impact of a published incident
 //! that touched the component that day (minor → degraded, major → partial
@@ -16,7 +19,7 @@
 
 use std::time::Duration;
 
-use lifeline_store::{Impact, Incident};
+use lifeline_store::{Impact, Incident, MaintenanceStatus};
 
 use super::components::ComponentDef;
 use super::history::BAR_DAYS;
@@ -80,8 +83,20 @@ impl Engine {
                 Some(self.component(def, state, now_ms))
             })
             .collect();
+        // Every window not completed, and the latest completed ones up to
+        // the page's limit.
+        let mut completed = 0;
         let mut maintenances = self.maintenance.shown(now_ms);
-        maintenances.truncate(PAGE_LIMIT);
+        let open = maintenances
+            .iter()
+            .filter(|m| m.status != MaintenanceStatus::Completed)
+            .count();
+        maintenances.retain(|m| {
+            m.status != MaintenanceStatus::Completed || {
+                completed += 1;
+                open + completed <= PAGE_LIMIT
+            }
+        });
         let mut page = Page {
             id: self.settings.page_id.clone(),
             name: self.settings.page_name.clone(),

@@ -114,7 +114,9 @@ pub struct StoreView {
     /// The newest [`HISTORY_LIMIT`] incidents and every unresolved one,
     /// drafts included, newest first.
     pub recent: Vec<Incident>,
-    /// The [`PAGE_LIMIT`] maintenance windows with the latest start.
+    /// The [`PAGE_LIMIT`] maintenance windows with the latest start, and
+    /// every window scheduled, in progress or verifying; latest start
+    /// first.
     pub maintenances: Vec<ScheduledMaintenance>,
     /// The component registry.
     pub components: Vec<KnownComponent>,
@@ -313,10 +315,23 @@ impl Writer {
         let kept: std::collections::HashSet<i64> =
             incidents.iter().map(|i| i.incident.id).collect();
         self.cache.retain(|id, _| kept.contains(id));
+        // The latest windows for the lists, and every window not completed
+        // (however many lie ahead: the nearest must start on time).
+        let mut maintenances = store.list_maintenances(PAGE_LIMIT)?;
+        for w in store.list_maintenances_by_status(&[
+            MaintenanceStatus::Scheduled,
+            MaintenanceStatus::InProgress,
+            MaintenanceStatus::Verifying,
+        ])? {
+            if !maintenances.iter().any(|m| m.id == w.id) {
+                maintenances.push(w);
+            }
+        }
+        maintenances.sort_by(|a, b| b.scheduled_for.cmp(&a.scheduled_for).then(b.id.cmp(&a.id)));
         Ok(StoreView {
             incidents,
             recent,
-            maintenances: store.list_maintenances(PAGE_LIMIT)?,
+            maintenances,
             components: store.known_components()?,
         })
     }
