@@ -1,7 +1,8 @@
 //! Building the [`Page`] from the engine's state and the store's view.
 //!
-//! Incidents: the published ones (drafts left out), newest first, at most
-//! 50, each unresolved one with its restoration estimate: Kaplan–Meier over
+//! Incidents: the published ones (drafts left out), newest first: the 50
+//! newest and every unresolved one, however old, each unresolved one with
+//! its restoration estimate: Kaplan–Meier over
 //! Lifeline's own past incidents from the store (resolved ones by their
 //! duration, open ones censored at their age; pooled by the first affected
 //! component and the cause class) and, kept apart, the upstream history the
@@ -62,8 +63,9 @@ impl Engine {
             .map(|v| {
                 v.incidents
                     .iter()
-                    .take(PAGE_LIMIT)
-                    .map(|i| IncidentView {
+                    .enumerate()
+                    .filter(|(k, i)| *k < PAGE_LIMIT || i.incident.status.is_open())
+                    .map(|(_, i)| IncidentView {
                         incident: i.clone(),
                         eta: i
                             .incident

@@ -109,7 +109,8 @@ pub enum Write {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StoreView {
     /// Published incidents with their updates: the newest
-    /// [`PAGE_LIMIT`], plus every unresolved one. Newest first.
+    /// [`PAGE_LIMIT`], plus every unresolved one, plus any of the previous
+    /// view's that changed since (once). Newest first.
     pub incidents: Vec<IncidentWithUpdates>,
     /// The newest [`HISTORY_LIMIT`] incidents and every unresolved one,
     /// drafts included, newest first.
@@ -291,15 +292,40 @@ impl Writer {
             }
         }
         recent.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        let mut wanted: Vec<&Incident> = Vec::new();
+        // The newest published ones, every unresolved one, and any in the
+        // previous view that changed since (an old incident just resolved:
+        // its resolution must reach the events once).
+        let changed = |row: &Incident| self.cache.get(&row.id).is_some_and(|c| c.incident != *row);
+        let mut wanted: Vec<Incident> = Vec::new();
         for i in recent.iter().filter(|i| !i.draft) {
-            if wanted.len() < PAGE_LIMIT || i.status.is_open() {
-                wanted.push(i);
+            if wanted.len() < PAGE_LIMIT || i.status.is_open() || changed(i) {
+                wanted.push(i.clone());
             }
         }
+        // Beyond the history read back: ask for them one by one.
+        let gone: Vec<i64> = self
+            .cache
+            .keys()
+            .filter(|id| !recent.iter().any(|r| r.id == **id))
+            .copied()
+            .collect();
+        let mut fetched = Vec::new();
+        for id in gone {
+            match store.incident(id)? {
+                Some(full) if !full.incident.draft && changed(&full.incident) => {
+                    wanted.push(full.incident.clone());
+                    fetched.push(full);
+                }
+                _ => {}
+            }
+        }
+        for full in fetched {
+            self.cache.insert(full.incident.id, full);
+        }
+        wanted.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         let mut incidents = Vec::with_capacity(wanted.len());
         for row in wanted {
-            let fresh = self.cache.get(&row.id).is_some_and(|c| c.incident == *row);
+            let fresh = self.cache.get(&row.id).is_some_and(|c| c.incident == row);
             if !fresh {
                 match store.incident(row.id)? {
                     Some(full) => {

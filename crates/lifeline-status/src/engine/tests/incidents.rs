@@ -522,3 +522,67 @@ fn nothing_opens_before_the_store_was_read_once() {
     });
     assert_eq!(creates(&out), 1);
 }
+
+fn operator_incident(
+    h: &H,
+    name: &str,
+    status: IncidentStatus,
+    components: &[&str],
+    at: i64,
+) -> i64 {
+    h.store
+        .inner
+        .create_incident(&NewIncident {
+            name: name.into(),
+            status,
+            impact: lifeline_store::Impact::Minor,
+            body: "Looking into it.".into(),
+            components: components.iter().map(|c| c.to_string()).collect(),
+            automatic: false,
+            draft: false,
+            cause: None,
+            at_ms: at,
+        })
+        .unwrap()
+        .incident
+        .id
+}
+
+#[test]
+fn an_old_unresolved_incident_stays_on_the_page_and_its_resolution_is_announced() {
+    let mut h = H::new(settings());
+    let old = operator_incident(&h, "EU region degraded", Investigating, &[], T0 - 600 * MIN);
+    for k in 0..55 {
+        operator_incident(&h, "A blip", Resolved, &[], T0 - 500 * MIN + k * MIN);
+    }
+    h.minute(100, 100, healthy());
+    let page = h.page();
+    assert!(page.incidents.iter().any(|i| i.incident.incident.id == old));
+    assert_eq!(page.incidents.len(), 51, "50 newest, and the open one");
+    let docs = crate::render::json::documents(&page).unwrap();
+    let unresolved: serde_json::Value = serde_json::from_slice(&docs.bodies[4]).unwrap();
+    assert_eq!(unresolved["incidents"].as_array().unwrap().len(), 1);
+    let summary: serde_json::Value = serde_json::from_slice(&docs.bodies[0]).unwrap();
+    assert_eq!(summary["incidents"][0]["name"], "EU region degraded");
+
+    h.store
+        .inner
+        .add_update(old, Resolved, "Fixed.", h.now)
+        .unwrap();
+    h.minute(100, 100, healthy());
+    let resolved: Vec<i64> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::IncidentResolved { incident, .. } => Some(incident.incident.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resolved, [old]);
+    // Resolved and older than the 50 newest: off the page now.
+    assert!(!h
+        .page()
+        .incidents
+        .iter()
+        .any(|i| i.incident.incident.id == old));
+}
