@@ -30,7 +30,8 @@
 //!   least every `update_interval` (default 30 min).
 //!
 //! Incidents made by operators are never touched. An automatic incident an
-//! operator resolved is let go; after a restart, open automatic incidents
+//! operator resolved is let go (its queued updates are dropped by the
+//! writer, see [`super::writer`]); after a restart, open automatic incidents
 //! in the store are taken up again, in the phase the store shows, with the
 //! components' statuses taken up from their stored minutes (see
 //! [`Engine::load_history`](super::Engine::load_history)). Nothing is

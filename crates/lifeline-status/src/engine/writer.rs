@@ -12,6 +12,13 @@
 //! deleted, an invalid value) is dropped and reported, so that one bad
 //! write cannot hold back the rest.
 //!
+//! Updates and edits of automatic incidents are written only if they are
+//! still current ([`Store::add_update_if_current`]): a write queued while
+//! the store was unavailable, stamped with the minute it was decided in,
+//! is dropped when the incident was resolved meanwhile or changed later by
+//! an operator; the engine then follows the store (it lets a resolved
+//! incident go, and takes up an operator's newer status).
+//!
 //! Incidents the engine opens have no store id until their creation is
 //! written; the engine names them by a handle meanwhile ([`Target`]), and
 //! the writer resolves the handle when it writes their updates.
@@ -251,7 +258,7 @@ impl Writer {
                 at_ms,
             } => {
                 if let Some(id) = self.id(*target) {
-                    store.add_update(id, *status, body, *at_ms)?;
+                    store.add_update_if_current(id, *status, body, *at_ms)?;
                 }
             }
             Write::EditIncident {
@@ -260,7 +267,7 @@ impl Writer {
                 at_ms,
             } => {
                 if let Some(id) = self.id(*target) {
-                    store.edit_incident(id, edit, *at_ms)?;
+                    store.edit_incident_if_current(id, edit, *at_ms)?;
                 }
             }
             Write::MaintenanceStatus { id, status, at_ms } => {

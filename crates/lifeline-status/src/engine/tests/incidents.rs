@@ -586,3 +586,51 @@ fn an_old_unresolved_incident_stays_on_the_page_and_its_resolution_is_announced(
         .iter()
         .any(|i| i.incident.incident.id == old));
 }
+
+#[test]
+fn a_queued_automatic_update_never_undoes_an_operators_resolution() {
+    let mut h = H::new(settings());
+    for _ in 0..3 {
+        h.minute(100, 0, Vec::new());
+    }
+    let id = h.incidents()[0].incident.id;
+    assert_eq!(statuses(&h.incidents()[0]), [Investigating]);
+    // The engine decides "identified" at the minute's end; before its
+    // write reaches the store, an operator resolves the incident.
+    let at = h.now;
+    h.now = at + MIN;
+    let out = h.engine.tick(TickInput {
+        now_ms: h.now,
+        traffic: vec![TrafficMinute {
+            family: Family::Chat,
+            model: "m1".into(),
+            minute: traffic(at, 100, 0),
+        }],
+        deployments: p1_failing("status_error"),
+        providers: None,
+    });
+    assert!(out.writes.iter().any(|w| matches!(
+        w,
+        Write::AddUpdate {
+            status: Identified,
+            ..
+        }
+    )));
+    h.writer.push(out.writes);
+    h.store
+        .inner
+        .add_update(id, Resolved, "Fixed by hand.", h.now + 5_000)
+        .unwrap();
+    h.flush();
+    let inc = h.store.inner.incident(id).unwrap().unwrap();
+    assert_eq!(inc.incident.status, Resolved);
+    assert_eq!(inc.incident.resolved_at, Some(h.now + 5_000));
+    assert_eq!(statuses(&inc), [Investigating, Resolved]);
+    // The automation let it go: nothing more is written to it.
+    for _ in 0..40 {
+        h.minute(100, 0, p1_failing("status_error"));
+    }
+    let inc = h.store.inner.incident(id).unwrap().unwrap();
+    assert_eq!(statuses(&inc), [Investigating, Resolved]);
+    assert_eq!(h.writer.pending(), 0);
+}

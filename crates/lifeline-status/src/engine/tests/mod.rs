@@ -69,6 +69,23 @@ impl Store for FlakyStore {
     ) -> lifeline_store::Result<Incident> {
         self.w().edit_incident(id, edit, at)
     }
+    fn add_update_if_current(
+        &self,
+        id: i64,
+        status: IncidentStatus,
+        body: &str,
+        at: i64,
+    ) -> lifeline_store::Result<Option<IncidentUpdate>> {
+        self.w().add_update_if_current(id, status, body, at)
+    }
+    fn edit_incident_if_current(
+        &self,
+        id: i64,
+        edit: &IncidentEdit,
+        at: i64,
+    ) -> lifeline_store::Result<Option<Incident>> {
+        self.w().edit_incident_if_current(id, edit, at)
+    }
     fn incident(&self, id: i64) -> lifeline_store::Result<Option<IncidentWithUpdates>> {
         self.inner.incident(id)
     }
