@@ -19,6 +19,14 @@
 //!   incident instead of opening another; components qualifying in the same
 //!   minute open one incident together. Components that join, and an
 //!   impact that grows, are written to the incident (never lowered).
+//! - **An operator's incident covers its components**: a component named
+//!   by an open, published incident an operator opened gets no automatic
+//!   incident (nor joins one), and neither does a problem that incident
+//!   explains: components that all see the traffic of a covered component
+//!   that is not operational (the gateway, when the operator's incident
+//!   names a model). The automation posts nothing to the operator's
+//!   incident; once the operator resolves it, a problem that lasts gets an
+//!   automatic incident again.
 //! - **Identified** once the failing deployments are known; **monitoring**
 //!   when all its components are operational again (an operational status
 //!   counts only once it rests on evidence: traffic or probes read since
@@ -120,6 +128,8 @@ pub(crate) struct Automation {
     /// The store has been read once: the open incidents it holds are
     /// known, so a new one cannot duplicate them.
     synced: bool,
+    /// Components named by an open, published operator's incident.
+    covered: Vec<String>,
 }
 
 /// The context of one minute's step.
@@ -333,7 +343,8 @@ impl Automation {
         }
         for c in s.components.iter().filter(|c| s.qualifies(c)) {
             let id = &c.def.id;
-            if self.open.iter().any(|inc| inc.components.contains(id)) {
+            if self.open.iter().any(|inc| inc.components.contains(id)) || self.covered.contains(id)
+            {
                 continue;
             }
             let overlaps = |ids: &[String]| {
@@ -351,6 +362,20 @@ impl Automation {
                 None => clusters.push(vec![id.clone()]),
             }
         }
+        // A problem an operator's incident explains: every component of
+        // the cluster sees the traffic of a covered component that is not
+        // operational (the gateway, when the operator's incident names a
+        // model).
+        let explained = |id: &String| {
+            s.layout.get(id).is_some_and(|d| {
+                self.covered.iter().any(|cov| {
+                    s.find(cov).is_some_and(|c| {
+                        c.status != ComponentStatus::Operational && c.def.overlaps(d)
+                    })
+                })
+            })
+        };
+        clusters.retain(|ids| !ids.iter().all(explained));
         let mut fresh = Vec::new();
         for mut ids in clusters {
             // Name the specific components before the gateway.
@@ -418,6 +443,11 @@ impl Automation {
     /// keep (after a restart).
     pub fn sync(&mut self, recent: &[Incident]) {
         self.synced = true;
+        self.covered = recent
+            .iter()
+            .filter(|r| !r.automatic && !r.draft && r.status.is_open())
+            .flat_map(|r| r.components.iter().cloned())
+            .collect();
         self.open.retain_mut(|inc| {
             let Some(id) = inc.id else {
                 return true;

@@ -233,7 +233,7 @@ fn manual_incidents_are_shown_and_left_alone() {
             status: Investigating,
             impact: lifeline_store::Impact::Minor,
             body: "We are looking into it.".into(),
-            components: vec!["chat-m1".into()],
+            components: Vec::new(),
             automatic: false,
             draft: false,
             cause: None,
@@ -633,4 +633,69 @@ fn a_queued_automatic_update_never_undoes_an_operators_resolution() {
     let inc = h.store.inner.incident(id).unwrap().unwrap();
     assert_eq!(statuses(&inc), [Investigating, Resolved]);
     assert_eq!(h.writer.pending(), 0);
+}
+
+#[test]
+fn an_operators_open_incident_covers_its_components() {
+    let mut h = H::new(settings());
+    let manual = operator_incident(
+        &h,
+        "Elevated errors on Chat",
+        Investigating,
+        &["chat-m1"],
+        T0,
+    );
+    for _ in 0..10 {
+        h.minute(100, 0, p1_failing("status_error"));
+    }
+    assert_eq!(h.status("chat-m1"), ComponentStatus::MajorOutage);
+    assert_eq!(h.status("gateway"), ComponentStatus::MajorOutage);
+    let all = h.incidents();
+    assert_eq!(
+        all.len(),
+        1,
+        "no automatic duplicate, not even for the gateway"
+    );
+    assert_eq!(all[0].incident.id, manual);
+    assert_eq!(all[0].incident_updates.len(), 1, "never touched");
+
+    // Another model fails as well: a problem the operator's incident does
+    // not explain gets its own.
+    let both = |h: &mut H| {
+        let at = h.now;
+        let t = |model: &str| TrafficMinute {
+            family: Family::Chat,
+            model: model.into(),
+            minute: traffic(at, 100, 0),
+        };
+        h.tick_at(at + MIN, vec![t("m1"), t("m2")], p1_failing("status_error"));
+    };
+    for _ in 0..4 {
+        both(&mut h);
+    }
+    let auto: Vec<_> = h
+        .incidents()
+        .into_iter()
+        .filter(|i| i.incident.automatic)
+        .collect();
+    assert_eq!(auto.len(), 1);
+    assert!(auto[0].incident.components.contains(&"chat-m2".to_string()));
+    assert!(!auto[0].incident.components.contains(&"chat-m1".to_string()));
+
+    // Once the operator resolves theirs, a problem that lasts is covered by
+    // the automation again.
+    h.store
+        .inner
+        .add_update(manual, Resolved, "Handed over.", h.now)
+        .unwrap();
+    for _ in 0..4 {
+        both(&mut h);
+    }
+    let covered: Vec<String> = h
+        .incidents()
+        .into_iter()
+        .filter(|i| i.incident.automatic && i.incident.status.is_open())
+        .flat_map(|i| i.incident.components)
+        .collect();
+    assert!(covered.contains(&"chat-m1".to_string()), "{covered:?}");
 }
