@@ -140,6 +140,8 @@ pub(crate) struct Step<'a> {
     pub deployments: &'a BTreeMap<String, Tracked>,
     pub maintenance_drains: &'a std::collections::BTreeSet<String>,
     pub settings: &'a IncidentSettings,
+    /// Name deployments in the texts (`show_providers`).
+    pub name_deployments: bool,
     pub worsen_minutes: u32,
 }
 
@@ -189,6 +191,7 @@ impl Step<'_> {
             }),
             cause: evidence.cause(slow_only),
             evidence: &evidence,
+            name_deployments: self.name_deployments,
         };
         f(&facts)
     }

@@ -531,6 +531,7 @@ impl Engine {
             deployments: &self.deployments,
             maintenance_drains: &drains,
             settings: &self.settings.incidents,
+            name_deployments: self.settings.show_providers,
             worsen_minutes: th.worsen_minutes,
         };
         out.writes.extend(self.automation.step(&step));

@@ -10,6 +10,10 @@
 //! `expected_resolved_at`, as time left from now) wins. Elapsed times are whole
 //! minutes, so a page rebuilt within the same minute is unchanged.
 //!
+//! Upstream providers' own reports (`[[status.upstream]]`): only with
+//! `show_providers` (like the providers' names), each source link without
+//! user information, query string or fragment.
+//!
 //! Maintenance windows: every one not completed (however many are
 //! scheduled), then the latest completed ones, up to 50 in all.
 //!
@@ -28,7 +32,9 @@ use super::settings::{day_floor, minute_floor, ms, DAY_MS, MINUTE_MS};
 use super::writer::PAGE_LIMIT;
 use super::{slo, BuiltPage, ComponentState, Engine};
 use crate::eta::{self, Current, Observed, PastIncident, Source};
-use crate::page::{Component, ComponentStatus, DayBar, EtaView, IncidentView, Page};
+use crate::page::{
+    Component, ComponentStatus, DayBar, EtaView, IncidentView, Page, ProviderReport,
+};
 
 fn impact_status(impact: Impact) -> ComponentStatus {
     match impact {
@@ -115,7 +121,17 @@ impl Engine {
             components,
             incidents,
             maintenances,
-            providers: self.providers.clone(),
+            providers: if self.settings.show_providers {
+                self.providers
+                    .iter()
+                    .map(|p| ProviderReport {
+                        source_url: p.public_source_url(),
+                        ..p.clone()
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             history_behind_since: self.behind_since,
         };
         let changed = self.last_page.as_ref() != Some(&page);

@@ -986,7 +986,7 @@ fn provider_view(p: &ProviderReport, t: &Messages) -> ProviderView {
         name: p.provider.clone(),
         class,
         summary,
-        source_href: safe_href(&p.source_url),
+        source_href: safe_href(&p.public_source_url()),
         incidents: p
             .incidents
             .iter()

@@ -59,8 +59,15 @@ fn an_outage_opens_one_incident_that_is_identified_monitored_and_resolved() {
         body.contains("In the last 3 minutes, 30.0 % of 300 requests failed (90)"),
         "{body}"
     );
-    assert!(body.contains("p1/m1 (circuit open"), "{body}");
-    assert!(body.contains("Traffic was moved to p2/m1"), "{body}");
+    // Deployments are counted, not named (`show_providers` is off).
+    assert!(
+        body.contains(
+            "1 of 2 upstream deployments failing: status_error 120 \
+             (120 of 220 attempts failed; circuit open on 1). \
+             Traffic was moved to 1 other deployment."
+        ),
+        "{body}"
+    );
     assert_eq!(onset, T0 + 5 * MIN);
 
     // The failing deployment is known: identified at the next minute.
@@ -698,4 +705,33 @@ fn an_operators_open_incident_covers_its_components() {
         .flat_map(|i| i.incident.components)
         .collect();
     assert!(covered.contains(&"chat-m1".to_string()), "{covered:?}");
+}
+
+#[test]
+fn deployments_are_named_only_with_show_providers() {
+    let texts = |show_providers: bool| {
+        let mut h = H::new(Settings {
+            show_providers,
+            ..settings()
+        });
+        for _ in 0..3 {
+            h.minute(100, 100, healthy());
+        }
+        for _ in 0..40 {
+            h.minute(100, 70, p1_failing("timeout"));
+        }
+        let mut texts = Vec::new();
+        for i in h.incidents() {
+            texts.push(i.incident.name.clone());
+            texts.extend(i.incident_updates.iter().map(|u| u.body.clone()));
+        }
+        assert!(texts.len() >= 3, "{texts:?}");
+        texts
+    };
+    for t in texts(false) {
+        assert!(!t.contains("p1") && !t.contains("p2"), "{t}");
+    }
+    let named = texts(true).join("\n");
+    assert!(named.contains("p1/m1 (circuit open"), "{named}");
+    assert!(named.contains("Traffic was moved to p2/m1"), "{named}");
 }

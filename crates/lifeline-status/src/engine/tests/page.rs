@@ -317,7 +317,10 @@ fn the_eta_of_an_open_incident_is_the_conditional_median() {
 
 #[test]
 fn the_page_changes_only_when_something_changes() {
-    let mut h = H::new(settings());
+    let mut h = H::new(Settings {
+        show_providers: true,
+        ..settings()
+    });
     h.minute(100, 100, healthy());
     let first = h.engine.build_page(h.now);
     let again = h.engine.build_page(h.now + 10_000);
@@ -345,4 +348,49 @@ fn the_page_changes_only_when_something_changes() {
     let built = h.engine.build_page(h.now);
     assert!(built.changed);
     assert_eq!(built.page.providers, [report]);
+}
+
+#[test]
+fn providers_reports_only_with_show_providers_and_without_secrets() {
+    let report = ProviderReport {
+        provider: "p1".into(),
+        source_url: "https://user:pw@status.p1.example/api/v2/summary.json?api_key=s3cret#top"
+            .into(),
+        indicator: Some("minor".into()),
+        description: Some("Partially Degraded Service".into()),
+        incidents: Vec::new(),
+        fetched_at: Some(T0),
+    };
+    let page = |show_providers: bool| {
+        let mut h = H::new(Settings {
+            show_providers,
+            ..settings()
+        });
+        h.engine.tick(TickInput {
+            now_ms: h.now,
+            providers: Some(vec![report.clone()]),
+            ..TickInput::default()
+        });
+        h.page()
+    };
+    assert!(page(false).providers.is_empty());
+    let mut shown = page(true);
+    assert_eq!(
+        shown.providers[0].source_url,
+        "https://status.p1.example/api/v2/summary.json"
+    );
+    // The HTML strips them too, whatever page it is given.
+    shown.providers[0].source_url = report.source_url.clone();
+    let html = crate::render::html::status_page(
+        &shown,
+        crate::render::Lang::En,
+        crate::render::html::LinkMode::Live,
+        &crate::render::markdown::Bodies::new(&shown),
+    )
+    .unwrap();
+    assert!(html.contains("https://status.p1.example/api/v2/summary.json"));
+    assert!(
+        !html.contains("s3cret") && !html.contains("user:pw"),
+        "{html}"
+    );
 }
