@@ -217,11 +217,15 @@ impl Engine {
     /// recovery for the automation.
     pub fn load_history(&mut self, component: &str, days: &[SliDay], minutes: &[SliMinute]) {
         if self.settings.components.is_none() && !(days.is_empty() && minutes.is_empty()) {
+            let settings = &self.settings;
             let keys: Vec<(Family, String)> = Family::ALL
                 .into_iter()
-                .flat_map(|f| self.settings.public_models.iter().map(move |m| (f, m)))
-                .filter(|(f, m)| component == format!("{}-{}", f.as_str(), slug(m)))
-                .map(|(f, m)| (f, m.clone()))
+                .flat_map(|f| {
+                    components::model_ids(settings, f)
+                        .into_iter()
+                        .filter(|(_, id)| id == component)
+                        .map(move |(m, _)| (f, m))
+                })
                 .collect();
             if !keys.is_empty() {
                 self.seen.extend(keys);
