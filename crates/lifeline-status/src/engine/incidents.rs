@@ -174,11 +174,11 @@ impl Step<'_> {
             self.deployments,
             self.maintenance_drains,
         );
-        let slow_only = !now.is_empty()
-            && now
-                .iter()
-                .filter(|c| c.status != ComponentStatus::Operational)
-                .all(|c| c.slow_only);
+        let bad: Vec<&&ComponentNow<'_>> = now
+            .iter()
+            .filter(|c| c.status != ComponentStatus::Operational)
+            .collect();
+        let slow_only = !bad.is_empty() && bad.iter().all(|c| c.slow_only);
         let empty = Minute::default();
         let facts = Facts {
             names: &names,

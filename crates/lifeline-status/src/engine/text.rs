@@ -87,6 +87,15 @@ fn cause_long(cause: Cause) -> &'static str {
     }
 }
 
+/// The verb for `names`: `one` for a single subject, `many` for several.
+fn verb<'a>(names: &[String], one: &'a str, many: &'a str) -> &'a str {
+    if names.len() > 1 {
+        many
+    } else {
+        one
+    }
+}
+
 fn names_words(names: &[String]) -> String {
     match names {
         [] => "The service".to_string(),
@@ -327,8 +336,9 @@ pub(crate) fn relapse(f: &Facts<'_>, at: i64) -> String {
 /// The update after recovery.
 pub(crate) fn monitoring(f: &Facts<'_>, at: i64) -> String {
     let lead = format!(
-        "{} works normally again since {}.",
+        "{} {} normally again since {}.",
         names_words(f.names),
+        verb(f.names, "works", "work"),
         human(at)
     );
     join(&[&lead, &numbers(f), "We are monitoring."])
@@ -338,8 +348,9 @@ pub(crate) fn monitoring(f: &Facts<'_>, at: i64) -> String {
 pub(crate) fn still(f: &Facts<'_>, monitoring_since: Option<i64>, next_in_ms: i64) -> String {
     let lead = match monitoring_since {
         Some(at) => format!(
-            "Still monitoring: {} works normally since {}.",
+            "Still monitoring: {} {} normally since {}.",
             names_words(f.names),
+            verb(f.names, "works", "work"),
             human(at)
         ),
         None => format!(
@@ -361,8 +372,9 @@ pub(crate) fn still(f: &Facts<'_>, monitoring_since: Option<i64>, next_in_ms: i6
 /// The closing update.
 pub(crate) fn resolved(names: &[String], since: i64, recovered: i64, stable_ms: i64) -> String {
     format!(
-        "Resolved: {} has worked normally for {} since {}. The problem lasted from {} to {} ({}).",
+        "Resolved: {} {} worked normally for {} since {}. The problem lasted from {} to {} ({}).",
         names_words(names),
+        verb(names, "has", "have"),
         minutes(stable_ms),
         human(recovered),
         human(since),

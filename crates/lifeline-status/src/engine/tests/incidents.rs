@@ -101,6 +101,24 @@ fn an_outage_opens_one_incident_that_is_identified_monitored_and_resolved() {
     );
     let resolved = &all[0].incident_updates[3];
     assert_eq!(resolved.created_at - monitoring_at, 10 * MIN);
+    // Two components: the verbs agree.
+    assert!(
+        all[0].incident_updates[2]
+            .body
+            .starts_with("Chat Completions (m1) and Gateway work normally again since"),
+        "{}",
+        all[0].incident_updates[2].body
+    );
+    // Recovered: not "slowness", so no answer times (well within the
+    // objective) are quoted.
+    assert!(!all[0].incident_updates[2].body.contains("Answer time"));
+    assert!(
+        resolved.body.starts_with(
+            "Resolved: Chat Completions (m1) and Gateway have worked normally for 10 minutes"
+        ),
+        "{}",
+        resolved.body
+    );
     assert_eq!(all[0].incident.resolved_at, Some(resolved.created_at));
 
     // Subscribers heard of each step, in order.
