@@ -447,6 +447,20 @@ fn component_and_group_ids_are_unique_and_never_empty() {
     let page = h.page();
     let ids = json_ids(&page);
     assert_unique(&ids);
+    // The HTML's element ids too.
+    let html = crate::render::html::status_page(
+        &page,
+        crate::render::Lang::En,
+        crate::render::html::LinkMode::Live,
+        &crate::render::markdown::Bodies::new(&page),
+    )
+    .unwrap();
+    let dom: Vec<String> = html
+        .split(" id=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_string())
+        .collect();
+    assert_unique(&dom);
     assert_eq!(page.groups.len(), 4, "{:?}", page.groups);
     let group = |name: &str| page.groups.iter().find(|g| g.name == name).unwrap();
     assert_eq!(group("Chat").components, ["chat"]);
