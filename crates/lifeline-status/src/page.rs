@@ -272,6 +272,30 @@ pub struct ProviderReport {
     pub fetched_at: Option<i64>,
 }
 
+impl ProviderReport {
+    /// `source_url` as the page may publish it: without user information,
+    /// query string or fragment (which may carry credentials, such as a
+    /// private page's `?api_key=`).
+    pub fn public_source_url(&self) -> String {
+        public_url(&self.source_url)
+    }
+}
+
+/// A URL without user information, query string or fragment:
+/// `https://user:pw@host/path?key=k#x` → `https://host/path`.
+pub fn public_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}{path}")
+}
+
 /// One unresolved incident on a provider's page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderIncident {

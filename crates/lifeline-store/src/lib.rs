@@ -97,6 +97,55 @@ pub trait Store: Send + Sync {
     /// no such incident.
     fn edit_incident(&self, id: i64, edit: &IncidentEdit, at_ms: i64) -> Result<Incident>;
 
+    /// [`Store::add_update`] for a write decided earlier (the status
+    /// engine's, queued while the store was unavailable): written only
+    /// while the incident is open (investigating, identified or monitoring)
+    /// and its `updated_at` is not after `at_ms`; `Ok(None)`, nothing
+    /// written, otherwise. So a late automatic update never reopens an
+    /// incident an operator resolved meanwhile, nor undoes their later
+    /// change. [`StoreError::NotFound`] if there is no such incident.
+    ///
+    /// The default reads, then writes; [`SqliteStore`] does both in one
+    /// transaction.
+    fn add_update_if_current(
+        &self,
+        incident_id: i64,
+        status: IncidentStatus,
+        body: &str,
+        at_ms: i64,
+    ) -> Result<Option<IncidentUpdate>> {
+        match self.incident(incident_id)? {
+            None => Err(StoreError::NotFound {
+                what: "incident",
+                id: incident_id,
+            }),
+            Some(i) if i.incident.is_current(at_ms) => {
+                self.add_update(incident_id, status, body, at_ms).map(Some)
+            }
+            Some(_) => Ok(None),
+        }
+    }
+
+    /// [`Store::edit_incident`] under the same condition as
+    /// [`Store::add_update_if_current`].
+    fn edit_incident_if_current(
+        &self,
+        id: i64,
+        edit: &IncidentEdit,
+        at_ms: i64,
+    ) -> Result<Option<Incident>> {
+        match self.incident(id)? {
+            None => Err(StoreError::NotFound {
+                what: "incident",
+                id,
+            }),
+            Some(i) if i.incident.is_current(at_ms) => {
+                self.edit_incident(id, edit, at_ms).map(Some)
+            }
+            Some(_) => Ok(None),
+        }
+    }
+
     /// Publishes a draft incident (an operator's one command).
     fn publish_incident(&self, id: i64, at_ms: i64) -> Result<Incident> {
         let edit = IncidentEdit {

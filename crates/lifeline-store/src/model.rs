@@ -103,6 +103,14 @@ pub struct Incident {
     pub expected_resolved_at: Option<i64>,
 }
 
+impl Incident {
+    /// Open, and not changed after `at_ms`: a write decided at `at_ms` may
+    /// still go in ([`crate::Store::add_update_if_current`]).
+    pub fn is_current(&self, at_ms: i64) -> bool {
+        self.status.is_open() && self.updated_at <= at_ms
+    }
+}
+
 /// One entry in an incident's timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncidentUpdate {

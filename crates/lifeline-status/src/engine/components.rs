@@ -5,15 +5,27 @@
 //!
 //! - "Gateway" first, ungrouped (id `gateway`): every request.
 //! - One group per API family in use, in the order Chat Completions,
-//!   Responses, Embeddings, Images (group ids `chat-completions`,
-//!   `responses`, `embeddings`, `images`). Chat Completions is always there,
-//!   with one component per public model from the start (id
-//!   `chat-<model slug>`); the other families appear once traffic for them
-//!   has been seen, with a component per public model seen in that family
-//!   (`responses-<slug>`, `embeddings-<slug>`, `images-<slug>`).
-//! - Optionally, last, "Upstream providers" (`upstream-providers`), one
-//!   component per provider (`provider-<slug>`), whose traffic is the
+//!   Responses, Embeddings, Images (group ids `group-chat-completions`,
+//!   `group-responses`, `group-embeddings`, `group-images`). Chat
+//!   Completions is always there, with one component per public model from
+//!   the start (id `chat-<model slug>`); the other families appear once
+//!   traffic for them has been seen, with a component per public model seen
+//!   in that family (`responses-<slug>`, `embeddings-<slug>`,
+//!   `images-<slug>`).
+//! - Optionally, last, "Upstream providers" (`group-upstream-providers`),
+//!   one component per provider (`provider-<slug>`), whose traffic is the
 //!   attempts its deployments made.
+//!
+//! **Ids are unique** across components and groups (Statuspage's
+//! `components.json` lists both, and incidents, badges and subscriptions
+//! name them by id). Group ids are `group-<slug of the name>`; groups are
+//! told apart by their names. A name whose slug is empty (a name without
+//! ASCII letters or digits, such as `模型`) gets a stable hash instead
+//! (`group-<8 hex digits>` of the name, FNV-1a); an id already taken
+//! (public models `GPT-4o` and `gpt-4o`, a configured component named like
+//! a provider's) gets the name's hash appended, then a counter. Configured
+//! component ids are kept as configured; the generated ones give way, in
+//! page order.
 //!
 //! A component covers a (family, public model) key when its families and
 //! its models both admit it; an empty list admits everything.
@@ -26,7 +38,7 @@ use crate::page::Group;
 /// Id of the default layout's gateway component.
 pub const GATEWAY_ID: &str = "gateway";
 /// Id of the upstream providers group.
-pub const PROVIDERS_GROUP_ID: &str = "upstream-providers";
+pub const PROVIDERS_GROUP_ID: &str = "group-upstream-providers";
 
 /// One component of the layout.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +144,51 @@ pub fn slug(s: &str) -> String {
     out
 }
 
+/// 8 hex digits of the 64-bit FNV-1a hash of `s`: stable across runs,
+/// versions and platforms.
+fn hash8(s: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{:08x}", h >> 32)
+}
+
+/// `<prefix>-<slug of name>` (the name's hash for an empty slug), made
+/// unique against `taken` (the name's hash appended, then a counter), and
+/// taken.
+fn unique_id(prefix: &str, name: &str, taken: &mut BTreeSet<String>) -> String {
+    let s = slug(name);
+    let base = if s.is_empty() {
+        format!("{prefix}-{}", hash8(name))
+    } else {
+        format!("{prefix}-{s}")
+    };
+    let mut id = base.clone();
+    if taken.contains(&id) {
+        id = format!("{base}-{}", hash8(name));
+    }
+    let mut n = 2;
+    while taken.contains(&id) {
+        id = format!("{base}-{}-{n}", hash8(name));
+        n += 1;
+    }
+    taken.insert(id.clone());
+    id
+}
+
+/// The default layout's component ids of `family`, per public model (in
+/// config order, so an id never depends on which models were seen).
+pub(crate) fn model_ids(settings: &Settings, family: Family) -> Vec<(String, String)> {
+    let mut taken = BTreeSet::from([GATEWAY_ID.to_string()]);
+    settings
+        .public_models
+        .iter()
+        .map(|m| (m.clone(), unique_id(family.as_str(), m, &mut taken)))
+        .collect()
+}
+
 /// Builds the layout from the settings, the (family, model) keys seen with
 /// traffic and the providers known.
 pub(crate) fn layout(
@@ -149,19 +206,31 @@ pub(crate) fn layout(
         } else {
             settings.providers.clone()
         };
+        let mut taken: BTreeSet<String> = out
+            .components
+            .iter()
+            .map(|c| c.id.clone())
+            .chain(out.groups.iter().map(|g| g.id.clone()))
+            .collect();
+        let group_id = if taken.contains(PROVIDERS_GROUP_ID) {
+            unique_id("group", "Upstream providers", &mut taken)
+        } else {
+            taken.insert(PROVIDERS_GROUP_ID.to_string());
+            PROVIDERS_GROUP_ID.to_string()
+        };
         let mut group = Group {
-            id: PROVIDERS_GROUP_ID.to_string(),
+            id: group_id.clone(),
             name: "Upstream providers".to_string(),
             components: Vec::new(),
         };
         for provider in names {
-            let id = format!("provider-{}", slug(&provider));
+            let id = unique_id("provider", &provider, &mut taken);
             group.components.push(id.clone());
             out.components.push(ComponentDef {
                 id,
                 name: provider.clone(),
                 description: None,
-                group_id: Some(PROVIDERS_GROUP_ID.to_string()),
+                group_id: Some(group_id.clone()),
                 families: Vec::new(),
                 models: Vec::new(),
                 provider: Some(provider),
@@ -177,19 +246,26 @@ pub(crate) fn layout(
 
 fn configured_layout(settings: &Settings, configured: &[super::ComponentConfig]) -> Layout {
     let mut out = Layout::default();
+    let mut taken: BTreeSet<String> = configured.iter().map(|c| c.id.clone()).collect();
     for c in configured {
-        let group_id = c.group.as_ref().map(|name| {
-            let id = slug(name);
-            match out.groups.iter_mut().find(|g| g.id == id) {
-                Some(g) => g.components.push(c.id.clone()),
-                None => out.groups.push(Group {
-                    id: id.clone(),
-                    name: name.clone(),
-                    components: vec![c.id.clone()],
-                }),
-            }
-            id
-        });
+        let group_id =
+            c.group.as_ref().map(
+                |name| match out.groups.iter_mut().find(|g| &g.name == name) {
+                    Some(g) => {
+                        g.components.push(c.id.clone());
+                        g.id.clone()
+                    }
+                    None => {
+                        let id = unique_id("group", name, &mut taken);
+                        out.groups.push(Group {
+                            id: id.clone(),
+                            name: name.clone(),
+                            components: vec![c.id.clone()],
+                        });
+                        id
+                    }
+                },
+            );
         out.components.push(ComponentDef {
             id: c.id.clone(),
             name: c.name.clone(),
@@ -234,22 +310,20 @@ fn default_layout(settings: &Settings, seen: &BTreeSet<(Family, String)>) -> Lay
         slo: settings.slo,
     });
     for family in Family::ALL {
-        let models: Vec<&String> = settings
-            .public_models
-            .iter()
-            .filter(|m| family == Family::Chat || seen.contains(&(family, (*m).clone())))
+        let models: Vec<(String, String)> = model_ids(settings, family)
+            .into_iter()
+            .filter(|(m, _)| family == Family::Chat || seen.contains(&(family, m.clone())))
             .collect();
         if models.is_empty() {
             continue;
         }
-        let group_id = slug(family.group_name());
+        let group_id = format!("group-{}", slug(family.group_name()));
         let mut group = Group {
             id: group_id.clone(),
             name: family.group_name().to_string(),
             components: Vec::new(),
         };
-        for model in models {
-            let id = format!("{}-{}", family.as_str(), slug(model));
+        for (model, id) in models {
             group.components.push(id.clone());
             out.components.push(ComponentDef {
                 id,

@@ -182,6 +182,22 @@ impl Default for Hysteresis {
 }
 
 impl Hysteresis {
+    /// A hysteresis showing `status` (never under maintenance) since
+    /// `since`, with no streak under way: a component's state taken up
+    /// after a restart.
+    pub fn restored(status: ComponentStatus, since: i64) -> Hysteresis {
+        Hysteresis {
+            status,
+            since: (status != ComponentStatus::Operational).then_some(since),
+            ..Hysteresis::default()
+        }
+    }
+
+    /// A worse status has been read but not yet confirmed.
+    pub fn worsening(&self) -> bool {
+        self.worse > 0
+    }
+
     /// Feeds the minute starting at `at` with its verdict (`None`: no
     /// data); `instant` lets a major outage show at once. Returns whether
     /// the status changed.

@@ -244,6 +244,8 @@ pub(crate) struct Failing {
 /// The evidence about some components.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Evidence {
+    /// Deployments serving the components (drained ones included).
+    pub serving: usize,
     pub failing: Vec<Failing>,
     /// Deployments serving the same components that answer.
     pub moved_to: Vec<String>,
@@ -269,6 +271,7 @@ impl Evidence {
             if !serves {
                 continue;
             }
+            out.serving += 1;
             if maintenance_drains.contains(id) {
                 out.in_maintenance.push(id.clone());
                 continue;

@@ -5,8 +5,11 @@
 //! Minutes are kept sparse (minutes without traffic or probes are absent)
 //! for [`Settings::minutes_kept`](super::Settings) minutes; days for the 90
 //! bars or the SLO period, whichever is longer. Day rollups handed over
-//! from the store ([`SliDay`]) stand for their whole day: a minute loaded
-//! for a day that has a loaded rollup is not counted twice.
+//! from the store ([`SliDay`]) stand for the part of their day that was
+//! stored: a minute read back from the store for a day with a loaded
+//! rollup is not counted twice, while every minute recorded after that
+//! (the rest of the day, after a restart) adds to the day's sum, as it
+//! adds to the store's rollup.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -60,13 +63,25 @@ impl Day {
 pub(crate) struct History {
     minutes: VecDeque<Minute>,
     days: BTreeMap<i64, Day>,
-    /// Days whose sums came from the store.
+    /// Days whose sums came from the store (minutes read back for them
+    /// are already counted).
     loaded_days: BTreeSet<i64>,
 }
 
 impl History {
-    /// Records a minute (in any order; one per `at`, later ones add up).
+    /// Records a minute (in any order; one per `at`, later ones add up),
+    /// in its day's sum too.
     pub fn add_minute(&mut self, m: &Minute) {
+        self.record(m, false);
+    }
+
+    /// Records a minute read back from the store: a day whose rollup was
+    /// loaded already counts it.
+    pub fn load_minute(&mut self, m: &Minute) {
+        self.record(m, true);
+    }
+
+    fn record(&mut self, m: &Minute, stored: bool) {
         if m.requests == 0 && m.probes_ok + m.probes_failed == 0 && m.upstream_attempts == 0 {
             return;
         }
@@ -76,7 +91,7 @@ impl History {
             _ => self.minutes.insert(pos, m.clone()),
         }
         let day_at = day_floor(m.at);
-        if self.loaded_days.contains(&day_at) {
+        if stored && self.loaded_days.contains(&day_at) {
             return;
         }
         let day = self.days.entry(day_at).or_default();

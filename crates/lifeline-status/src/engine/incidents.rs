@@ -19,16 +19,32 @@
 //!   incident instead of opening another; components qualifying in the same
 //!   minute open one incident together. Components that join, and an
 //!   impact that grows, are written to the incident (never lowered).
+//! - **An operator's incident covers its components**: a component named
+//!   by an open, published incident an operator opened gets no automatic
+//!   incident (nor joins one), and neither does a problem that incident
+//!   explains: components that all see the traffic of a covered component
+//!   that is not operational (the gateway, when the operator's incident
+//!   names a model). The automation posts nothing to the operator's
+//!   incident; once the operator resolves it, a problem that lasts gets an
+//!   automatic incident again.
 //! - **Identified** once the failing deployments are known; **monitoring**
-//!   when all its components are operational again; **resolved** after
+//!   when all its components are operational again (an operational status
+//!   counts only once it rests on evidence: traffic or probes read since
+//!   the start, or the status taken up from the store after a restart, and
+//!   no worse reading waiting for confirmation); **resolved** after
 //!   `resolve_after` (default 10 min) of that; a relapse during monitoring
 //!   goes back to identified on the same incident.
 //! - **Never silent**: while open, an update with the current numbers at
 //!   least every `update_interval` (default 30 min).
 //!
 //! Incidents made by operators are never touched. An automatic incident an
-//! operator resolved is let go; after a restart, open automatic incidents
-//! in the store are taken up again.
+//! operator resolved is let go (its queued updates are dropped by the
+//! writer, see [`super::writer`]); after a restart, open automatic incidents
+//! in the store are taken up again, in the phase the store shows, with the
+//! components' statuses taken up from their stored minutes (see
+//! [`Engine::load_history`](super::Engine::load_history)). Nothing is
+//! opened before the store has been read once, since an open incident it
+//! holds could be duplicated.
 
 use std::collections::BTreeMap;
 
@@ -52,6 +68,10 @@ pub(crate) struct ComponentNow<'a> {
     pub since: Option<i64>,
     /// The problem shows in the latest window.
     pub live: bool,
+    /// The status rests on evidence since the start (or was taken up from
+    /// the store) and no worse reading waits for confirmation: only then
+    /// does an operational status count as a recovery.
+    pub settled: bool,
     /// Consecutive minutes with a page alert firing.
     pub page_streak: u32,
     pub under_maintenance: bool,
@@ -105,6 +125,11 @@ impl AutoIncident {
 pub(crate) struct Automation {
     pub open: Vec<AutoIncident>,
     next_handle: u64,
+    /// The store has been read once: the open incidents it holds are
+    /// known, so a new one cannot duplicate them.
+    synced: bool,
+    /// Components named by an open, published operator's incident.
+    covered: Vec<String>,
 }
 
 /// The context of one minute's step.
@@ -115,6 +140,8 @@ pub(crate) struct Step<'a> {
     pub deployments: &'a BTreeMap<String, Tracked>,
     pub maintenance_drains: &'a std::collections::BTreeSet<String>,
     pub settings: &'a IncidentSettings,
+    /// Name deployments in the texts (`show_providers`).
+    pub name_deployments: bool,
     pub worsen_minutes: u32,
 }
 
@@ -147,11 +174,11 @@ impl Step<'_> {
             self.deployments,
             self.maintenance_drains,
         );
-        let slow_only = !now.is_empty()
-            && now
-                .iter()
-                .filter(|c| c.status != ComponentStatus::Operational)
-                .all(|c| c.slow_only);
+        let bad: Vec<&&ComponentNow<'_>> = now
+            .iter()
+            .filter(|c| c.status != ComponentStatus::Operational)
+            .collect();
+        let slow_only = !bad.is_empty() && bad.iter().all(|c| c.slow_only);
         let empty = Minute::default();
         let facts = Facts {
             names: &names,
@@ -164,6 +191,7 @@ impl Step<'_> {
             }),
             cause: evidence.cause(slow_only),
             evidence: &evidence,
+            name_deployments: self.name_deployments,
         };
         f(&facts)
     }
@@ -212,7 +240,9 @@ impl Automation {
             let bad_now = now
                 .iter()
                 .any(|c| c.status != ComponentStatus::Operational && c.live);
-            let all_ok = now.iter().all(|c| c.status == ComponentStatus::Operational);
+            let all_ok = now
+                .iter()
+                .all(|c| c.status == ComponentStatus::Operational && c.settled);
             // Components that joined, or a worse impact: edit the incident.
             let worst = now
                 .iter()
@@ -311,9 +341,13 @@ impl Automation {
     ) -> (Vec<u64>, Vec<(u64, String)>) {
         let mut clusters: Vec<Vec<String>> = Vec::new();
         let mut joined = Vec::new();
+        if !self.synced {
+            return (Vec::new(), joined);
+        }
         for c in s.components.iter().filter(|c| s.qualifies(c)) {
             let id = &c.def.id;
-            if self.open.iter().any(|inc| inc.components.contains(id)) {
+            if self.open.iter().any(|inc| inc.components.contains(id)) || self.covered.contains(id)
+            {
                 continue;
             }
             let overlaps = |ids: &[String]| {
@@ -331,6 +365,20 @@ impl Automation {
                 None => clusters.push(vec![id.clone()]),
             }
         }
+        // A problem an operator's incident explains: every component of
+        // the cluster sees the traffic of a covered component that is not
+        // operational (the gateway, when the operator's incident names a
+        // model).
+        let explained = |id: &String| {
+            s.layout.get(id).is_some_and(|d| {
+                self.covered.iter().any(|cov| {
+                    s.find(cov).is_some_and(|c| {
+                        c.status != ComponentStatus::Operational && c.def.overlaps(d)
+                    })
+                })
+            })
+        };
+        clusters.retain(|ids| !ids.iter().all(explained));
         let mut fresh = Vec::new();
         for mut ids in clusters {
             // Name the specific components before the gateway.
@@ -397,6 +445,12 @@ impl Automation {
     /// status change, and takes up open automatic incidents it does not
     /// keep (after a restart).
     pub fn sync(&mut self, recent: &[Incident]) {
+        self.synced = true;
+        self.covered = recent
+            .iter()
+            .filter(|r| !r.automatic && !r.draft && r.status.is_open())
+            .flat_map(|r| r.components.iter().cloned())
+            .collect();
         self.open.retain_mut(|inc| {
             let Some(id) = inc.id else {
                 return true;

@@ -19,7 +19,8 @@
 //! ```text
 //! engine = Engine::new(settings, now)
 //! at start-up: engine.load_history(id, days, minutes) per component with
-//!   SLI history; engine.mark_in_use(family, model, now) per family seen
+//!   SLI history (which also takes up the status each one showed, if
+//!   recent); engine.mark_in_use(family, model, now) per family seen
 //! at least once a minute (and right after each minute boundary):
 //!   out = engine.tick(TickInput { now_ms, traffic, deployments, providers })
 //!   writer.push(out.writes)
@@ -102,6 +103,11 @@ pub(crate) struct ComponentState {
     pub live: bool,
     pub page_streak: u32,
     pub reading: Reading,
+    /// The traffic status rests on evidence: taken up from the store after
+    /// a restart, or read from traffic or probes since the start. Until
+    /// then an operational status is only the starting value, and the
+    /// automation does not take it for a recovery.
+    pub warm: bool,
 }
 
 impl Default for ComponentState {
@@ -116,6 +122,7 @@ impl Default for ComponentState {
             live: false,
             page_streak: 0,
             reading: Reading::default(),
+            warm: false,
         }
     }
 }
@@ -134,6 +141,8 @@ pub struct Engine {
     automation: Automation,
     maintenance: Maintenances,
     view: Option<StoreView>,
+    /// When the engine started (unix ms).
+    started_at: i64,
     behind_since: Option<i64>,
     upstream_history: Vec<PastIncident>,
     /// Writes made outside a tick (component registrations), handed out
@@ -160,10 +169,14 @@ impl Engine {
             states: HashMap::new(),
             pending: BTreeMap::new(),
             deployments: BTreeMap::new(),
-            last_evaluated: None,
+            // Minutes closed before the start are not evaluated: there is
+            // no traffic for them (the previous process, if any, evaluated
+            // and stored them).
+            last_evaluated: Some(minute_floor(now_ms) - MINUTE_MS),
             automation: Automation::default(),
             maintenance: Maintenances::default(),
             view: None,
+            started_at: now_ms,
             behind_since: None,
             upstream_history: Vec::new(),
             queued: Vec::new(),
@@ -189,18 +202,30 @@ impl Engine {
     }
 
     /// Takes a component's history from the store: day rollups (which
-    /// stand for their whole day) and recent minutes (at least the longest
-    /// burn-rate window, 3 days by default).
+    /// stand for what was stored of their day; minutes recorded later add
+    /// to them) and recent minutes (at least the longest burn-rate window,
+    /// 3 days by default).
     ///
     /// With the default layout, a family's component with history (such
     /// as `embeddings-<model>`) puts that family in use again.
+    ///
+    /// The component shows again the status of its last stored minute when
+    /// that minute ended at most `no_data_after` before the engine's start
+    /// (a restart during an outage keeps the outage on the page, without a
+    /// status-change event and without a new hysteresis streak); older, it
+    /// starts operational, and only traffic or probes make that a
+    /// recovery for the automation.
     pub fn load_history(&mut self, component: &str, days: &[SliDay], minutes: &[SliMinute]) {
         if self.settings.components.is_none() && !(days.is_empty() && minutes.is_empty()) {
+            let settings = &self.settings;
             let keys: Vec<(Family, String)> = Family::ALL
                 .into_iter()
-                .flat_map(|f| self.settings.public_models.iter().map(move |m| (f, m)))
-                .filter(|(f, m)| component == format!("{}-{}", f.as_str(), slug(m)))
-                .map(|(f, m)| (f, m.clone()))
+                .flat_map(|f| {
+                    components::model_ids(settings, f)
+                        .into_iter()
+                        .filter(|(_, id)| id == component)
+                        .map(move |(m, _)| (f, m))
+                })
                 .collect();
             if !keys.is_empty() {
                 self.seen.extend(keys);
@@ -218,11 +243,13 @@ impl Engine {
             state.history.load_day(d);
         }
         for m in minutes {
-            state.history.add_minute(&m.minute);
+            state.history.load_minute(&m.minute);
             if let Some(status) = history::parse_status(&m.status) {
                 state.history.note_status(m.minute.at, status);
             }
         }
+        let no_data_after = ms(self.settings.thresholds.no_data_after);
+        restore(state, minutes, self.started_at, no_data_after);
     }
 
     /// Sets the upstream providers' published incident history for
@@ -257,6 +284,8 @@ impl Engine {
             let state = self.states.entry(def.id.clone()).or_default();
             if state.created_at == 0 {
                 state.created_at = now;
+            }
+            if state.shown_since == 0 {
                 state.shown_since = now;
             }
         }
@@ -445,6 +474,7 @@ impl Engine {
                     .error_ratio
                     .is_some_and(|e| e >= th.instant_major_error_ratio);
             state.hysteresis.step(m, raw, instant, &th);
+            state.warm |= raw.is_some();
             state.live = reading
                 .state
                 .is_some_and(|s| s != ComponentStatus::Operational)
@@ -489,6 +519,7 @@ impl Engine {
                     status: st.hysteresis.status,
                     since: st.hysteresis.since,
                     live: st.live,
+                    settled: st.warm && !st.hysteresis.worsening(),
                     page_streak: st.page_streak,
                     under_maintenance: under.contains(&def.id),
                     slow_only: st.reading.slow_only,
@@ -504,6 +535,7 @@ impl Engine {
             deployments: &self.deployments,
             maintenance_drains: &drains,
             settings: &self.settings.incidents,
+            name_deployments: self.settings.show_providers,
             worsen_minutes: th.worsen_minutes,
         };
         out.writes.extend(self.automation.step(&step));
@@ -570,6 +602,51 @@ impl Engine {
         self.seen_incidents = Some((counts, drafts, max_id.max(prev_max)));
         events
     }
+}
+
+/// Takes up the status a component showed before a restart, from the
+/// stored minutes (each holds the status shown that minute): when the last
+/// one ended at most `no_data_after` before `start`, the component shows
+/// that status again (no event, no new hysteresis streak), its
+/// non-operational spell dating from the first minute of the run of
+/// non-operational minutes before it. A window that was under maintenance
+/// leaves the traffic status operational beneath it. A component whose
+/// last stored status was operational, however old, is warm as well: an
+/// operational status is what it showed last.
+fn restore(state: &mut ComponentState, minutes: &[SliMinute], start: i64, no_data_after: i64) {
+    let mut sorted: Vec<(i64, ComponentStatus)> = minutes
+        .iter()
+        .filter_map(|m| history::parse_status(&m.status).map(|s| (m.minute.at, s)))
+        .collect();
+    sorted.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+    let Some(&(last_at, shown)) = sorted.first() else {
+        return;
+    };
+    if start - (last_at + MINUTE_MS) > no_data_after {
+        state.warm |= shown == ComponentStatus::Operational;
+        return;
+    }
+    // The start of a run of consecutive minutes, back from the last one.
+    let run_start = |same: &dyn Fn(ComponentStatus) -> bool| {
+        let mut first = last_at;
+        for &(at, s) in &sorted {
+            if at != first && at != first - MINUTE_MS || !same(s) {
+                break;
+            }
+            first = at;
+        }
+        first
+    };
+    let traffic = match shown {
+        ComponentStatus::UnderMaintenance => ComponentStatus::Operational,
+        s => s,
+    };
+    let spell =
+        run_start(&|s| s != ComponentStatus::Operational && s != ComponentStatus::UnderMaintenance);
+    state.hysteresis = Hysteresis::restored(traffic, spell);
+    state.shown = shown;
+    state.shown_since = run_start(&|s| s == shown);
+    state.warm = true;
 }
 
 /// Lays maintenance over the traffic status; an event when it changes.

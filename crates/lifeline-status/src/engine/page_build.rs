@@ -1,13 +1,21 @@
 //! Building the [`Page`] from the engine's state and the store's view.
 //!
-//! Incidents: the published ones (drafts left out), newest first, at most
-//! 50, each unresolved one with its restoration estimate: Kaplan–Meier over
+//! Incidents: the published ones (drafts left out), newest first: the 50
+//! newest and every unresolved one, however old, each unresolved one with
+//! its restoration estimate: Kaplan–Meier over
 //! Lifeline's own past incidents from the store (resolved ones by their
 //! duration, open ones censored at their age; pooled by the first affected
 //! component and the cause class) and, kept apart, the upstream history the
 //! binary supplies; an operator's override (the incident's
 //! `expected_resolved_at`, as time left from now) wins. Elapsed times are whole
 //! minutes, so a page rebuilt within the same minute is unchanged.
+//!
+//! Upstream providers' own reports (`[[status.upstream]]`): only with
+//! `show_providers` (like the providers' names), each source link without
+//! user information, query string or fragment.
+//!
+//! Maintenance windows: every one not completed (however many are
+//! scheduled), then the latest completed ones, up to 50 in all.
 //!
 //! Uptime bars: 90 UTC days, oldest first; a day's worst status is the
 //! worst shown that day, raised to match the impact of a published incident
@@ -16,7 +24,7 @@
 
 use std::time::Duration;
 
-use lifeline_store::{Impact, Incident};
+use lifeline_store::{Impact, Incident, MaintenanceStatus};
 
 use super::components::ComponentDef;
 use super::history::BAR_DAYS;
@@ -24,7 +32,9 @@ use super::settings::{day_floor, minute_floor, ms, DAY_MS, MINUTE_MS};
 use super::writer::PAGE_LIMIT;
 use super::{slo, BuiltPage, ComponentState, Engine};
 use crate::eta::{self, Current, Observed, PastIncident, Source};
-use crate::page::{Component, ComponentStatus, DayBar, EtaView, IncidentView, Page};
+use crate::page::{
+    Component, ComponentStatus, DayBar, EtaView, IncidentView, Page, ProviderReport,
+};
 
 fn impact_status(impact: Impact) -> ComponentStatus {
     match impact {
@@ -59,8 +69,9 @@ impl Engine {
             .map(|v| {
                 v.incidents
                     .iter()
-                    .take(PAGE_LIMIT)
-                    .map(|i| IncidentView {
+                    .enumerate()
+                    .filter(|(k, i)| *k < PAGE_LIMIT || i.incident.status.is_open())
+                    .map(|(_, i)| IncidentView {
                         incident: i.clone(),
                         eta: i
                             .incident
@@ -80,8 +91,20 @@ impl Engine {
                 Some(self.component(def, state, now_ms))
             })
             .collect();
+        // Every window not completed, and the latest completed ones up to
+        // the page's limit.
+        let mut completed = 0;
         let mut maintenances = self.maintenance.shown(now_ms);
-        maintenances.truncate(PAGE_LIMIT);
+        let open = maintenances
+            .iter()
+            .filter(|m| m.status != MaintenanceStatus::Completed)
+            .count();
+        maintenances.retain(|m| {
+            m.status != MaintenanceStatus::Completed || {
+                completed += 1;
+                open + completed <= PAGE_LIMIT
+            }
+        });
         let mut page = Page {
             id: self.settings.page_id.clone(),
             name: self.settings.page_name.clone(),
@@ -98,7 +121,17 @@ impl Engine {
             components,
             incidents,
             maintenances,
-            providers: self.providers.clone(),
+            providers: if self.settings.show_providers {
+                self.providers
+                    .iter()
+                    .map(|p| ProviderReport {
+                        source_url: p.public_source_url(),
+                        ..p.clone()
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             history_behind_since: self.behind_since,
         };
         let changed = self.last_page.as_ref() != Some(&page);

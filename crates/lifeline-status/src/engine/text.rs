@@ -2,6 +2,7 @@
 //! English, from the numbers. Bodies are plain text (valid Markdown); the
 //! renderers escape them.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::evidence::{Breaker, Cause, Evidence};
@@ -27,6 +28,9 @@ pub(crate) struct Facts<'a> {
     pub threshold_ms: u64,
     pub cause: Cause,
     pub evidence: &'a Evidence,
+    /// Name the deployments (`show_providers`); otherwise they are
+    /// counted, never named.
+    pub name_deployments: bool,
 }
 
 /// "37.5 %", "0.14 %".
@@ -80,6 +84,15 @@ fn cause_long(cause: Cause) -> &'static str {
             "the upstream provider refuses the gateway's credentials or address (401/403, redirects)"
         }
         Cause::Maintenance => "deployments are drained for scheduled maintenance",
+    }
+}
+
+/// The verb for `names`: `one` for a single subject, `many` for several.
+fn verb<'a>(names: &[String], one: &'a str, many: &'a str) -> &'a str {
+    if names.len() > 1 {
+        many
+    } else {
+        one
     }
 }
 
@@ -144,8 +157,93 @@ pub(crate) fn numbers(f: &Facts<'_>) -> String {
     s
 }
 
-/// Which deployments fail and where traffic went.
-pub(crate) fn evidence(e: &Evidence) -> String {
+/// Which deployments fail and where traffic went: named with
+/// `show_providers`, otherwise only counted ("1 of 2 upstream deployments
+/// failing: status_error 40 (40 of 40 attempts failed; circuit open on
+/// 1)."), since deployment ids carry provider and upstream model names.
+pub(crate) fn evidence(f: &Facts<'_>) -> String {
+    if f.name_deployments {
+        named_evidence(f.evidence)
+    } else {
+        counted_evidence(f.evidence)
+    }
+}
+
+fn counted_evidence(e: &Evidence) -> String {
+    let mut s = String::new();
+    if !e.failing.is_empty() {
+        let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
+        for d in &e.failing {
+            for (k, n) in &d.kinds {
+                *kinds.entry(k.as_str()).or_default() += n;
+            }
+        }
+        let mut kinds: Vec<(&str, u64)> = kinds.into_iter().collect();
+        kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let kinds: Vec<String> = kinds
+            .iter()
+            .take(3)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let attempts: u64 = e.failing.iter().map(|d| d.attempts).sum();
+        let failed: u64 = e.failing.iter().map(|d| d.failed).sum();
+        let open = e
+            .failing
+            .iter()
+            .filter(|d| d.breaker == Breaker::Open)
+            .count();
+        let mut parts = Vec::new();
+        if attempts > 0 {
+            parts.push(format!("{failed} of {attempts} attempts failed"));
+        }
+        if open > 0 {
+            parts.push(format!("circuit open on {open}"));
+        }
+        let total = e.serving.max(e.failing.len());
+        let _ = write!(
+            s,
+            "{} of {total} upstream {} failing",
+            e.failing.len(),
+            if total == 1 {
+                "deployment"
+            } else {
+                "deployments"
+            }
+        );
+        if !kinds.is_empty() {
+            let _ = write!(s, ": {}", kinds.join(", "));
+        }
+        if !parts.is_empty() {
+            let _ = write!(s, " ({})", parts.join("; "));
+        }
+        s.push('.');
+        match e.moved_to.len() {
+            0 => s.push_str(" No other deployment could take the traffic."),
+            1 => s.push_str(" Traffic was moved to 1 other deployment."),
+            n => {
+                let _ = write!(s, " Traffic was moved to {n} other deployments.");
+            }
+        }
+    }
+    if !e.in_maintenance.is_empty() {
+        if !s.is_empty() {
+            s.push(' ');
+        }
+        let n = e.in_maintenance.len();
+        let _ = write!(
+            s,
+            "{} drained for maintenance.",
+            if n == 1 {
+                "1 deployment is".to_string()
+            } else {
+                format!("{n} deployments are")
+            }
+        );
+    }
+    s
+}
+
+fn named_evidence(e: &Evidence) -> String {
     let mut s = String::new();
     if !e.failing.is_empty() {
         let list: Vec<String> = e
@@ -215,13 +313,13 @@ pub(crate) fn opening(f: &Facts<'_>) -> String {
         human(f.since)
     );
     let cause = format!("Likely cause: {}.", cause_long(f.cause));
-    join(&[&lead, &numbers(f), &cause, &evidence(f.evidence)])
+    join(&[&lead, &numbers(f), &cause, &evidence(f)])
 }
 
 /// The update when the failing deployments are known.
 pub(crate) fn identified(f: &Facts<'_>) -> String {
     let lead = format!("Identified: {}.", cause_long(f.cause));
-    join(&[&lead, &evidence(f.evidence), &numbers(f)])
+    join(&[&lead, &evidence(f), &numbers(f)])
 }
 
 /// The update when the problem is back during monitoring.
@@ -232,14 +330,15 @@ pub(crate) fn relapse(f: &Facts<'_>, at: i64) -> String {
         status_words(f.status).to_lowercase()
     );
     let cause = format!("Likely cause: {}.", cause_long(f.cause));
-    join(&[&lead, &numbers(f), &cause, &evidence(f.evidence)])
+    join(&[&lead, &numbers(f), &cause, &evidence(f)])
 }
 
 /// The update after recovery.
 pub(crate) fn monitoring(f: &Facts<'_>, at: i64) -> String {
     let lead = format!(
-        "{} works normally again since {}.",
+        "{} {} normally again since {}.",
         names_words(f.names),
+        verb(f.names, "works", "work"),
         human(at)
     );
     join(&[&lead, &numbers(f), "We are monitoring."])
@@ -249,8 +348,9 @@ pub(crate) fn monitoring(f: &Facts<'_>, at: i64) -> String {
 pub(crate) fn still(f: &Facts<'_>, monitoring_since: Option<i64>, next_in_ms: i64) -> String {
     let lead = match monitoring_since {
         Some(at) => format!(
-            "Still monitoring: {} works normally since {}.",
+            "Still monitoring: {} {} normally since {}.",
             names_words(f.names),
+            verb(f.names, "works", "work"),
             human(at)
         ),
         None => format!(
@@ -264,7 +364,7 @@ pub(crate) fn still(f: &Facts<'_>, monitoring_since: Option<i64>, next_in_ms: i6
     let evidence = if monitoring_since.is_some() {
         String::new()
     } else {
-        evidence(f.evidence)
+        evidence(f)
     };
     join(&[&lead, &numbers(f), &evidence, &next])
 }
@@ -272,8 +372,9 @@ pub(crate) fn still(f: &Facts<'_>, monitoring_since: Option<i64>, next_in_ms: i6
 /// The closing update.
 pub(crate) fn resolved(names: &[String], since: i64, recovered: i64, stable_ms: i64) -> String {
     format!(
-        "Resolved: {} has worked normally for {} since {}. The problem lasted from {} to {} ({}).",
+        "Resolved: {} {} worked normally for {} since {}. The problem lasted from {} to {} ({}).",
         names_words(names),
+        verb(names, "has", "have"),
         minutes(stable_ms),
         human(recovered),
         human(since),

@@ -12,6 +12,13 @@
 //! deleted, an invalid value) is dropped and reported, so that one bad
 //! write cannot hold back the rest.
 //!
+//! Updates and edits of automatic incidents are written only if they are
+//! still current ([`Store::add_update_if_current`]): a write queued while
+//! the store was unavailable, stamped with the minute it was decided in,
+//! is dropped when the incident was resolved meanwhile or changed later by
+//! an operator; the engine then follows the store (it lets a resolved
+//! incident go, and takes up an operator's newer status).
+//!
 //! Incidents the engine opens have no store id until their creation is
 //! written; the engine names them by a handle meanwhile ([`Target`]), and
 //! the writer resolves the handle when it writes their updates.
@@ -109,12 +116,15 @@ pub enum Write {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StoreView {
     /// Published incidents with their updates: the newest
-    /// [`PAGE_LIMIT`], plus every unresolved one. Newest first.
+    /// [`PAGE_LIMIT`], plus every unresolved one, plus any of the previous
+    /// view's that changed since (once). Newest first.
     pub incidents: Vec<IncidentWithUpdates>,
     /// The newest [`HISTORY_LIMIT`] incidents and every unresolved one,
     /// drafts included, newest first.
     pub recent: Vec<Incident>,
-    /// The [`PAGE_LIMIT`] maintenance windows with the latest start.
+    /// The [`PAGE_LIMIT`] maintenance windows with the latest start, and
+    /// every window scheduled, in progress or verifying; latest start
+    /// first.
     pub maintenances: Vec<ScheduledMaintenance>,
     /// The component registry.
     pub components: Vec<KnownComponent>,
@@ -248,7 +258,7 @@ impl Writer {
                 at_ms,
             } => {
                 if let Some(id) = self.id(*target) {
-                    store.add_update(id, *status, body, *at_ms)?;
+                    store.add_update_if_current(id, *status, body, *at_ms)?;
                 }
             }
             Write::EditIncident {
@@ -257,7 +267,7 @@ impl Writer {
                 at_ms,
             } => {
                 if let Some(id) = self.id(*target) {
-                    store.edit_incident(id, edit, *at_ms)?;
+                    store.edit_incident_if_current(id, edit, *at_ms)?;
                 }
             }
             Write::MaintenanceStatus { id, status, at_ms } => {
@@ -289,15 +299,40 @@ impl Writer {
             }
         }
         recent.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        let mut wanted: Vec<&Incident> = Vec::new();
+        // The newest published ones, every unresolved one, and any in the
+        // previous view that changed since (an old incident just resolved:
+        // its resolution must reach the events once).
+        let changed = |row: &Incident| self.cache.get(&row.id).is_some_and(|c| c.incident != *row);
+        let mut wanted: Vec<Incident> = Vec::new();
         for i in recent.iter().filter(|i| !i.draft) {
-            if wanted.len() < PAGE_LIMIT || i.status.is_open() {
-                wanted.push(i);
+            if wanted.len() < PAGE_LIMIT || i.status.is_open() || changed(i) {
+                wanted.push(i.clone());
             }
         }
+        // Beyond the history read back: ask for them one by one.
+        let gone: Vec<i64> = self
+            .cache
+            .keys()
+            .filter(|id| !recent.iter().any(|r| r.id == **id))
+            .copied()
+            .collect();
+        let mut fetched = Vec::new();
+        for id in gone {
+            match store.incident(id)? {
+                Some(full) if !full.incident.draft && changed(&full.incident) => {
+                    wanted.push(full.incident.clone());
+                    fetched.push(full);
+                }
+                _ => {}
+            }
+        }
+        for full in fetched {
+            self.cache.insert(full.incident.id, full);
+        }
+        wanted.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         let mut incidents = Vec::with_capacity(wanted.len());
         for row in wanted {
-            let fresh = self.cache.get(&row.id).is_some_and(|c| c.incident == *row);
+            let fresh = self.cache.get(&row.id).is_some_and(|c| c.incident == row);
             if !fresh {
                 match store.incident(row.id)? {
                     Some(full) => {
@@ -313,10 +348,23 @@ impl Writer {
         let kept: std::collections::HashSet<i64> =
             incidents.iter().map(|i| i.incident.id).collect();
         self.cache.retain(|id, _| kept.contains(id));
+        // The latest windows for the lists, and every window not completed
+        // (however many lie ahead: the nearest must start on time).
+        let mut maintenances = store.list_maintenances(PAGE_LIMIT)?;
+        for w in store.list_maintenances_by_status(&[
+            MaintenanceStatus::Scheduled,
+            MaintenanceStatus::InProgress,
+            MaintenanceStatus::Verifying,
+        ])? {
+            if !maintenances.iter().any(|m| m.id == w.id) {
+                maintenances.push(w);
+            }
+        }
+        maintenances.sort_by(|a, b| b.scheduled_for.cmp(&a.scheduled_for).then(b.id.cmp(&a.id)));
         Ok(StoreView {
             incidents,
             recent,
-            maintenances: store.list_maintenances(PAGE_LIMIT)?,
+            maintenances,
             components: store.known_components()?,
         })
     }

@@ -509,7 +509,13 @@ pub(crate) fn status_page(
         .groups
         .iter()
         .map(|g| GroupView {
-            dom_id: format!("group-{}", dom_id(&g.id)),
+            // DOM ids are component and group ids, which the engine keeps
+            // apart (group ids start with "group-"); a page built
+            // otherwise gets the prefix here.
+            dom_id: match g.id.strip_prefix("group-") {
+                Some(_) => dom_id(&g.id),
+                None => format!("group-{}", dom_id(&g.id)),
+            },
             name: g.name.clone(),
             components: group_children(page, g)
                 .into_iter()
@@ -530,7 +536,8 @@ pub(crate) fn status_page(
         .collect();
     if !others.is_empty() {
         groups.push(GroupView {
-            dom_id: "group-other".into(),
+            // '_' is in no slug: never a group's or a component's id.
+            dom_id: "group_other".into(),
             name: if page.groups.is_empty() {
                 t.components_heading.clone()
             } else {
@@ -986,7 +993,7 @@ fn provider_view(p: &ProviderReport, t: &Messages) -> ProviderView {
         name: p.provider.clone(),
         class,
         summary,
-        source_href: safe_href(&p.source_url),
+        source_href: safe_href(&p.public_source_url()),
         incidents: p
             .incidents
             .iter()

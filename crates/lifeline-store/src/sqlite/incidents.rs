@@ -201,6 +201,106 @@ fn maintenance(conn: &Connection, id: i64) -> Result<Option<ScheduledMaintenance
     .pop())
 }
 
+/// Changes an incident's fields (see [`Store::edit_incident`]).
+fn edit_incident(
+    tx: &Transaction<'_>,
+    id: i64,
+    edit: &IncidentEdit,
+    at_ms: i64,
+) -> Result<Incident> {
+    // Each field: (whether to set it, the new value).
+    let changed = tx
+        .prepare_cached(
+            "UPDATE incidents SET
+                 name = CASE WHEN ?2 THEN ?3 ELSE name END,
+                 impact = CASE WHEN ?4 THEN ?5 ELSE impact END,
+                 cause = CASE WHEN ?6 THEN ?7 ELSE cause END,
+                 draft = CASE WHEN ?8 THEN ?9 ELSE draft END,
+                 expected_resolved_at =
+                     CASE WHEN ?10 THEN ?11 ELSE expected_resolved_at END,
+                 updated_at = ?12
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            id,
+            edit.name.is_some(),
+            edit.name,
+            edit.impact.is_some(),
+            edit.impact.map(|i| i.as_str()),
+            edit.cause.is_some(),
+            edit.cause.clone().flatten(),
+            edit.draft.is_some(),
+            edit.draft,
+            edit.expected_resolved_at.is_some(),
+            edit.expected_resolved_at.flatten(),
+            at_ms,
+        ])?;
+    if changed == 0 {
+        return Err(StoreError::NotFound {
+            what: "incident",
+            id,
+        });
+    }
+    if let Some(components) = &edit.components {
+        tx.prepare_cached("DELETE FROM incident_components WHERE incident_id = ?1")?
+            .execute([id])?;
+        link_components(tx, "incident_components", "incident_id", id, components)?;
+    }
+    incident_only(tx, id)?.ok_or(StoreError::NotFound {
+        what: "incident",
+        id,
+    })
+}
+
+/// Posts an update and moves the incident to its status (see
+/// [`Store::add_update`]).
+fn update_incident(
+    tx: &Transaction<'_>,
+    incident_id: i64,
+    status: IncidentStatus,
+    body: &str,
+    at_ms: i64,
+) -> Result<IncidentUpdate> {
+    // Open statuses clear resolved_at (a reopened incident); resolved and
+    // postmortem keep the first resolution time.
+    let changed = tx
+        .prepare_cached(
+            "UPDATE incidents SET status = ?2, updated_at = ?3,
+                 resolved_at = CASE WHEN ?4 THEN NULL ELSE COALESCE(resolved_at, ?3) END
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            incident_id,
+            status.as_str(),
+            at_ms,
+            status.is_open()
+        ])?;
+    if changed == 0 {
+        return Err(StoreError::NotFound {
+            what: "incident",
+            id: incident_id,
+        });
+    }
+    insert_update(tx, incident_id, status, body, at_ms)
+}
+
+/// Whether a write decided at `at_ms` may still go in: the incident is open
+/// and nothing changed it later ([`Store::add_update_if_current`]).
+fn is_current(tx: &Transaction<'_>, id: i64, at_ms: i64) -> Result<bool> {
+    let row: Option<(String, i64)> = tx
+        .prepare_cached("SELECT status, updated_at FROM incidents WHERE id = ?1")?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let Some((status, updated_at)) = row else {
+        return Err(StoreError::NotFound {
+            what: "incident",
+            id,
+        });
+    };
+    let status: IncidentStatus = parse(&status)?;
+    Ok(status.is_open() && updated_at <= at_ms)
+}
+
 impl Store for SqliteStore {
     fn create_incident(&self, new: &NewIncident) -> Result<IncidentWithUpdates> {
         self.write(|tx| {
@@ -243,75 +343,39 @@ impl Store for SqliteStore {
         body: &str,
         at_ms: i64,
     ) -> Result<IncidentUpdate> {
+        self.write(|tx| update_incident(tx, incident_id, status, body, at_ms))
+    }
+
+    fn add_update_if_current(
+        &self,
+        incident_id: i64,
+        status: IncidentStatus,
+        body: &str,
+        at_ms: i64,
+    ) -> Result<Option<IncidentUpdate>> {
         self.write(|tx| {
-            // Open statuses clear resolved_at (a reopened incident);
-            // resolved and postmortem keep the first resolution time.
-            let changed = tx
-                .prepare_cached(
-                    "UPDATE incidents SET status = ?2, updated_at = ?3,
-                         resolved_at = CASE WHEN ?4 THEN NULL ELSE COALESCE(resolved_at, ?3) END
-                     WHERE id = ?1",
-                )?
-                .execute(params![
-                    incident_id,
-                    status.as_str(),
-                    at_ms,
-                    status.is_open()
-                ])?;
-            if changed == 0 {
-                return Err(StoreError::NotFound {
-                    what: "incident",
-                    id: incident_id,
-                });
+            if !is_current(tx, incident_id, at_ms)? {
+                return Ok(None);
             }
-            insert_update(tx, incident_id, status, body, at_ms)
+            update_incident(tx, incident_id, status, body, at_ms).map(Some)
         })
     }
 
     fn edit_incident(&self, id: i64, edit: &IncidentEdit, at_ms: i64) -> Result<Incident> {
+        self.write(|tx| edit_incident(tx, id, edit, at_ms))
+    }
+
+    fn edit_incident_if_current(
+        &self,
+        id: i64,
+        edit: &IncidentEdit,
+        at_ms: i64,
+    ) -> Result<Option<Incident>> {
         self.write(|tx| {
-            // Each field: (whether to set it, the new value).
-            let changed = tx
-                .prepare_cached(
-                    "UPDATE incidents SET
-                         name = CASE WHEN ?2 THEN ?3 ELSE name END,
-                         impact = CASE WHEN ?4 THEN ?5 ELSE impact END,
-                         cause = CASE WHEN ?6 THEN ?7 ELSE cause END,
-                         draft = CASE WHEN ?8 THEN ?9 ELSE draft END,
-                         expected_resolved_at =
-                             CASE WHEN ?10 THEN ?11 ELSE expected_resolved_at END,
-                         updated_at = ?12
-                     WHERE id = ?1",
-                )?
-                .execute(params![
-                    id,
-                    edit.name.is_some(),
-                    edit.name,
-                    edit.impact.is_some(),
-                    edit.impact.map(|i| i.as_str()),
-                    edit.cause.is_some(),
-                    edit.cause.clone().flatten(),
-                    edit.draft.is_some(),
-                    edit.draft,
-                    edit.expected_resolved_at.is_some(),
-                    edit.expected_resolved_at.flatten(),
-                    at_ms,
-                ])?;
-            if changed == 0 {
-                return Err(StoreError::NotFound {
-                    what: "incident",
-                    id,
-                });
+            if !is_current(tx, id, at_ms)? {
+                return Ok(None);
             }
-            if let Some(components) = &edit.components {
-                tx.prepare_cached("DELETE FROM incident_components WHERE incident_id = ?1")?
-                    .execute([id])?;
-                link_components(tx, "incident_components", "incident_id", id, components)?;
-            }
-            incident_only(tx, id)?.ok_or(StoreError::NotFound {
-                what: "incident",
-                id,
-            })
+            edit_incident(tx, id, edit, at_ms).map(Some)
         })
     }
 

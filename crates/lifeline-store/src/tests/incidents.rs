@@ -185,3 +185,65 @@ fn a_component_keeps_its_first_sighting_across_restarts() {
         ]
     );
 }
+
+#[test]
+fn a_late_automatic_write_yields_to_a_later_or_final_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("s.db")).unwrap();
+    let id = store
+        .create_incident(&new_incident("errors", 1_000))
+        .unwrap()
+        .incident
+        .id;
+    // Current: written.
+    let u = store
+        .add_update_if_current(id, IncidentStatus::Identified, "found it", 2_000)
+        .unwrap();
+    assert!(u.is_some());
+    // Someone changed it at 4 000: a write decided at 3 000 is dropped.
+    store
+        .add_update(id, IncidentStatus::Monitoring, "an operator", 4_000)
+        .unwrap();
+    let late = store
+        .add_update_if_current(id, IncidentStatus::Identified, "stale", 3_000)
+        .unwrap();
+    assert!(late.is_none());
+    let edit = IncidentEdit {
+        impact: Some(Impact::Critical),
+        ..IncidentEdit::default()
+    };
+    assert!(store
+        .edit_incident_if_current(id, &edit, 3_000)
+        .unwrap()
+        .is_none());
+    // Resolved: nothing reopens it, however late the write is stamped.
+    store
+        .add_update(id, IncidentStatus::Resolved, "fixed", 5_000)
+        .unwrap();
+    assert!(store
+        .add_update_if_current(id, IncidentStatus::Identified, "again", 9_000)
+        .unwrap()
+        .is_none());
+    assert!(store
+        .edit_incident_if_current(id, &edit, 9_000)
+        .unwrap()
+        .is_none());
+    let now = store.incident(id).unwrap().unwrap();
+    assert_eq!(now.incident.status, IncidentStatus::Resolved);
+    assert_eq!(now.incident.resolved_at, Some(5_000));
+    assert_eq!(now.incident.updated_at, 5_000);
+    assert_eq!(now.incident_updates.len(), 4);
+    assert_ne!(now.incident.impact, Impact::Critical);
+    // Still open and current: edits go in.
+    let id2 = store
+        .create_incident(&new_incident("other", 1_000))
+        .unwrap()
+        .incident
+        .id;
+    let edited = store.edit_incident_if_current(id2, &edit, 1_000).unwrap();
+    assert_eq!(edited.unwrap().impact, Impact::Critical);
+    assert!(matches!(
+        store.add_update_if_current(999, IncidentStatus::Identified, "x", 1),
+        Err(StoreError::NotFound { .. })
+    ));
+}

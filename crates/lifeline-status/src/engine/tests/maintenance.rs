@@ -152,3 +152,48 @@ fn a_window_missed_while_down_is_caught_up_and_the_gateway_drains_nothing() {
     assert_eq!(h.window(long.id).updated_at, at);
     assert_eq!(h.writer.pending(), 0);
 }
+
+#[test]
+fn the_nearest_window_starts_even_with_many_later_ones() {
+    let mut h = H::new(without_burn_alerts());
+    let from = T0 + 5 * MIN;
+    let until = T0 + 10 * MIN;
+    let near = schedule(&h, from, until, &["chat-m1"]);
+    // A year of weekly windows after it: more than the 50 the page lists.
+    let week = 7 * 86_400_000;
+    for k in 1..=60 {
+        schedule(&h, from + k * week, until + k * week, &["chat-m1"]);
+    }
+    h.flush();
+    h.tick_at(from + MIN, Vec::new(), deps());
+    assert_eq!(
+        h.drain,
+        BTreeSet::from(["p1/m1".to_string(), "p2/m1".to_string()])
+    );
+    assert_eq!(h.status("chat-m1"), ComponentStatus::UnderMaintenance);
+    assert_eq!(h.window(near.id).status, MaintenanceStatus::InProgress);
+    assert!(h
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::MaintenanceStarted(m) if m.id == near.id)));
+    // The page (and so upcoming.json and active.json) lists every window
+    // not yet completed.
+    let page = h.page();
+    let active: Vec<i64> = page
+        .maintenances
+        .iter()
+        .filter(|m| m.status == MaintenanceStatus::InProgress)
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(active, [near.id]);
+    let upcoming = page
+        .maintenances
+        .iter()
+        .filter(|m| m.status == MaintenanceStatus::Scheduled)
+        .count();
+    assert_eq!(upcoming, 60);
+    // It ends on time.
+    h.tick_at(until, Vec::new(), deps());
+    assert_eq!(h.window(near.id).status, MaintenanceStatus::Completed);
+    assert!(h.drain.is_empty());
+}

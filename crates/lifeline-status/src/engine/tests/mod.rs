@@ -69,6 +69,23 @@ impl Store for FlakyStore {
     ) -> lifeline_store::Result<Incident> {
         self.w().edit_incident(id, edit, at)
     }
+    fn add_update_if_current(
+        &self,
+        id: i64,
+        status: IncidentStatus,
+        body: &str,
+        at: i64,
+    ) -> lifeline_store::Result<Option<IncidentUpdate>> {
+        self.w().add_update_if_current(id, status, body, at)
+    }
+    fn edit_incident_if_current(
+        &self,
+        id: i64,
+        edit: &IncidentEdit,
+        at: i64,
+    ) -> lifeline_store::Result<Option<Incident>> {
+        self.w().edit_incident_if_current(id, edit, at)
+    }
     fn incident(&self, id: i64) -> lifeline_store::Result<Option<IncidentWithUpdates>> {
         self.inner.incident(id)
     }
@@ -236,6 +253,35 @@ impl H {
             dir,
         };
         h.flush();
+        h
+    }
+
+    /// Stops this engine and starts a new one on the same store at `now`,
+    /// as the driver does: `Engine::new`, then every stored component's
+    /// history (days of the last 91 days, minutes of the last 3), then a
+    /// first tick without traffic and its flush.
+    pub fn restart(self, settings: Settings, now: i64) -> H {
+        let H { store, dir, .. } = self;
+        let FlakyStore { inner, .. } = store;
+        let mut h = H::with_store(settings.clone(), inner, dir);
+        h.now = now;
+        h.events.clear();
+        h.writer = Writer::new();
+        h.engine = Engine::new(settings, now);
+        for id in h.store.inner.sli_components().unwrap() {
+            let days = h
+                .store
+                .inner
+                .days(&id, now - 91 * 86_400_000, now + 86_400_000)
+                .unwrap();
+            let minutes = h
+                .store
+                .inner
+                .minutes(&id, now - 3 * 86_400_000, now + 86_400_000)
+                .unwrap();
+            h.engine.load_history(&id, &days, &minutes);
+        }
+        h.tick_at(now, Vec::new(), Vec::new());
         h
     }
 

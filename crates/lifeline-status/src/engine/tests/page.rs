@@ -4,6 +4,7 @@
 use super::*;
 use crate::engine::settings::DAY_MS;
 use crate::eta::{Basis, Eta, Pool, Source};
+use crate::page::Component;
 
 #[test]
 fn the_default_layout_grows_with_the_families_in_use() {
@@ -12,7 +13,7 @@ fn the_default_layout_grows_with_the_families_in_use() {
     let ids: Vec<&str> = page.components.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["gateway", "chat-m1", "chat-m2"]);
     assert_eq!(page.groups.len(), 1);
-    assert_eq!(page.groups[0].id, "chat-completions");
+    assert_eq!(page.groups[0].id, "group-chat-completions");
     assert_eq!(page.groups[0].name, "Chat Completions");
     assert_eq!(page.groups[0].components, ["chat-m1", "chat-m2"]);
     assert_eq!(page.name, "Acme status");
@@ -33,7 +34,7 @@ fn the_default_layout_grows_with_the_families_in_use() {
     assert_eq!(ids, ["gateway", "chat-m1", "chat-m2", "embeddings-m2"]);
     assert_eq!(page.groups[1].name, "Embeddings");
     let e = page.component("embeddings-m2").unwrap();
-    assert_eq!(e.group_id.as_deref(), Some("embeddings"));
+    assert_eq!(e.group_id.as_deref(), Some("group-embeddings"));
     // Its first minute counted for it and for the gateway, not for chat.
     assert_eq!(e.uptime.last().unwrap().requests, 5);
     assert_eq!(
@@ -67,7 +68,7 @@ fn the_default_layout_grows_with_the_families_in_use() {
     );
     let page = h.page();
     let images = page.component("images-m1").unwrap();
-    assert_eq!(images.group_id.as_deref(), Some("images"));
+    assert_eq!(images.group_id.as_deref(), Some("group-images"));
     assert_eq!(images.uptime.last().unwrap().requests, 2);
     assert_eq!(images.created_at, T0 - 60 * MIN);
 }
@@ -110,7 +111,8 @@ fn configured_components_and_the_providers_group() {
     let ids: Vec<&str> = page.components.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["api", "fast", "provider-p1", "provider-p2"]);
     assert_eq!(page.groups[0].name, "Models");
-    assert_eq!(page.groups[1].id, "upstream-providers");
+    assert_eq!(page.groups[0].id, "group-models");
+    assert_eq!(page.groups[1].id, "group-upstream-providers");
     let fast = page.component("fast").unwrap();
     assert_eq!(fast.slo.as_ref().unwrap().availability_target, 0.99);
     assert_eq!(fast.status, ComponentStatus::Operational);
@@ -317,7 +319,10 @@ fn the_eta_of_an_open_incident_is_the_conditional_median() {
 
 #[test]
 fn the_page_changes_only_when_something_changes() {
-    let mut h = H::new(settings());
+    let mut h = H::new(Settings {
+        show_providers: true,
+        ..settings()
+    });
     h.minute(100, 100, healthy());
     let first = h.engine.build_page(h.now);
     let again = h.engine.build_page(h.now + 10_000);
@@ -345,4 +350,174 @@ fn the_page_changes_only_when_something_changes() {
     let built = h.engine.build_page(h.now);
     assert!(built.changed);
     assert_eq!(built.page.providers, [report]);
+}
+
+#[test]
+fn providers_reports_only_with_show_providers_and_without_secrets() {
+    let report = ProviderReport {
+        provider: "p1".into(),
+        source_url: "https://user:pw@status.p1.example/api/v2/summary.json?api_key=s3cret#top"
+            .into(),
+        indicator: Some("minor".into()),
+        description: Some("Partially Degraded Service".into()),
+        incidents: Vec::new(),
+        fetched_at: Some(T0),
+    };
+    let page = |show_providers: bool| {
+        let mut h = H::new(Settings {
+            show_providers,
+            ..settings()
+        });
+        h.engine.tick(TickInput {
+            now_ms: h.now,
+            providers: Some(vec![report.clone()]),
+            ..TickInput::default()
+        });
+        h.page()
+    };
+    assert!(page(false).providers.is_empty());
+    let mut shown = page(true);
+    assert_eq!(
+        shown.providers[0].source_url,
+        "https://status.p1.example/api/v2/summary.json"
+    );
+    // The HTML strips them too, whatever page it is given.
+    shown.providers[0].source_url = report.source_url.clone();
+    let html = crate::render::html::status_page(
+        &shown,
+        crate::render::Lang::En,
+        crate::render::html::LinkMode::Live,
+        &crate::render::markdown::Bodies::new(&shown),
+    )
+    .unwrap();
+    assert!(html.contains("https://status.p1.example/api/v2/summary.json"));
+    assert!(
+        !html.contains("s3cret") && !html.contains("user:pw"),
+        "{html}"
+    );
+}
+
+fn component(id: &str, name: &str, group: Option<&str>) -> ComponentConfig {
+    ComponentConfig {
+        id: id.into(),
+        name: name.into(),
+        description: None,
+        group: group.map(Into::into),
+        models: vec!["m1".into()],
+        endpoints: Vec::new(),
+        slo: SloOverrides::default(),
+    }
+}
+
+/// The `id`s of `components.json`.
+fn json_ids(page: &Page) -> Vec<String> {
+    let docs = crate::render::json::documents(page).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&docs.bodies[2]).unwrap();
+    v["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn assert_unique(ids: &[String]) {
+    let set: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(set.len(), ids.len(), "{ids:?}");
+    assert!(ids.iter().all(|id| !id.is_empty()), "{ids:?}");
+}
+
+#[test]
+fn component_and_group_ids_are_unique_and_never_empty() {
+    // A component named like its group, groups whose names have no ASCII
+    // slug, a component id that a generated one would take.
+    let s = Settings {
+        components: Some(vec![
+            component("chat", "Chat", Some("Chat")),
+            component("a", "A", Some("模型")),
+            component("b", "B", Some("接口")),
+            component("group-chat", "Odd", None),
+            component("provider-p1", "Named like a provider", None),
+        ]),
+        show_providers: true,
+        ..settings()
+    };
+    let mut h = H::new(s);
+    h.minute(100, 100, healthy());
+    let page = h.page();
+    let ids = json_ids(&page);
+    assert_unique(&ids);
+    // The HTML's element ids too.
+    let html = crate::render::html::status_page(
+        &page,
+        crate::render::Lang::En,
+        crate::render::html::LinkMode::Live,
+        &crate::render::markdown::Bodies::new(&page),
+    )
+    .unwrap();
+    let dom: Vec<String> = html
+        .split(" id=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().to_string())
+        .collect();
+    assert_unique(&dom);
+    assert_eq!(page.groups.len(), 4, "{:?}", page.groups);
+    let group = |name: &str| page.groups.iter().find(|g| g.name == name).unwrap();
+    assert_eq!(group("Chat").components, ["chat"]);
+    assert_eq!(group("模型").components, ["a"]);
+    assert_eq!(group("接口").components, ["b"]);
+    assert!(group("模型").id.starts_with("group-") && group("模型").id.len() == 14);
+    assert_ne!(group("Chat").id, "group-chat");
+    assert_eq!(
+        page.component("chat").unwrap().group_id,
+        Some(group("Chat").id.clone())
+    );
+    // Stable: the same ids on every build.
+    let again = H::new(Settings {
+        components: Some(vec![
+            component("chat", "Chat", Some("Chat")),
+            component("a", "A", Some("模型")),
+            component("b", "B", Some("接口")),
+            component("group-chat", "Odd", None),
+            component("provider-p1", "Named like a provider", None),
+        ]),
+        show_providers: true,
+        ..settings()
+    })
+    .page();
+    assert_eq!(
+        again.groups.iter().map(|g| &g.id).collect::<Vec<_>>(),
+        page.groups[..3].iter().map(|g| &g.id).collect::<Vec<_>>()
+    );
+
+    // The default layout: models whose slugs collide, and one named like
+    // a family's group.
+    let s = Settings {
+        public_models: vec!["GPT-4o".into(), "gpt-4o".into(), "completions".into()],
+        ..settings()
+    };
+    let mut h = H::new(s);
+    let at = h.now;
+    let t = |model: &str| TrafficMinute {
+        family: Family::Chat,
+        model: model.into(),
+        minute: traffic(at, 10, 10),
+    };
+    h.tick_at(at + MIN, vec![t("GPT-4o"), t("gpt-4o")], Vec::new());
+    let page = h.page();
+    let ids = json_ids(&page);
+    assert_unique(&ids);
+    let chat: Vec<&Component> = page
+        .components
+        .iter()
+        .filter(|c| c.group_id.as_deref() == Some("group-chat-completions"))
+        .collect();
+    assert_eq!(chat.len(), 3);
+    assert_eq!(chat[0].id, "chat-gpt-4o");
+    assert!(chat[1].id.starts_with("chat-gpt-4o-"));
+    assert_eq!(chat[2].id, "chat-completions");
+    // Each model's traffic went to its own component only.
+    for c in &chat[..2] {
+        assert_eq!(c.uptime.last().unwrap().requests, 10, "{}", c.id);
+    }
 }

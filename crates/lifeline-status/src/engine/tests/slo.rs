@@ -166,3 +166,36 @@ fn budget_left_over_the_period_from_day_sums() {
     );
     assert!(slo.alerts.iter().any(|a| a.severity == "page"));
 }
+
+#[test]
+fn after_a_restart_today_keeps_counting() {
+    let mut h = H::new(without_burn_alerts());
+    for _ in 0..5 {
+        h.minute(100, 100, Vec::new());
+    }
+    // A restart the same day: today's rollup (500 good requests) comes
+    // back from the store, then 500 requests fail.
+    let now = h.now;
+    let mut h = h.restart(without_burn_alerts(), now);
+    for _ in 0..5 {
+        h.minute(100, 0, Vec::new());
+    }
+    let today = settings::day_floor(h.now);
+    let stored = h
+        .store
+        .inner
+        .days("chat-m1", today, today + DAY_MS)
+        .unwrap();
+    assert_eq!(
+        (stored[0].totals.requests, stored[0].totals.good),
+        (1000, 500)
+    );
+    let page = h.page();
+    let c = page.component("chat-m1").unwrap();
+    let bar = c.uptime.last().unwrap();
+    assert_eq!(bar.day, today);
+    assert_eq!(bar.requests, 1000, "{bar:?}");
+    assert!(close(bar.effective.unwrap(), 0.5), "{bar:?}");
+    let slo = c.slo.clone().unwrap();
+    assert!(close(slo.availability.unwrap(), 0.5), "{slo:?}");
+}
