@@ -141,16 +141,52 @@ async fn operators_open_update_resolve_and_schedule_through_the_cli() {
     assert!(!page.contains("Quiet draft"), "draft on the page");
     let (status, _, _) = s.get(&format!("/status/incidents/{draft}")).await;
     assert_eq!(status, 404, "the draft's own page is public");
-    let (status, published) = s
-        .admin_text("POST", &format!("/admin/incidents/{draft}/publish"), "")
-        .await;
-    assert_eq!(status, 200, "{published}");
+    let out = s.cli(&["incident", "publish", &draft.to_string()]).await;
+    assert!(out.contains("Published"), "{out}");
     s.poll_json("/api/v2/incidents.json", wait, |v| {
         by_name(v, "incidents", "Quiet draft").is_some()
     })
     .await;
     s.poll_text("/status", wait, |b| b.contains("Quiet draft"))
         .await;
+
+    // The operator's restoration estimate wins, and can be given back.
+    s.cli(&["incident", "eta", &draft.to_string(), "--minutes", "45"])
+        .await;
+    let page = format!("/status/incidents/{draft}");
+    // 45 minutes from when it was set, rounded to the minute when the page
+    // was rendered: 45, or 44 on a slow machine.
+    s.poll_text(&page, wait, |b| {
+        b.contains("The operator expects this to be resolved within 45 minutes")
+            || b.contains("The operator expects this to be resolved within 44 minutes")
+    })
+    .await;
+    s.cli(&["incident", "eta", &draft.to_string(), "--clear"])
+        .await;
+    s.poll_text(&page, wait, |b| !b.contains("The operator expects"))
+        .await;
+
+    // Webhook subscribers: the secret once, never in the list.
+    let out = s
+        .cli(&[
+            "webhook",
+            "add",
+            "--url",
+            "https://hooks.example.com/status",
+            "--format",
+            "slack",
+        ])
+        .await;
+    let secret = out.lines().last().unwrap_or_default().trim().to_string();
+    assert_eq!(secret.len(), 64, "{out}");
+    let list = s.cli(&["webhook", "list"]).await;
+    assert!(list.contains("https://hooks.example.com/status"), "{list}");
+    assert!(!list.contains(&secret), "{list}");
+    let log = s.cli(&["webhook", "deliveries", "1"]).await;
+    assert!(log.contains("EVENT"), "{log}");
+    s.cli(&["webhook", "remove", "1"]).await;
+    let list = s.cli(&["webhook", "list"]).await;
+    assert!(!list.contains("hooks.example.com"), "{list}");
 
     // Maintenance: scheduled in an hour, upcoming; cancelled, gone.
     let out = s
