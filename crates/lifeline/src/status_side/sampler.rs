@@ -32,6 +32,8 @@ pub struct Sampler {
     /// Start of the minute in progress (unix ms on the status clock).
     open_at: Option<i64>,
     open: HashMap<(&'static str, String), Minute>,
+    /// (family, model) pairs that have had requests since start.
+    used: std::collections::HashSet<(&'static str, String)>,
 }
 
 /// `now - before`, counting a counter that went backwards (a model removed
@@ -98,9 +100,11 @@ impl Sampler {
             Some(_) => {}
             None => self.open_at = Some(minute),
         }
-        // Probes are per deployment; they count for the chat family of
-        // every public model the deployment serves (an idle component is
-        // judged by them).
+        // Probes are per deployment; they count for every public model the
+        // deployment serves, on the chat family and on every family that
+        // model has had traffic on since start (an idle component is judged
+        // by them; a family never used gets none, so it does not appear in
+        // the default layout on probes alone).
         let mut probes: HashMap<&str, (u64, u64)> = HashMap::new();
         let mut deployments = HashMap::with_capacity(totals.deployments.len());
         for d in &totals.deployments {
@@ -151,7 +155,10 @@ impl Sampler {
                 add.latency[i] = diff(c.latency[i], before.latency[i]);
                 add.ttft[i] = diff(c.ttft[i], before.ttft[i]);
             }
-            if t.family == "chat" {
+            if c.requests > 0 {
+                self.used.insert(key.clone());
+            }
+            if t.family == "chat" || self.used.contains(&key) {
                 if let Some((ok, failed)) = probes.get(t.model.as_str()) {
                     add.probes_ok = *ok;
                     add.probes_failed = *failed;
@@ -238,6 +245,37 @@ mod tests {
         let (closed, _) = s.sample(&t2, 60_000);
         let m = &closed[0].minute;
         assert_eq!((m.requests, m.upstream_attempts, m.upstream_ok), (1, 2, 1));
+    }
+
+    #[test]
+    fn probes_count_for_chat_and_for_the_families_in_use() {
+        let mut s = Sampler::default();
+        let mut t = totals(0, 0, 2);
+        t.models.push(ModelTotals {
+            family: "embeddings",
+            model: "m".into(),
+            counts: SliCounts::default(),
+        });
+        t.models.push(ModelTotals {
+            family: "images",
+            model: "m".into(),
+            counts: SliCounts {
+                requests: 1,
+                good: 1,
+                ..SliCounts::default()
+            },
+        });
+        s.sample(&t, 1_000);
+        let (closed, _) = s.sample(&t, 60_000);
+        let probes = |f: &str| {
+            closed
+                .iter()
+                .find(|m| m.family.as_str() == f)
+                .map(|m| m.minute.probes_failed)
+        };
+        assert_eq!(probes("chat"), Some(2));
+        assert_eq!(probes("images"), Some(2));
+        assert_eq!(probes("embeddings"), None, "never used: no minute at all");
     }
 
     #[test]
