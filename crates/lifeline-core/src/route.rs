@@ -17,7 +17,7 @@
 //! nothing.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -61,7 +61,10 @@ pub struct Deployment {
     /// Attempts not yet answered (a subset of `in_flight`): what tells a
     /// frozen deployment from one busy with long streams.
     awaiting: AtomicU32,
-    drained: AtomicBool,
+    /// Who drained it: [`DRAIN_OPERATOR`] and/or [`DRAIN_MAINTENANCE`]
+    /// bits; drained while any is set. Two owners, so that a maintenance
+    /// window ending never gives back an operator's own drain.
+    drained: AtomicU8,
     /// Rebuilt or removed by a reload: publishes no more events or gauges
     /// (set under the health lock).
     retired: AtomicBool,
@@ -102,6 +105,11 @@ impl std::fmt::Debug for Deployment {
     }
 }
 
+/// The operator's drain bit (admin API, `lifeline status`).
+const DRAIN_OPERATOR: u8 = 1;
+/// The maintenance drain bit (the status side's windows).
+const DRAIN_MAINTENANCE: u8 = 2;
+
 /// A point-in-time view of a deployment, for the admin API and `lifeline status`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeploymentSnapshot {
@@ -113,8 +121,10 @@ pub struct DeploymentSnapshot {
     pub model: String,
     /// Breaker state.
     pub breaker: BreakerState,
-    /// Drained by an operator.
+    /// Takes no new attempts (drained by an operator, or for maintenance).
     pub drained: bool,
+    /// Drained for a maintenance window (by the status side).
+    pub maintenance: bool,
     /// Attempts in flight.
     pub in_flight: u32,
     /// Peak-EWMA latency in milliseconds; `None` until the first answer.
@@ -238,7 +248,7 @@ impl Deployment {
             model_json,
             in_flight: AtomicU32::new(0),
             awaiting: AtomicU32::new(0),
-            drained: AtomicBool::new(false),
+            drained: AtomicU8::new(0),
             retired: AtomicBool::new(false),
             since_ms: AtomicU64::new(unix_ms(SystemTime::now())),
             probe: Mutex::new(None),
@@ -527,28 +537,46 @@ impl Deployment {
         tracing::warn!(message = "Breaker changed state.", deployment = %self.id, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason);
     }
 
-    /// Stops new attempts (in-flight ones finish), or resumes them; a change
-    /// is published as a health event.
+    /// An operator stops new attempts (in-flight ones finish), or resumes
+    /// them; a change of the deployment's drain is published as a health
+    /// event. A maintenance drain ([`Self::set_maintenance`]) is separate:
+    /// the deployment takes traffic only when neither holds it.
     pub fn set_drained(&self, drained: bool) {
-        {
-            // Under the health lock: drains and breaker transitions of one
-            // deployment are published in the order they happened.
-            let _rec = self.record_lock();
-            if self.drained.swap(drained, Ordering::Relaxed) != drained && !self.is_retired() {
-                self.since_ms
-                    .store(unix_ms(SystemTime::now()), Ordering::Relaxed);
-                self.events
-                    .publish(self.id.clone(), Change::Drain { drained });
-            }
-        }
+        self.set_drain_bit(DRAIN_OPERATOR, drained);
         tracing::info!(message = if drained { "Deployment drained." } else { "Deployment undrained." }, deployment = %self.id);
+    }
+
+    /// The status side drains the deployment for a maintenance window, or
+    /// gives it back when the window ends; an operator's drain stays.
+    pub fn set_maintenance(&self, on: bool) {
+        self.set_drain_bit(DRAIN_MAINTENANCE, on);
+    }
+
+    fn set_drain_bit(&self, bit: u8, on: bool) {
+        // Under the health lock: drains and breaker transitions of one
+        // deployment are published in the order they happened.
+        let _rec = self.record_lock();
+        let before = if on {
+            self.drained.fetch_or(bit, Ordering::Relaxed)
+        } else {
+            self.drained.fetch_and(!bit, Ordering::Relaxed)
+        };
+        let after = if on { before | bit } else { before & !bit };
+        let (was, is) = (before != 0, after != 0);
+        if was != is && !self.is_retired() {
+            self.since_ms
+                .store(unix_ms(SystemTime::now()), Ordering::Relaxed);
+            self.events
+                .publish(self.id.clone(), Change::Drain { drained: is });
+        }
     }
 
     /// Takes the drain of `previous`, the deployment a reload replaces with
     /// this one, without an event: the reload announces the deployment
     /// whole, after this.
     pub fn keep_drain_of(&self, previous: &Deployment) {
-        self.drained.store(previous.is_drained(), Ordering::Relaxed);
+        self.drained
+            .store(previous.drained.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 
     /// Marks a deployment a reload rebuilt or removed (called once the new
@@ -575,9 +603,15 @@ impl Deployment {
         }
     }
 
-    /// Whether an operator drained it.
+    /// Whether it takes no new attempts (an operator's or a maintenance
+    /// drain).
     pub fn is_drained(&self) -> bool {
-        self.drained.load(Ordering::Relaxed)
+        self.drained.load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether a maintenance window drains it.
+    pub fn in_maintenance(&self) -> bool {
+        self.drained.load(Ordering::Relaxed) & DRAIN_MAINTENANCE != 0
     }
 
     /// The deployment's health as a status page shows it.
@@ -606,6 +640,7 @@ impl Deployment {
             model: self.model.clone(),
             breaker: rec.state(),
             drained: self.is_drained(),
+            maintenance: self.in_maintenance(),
             in_flight: self.in_flight(),
             latency_ms: rec
                 .latency_measured()

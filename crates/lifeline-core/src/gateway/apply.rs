@@ -368,6 +368,39 @@ mod tests {
         gw.close().await;
     }
 
+    /// An operator's drain and a maintenance drain are held separately: the
+    /// deployment takes traffic only when neither holds it, a window's end
+    /// never gives back the operator's drain, and events announce only
+    /// changes of the deployment's drain as a whole.
+    #[tokio::test]
+    async fn operator_and_maintenance_drains_are_separate() {
+        let gw = Gateway::start(one_deployment()).await.unwrap();
+        let mut feed = gw.subscribe();
+        assert!(matches!(feed.next().await, Some(FeedItem::Snapshot(_))));
+        let d = gw.set_maintenance("p/x", true).await.unwrap();
+        assert!(d.is_drained() && d.in_maintenance());
+        let e = next_event(&mut feed).await.unwrap();
+        assert_eq!(e.change, Change::Drain { drained: true });
+        gw.set_drained("p/x", true).await.unwrap();
+        assert!(
+            next_event(&mut feed).await.is_none(),
+            "no change as a whole"
+        );
+        gw.set_maintenance("p/x", false).await.unwrap();
+        assert!(
+            d.is_drained(),
+            "the window's end gave back the operator's drain"
+        );
+        assert!(!d.in_maintenance());
+        assert!(next_event(&mut feed).await.is_none());
+        gw.set_drained("p/x", false).await.unwrap();
+        assert!(!d.is_drained());
+        let e = next_event(&mut feed).await.unwrap();
+        assert_eq!(e.change, Change::Drain { drained: false });
+        assert!(gw.set_maintenance("nope", true).await.is_none());
+        gw.close().await;
+    }
+
     /// A drain of the replaced deployment that lands after the reload built
     /// its replacement (and copied the drain) is carried over once the new
     /// state serves, and announced with it; the retired deployment then

@@ -194,6 +194,17 @@ impl Gateway {
         Some(d)
     }
 
+    /// Drains a deployment for a maintenance window, or gives it back
+    /// (`on = false`); an operator's own drain is separate and stays.
+    /// `None` if there is no such deployment. Waits for a reload in
+    /// progress, as [`Self::set_drained`] does.
+    pub async fn set_maintenance(&self, id: &str, on: bool) -> Option<Arc<Deployment>> {
+        let _no_reload = self.inner.reload_lock.lock().await;
+        let d = self.deployment(id)?;
+        d.set_maintenance(on);
+        Some(d)
+    }
+
     /// The status side's SLI counters, cumulative: per public model of the
     /// running config and endpoint family (all four families of every
     /// model, in config order), and per deployment in use. A model or

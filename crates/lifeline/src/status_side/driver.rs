@@ -192,7 +192,7 @@ impl Driver {
         events.extend(self.flush().await);
         self.notify(events).await;
         for id in std::mem::take(&mut self.drained_by_us) {
-            self.gw.set_drained(&id, false).await;
+            self.gw.set_maintenance(&id, false).await;
         }
     }
 
@@ -317,29 +317,25 @@ impl Driver {
         }
     }
 
-    /// Drains what maintenance asks for and undrains what it no longer
-    /// does. A deployment already drained when its window starts (by an
-    /// operator) is left alone, and stays drained after the window; one a
-    /// reload re-created undrained during its window is drained again.
+    /// Drains what maintenance asks for and gives back what it no longer
+    /// does, with the gateway's maintenance drain, which is separate from an
+    /// operator's: a deployment an operator drained stays drained after the
+    /// window, whenever they drained it. One a reload re-created during its
+    /// window is drained again.
     async fn drain(&mut self, wanted: &BTreeSet<String>) {
         for id in wanted {
-            let drained = self
+            let held = self
                 .gw
                 .live()
                 .deployments
                 .iter()
                 .find(|d| &*d.id == id.as_str())
-                .map(|d| d.status().drained);
-            match drained {
-                // Ours and still drained, or the operator's: nothing to do.
-                Some(true) | None => {}
-                Some(false) => {
-                    if self.gw.set_drained(id, true).await.is_some()
-                        && self.drained_by_us.insert(id.clone())
-                    {
-                        tracing::info!(message = "Drained for maintenance.", deployment = %id);
-                    }
-                }
+                .map(|d| d.in_maintenance());
+            if held == Some(false)
+                && self.gw.set_maintenance(id, true).await.is_some()
+                && self.drained_by_us.insert(id.clone())
+            {
+                tracing::info!(message = "Drained for maintenance.", deployment = %id);
             }
         }
         let done: Vec<String> = self
@@ -349,7 +345,7 @@ impl Driver {
             .cloned()
             .collect();
         for id in done {
-            self.gw.set_drained(&id, false).await;
+            self.gw.set_maintenance(&id, false).await;
             tracing::info!(message = "Maintenance over: taking traffic again.", deployment = %id);
             self.drained_by_us.remove(&id);
         }

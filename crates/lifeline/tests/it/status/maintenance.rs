@@ -86,7 +86,14 @@ async fn maintenance_drains_and_gives_back_on_time() {
     assert_eq!(listed["name"], "Provider migration", "{active}");
     assert_eq!(listed["components"][0]["id"], "chat-m", "{active}");
 
-    // After it: given back, completed, operational; p2 stays drained.
+    // An operator also drains p1 during the window: that drain is theirs
+    // and outlives the window.
+    let (status, body) = serve
+        .admin("POST", "/admin/deployments/p1/up-1/drain", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // After it: given back, completed, operational; p1 and p2 stay drained.
     let after = eventually(Duration::from_secs(30), || async {
         let drained = serve.drained().await;
         let components = serve.json("/api/v2/components.json").await;
@@ -99,7 +106,9 @@ async fn maintenance_drains_and_gives_back_on_time() {
             .unwrap()
             .iter()
             .any(|s| s["id"].as_str() == Some(wid.as_str()) && s["status"] == "completed");
-        let back = drained.iter().all(|(id, d)| *d == (id == "p2/up-2"));
+        let back = drained
+            .iter()
+            .all(|(id, d)| *d == (id == "p2/up-2" || id == "p1/up-1"));
         (back
             && completed
             && active["scheduled_maintenances"]
@@ -134,8 +143,10 @@ async fn maintenance_drains_and_gives_back_on_time() {
             .drained()
             .await
             .iter()
-            .any(|(id, d)| id == "p2/up-2" && *d),
-        "the operator's drain was undone"
+            .filter(|(id, d)| (id == "p2/up-2" || id == "p1/up-1") && *d)
+            .count()
+            == 2,
+        "the operator's drains were undone"
     );
     serve.stop().await;
 }
