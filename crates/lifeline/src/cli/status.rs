@@ -34,7 +34,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_default()
     {
         let mut notes = Vec::new();
-        if d["drained"].as_bool() == Some(true) {
+        if d["maintenance"].as_bool() == Some(true) {
+            notes.push("maintenance".to_string());
+        } else if d["drained"].as_bool() == Some(true) {
             notes.push("drained".to_string());
         }
         if let Some(ms) = d["open_for_ms"].as_u64() {
