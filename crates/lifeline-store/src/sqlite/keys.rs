@@ -89,9 +89,8 @@ impl KeyStore for SqliteStore {
 
     fn list_keys(&self, max: usize) -> Result<Vec<KeyInfo>> {
         let conn = self.lock()?;
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM keys ORDER BY id LIMIT ?1"
-        ))?;
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM keys ORDER BY id LIMIT ?1"))?;
         let rows = stmt.query_map([limit(max)], info_row)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
@@ -102,7 +101,8 @@ impl KeyStore for SqliteStore {
                 "UPDATE keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
             )?
             .execute(params![id, at_ms])?;
-            let mut stmt = tx.prepare_cached(&format!("SELECT {COLUMNS} FROM keys WHERE id = ?1"))?;
+            let mut stmt =
+                tx.prepare_cached(&format!("SELECT {COLUMNS} FROM keys WHERE id = ?1"))?;
             let mut rows = stmt.query_map([id], info_row)?;
             match rows.next() {
                 Some(row) => Ok(row?),

@@ -69,7 +69,10 @@ fn keys_are_created_listed_revoked_and_expire() {
     assert_eq!(ids(6_000), [a.id]);
     assert!(matches!(
         store.revoke_key(999, 1),
-        Err(StoreError::NotFound { what: "key", id: 999 })
+        Err(StoreError::NotFound {
+            what: "key",
+            id: 999
+        })
     ));
 
     // Survives a reopen.
@@ -97,10 +100,16 @@ fn the_key_itself_is_never_stored_and_bad_input_is_refused() {
 
     let mut bad = new_key("x", 8, 1);
     bad.priority = "urgent".to_owned();
-    assert!(matches!(store.create_key(&bad), Err(StoreError::Invalid(_))));
+    assert!(matches!(
+        store.create_key(&bad),
+        Err(StoreError::Invalid(_))
+    ));
     let mut bad = new_key("x", 8, 1);
     bad.models = vec!["a,b".to_owned()];
-    assert!(matches!(store.create_key(&bad), Err(StoreError::Invalid(_))));
+    assert!(matches!(
+        store.create_key(&bad),
+        Err(StoreError::Invalid(_))
+    ));
     // The same hash twice is refused.
     assert!(store.create_key(&new_key("dup", 7, 2)).is_err());
     assert_eq!(store.list_keys(10).unwrap().len(), 1);
