@@ -43,7 +43,7 @@ fn keys_are_created_listed_revoked_and_expire() {
     assert_eq!(listed[0].rpm, Some(60));
     assert_eq!(listed[0].priority, "critical");
     assert_eq!(listed[1].priority, "standard");
-    assert_eq!(store.list_keys(1).unwrap(), [a.clone()]);
+    assert_eq!(store.list_keys(1).unwrap(), std::slice::from_ref(&a));
 
     let ids = |now| -> Vec<i64> {
         store
