@@ -13,6 +13,7 @@
 //! one of them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use http::HeaderMap;
@@ -95,6 +96,8 @@ impl KeySet {
 /// A key installed at run time (from the binary's store), by hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DynamicKey {
+    /// The embedder's id for it ([`DynamicKeys::take_used`] returns it).
+    pub id: i64,
     /// Display name (for logs and metrics; never the key).
     pub name: String,
     /// SHA-256 of the key.
@@ -113,20 +116,46 @@ pub struct DynamicKey {
 /// what the client sent (and the map's random hasher), and learning how
 /// much of a SHA-256 digest matched a stored one reveals nothing about any
 /// key (finding a key for a digest is a preimage attack).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct DynamicKeys {
-    by_hash: HashMap<[u8; 32], Arc<str>>,
+    by_hash: HashMap<[u8; 32], Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    id: i64,
+    name: Arc<str>,
+    /// Set by a request that used the key; cleared by
+    /// [`DynamicKeys::take_used`].
+    used: AtomicBool,
 }
 
 impl DynamicKeys {
-    /// From the keys to install (a hash given twice keeps the last name).
+    /// From the keys to install (a hash given twice keeps the last one).
     pub fn new(keys: &[DynamicKey]) -> Self {
         Self {
             by_hash: keys
                 .iter()
-                .map(|k| (k.sha256, Arc::from(k.name.as_str())))
+                .map(|k| {
+                    let entry = Entry {
+                        id: k.id,
+                        name: Arc::from(k.name.as_str()),
+                        used: AtomicBool::new(false),
+                    };
+                    (k.sha256, entry)
+                })
                 .collect(),
         }
+    }
+
+    /// The ids of the keys used since the last call (each once), clearing
+    /// their marks: what the embedder records as "last used".
+    pub fn take_used(&self) -> Vec<i64> {
+        self.by_hash
+            .values()
+            .filter(|e| e.used.swap(false, Ordering::Relaxed))
+            .map(|e| e.id)
+            .collect()
     }
 
     /// Whether there is none.
@@ -139,8 +168,15 @@ impl DynamicKeys {
         self.by_hash.len()
     }
 
+    /// The key with this digest, marked as used. The mark is written only
+    /// when not set yet, so a busy key's requests only read the flag (no
+    /// cache-line contention between cores).
     fn get(&self, digest: &[u8; 32]) -> Option<&Arc<str>> {
-        self.by_hash.get(digest)
+        let entry = self.by_hash.get(digest)?;
+        if !entry.used.load(Ordering::Relaxed) {
+            entry.used.store(true, Ordering::Relaxed);
+        }
+        Some(&entry.name)
     }
 }
 
@@ -198,6 +234,7 @@ mod tests {
     #[test]
     fn dynamic_keys_work_beside_static_ones_and_turn_auth_on() {
         let dynamic = DynamicKeys::new(&[DynamicKey {
+            id: 7,
             name: "tenant".into(),
             sha256: Sha256::digest(b"ll-dyn").into(),
             models: vec![],
@@ -208,8 +245,13 @@ mod tests {
                 .map_err(|e| e.status.as_u16())
         };
         let good = headers("authorization", "Bearer ll-dyn");
+        assert!(dynamic.take_used().is_empty());
         // With static keys, both kinds work.
         assert_eq!(name(&set(), &good), Ok(Some("tenant".into())));
+        assert_eq!(name(&set(), &good), Ok(Some("tenant".into())));
+        // A use is reported once.
+        assert_eq!(dynamic.take_used(), [7]);
+        assert!(dynamic.take_used().is_empty());
         assert_eq!(
             name(&set(), &headers("authorization", "Bearer sk-good")),
             Ok(Some("app".into()))

@@ -342,6 +342,10 @@ pub trait KeyStore: Send + Sync {
     /// The keys that work at `now_ms`: not revoked, not expired, oldest
     /// first, with their hashes.
     fn active_keys(&self, now_ms: i64) -> Result<Vec<ActiveKey>>;
+
+    /// Records that the keys `ids` were used by `at_ms` (a later time
+    /// already recorded is kept; unknown ids are skipped).
+    fn mark_keys_used(&self, ids: &[i64], at_ms: i64) -> Result<()>;
 }
 
 /// Everything the status side stores, as one object

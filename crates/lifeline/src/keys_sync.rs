@@ -6,7 +6,8 @@
 //! them with [`Gateway::set_dynamic_keys`] when they changed; so a new key
 //! works, and a revoked or expired one stops working, within about a
 //! second. The data plane never waits on the store: it reads the installed
-//! set lock-free.
+//! set lock-free, and marks a key it accepts as used; each tick writes
+//! those marks back as the keys' `last_used_at` (to about a second).
 //!
 //! The first read happens before `serve` binds its listeners, so the first
 //! request already sees the stored keys. A store that cannot be opened or
@@ -97,11 +98,16 @@ impl State {
         let store = self.store.clone();
         let path = self.path.clone();
         let now = chrono::Utc::now().timestamp_millis();
+        // Taken before a new set may replace the one that holds the marks.
+        let used = self.gw.take_used_dynamic_keys();
         let read = tokio::task::spawn_blocking(move || {
             let store = match store {
                 Some(s) => s,
                 None => Arc::new(SqliteStore::open(&path)?),
             };
+            // "Last used", to the second; lost (like the marks) if the
+            // store fails now, and written again at the key's next use.
+            store.mark_keys_used(&used, now)?;
             let keys = store.active_keys(now)?;
             Ok::<_, lifeline_store::StoreError>((store, keys))
         })
@@ -119,6 +125,7 @@ impl State {
         let keys: Vec<DynamicKey> = keys
             .into_iter()
             .map(|k| DynamicKey {
+                id: k.info.id,
                 name: k.info.name,
                 sha256: k.sha256,
                 models: k.info.models,

@@ -158,6 +158,15 @@ impl Gateway {
             .store(Arc::new(DynamicKeys::new(keys)));
     }
 
+    /// The ids of the dynamic keys used since the last call (see
+    /// [`DynamicKeys::take_used`]). Uses recorded in a set that
+    /// [`Gateway::set_dynamic_keys`] replaced are not reported: call this
+    /// just before installing a new set (a request that checks its key in
+    /// between goes unreported, and is counted at the key's next use).
+    pub fn take_used_dynamic_keys(&self) -> Vec<i64> {
+        self.inner.dynamic_keys.load().take_used()
+    }
+
     /// How many dynamic keys are installed.
     pub fn dynamic_key_count(&self) -> usize {
         self.inner.dynamic_keys.load().len()

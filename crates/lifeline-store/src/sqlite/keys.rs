@@ -111,6 +111,22 @@ impl KeyStore for SqliteStore {
         })
     }
 
+    fn mark_keys_used(&self, ids: &[i64], at_ms: i64) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE keys SET last_used_at = MAX(COALESCE(last_used_at, ?2), ?2)
+                 WHERE id = ?1",
+            )?;
+            for id in ids {
+                stmt.execute(params![id, at_ms])?;
+            }
+            Ok(())
+        })
+    }
+
     fn active_keys(&self, now_ms: i64) -> Result<Vec<ActiveKey>> {
         let conn = self.lock()?;
         let mut stmt = conn.prepare_cached(&format!(

@@ -75,6 +75,13 @@ fn keys_are_created_listed_revoked_and_expire() {
         })
     ));
 
+    store.mark_keys_used(&[a.id, 999], 8_000).unwrap();
+    store.mark_keys_used(&[a.id], 7_500).unwrap();
+    store.mark_keys_used(&[], 9_000).unwrap();
+    let listed = store.list_keys(10).unwrap();
+    assert_eq!(listed[0].last_used_at, Some(8_000), "a later time is kept");
+    assert_eq!(listed[1].last_used_at, None);
+
     // Survives a reopen.
     drop(store);
     let store = SqliteStore::open(&path).unwrap();

@@ -157,6 +157,23 @@ async fn stored_keys_are_accepted_revoked_and_survive_a_restart() {
     }
     assert!(!list.contains(&a[7..]) && !list.contains(&b[7..]), "{list}");
 
+    // Use is recorded: tenant-b's "last used" fills in.
+    let end = Instant::now() + Duration::from_secs(10);
+    let b_used = loop {
+        let list = keys(d, &["list"]);
+        let row = list
+            .lines()
+            .find(|l| l.contains("tenant-b"))
+            .unwrap()
+            .to_owned();
+        // Created and last used are times; expires and revoked are "-".
+        if row.matches('Z').count() == 2 || Instant::now() > end {
+            break row;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(b_used.trim_end().ends_with('Z'), "last used in {b_used}");
+
     // A revoked key stops working; the other one goes on.
     let revoked = keys(d, &["revoke", &a_id.to_string()]);
     assert!(revoked.contains("Revoked key"), "{revoked}");
