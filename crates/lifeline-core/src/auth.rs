@@ -4,7 +4,16 @@
 //! running process never holds a client key in the clear. A presented key is
 //! hashed and compared with every configured digest without early exit, so
 //! the time taken does not depend on which key, or how much of one, matched.
+//!
+//! Beside the config's static keys ([`KeySet`]), the gateway holds dynamic
+//! keys ([`DynamicKeys`]) that its embedder installs at any time
+//! (`Gateway::set_dynamic_keys`; the binary loads them from its store every
+//! second). The rule: while neither set has a key, the data plane needs
+//! none; once either has one, every data-plane request needs a key from
+//! one of them.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use http::HeaderMap;
@@ -38,7 +47,17 @@ impl KeySet {
     /// Checks the request's key (`Authorization: Bearer`, or `api-key`);
     /// returns the key's name.
     pub fn check(&self, headers: &HeaderMap) -> Result<Option<Arc<str>>, ApiError> {
-        if !self.enabled() {
+        self.check_with(&DynamicKeys::default(), headers)
+    }
+
+    /// [`KeySet::check`] against these keys and `dynamic` ones: a key from
+    /// either is accepted; no key is needed only while both are empty.
+    pub fn check_with(
+        &self,
+        dynamic: &DynamicKeys,
+        headers: &HeaderMap,
+    ) -> Result<Option<Arc<str>>, ApiError> {
+        if !self.enabled() && dynamic.is_empty() {
             return Ok(None);
         }
         let presented = headers
@@ -67,9 +86,97 @@ impl KeySet {
             }
         }
         found
+            .or_else(|| dynamic.get(&digest))
             .cloned()
             .map(Some)
             .ok_or_else(|| ApiError::unauthorized("Incorrect API key provided."))
+    }
+}
+
+/// A key installed at run time (from the binary's store), by hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamicKey {
+    /// The embedder's id for it ([`DynamicKeys::take_used`] returns it).
+    pub id: i64,
+    /// Display name (for logs and metrics; never the key).
+    pub name: String,
+    /// SHA-256 of the key.
+    pub sha256: [u8; 32],
+    /// The models it may use, empty for all. Stored for the layer that
+    /// will enforce it; not enforced yet.
+    pub models: Vec<String>,
+}
+
+/// The dynamic keys, by SHA-256.
+///
+/// A map rather than the static keys' scan: there may be many (one per
+/// tenant), and a scan would cost a comparison per key on every request.
+/// Looking the presented key's digest up in a map is safe against timing
+/// attacks all the same: the lookup's time depends only on the digest of
+/// what the client sent (and the map's random hasher), and learning how
+/// much of a SHA-256 digest matched a stored one reveals nothing about any
+/// key (finding a key for a digest is a preimage attack).
+#[derive(Debug, Default)]
+pub struct DynamicKeys {
+    by_hash: HashMap<[u8; 32], Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    id: i64,
+    name: Arc<str>,
+    /// Set by a request that used the key; cleared by
+    /// [`DynamicKeys::take_used`].
+    used: AtomicBool,
+}
+
+impl DynamicKeys {
+    /// From the keys to install (a hash given twice keeps the last one).
+    pub fn new(keys: &[DynamicKey]) -> Self {
+        Self {
+            by_hash: keys
+                .iter()
+                .map(|k| {
+                    let entry = Entry {
+                        id: k.id,
+                        name: Arc::from(k.name.as_str()),
+                        used: AtomicBool::new(false),
+                    };
+                    (k.sha256, entry)
+                })
+                .collect(),
+        }
+    }
+
+    /// The ids of the keys used since the last call (each once), clearing
+    /// their marks: what the embedder records as "last used".
+    pub fn take_used(&self) -> Vec<i64> {
+        self.by_hash
+            .values()
+            .filter(|e| e.used.swap(false, Ordering::Relaxed))
+            .map(|e| e.id)
+            .collect()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    /// The key with this digest, marked as used. The mark is written only
+    /// when not set yet, so a busy key's requests only read the flag (no
+    /// cache-line contention between cores).
+    fn get(&self, digest: &[u8; 32]) -> Option<&Arc<str>> {
+        let entry = self.by_hash.get(digest)?;
+        if !entry.used.load(Ordering::Relaxed) {
+            entry.used.store(true, Ordering::Relaxed);
+        }
+        Some(&entry.name)
     }
 }
 
@@ -122,5 +229,46 @@ mod tests {
             Err(401)
         );
         assert!(KeySet::default().check(&HeaderMap::new()).is_ok());
+    }
+
+    #[test]
+    fn dynamic_keys_work_beside_static_ones_and_turn_auth_on() {
+        let dynamic = DynamicKeys::new(&[DynamicKey {
+            id: 7,
+            name: "tenant".into(),
+            sha256: Sha256::digest(b"ll-dyn").into(),
+            models: vec![],
+        }]);
+        let name = |s: &KeySet, h: &HeaderMap| {
+            s.check_with(&dynamic, h)
+                .map(|n| n.as_deref().map(str::to_owned))
+                .map_err(|e| e.status.as_u16())
+        };
+        let good = headers("authorization", "Bearer ll-dyn");
+        assert!(dynamic.take_used().is_empty());
+        // With static keys, both kinds work.
+        assert_eq!(name(&set(), &good), Ok(Some("tenant".into())));
+        assert_eq!(name(&set(), &good), Ok(Some("tenant".into())));
+        // A use is reported once.
+        assert_eq!(dynamic.take_used(), [7]);
+        assert!(dynamic.take_used().is_empty());
+        assert_eq!(
+            name(&set(), &headers("authorization", "Bearer sk-good")),
+            Ok(Some("app".into()))
+        );
+        // Without static keys, a dynamic key alone makes one required.
+        let none = KeySet::default();
+        assert_eq!(name(&none, &good), Ok(Some("tenant".into())));
+        assert_eq!(name(&none, &HeaderMap::new()), Err(401));
+        assert_eq!(
+            name(&none, &headers("authorization", "Bearer ll-wrong")),
+            Err(401)
+        );
+        // Neither: open, as before.
+        assert_eq!(
+            none.check_with(&DynamicKeys::default(), &HeaderMap::new())
+                .map_err(|e| e.status.as_u16()),
+            Ok(None)
+        );
     }
 }

@@ -12,7 +12,9 @@
 //! - [`UpstreamStore`]: the archive of providers' published incidents, a
 //!   basis for restoration-time estimates from the first day.
 //! - [`WebhookStore`]: webhook subscriptions and a durable delivery outbox.
-//! - [`StatusStore`]: all four, for one `Arc<dyn StatusStore>`.
+//! - [`KeyStore`]: virtual client keys (by SHA-256, never the key), which
+//!   `lifeline keys` writes and a running gateway reads every second.
+//! - [`StatusStore`]: all five, for one `Arc<dyn StatusStore>`.
 //!
 //! **Timestamps** are unix milliseconds (UTC) as `i64` everywhere: in the
 //! types, in the traits and in the database. Callers pass the time of every
@@ -23,7 +25,7 @@
 //! or on SQLite's lock for up to the busy timeout. Callers on an async runtime
 //! run them on a blocking thread (`tokio::task::spawn_blocking`). The data
 //! plane never calls the store: it serves from memory, and only the status
-//! side and the admin API write here.
+//! side, the key sync, the admin API and the CLI touch it.
 //!
 //! **Failures.** A store that is locked by another writer, read-only, out of
 //! disk space or failing I/O returns [`StoreError::Unavailable`] (nothing was
@@ -43,6 +45,7 @@
 mod macros;
 
 mod error;
+pub mod keys;
 mod migrate;
 mod model;
 pub mod sli;
@@ -63,6 +66,7 @@ pub use sqlite::{SqliteOptions, SqliteStore, DEFAULT_BUSY_TIMEOUT};
 
 use std::path::Path;
 
+use keys::{ActiveKey, KeyInfo, NewKey};
 use sli::{MinuteRecord, Pruned, SliDay, SliMinute};
 use upstream::{ArchivedIncident, UpstreamIncident};
 use webhook::{AttemptResult, Delivery, DueDelivery, NewDelivery, NewSubscription, Subscription};
@@ -318,9 +322,35 @@ pub trait WebhookStore: Send + Sync {
     fn prune_deliveries(&self, before_ms: i64) -> Result<usize>;
 }
 
+/// Virtual client keys (see [`keys`]). Nothing here returns a key: only
+/// its hash ([`KeyStore::active_keys`], for the gateway) or what an
+/// operator may see ([`KeyInfo`]).
+pub trait KeyStore: Send + Sync {
+    /// Stores a new key (its hash, never the key). [`StoreError::Invalid`]
+    /// for an unknown priority or a model name that is empty or holds a
+    /// comma; a hash already stored is refused too.
+    fn create_key(&self, new: &NewKey) -> Result<KeyInfo>;
+
+    /// Up to `limit` keys, revoked and expired ones included, oldest first.
+    fn list_keys(&self, limit: usize) -> Result<Vec<KeyInfo>>;
+
+    /// Revokes a key at `at_ms` (a key already revoked keeps its first
+    /// revocation time) and returns it. [`StoreError::NotFound`] if there
+    /// is no such key.
+    fn revoke_key(&self, id: i64, at_ms: i64) -> Result<KeyInfo>;
+
+    /// The keys that work at `now_ms`: not revoked, not expired, oldest
+    /// first, with their hashes.
+    fn active_keys(&self, now_ms: i64) -> Result<Vec<ActiveKey>>;
+
+    /// Records that the keys `ids` were used by `at_ms` (a later time
+    /// already recorded is kept; unknown ids are skipped).
+    fn mark_keys_used(&self, ids: &[i64], at_ms: i64) -> Result<()>;
+}
+
 /// Everything the status side stores, as one object
 /// (`Arc<dyn StatusStore>`); implemented by every type that implements the
-/// four traits.
-pub trait StatusStore: Store + SliStore + UpstreamStore + WebhookStore {}
+/// five traits.
+pub trait StatusStore: Store + SliStore + UpstreamStore + WebhookStore + KeyStore {}
 
-impl<T: Store + SliStore + UpstreamStore + WebhookStore> StatusStore for T {}
+impl<T: Store + SliStore + UpstreamStore + WebhookStore + KeyStore> StatusStore for T {}

@@ -185,6 +185,23 @@ pub(crate) const MIGRATIONS: &[&str] = &[
          WHERE next_attempt_at IS NOT NULL;
      CREATE INDEX webhook_deliveries_log
          ON webhook_deliveries (subscription_id, created_at DESC, id DESC);",
+    // 7: virtual client keys, by SHA-256 (never the key itself). `models`
+    // is a comma-separated list, empty for every model.
+    "CREATE TABLE keys (
+         id           INTEGER PRIMARY KEY,
+         name         TEXT    NOT NULL,
+         sha256       BLOB    NOT NULL UNIQUE CHECK (length(sha256) = 32),
+         prefix       TEXT    NOT NULL,
+         priority     TEXT    NOT NULL DEFAULT 'standard'
+                          CHECK (priority IN ('critical','standard','batch')),
+         rpm          INTEGER CHECK (rpm IS NULL OR rpm >= 0),
+         tpm          INTEGER CHECK (tpm IS NULL OR tpm >= 0),
+         models       TEXT    NOT NULL DEFAULT '',
+         expires_at   INTEGER,
+         created_at   INTEGER NOT NULL,
+         revoked_at   INTEGER,
+         last_used_at INTEGER
+     );",
 ];
 
 /// The schema version this build creates and upgrades to.

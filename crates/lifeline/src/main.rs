@@ -4,6 +4,7 @@
 //! module per subcommand under `cli/`.
 
 mod cli;
+mod keys_sync;
 mod status_side;
 
 /// mimalloc instead of the system allocator: the request path allocates small,
@@ -53,6 +54,8 @@ enum Command {
     Restore(cli::backup::RestoreArgs),
     /// Subscribe, list and remove the status page's webhooks (through the admin API).
     Webhook(cli::webhook::WebhookArgs),
+    /// Create, list and revoke virtual client keys (in the store, also while `serve` runs).
+    Keys(cli::keys::KeysArgs),
 }
 
 fn init_logging(format: LogFormat, default_level: &str) {
@@ -115,6 +118,7 @@ fn main() -> std::process::ExitCode {
             Command::Incident(a) => cli::incident::run(a).await,
             Command::Maintenance(a) => cli::maintenance::run(a).await,
             Command::Webhook(a) => cli::webhook::run(a).await,
+            Command::Keys(a) => cli::keys::run(a).await,
             Command::Backup(a) => cli::backup::backup(a).await,
             Command::Restore(a) => cli::backup::restore(a).await,
         }

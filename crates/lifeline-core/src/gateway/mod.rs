@@ -31,7 +31,7 @@ mod simulated;
 
 pub use events::{FeedItem, HealthFeed, HealthSnapshot};
 
-use crate::auth::KeySet;
+use crate::auth::{DynamicKey, DynamicKeys, KeySet};
 use crate::config::Config;
 use crate::extension::Extension;
 use crate::health::HealthBus;
@@ -92,6 +92,10 @@ struct Inner {
     reload_lock: tokio::sync::Mutex<()>,
     /// Routes the gateway does not own ([`Gateway::set_extension`]).
     extension: ArcSwapOption<Installed>,
+    /// Keys installed at run time ([`Gateway::set_dynamic_keys`]); apart
+    /// from [`Live`], so a reload keeps them and installing them does not
+    /// rebuild the routes.
+    dynamic_keys: ArcSwap<DynamicKeys>,
 }
 
 /// An installed [`Extension`] (`arc-swap` holds sized values only).
@@ -121,6 +125,7 @@ impl Gateway {
                 shutdown: CancellationToken::new(),
                 reload_lock: tokio::sync::Mutex::new(()),
                 extension: ArcSwapOption::empty(),
+                dynamic_keys: ArcSwap::from_pointee(DynamicKeys::default()),
             }),
         };
         gw.apply(config).await?;
@@ -141,6 +146,42 @@ impl Gateway {
     /// The installed extension, if any.
     pub fn extension(&self) -> Option<Arc<dyn Extension>> {
         self.inner.extension.load_full().map(|i| i.0.clone())
+    }
+
+    /// Replaces the dynamic client keys (see [`crate::auth`]): accepted
+    /// beside the config's `[[keys]]` from the next request on, and kept
+    /// across reloads. Installing an empty list while the config has no
+    /// keys opens the data plane again.
+    pub fn set_dynamic_keys(&self, keys: &[DynamicKey]) {
+        self.inner
+            .dynamic_keys
+            .store(Arc::new(DynamicKeys::new(keys)));
+    }
+
+    /// The ids of the dynamic keys used since the last call (see
+    /// [`DynamicKeys::take_used`]). Uses recorded in a set that
+    /// [`Gateway::set_dynamic_keys`] replaced are not reported: call this
+    /// just before installing a new set (a request that checks its key in
+    /// between goes unreported, and is counted at the key's next use).
+    pub fn take_used_dynamic_keys(&self) -> Vec<i64> {
+        self.inner.dynamic_keys.load().take_used()
+    }
+
+    /// How many dynamic keys are installed.
+    pub fn dynamic_key_count(&self) -> usize {
+        self.inner.dynamic_keys.load().len()
+    }
+
+    /// Checks a request's client key against `live`'s static keys and the
+    /// dynamic ones (lock-free: one `arc-swap` guard load); returns the
+    /// key's name, `None` when no key is needed.
+    pub fn check_key(
+        &self,
+        live: &Live,
+        headers: &http::HeaderMap,
+    ) -> Result<Option<Arc<str>>, crate::error::ApiError> {
+        live.keys
+            .check_with(&self.inner.dynamic_keys.load(), headers)
     }
 
     /// The state for one request.

@@ -112,7 +112,7 @@ pub async fn handle(
             ApiError::method_not_allowed(req.method(), req.uri().path()).into_response()
         }
         Route::Unknown => unknown(&gw, side, status_elsewhere, req),
-        Route::Models => match live.keys.check(req.headers()) {
+        Route::Models => match gw.check_key(&live, req.headers()) {
             Err(e) => e.into_response(),
             Ok(_) => {
                 let mut r = Response::new(ProxyBody::full(live.routes.models_json.clone()));
@@ -123,7 +123,7 @@ pub async fn handle(
                 r
             }
         },
-        Route::Model => match live.keys.check(req.headers()) {
+        Route::Model => match gw.check_key(&live, req.headers()) {
             Err(e) => e.into_response(),
             Ok(_) => {
                 let name = req.uri().path().trim_start_matches("/v1/models/");
@@ -165,7 +165,7 @@ async fn data(
     req: Request<RequestBody>,
     mut ctx: RequestContext,
 ) -> Result<Response<ProxyBody>, ApiError> {
-    ctx.key = live.keys.check(req.headers())?;
+    ctx.key = gw.check_key(live, req.headers())?;
     let server = &live.config.server;
     let limit = server.max_body_bytes;
     let declared = req

@@ -1,6 +1,7 @@
 //! [`SqliteStore`]: the default store, one SQLite file, implementing every
 //! store trait ([`Store`](crate::Store), [`SliStore`](crate::SliStore),
-//! [`UpstreamStore`](crate::UpstreamStore), [`WebhookStore`](crate::WebhookStore)).
+//! [`UpstreamStore`](crate::UpstreamStore), [`WebhookStore`](crate::WebhookStore),
+//! [`KeyStore`](crate::KeyStore)).
 //!
 //! One connection behind a mutex serves the store's own calls (SQLite
 //! serialises writers anyway); a backup opens a second, read-only
@@ -11,10 +12,11 @@
 //!
 //! Layout: `incidents.rs` (incidents, maintenance, the component registry:
 //! the [`Store`](crate::Store) impl), `sli.rs`, `upstream.rs`,
-//! `webhooks.rs` (one trait each), `backup.rs` (backup and restore).
+//! `webhooks.rs`, `keys.rs` (one trait each), `backup.rs` (backup and restore).
 
 mod backup;
 mod incidents;
+mod keys;
 mod sli;
 mod upstream;
 mod webhooks;

@@ -14,6 +14,7 @@ use crate::*;
 
 mod failure;
 mod incidents;
+mod keys;
 mod migrations;
 mod restore;
 mod sli;

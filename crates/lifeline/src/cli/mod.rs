@@ -5,6 +5,7 @@ pub mod backup;
 pub mod check;
 pub mod demo;
 pub mod incident;
+pub mod keys;
 pub mod maintenance;
 pub mod mock;
 pub mod serve;

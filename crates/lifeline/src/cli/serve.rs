@@ -54,6 +54,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let gw = Gateway::start(config)
         .await
         .context("starting the gateway")?;
+    // Stored client keys are installed before the listeners open.
+    let keys =
+        crate::keys_sync::KeySync::start(&gw, crate::status_side::store_path(&gw.live().config))
+            .await;
     let bound = Server::bind(gw.clone())
         .await
         .context("binding the listeners")?;
@@ -77,6 +81,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tokio::spawn(signals(gw.clone(), shutdown.clone()));
     bound.run(shutdown).await;
     status.stop().await;
+    keys.stop().await;
     gw.close().await;
     tracing::info!(message = "Stopped.");
     Ok(ExitCode::SUCCESS)

@@ -20,6 +20,7 @@ mod harness;
 mod health;
 mod hostile;
 mod input;
+mod keys;
 mod listener;
 mod raw_upstream;
 mod reload;
