@@ -71,10 +71,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if example {
         let live = gw.live();
         let token = live.config.admin.token.as_ref().map_or("", |t| t.expose());
+        // Keys in the store (`lifeline keys create`) turn auth on even for
+        // the example: ask the gateway rather than the config.
+        let keys_required = gw.check_key(&live, &http::HeaderMap::new()).is_err();
         print_example_help(
             &bound.data_addr.to_string(),
             bound.admin_addr.map(|a| a.to_string()),
             token,
+            keys_required,
         )?;
     }
     let shutdown = CancellationToken::new();
@@ -87,7 +91,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_example_help(addr: &str, admin: Option<String>, token: &str) -> std::io::Result<()> {
+fn print_example_help(
+    addr: &str,
+    admin: Option<String>,
+    token: &str,
+    keys_required: bool,
+) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -98,9 +107,16 @@ fn print_example_help(addr: &str, admin: Option<String>, token: &str) -> std::io
         out,
         "  curl http://{addr}/v1/chat/completions -H 'content-type: application/json' \\"
     )?;
+    if keys_required {
+        writeln!(out, "       -H 'authorization: Bearer YOUR_KEY' \\")?;
+    }
     writeln!(out, "       -d '{{\"model\":\"demo\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'")?;
     writeln!(out)?;
-    writeln!(out, "  OpenAI SDK:  OpenAI(base_url=\"http://{addr}/v1\", api_key=\"unused\")  (no key is required)")?;
+    if keys_required {
+        writeln!(out, "  OpenAI SDK:  OpenAI(base_url=\"http://{addr}/v1\", api_key=\"YOUR_KEY\")  (the store holds keys: `lifeline keys list`)")?;
+    } else {
+        writeln!(out, "  OpenAI SDK:  OpenAI(base_url=\"http://{addr}/v1\", api_key=\"unused\")  (no key is required)")?;
+    }
     if let Some(a) = admin {
         writeln!(out, "  Metrics:     curl http://{a}/metrics")?;
         writeln!(
