@@ -19,13 +19,14 @@ use std::sync::Arc;
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
 
-use crate::config::KeyConfig;
+use crate::config::{KeyConfig, Priority};
+use crate::context::Tenant;
 use crate::error::ApiError;
 
 /// The configured client keys.
 #[derive(Debug, Default, Clone)]
 pub struct KeySet {
-    keys: Vec<([u8; 32], Arc<str>)>,
+    keys: Vec<([u8; 32], Arc<Tenant>)>,
 }
 
 impl KeySet {
@@ -34,7 +35,17 @@ impl KeySet {
         Self {
             keys: keys
                 .iter()
-                .map(|k| (k.sha256, Arc::from(k.name.as_str())))
+                .map(|k| {
+                    let tenant = Tenant {
+                        id: Arc::from(format!("config:{}", k.name)),
+                        name: Arc::from(k.name.as_str()),
+                        priority: k.priority,
+                        rpm: k.rpm,
+                        tpm: k.tpm,
+                        models: k.models.iter().map(|m| Arc::from(m.as_str())).collect(),
+                    };
+                    (k.sha256, Arc::new(tenant))
+                })
                 .collect(),
         }
     }
@@ -45,8 +56,8 @@ impl KeySet {
     }
 
     /// Checks the request's key (`Authorization: Bearer`, or `api-key`);
-    /// returns the key's name.
-    pub fn check(&self, headers: &HeaderMap) -> Result<Option<Arc<str>>, ApiError> {
+    /// returns the key's tenant.
+    pub fn check(&self, headers: &HeaderMap) -> Result<Option<Arc<Tenant>>, ApiError> {
         self.check_with(&DynamicKeys::default(), headers)
     }
 
@@ -56,7 +67,7 @@ impl KeySet {
         &self,
         dynamic: &DynamicKeys,
         headers: &HeaderMap,
-    ) -> Result<Option<Arc<str>>, ApiError> {
+    ) -> Result<Option<Arc<Tenant>>, ApiError> {
         if !self.enabled() && dynamic.is_empty() {
             return Ok(None);
         }
@@ -75,14 +86,14 @@ impl KeySet {
             ));
         };
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-        let mut found: Option<&Arc<str>> = None;
-        for (hash, name) in &self.keys {
+        let mut found: Option<&Arc<Tenant>> = None;
+        for (hash, tenant) in &self.keys {
             let diff = hash
                 .iter()
                 .zip(digest.iter())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b));
             if diff == 0 {
-                found = Some(name);
+                found = Some(tenant);
             }
         }
         found
@@ -102,8 +113,13 @@ pub struct DynamicKey {
     pub name: String,
     /// SHA-256 of the key.
     pub sha256: [u8; 32],
-    /// The models it may use, empty for all. Stored for the layer that
-    /// will enforce it; not enforced yet.
+    /// Its priority class.
+    pub priority: Priority,
+    /// Requests per minute, if limited.
+    pub rpm: Option<u64>,
+    /// Tokens per minute, if limited.
+    pub tpm: Option<u64>,
+    /// The public models it may use; empty: all.
     pub models: Vec<String>,
 }
 
@@ -124,7 +140,7 @@ pub struct DynamicKeys {
 #[derive(Debug)]
 struct Entry {
     id: i64,
-    name: Arc<str>,
+    tenant: Arc<Tenant>,
     /// Set by a request that used the key; cleared by
     /// [`DynamicKeys::take_used`].
     used: AtomicBool,
@@ -137,9 +153,17 @@ impl DynamicKeys {
             by_hash: keys
                 .iter()
                 .map(|k| {
+                    let tenant = Tenant {
+                        id: Arc::from(k.id.to_string()),
+                        name: Arc::from(k.name.as_str()),
+                        priority: k.priority,
+                        rpm: k.rpm,
+                        tpm: k.tpm,
+                        models: k.models.iter().map(|m| Arc::from(m.as_str())).collect(),
+                    };
                     let entry = Entry {
                         id: k.id,
-                        name: Arc::from(k.name.as_str()),
+                        tenant: Arc::new(tenant),
                         used: AtomicBool::new(false),
                     };
                     (k.sha256, entry)
@@ -171,12 +195,12 @@ impl DynamicKeys {
     /// The key with this digest, marked as used. The mark is written only
     /// when not set yet, so a busy key's requests only read the flag (no
     /// cache-line contention between cores).
-    fn get(&self, digest: &[u8; 32]) -> Option<&Arc<str>> {
+    fn get(&self, digest: &[u8; 32]) -> Option<&Arc<Tenant>> {
         let entry = self.by_hash.get(digest)?;
         if !entry.used.load(Ordering::Relaxed) {
             entry.used.store(true, Ordering::Relaxed);
         }
-        Some(&entry.name)
+        Some(&entry.tenant)
     }
 }
 
@@ -188,6 +212,10 @@ mod tests {
         KeySet::new(&[KeyConfig {
             name: "app".into(),
             sha256: Sha256::digest(b"sk-good").into(),
+            priority: Priority::Critical,
+            rpm: Some(10),
+            tpm: None,
+            models: vec!["gpt".into()],
         }])
     }
 
@@ -205,17 +233,21 @@ mod tests {
     #[test]
     fn accepts_the_key_and_rejects_others() {
         let s = set();
-        assert_eq!(
-            s.check(&headers("authorization", "Bearer sk-good"))
-                .ok()
-                .flatten()
-                .as_deref(),
-            Some("app")
-        );
+        let app = s
+            .check(&headers("authorization", "Bearer sk-good"))
+            .ok()
+            .flatten();
+        let app = app.as_deref();
+        assert_eq!(app.map(|t| &*t.name), Some("app"));
+        assert_eq!(app.map(|t| &*t.id), Some("config:app"));
+        assert_eq!(app.map(|t| t.priority), Some(Priority::Critical));
+        assert_eq!(app.map(|t| t.rpm), Some(Some(10)));
+        assert!(app.is_some_and(|t| t.allows("gpt") && !t.allows("other")));
         assert_eq!(
             s.check(&headers("api-key", "sk-good"))
                 .ok()
                 .flatten()
+                .map(|t| t.name.to_string())
                 .as_deref(),
             Some("app")
         );
@@ -237,15 +269,23 @@ mod tests {
             id: 7,
             name: "tenant".into(),
             sha256: Sha256::digest(b"ll-dyn").into(),
+            priority: Priority::Batch,
+            rpm: None,
+            tpm: Some(1000),
             models: vec![],
         }]);
         let name = |s: &KeySet, h: &HeaderMap| {
             s.check_with(&dynamic, h)
-                .map(|n| n.as_deref().map(str::to_owned))
+                .map(|n| n.map(|t| t.name.to_string()))
                 .map_err(|e| e.status.as_u16())
         };
         let good = headers("authorization", "Bearer ll-dyn");
         assert!(dynamic.take_used().is_empty());
+        let tenant = set().check_with(&dynamic, &good).ok().flatten();
+        assert_eq!(tenant.as_ref().map(|t| t.priority), Some(Priority::Batch));
+        assert_eq!(tenant.as_ref().map(|t| &*t.id), Some("7"));
+        assert!(tenant.is_some_and(|t| t.tpm == Some(1000) && t.allows("any")));
+        dynamic.take_used();
         // With static keys, both kinds work.
         assert_eq!(name(&set(), &good), Ok(Some("tenant".into())));
         assert_eq!(name(&set(), &good), Ok(Some("tenant".into())));

@@ -12,8 +12,8 @@
 const LAYERS: &[(&str, u8)] = &[
     ("config", 0),
     ("telemetry", 0),
-    ("context", 0),
     ("extension", 0),
+    ("context", 1),
     ("health", 1),
     ("retry", 1),
     ("providers", 2),

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lifeline_core::auth::DynamicKey;
+use lifeline_core::config::Priority;
 use lifeline_core::Gateway;
 use lifeline_store::{KeyStore, SqliteStore};
 use tokio::task::JoinHandle;
@@ -128,6 +129,10 @@ impl State {
                 id: k.info.id,
                 name: k.info.name,
                 sha256: k.sha256,
+                // The store holds only spellings `keys create` checked.
+                priority: Priority::parse(&k.info.priority).unwrap_or_default(),
+                rpm: k.info.rpm,
+                tpm: k.info.tpm,
                 models: k.info.models,
             })
             .collect();

@@ -387,7 +387,7 @@ impl Call {
             )
         };
         e.should_retry = Some(false);
-        tracing::warn!(message = "Request failed.", request_id = ?self.ctx.id, peer = %self.ctx.peer, key = self.ctx.key.as_deref().unwrap_or("-"), model = %self.model.name, attempts, error = %e.message);
+        tracing::warn!(message = "Request failed.", request_id = ?self.ctx.id, peer = %self.ctx.peer, key_id = self.ctx.tenant.as_ref().map_or("-", |t| &*t.id), model = %self.model.name, attempts, error = %e.message);
         self.error(e, attempts)
     }
 

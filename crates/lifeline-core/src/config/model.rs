@@ -225,6 +225,57 @@ pub struct KeyConfig {
     pub name: String,
     /// SHA-256 of the key.
     pub sha256: [u8; 32],
+    /// Its priority class (`priority`, default `standard`).
+    pub priority: Priority,
+    /// Requests per minute (`rpm`), if limited.
+    pub rpm: Option<u64>,
+    /// Tokens per minute (`tpm`), if limited.
+    pub tpm: Option<u64>,
+    /// The public models it may use (`models`); empty: all.
+    pub models: Vec<String>,
+}
+
+/// A request's priority class: who is served first under overload, and
+/// shed last. Ordered: `Critical < Standard < Batch` (lower is more
+/// important).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Priority {
+    /// Served first, shed last.
+    Critical,
+    /// The default.
+    #[default]
+    Standard,
+    /// Shed first.
+    Batch,
+}
+
+impl Priority {
+    /// Every class, most important first.
+    pub const ALL: [Priority; 3] = [Priority::Critical, Priority::Standard, Priority::Batch];
+
+    /// From its config/store spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "critical" => Some(Self::Critical),
+            "standard" => Some(Self::Standard),
+            "batch" => Some(Self::Batch),
+            _ => None,
+        }
+    }
+
+    /// Its config/store spelling (also the metrics label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Critical => "critical",
+            Self::Standard => "standard",
+            Self::Batch => "batch",
+        }
+    }
+
+    /// 0, 1, 2: an index for per-class arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// A secret string that never prints itself.

@@ -166,6 +166,14 @@ pub(super) struct RawKey {
     pub key: Option<Spanned<String>>,
     #[serde(default)]
     pub sha256: Option<Spanned<String>>,
+    #[serde(default)]
+    pub priority: Option<Spanned<String>>,
+    #[serde(default)]
+    pub rpm: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub tpm: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub models: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[store]`: where the status side keeps its history.

@@ -65,7 +65,7 @@ pub(super) fn validate(
     let health = v.health(&raw.health);
     let providers = v.providers(raw.providers);
     let models = v.models(&raw.models, &providers, &server.defaults);
-    let keys = v.keys(&raw.keys);
+    let keys = v.keys(&raw.keys, &models);
     let store = v.store(&raw.store);
     let status = v.status(
         &raw.status,

@@ -174,12 +174,12 @@ impl Gateway {
 
     /// Checks a request's client key against `live`'s static keys and the
     /// dynamic ones (lock-free: one `arc-swap` guard load); returns the
-    /// key's name, `None` when no key is needed.
+    /// key's tenant, `None` when no key is needed.
     pub fn check_key(
         &self,
         live: &Live,
         headers: &http::HeaderMap,
-    ) -> Result<Option<Arc<str>>, crate::error::ApiError> {
+    ) -> Result<Option<Arc<crate::context::Tenant>>, crate::error::ApiError> {
         live.keys
             .check_with(&self.inner.dynamic_keys.load(), headers)
     }

@@ -8,7 +8,8 @@
 //!    [`crate::extension::Extension`] first (on the status listener, or on
 //!    the data-plane listener when there is none), so the data-plane
 //!    endpoints never consult it;
-//! 3. auth: client key → key name, recorded in the context (401);
+//! 3. auth: client key → its [`crate::context::Tenant`], recorded in the
+//!    context (401);
 //! 4. body: size limit (413) and slow-client timeout (408);
 //! 5. inspect: JSON validity, `model`, `stream`, the types of the fields
 //!    the endpoint requires (400);
@@ -165,7 +166,7 @@ async fn data(
     req: Request<RequestBody>,
     mut ctx: RequestContext,
 ) -> Result<Response<ProxyBody>, ApiError> {
-    ctx.key = gw.check_key(live, req.headers())?;
+    ctx.tenant = gw.check_key(live, req.headers())?;
     let server = &live.config.server;
     let limit = server.max_body_bytes;
     let declared = req

@@ -12,11 +12,15 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use super::Validator;
-use crate::config::model::{KeyConfig, Secret};
+use crate::config::model::{KeyConfig, ModelConfig, Priority, Secret};
 use crate::config::raw::RawKey;
 
 impl Validator<'_> {
-    pub(super) fn keys(&mut self, raw: &[Spanned<RawKey>]) -> Vec<KeyConfig> {
+    pub(super) fn keys(
+        &mut self,
+        raw: &[Spanned<RawKey>],
+        models: &[ModelConfig],
+    ) -> Vec<KeyConfig> {
         let mut names = HashMap::new();
         let mut hashes: HashMap<[u8; 32], usize> = HashMap::new();
         let mut keys = Vec::with_capacity(raw.len());
@@ -50,6 +54,39 @@ impl Validator<'_> {
                     parsed
                 }
             };
+            let priority = match &key.priority {
+                None => Priority::default(),
+                Some(p) => Priority::parse(p.get_ref()).unwrap_or_else(|| {
+                    let msg = format!(
+                        "must be \"critical\", \"standard\" or \"batch\", got {:?}",
+                        p.get_ref()
+                    );
+                    self.at(p, f("priority"), msg);
+                    Priority::default()
+                }),
+            };
+            let rpm = key
+                .rpm
+                .as_ref()
+                .map(|_| self.nonzero(&key.rpm, &f("rpm"), 1));
+            let tpm = key
+                .tpm
+                .as_ref()
+                .map(|_| self.nonzero(&key.tpm, &f("tpm"), 1));
+            let mut allowed = Vec::new();
+            for (j, m) in key
+                .models
+                .iter()
+                .flat_map(|l| l.get_ref().iter())
+                .enumerate()
+            {
+                if models.iter().any(|c| c.name == *m.get_ref()) {
+                    allowed.push(m.get_ref().clone());
+                } else {
+                    let msg = format!("names no configured model ({:?})", m.get_ref());
+                    self.at(m, format!("keys[{i}].models[{j}]"), msg);
+                }
+            }
             let Some(sha256) = sha256 else { continue };
             if let Some(first) = hashes.get(&sha256) {
                 let (value, which) = match (&key.key, &key.sha256) {
@@ -61,7 +98,14 @@ impl Validator<'_> {
             } else {
                 hashes.insert(sha256, i);
             }
-            keys.push(KeyConfig { name, sha256 });
+            keys.push(KeyConfig {
+                name,
+                sha256,
+                priority,
+                rpm,
+                tpm,
+                models: allowed,
+            });
         }
         keys
     }
