@@ -62,11 +62,25 @@ pub struct ServerConfig {
     /// client, and the connection is closed if the ping is not answered
     /// within the same time (`http2_keepalive_ms`, default 20 s).
     pub http2_keepalive: Duration,
+    /// Whether the data plane checks client keys (`auth`, default `"keys"`).
+    pub auth: AuthMode,
     /// Defaults for every model's timeouts and retries (`[server]` keys of the
     /// same names as the per-model ones). Its `stream_idle_timeout` is also
     /// the listener's write-stall timeout: how long a response may wait for a
     /// client that stopped reading.
     pub defaults: RequestPolicy,
+}
+
+/// `[server] auth`: whether the data plane checks client keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthMode {
+    /// `"keys"` (the default): every data-plane request needs a key from
+    /// `[[keys]]` or the store; with no key anywhere, every one is refused.
+    #[default]
+    Keys,
+    /// `"none"`: no key is checked; the data plane is open to anyone who can
+    /// reach the listener. `[[keys]]` may not be configured with it.
+    None,
 }
 
 /// `[admin]`.

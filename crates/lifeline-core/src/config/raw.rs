@@ -45,6 +45,7 @@ pub(super) struct RawServer {
     pub drain_timeout_ms: Option<Spanned<u64>>,
     pub idle_timeout_ms: Option<Spanned<u64>>,
     pub http2_keepalive_ms: Option<Spanned<u64>>,
+    pub auth: Option<Spanned<String>>,
     // The policy keys, repeated in `RawModel`. serde's `flatten` cannot be
     // combined with `deny_unknown_fields`, so they are written out twice.
     pub connect_timeout_ms: Option<Spanned<u64>>,

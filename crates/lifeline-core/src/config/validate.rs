@@ -66,6 +66,15 @@ pub(super) fn validate(
     let providers = v.providers(raw.providers);
     let models = v.models(&raw.models, &providers, &server.defaults);
     let keys = v.keys(&raw.keys, &models);
+    if let (AuthMode::None, Some(auth), Some(first)) =
+        (server.auth, raw.server.auth.as_ref(), raw.keys.first())
+    {
+        let line = raw::line_at(text, first.span().start);
+        let msg = format!(
+            "is \"none\", but [[keys]] are configured (line {line}): remove them, or set auth = \"keys\""
+        );
+        v.at(auth, "server.auth", msg);
+    }
     let store = v.store(&raw.store);
     let status = v.status(
         &raw.status,
@@ -190,7 +199,22 @@ impl Validator<'_> {
                 "server.http2_keepalive_ms",
                 HTTP2_KEEPALIVE,
             ),
+            auth: self.auth_mode(raw.auth.as_ref()),
             defaults: self.policy(&raw.policy(), "server", &RequestPolicy::default()),
+        }
+    }
+
+    fn auth_mode(&mut self, raw: Option<&Spanned<String>>) -> AuthMode {
+        match raw.map(|r| r.get_ref().as_str()) {
+            None | Some("keys") => AuthMode::Keys,
+            Some("none") => AuthMode::None,
+            Some(other) => {
+                let msg = format!("must be \"keys\" or \"none\", got {other:?}");
+                if let Some(r) = raw {
+                    self.at(r, "server.auth", msg);
+                }
+                AuthMode::Keys
+            }
         }
     }
 
