@@ -200,7 +200,57 @@ impl Validator<'_> {
                 HTTP2_KEEPALIVE,
             ),
             auth: self.auth_mode(raw.auth.as_ref()),
+            ip: self.ip_limits(raw),
             defaults: self.policy(&raw.policy(), "server", &RequestPolicy::default()),
+        }
+    }
+
+    fn ip_limits(&mut self, raw: &RawServer) -> IpLimitConfig {
+        let d = IpLimitConfig::default();
+        let mut trusted_proxies = Vec::new();
+        for (i, p) in raw
+            .trusted_proxies
+            .iter()
+            .flat_map(|l| l.get_ref())
+            .enumerate()
+        {
+            match Cidr::parse(p.get_ref()) {
+                Some(c) => trusted_proxies.push(c),
+                None => {
+                    let msg = format!(
+                        "{:?} is not an address or a CIDR block (write e.g. \"10.0.0.0/8\" or \"127.0.0.1\")",
+                        p.get_ref()
+                    );
+                    self.at(p, format!("server.trusted_proxies[{i}]"), msg);
+                }
+            }
+        }
+        let requests_per_minute = raw.ip_requests_per_minute.as_ref().map(|_| {
+            self.nonzero(
+                &raw.ip_requests_per_minute,
+                "server.ip_requests_per_minute",
+                1,
+            )
+        });
+        let table = self.nonzero(
+            &raw.ip_table_size,
+            "server.ip_table_size",
+            d.table_size as u64,
+        );
+        IpLimitConfig {
+            trusted_proxies,
+            requests_per_minute,
+            auth_failures_per_minute: self.nonzero(
+                &raw.ip_auth_failures_per_minute,
+                "server.ip_auth_failures_per_minute",
+                d.auth_failures_per_minute,
+            ),
+            lockout_max: self.duration(
+                &raw.ip_lockout_max_ms,
+                "server.ip_lockout_max_ms",
+                d.lockout_max,
+            ),
+            table_size: usize::try_from(table).unwrap_or(usize::MAX),
         }
     }
 

@@ -20,6 +20,7 @@ mod harness;
 mod health;
 mod hostile;
 mod input;
+mod ip_limits;
 mod keys;
 mod listener;
 mod raw_upstream;
