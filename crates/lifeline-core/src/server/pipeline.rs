@@ -108,7 +108,14 @@ pub async fn handle(
         // The admin API's own routes read no body (one sent is left
         // unread); its extension routes do, bounded. Boxed, like the data
         // path: it keeps the request future small.
-        Route::Admin => Box::pin(crate::admin::handle(&gw, req.map(RequestBody::into_inner))).await,
+        Route::Admin => {
+            Box::pin(crate::admin::handle(
+                &gw,
+                peer,
+                req.map(RequestBody::into_inner),
+            ))
+            .await
+        }
         Route::WrongMethod => {
             ApiError::method_not_allowed(req.method(), req.uri().path()).into_response()
         }
