@@ -204,10 +204,9 @@ impl Gateway {
         let cfg = &live.config.server.ip;
         let limits = &self.inner.ip_limits;
         let open = live.keys.is_open();
-        let now = tokio::time::Instant::now();
         if !limits.is_idle() || (open && cfg.requests_per_minute.is_some()) {
             let ip = client_ip(peer, headers, &cfg.trusted_proxies);
-            if let Err(refused) = limits.admit(cfg, ip, open, now) {
+            if let Err(refused) = limits.admit(cfg, ip, open, tokio::time::Instant::now()) {
                 self.inner.metrics.ip_rate_limited(refused.reason.label());
                 return Err(refused.into_error());
             }
@@ -221,7 +220,7 @@ impl Gateway {
             if presented && any {
                 self.inner.metrics.auth_failure();
                 let ip = client_ip(peer, headers, &cfg.trusted_proxies);
-                if let Some(lockout) = limits.failed(cfg, ip, now) {
+                if let Some(lockout) = limits.failed(cfg, ip, tokio::time::Instant::now()) {
                     tracing::warn!(message = "Client address locked out after failed authentications.", client = %ip, lockout_s = lockout.as_secs_f64());
                 }
             }

@@ -314,3 +314,51 @@ async fn admin_actions_are_in_the_audit_log_with_token_id_and_source() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_stands_when_its_audit_entry_cannot_be_written() {
+    let s = Serve::start().await;
+    // Another writer holds the store's write lock past its busy timeout.
+    let db = rusqlite::Connection::open(s.dir().join("admin.db")).unwrap();
+    db.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let start = Instant::now();
+    let (status, body) = s
+        .api("POST", "/admin/deployments/p0/up-0/drain", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(body["drained"], true, "{body}");
+    let end = Instant::now() + Duration::from_secs(20);
+    while !s.log().contains("An audit log entry was lost") {
+        assert!(Instant::now() < end, "no warning:\n{}", s.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    db.execute_batch("ROLLBACK").unwrap();
+    // The store works again: the next action is recorded, the lost one is not.
+    assert_eq!(
+        s.api("POST", "/admin/deployments/p0/up-0/undrain", None)
+            .await
+            .0,
+        200
+    );
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, log) = s.api("GET", "/admin/audit", None).await;
+        let actions: Vec<&str> = log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        if !actions.is_empty() {
+            assert_eq!(actions, ["deployment.undrain"]);
+            break;
+        }
+        assert!(Instant::now() < end, "never recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
