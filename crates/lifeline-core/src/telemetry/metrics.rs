@@ -339,6 +339,8 @@ mod tests {
         m.breaker(&dep, 2);
         m.retry(&model);
         m.latency_p99(&dep, "first_content", 0.25);
+        m.auth_failure();
+        m.ip_rate_limited("auth_failures");
         let text = m.encode();
         for name in [
             "lifeline_requests_total{model=\"gpt-4o\",status=\"200\"} 1",
@@ -347,6 +349,8 @@ mod tests {
             "lifeline_retries_total{model=\"gpt-4o\"} 1",
             "lifeline_request_duration_seconds_bucket",
             "lifeline_deployment_latency_p99_seconds{deployment=\"p/gpt-4o\",kind=\"first_content\"} 0.25",
+            "lifeline_auth_failures_total 1",
+            "lifeline_ip_rate_limited_total{reason=\"auth_failures\"} 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
