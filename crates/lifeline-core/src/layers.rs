@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("body", 5),
     ("error", 6),
     ("auth", 7),
+    ("ip_limit", 7),
     ("request", 7),
     ("attempt", 8),
     ("gateway", 9),

@@ -36,6 +36,7 @@ pub mod error;
 pub mod extension;
 pub mod gateway;
 pub mod health;
+pub mod ip_limit;
 #[cfg(test)]
 mod layers;
 pub mod providers;

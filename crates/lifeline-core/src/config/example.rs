@@ -26,6 +26,10 @@ listen = "127.0.0.1:8080"
 # The operations listener: /healthz, /readyz, /metrics, and the admin API
 # (which also needs [admin] token = "${LIFELINE_ADMIN_TOKEN}").
 admin_listen = "127.0.0.1:8081"
+# Client keys: "keys" (the default) requires one on every data-plane request
+# (`lifeline keys create`, or [[keys]] below); "none" serves anyone who can
+# reach the listener. This example runs open, on localhost.
+auth = "none"
 # Timeouts and retries for every model can be set here, for example:
 # first_byte_timeout_ms = 10000   # time to the first token before trying elsewhere
 # max_attempts = 4                # attempts per request, the first included
@@ -78,8 +82,8 @@ tiers = [
   [ { provider = "mock-c", model = "demo-c" } ],
 ]
 
-# Client keys: with none, anyone who can reach the listener may call it.
-# To require a key, add for example:
+# Client keys: to require one, set auth = "keys" above and create keys with
+# `lifeline keys create`, or list them here, for example:
 #
 #   [[keys]]
 #   name = "my-app"

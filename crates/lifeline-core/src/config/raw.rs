@@ -45,6 +45,12 @@ pub(super) struct RawServer {
     pub drain_timeout_ms: Option<Spanned<u64>>,
     pub idle_timeout_ms: Option<Spanned<u64>>,
     pub http2_keepalive_ms: Option<Spanned<u64>>,
+    pub auth: Option<Spanned<String>>,
+    pub trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
+    pub ip_requests_per_minute: Option<Spanned<u64>>,
+    pub ip_auth_failures_per_minute: Option<Spanned<u64>>,
+    pub ip_lockout_max_ms: Option<Spanned<u64>>,
+    pub ip_table_size: Option<Spanned<u64>>,
     // The policy keys, repeated in `RawModel`. serde's `flatten` cannot be
     // combined with `deny_unknown_fields`, so they are written out twice.
     pub connect_timeout_ms: Option<Spanned<u64>>,

@@ -66,6 +66,15 @@ pub(super) fn validate(
     let providers = v.providers(raw.providers);
     let models = v.models(&raw.models, &providers, &server.defaults);
     let keys = v.keys(&raw.keys, &models);
+    if let (AuthMode::None, Some(auth), Some(first)) =
+        (server.auth, raw.server.auth.as_ref(), raw.keys.first())
+    {
+        let line = raw::line_at(text, first.span().start);
+        let msg = format!(
+            "is \"none\", but [[keys]] are configured (line {line}): remove them, or set auth = \"keys\""
+        );
+        v.at(auth, "server.auth", msg);
+    }
     let store = v.store(&raw.store);
     let status = v.status(
         &raw.status,
@@ -190,7 +199,72 @@ impl Validator<'_> {
                 "server.http2_keepalive_ms",
                 HTTP2_KEEPALIVE,
             ),
+            auth: self.auth_mode(raw.auth.as_ref()),
+            ip: self.ip_limits(raw),
             defaults: self.policy(&raw.policy(), "server", &RequestPolicy::default()),
+        }
+    }
+
+    fn ip_limits(&mut self, raw: &RawServer) -> IpLimitConfig {
+        let d = IpLimitConfig::default();
+        let mut trusted_proxies = Vec::new();
+        for (i, p) in raw
+            .trusted_proxies
+            .iter()
+            .flat_map(|l| l.get_ref())
+            .enumerate()
+        {
+            match Cidr::parse(p.get_ref()) {
+                Some(c) => trusted_proxies.push(c),
+                None => {
+                    let msg = format!(
+                        "{:?} is not an address or a CIDR block (write e.g. \"10.0.0.0/8\" or \"127.0.0.1\")",
+                        p.get_ref()
+                    );
+                    self.at(p, format!("server.trusted_proxies[{i}]"), msg);
+                }
+            }
+        }
+        let requests_per_minute = raw.ip_requests_per_minute.as_ref().map(|_| {
+            self.nonzero(
+                &raw.ip_requests_per_minute,
+                "server.ip_requests_per_minute",
+                1,
+            )
+        });
+        let table = self.nonzero(
+            &raw.ip_table_size,
+            "server.ip_table_size",
+            d.table_size as u64,
+        );
+        IpLimitConfig {
+            trusted_proxies,
+            requests_per_minute,
+            auth_failures_per_minute: self.nonzero(
+                &raw.ip_auth_failures_per_minute,
+                "server.ip_auth_failures_per_minute",
+                d.auth_failures_per_minute,
+            ),
+            lockout_max: self.duration(
+                &raw.ip_lockout_max_ms,
+                "server.ip_lockout_max_ms",
+                d.lockout_max,
+            ),
+            table_size: usize::try_from(table).unwrap_or(usize::MAX),
+        }
+    }
+
+    fn auth_mode(&mut self, raw: Option<&Spanned<String>>) -> AuthMode {
+        match raw.map(|r| r.get_ref().as_str()) {
+            None | Some("keys") => AuthMode::Keys,
+            Some("none") => AuthMode::None,
+            Some(other) => {
+                let msg = format!("must be \"keys\" or \"none\", got {other:?}");
+                if let Some(r) = raw {
+                    self.at(r, "server.auth", msg);
+                }
+                AuthMode::Keys
+            }
         }
     }
 

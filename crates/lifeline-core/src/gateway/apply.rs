@@ -173,7 +173,7 @@ impl Gateway {
         let models_json =
             Bytes::from(serde_json::json!({"object": "list", "data": list}).to_string());
         let live = Live {
-            keys: KeySet::new(&config.keys),
+            keys: KeySet::from_config(config.server.auth, &config.keys),
             routes: RouteTable {
                 models,
                 models_json,

@@ -8,8 +8,8 @@
 //!    [`crate::extension::Extension`] first (on the status listener, or on
 //!    the data-plane listener when there is none), so the data-plane
 //!    endpoints never consult it;
-//! 3. auth: client key → its [`crate::context::Tenant`], recorded in the
-//!    context (401);
+//! 3. auth: per-client-IP limits ([`crate::ip_limit`], 429), then client
+//!    key → its [`crate::context::Tenant`], recorded in the context (401);
 //! 4. body: size limit (413) and slow-client timeout (408);
 //! 5. inspect: JSON validity, `model`, `stream`, the types of the fields
 //!    the endpoint requires (400);
@@ -108,12 +108,19 @@ pub async fn handle(
         // The admin API's own routes read no body (one sent is left
         // unread); its extension routes do, bounded. Boxed, like the data
         // path: it keeps the request future small.
-        Route::Admin => Box::pin(crate::admin::handle(&gw, req.map(RequestBody::into_inner))).await,
+        Route::Admin => {
+            Box::pin(crate::admin::handle(
+                &gw,
+                peer,
+                req.map(RequestBody::into_inner),
+            ))
+            .await
+        }
         Route::WrongMethod => {
             ApiError::method_not_allowed(req.method(), req.uri().path()).into_response()
         }
         Route::Unknown => unknown(&gw, side, status_elsewhere, req),
-        Route::Models => match gw.check_key(&live, req.headers()) {
+        Route::Models => match gw.authenticate(&live, peer, req.headers()) {
             Err(e) => e.into_response(),
             Ok(_) => {
                 let mut r = Response::new(ProxyBody::full(live.routes.models_json.clone()));
@@ -124,7 +131,7 @@ pub async fn handle(
                 r
             }
         },
-        Route::Model => match gw.check_key(&live, req.headers()) {
+        Route::Model => match gw.authenticate(&live, peer, req.headers()) {
             Err(e) => e.into_response(),
             Ok(_) => {
                 let name = req.uri().path().trim_start_matches("/v1/models/");
@@ -166,7 +173,7 @@ async fn data(
     req: Request<RequestBody>,
     mut ctx: RequestContext,
 ) -> Result<Response<ProxyBody>, ApiError> {
-    ctx.tenant = gw.check_key(live, req.headers())?;
+    ctx.tenant = gw.authenticate(live, ctx.peer, req.headers())?;
     let server = &live.config.server;
     let limit = server.max_body_bytes;
     let declared = req

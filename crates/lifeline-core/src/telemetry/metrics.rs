@@ -72,6 +72,14 @@ pub struct Metrics {
     deployment_in_flight: Family<Dep, Gauge>,
     breaker: Family<Dep, Gauge>,
     latency_p99: Family<DepKind, Gauge<f64, AtomicU64>>,
+    auth_failures: Counter,
+    ip_rate_limited: Family<Reason, Counter>,
+}
+
+/// `{reason}` of a per-IP refusal.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -102,6 +110,8 @@ impl Metrics {
             deployment_in_flight: Family::default(),
             breaker: Family::default(),
             latency_p99: Family::default(),
+            auth_failures: Counter::default(),
+            ip_rate_limited: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -159,7 +169,27 @@ impl Metrics {
             "Recent p99 latency per deployment, the base of its adaptive deadlines: kind first_content (streams), answer (non-streaming), stream_gap (longest silence in a completed stream)",
             m.latency_p99.clone(),
         );
+        registry.register(
+            "auth_failures",
+            "Data-plane requests with a wrong client key",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "ip_rate_limited",
+            "Requests refused by a per-client-IP limit, by reason: auth_failures (locked out after wrong keys), requests (ip_requests_per_minute)",
+            m.ip_rate_limited.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// A data-plane request with a wrong client key.
+    pub fn auth_failure(&self) {
+        self.auth_failures.inc();
+    }
+
+    /// A request refused by a per-IP limit (`reason`: `auth_failures`, `requests`).
+    pub fn ip_rate_limited(&self, reason: &'static str) {
+        self.ip_rate_limited.get_or_create(&Reason { reason }).inc();
     }
 
     /// A finished client request.
@@ -309,6 +339,8 @@ mod tests {
         m.breaker(&dep, 2);
         m.retry(&model);
         m.latency_p99(&dep, "first_content", 0.25);
+        m.auth_failure();
+        m.ip_rate_limited("auth_failures");
         let text = m.encode();
         for name in [
             "lifeline_requests_total{model=\"gpt-4o\",status=\"200\"} 1",
@@ -317,6 +349,8 @@ mod tests {
             "lifeline_retries_total{model=\"gpt-4o\"} 1",
             "lifeline_request_duration_seconds_bucket",
             "lifeline_deployment_latency_p99_seconds{deployment=\"p/gpt-4o\",kind=\"first_content\"} 0.25",
+            "lifeline_auth_failures_total 1",
+            "lifeline_ip_rate_limited_total{reason=\"auth_failures\"} 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

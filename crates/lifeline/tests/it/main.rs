@@ -5,6 +5,7 @@
 // The whole crate is test code: a panic is a failed test with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin_keys;
 mod api;
 mod breaker;
 mod browser;
@@ -20,6 +21,7 @@ mod harness;
 mod health;
 mod hostile;
 mod input;
+mod ip_limits;
 mod keys;
 mod listener;
 mod raw_upstream;

@@ -481,3 +481,30 @@ fn the_same_key_twice() {
     assert_one(&e, 6, "keys[1].key", "same key as keys[0]");
     assert!(!e[0].message.contains(APP_SECRET));
 }
+
+#[test]
+fn auth_mode() {
+    let e = errors(&with_models(&["[server]", "auth = \"open\""]));
+    assert_one(
+        &e,
+        2,
+        "server.auth",
+        "must be \"keys\" or \"none\", got \"open\"",
+    );
+    // Keys with auth = "none" would be silently ignored: an error, on the
+    // `auth` line, naming the keys' line.
+    let mut lines = vec!["[server]", "auth = \"none\""];
+    lines.extend_from_slice(MODELS);
+    lines.extend_from_slice(&["[[keys]]", "name = \"app\"", "sha256 = \"00\""]);
+    let e = errors(&doc(&lines));
+    let keys_line = lines.len() - 2;
+    assert_has(
+        &e,
+        2,
+        "server.auth",
+        &format!("[[keys]] are configured (line {keys_line})"),
+    );
+    let ok = parse(&with_models(&["[server]", "auth = \"none\""]));
+    assert_eq!(ok.server.auth, AuthMode::None);
+    assert_eq!(parse(&with_models(&[])).server.auth, AuthMode::Keys);
+}
