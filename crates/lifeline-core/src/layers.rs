@@ -25,6 +25,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("auth", 7),
     ("request", 7),
     ("attempt", 8),
+    ("limit", 8),
     ("gateway", 9),
     ("admin", 10),
     ("server", 11),

@@ -38,6 +38,7 @@ pub mod gateway;
 pub mod health;
 #[cfg(test)]
 mod layers;
+pub mod limit;
 pub mod providers;
 pub mod relay;
 pub mod request;

@@ -21,6 +21,7 @@ mod health;
 mod hostile;
 mod input;
 mod keys;
+mod limits;
 mod listener;
 mod raw_upstream;
 mod reload;
