@@ -366,15 +366,18 @@ keys! {
     FUNCTION_CALL = b"\"function_call\":{";
     AUDIO = b"\"audio\":{";
     RESPONSE_COMPLETED = b"\"type\":\"response.completed\"";
-    TOTAL_TOKENS = b"\"total_tokens\"";
 }
+
+/// `"total_tokens"`, searched from the end: `usage` closes an answer.
+static TOTAL_TOKENS: std::sync::LazyLock<memmem::FinderRev<'static>> =
+    std::sync::LazyLock::new(|| memmem::FinderRev::new(b"\"total_tokens\""));
 
 /// `usage.total_tokens` in a JSON answer or event, found without parsing:
 /// the last `"total_tokens"` key followed by `:` and an integer. Inside a
 /// JSON string the quotes would be escaped, so text a model wrote cannot
 /// pass for it.
 pub fn total_tokens(p: &[u8]) -> Option<u64> {
-    let at = TOTAL_TOKENS.find_iter(p).last()?;
+    let at = TOTAL_TOKENS.rfind(p)?;
     let rest = &p[at + TOTAL_TOKENS.needle().len()..];
     let rest = rest
         .trim_ascii_start()
