@@ -444,3 +444,50 @@ async fn stored_key_limits_survive_a_restart_and_no_key_is_logged() {
         );
     }
 }
+
+#[tokio::test]
+async fn streams_without_usage_settle_with_their_chunk_count() {
+    let env = boot(
+        "[[keys]]\nname = \"tok\"\nkey = \"sk-tok\"\ntpm = 1000\n",
+        None,
+    )
+    .await;
+    // No `include_usage`: each stream is charged about 290 at admission
+    // and settled at its prompt estimate plus one token per chunk (about
+    // 15): without settling, the fourth would be refused.
+    let mut body = chat("m", true);
+    body.as_object_mut().unwrap().remove("stream_options");
+    for i in 0..12 {
+        let (status, _, text) = send(
+            &env,
+            "sk-tok",
+            "POST",
+            "/v1/chat/completions",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 200, "stream {i}: {text}");
+        assert!(text.contains("[DONE]"), "{text}");
+    }
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn budgets_survive_a_reload_and_a_new_set_of_stored_keys() {
+    let m = mocks(1).await;
+    let keys = "[[keys]]\nname = \"small\"\nkey = \"sk-small\"\nrpm = 2\n";
+    let toml = format!("{}\n{keys}", config(&m, "", &one_tier(&m)));
+    let env = Env::boot(&toml, m).await;
+    for _ in 0..2 {
+        assert_eq!(post_chat(&env, "sk-small", "m").await.0, 200);
+    }
+    assert_eq!(post_chat(&env, "sk-small", "m").await.0, 429);
+    // A reload rebuilds the key set; a new set of dynamic keys swaps in.
+    let config = lifeline_core::Config::parse(&toml, "<test>").unwrap();
+    env.gw.apply(config).await.unwrap();
+    env.gw.set_dynamic_keys(&[]);
+    let (status, h, _) = post_chat(&env, "sk-small", "m").await;
+    assert_eq!(status, 429, "the budget was reset");
+    assert!(num(&h, "retry-after") >= 20);
+    env.stop().await;
+}
