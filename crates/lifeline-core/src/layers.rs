@@ -26,6 +26,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("ip_limit", 7),
     ("request", 7),
     ("attempt", 8),
+    ("limit", 8),
     ("gateway", 9),
     ("admin", 10),
     ("server", 11),

@@ -39,6 +39,7 @@ pub mod health;
 pub mod ip_limit;
 #[cfg(test)]
 mod layers;
+pub mod limit;
 pub mod providers;
 pub mod relay;
 pub mod request;

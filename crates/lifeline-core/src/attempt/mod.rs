@@ -254,7 +254,7 @@ impl Call {
                     f
                 }
             };
-            tracing::info!(message = "Attempt failed.", request_id = ?self.ctx.id, deployment = %f.deployment, kind = f.kind.label(), error = %f.message);
+            tracing::info!(message = "Attempt failed.", request_id = ?self.ctx.id, key_id = self.ctx.key_id(), deployment = %f.deployment, kind = f.kind.label(), error = %f.message);
             failures.push(f);
         }
         if let Some((parts, body, deployment)) = refusal {
@@ -336,8 +336,26 @@ impl Call {
         h.insert(X_REQUEST_ID, self.ctx.id.clone());
         if !matches!(resp.body(), ProxyBody::Relay(_)) {
             self.finished(resp.status().as_u16());
+            self.settle(resp.status(), resp.body());
         }
         resp
+    }
+
+    /// Settles the key's token charge for a whole answer: the `usage` of a
+    /// success (the estimate stands if it has none); nothing for the
+    /// provider's refusal of the request (an error is not billed). A
+    /// committed stream settles when it ends ([`crate::relay`]).
+    fn settle(&self, status: http::StatusCode, body: &ProxyBody) {
+        let Some(charge) = &self.ctx.charge else {
+            return;
+        };
+        if !status.is_success() {
+            charge.settle(0);
+        } else if let ProxyBody::Full(Some(b)) = body {
+            if let Some(used) = crate::relay::sse::total_tokens(b) {
+                charge.settle(used);
+            }
+        }
     }
 
     /// Counts a request answered with `status` (not a committed stream,
@@ -387,7 +405,7 @@ impl Call {
             )
         };
         e.should_retry = Some(false);
-        tracing::warn!(message = "Request failed.", request_id = ?self.ctx.id, peer = %self.ctx.peer, key_id = self.ctx.tenant.as_ref().map_or("-", |t| &*t.id), model = %self.model.name, attempts, error = %e.message);
+        tracing::warn!(message = "Request failed.", request_id = ?self.ctx.id, peer = %self.ctx.peer, key_id = self.ctx.key_id(), model = %self.model.name, attempts, error = %e.message);
         self.error(e, attempts)
     }
 
@@ -398,6 +416,10 @@ impl Call {
             .insert(X_LIFELINE_ATTEMPTS, HeaderValue::from(attempts));
         resp.headers_mut().insert(X_REQUEST_ID, self.ctx.id.clone());
         self.finished(status);
+        // No answer came from a provider: nothing was used.
+        if let Some(charge) = &self.ctx.charge {
+            charge.settle(0);
+        }
         resp
     }
 }
@@ -412,6 +434,7 @@ struct Pending {
     endpoint: Endpoint,
     started: Instant,
     request_id: HeaderValue,
+    key_id: Option<Arc<str>>,
     answered: bool,
 }
 
@@ -424,6 +447,7 @@ impl Pending {
             endpoint: call.endpoint,
             started: call.ctx.started,
             request_id: call.ctx.id.clone(),
+            key_id: call.ctx.tenant.as_ref().map(|t| t.id.clone()),
             answered: false,
         }
     }
@@ -440,7 +464,7 @@ impl Drop for Pending {
                 .sli
                 .family(self.endpoint.index())
                 .request(499, took);
-            tracing::info!(message = "Client went away before the answer; upstream attempt cancelled.", request_id = ?self.request_id);
+            tracing::info!(message = "Client went away before the answer; upstream attempt cancelled.", request_id = ?self.request_id, key_id = self.key_id.as_deref().unwrap_or("-"));
         }
     }
 }

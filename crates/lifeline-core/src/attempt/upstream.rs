@@ -257,6 +257,8 @@ impl Call {
                         ttft,
                         first_token,
                         request_id: self.ctx.id.clone(),
+                        key_id: self.ctx.tenant.as_ref().map(|t| t.id.clone()),
+                        charge: self.ctx.charge.clone(),
                     };
                     let relay = RelayBody::new(
                         c.prefix,

@@ -35,6 +35,7 @@ use crate::auth::{DynamicKey, DynamicKeys, KeySet};
 use crate::config::Config;
 use crate::extension::Extension;
 use crate::health::HealthBus;
+use crate::limit::{Limiter, Local};
 use crate::providers::{Endpoint, HttpClient, Upstream};
 use crate::route::{Deployment, RouteTable};
 use crate::telemetry::{DeploymentTotals, Metrics, ModelTotals, SliTotals};
@@ -98,6 +99,9 @@ struct Inner {
     dynamic_keys: ArcSwap<DynamicKeys>,
     /// Per-client-IP limits ([`crate::ip_limit`]); kept across reloads.
     ip_limits: crate::ip_limit::IpLimits,
+    /// Per-key budgets ([`crate::limit`]); apart from [`Live`], so that
+    /// neither a reload nor a new set of dynamic keys resets them.
+    limiter: Arc<dyn Limiter>,
 }
 
 /// An installed [`Extension`] (`arc-swap` holds sized values only).
@@ -107,15 +111,17 @@ impl Gateway {
     /// Builds the gateway from a validated config, starting in-process
     /// simulated providers and the prober.
     pub async fn start(config: Config) -> Result<Self, ApplyError> {
+        let metrics = Arc::new(Metrics::new());
         let gw = Self {
             inner: Arc::new(Inner {
+                limiter: Arc::new(Local::new(metrics.clone())),
                 live: ArcSwap::from_pointee(Live {
                     config: Arc::new(config.clone()),
                     routes: RouteTable::default(),
                     keys: KeySet::default(),
                     deployments: Vec::new(),
                 }),
-                metrics: Arc::new(Metrics::new()),
+                metrics,
                 events: Arc::new(HealthBus::default()),
                 ready: AtomicBool::new(true),
                 deployments: Mutex::new(HashMap::new()),
@@ -230,6 +236,11 @@ impl Gateway {
     /// The state for one request.
     pub fn live(&self) -> Arc<Live> {
         self.inner.live.load_full()
+    }
+
+    /// The per-key budgets.
+    pub fn limiter(&self) -> &dyn Limiter {
+        &*self.inner.limiter
     }
 
     /// Metrics.

@@ -48,6 +48,11 @@ pub struct Inspected {
     /// Choices asked for (`n`, 1 when absent; at most [`MAX_CHOICES`]): a
     /// chat stream is finished only when every choice is.
     pub choices: u32,
+    /// The output tokens the request allows per choice:
+    /// `max_completion_tokens`, else `max_tokens`, else the Responses API's
+    /// `max_output_tokens` (`None` when it sets none). Part of the token
+    /// estimate a per-key token limit charges at admission.
+    pub max_output: Option<u64>,
 }
 
 /// Most choices tracked in a stream (OpenAI's own limit on `n`).
@@ -65,6 +70,8 @@ struct Head<'a> {
     max_tokens: Option<&'a RawValue>,
     #[serde(borrow, default)]
     max_completion_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    max_output_tokens: Option<&'a RawValue>,
     // `null` is kept (as "null") for the required fields below, so that it
     // is reported as a wrong type, not as a missing field.
     #[serde(borrow, default, deserialize_with = "present")]
@@ -166,8 +173,12 @@ pub fn inspect(endpoint: Endpoint, body: &[u8]) -> Result<Inspected, ApiError> {
         },
     }
     let n = integer("n", head.n)?;
-    integer("max_tokens", head.max_tokens)?;
-    integer("max_completion_tokens", head.max_completion_tokens)?;
+    let max_tokens = integer("max_tokens", head.max_tokens)?;
+    let max_completion = integer("max_completion_tokens", head.max_completion_tokens)?;
+    let max_output = max_completion
+        .or(max_tokens)
+        .or_else(|| head.max_output_tokens.map(RawValue::get))
+        .and_then(|n| n.parse::<u64>().ok());
     let choices = n
         .and_then(|n| n.parse::<u32>().ok())
         .unwrap_or(1)
@@ -178,6 +189,7 @@ pub fn inspect(endpoint: Endpoint, body: &[u8]) -> Result<Inspected, ApiError> {
         model_span: start..start + raw_model.get().len(),
         stream,
         choices,
+        max_output,
     })
 }
 

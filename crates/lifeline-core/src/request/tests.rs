@@ -307,6 +307,12 @@ fn counts_are_integers_where_present() {
     assert_eq!(ok(&body("n", "3")).choices, 3);
     assert_eq!(ok(&body("n", "0")).choices, 1);
     assert_eq!(ok(&body("n", "100000")).choices, MAX_CHOICES);
+    // The output allowance a token limit charges.
+    assert_eq!(ok(&body("max_tokens", "70")).max_output, Some(70));
+    assert_eq!(ok(&body("max_completion_tokens", "9")).max_output, Some(9));
+    assert_eq!(ok(&body("max_output_tokens", "12")).max_output, Some(12));
+    assert_eq!(ok(&body("max_tokens", "null")).max_output, None);
+    assert_eq!(ok(&body("n", "2")).max_output, None);
     assert_eq!(
         fault(&err_on(
             Endpoint::ImagesGenerations,

@@ -13,7 +13,9 @@
 //! 4. body: size limit (413) and slow-client timeout (408);
 //! 5. inspect: JSON validity, `model`, `stream`, the types of the fields
 //!    the endpoint requires (400);
-//! 6. route: public model (404);
+//! 6. route: public model (404; also for a model the key may not use),
+//!    then the key's limits ([`crate::limit`]): requests and tokens per
+//!    minute (429), and the `x-ratelimit-*` headers on the answer;
 //! 7. the attempt loop ([`crate::attempt::Call`]): balance, attempts,
 //!    relay, accounting.
 
@@ -89,8 +91,8 @@ pub async fn handle(
     peer: SocketAddr,
     req: Request<RequestBody>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let ctx = RequestContext::new(request_id(req.headers().get(&X_REQUEST_ID)), peer);
-    let (rid, started) = (ctx.id.clone(), ctx.started);
+    let mut ctx = RequestContext::new(request_id(req.headers().get(&X_REQUEST_ID)), peer);
+    let started = ctx.started;
     let live = gw.live();
     let admin_elsewhere = live.config.server.admin_listen.is_some();
     let mut resp = match route(side, req.method(), req.uri().path(), admin_elsewhere) {
@@ -122,8 +124,10 @@ pub async fn handle(
         Route::Unknown => unknown(&gw, side, status_elsewhere, req),
         Route::Models => match gw.authenticate(&live, peer, req.headers()) {
             Err(e) => e.into_response(),
-            Ok(_) => {
-                let mut r = Response::new(ProxyBody::full(live.routes.models_json.clone()));
+            Ok(tenant) => {
+                let (all, created) = (&live.routes.models_json, live.routes.created);
+                let list = crate::limit::models_json(&live.config, all, created, tenant.as_deref());
+                let mut r = Response::new(ProxyBody::full(list));
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
@@ -133,9 +137,10 @@ pub async fn handle(
         },
         Route::Model => match gw.authenticate(&live, peer, req.headers()) {
             Err(e) => e.into_response(),
-            Ok(_) => {
+            Ok(tenant) => {
                 let name = req.uri().path().trim_start_matches("/v1/models/");
-                match live.routes.models.get(name) {
+                let allowed = tenant.is_none_or(|t| t.allows(name));
+                match live.routes.models.get(name).filter(|_| allowed) {
                     None => ApiError::unknown_model(name).into_response(),
                     Some(m) => {
                         let body = serde_json::json!({
@@ -151,18 +156,18 @@ pub async fn handle(
                 }
             }
         },
-        Route::Data(endpoint) => match data(&gw, &live, endpoint, req, ctx).await {
+        Route::Data(endpoint) => match data(&gw, &live, endpoint, req, &mut ctx).await {
             Ok(r) => r,
             Err(e) => {
                 let model: std::sync::Arc<str> = "-".into();
                 gw.metrics()
                     .request(&model, e.status.as_u16(), started.elapsed().as_secs_f64());
-                tracing::info!(message = "Request rejected.", request_id = ?rid, status = e.status.as_u16(), error = %e.message);
+                tracing::info!(message = "Request rejected.", request_id = ?ctx.id, key_id = ctx.key_id(), status = e.status.as_u16(), error = %e.message);
                 e.into_response()
             }
         },
     };
-    resp.headers_mut().entry(X_REQUEST_ID).or_insert(rid);
+    resp.headers_mut().entry(X_REQUEST_ID).or_insert(ctx.id);
     Ok(resp)
 }
 
@@ -171,7 +176,7 @@ async fn data(
     live: &crate::gateway::Live,
     endpoint: Endpoint,
     req: Request<RequestBody>,
-    mut ctx: RequestContext,
+    ctx: &mut RequestContext,
 ) -> Result<Response<ProxyBody>, ApiError> {
     ctx.tenant = gw.authenticate(live, ctx.peer, req.headers())?;
     let server = &live.config.server;
@@ -203,22 +208,30 @@ async fn data(
         Ok(Ok(c)) => c.to_bytes(),
     };
     let inspected = crate::request::inspect(endpoint, &body)?;
-    let Some(model) = live.routes.models.get(&inspected.model).cloned() else {
+    let allowed = crate::limit::allows(ctx, &inspected.model);
+    let Some(model) = live.routes.models.get(&inspected.model).filter(|_| allowed) else {
         return Err(ApiError::unknown_model(&inspected.model));
+    };
+    let (metrics, len) = (gw.metrics(), body.len());
+    let grant = match crate::limit::admit(gw.limiter(), metrics, ctx, endpoint, &inspected, len) {
+        Ok(grant) => grant,
+        Err(refused) => return Ok(*refused),
     };
     let call = Call {
         metrics: gw.metrics().clone(),
-        model,
+        model: model.clone(),
         endpoint,
         body,
         inspected,
-        ctx,
+        ctx: ctx.clone(),
     };
     // Boxed: the attempt loop's state is a few KiB, and hyper moves the
     // whole request future into its dispatcher once per request; boxed,
     // that move is a pointer (measured with callgrind: ~9,000 instructions
     // of memcpy per request otherwise).
-    Ok(Box::pin(call.run()).await)
+    let mut resp = Box::pin(call.run()).await;
+    grant.headers(resp.headers_mut());
+    Ok(resp)
 }
 
 /// A path the table does not know: the extension's public route, if it is

@@ -53,6 +53,36 @@ struct DepKind {
     kind: &'static str,
 }
 
+/// `{key}`: a client key's name (`-` for requests without a key).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Key {
+    key: Arc<str>,
+}
+
+/// `{key, kind}`: a rate-limit refusal (`requests`, `tokens`, `too_large`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyKind {
+    key: Arc<str>,
+    kind: &'static str,
+}
+
+/// One client key's counters, fetched once and kept by the per-key limiter
+/// ([`crate::telemetry`] users call [`Metrics::key_counters`]), so that a
+/// request counts without a label lookup.
+#[derive(Clone, Debug, Default)]
+pub struct KeyCounters {
+    /// `lifeline_key_requests_total{key}`: requests admitted.
+    pub admitted: Counter,
+    /// `lifeline_rate_limited_total{key,kind="requests"}`.
+    pub limited_requests: Counter,
+    /// `lifeline_rate_limited_total{key,kind="tokens"}`.
+    pub limited_tokens: Counter,
+    /// `lifeline_rate_limited_total{key,kind="too_large"}`.
+    pub too_large: Counter,
+    /// `lifeline_key_tokens_total{key}`: tokens used, as reconciled.
+    pub tokens: Counter,
+}
+
 fn latency_histogram() -> Histogram {
     // 1 ms to ~65 s.
     Histogram::new(exponential_buckets(0.001, 2.0, 17))
@@ -72,6 +102,9 @@ pub struct Metrics {
     deployment_in_flight: Family<Dep, Gauge>,
     breaker: Family<Dep, Gauge>,
     latency_p99: Family<DepKind, Gauge<f64, AtomicU64>>,
+    key_requests: Family<Key, Counter>,
+    rate_limited: Family<KeyKind, Counter>,
+    key_tokens: Family<Key, Counter>,
     auth_failures: Counter,
     ip_rate_limited: Family<Reason, Counter>,
 }
@@ -112,6 +145,9 @@ impl Metrics {
             latency_p99: Family::default(),
             auth_failures: Counter::default(),
             ip_rate_limited: Family::default(),
+            key_requests: Family::default(),
+            rate_limited: Family::default(),
+            key_tokens: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -179,6 +215,21 @@ impl Metrics {
             "Requests refused by a per-client-IP limit, by reason: auth_failures (locked out after wrong keys), requests (ip_requests_per_minute)",
             m.ip_rate_limited.clone(),
         );
+        registry.register(
+            "key_requests",
+            "Data-plane requests admitted, by client key name (- without a key)",
+            m.key_requests.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429 by a client key's limit, by key name and kind (requests, tokens, too_large)",
+            m.rate_limited.clone(),
+        );
+        registry.register(
+            "key_tokens",
+            "Tokens used by client key name: the provider's usage where it reported one, else the admission estimate",
+            m.key_tokens.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -190,6 +241,29 @@ impl Metrics {
     /// A request refused by a per-IP limit (`reason`: `auth_failures`, `requests`).
     pub fn ip_rate_limited(&self, reason: &'static str) {
         self.ip_rate_limited.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// The counters of the client key named `key`, to keep (see
+    /// [`KeyCounters`]). Label sets are bounded by the configured and
+    /// stored keys.
+    pub fn key_counters(&self, key: &Arc<str>) -> KeyCounters {
+        let kind = |kind| {
+            self.rate_limited.get_or_create_owned(&KeyKind {
+                key: key.clone(),
+                kind,
+            })
+        };
+        KeyCounters {
+            admitted: self
+                .key_requests
+                .get_or_create_owned(&Key { key: key.clone() }),
+            limited_requests: kind("requests"),
+            limited_tokens: kind("tokens"),
+            too_large: kind("too_large"),
+            tokens: self
+                .key_tokens
+                .get_or_create_owned(&Key { key: key.clone() }),
+        }
     }
 
     /// A finished client request.

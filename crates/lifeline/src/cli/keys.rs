@@ -45,14 +45,15 @@ enum Action {
         /// critical, standard or batch (stored; not enforced yet).
         #[arg(long, default_value = "standard")]
         priority: String,
-        /// Requests per minute (stored; not enforced yet).
-        #[arg(long)]
+        /// Requests per minute (at least 1; none: no limit).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         rpm: Option<u64>,
-        /// Tokens per minute (stored; not enforced yet).
-        #[arg(long)]
+        /// Tokens per minute, estimated at admission and settled with the
+        /// provider's usage (at least 1; none: no limit).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         tpm: Option<u64>,
-        /// Models it may use, comma-separated; none: all (stored; not
-        /// enforced yet).
+        /// Models it may use, comma-separated; none: all (others are 404
+        /// for this key).
         #[arg(long, value_delimiter = ',')]
         models: Vec<String>,
         /// When it stops working (RFC 3339, e.g. 2027-01-31T00:00:00Z).

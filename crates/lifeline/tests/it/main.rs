@@ -23,6 +23,7 @@ mod hostile;
 mod input;
 mod ip_limits;
 mod keys;
+mod limits;
 mod listener;
 mod raw_upstream;
 mod reload;
