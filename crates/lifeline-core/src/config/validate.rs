@@ -14,6 +14,7 @@
 //! checks `[store]` and `[status]` (the status page's components, SLOs and
 //! provider feeds, and their references to models and providers).
 
+mod concurrency;
 mod secrets;
 mod status;
 mod upstreams;
@@ -191,6 +192,7 @@ impl Validator<'_> {
                 HTTP2_KEEPALIVE,
             ),
             defaults: self.policy(&raw.policy(), "server", &RequestPolicy::default()),
+            concurrency: self.concurrency(raw),
         }
     }
 

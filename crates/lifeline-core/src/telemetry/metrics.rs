@@ -42,6 +42,14 @@ struct Name {
     model: Arc<str>,
 }
 
+/// `{model, reason}` of a request refused at the concurrency cap.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CapRefusal {
+    model: Arc<str>,
+    /// `waiters` (too many waiting already) or `timeout` (no slot in time).
+    reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Dep {
     deployment: Arc<str>,
@@ -72,6 +80,9 @@ pub struct Metrics {
     deployment_in_flight: Family<Dep, Gauge>,
     breaker: Family<Dep, Gauge>,
     latency_p99: Family<DepKind, Gauge<f64, AtomicU64>>,
+    concurrency_limit: Family<Dep, Gauge>,
+    capacity_waits: Family<Name, Counter>,
+    capacity_refusals: Family<CapRefusal, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -102,6 +113,9 @@ impl Metrics {
             deployment_in_flight: Family::default(),
             breaker: Family::default(),
             latency_p99: Family::default(),
+            concurrency_limit: Family::default(),
+            capacity_waits: Family::default(),
+            capacity_refusals: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -159,7 +173,49 @@ impl Metrics {
             "Recent p99 latency per deployment, the base of its adaptive deadlines: kind first_content (streams), answer (non-streaming), stream_gap (longest silence in a completed stream)",
             m.latency_p99.clone(),
         );
+        registry.register(
+            "deployment_concurrency_limit",
+            "In-flight limit per deployment: adaptive (latency, 429s), at most the provider's max_concurrency",
+            m.concurrency_limit.clone(),
+        );
+        registry.register(
+            "capacity_waits",
+            "Requests that waited for a slot because every deployment of their model was at its limit",
+            m.capacity_waits.clone(),
+        );
+        registry.register(
+            "capacity_refusals",
+            "Requests answered 503 at the concurrency limit: reason waiters (too many waiting) or timeout (no slot in time)",
+            m.capacity_refusals.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// The in-flight limit gauge of one deployment.
+    pub fn deployment_concurrency_limit(&self, deployment: &Arc<str>) -> Gauge {
+        self.concurrency_limit.get_or_create_owned(&Dep {
+            deployment: deployment.clone(),
+        })
+    }
+
+    /// A request of `model` waits for a slot at the concurrency limit.
+    pub fn capacity_wait(&self, model: &Arc<str>) {
+        self.capacity_waits
+            .get_or_create(&Name {
+                model: model.clone(),
+            })
+            .inc();
+    }
+
+    /// A request of `model` was refused at the concurrency limit;
+    /// `reason` is `waiters` or `timeout`.
+    pub fn capacity_refusal(&self, model: &Arc<str>, reason: &'static str) {
+        self.capacity_refusals
+            .get_or_create(&CapRefusal {
+                model: model.clone(),
+                reason,
+            })
+            .inc();
     }
 
     /// A finished client request.
@@ -247,6 +303,9 @@ impl Metrics {
         self.breaker.remove(&Dep {
             deployment: deployment.clone(),
         });
+        self.concurrency_limit.remove(&Dep {
+            deployment: deployment.clone(),
+        });
         for &kind in p99_kinds {
             self.latency_p99.remove(&DepKind {
                 deployment: deployment.clone(),
@@ -309,6 +368,9 @@ mod tests {
         m.breaker(&dep, 2);
         m.retry(&model);
         m.latency_p99(&dep, "first_content", 0.25);
+        m.deployment_concurrency_limit(&dep).set(12);
+        m.capacity_wait(&model);
+        m.capacity_refusal(&model, "waiters");
         let text = m.encode();
         for name in [
             "lifeline_requests_total{model=\"gpt-4o\",status=\"200\"} 1",
@@ -317,6 +379,9 @@ mod tests {
             "lifeline_retries_total{model=\"gpt-4o\"} 1",
             "lifeline_request_duration_seconds_bucket",
             "lifeline_deployment_latency_p99_seconds{deployment=\"p/gpt-4o\",kind=\"first_content\"} 0.25",
+            "lifeline_deployment_concurrency_limit{deployment=\"p/gpt-4o\"} 12",
+            "lifeline_capacity_waits_total{model=\"gpt-4o\"} 1",
+            "lifeline_capacity_refusals_total{model=\"gpt-4o\",reason=\"waiters\"} 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }
