@@ -15,6 +15,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("extension", 0),
     ("context", 1),
     ("health", 1),
+    ("concurrency", 1),
     ("retry", 1),
     ("providers", 2),
     ("route", 3),

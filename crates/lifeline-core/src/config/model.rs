@@ -71,6 +71,45 @@ pub struct ServerConfig {
     /// the listener's write-stall timeout: how long a response may wait for a
     /// client that stopped reading.
     pub defaults: RequestPolicy,
+    /// Adaptive concurrency per deployment, and waiting at the cap.
+    pub concurrency: ConcurrencyConfig,
+}
+
+/// `[server]` keys of the in-flight limit per deployment and of the wait
+/// for a slot when every deployment of a model is at its limit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConcurrencyConfig {
+    /// The limit follows each deployment's latency and overload answers
+    /// (`adaptive_concurrency`, default on); off: the provider's
+    /// `max_concurrency` alone, if any.
+    pub adaptive: bool,
+    /// The adaptive limit never goes below this (`adaptive_min_limit`, default 2).
+    pub min_limit: u32,
+    /// A new deployment's limit (`adaptive_initial_limit`, default 20).
+    pub initial_limit: u32,
+    /// The adaptive limit of a deployment whose provider has no
+    /// `max_concurrency` never goes above this (`adaptive_max_limit`,
+    /// default 256); a provider's `max_concurrency` is the bound otherwise.
+    pub max_limit: u32,
+    /// Most requests of one public model waiting for a slot at once
+    /// (`capacity_waiters`, default 128); past it, 503 at once.
+    pub max_waiters: u32,
+    /// Longest wait for a slot, within the request deadline
+    /// (`capacity_wait_ms`, default 10 s); then 503.
+    pub max_wait: Duration,
+}
+
+impl Default for ConcurrencyConfig {
+    fn default() -> Self {
+        Self {
+            adaptive: true,
+            min_limit: 2,
+            initial_limit: 20,
+            max_limit: 256,
+            max_waiters: 128,
+            max_wait: Duration::from_secs(10),
+        }
+    }
 }
 
 /// `[server] auth`: whether the data plane checks client keys.

@@ -67,6 +67,14 @@ pub(super) struct RawServer {
     pub adaptive_timeouts: Option<Spanned<bool>>,
     pub adaptive_timeout_multiplier: Option<Spanned<f64>>,
     pub adaptive_timeout_floor_ms: Option<Spanned<u64>>,
+    // Adaptive concurrency per deployment and waiting at the cap
+    // (`validate/concurrency.rs`).
+    pub adaptive_concurrency: Option<Spanned<bool>>,
+    pub adaptive_min_limit: Option<Spanned<u32>>,
+    pub adaptive_initial_limit: Option<Spanned<u32>>,
+    pub adaptive_max_limit: Option<Spanned<u32>>,
+    pub capacity_waiters: Option<Spanned<u32>>,
+    pub capacity_wait_ms: Option<Spanned<u64>>,
 }
 
 /// `[admin]`.

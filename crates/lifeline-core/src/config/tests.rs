@@ -340,6 +340,13 @@ fn defaults() {
     assert_eq!(c.server.idle_timeout, Duration::from_secs(60));
     assert_eq!(c.server.http2_keepalive, Duration::from_secs(20));
     assert_eq!(c.server.defaults, RequestPolicy::default());
+    let cc = &c.server.concurrency;
+    assert!(cc.adaptive);
+    assert_eq!((cc.min_limit, cc.initial_limit, cc.max_limit), (2, 20, 256));
+    assert_eq!(
+        (cc.max_waiters, cc.max_wait),
+        (128, Duration::from_secs(10))
+    );
     assert!(c.admin.token.is_none());
     let d = HealthConfig::default();
     assert_eq!(

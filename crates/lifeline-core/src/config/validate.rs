@@ -14,6 +14,7 @@
 //! checks `[store]` and `[status]` (the status page's components, SLOs and
 //! provider feeds, and their references to models and providers).
 
+mod concurrency;
 mod secrets;
 mod status;
 mod upstreams;
@@ -202,6 +203,7 @@ impl Validator<'_> {
             auth: self.auth_mode(raw.auth.as_ref()),
             ip: self.ip_limits(raw),
             defaults: self.policy(&raw.policy(), "server", &RequestPolicy::default()),
+            concurrency: self.concurrency(raw),
         }
     }
 

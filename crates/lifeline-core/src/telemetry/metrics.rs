@@ -42,6 +42,14 @@ struct Name {
     model: Arc<str>,
 }
 
+/// `{model, reason}` of a request refused at the concurrency cap.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CapRefusal {
+    model: Arc<str>,
+    /// `waiters` (too many waiting already) or `timeout` (no slot in time).
+    reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Dep {
     deployment: Arc<str>,
@@ -107,6 +115,9 @@ pub struct Metrics {
     key_tokens: Family<Key, Counter>,
     auth_failures: Counter,
     ip_rate_limited: Family<Reason, Counter>,
+    concurrency_limit: Family<Dep, Gauge>,
+    capacity_waits: Family<Name, Counter>,
+    capacity_refusals: Family<CapRefusal, Counter>,
 }
 
 /// `{reason}` of a per-IP refusal.
@@ -148,6 +159,9 @@ impl Metrics {
             key_requests: Family::default(),
             rate_limited: Family::default(),
             key_tokens: Family::default(),
+            concurrency_limit: Family::default(),
+            capacity_waits: Family::default(),
+            capacity_refusals: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -230,6 +244,21 @@ impl Metrics {
             "Tokens used by client key name: the provider's usage where it reported one, else the admission estimate",
             m.key_tokens.clone(),
         );
+        registry.register(
+            "deployment_concurrency_limit",
+            "In-flight limit per deployment: adaptive (latency, 429s), at most the provider's max_concurrency",
+            m.concurrency_limit.clone(),
+        );
+        registry.register(
+            "capacity_waits",
+            "Requests that waited for a slot because every deployment of their model was at its limit",
+            m.capacity_waits.clone(),
+        );
+        registry.register(
+            "capacity_refusals",
+            "Requests answered 503 at the concurrency limit: reason waiters (too many waiting) or timeout (no slot in time)",
+            m.capacity_refusals.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -264,6 +293,33 @@ impl Metrics {
                 .key_tokens
                 .get_or_create_owned(&Key { key: key.clone() }),
         }
+    }
+
+    /// The in-flight limit gauge of one deployment.
+    pub fn deployment_concurrency_limit(&self, deployment: &Arc<str>) -> Gauge {
+        self.concurrency_limit.get_or_create_owned(&Dep {
+            deployment: deployment.clone(),
+        })
+    }
+
+    /// A request of `model` waits for a slot at the concurrency limit.
+    pub fn capacity_wait(&self, model: &Arc<str>) {
+        self.capacity_waits
+            .get_or_create(&Name {
+                model: model.clone(),
+            })
+            .inc();
+    }
+
+    /// A request of `model` was refused at the concurrency limit;
+    /// `reason` is `waiters` or `timeout`.
+    pub fn capacity_refusal(&self, model: &Arc<str>, reason: &'static str) {
+        self.capacity_refusals
+            .get_or_create(&CapRefusal {
+                model: model.clone(),
+                reason,
+            })
+            .inc();
     }
 
     /// A finished client request.
@@ -351,6 +407,9 @@ impl Metrics {
         self.breaker.remove(&Dep {
             deployment: deployment.clone(),
         });
+        self.concurrency_limit.remove(&Dep {
+            deployment: deployment.clone(),
+        });
         for &kind in p99_kinds {
             self.latency_p99.remove(&DepKind {
                 deployment: deployment.clone(),
@@ -415,6 +474,9 @@ mod tests {
         m.latency_p99(&dep, "first_content", 0.25);
         m.auth_failure();
         m.ip_rate_limited("auth_failures");
+        m.deployment_concurrency_limit(&dep).set(12);
+        m.capacity_wait(&model);
+        m.capacity_refusal(&model, "waiters");
         let text = m.encode();
         for name in [
             "lifeline_requests_total{model=\"gpt-4o\",status=\"200\"} 1",
@@ -425,6 +487,9 @@ mod tests {
             "lifeline_deployment_latency_p99_seconds{deployment=\"p/gpt-4o\",kind=\"first_content\"} 0.25",
             "lifeline_auth_failures_total 1",
             "lifeline_ip_rate_limited_total{reason=\"auth_failures\"} 1",
+            "lifeline_deployment_concurrency_limit{deployment=\"p/gpt-4o\"} 12",
+            "lifeline_capacity_waits_total{model=\"gpt-4o\"} 1",
+            "lifeline_capacity_refusals_total{model=\"gpt-4o\",reason=\"waiters\"} 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

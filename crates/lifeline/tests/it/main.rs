@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin_keys;
+mod adaptive;
 mod api;
 mod breaker;
 mod browser;

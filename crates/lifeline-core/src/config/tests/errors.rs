@@ -508,3 +508,55 @@ fn auth_mode() {
     assert_eq!(ok.server.auth, AuthMode::None);
     assert_eq!(parse(&with_models(&[])).server.auth, AuthMode::Keys);
 }
+
+#[test]
+fn concurrency_keys() {
+    let c = parse(&with_models(&[
+        "[server]",
+        "adaptive_concurrency = false",
+        "adaptive_min_limit = 1",
+        "adaptive_initial_limit = 8",
+        "adaptive_max_limit = 64",
+        "capacity_waiters = 0",
+        "capacity_wait_ms = 250",
+    ]));
+    assert_eq!(
+        c.server.concurrency,
+        ConcurrencyConfig {
+            adaptive: false,
+            min_limit: 1,
+            initial_limit: 8,
+            max_limit: 64,
+            max_waiters: 0,
+            max_wait: Duration::from_millis(250),
+        }
+    );
+    let e = errors(&with_models(&[
+        "[server]",
+        "adaptive_min_limit = 0",
+        "capacity_wait_ms = 0",
+    ]));
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert_has(&e, 2, "server.adaptive_min_limit", "at least 1");
+    assert_has(&e, 3, "server.capacity_wait_ms", "above 0 ms");
+    let e = errors(&with_models(&[
+        "[server]",
+        "adaptive_min_limit = 50",
+        "adaptive_max_limit = 10",
+    ]));
+    assert_has(
+        &e,
+        2,
+        "server.adaptive_min_limit",
+        "must not be above server.adaptive_max_limit (10), got 50",
+    );
+    let e = errors(&with_models(&["[server]", "adaptive_initial_limit = 300"]));
+    assert_one(
+        &e,
+        2,
+        "server.adaptive_initial_limit",
+        "between server.adaptive_min_limit (2) and server.adaptive_max_limit (256), got 300",
+    );
+    let e = errors(&with_models(&["[server]", "adaptive_concurrency = 1"]));
+    assert_eq!(e[0].line, Some(2), "{e:#?}");
+}
