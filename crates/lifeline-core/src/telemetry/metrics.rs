@@ -37,6 +37,17 @@ pub struct StreamLabels {
     pub outcome: &'static str,
 }
 
+/// `{listener, reason}` of `lifeline_listener_refusals_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// `data`, `admin` or `status`.
+    pub listener: &'static str,
+    /// Which limit refused: `connection_limit`, `tls_handshake`, `idle`,
+    /// `header_timeout`, `header_too_large`, `malformed`, `body_timeout`,
+    /// `body_too_large`, `json_depth`, `write_stall`.
+    pub reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Name {
     model: Arc<str>,
@@ -72,6 +83,7 @@ pub struct Metrics {
     deployment_in_flight: Family<Dep, Gauge>,
     breaker: Family<Dep, Gauge>,
     latency_p99: Family<DepKind, Gauge<f64, AtomicU64>>,
+    listener_refusals: Family<RefusalLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -102,6 +114,7 @@ impl Metrics {
             deployment_in_flight: Family::default(),
             breaker: Family::default(),
             latency_p99: Family::default(),
+            listener_refusals: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -159,7 +172,20 @@ impl Metrics {
             "Recent p99 latency per deployment, the base of its adaptive deadlines: kind first_content (streams), answer (non-streaming), stream_gap (longest silence in a completed stream)",
             m.latency_p99.clone(),
         );
+        registry.register(
+            "listener_refusals",
+            "Connections and requests refused by a listener limit, by listener and reason",
+            m.listener_refusals.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// The refusal counter of one listener and reason (kept by the
+    /// listener: refusals are counted without a label lookup).
+    pub fn listener_refusal(&self, listener: &'static str, reason: &'static str) -> Counter {
+        self.listener_refusals
+            .get_or_create(&RefusalLabels { listener, reason })
+            .clone()
     }
 
     /// A finished client request.
