@@ -16,6 +16,7 @@
 
 mod secrets;
 mod status;
+mod tls;
 mod upstreams;
 
 use std::collections::HashMap;
@@ -257,17 +258,17 @@ impl Validator<'_> {
             std::path::PathBuf::from(cert.get_ref()),
             std::path::PathBuf::from(key.get_ref()),
         );
-        match crate::server::tls::load(&paths.0, &paths.1) {
+        match tls::load(&paths.0, &paths.1) {
             Ok(certified) => Some(TlsFiles {
                 cert: paths.0,
                 key: paths.1,
                 certified: std::sync::Arc::new(certified),
             }),
-            Err(crate::server::tls::LoadError::Cert(msg)) => {
+            Err(tls::LoadError::Cert(msg)) => {
                 self.at(cert, "server.tls_cert", msg);
                 None
             }
-            Err(crate::server::tls::LoadError::Key(msg)) => {
+            Err(tls::LoadError::Key(msg)) => {
                 self.at(key, "server.tls_key", msg);
                 None
             }

@@ -688,13 +688,26 @@ pub(super) mod canned {
                 parse(head("HTTP/1.1 431 Request Header Fields Too Large").as_bytes()),
                 Some((431, "Request Header Fields Too Large"))
             );
-            assert_eq!(parse(head("HTTP/1.1 400 Bad Request").as_bytes()).unwrap().0, 400);
-            assert_eq!(parse(head("HTTP/1.1 414 URI Too Long").as_bytes()).unwrap().0, 414);
+            assert_eq!(
+                parse(head("HTTP/1.1 400 Bad Request").as_bytes())
+                    .unwrap()
+                    .0,
+                400
+            );
+            assert_eq!(
+                parse(head("HTTP/1.1 414 URI Too Long").as_bytes())
+                    .unwrap()
+                    .0,
+                414
+            );
             // Our own 400 has a body and a content type: never rewritten.
             let own = "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
             assert_eq!(parse(own.as_bytes()), None);
             assert_eq!(parse(head("HTTP/1.1 200 OK").as_bytes()), None);
-            assert_eq!(parse(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n"), None);
+            assert_eq!(
+                parse(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n"),
+                None
+            );
         }
 
         #[test]

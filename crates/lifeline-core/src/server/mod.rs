@@ -20,7 +20,7 @@
 mod conn;
 mod io;
 pub mod pipeline;
-pub(crate) mod tls;
+mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -136,7 +136,12 @@ impl BoundServer {
             ))
         };
         let data = listener(Side::Data, limit.clone());
-        loops.spawn(accept_loop(data, self.data, conns.clone(), shutdown.clone()));
+        loops.spawn(accept_loop(
+            data,
+            self.data,
+            conns.clone(),
+            shutdown.clone(),
+        ));
         if let Some(admin) = self.admin {
             let l = listener(Side::Admin, Arc::new(Semaphore::new(256)));
             loops.spawn(accept_loop(l, admin, conns.clone(), shutdown.clone()));
@@ -212,7 +217,11 @@ impl Refusals {
         let c = |reason| metrics.listener_refusal(l, reason);
         if side == Side::Data {
             // Exported from the start, at 0, like the others.
-            for r in [reason::BODY_TIMEOUT, reason::BODY_TOO_LARGE, reason::JSON_DEPTH] {
+            for r in [
+                reason::BODY_TIMEOUT,
+                reason::BODY_TOO_LARGE,
+                reason::JSON_DEPTH,
+            ] {
                 c(r);
             }
         }

@@ -175,7 +175,11 @@ async fn data(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(refused(gw, reason::BODY_TOO_LARGE, ApiError::too_large(limit)));
+        return Err(refused(
+            gw,
+            reason::BODY_TOO_LARGE,
+            ApiError::too_large(limit),
+        ));
     }
     let body = match tokio::time::timeout(
         server.body_read_timeout,
@@ -185,7 +189,11 @@ async fn data(
     {
         Err(_) => return Err(refused(gw, reason::BODY_TIMEOUT, ApiError::body_timeout())),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(refused(gw, reason::BODY_TOO_LARGE, ApiError::too_large(limit)))
+            return Err(refused(
+                gw,
+                reason::BODY_TOO_LARGE,
+                ApiError::too_large(limit),
+            ))
         }
         Ok(Err(e)) => {
             return Err(ApiError::bad_request(

@@ -1,8 +1,8 @@
 //! TLS on the listeners (rustls, the `ring` provider): the certificate and
 //! key files of `[server] tls_cert` / `tls_key`, ALPN `h2` and `http/1.1`.
 //!
-//! The files are read when the config is loaded ([`load`], called by config
-//! validation), and the parsed key travels in the config. The listener's
+//! The files are read when the config is loaded (config validation), and
+//! the parsed key travels in the config ([`crate::config::TlsFiles`]). The listener's
 //! certificate resolver ([`Resolver`]) hands each new handshake the key of
 //! the config running now, so a reload (SIGHUP or `POST /admin/reload`)
 //! that re-reads the files serves the new certificate to new connections,
@@ -13,58 +13,14 @@
 //! Whether a listener speaks TLS is fixed when it binds (like its address):
 //! a reload that removes the TLS keys keeps serving the last certificate.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio_rustls::TlsAcceptor;
 
 use crate::gateway::Gateway;
-
-/// Why [`load`] failed, naming the file at fault.
-#[derive(Debug)]
-pub(crate) enum LoadError {
-    /// The certificate file (`tls_cert`).
-    Cert(String),
-    /// The key file (`tls_key`), or a key that does not match the certificate.
-    Key(String),
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Reads a PEM certificate chain (leaf first) and a PEM private key (PKCS#8,
-/// PKCS#1 or SEC1) and checks that they belong together.
-pub(crate) fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, LoadError> {
-    let chain = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| LoadError::Cert(format!("cannot read {}: {e}", cert.display())))?;
-    if chain.is_empty() {
-        return Err(LoadError::Cert(format!(
-            "{} holds no PEM certificate",
-            cert.display()
-        )));
-    }
-    let der = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| LoadError::Key(format!("cannot read {}: {e}", key.display())))?;
-    CertifiedKey::from_der(chain, der, &provider()).map_err(|e| match e {
-        rustls::Error::InvalidCertificate(e) => {
-            LoadError::Cert(format!("{} is not a valid certificate: {e}", cert.display()))
-        }
-        rustls::Error::InconsistentKeys(_) => LoadError::Key(format!(
-            "{} does not belong to the certificate in {}",
-            key.display(),
-            cert.display()
-        )),
-        e => LoadError::Key(format!("{} is not a usable key: {e}", key.display())),
-    })
-}
 
 /// Hands each handshake the certificate of the config running now.
 struct Resolver {
@@ -102,7 +58,8 @@ pub(super) fn acceptor(gw: &Gateway) -> Option<TlsAcceptor> {
         gw: gw.clone(),
         last: ArcSwap::new(first),
     };
-    let config = rustls::ServerConfig::builder_with_provider(provider())
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .inspect_err(|e| tracing::error!(message = "TLS setup failed.", error = %e))
         .ok()?

@@ -239,14 +239,22 @@ async fn connections_close_after_their_last_request() {
             .unwrap();
         let (status, head, body) = read_response(&mut s).await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!(head.contains("connection: close"), i == 3, "request {i}: {head}");
+        assert_eq!(
+            head.contains("connection: close"),
+            i == 3,
+            "request {i}: {head}"
+        );
     }
-    assert!(closed_within(&mut s, WAIT).await, "left open after its last request");
+    assert!(
+        closed_within(&mut s, WAIT).await,
+        "left open after its last request"
+    );
 
     let tcp = TcpStream::connect(env.addr).await.unwrap();
-    let (mut tx, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-        .await
-        .unwrap();
+    let (mut tx, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
     let conn = tokio::spawn(conn);
     for _ in 0..3 {
         let req = http::Request::post(CHAT)
@@ -286,8 +294,14 @@ async fn old_connections_close_after_their_request_in_flight() {
         .unwrap();
     let (status, _, body) = read_response(&mut s).await;
     assert_eq!(status, 200, "{body}");
-    assert!(t.elapsed() >= Duration::from_millis(900), "the mock was fast");
-    assert!(closed_within(&mut s, WAIT).await, "an old connection stayed open");
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "the mock was fast"
+    );
+    assert!(
+        closed_within(&mut s, WAIT).await,
+        "an old connection stayed open"
+    );
     // An idle one closes at its age, long before the idle timeout (60 s).
     let mut s = TcpStream::connect(env.addr).await.unwrap();
     assert!(closed_within(&mut s, WAIT).await);
@@ -305,7 +319,11 @@ async fn h2_concurrent_streams_follow_the_config() {
         completion_tokens: 5,
         ..MockConfig::default()
     });
-    let env = Env::boot(&config(&m, "http2_max_concurrent_streams = 1", &one_tier(&m)), m).await;
+    let env = Env::boot(
+        &config(&m, "http2_max_concurrent_streams = 1", &one_tier(&m)),
+        m,
+    )
+    .await;
     let tcp = TcpStream::connect(env.addr).await.unwrap();
     let (tx, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
         .await

@@ -118,13 +118,10 @@ async fn connect(
     cfg.alpn_protocols = vec![alpn.to_vec()];
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from("localhost").unwrap();
-    timeout(
-        WAIT,
-        TlsConnector::from(Arc::new(cfg)).connect(name, tcp),
-    )
-    .await
-    .expect("handshake in time")
-    .expect("handshake")
+    timeout(WAIT, TlsConnector::from(Arc::new(cfg)).connect(name, tcp))
+        .await
+        .expect("handshake in time")
+        .expect("handshake")
 }
 
 fn peer_cert(s: &TlsStream<TcpStream>) -> CertificateDer<'static> {
@@ -174,9 +171,10 @@ async fn https_and_h2_over_tls_are_served_on_every_listener() {
     // HTTP/2 over TLS, negotiated by ALPN.
     let s = connect(env.data, &[&pem.2], b"h2").await;
     assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut tx, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(s))
-        .await
-        .unwrap();
+    let (mut tx, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(s))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let mut req = chat_request();
     *req.uri_mut() = format!("https://localhost{CHAT}").parse().unwrap();
@@ -220,9 +218,16 @@ async fn a_reload_swaps_the_certificate_for_new_connections_only() {
     assert_eq!(send(&mut old).await.0, 200);
 
     env.install(&second);
-    env.gw.reload().await.expect("reload with a new certificate");
+    env.gw
+        .reload()
+        .await
+        .expect("reload with a new certificate");
     let after = connect(env.data, &both, b"http/1.1").await;
-    assert_eq!(peer_cert(&after), second.2, "new connections get the new certificate");
+    assert_eq!(
+        peer_cert(&after),
+        second.2,
+        "new connections get the new certificate"
+    );
     let mut new = h1(after).await;
     assert_eq!(send(&mut new).await.0, 200);
     // The connection from before the reload is still served.
@@ -230,13 +235,24 @@ async fn a_reload_swaps_the_certificate_for_new_connections_only() {
     assert_eq!(status, 200, "{body}");
 
     // A broken certificate: the reload is refused, the running one stays.
-    std::fs::write(&env.cert, "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n")
-        .unwrap();
-    let err = env.gw.reload().await.expect_err("a broken certificate is refused");
+    std::fs::write(
+        &env.cert,
+        "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let err = env
+        .gw
+        .reload()
+        .await
+        .expect_err("a broken certificate is refused");
     assert!(err.contains("server.tls_cert"), "{err}");
     // A key that does not belong to the certificate: refused too.
     std::fs::write(&env.cert, &first.0).unwrap();
-    let err = env.gw.reload().await.expect_err("a mismatched key is refused");
+    let err = env
+        .gw
+        .reload()
+        .await
+        .expect_err("a mismatched key is refused");
     assert!(err.contains("server.tls_key"), "{err}");
     let again = connect(env.data, &both, b"http/1.1").await;
     assert_eq!(peer_cert(&again), second.2, "the running certificate stays");
