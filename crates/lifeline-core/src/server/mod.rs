@@ -1,21 +1,27 @@
-//! Listeners: accepting connections and serving HTTP/1.1 and HTTP/2 on them.
+//! Listeners: accepting connections and serving HTTP/1.1 and HTTP/2 on them,
+//! in clear or over TLS.
 //!
 //! Per connection: `TCP_NODELAY` (DESIGN.md §5: without it Nagle's
 //! algorithm and delayed ACKs add ~40 ms to responses written in pieces),
 //! TCP keepalive (a peer that vanished without a FIN is found), a slot from
 //! the connection limit (a client over the limit waits in the accept backlog
-//! instead of starving everyone), and the clocks of `io.rs`: the idle
-//! timeout, the header timeout, the write-stall timeout and the lingering
-//! close after an early answer. HTTP/2 gets keep-alive pings and stream and
-//! header-list limits. One task per connection and the request handled on
-//! it: no hand-offs. These settings are read when the listener starts; a
-//! reload does not change them. Up to three listeners share them: the data
-//! plane (`listen`), the admin API (`admin_listen`) and the status page
-//! (`status_listen`, with its own connection limit of `max_connections`).
+//! instead of starving everyone), the TLS handshake ([`tls`], bounded by the
+//! header timeout), and the clocks of `io.rs`: the idle timeout, the header
+//! timeout, the write-stall timeout and the lingering close after an early
+//! answer; `io.rs` also gives the answers hyper writes itself (431, 400)
+//! OpenAI's shape. HTTP/2 gets keep-alive pings and stream and header-list
+//! limits. Keep-alive is bounded: after `max_requests_per_connection`
+//! requests or at `max_connection_age` a connection closes gracefully.
+//! Every refusal is counted ([`Refusals`]). One task per connection and the
+//! request handled on it: no hand-offs. These settings are read when the
+//! listener starts; a reload does not change them (the TLS certificate
+//! excepted). Up to three listeners share them: the data plane (`listen`),
+//! the admin API (`admin_listen`) and the status page (`status_listen`,
+//! with its own connection limit of `max_connections`).
 //!
 //! Shutdown: stop accepting, turn `/readyz` false, ask every connection to
 //! finish its in-flight requests (hyper's graceful shutdown), and wait up
-//! to `drain_timeout`.
+//! to `drain_timeout` for the connection tasks.
 
 mod conn;
 mod io;

@@ -304,6 +304,92 @@ async fn a_client_that_never_says_hello_is_cut_off() {
     env.stop().await;
 }
 
+/// TLS keeps the connection's clocks: a client that completes its
+/// handshake and then sends nothing is closed at the idle timeout.
+#[tokio::test]
+async fn a_silent_client_after_its_handshake_is_closed() {
+    let pem = self_signed();
+    let env = TlsEnv::boot("idle_timeout_ms = 300", &pem).await;
+    let mut s = connect(env.data, &[&pem.2], b"h2").await;
+    let mut buf = [0u8; 64];
+    let read = timeout(WAIT, s.read(&mut buf))
+        .await
+        .expect("a silent TLS client stayed connected");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(refusals(env.admin, &pem.2, "idle").await >= 1);
+    env.stop().await;
+}
+
+/// `lifeline serve` re-reads the certificate on SIGHUP: new connections
+/// get the new one, a connection opened before keeps working.
+#[tokio::test]
+async fn sighup_swaps_the_certificate_of_a_running_binary() {
+    use crate::cli::{free_port, Proc, BIN};
+    init();
+    let (first, second) = (self_signed(), self_signed());
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &first.0).unwrap();
+    std::fs::write(&key, &first.1).unwrap();
+    let m = mocks(1).await;
+    let port = free_port();
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\ntls_cert = {:?}\ntls_key = {:?}\n\n[[providers]]\nname = \"p0\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p0\", model = \"up-0\" }} ] ]\n",
+        cert.display().to_string(),
+        key.display().to_string(),
+        m[0].base_url()
+    );
+    let path = dir.path().join("lifeline.toml");
+    std::fs::write(&path, toml).unwrap();
+    let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+    let proc = Proc(
+        std::process::Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&path)
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let logs = || std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let end = Instant::now() + WAIT;
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(Instant::now() < end, "serve never listened:\n{}", logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let both = [&first.2, &second.2];
+    let before = connect(addr, &both, b"http/1.1").await;
+    assert_eq!(peer_cert(&before), first.2);
+    let mut old = h1(before).await;
+    assert_eq!(send(&mut old).await.0, 200, "{}", logs());
+
+    std::fs::write(&cert, &second.0).unwrap();
+    std::fs::write(&key, &second.1).unwrap();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &proc.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let end = Instant::now() + WAIT;
+    loop {
+        let s = connect(addr, &both, b"http/1.1").await;
+        if peer_cert(&s) == second.2 {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "SIGHUP did not swap the certificate:\n{}",
+            logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = send(&mut old).await;
+    assert_eq!(status, 200, "the connection from before the reload: {body}");
+    drop(proc);
+}
+
 /// The certificate files named in a config are checked when it loads.
 #[test]
 fn unreadable_certificate_files_are_config_errors() {
