@@ -88,6 +88,8 @@ pub struct BoundServer {
     data: TcpListener,
     admin: Option<TcpListener>,
     status: Option<TcpListener>,
+    /// TLS for every listener, when the config has `tls_cert`/`tls_key`.
+    tls: Option<TlsAcceptor>,
     /// The data-plane address (useful with port 0).
     pub data_addr: SocketAddr,
     /// The admin address, if configured.
@@ -97,9 +99,11 @@ pub struct BoundServer {
 }
 
 impl Server {
-    /// Binds `server.listen`, `server.admin_listen` and `server.status_listen`.
+    /// Binds `server.listen`, `server.admin_listen` and `server.status_listen`
+    /// (and sets up TLS, when configured: it fails rather than serve in clear).
     pub async fn bind(gw: Gateway) -> std::io::Result<BoundServer> {
         let cfg = gw.live().config.server.clone();
+        let tls = tls::acceptor(&gw)?;
         let data = TcpListener::bind(cfg.listen).await?;
         let admin = match cfg.admin_listen {
             Some(a) => Some(TcpListener::bind(a).await?),
@@ -117,6 +121,7 @@ impl Server {
             data,
             admin,
             status,
+            tls,
         })
     }
 }
@@ -126,7 +131,7 @@ impl BoundServer {
     pub async fn run(self, shutdown: CancellationToken) {
         let conns = TaskTracker::new();
         let cfg = self.gw.live().config.server.clone();
-        let tls = tls::acceptor(&self.gw);
+        let tls = self.tls;
         let limit = Arc::new(Semaphore::new(cfg.max_connections));
         let mut loops = tokio::task::JoinSet::new();
         // Fixed by what is bound, not by the live config: a reload that

@@ -51,21 +51,28 @@ impl ResolvesServerCert for Resolver {
     }
 }
 
-/// The acceptor for a listener, if the running config has TLS keys.
-pub(super) fn acceptor(gw: &Gateway) -> Option<TlsAcceptor> {
-    let first = gw.live().config.server.tls.as_ref()?.certified.clone();
+/// The acceptor for the listeners, if the running config has TLS keys.
+pub(super) fn acceptor(gw: &Gateway) -> std::io::Result<Option<TlsAcceptor>> {
+    let Some(tls) = gw
+        .live()
+        .config
+        .server
+        .tls
+        .as_ref()
+        .map(|t| t.certified.clone())
+    else {
+        return Ok(None);
+    };
     let resolver = Resolver {
         gw: gw.clone(),
-        last: ArcSwap::new(first),
+        last: ArcSwap::new(tls),
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .inspect_err(|e| tracing::error!(message = "TLS setup failed.", error = %e))
-        .ok()?
+        .map_err(std::io::Error::other)?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
-    let mut config = config;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Some(TlsAcceptor::from(Arc::new(config)))
+    Ok(Some(TlsAcceptor::from(Arc::new(config))))
 }
