@@ -34,6 +34,10 @@ auth = "none"
 # first_byte_timeout_ms = 10000   # time to the first token before trying elsewhere
 # max_attempts = 4                # attempts per request, the first included
 # tier_wait_ms = 3000             # waiting to retry in tier 1 before falling back
+# TLS on every listener (PEM files, re-read on SIGHUP); required, with an
+# admin token, before admin_listen may leave loopback:
+# tls_cert = "/etc/lifeline/cert.pem"
+# tls_key = "/etc/lifeline/key.pem"
 
 # Providers are the upstreams Lifeline can send a request to. Real ones look like:
 #

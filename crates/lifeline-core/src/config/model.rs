@@ -66,6 +66,26 @@ pub struct ServerConfig {
     pub auth: AuthMode,
     /// Per-client-IP limits and how the client's IP is found.
     pub ip: IpLimitConfig,
+    /// Largest request head (`max_header_bytes`, default 64 KiB): an
+    /// HTTP/1.1 request line and headers (431 above), an HTTP/2 header list.
+    pub max_header_bytes: usize,
+    /// Deepest JSON nesting accepted in a request body (`max_json_depth`,
+    /// default 64; 400 above).
+    pub max_json_depth: usize,
+    /// Requests served on one connection before it is closed gracefully
+    /// (`max_requests_per_connection`, default 10 000; HTTP/1.1 answers the
+    /// last with `Connection: close`, HTTP/2 sends `GOAWAY`).
+    pub max_requests_per_connection: u64,
+    /// Age at which a connection is closed gracefully, its in-flight requests
+    /// finished first (`max_connection_age_ms`, default 1 h).
+    pub max_connection_age: Duration,
+    /// HTTP/2: most streams open at once on one connection
+    /// (`http2_max_concurrent_streams`, default 256).
+    pub http2_max_concurrent_streams: u32,
+    /// TLS on every listener (`tls_cert`, `tls_key`), if configured: the
+    /// files, read (and checked) when the config is loaded, so a reload
+    /// re-reads them.
+    pub tls: Option<TlsFiles>,
     /// Defaults for every model's timeouts and retries (`[server]` keys of the
     /// same names as the per-model ones). Its `stream_idle_timeout` is also
     /// the listener's write-stall timeout: how long a response may wait for a
@@ -191,6 +211,18 @@ impl Cidr {
         }
         (net >> host_bits) == (ip >> host_bits)
     }
+}
+
+/// `[server] tls_cert` and `tls_key`: PEM files, and what they held when
+/// the config was loaded.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The certificate chain (`tls_cert`), leaf first.
+    pub cert: PathBuf,
+    /// The private key (`tls_key`).
+    pub key: PathBuf,
+    /// The chain and key, parsed and checked to match.
+    pub certified: std::sync::Arc<rustls::sign::CertifiedKey>,
 }
 
 /// `[admin]`.

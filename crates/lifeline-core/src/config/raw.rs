@@ -51,6 +51,13 @@ pub(super) struct RawServer {
     pub ip_auth_failures_per_minute: Option<Spanned<u64>>,
     pub ip_lockout_max_ms: Option<Spanned<u64>>,
     pub ip_table_size: Option<Spanned<u64>>,
+    pub max_header_bytes: Option<Spanned<u64>>,
+    pub max_json_depth: Option<Spanned<u64>>,
+    pub max_requests_per_connection: Option<Spanned<u64>>,
+    pub max_connection_age_ms: Option<Spanned<u64>>,
+    pub http2_max_concurrent_streams: Option<Spanned<u64>>,
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
     // The policy keys, repeated in `RawModel`. serde's `flatten` cannot be
     // combined with `deny_unknown_fields`, so they are written out twice.
     pub connect_timeout_ms: Option<Spanned<u64>>,

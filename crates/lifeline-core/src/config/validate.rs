@@ -17,6 +17,7 @@
 mod concurrency;
 mod secrets;
 mod status;
+mod tls;
 mod upstreams;
 
 use std::collections::HashMap;
@@ -37,6 +38,16 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const HTTP2_KEEPALIVE: Duration = Duration::from_secs(20);
+/// Largest request head: 64 KiB (hyper's own is ~400 KiB; nginx's 32 KiB).
+const MAX_HEADER_BYTES: u64 = 64 * 1024;
+/// hyper's smallest read buffer: a head limit below it cannot be set.
+const MIN_HEADER_BYTES: u64 = 8192;
+const MAX_JSON_DEPTH: u64 = 64;
+/// serde_json's recursion limit: deeper bodies fail to parse whatever is set.
+const MAX_JSON_DEPTH_CAP: u64 = 128;
+const MAX_REQUESTS_PER_CONNECTION: u64 = 10_000;
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(3600);
+const HTTP2_MAX_CONCURRENT_STREAMS: u64 = 256;
 /// Most attempts per request: more only multiplies load on a struggling upstream.
 const MAX_ATTEMPTS: u32 = 10;
 /// Largest `retry_budget_ratio`: ten retries per request is already a retry storm.
@@ -63,6 +74,7 @@ pub(super) fn validate(
     let admin = AdminConfig {
         token: token.and_then(|t| v.secret(t, "admin.token")),
     };
+    v.admin_exposure(&raw.server, &server, admin.token.is_some());
     let health = v.health(&raw.health);
     let providers = v.providers(raw.providers);
     let models = v.models(&raw.models, &providers, &server.defaults);
@@ -202,6 +214,38 @@ impl Validator<'_> {
             ),
             auth: self.auth_mode(raw.auth.as_ref()),
             ip: self.ip_limits(raw),
+            max_header_bytes: usize::try_from(self.within(
+                &raw.max_header_bytes,
+                "server.max_header_bytes",
+                MIN_HEADER_BYTES..=u64::from(u32::MAX),
+                MAX_HEADER_BYTES,
+            ))
+            .unwrap_or(usize::MAX),
+            max_json_depth: usize::try_from(self.within(
+                &raw.max_json_depth,
+                "server.max_json_depth",
+                1..=MAX_JSON_DEPTH_CAP,
+                MAX_JSON_DEPTH,
+            ))
+            .unwrap_or(usize::MAX),
+            max_requests_per_connection: self.nonzero(
+                &raw.max_requests_per_connection,
+                "server.max_requests_per_connection",
+                MAX_REQUESTS_PER_CONNECTION,
+            ),
+            max_connection_age: self.duration(
+                &raw.max_connection_age_ms,
+                "server.max_connection_age_ms",
+                MAX_CONNECTION_AGE,
+            ),
+            http2_max_concurrent_streams: u32::try_from(self.within(
+                &raw.http2_max_concurrent_streams,
+                "server.http2_max_concurrent_streams",
+                1..=u64::from(u32::MAX),
+                HTTP2_MAX_CONCURRENT_STREAMS,
+            ))
+            .unwrap_or(u32::MAX),
+            tls: self.tls(raw),
             defaults: self.policy(&raw.policy(), "server", &RequestPolicy::default()),
             concurrency: self.concurrency(raw),
         }
@@ -267,6 +311,68 @@ impl Validator<'_> {
                 }
                 AuthMode::Keys
             }
+        }
+    }
+
+    /// `tls_cert` and `tls_key`: both or neither; the files are read and
+    /// checked here, so that `lifeline check` and a reload report a bad
+    /// certificate (a reload then keeps the running one).
+    fn tls(&mut self, raw: &RawServer) -> Option<TlsFiles> {
+        let (cert, key) = match (&raw.tls_cert, &raw.tls_key) {
+            (None, None) => return None,
+            (Some(c), Some(k)) => (c, k),
+            (Some(c), None) => {
+                self.at(c, "server.tls_cert", "needs server.tls_key as well");
+                return None;
+            }
+            (None, Some(k)) => {
+                self.at(k, "server.tls_key", "needs server.tls_cert as well");
+                return None;
+            }
+        };
+        let paths = (
+            std::path::PathBuf::from(cert.get_ref()),
+            std::path::PathBuf::from(key.get_ref()),
+        );
+        match tls::load(&paths.0, &paths.1) {
+            Ok(certified) => Some(TlsFiles {
+                cert: paths.0,
+                key: paths.1,
+                certified: std::sync::Arc::new(certified),
+            }),
+            Err(tls::LoadError::Cert(msg)) => {
+                self.at(cert, "server.tls_cert", msg);
+                None
+            }
+            Err(tls::LoadError::Key(msg)) => {
+                self.at(key, "server.tls_key", msg);
+                None
+            }
+        }
+    }
+
+    /// The admin API on a non-loopback address needs both TLS (its token
+    /// would otherwise cross the network in clear) and a token.
+    fn admin_exposure(&mut self, raw: &RawServer, server: &ServerConfig, token: bool) {
+        let (Some(addr), Some(at)) = (server.admin_listen, raw.admin_listen.as_ref()) else {
+            return;
+        };
+        if addr.ip().is_loopback() {
+            return;
+        }
+        let mut missing = Vec::new();
+        if server.tls.is_none() && raw.tls_cert.is_none() {
+            missing.push("TLS (server.tls_cert and server.tls_key)");
+        }
+        if !token {
+            missing.push("an admin token (admin.token)");
+        }
+        if !missing.is_empty() {
+            let msg = format!(
+                "{addr} is not a loopback address: the admin API is served beyond this host only with {}",
+                missing.join(" and ")
+            );
+            self.at(at, "server.admin_listen", msg);
         }
     }
 
@@ -500,6 +606,30 @@ impl Validator<'_> {
         match raw {
             Some(n) if *n.get_ref() == T::default() => {
                 self.at(n, field, "must be at least 1");
+                default
+            }
+            Some(n) => *n.get_ref(),
+            None => default,
+        }
+    }
+
+    /// A number that must lie in `range`.
+    fn within(
+        &mut self,
+        raw: &Option<Spanned<u64>>,
+        field: &str,
+        range: std::ops::RangeInclusive<u64>,
+        default: u64,
+    ) -> u64 {
+        match raw {
+            Some(n) if !range.contains(n.get_ref()) => {
+                let msg = format!(
+                    "must be between {} and {}, got {}",
+                    range.start(),
+                    range.end(),
+                    n.get_ref()
+                );
+                self.at(n, field, msg);
                 default
             }
             Some(n) => *n.get_ref(),

@@ -337,3 +337,22 @@ fn big_bodies_pass() {
         &format!(r#"{{"model":"m","input":[{batch}]}}"#),
     );
 }
+
+#[test]
+fn the_depth_limit_is_the_listeners() {
+    // The object itself is level 1, `messages` 2, a message 3: "x" at 4..
+    let nested = |levels: usize| {
+        format!(
+            r#"{{"model":"m",{MSGS},"x":{}1{}}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    assert!(inspect_within(CHAT, nested(7).as_bytes(), 8).is_ok());
+    let e = inspect_within(CHAT, nested(8).as_bytes(), 8).unwrap_err();
+    assert_eq!(e.status, http::StatusCode::BAD_REQUEST);
+    assert_eq!(e.code, Some(JSON_TOO_DEEP));
+    assert!(e.message.contains("deeper than 8 levels"), "{}", e.message);
+    // Never beyond serde_json's own limit.
+    assert!(inspect_within(CHAT, nested(200).as_bytes(), 10_000).is_err());
+}

@@ -11,8 +11,8 @@
 //! 3. auth: per-client-IP limits ([`crate::ip_limit`], 429), then client
 //!    key → its [`crate::context::Tenant`], recorded in the context (401);
 //! 4. body: size limit (413) and slow-client timeout (408);
-//! 5. inspect: JSON validity, `model`, `stream`, the types of the fields
-//!    the endpoint requires (400);
+//! 5. inspect: JSON validity and nesting depth, `model`, `stream`, the
+//!    types of the fields the endpoint requires (400);
 //! 6. route: public model (404; also for a model the key may not use),
 //!    then the key's limits ([`crate::limit`]): requests and tokens per
 //!    minute (429), and the `x-ratelimit-*` headers on the answer;
@@ -26,7 +26,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 
-use super::{RequestBody, Side};
+use super::{reason, RequestBody, Side};
 use crate::attempt::Call;
 use crate::body::ProxyBody;
 use crate::context::RequestContext;
@@ -187,7 +187,11 @@ async fn data(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::too_large(limit));
+        return Err(refused(
+            gw,
+            reason::BODY_TOO_LARGE,
+            ApiError::too_large(limit),
+        ));
     }
     let body = match tokio::time::timeout(
         server.body_read_timeout,
@@ -195,9 +199,13 @@ async fn data(
     )
     .await
     {
-        Err(_) => return Err(ApiError::body_timeout()),
+        Err(_) => return Err(refused(gw, reason::BODY_TIMEOUT, ApiError::body_timeout())),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(ApiError::too_large(limit))
+            return Err(refused(
+                gw,
+                reason::BODY_TOO_LARGE,
+                ApiError::too_large(limit),
+            ))
         }
         Ok(Err(e)) => {
             return Err(ApiError::bad_request(
@@ -207,7 +215,11 @@ async fn data(
         }
         Ok(Ok(c)) => c.to_bytes(),
     };
-    let inspected = crate::request::inspect(endpoint, &body)?;
+    let inspected = crate::request::inspect_within(endpoint, &body, server.max_json_depth)
+        .map_err(|e| match e.code {
+            Some(crate::request::JSON_TOO_DEEP) => refused(gw, reason::JSON_DEPTH, e),
+            _ => e,
+        })?;
     let allowed = crate::limit::allows(ctx, &inspected.model);
     let Some(model) = live.routes.models.get(&inspected.model).filter(|_| allowed) else {
         return Err(ApiError::unknown_model(&inspected.model));
@@ -275,6 +287,15 @@ fn unknown(
         }
     }
     ApiError::unknown_path(req.method(), req.uri().path()).into_response()
+}
+
+/// Counts a refusal by a data-plane listener limit (rare: the label lookup
+/// is paid only then).
+fn refused(gw: &Gateway, reason: &'static str, e: ApiError) -> ApiError {
+    gw.metrics()
+        .listener_refusal(Side::Data.label(), reason)
+        .inc();
+    e
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {

@@ -37,6 +37,17 @@ pub struct StreamLabels {
     pub outcome: &'static str,
 }
 
+/// `{listener, reason}` of `lifeline_listener_refusals_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// `data`, `admin` or `status`.
+    pub listener: &'static str,
+    /// Which limit refused: `connection_limit`, `tls_handshake`, `idle`,
+    /// `header_timeout`, `header_too_large`, `malformed`, `body_timeout`,
+    /// `body_too_large`, `json_depth`, `write_stall`.
+    pub reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Name {
     model: Arc<str>,
@@ -118,6 +129,7 @@ pub struct Metrics {
     concurrency_limit: Family<Dep, Gauge>,
     capacity_waits: Family<Name, Counter>,
     capacity_refusals: Family<CapRefusal, Counter>,
+    listener_refusals: Family<RefusalLabels, Counter>,
 }
 
 /// `{reason}` of a per-IP refusal.
@@ -162,6 +174,7 @@ impl Metrics {
             concurrency_limit: Family::default(),
             capacity_waits: Family::default(),
             capacity_refusals: Family::default(),
+            listener_refusals: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -259,6 +272,11 @@ impl Metrics {
             "Requests answered 503 at the concurrency limit: reason waiters (too many waiting) or timeout (no slot in time)",
             m.capacity_refusals.clone(),
         );
+        registry.register(
+            "listener_refusals",
+            "Connections and requests refused by a listener limit, by listener and reason",
+            m.listener_refusals.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -320,6 +338,14 @@ impl Metrics {
                 reason,
             })
             .inc();
+    }
+
+    /// The refusal counter of one listener and reason (kept by the
+    /// listener: refusals are counted without a label lookup).
+    pub fn listener_refusal(&self, listener: &'static str, reason: &'static str) -> Counter {
+        self.listener_refusals
+            .get_or_create(&RefusalLabels { listener, reason })
+            .clone()
     }
 
     /// A finished client request.

@@ -1,4 +1,6 @@
-//! `lifeline serve`: run the gateway until SIGTERM or Ctrl-C; reload on SIGHUP.
+//! `lifeline serve`: run the gateway until SIGTERM or Ctrl-C; reload on SIGHUP
+//! (the config file, and with it the TLS certificate and key: new
+//! connections get the new certificate, open ones keep theirs).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -65,7 +67,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .admin_addr
         .map_or_else(|| "none".to_string(), |a| a.to_string());
     let status_addr = bound.status_addr.unwrap_or(bound.data_addr);
-    tracing::info!(message = "Lifeline is serving.", listen = %bound.data_addr, admin = %admin, status = %status_addr);
+    let tls = gw.live().config.server.tls.is_some();
+    tracing::info!(message = "Lifeline is serving.", listen = %bound.data_addr, admin = %admin, status = %status_addr, tls);
     log_auth(&gw);
     let config = gw.live().config.clone();
     let status = crate::status_side::Supervised::start(&gw, &config).await;
@@ -163,7 +166,10 @@ async fn signals(gw: Gateway, shutdown: CancellationToken) {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                // Errors are logged by reload(); the running config stays.
+                // Errors are logged by reload(); the running config stays,
+                // and with it the running TLS certificate. A valid reload
+                // re-reads the certificate and key files: new handshakes
+                // use them (server/tls.rs).
                 let _ = gw.reload().await;
             }
         }

@@ -560,3 +560,75 @@ fn concurrency_keys() {
     let e = errors(&with_models(&["[server]", "adaptive_concurrency = 1"]));
     assert_eq!(e[0].line, Some(2), "{e:#?}");
 }
+
+#[test]
+fn listener_limits_are_bounded() {
+    let e = errors(&with_models(&[
+        "[server]",
+        "max_header_bytes = 1024",
+        "max_json_depth = 0",
+        "max_requests_per_connection = 0",
+        "max_connection_age_ms = 0",
+        "http2_max_concurrent_streams = 0",
+    ]));
+    assert_eq!(e.len(), 5, "{e:#?}");
+    assert_has(&e, 2, "server.max_header_bytes", "between 8192 and");
+    assert_has(&e, 3, "server.max_json_depth", "between 1 and 128");
+    assert_has(&e, 4, "server.max_requests_per_connection", "at least 1");
+    assert_has(&e, 5, "server.max_connection_age_ms", "above 0 ms");
+    assert_has(
+        &e,
+        6,
+        "server.http2_max_concurrent_streams",
+        "between 1 and",
+    );
+    let e = errors(&with_models(&["[server]", "max_json_depth = 129"]));
+    assert_one(&e, 2, "server.max_json_depth", "between 1 and 128, got 129");
+}
+
+#[test]
+fn tls_needs_both_files() {
+    let e = errors(&with_models(&["[server]", "tls_cert = \"cert.pem\""]));
+    assert_one(&e, 2, "server.tls_cert", "needs server.tls_key");
+    let e = errors(&with_models(&["[server]", "tls_key = \"key.pem\""]));
+    assert_one(&e, 2, "server.tls_key", "needs server.tls_cert");
+    let e = errors(&with_models(&[
+        "[server]",
+        "tls_cert = \"/nonexistent/cert.pem\"",
+        "tls_key = \"/nonexistent/key.pem\"",
+    ]));
+    assert_one(
+        &e,
+        2,
+        "server.tls_cert",
+        "cannot read /nonexistent/cert.pem",
+    );
+}
+
+#[test]
+fn admin_beyond_loopback_needs_tls_and_a_token() {
+    let e = errors(&with_models(&[
+        "[server]",
+        "admin_listen = \"0.0.0.0:9090\"",
+    ]));
+    assert_one(
+        &e,
+        2,
+        "server.admin_listen",
+        "only with TLS (server.tls_cert and server.tls_key) and an admin token (admin.token)",
+    );
+    let e = errors(&with_models(&[
+        "[server]",
+        "admin_listen = \"10.0.0.5:9090\"",
+        "[admin]",
+        "token = \"secret-admin\"",
+    ]));
+    assert_one(&e, 2, "server.admin_listen", "only with TLS");
+    assert!(!e[0].message.contains("admin token"), "{e:#?}");
+    // Loopback (IPv4 and IPv6) needs neither.
+    for addr in ["127.0.0.1:9090", "[::1]:9090"] {
+        let admin = format!("admin_listen = \"{addr}\"");
+        let c = parse(&with_models(&["[server]", &admin]));
+        assert!(c.server.admin_listen.is_some());
+    }
+}
