@@ -18,7 +18,7 @@ use crate::harness::{error_code, mocks, Env};
 /// One model `m` on `p0/up-0`, with `server` lines and `provider` lines.
 fn config(mock: &MockHandle, server: &str, provider: &str) -> String {
     format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{server}\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nauth = \"none\"\n{server}\n\n\
          [admin]\ntoken = \"admin-secret\"\n\n\
          [health]\nfailure_rate = 1.0\nconsecutive_failures = 1000\nmin_requests = 1000\n\n\
          [[providers]]\nname = \"p0\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n{provider}\n\n\

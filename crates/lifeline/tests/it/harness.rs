@@ -59,10 +59,10 @@ pub fn providers(mocks: &[MockHandle]) -> String {
 
 /// A config with `[server]` on port 0, short health timings, the given
 /// extra `[server]` lines, the providers, and `models` (TOML text). It runs
-/// open (`auth = "none"`) unless `server_extra` sets `auth` itself (a test
-/// with `[[keys]]` passes `auth = "keys"`).
+/// open (`auth = "none"`) unless `server_extra` sets `auth` itself or
+/// `models` holds `[[keys]]` (then keys are required, the default).
 pub fn config(mocks: &[MockHandle], server_extra: &str, models: &str) -> String {
-    let auth = if server_extra.contains("auth =") {
+    let auth = if server_extra.contains("auth =") || models.contains("[[keys]]") {
         ""
     } else {
         "auth = \"none\"\n"

@@ -19,7 +19,7 @@ use crate::harness::{config, init, mocks, one_tier, Env};
 async fn boot(keys: &str, models: Option<&str>) -> Env {
     let m = mocks(1).await;
     let models = models.map_or_else(|| one_tier(&m), str::to_owned);
-    let toml = format!("{}\n{keys}", config(&m, "", &models));
+    let toml = format!("{}\n{keys}", config(&m, "auth = \"keys\"", &models));
     Env::boot(&toml, m).await
 }
 
@@ -303,7 +303,7 @@ async fn a_key_reaches_only_its_models() {
     let m = mocks(1).await;
     let models = "[[models]]\nname = \"m\"\ntiers = [ [ { provider = \"p0\", model = \"up-0\" } ] ]\n\n[[models]]\nname = \"n\"\ntiers = [ [ { provider = \"p0\", model = \"up-1\" } ] ]\n";
     let keys = "[[keys]]\nname = \"narrow\"\nkey = \"sk-narrow\"\nmodels = [\"m\"]\n\n[[keys]]\nname = \"wide\"\nkey = \"sk-wide\"\n";
-    let toml = format!("{}\n{keys}", config(&m, "", models));
+    let toml = format!("{}\n{keys}", config(&m, "auth = \"keys\"", models));
     let env = Env::boot(&toml, m).await;
     let (status, _, _) = post_chat(&env, "sk-narrow", "m").await;
     assert_eq!(status, 200);
@@ -476,7 +476,7 @@ async fn streams_without_usage_settle_with_their_chunk_count() {
 async fn budgets_survive_a_reload_and_a_new_set_of_stored_keys() {
     let m = mocks(1).await;
     let keys = "[[keys]]\nname = \"small\"\nkey = \"sk-small\"\nrpm = 2\n";
-    let toml = format!("{}\n{keys}", config(&m, "", &one_tier(&m)));
+    let toml = format!("{}\n{keys}", config(&m, "auth = \"keys\"", &one_tier(&m)));
     let env = Env::boot(&toml, m).await;
     for _ in 0..2 {
         assert_eq!(post_chat(&env, "sk-small", "m").await.0, 200);

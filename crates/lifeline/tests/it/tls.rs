@@ -334,7 +334,7 @@ async fn sighup_swaps_the_certificate_of_a_running_binary() {
     let m = mocks(1).await;
     let port = free_port();
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\ntls_cert = {:?}\ntls_key = {:?}\n\n[[providers]]\nname = \"p0\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p0\", model = \"up-0\" }} ] ]\n",
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nauth = \"none\"\ntls_cert = {:?}\ntls_key = {:?}\n\n[[providers]]\nname = \"p0\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p0\", model = \"up-0\" }} ] ]\n",
         cert.display().to_string(),
         key.display().to_string(),
         m[0].base_url()
