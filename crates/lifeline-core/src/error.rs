@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
+use crate::admission::{Shed, ShedReason};
 use crate::body::ProxyBody;
 
 /// An error answered to the client by Lifeline itself.
@@ -136,6 +137,33 @@ impl ApiError {
         e
     }
 
+    /// 503: refused by admission (overload shedding, a full queue, a queue
+    /// wait past its deadline, the memory budget), answered at once.
+    pub fn overloaded(shed: &Shed) -> Self {
+        let why = match shed.reason {
+            ShedReason::Overload => "Lifeline is overloaded and is shedding requests of priority",
+            ShedReason::QueueFull => "Lifeline is at capacity and its queue is full for priority",
+            ShedReason::QueueTimeout => {
+                "Lifeline is at capacity and no slot freed up in time for priority"
+            }
+            ShedReason::Memory => {
+                "Lifeline's memory budget for request and response bodies is spent; refused priority"
+            }
+        };
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            format!(
+                "{why} `{}` ({}). Please retry after the time in the Retry-After header.",
+                shed.priority.as_str(),
+                shed.reason.label()
+            ),
+        );
+        e.code = Some("overloaded");
+        e.retry_after = Some(shed.retry_after);
+        e
+    }
+
     /// 504: the request's end-to-end deadline passed.
     pub fn deadline(message: impl Into<String>) -> Self {
         let mut e = Self::new(StatusCode::GATEWAY_TIMEOUT, "server_error", message);
@@ -211,6 +239,12 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+impl From<Shed> for ApiError {
+    fn from(shed: Shed) -> Self {
+        Self::overloaded(&shed)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -31,6 +31,7 @@ mod simulated;
 
 pub use events::{FeedItem, HealthFeed, HealthSnapshot};
 
+use crate::admission::Admission;
 use crate::auth::{DynamicKey, DynamicKeys, KeySet};
 use crate::config::Config;
 use crate::extension::Extension;
@@ -80,6 +81,8 @@ struct Inner {
     /// Swapped whole on apply; read lock-free by every request.
     live: ArcSwap<Live>,
     metrics: Arc<Metrics>,
+    /// Global admission and the memory budget, kept across reloads.
+    admission: Admission,
     events: Arc<HealthBus>,
     ready: AtomicBool,
     deployments: Mutex<HashMap<String, Arc<Deployment>>>,
@@ -105,6 +108,8 @@ impl Gateway {
     /// Builds the gateway from a validated config, starting in-process
     /// simulated providers and the prober.
     pub async fn start(config: Config) -> Result<Self, ApplyError> {
+        let metrics = Arc::new(Metrics::new());
+        let admission = Admission::new(&config.admission, metrics.clone());
         let gw = Self {
             inner: Arc::new(Inner {
                 live: ArcSwap::from_pointee(Live {
@@ -113,7 +118,8 @@ impl Gateway {
                     keys: KeySet::default(),
                     deployments: Vec::new(),
                 }),
-                metrics: Arc::new(Metrics::new()),
+                metrics,
+                admission,
                 events: Arc::new(HealthBus::default()),
                 ready: AtomicBool::new(true),
                 deployments: Mutex::new(HashMap::new()),
@@ -192,6 +198,11 @@ impl Gateway {
     /// Metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// Global admission and the memory budget ([`crate::admission`]).
+    pub fn admission(&self) -> &Admission {
+        &self.inner.admission
     }
 
     /// Whether `/readyz` says yes.

@@ -10,21 +10,24 @@
 //!    endpoints never consult it;
 //! 3. auth: client key → its [`crate::context::Tenant`], recorded in the
 //!    context (401);
-//! 4. body: size limit (413) and slow-client timeout (408);
+//! 4. body: size limit (413) and slow-client timeout (408); before it,
+//!    [`crate::admission`] refuses a priority being shed and reserves the
+//!    body's bytes against the memory budget (503);
 //! 5. inspect: JSON validity, `model`, `stream`, the types of the fields
 //!    the endpoint requires (400);
 //! 6. route: public model (404);
-//! 7. the attempt loop ([`crate::attempt::Call`]): balance, attempts,
+//! 7. admission: a global in-flight slot, or a place in the priority
+//!    queue (503 when shed); the slot and the reservation are held until
+//!    the response body ends;
+//! 8. the attempt loop ([`crate::attempt::Call`]): balance, attempts,
 //!    relay, accounting.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
-use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
-
 use super::{RequestBody, Side};
+use crate::admission::memory::{collect, Collect};
+use crate::admission::Hold;
 use crate::attempt::Call;
 use crate::body::ProxyBody;
 use crate::context::RequestContext;
@@ -32,6 +35,8 @@ use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::providers::Endpoint;
 use crate::telemetry::{request_id, X_REQUEST_ID};
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
 /// What a path resolves to.
 enum Route {
@@ -177,28 +182,40 @@ async fn data(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::too_large(limit));
     }
+    // Admission, before the body is read: a priority being shed is refused
+    // without reading anything, and the body's bytes are reserved against
+    // the memory budget before they are buffered (the slot itself is taken
+    // below, after inspect: a slow uploader holds budgeted bytes, not one
+    // of the gateway's slots, and the queue wait can be bounded by the
+    // model's request deadline).
+    let (admission, priority) = (gw.admission(), ctx.priority());
+    admission.check(priority)?;
+    let memory = admission.reserve(priority)?;
     let body = match tokio::time::timeout(
         server.body_read_timeout,
-        Limited::new(req.into_body(), limit).collect(),
+        collect(req.into_body(), limit, declared, &memory),
     )
     .await
     {
         Err(_) => return Err(ApiError::body_timeout()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(ApiError::too_large(limit))
-        }
-        Ok(Err(e)) => {
+        Ok(Err(Collect::TooLarge)) => return Err(ApiError::too_large(limit)),
+        Ok(Err(Collect::Memory(shed))) => return Err(shed.into()),
+        Ok(Err(Collect::Read(e))) => {
             return Err(ApiError::bad_request(
                 format!("The request body could not be read: {e}."),
                 None,
             ))
         }
-        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Ok(body)) => body,
     };
+    // The copy sent upstream (with the upstream model name spliced in).
+    memory.grow(body.len() as u64)?;
     let inspected = crate::request::inspect(endpoint, &body)?;
     let Some(model) = live.routes.models.get(&inspected.model).cloned() else {
         return Err(ApiError::unknown_model(&inspected.model));
     };
+    let deadline = ctx.started + model.policy.request_timeout;
+    let permit = admission.admit(priority, deadline).await?;
     let call = Call {
         metrics: gw.metrics().clone(),
         model,
@@ -206,6 +223,10 @@ async fn data(
         body,
         inspected,
         ctx,
+        hold: Hold {
+            permit: Some(permit),
+            memory: Some(memory),
+        },
     };
     // Boxed: the attempt loop's state is a few KiB, and hyper moves the
     // whole request future into its dispatcher once per request; boxed,

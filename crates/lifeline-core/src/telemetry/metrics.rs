@@ -72,6 +72,7 @@ pub struct Metrics {
     deployment_in_flight: Family<Dep, Gauge>,
     breaker: Family<Dep, Gauge>,
     latency_p99: Family<DepKind, Gauge<f64, AtomicU64>>,
+    admission: super::admission::AdmissionMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -102,6 +103,7 @@ impl Metrics {
             deployment_in_flight: Family::default(),
             breaker: Family::default(),
             latency_p99: Family::default(),
+            admission: super::admission::AdmissionMetrics::new(&mut registry),
             registry: Registry::default(),
         };
         registry.register(
@@ -283,6 +285,11 @@ impl Metrics {
                 kind,
             })
             .clone()
+    }
+
+    /// Global admission's and the memory budget's metrics.
+    pub fn admission(&self) -> &super::admission::AdmissionMetrics {
+        &self.admission
     }
 
     /// Prometheus text exposition.
