@@ -90,6 +90,9 @@ pub struct Reservation {
     inner: Arc<Inner>,
     priority: Priority,
     bytes: AtomicU64,
+    /// Of `bytes`, those held for a transient copy (the request body as
+    /// sent upstream) that the answer's buffer may take over.
+    spare: AtomicU64,
 }
 
 impl std::fmt::Debug for Reservation {
@@ -104,7 +107,21 @@ impl Reservation {
             inner,
             priority,
             bytes: AtomicU64::new(bytes),
+            spare: AtomicU64::new(0),
         }
+    }
+
+    /// Marks `n` of the reserved bytes as held for a transient copy (the
+    /// request body sent upstream, freed once it is sent): an upstream
+    /// answer read later is reserved in their place ([`collect`]'s
+    /// `prepaid`).
+    pub fn set_spare(&self, n: u64) {
+        self.spare.store(n.min(self.bytes()), Ordering::Relaxed);
+    }
+
+    /// Bytes held for a transient copy ([`Self::set_spare`]).
+    pub fn spare(&self) -> u64 {
+        self.spare.load(Ordering::Relaxed)
     }
 
     /// Bytes reserved.
@@ -119,6 +136,12 @@ impl Reservation {
         let inner = &self.inner;
         if total > now {
             if !inner.memory.try_add(total - now, &inner.metrics) {
+                tracing::debug!(
+                    message = "Memory budget cannot hold a body.",
+                    reserved = now,
+                    wanted = total,
+                    used = inner.memory.used()
+                );
                 return Err(inner.refuse(self.priority, ShedReason::Memory));
             }
         } else {
@@ -152,22 +175,25 @@ pub enum Collect<E> {
     Read(E),
 }
 
-/// Reads `body` whole, up to `limit` bytes, reserving in `res` (on top of
-/// what it already holds) every byte it buffers before buffering it: the
-/// `expected` length (a declared `content-length`, capped at `limit`) at
-/// once, then each growth. A body that arrives in one frame is kept as it
-/// came (no copy). On success the reservation holds what was read on top
-/// of what it held before.
+/// Reads `body` whole, up to `limit` bytes, reserving in `res` every byte
+/// it buffers before buffering it: the `expected` length (a declared
+/// `content-length`, capped at `limit`) at once, then each growth. Of what
+/// `res` holds on entry, `prepaid` bytes were reserved for this body
+/// already (with [`super::Admission::reserve`], in the same step as the
+/// rest of the request's bytes); the remainder stays reserved as it was. A
+/// body that arrives in one frame is kept as it came (no copy). On success
+/// the reservation holds the remainder plus the body's buffer.
 pub async fn collect<B>(
     body: B,
     limit: usize,
     expected: Option<u64>,
+    prepaid: u64,
     res: &Reservation,
 ) -> Result<Bytes, Collect<B::Error>>
 where
     B: Body<Data = Bytes>,
 {
-    let base = res.bytes();
+    let base = res.bytes().saturating_sub(prepaid);
     let limit64 = limit as u64;
     let expected = expected.map(|e| e.min(limit64)).unwrap_or(0);
     res.resize(base + expected).map_err(Collect::Memory)?;
@@ -194,10 +220,17 @@ where
                 first = Some(data);
             }
             (None, Some(f)) => {
-                let cap = len.max(expected as usize).max(2 * f.len()).min(limit);
-                // Both the first frame and the new buffer live during the copy.
-                res.resize(base + (f.len() + cap) as u64)
-                    .map_err(Collect::Memory)?;
+                // The declared length, exactly; else room to grow.
+                let room = if expected > 0 {
+                    expected as usize
+                } else {
+                    2 * len
+                };
+                let cap = len.max(room).min(limit);
+                // The frames being copied are the connection's read
+                // buffers, freed as they are consumed: the buffer is what
+                // this request holds.
+                res.resize(base + cap as u64).map_err(Collect::Memory)?;
                 let mut b = BytesMut::with_capacity(cap);
                 b.extend_from_slice(&f);
                 b.extend_from_slice(&data);

@@ -218,15 +218,21 @@ impl Admission {
         Ok(())
     }
 
-    /// An empty memory reservation for a request of priority `p`, or a
-    /// refusal when the budget is already spent. It grows as bodies are
-    /// buffered ([`memory::collect`]) and is released when dropped.
-    pub fn reserve(&self, p: Priority) -> Result<Reservation, Shed> {
+    /// A memory reservation of `bytes` for a request of priority `p`, or a
+    /// refusal when the budget cannot hold them (or is spent already). It
+    /// grows as bodies are buffered ([`memory::collect`]) and is released
+    /// when dropped.
+    pub fn reserve(&self, p: Priority, bytes: u64) -> Result<Reservation, Shed> {
         let inner = &self.inner;
-        if inner.memory.exhausted() {
+        if inner.memory.exhausted() || !inner.memory.try_add(bytes, &inner.metrics) {
+            tracing::debug!(
+                message = "Memory budget cannot hold a request.",
+                wanted = bytes,
+                used = inner.memory.used()
+            );
             return Err(inner.refuse(p, ShedReason::Memory));
         }
-        Ok(Reservation::new(self.inner.clone(), p, 0))
+        Ok(Reservation::new(self.inner.clone(), p, bytes))
     }
 
     /// Bytes reserved against the memory budget now.

@@ -267,15 +267,15 @@ fn chunks(sizes: &[usize]) -> Chunks {
 #[tokio::test]
 async fn bodies_are_reserved_before_they_are_buffered() {
     let (a, m) = admission(&cfg(10, 10));
-    let r1 = a.reserve(Priority::Standard).unwrap();
+    let r1 = a.reserve(Priority::Standard, 0).unwrap();
     // One frame: kept as it came, reserved exactly.
-    let b = collect(chunks(&[600]), 10_000, Some(600), &r1)
+    let b = collect(chunks(&[600]), 10_000, Some(600), 0, &r1)
         .await
         .unwrap();
     assert_eq!((b.len(), r1.bytes(), a.memory_used()), (600, 600, 600));
     // A declared length that does not fit is refused before any read.
-    let r2 = a.reserve(Priority::Batch).unwrap();
-    match collect(chunks(&[500]), 10_000, Some(500), &r2).await {
+    let r2 = a.reserve(Priority::Batch, 0).unwrap();
+    match collect(chunks(&[500]), 10_000, Some(500), 0, &r2).await {
         Err(Collect::Memory(shed)) => {
             assert_eq!(
                 (shed.reason, shed.priority),
@@ -286,7 +286,7 @@ async fn bodies_are_reserved_before_they_are_buffered() {
     }
     // No declared length: the reservation grows as chunks arrive, and
     // stops the read when the budget is spent.
-    match collect(chunks(&[100, 100, 100, 100, 100]), 10_000, None, &r2).await {
+    match collect(chunks(&[100, 100, 100, 100, 100]), 10_000, None, 0, &r2).await {
         Err(Collect::Memory(_)) => {}
         other => panic!("{other:?}"),
     }
@@ -296,25 +296,25 @@ async fn bodies_are_reserved_before_they_are_buffered() {
     drop(r1);
     assert_eq!(a.memory_used(), 0);
     // Chunks that fit are joined, their buffer reserved.
-    let r3 = a.reserve(Priority::Standard).unwrap();
-    let b = collect(chunks(&[100, 200, 50]), 10_000, None, &r3)
+    let r3 = a.reserve(Priority::Standard, 0).unwrap();
+    let b = collect(chunks(&[100, 200, 50]), 10_000, None, 0, &r3)
         .await
         .unwrap();
     assert_eq!(b.len(), 350);
     assert!(r3.bytes() >= 350 && r3.bytes() <= 1000, "{}", r3.bytes());
     // The size limit is its own error.
-    let r4 = a.reserve(Priority::Standard).unwrap();
+    let r4 = a.reserve(Priority::Standard, 0).unwrap();
     assert!(matches!(
-        collect(chunks(&[100, 100]), 150, None, &r4).await,
+        collect(chunks(&[100, 100]), 150, None, 0, &r4).await,
         Err(Collect::TooLarge)
     ));
     drop((r3, r4));
     assert_eq!(a.memory_used(), 0);
     // A spent budget refuses new requests at once.
-    let r5 = a.reserve(Priority::Critical).unwrap();
+    let r5 = a.reserve(Priority::Critical, 0).unwrap();
     r5.resize(1000).unwrap();
     assert_eq!(
-        a.reserve(Priority::Critical).unwrap_err().reason,
+        a.reserve(Priority::Critical, 0).unwrap_err().reason,
         ShedReason::Memory
     );
     let text = m.encode();

@@ -351,9 +351,14 @@ impl Call {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        let read = collect(body, MAX_RESPONSE_BYTES, expected, memory);
+        // Once the answer comes, the copy of the request sent upstream is
+        // gone: its bytes are the answer's first.
+        let read = collect(body, MAX_RESPONSE_BYTES, expected, memory.spare(), memory);
         let failed = match timeout_at(deadline, read).await {
-            Ok(Ok(body)) => return Ok((parts, body)),
+            Ok(Ok(body)) => {
+                memory.set_spare(0);
+                return Ok((parts, body));
+            }
             Err(_) => ReadFail::Attempt(
                 FailureKind::Timeout,
                 "response body not received in time".into(),

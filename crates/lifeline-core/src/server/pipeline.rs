@@ -190,10 +190,13 @@ async fn data(
     // model's request deadline).
     let (admission, priority) = (gw.admission(), ctx.priority());
     admission.check(priority)?;
-    let memory = admission.reserve(priority)?;
+    // A declared body is reserved twice, in one step: as read, and as the
+    // copy sent upstream (with the upstream model name spliced in).
+    let copy = declared.unwrap_or(0);
+    let memory = admission.reserve(priority, 2 * copy)?;
     let body = match tokio::time::timeout(
         server.body_read_timeout,
-        collect(req.into_body(), limit, declared, &memory),
+        collect(req.into_body(), limit, declared, copy, &memory),
     )
     .await
     {
@@ -208,8 +211,8 @@ async fn data(
         }
         Ok(Ok(body)) => body,
     };
-    // The copy sent upstream (with the upstream model name spliced in).
-    memory.grow(body.len() as u64)?;
+    memory.resize(memory.bytes() - copy + body.len() as u64)?;
+    memory.set_spare(body.len() as u64);
     let inspected = crate::request::inspect(endpoint, &body)?;
     let Some(model) = live.routes.models.get(&inspected.model).cloned() else {
         return Err(ApiError::unknown_model(&inspected.model));

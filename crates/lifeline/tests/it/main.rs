@@ -5,6 +5,7 @@
 // The whole crate is test code: a panic is a failed test with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admission;
 mod api;
 mod breaker;
 mod browser;
