@@ -280,6 +280,27 @@ mod tests {
     }
 
     #[test]
+    fn admission_refusals_are_503_overloaded_with_retry_after() {
+        let shed = Shed {
+            reason: ShedReason::Overload,
+            priority: crate::config::Priority::Batch,
+            retry_after: Duration::from_millis(2500),
+        };
+        let r = ApiError::from(shed).into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "3");
+        let e = ApiError::overloaded(&shed);
+        let v: serde_json::Value = serde_json::from_str(&e.body_json()).unwrap_or_default();
+        assert_eq!(v["error"]["type"], "server_error");
+        assert_eq!(v["error"]["code"], "overloaded");
+        let msg = v["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            msg.contains("`batch`") && msg.contains("(overload)"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn retry_after_rounds_up_to_whole_seconds() {
         let r = ApiError::unavailable("x", Duration::from_millis(1500)).into_response();
         assert_eq!(r.headers()[header::RETRY_AFTER], "2");

@@ -25,6 +25,9 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+
 use super::{RequestBody, Side};
 use crate::admission::memory::{collect, Collect};
 use crate::admission::Hold;
@@ -35,8 +38,6 @@ use crate::error::ApiError;
 use crate::gateway::Gateway;
 use crate::providers::Endpoint;
 use crate::telemetry::{request_id, X_REQUEST_ID};
-use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
 /// What a path resolves to.
 enum Route {
@@ -211,7 +212,7 @@ async fn data(
         }
         Ok(Ok(body)) => body,
     };
-    memory.resize(memory.bytes() - copy + body.len() as u64)?;
+    memory.resize(memory.bytes().saturating_sub(copy) + body.len() as u64)?;
     memory.set_spare(body.len() as u64);
     let inspected = crate::request::inspect(endpoint, &body)?;
     let Some(model) = live.routes.models.get(&inspected.model).cloned() else {
