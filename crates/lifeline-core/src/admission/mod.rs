@@ -344,11 +344,6 @@ impl Inner {
                 .max(Duration::from_secs(1)),
             _ => Duration::from_secs(1),
         };
-        tracing::debug!(
-            message = "Request shed by admission.",
-            priority = p.as_str(),
-            reason = reason.label()
-        );
         Shed {
             reason,
             priority: p,

@@ -156,7 +156,14 @@ pub async fn handle(
                 let model: std::sync::Arc<str> = "-".into();
                 gw.metrics()
                     .request(&model, e.status.as_u16(), started.elapsed().as_secs_f64());
-                tracing::info!(message = "Request rejected.", request_id = ?rid, status = e.status.as_u16(), error = %e.message);
+                if e.code == Some("overloaded") {
+                    // Counted in lifeline_admission_shed_total, and shedding
+                    // starting or easing is logged once: a surge must not
+                    // flood the log with one line per refusal.
+                    tracing::debug!(message = "Request shed.", request_id = ?rid, error = %e.message);
+                } else {
+                    tracing::info!(message = "Request rejected.", request_id = ?rid, status = e.status.as_u16(), error = %e.message);
+                }
                 e.into_response()
             }
         },

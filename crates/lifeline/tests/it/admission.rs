@@ -186,7 +186,7 @@ async fn a_tenfold_surge_keeps_critical_traffic_and_sheds_batch_at_once() {
 #[tokio::test]
 async fn a_stream_holds_its_slot_until_it_ends() {
     let m = mocks(1).await;
-    crate::streaming::pace(&m[0], 20.0, 10);
+    crate::streaming::pace(&m[0], 10.0, 20);
     let admission = "\n[admission]\nmax_in_flight = 1\nmax_queue = 0\n";
     let toml = config(&m, "", &one_tier(&m)) + admission;
     let env = Env::boot(&toml, m).await;
