@@ -15,6 +15,7 @@ esac
 dir=$(cd "$4" && pwd)
 cat <<TOML
 [server]
+auth = "none"
 listen = "127.0.0.1:$1"
 admin_listen = "127.0.0.1:$2"
 

@@ -18,6 +18,7 @@ python3 "$harness/make-nginx-conf.py" "$out" "$MPORT" 18191
 taskset -c 1 nginx -c "$out/mock.conf" -p "$out" 2>/dev/null
 cat >"$out/profile.toml" <<TOML
 [server]
+auth = "none"
 listen = "127.0.0.1:$LPORT"
 [[providers]]
 name = "up"

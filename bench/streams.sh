@@ -17,6 +17,7 @@ trap 'kill "${pids[@]}" 2>/dev/null' EXIT
 RUST_LOG=warn "$bin" mock --listen 127.0.0.1:$MPORT --tokens-per-second 2 --completion-tokens 20 --ttft-ms 0 >/dev/null 2>&1 & pids+=($!)
 cat >"$out/streams.toml" <<TOML
 [server]
+auth = "none"
 listen = "127.0.0.1:$LPORT"
 max_connections = $((N + 1000))
 stream_idle_timeout_ms = 30000

@@ -15,8 +15,13 @@
 //! installed [`crate::extension::Extension`] (the status page's incidents,
 //! maintenance, subscribers), with its body read first (up to
 //! [`MAX_ADMIN_BODY_BYTES`], 413 above, within `body_read_timeout_ms`); 404
-//! when there is none or it does not know the path. The admin API's own
-//! routes read no body.
+//! when there is none or it does not know the path; the request carries an
+//! [`AdminCaller`] (the token's id and the client's address). The admin
+//! API's own routes read no body.
+//!
+//! Drains, undrains and reloads are logged and handed to the extension's
+//! [`crate::extension::Extension::audit`] (the binary writes them to its
+//! audit log, off the request path).
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -24,7 +29,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::body::ProxyBody;
-use crate::extension::MAX_ADMIN_BODY_BYTES;
+use crate::extension::{token_id, AdminCaller, AuditEvent, MAX_ADMIN_BODY_BYTES};
 use crate::gateway::Gateway;
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response<ProxyBody> {
@@ -41,8 +46,24 @@ fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
     json(status, serde_json::json!({"error": {"message": message}}))
 }
 
-/// Serves one `/admin/...` request.
-pub async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<ProxyBody> {
+/// Records an admin action of the gateway's own.
+fn audit(gw: &Gateway, caller: &AdminCaller, action: &'static str, target: &str) {
+    tracing::info!(message = "Admin action.", actor = %caller.token_id, source = %caller.peer, action, target);
+    if let Some(ext) = gw.extension() {
+        ext.audit(AuditEvent {
+            caller: caller.clone(),
+            action,
+            target: target.to_owned(),
+        });
+    }
+}
+
+/// Serves one `/admin/...` request from `peer`.
+pub async fn handle(
+    gw: &Gateway,
+    peer: std::net::SocketAddr,
+    mut req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let live = gw.live();
     let Some(token) = live.config.admin.token.as_ref() else {
         return error(
@@ -62,6 +83,10 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<ProxyBody>
             "Missing or wrong admin token (Authorization: Bearer ...).",
         );
     }
+    let caller = AdminCaller {
+        token_id: token_id(token.expose()),
+        peer,
+    };
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     if path == "/admin/deployments" && method == Method::GET {
@@ -70,11 +95,17 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<ProxyBody>
     }
     if path == "/admin/reload" && method == Method::POST {
         return match gw.reload().await {
-            Ok(()) => json(StatusCode::OK, serde_json::json!({"reloaded": true})),
-            Err(e) => json(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                serde_json::json!({"reloaded": false, "error": {"message": e}}),
-            ),
+            Ok(()) => {
+                audit(gw, &caller, "config.reload", "-");
+                json(StatusCode::OK, serde_json::json!({"reloaded": true}))
+            }
+            Err(e) => {
+                audit(gw, &caller, "config.reload_rejected", "-");
+                json(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    serde_json::json!({"reloaded": false, "error": {"message": e}}),
+                )
+            }
         };
     }
     if let Some(rest) = path.strip_prefix("/admin/deployments/") {
@@ -83,19 +114,29 @@ pub async fn handle(gw: &Gateway, req: Request<Incoming>) -> Response<ProxyBody>
         } else if let Some(id) = rest.strip_suffix("/undrain") {
             (id, false)
         } else {
+            req.extensions_mut().insert(caller);
             return extension(gw, req).await;
         };
         if method != Method::POST {
             return error(StatusCode::METHOD_NOT_ALLOWED, "Use POST.");
         }
         return match gw.set_drained(id, drain).await {
-            Some(d) => json(
-                StatusCode::OK,
-                serde_json::to_value(d.snapshot()).unwrap_or_default(),
-            ),
+            Some(d) => {
+                let action = if drain {
+                    "deployment.drain"
+                } else {
+                    "deployment.undrain"
+                };
+                audit(gw, &caller, action, id);
+                json(
+                    StatusCode::OK,
+                    serde_json::to_value(d.snapshot()).unwrap_or_default(),
+                )
+            }
             None => error(StatusCode::NOT_FOUND, &format!("No deployment `{id}`.")),
         };
     }
+    req.extensions_mut().insert(caller);
     extension(gw, req).await
 }
 

@@ -8,9 +8,10 @@
 //! Beside the config's static keys ([`KeySet`]), the gateway holds dynamic
 //! keys ([`DynamicKeys`]) that its embedder installs at any time
 //! (`Gateway::set_dynamic_keys`; the binary loads them from its store every
-//! second). The rule: while neither set has a key, the data plane needs
-//! none; once either has one, every data-plane request needs a key from
-//! one of them.
+//! second). The rule follows `[server] auth`: with `"none"` no key is
+//! checked; with `"keys"` (the default) every data-plane request needs a
+//! key from one of the two sets, and while neither holds one every request
+//! is refused with a 401 that tells the operator how to create a key.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
 
-use crate::config::{KeyConfig, Priority};
+use crate::config::{AuthMode, KeyConfig, Priority};
 use crate::context::Tenant;
 use crate::error::ApiError;
 
@@ -27,12 +28,26 @@ use crate::error::ApiError;
 #[derive(Debug, Default, Clone)]
 pub struct KeySet {
     keys: Vec<([u8; 32], Arc<Tenant>)>,
+    /// `auth = "none"`: nothing is checked.
+    open: bool,
 }
 
+/// The 401 while `auth = "keys"` and no key exists anywhere.
+const NO_KEYS: &str = "This gateway requires an API key, and none has been created yet. The operator can create one with `lifeline keys create` (or POST /admin/keys), or set auth = \"none\" under [server] to serve without keys.";
+
 impl KeySet {
-    /// From the validated config.
+    /// From the validated config's `[server] auth` and `[[keys]]`.
+    pub fn from_config(auth: AuthMode, keys: &[KeyConfig]) -> Self {
+        Self {
+            open: auth == AuthMode::None,
+            ..Self::new(keys)
+        }
+    }
+
+    /// The keys alone (`auth = "keys"`).
     pub fn new(keys: &[KeyConfig]) -> Self {
         Self {
+            open: false,
             keys: keys
                 .iter()
                 .map(|k| {
@@ -50,9 +65,14 @@ impl KeySet {
         }
     }
 
-    /// Whether keys are required at all.
+    /// Whether the config lists any key.
     pub fn enabled(&self) -> bool {
         !self.keys.is_empty()
+    }
+
+    /// Whether keys are not checked at all (`auth = "none"`).
+    pub fn is_open(&self) -> bool {
+        self.open
     }
 
     /// Checks the request's key (`Authorization: Bearer`, or `api-key`);
@@ -62,14 +82,18 @@ impl KeySet {
     }
 
     /// [`KeySet::check`] against these keys and `dynamic` ones: a key from
-    /// either is accepted; no key is needed only while both are empty.
+    /// either is accepted; with `auth = "none"` none is needed; with both
+    /// sets empty, none can succeed.
     pub fn check_with(
         &self,
         dynamic: &DynamicKeys,
         headers: &HeaderMap,
     ) -> Result<Option<Arc<Tenant>>, ApiError> {
-        if !self.enabled() && dynamic.is_empty() {
+        if self.open {
             return Ok(None);
+        }
+        if !self.enabled() && dynamic.is_empty() {
+            return Err(ApiError::unauthorized(NO_KEYS));
         }
         let presented = headers
             .get(http::header::AUTHORIZATION)
@@ -260,7 +284,16 @@ mod tests {
             s.check(&HeaderMap::new()).map_err(|e| e.status.as_u16()),
             Err(401)
         );
-        assert!(KeySet::default().check(&HeaderMap::new()).is_ok());
+        // No key anywhere: refused, with the way out in the message.
+        let none = KeySet::default().check(&HeaderMap::new());
+        assert!(none.is_err_and(|e| e.status == 401 && e.message.contains("lifeline keys create")));
+        // auth = "none": nothing is checked, not even a wrong key.
+        let open = KeySet::from_config(AuthMode::None, &[]);
+        assert!(open.is_open());
+        assert!(open.check(&HeaderMap::new()).is_ok_and(|t| t.is_none()));
+        assert!(open
+            .check(&headers("authorization", "Bearer sk-bad"))
+            .is_ok_and(|t| t.is_none()));
     }
 
     #[test]
@@ -304,11 +337,11 @@ mod tests {
             name(&none, &headers("authorization", "Bearer ll-wrong")),
             Err(401)
         );
-        // Neither: open, as before.
+        // Neither: every request is refused.
         assert_eq!(
             none.check_with(&DynamicKeys::default(), &HeaderMap::new())
                 .map_err(|e| e.status.as_u16()),
-            Ok(None)
+            Err(401)
         );
     }
 }

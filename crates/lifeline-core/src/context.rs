@@ -42,6 +42,46 @@ impl Tenant {
     }
 }
 
+/// Where a request's token charge is settled once the provider's `usage`
+/// says what it really cost: the per-key token limiter
+/// ([`crate::limit`](../limit/index.html)) implements it. A trait here, at
+/// the bottom of the layers, so that the attempt loop and the stream relay
+/// can settle a charge without depending on the limiter.
+pub trait TokenMeter: Send + Sync {
+    /// The request was charged `estimate` tokens at admission and really
+    /// used `used`: credit or debit the difference.
+    fn settle(&self, estimate: u64, used: u64);
+}
+
+/// The tokens a request was charged at admission, to be settled with what
+/// it really used (see [`TokenMeter`]). Cloning shares the meter (an `Arc`).
+#[derive(Clone)]
+pub struct Charge {
+    /// The key's meter.
+    pub meter: Arc<dyn TokenMeter>,
+    /// Tokens charged at admission: prompt estimate plus output allowance.
+    pub estimate: u64,
+    /// The prompt's share of `estimate`, for a stream that reports no
+    /// `usage` (its cost is then this plus one token per streamed chunk).
+    pub prompt: u64,
+}
+
+impl Charge {
+    /// Settles the charge with the tokens really used.
+    pub fn settle(&self, used: u64) {
+        self.meter.settle(self.estimate, used);
+    }
+}
+
+impl std::fmt::Debug for Charge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Charge")
+            .field("estimate", &self.estimate)
+            .field("prompt", &self.prompt)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the request path knows about one client request.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
@@ -54,6 +94,9 @@ pub struct RequestContext {
     /// The client key's tenant, once auth has checked it (`None` when the
     /// data plane needs no key).
     pub tenant: Option<Arc<Tenant>>,
+    /// The tokens the key's limiter charged at admission, settled with the
+    /// answer's `usage` (`None` for a key without a token limit).
+    pub charge: Option<Charge>,
 }
 
 impl RequestContext {
@@ -64,6 +107,7 @@ impl RequestContext {
             peer,
             started: Instant::now(),
             tenant: None,
+            charge: None,
         }
     }
 }
@@ -72,5 +116,10 @@ impl RequestContext {
     /// The priority class: the tenant's, `standard` without one.
     pub fn priority(&self) -> Priority {
         self.tenant.as_ref().map(|t| t.priority).unwrap_or_default()
+    }
+
+    /// The key's id for logs (`-` without a key).
+    pub fn key_id(&self) -> &str {
+        self.tenant.as_ref().map_or("-", |t| &t.id)
     }
 }

@@ -129,6 +129,19 @@ impl ApiError {
         e
     }
 
+    /// 429: a client key's own rate limit (OpenAI's shape: `type`
+    /// `requests` or `tokens`, `code` `rate_limit_exceeded`).
+    pub fn rate_limited(
+        kind: &'static str,
+        message: impl Into<String>,
+        retry_after: Option<Duration>,
+    ) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, kind, message);
+        e.code = Some("rate_limit_exceeded");
+        e.retry_after = retry_after;
+        e
+    }
+
     /// 503: no deployment could answer.
     pub fn unavailable(message: impl Into<String>, retry_after: Duration) -> Self {
         let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message);

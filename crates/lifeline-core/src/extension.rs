@@ -17,11 +17,17 @@
 //!   body read (up to [`MAX_ADMIN_BODY_BYTES`]; a larger one is answered 413
 //!   without calling it).
 //!
-//! `None` from either means the gateway's own 404. The request path of the
+//!   The request's extensions hold an [`AdminCaller`]: who called, from
+//!   where, for the audit log.
+//! - [`Extension::audit`]: an admin action the gateway did itself (drain,
+//!   undrain, reload), for the audit log.
+//!
+//! `None` from either route method means the gateway's own 404. The request path of the
 //! data-plane endpoints never consults the extension: only a request that
 //! would be answered 404 does.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 
 use bytes::Bytes;
@@ -33,6 +39,42 @@ pub const MAX_ADMIN_BODY_BYTES: usize = 1 << 20;
 /// What [`Extension::admin`] returns: its answer, later.
 pub type AdminFuture = Pin<Box<dyn Future<Output = Option<Response<Bytes>>> + Send>>;
 
+/// Who made an authenticated admin request: in the request's extensions
+/// (`parts.extensions.get::<AdminCaller>()`) when [`Extension::admin`] is
+/// called, and in every [`AuditEvent`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminCaller {
+    /// The admin token's id ([`token_id`]), never the token.
+    pub token_id: String,
+    /// The client's socket address.
+    pub peer: SocketAddr,
+}
+
+/// An admin token's id for logs and the audit log: `sha256:` and the first
+/// 8 hex digits of the token's SHA-256 (enough to tell tokens apart, far
+/// too little to find one).
+pub fn token_id(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(token.as_bytes());
+    let mut id = String::from("sha256:");
+    for b in &digest[..4] {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}
+
+/// An admin action the gateway did itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Who and from where.
+    pub caller: AdminCaller,
+    /// `deployment.drain`, `deployment.undrain`, `config.reload`,
+    /// `config.reload_rejected`.
+    pub action: &'static str,
+    /// The deployment's id, or `-`.
+    pub target: String,
+}
+
 /// Routes served beside the gateway's own (the status page, its admin API).
 pub trait Extension: Send + Sync + 'static {
     /// A public `GET` or `HEAD` request for a path the gateway has no route
@@ -43,4 +85,23 @@ pub trait Extension: Send + Sync + 'static {
     /// under `/admin/` that the gateway has no route for; `body` is the
     /// whole request body (at most [`MAX_ADMIN_BODY_BYTES`]). `None`: 404.
     fn admin(&self, parts: http::request::Parts, body: Bytes) -> AdminFuture;
+
+    /// Records an admin action the gateway did itself (the action is done;
+    /// this must neither block nor fail it: hand the write off). The
+    /// default does nothing.
+    fn audit(&self, event: AuditEvent) {
+        let _ = event;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_token_id_is_a_short_digest() {
+        // SHA-256("admin-secret") starts with these 4 bytes.
+        let id = super::token_id("admin-secret");
+        assert!(id.starts_with("sha256:") && id.len() == 15, "{id}");
+        assert_ne!(id, super::token_id("admin-secret2"));
+        assert!(!id.contains("admin"));
+    }
 }

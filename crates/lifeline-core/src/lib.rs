@@ -15,6 +15,8 @@
 //!   rest, and splices the upstream model name in.
 //! - [`route`]: public model → tiers of deployments.
 //! - [`balance`]: power of two choices over peak-EWMA latency.
+//! - [`concurrency`]: each deployment's adaptive in-flight limit, and the
+//!   bounded wait for a slot at it.
 //! - [`attempt`]: the attempt loop (deadline, retries, failover).
 //! - [`retry`]: backoff, `Retry-After` and the retry budget.
 //! - [`providers`]: upstream URL and header shapes (OpenAI, Azure, compatible).
@@ -33,14 +35,17 @@ pub mod attempt;
 pub mod auth;
 pub mod balance;
 pub mod body;
+pub mod concurrency;
 pub mod config;
 pub mod context;
 pub mod error;
 pub mod extension;
 pub mod gateway;
 pub mod health;
+pub mod ip_limit;
 #[cfg(test)]
 mod layers;
+pub mod limit;
 pub mod providers;
 pub mod relay;
 pub mod request;

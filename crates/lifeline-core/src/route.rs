@@ -10,6 +10,14 @@
 //! the gateway's [`HealthBus`], and shares one active probe at a time among
 //! whoever needs it (the prober, requests waiting on a slow answer).
 //!
+//! Each deployment has an in-flight limit ([`Limiter`]) that follows its
+//! latency and overload answers, under the provider's `max_concurrency`
+//! (which, shared by the provider's deployments, is also kept as a
+//! semaphore). A lease reserves a slot under both; a request that finds
+//! every deployment full waits for a slot ([`Deployment::wait_for_slot`]):
+//! a lease given back wakes one waiter of its deployment, a provider
+//! permit given back goes to the next in the semaphore's queue.
+//!
 //! A deployment a reload rebuilt or removed is *retired*
 //! ([`Deployment::retire`]): requests still in flight on it record their
 //! outcomes into its own record, but it publishes nothing more (no breaker
@@ -22,10 +30,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
-use crate::config::{HealthConfig, RequestPolicy};
+use crate::concurrency::{Limiter, RttKind, WaitRoom};
+use crate::config::{ConcurrencyConfig, HealthConfig, RequestPolicy};
 use crate::health::latency::{Latencies, LatencyKind};
 use crate::health::{
     Availability, BreakerState, Change, DeploymentStatus, HealthBus, HealthRecord, Outcome,
@@ -34,6 +43,24 @@ use crate::health::{
 use crate::providers::{probe, Endpoint, HttpClient, Upstream};
 use crate::retry::RetryBudget;
 use crate::telemetry::{DeploymentSli, Metrics, ModelSli};
+
+/// What [`Deployment::wait_for_slot`] came back with.
+pub enum Freed {
+    /// A slot may have freed: pick again.
+    Again,
+    /// A permit of the provider's cap came free, and the attempt is
+    /// reserved on this deployment.
+    Lease(Lease),
+}
+
+/// A waiter's registration on a deployment, withdrawn on drop.
+struct Registered<'a>(&'a AtomicU32);
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// One provider + one upstream model.
 pub struct Deployment {
@@ -58,6 +85,13 @@ pub struct Deployment {
         prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
     >; 3],
     in_flight: AtomicU32,
+    /// The in-flight limit (adaptive, under the provider's cap).
+    limiter: Limiter,
+    /// `lifeline_deployment_concurrency_limit`, when there is a limit.
+    limit_gauge: Option<prometheus_client::metrics::gauge::Gauge>,
+    /// Requests waiting for a slot under `limiter`, and how they are woken.
+    waiters: AtomicU32,
+    freed: Notify,
     /// Attempts not yet answered (a subset of `in_flight`): what tells a
     /// frozen deployment from one busy with long streams.
     awaiting: AtomicU32,
@@ -127,6 +161,9 @@ pub struct DeploymentSnapshot {
     pub maintenance: bool,
     /// Attempts in flight.
     pub in_flight: u32,
+    /// The in-flight limit now (adaptive, at most the provider's
+    /// `max_concurrency`); `None` when there is none.
+    pub concurrency_limit: Option<u32>,
     /// Peak-EWMA latency in milliseconds; `None` until the first answer.
     pub latency_ms: Option<f64>,
     /// Successes in the health window.
@@ -153,7 +190,14 @@ pub struct Lease {
     last_event: Option<Instant>,
     /// A stream's longest silence between two events so far.
     max_gap: std::time::Duration,
-    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The provider's cap, given back before waiters are woken.
+    permit: Option<OwnedSemaphorePermit>,
+    /// The limiter's generation when the slot was reserved.
+    generation: u32,
+    /// A latency sample went to the limiter (a stream's first content).
+    sampled: bool,
+    /// Answered 429, an overload 503, or timed out.
+    overloaded: bool,
 }
 
 impl Lease {
@@ -176,6 +220,14 @@ impl Lease {
         self.ticket = ticket;
         dep.published(rec, transition);
         dep.observe_latency(LatencyKind::FirstContent, latency);
+        self.sampled = true;
+        dep.limit_moved(dep.limiter.sample(RttKind::FirstContent, latency, now));
+    }
+
+    /// The attempt was answered 429 or with an overload 503 (or 529), or
+    /// timed out: the limiter lowers the limit ([`Self::finish`] tells it).
+    pub fn overloaded(&mut self) {
+        self.overloaded = true;
     }
 
     /// A stream's event arrived at `now`: tracks the longest silence
@@ -203,19 +255,31 @@ impl Lease {
             self.deployment
                 .observe_latency(LatencyKind::StreamGap, self.max_gap);
         }
-        self.deployment.record(self.ticket, outcome);
+        let dep = &self.deployment;
+        if self.overloaded {
+            dep.limit_moved(dep.limiter.overloaded(self.generation));
+        } else if outcome.class == OutcomeClass::Success && !self.sampled {
+            // A non-streaming answer (a stream sampled its first content).
+            let moved = dep
+                .limiter
+                .sample(RttKind::Answer, outcome.latency, Instant::now());
+            dep.limit_moved(moved);
+        }
+        dep.record(self.ticket, outcome);
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         self.answered();
-        self.deployment.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.deployment.gauge.dec();
         if !self.finished {
             self.deployment
                 .record(self.ticket, Outcome::neutral(std::time::Duration::ZERO));
         }
+        self.deployment.gauge.dec();
+        // The provider's permit first, so that a waiter woken next finds it.
+        drop(self.permit.take());
+        self.deployment.release();
     }
 }
 
@@ -232,6 +296,8 @@ impl Deployment {
         let model_json = Bytes::from(serde_json::Value::from(model).to_string());
         metrics.breaker(&id, 0);
         let gauge = metrics.deployment_in_flight(&id);
+        let cap = upstream.config.max_concurrency;
+        let limiter = Limiter::new(&ConcurrencyConfig::default(), cap, Instant::now());
         let uris = Endpoint::ALL.map(|e| {
             upstream
                 .uri(e, model)
@@ -247,6 +313,10 @@ impl Deployment {
             model: model.to_string(),
             model_json,
             in_flight: AtomicU32::new(0),
+            limiter,
+            limit_gauge: None,
+            waiters: AtomicU32::new(0),
+            freed: Notify::new(),
             awaiting: AtomicU32::new(0),
             drained: AtomicU8::new(0),
             retired: AtomicBool::new(false),
@@ -258,6 +328,20 @@ impl Deployment {
             sli: Arc::default(),
             id,
         }
+    }
+
+    /// With the in-flight limit of `cfg` (`[server]`'s concurrency keys)
+    /// under the provider's `max_concurrency`, and its gauge.
+    #[must_use]
+    pub fn with_concurrency(mut self, cfg: &ConcurrencyConfig) -> Self {
+        let cap = self.upstream.config.max_concurrency;
+        self.limiter = Limiter::new(cfg, cap, Instant::now());
+        self.limit_gauge = self.limiter.current().map(|limit| {
+            let g = self.metrics.deployment_concurrency_limit(&self.id);
+            g.set(i64::from(limit));
+            g
+        });
+        self
     }
 
     /// Counts on into the SLI counters of `previous`, the deployment a
@@ -344,49 +428,128 @@ impl Deployment {
             .latency_cost(Instant::now(), pending, awaiting)
     }
 
+    /// The in-flight limit now; `None` when there is none.
+    pub fn concurrency_limit(&self) -> Option<u32> {
+        self.limiter.current()
+    }
+
+    /// Whether the deployment's in-flight limit is reached.
+    fn at_limit(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) >= self.limiter.limit()
+    }
+
     /// Whether the provider's concurrency cap is reached.
-    pub fn saturated(&self) -> bool {
+    fn provider_full(&self) -> bool {
         self.upstream
             .limit
             .as_ref()
             .is_some_and(|s| s.available_permits() == 0)
     }
 
-    /// Reserves an attempt; `None` if the breaker, a drain or the provider's
-    /// concurrency cap says no.
+    /// Whether the deployment's in-flight limit or its provider's
+    /// concurrency cap is reached.
+    pub fn saturated(&self) -> bool {
+        self.at_limit() || self.provider_full()
+    }
+
+    /// Reserves an attempt; `None` if the breaker, a drain, the in-flight
+    /// limit or the provider's concurrency cap says no.
     pub fn lease(self: &Arc<Self>) -> Option<Lease> {
         if self.is_drained() {
             return None;
         }
+        let generation = self.limiter.reserve(&self.in_flight)?;
         let permit = match &self.upstream.limit {
-            Some(s) => Some(s.clone().try_acquire_owned().ok()?),
+            Some(s) => match s.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    self.release();
+                    return None;
+                }
+            },
             None => None,
         };
-        self.lease_with(permit)
+        self.lease_with(permit, generation)
     }
 
-    /// Waits for a slot under the provider's `max_concurrency` (returns at
-    /// once when there is no cap), then reserves an attempt as [`Self::lease`].
-    pub async fn lease_when_free(self: &Arc<Self>) -> Option<Lease> {
-        let permit = match &self.upstream.limit {
-            Some(s) => Some(s.clone().acquire_owned().await.ok()?),
-            None => None,
-        };
+    /// Waits, without polling, until this saturated deployment may have a
+    /// slot: at its own limit, until a lease of it is given back (then
+    /// [`Freed::Again`]: pick again); at its provider's cap, for a permit in
+    /// the provider's (fair) queue, with which it reserves the attempt
+    /// itself ([`Freed::Lease`]). Returns at once when neither is full.
+    pub async fn wait_for_slot(self: &Arc<Self>) -> Freed {
+        if self.at_limit() {
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+            let _registered = Registered(&self.waiters);
+            let notified = self.freed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // Registered before this check, so a lease given back after it
+            // sees the waiter and wakes it ([`Self::release`]).
+            if !self.at_limit() {
+                return Freed::Again;
+            }
+            notified.await;
+            return Freed::Again;
+        }
+        if let Some(sem) = self
+            .upstream
+            .limit
+            .as_ref()
+            .filter(|_| self.provider_full())
+        {
+            if let Ok(permit) = sem.clone().acquire_owned().await {
+                if let Some(lease) = self.lease_with_permit(permit) {
+                    return Freed::Lease(lease);
+                }
+            }
+        }
+        Freed::Again
+    }
+
+    /// Reserves an attempt with a permit of the provider's cap in hand
+    /// (given back if the attempt cannot be reserved).
+    fn lease_with_permit(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Option<Lease> {
         if self.is_drained() {
             return None;
         }
-        self.lease_with(permit)
+        let generation = self.limiter.reserve(&self.in_flight)?;
+        self.lease_with(Some(permit), generation)
     }
 
+    /// Gives back a slot reserved under the limiter, and wakes a waiter.
+    fn release(&self) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.freed.notify_one();
+        }
+    }
+
+    /// The limiter moved the limit (`Some`): its gauge follows.
+    fn limit_moved(&self, limit: Option<u32>) {
+        if let (Some(limit), Some(g)) = (limit, &self.limit_gauge) {
+            if !self.is_retired() {
+                g.set(i64::from(limit));
+            }
+        }
+    }
+
+    /// With a slot reserved under the limiter (and the provider's permit,
+    /// if it has a cap): the breaker's say, then the lease.
     fn lease_with(
         self: &Arc<Self>,
-        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        permit: Option<OwnedSemaphorePermit>,
+        generation: u32,
     ) -> Option<Lease> {
         let now = Instant::now();
         let mut rec = self.record_lock();
-        let (ticket, transition) = rec.acquire(now, &self.health_cfg, self.probes())?;
+        let Some((ticket, transition)) = rec.acquire(now, &self.health_cfg, self.probes()) else {
+            drop(rec);
+            drop(permit);
+            self.release();
+            return None;
+        };
         self.published(rec, transition);
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.awaiting.fetch_add(1, Ordering::Relaxed);
         self.gauge.inc();
         Some(Lease {
@@ -396,7 +559,10 @@ impl Deployment {
             awaiting: true,
             last_event: None,
             max_gap: std::time::Duration::ZERO,
-            _permit: permit,
+            permit,
+            generation,
+            sampled: false,
+            overloaded: false,
         })
     }
 
@@ -594,12 +760,16 @@ impl Deployment {
         self.retired.load(Ordering::Relaxed)
     }
 
-    /// Sets the breaker gauge to the current state (a rebuilt deployment's,
-    /// once the one it replaces is retired and no longer sets it).
+    /// Sets the breaker gauge to the current state, and the concurrency
+    /// limit gauge to the current limit (a rebuilt deployment's, once the
+    /// one it replaces is retired and no longer sets them).
     pub fn publish_breaker_gauge(&self) {
         let rec = self.record_lock();
         if !self.is_retired() {
             self.metrics.breaker(&self.id, rec.state().gauge());
+            if let (Some(limit), Some(g)) = (self.limiter.current(), &self.limit_gauge) {
+                g.set(i64::from(limit));
+            }
         }
     }
 
@@ -642,6 +812,7 @@ impl Deployment {
             drained: self.is_drained(),
             maintenance: self.in_maintenance(),
             in_flight: self.in_flight(),
+            concurrency_limit: self.concurrency_limit(),
             latency_ms: rec
                 .latency_measured()
                 .then(|| (rec.latency_nanos() / 1e4).round() / 100.0),
@@ -690,6 +861,8 @@ pub struct Model {
     /// The status side's counters, per endpoint family; carried over by a
     /// reload that keeps the model.
     pub sli: Arc<ModelSli>,
+    /// Requests waiting for a slot when every deployment is at its limit.
+    pub waiting: WaitRoom,
 }
 
 /// All public models.
@@ -706,4 +879,102 @@ pub struct RouteTable {
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// A provider with `max_concurrency = cap` (none: 0).
+    fn upstream(cap: u32) -> Arc<Upstream> {
+        let cap = if cap == 0 {
+            String::new()
+        } else {
+            format!("max_concurrency = {cap}\n")
+        };
+        let text = format!(
+            "[[providers]]\nname = \"p\"\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:9/v1\"\n{cap}\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p\", model = \"x\" }} ] ]\n"
+        );
+        let config = Config::parse(&text, "<test>").unwrap();
+        Arc::new(Upstream::new(&config.providers[0], "http://127.0.0.1:9/v1".into()).unwrap())
+    }
+
+    /// Upstream model `model` of `up`, with the given concurrency settings.
+    fn on(up: &Arc<Upstream>, model: &str, cfg: &ConcurrencyConfig) -> Arc<Deployment> {
+        let dep = Deployment::new(
+            up.clone(),
+            model,
+            HealthConfig::default(),
+            Arc::new(HealthBus::new(16)),
+            Arc::new(Metrics::new()),
+        );
+        Arc::new(dep.with_concurrency(cfg))
+    }
+
+    fn deployment(cap: u32, cfg: &ConcurrencyConfig) -> Arc<Deployment> {
+        on(&upstream(cap), "x", cfg)
+    }
+
+    /// A waiter at the deployment's own limit is woken by the lease given
+    /// back, at once: the clock (paused, and advanced only by sleeps) does
+    /// not move, as it would for a waiter that polls.
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_given_back_wakes_a_waiter_without_polling() {
+        let cfg = ConcurrencyConfig {
+            initial_limit: 2,
+            min_limit: 1,
+            ..ConcurrencyConfig::default()
+        };
+        let d = deployment(0, &cfg);
+        let a = d.lease().unwrap();
+        let _b = d.lease().unwrap();
+        assert!(d.lease().is_none(), "over the limit");
+        assert!(d.saturated());
+        let t = Instant::now();
+        let waiter = tokio::spawn({
+            let d = d.clone();
+            async move { matches!(d.wait_for_slot().await, Freed::Again) }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "woke before a slot freed");
+        drop(a);
+        assert!(waiter.await.unwrap());
+        assert_eq!(Instant::now(), t, "the waiter polled");
+        assert!(d.lease().is_some());
+    }
+
+    /// At the provider's cap (held by another of its deployments), a
+    /// waiter takes the permit given back and reserves the attempt itself.
+    #[tokio::test(start_paused = true)]
+    async fn at_the_providers_cap_a_waiter_gets_the_permit_given_back() {
+        let up = upstream(1);
+        let cfg = ConcurrencyConfig::default();
+        let (x, d) = (on(&up, "x", &cfg), on(&up, "y", &cfg));
+        assert_eq!(d.concurrency_limit(), Some(1));
+        let a = x.lease().unwrap();
+        assert!(d.saturated() && d.lease().is_none());
+        let waiter = tokio::spawn({
+            let d = d.clone();
+            async move { matches!(d.wait_for_slot().await, Freed::Lease(_)) }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        drop(a);
+        assert!(waiter.await.unwrap(), "the waiter did not get the slot");
+        assert_eq!((x.in_flight(), d.in_flight()), (0, 0));
+    }
+
+    /// A 429 lowers the limit; the lease's outcome reaches the limiter.
+    #[tokio::test(start_paused = true)]
+    async fn an_overloaded_attempt_lowers_the_limit() {
+        let d = deployment(0, &ConcurrencyConfig::default());
+        assert_eq!(d.concurrency_limit(), Some(20));
+        let mut lease = d.lease().unwrap();
+        lease.overloaded();
+        lease.finish(Outcome::failure(Duration::from_millis(5)));
+        assert_eq!(d.concurrency_limit(), Some(18));
+        assert_eq!(d.snapshot().concurrency_limit, Some(18));
+    }
 }

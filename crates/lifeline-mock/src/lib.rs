@@ -74,8 +74,8 @@ impl Default for MockConfig {
 /// `POST /_mock/faults` is exactly this struct.
 ///
 /// They are checked in this order: `maintenance`, `reset`, `hang`,
-/// `rate_limit_rate`, `error_rate`, `latency_ms`, then the normal answer with
-/// the stream faults applied.
+/// `capacity`, `rate_limit_rate`, `error_rate`, `latency_ms`, then the
+/// normal answer with the stream faults applied.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
@@ -87,6 +87,11 @@ pub struct Faults {
     pub error_code: Option<String>,
     /// Fraction in [0, 1] of requests answered 429.
     pub rate_limit_rate: f64,
+    /// A provider's concurrency limit: a request arriving while more than
+    /// this many are in flight (itself included) is answered 429 (with
+    /// `retry_after_secs`, if set), counted in `Stats::over_capacity`. Not
+    /// limited by `max_injected`.
+    pub capacity: Option<u32>,
     /// `Retry-After` on 429s and maintenance 503s when set.
     pub retry_after_secs: Option<u64>,
     /// Added before the response headers.

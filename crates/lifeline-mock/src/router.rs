@@ -302,6 +302,19 @@ async fn inject_faults(
         // the guard counts the request as cancelled.
         std::future::pending::<()>().await;
     }
+    if faults
+        .capacity
+        .is_some_and(|cap| shared.recorder.over_capacity(cap))
+    {
+        let response = error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many concurrent requests (simulated capacity)",
+            "rate_limit_error",
+            Some("rate_limit_exceeded"),
+            Some(guard),
+        );
+        return Err(with_retry_after(response, faults.retry_after_secs));
+    }
     if hit(faults.rate_limit_rate) && shared.may_inject(faults) {
         let response = error_response(
             StatusCode::TOO_MANY_REQUESTS,

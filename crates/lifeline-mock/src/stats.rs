@@ -23,6 +23,12 @@ pub struct Stats {
     pub cancelled: u64,
     /// Requests received and not yet completed, cancelled or faulted away.
     pub in_flight: u64,
+    /// The most requests in flight at once.
+    #[serde(default)]
+    pub peak_in_flight: u64,
+    /// Requests answered 429 because more than `capacity` were in flight.
+    #[serde(default)]
+    pub over_capacity: u64,
     /// Path without query -> count.
     pub by_path: BTreeMap<String, u64>,
     /// The last [`RECENT_CAPACITY`] requests, oldest first.
@@ -62,6 +68,8 @@ struct Counters {
     completed: u64,
     cancelled: u64,
     in_flight: u64,
+    peak_in_flight: u64,
+    over_capacity: u64,
     by_path: BTreeMap<String, u64>,
     recent: VecDeque<RecordedRequest>,
 }
@@ -86,6 +94,7 @@ impl Recorder {
         let mut c = self.lock();
         c.requests += 1;
         c.in_flight += 1;
+        c.peak_in_flight = c.peak_in_flight.max(c.in_flight);
         match c.by_path.get_mut(path) {
             Some(n) => *n += 1,
             None => {
@@ -112,6 +121,17 @@ impl Recorder {
         }
     }
 
+    /// Whether more than `capacity` requests are in flight (this one
+    /// included); such a request is counted as over capacity.
+    pub(crate) fn over_capacity(&self, capacity: u32) -> bool {
+        let mut c = self.lock();
+        let over = c.in_flight > u64::from(capacity);
+        if over {
+            c.over_capacity += 1;
+        }
+        over
+    }
+
     pub(crate) fn snapshot(&self) -> Stats {
         let c = self.lock();
         Stats {
@@ -119,6 +139,8 @@ impl Recorder {
             completed: c.completed,
             cancelled: c.cancelled,
             in_flight: c.in_flight,
+            peak_in_flight: c.peak_in_flight,
+            over_capacity: c.over_capacity,
             by_path: c.by_path.clone(),
             recent: c.recent.iter().cloned().collect(),
         }

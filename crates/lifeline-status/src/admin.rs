@@ -22,6 +22,13 @@
 //! | `POST /admin/webhooks` | `{url, format?, components?, secret?}` | subscribes; answers the signing secret once |
 //! | `DELETE /admin/webhooks/{id}` | | unsubscribes |
 //! | `GET /admin/webhooks/{id}/deliveries` | | its delivery log, newest first |
+//! | `GET /admin/keys` | | virtual client keys (never a key nor its hash) |
+//! | `POST /admin/keys` | `{name, priority?, rpm?, tpm?, models?, expires?}` | creates a key ([`crate::keys`]); answers the key once |
+//! | `DELETE /admin/keys/{id}` | | revokes it |
+//! | `GET /admin/audit?limit=N&before=ID` | | the audit log, newest first; `before` pages on |
+//!
+//! Every successful write is named by [`audit_action`], for the audit log
+//! the caller records.
 //!
 //! Times in request bodies are RFC 3339 strings (`"2026-12-01T02:00:00Z"`)
 //! or unix milliseconds; answers carry unix milliseconds, as the store does.
@@ -82,8 +89,9 @@ impl AdminAnswer {
     }
 }
 
-/// Serves one request under `/admin/incidents`, `/admin/maintenances` or
-/// `/admin/webhooks`; `None` for any other path. `components` are the ids
+/// Serves one request under `/admin/incidents`, `/admin/maintenances`,
+/// `/admin/webhooks`, `/admin/keys` or `/admin/audit`; `None` for any other
+/// path. `components` are the ids
 /// the page knows: an incident, window or subscription may only name those.
 pub fn handle(
     store: &dyn StatusStore,
@@ -135,12 +143,109 @@ pub fn handle(
                 Err(e) => store_error(e),
             }
         }),
-        (_, ["incidents", ..]) | (_, ["maintenances", ..]) | (_, ["webhooks", ..]) => {
+        ("GET", ["keys"]) => match store.list_keys(usize::MAX) {
+            Ok(list) => AdminAnswer::ok(200, json!({ "keys": list }), false),
+            Err(e) => store_error(e),
+        },
+        ("POST", ["keys"]) => create_key(store, req),
+        ("DELETE", ["keys", id]) => with_id(id, |id| match store.revoke_key(id, req.now_ms) {
+            Ok(k) => AdminAnswer::ok(200, json!({ "revoked": k }), false),
+            Err(e) => store_error(e),
+        }),
+        ("GET", ["audit"]) => audit_log(store, req.query),
+        (_, ["incidents", ..])
+        | (_, ["maintenances", ..])
+        | (_, ["webhooks", ..])
+        | (_, ["keys", ..])
+        | (_, ["audit"]) => {
             AdminAnswer::error(405, "Method not allowed here (see the README's admin API).")
         }
         _ => return None,
     };
     Some(answer)
+}
+
+/// The audit log's name for a successful write (`action`, `target`):
+/// `incident.create`, `key.revoke`, ...; `None` for a read or a refusal.
+pub fn audit_action(method: &str, path: &str, answer: &AdminAnswer) -> Option<(String, String)> {
+    if method == "GET" || method == "HEAD" || !(200..300).contains(&answer.status) {
+        return None;
+    }
+    let rest = path.trim_end_matches('/').strip_prefix("/admin/")?;
+    let segments: Vec<&str> = rest.split('/').collect();
+    let created = || {
+        answer.body["id"]
+            .as_i64()
+            .map_or_else(|| "-".to_owned(), |id| id.to_string())
+    };
+    let (action, target) = match (method, segments.as_slice()) {
+        ("POST", ["incidents"]) => ("incident.create", created()),
+        ("POST", ["incidents", id, what]) => {
+            let action = match *what {
+                "updates" => "incident.update",
+                "resolve" => "incident.resolve",
+                "publish" => "incident.publish",
+                "eta" => "incident.eta",
+                _ => return None,
+            };
+            (action, (*id).to_owned())
+        }
+        ("POST", ["maintenances"]) => ("maintenance.create", created()),
+        ("DELETE", ["maintenances", id]) | ("POST", ["maintenances", id, "cancel"]) => {
+            ("maintenance.cancel", (*id).to_owned())
+        }
+        ("POST", ["webhooks"]) => ("webhook.create", created()),
+        ("DELETE", ["webhooks", id]) => ("webhook.delete", (*id).to_owned()),
+        ("POST", ["keys"]) => ("key.create", created()),
+        ("DELETE", ["keys", id]) => ("key.revoke", (*id).to_owned()),
+        _ => return None,
+    };
+    Some((action.to_owned(), target))
+}
+
+fn create_key(store: &dyn StatusStore, req: &AdminRequest<'_>) -> AdminAnswer {
+    let parsed: crate::keys::KeyRequest = match serde_json::from_slice(req.body) {
+        Ok(r) => r,
+        Err(e) => return AdminAnswer::error(400, format!("Invalid JSON body: {e}")),
+    };
+    match crate::keys::create(store, parsed, req.now_ms) {
+        Ok(created) => {
+            let mut v = json!(created.info);
+            v["key"] = json!(created.key);
+            AdminAnswer::ok(201, v, false)
+        }
+        Err(crate::keys::CreateError::Invalid(m)) => AdminAnswer::error(400, m),
+        Err(crate::keys::CreateError::Store(e)) => store_error(e),
+        Err(e @ crate::keys::CreateError::Random(_)) => {
+            tracing::error!(message = "A key could not be generated.", error = %e);
+            AdminAnswer::error(503, "A key could not be generated; nothing was changed.")
+        }
+    }
+}
+
+fn audit_log(store: &dyn StatusStore, query: Option<&str>) -> AdminAnswer {
+    let n = match limit(query) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let mut before = None;
+    for pair in query.unwrap_or_default().split('&') {
+        if let Some(v) = pair.strip_prefix("before=") {
+            match v.parse::<i64>() {
+                Ok(id) => before = Some(id),
+                Err(_) => return AdminAnswer::error(400, "`before` must be an entry id."),
+            }
+        }
+    }
+    match store.audit_log(n, before) {
+        Ok(list) => {
+            let next = (list.len() == n)
+                .then(|| list.last().map(|e| e.id))
+                .flatten();
+            AdminAnswer::ok(200, json!({ "entries": list, "next_before": next }), false)
+        }
+        Err(e) => store_error(e),
+    }
 }
 
 fn with_id(text: &str, f: impl FnOnce(i64) -> AdminAnswer) -> AdminAnswer {

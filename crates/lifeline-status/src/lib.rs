@@ -5,7 +5,9 @@
 //! plain values ([`sli::Minute`], deployment states) from the binary, which
 //! connects the two.
 //!
-//! - [`admin`]: the admin API's incident, maintenance and webhook routes.
+//! - [`admin`]: the admin API's incident, maintenance, webhook, key and
+//!   audit-log routes.
+//! - [`keys`]: creating virtual client keys (shared by the CLI and the API).
 //! - [`page`]: the in-memory page snapshot every renderer reads.
 //! - [`sli`]: per-minute service-level indicators per component.
 //! - [`render`]: the renderers (Statuspage JSON, HTML in three languages,
@@ -25,6 +27,7 @@
 pub mod admin;
 pub mod engine;
 pub mod eta;
+pub mod keys;
 pub mod page;
 pub mod render;
 pub mod upstream;

@@ -14,7 +14,8 @@
 //! - [`WebhookStore`]: webhook subscriptions and a durable delivery outbox.
 //! - [`KeyStore`]: virtual client keys (by SHA-256, never the key), which
 //!   `lifeline keys` writes and a running gateway reads every second.
-//! - [`StatusStore`]: all five, for one `Arc<dyn StatusStore>`.
+//! - [`AuditStore`]: the audit log of admin actions.
+//! - [`StatusStore`]: all six, for one `Arc<dyn StatusStore>`.
 //!
 //! **Timestamps** are unix milliseconds (UTC) as `i64` everywhere: in the
 //! types, in the traits and in the database. Callers pass the time of every
@@ -44,6 +45,7 @@
 #[macro_use]
 mod macros;
 
+pub mod audit;
 mod error;
 pub mod keys;
 mod migrate;
@@ -66,6 +68,7 @@ pub use sqlite::{SqliteOptions, SqliteStore, DEFAULT_BUSY_TIMEOUT};
 
 use std::path::Path;
 
+use audit::{AuditEntry, NewAuditEntry};
 use keys::{ActiveKey, KeyInfo, NewKey};
 use sli::{MinuteRecord, Pruned, SliDay, SliMinute};
 use upstream::{ArchivedIncident, UpstreamIncident};
@@ -348,9 +351,22 @@ pub trait KeyStore: Send + Sync {
     fn mark_keys_used(&self, ids: &[i64], at_ms: i64) -> Result<()>;
 }
 
+/// The audit log of admin actions (see [`audit`]).
+pub trait AuditStore: Send + Sync {
+    /// Appends an entry.
+    fn record_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry>;
+
+    /// Up to `limit` entries, newest first; with `before_id`, only older
+    /// ones than that entry (the next page).
+    fn audit_log(&self, limit: usize, before_id: Option<i64>) -> Result<Vec<AuditEntry>>;
+}
+
 /// Everything the status side stores, as one object
 /// (`Arc<dyn StatusStore>`); implemented by every type that implements the
-/// five traits.
-pub trait StatusStore: Store + SliStore + UpstreamStore + WebhookStore + KeyStore {}
+/// six traits.
+pub trait StatusStore:
+    Store + SliStore + UpstreamStore + WebhookStore + KeyStore + AuditStore
+{
+}
 
-impl<T: Store + SliStore + UpstreamStore + WebhookStore + KeyStore> StatusStore for T {}
+impl<T: Store + SliStore + UpstreamStore + WebhookStore + KeyStore + AuditStore> StatusStore for T {}

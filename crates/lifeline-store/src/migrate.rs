@@ -202,6 +202,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
          revoked_at   INTEGER,
          last_used_at INTEGER
      );",
+    // 8: the audit log of admin actions (who: a token's id or `cli:USER`,
+    // never a token). Only ever appended to; read newest first by id.
+    "CREATE TABLE audit_log (
+         id     INTEGER PRIMARY KEY,
+         at     INTEGER NOT NULL,
+         actor  TEXT    NOT NULL,
+         source TEXT    NOT NULL,
+         action TEXT    NOT NULL,
+         target TEXT    NOT NULL
+     );",
 ];
 
 /// The schema version this build creates and upgrades to.

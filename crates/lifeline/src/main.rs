@@ -56,6 +56,8 @@ enum Command {
     Webhook(cli::webhook::WebhookArgs),
     /// Create, list and revoke virtual client keys (in the store, also while `serve` runs).
     Keys(cli::keys::KeysArgs),
+    /// Show the audit log of admin actions, newest first (from the store).
+    Audit(cli::audit::AuditArgs),
 }
 
 fn init_logging(format: LogFormat, default_level: &str) {
@@ -119,6 +121,7 @@ fn main() -> std::process::ExitCode {
             Command::Maintenance(a) => cli::maintenance::run(a).await,
             Command::Webhook(a) => cli::webhook::run(a).await,
             Command::Keys(a) => cli::keys::run(a).await,
+            Command::Audit(a) => cli::audit::run(a).await,
             Command::Backup(a) => cli::backup::backup(a).await,
             Command::Restore(a) => cli::backup::restore(a).await,
         }

@@ -7,7 +7,12 @@
 //!    the deployment's adaptive deadline) and the time left.
 //! 2. [`crate::balance::pick`] reserves a deployment, preferring ones not yet
 //!    tried. Nothing available before any attempt: a fast 503 with
-//!    `Retry-After` set to when something may be.
+//!    `Retry-After` set to when something may be. Every deployment at its
+//!    in-flight limit: the request waits for a slot (`wait.rs`, woken when
+//!    one frees, no polling), if fewer than `capacity_waiters` requests of
+//!    the model wait already, for at most `capacity_wait_ms` within its
+//!    deadline; otherwise, or when no slot frees in time, a 503 with
+//!    `Retry-After` (code `at_capacity`).
 //! 3. An attempt after the first needs a token from the model's
 //!    [`crate::retry::RetryBudget`]; retrying a deployment already tried first waits a
 //!    full-jitter backoff.
@@ -35,6 +40,7 @@
 mod commit;
 mod failure;
 mod upstream;
+mod wait;
 
 pub use failure::{client_error_kind, Failure, FailureKind, Next};
 
@@ -43,7 +49,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response};
-use tokio::time::{timeout_at, Instant};
+use tokio::time::Instant;
 
 use crate::admission::Hold;
 use crate::balance::{has_untried_after, pick, Pick, Refusal, Scope};
@@ -58,9 +64,7 @@ use crate::telemetry::{
     FamilySli, Metrics, KEEP_ALIVE, X_LIFELINE_ATTEMPTS, X_LIFELINE_DEPLOYMENT, X_REQUEST_ID,
 };
 use upstream::Attempted;
-
-/// How long a request at capacity waits on one deployment before looking again.
-const SATURATION_SLICE: Duration = Duration::from_millis(50);
+use wait::Slot;
 
 /// Largest non-streaming upstream answer accepted (images in `b64_json` are big).
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
@@ -127,6 +131,10 @@ impl Call {
         let mut budget_refused = false;
         let mut same_retries = 0u32;
         let mut backed_off = false;
+        // A place among the requests waiting at the cap, held from the first
+        // wait until a slot is found, and the end of that wait.
+        let mut waiting = None;
+        let mut wait_until: Option<Instant> = None;
         while (tried.len() as u32) < policy.max_attempts {
             let scope = Scope {
                 tried: &tried,
@@ -145,31 +153,45 @@ impl Call {
                     held = None;
                     continue;
                 }
-                Pick::Saturated { deployment, place } => {
-                    // Every healthy deployment is at its concurrency cap: wait
-                    // for a slot instead of refusing, in short slices so that
-                    // another deployment freeing up or recovering is seen too.
-                    let slice = deadline.min(Instant::now() + SATURATION_SLICE);
-                    match timeout_at(slice, deployment.lease_when_free()).await {
-                        Ok(Some(lease)) => {
-                            let again = tried.iter().any(|t| Arc::ptr_eq(t, &deployment));
+                Pick::Saturated { .. } => {
+                    // Every healthy deployment is at its in-flight limit:
+                    // wait for a slot, boundedly, instead of refusing.
+                    if waiting.is_none() {
+                        waiting = self.model.waiting.enter();
+                        if waiting.is_none() {
+                            self.metrics.capacity_refusal(&self.model.name, "waiters");
+                            if tried.is_empty() {
+                                return self.at_capacity(format!(
+                                    "Every deployment of model `{}` is at its concurrency limit and {} requests already wait for a slot (capacity_waiters).",
+                                    self.model.name,
+                                    self.model.waiting.waiting()
+                                ));
+                            }
+                            break;
+                        }
+                        self.metrics.capacity_wait(&self.model.name);
+                    }
+                    let until = *wait_until.get_or_insert_with(|| {
+                        deadline.min(Instant::now() + self.model.waiting.max_wait)
+                    });
+                    match wait::for_slot(&self.model, scope, until).await {
+                        Slot::Lease(lease, place) => {
+                            let dep = lease.deployment();
+                            let again = tried.iter().any(|t| Arc::ptr_eq(t, dep));
                             (lease, again, place)
                         }
-                        // Drained or opened while waiting: pick again.
-                        Ok(None) => continue,
-                        Err(_) if Instant::now() < deadline => continue,
-                        Err(_) if tried.is_empty() => {
-                            let mut e = ApiError::unavailable(
-                                format!(
-                                    "Every deployment of model `{}` is at its concurrency limit (max_concurrency) and none freed up within the request deadline.",
-                                    self.model.name
-                                ),
-                                Duration::from_secs(1),
-                            );
-                            e.code = Some("at_capacity");
-                            return self.error(e, 0);
+                        Slot::Again => continue,
+                        Slot::TimedOut => {
+                            self.metrics.capacity_refusal(&self.model.name, "timeout");
+                            if tried.is_empty() {
+                                return self.at_capacity(format!(
+                                    "Every deployment of model `{}` is at its concurrency limit and none freed up within {} ms.",
+                                    self.model.name,
+                                    until.saturating_duration_since(self.ctx.started).as_millis()
+                                ));
+                            }
+                            break;
                         }
-                        Err(_) => break,
                     }
                 }
                 Pick::Unavailable { until } => {
@@ -205,6 +227,8 @@ impl Call {
                     break;
                 }
             };
+            // A slot: no longer waiting at the cap.
+            waiting = None;
             // Only deployments already tried are left: back off first, without
             // holding the reservation (its slot, trial and in-flight count are
             // others' meanwhile), then pick again.
@@ -270,7 +294,7 @@ impl Call {
                     f
                 }
             };
-            tracing::info!(message = "Attempt failed.", request_id = ?self.ctx.id, deployment = %f.deployment, kind = f.kind.label(), error = %f.message);
+            tracing::info!(message = "Attempt failed.", request_id = ?self.ctx.id, key_id = self.ctx.key_id(), deployment = %f.deployment, kind = f.kind.label(), error = %f.message);
             failures.push(f);
         }
         if let Some((parts, body, deployment)) = refusal {
@@ -352,8 +376,26 @@ impl Call {
         h.insert(X_REQUEST_ID, self.ctx.id.clone());
         if !matches!(resp.body(), ProxyBody::Relay(_)) {
             self.finished(resp.status().as_u16());
+            self.settle(resp.status(), resp.body());
         }
         resp
+    }
+
+    /// Settles the key's token charge for a whole answer: the `usage` of a
+    /// success (the estimate stands if it has none); nothing for the
+    /// provider's refusal of the request (an error is not billed). A
+    /// committed stream settles when it ends ([`crate::relay`]).
+    fn settle(&self, status: http::StatusCode, body: &ProxyBody) {
+        let Some(charge) = &self.ctx.charge else {
+            return;
+        };
+        if !status.is_success() {
+            charge.settle(0);
+        } else if let ProxyBody::Full(Some(b)) = body {
+            if let Some(used) = crate::relay::sse::total_tokens(b) {
+                charge.settle(used);
+            }
+        }
     }
 
     /// Counts a request answered with `status` (not a committed stream,
@@ -403,8 +445,16 @@ impl Call {
             )
         };
         e.should_retry = Some(false);
-        tracing::warn!(message = "Request failed.", request_id = ?self.ctx.id, peer = %self.ctx.peer, key_id = self.ctx.tenant.as_ref().map_or("-", |t| &*t.id), model = %self.model.name, attempts, error = %e.message);
+        tracing::warn!(message = "Request failed.", request_id = ?self.ctx.id, peer = %self.ctx.peer, key_id = self.ctx.key_id(), model = %self.model.name, attempts, error = %e.message);
         self.error(e, attempts)
+    }
+
+    /// 503 at once, before any attempt: every deployment is at its limit.
+    fn at_capacity(&self, message: String) -> Response<ProxyBody> {
+        let mut e = ApiError::unavailable(message, Duration::from_secs(1));
+        e.code = Some("at_capacity");
+        tracing::info!(message = "Request refused at the concurrency limit.", request_id = ?self.ctx.id, model = %self.model.name, error = %e.message);
+        self.error(e, 0)
     }
 
     fn error(&self, e: ApiError, attempts: usize) -> Response<ProxyBody> {
@@ -414,6 +464,10 @@ impl Call {
             .insert(X_LIFELINE_ATTEMPTS, HeaderValue::from(attempts));
         resp.headers_mut().insert(X_REQUEST_ID, self.ctx.id.clone());
         self.finished(status);
+        // No answer came from a provider: nothing was used.
+        if let Some(charge) = &self.ctx.charge {
+            charge.settle(0);
+        }
         resp
     }
 }
@@ -428,6 +482,7 @@ struct Pending {
     endpoint: Endpoint,
     started: Instant,
     request_id: HeaderValue,
+    key_id: Option<Arc<str>>,
     answered: bool,
 }
 
@@ -440,6 +495,7 @@ impl Pending {
             endpoint: call.endpoint,
             started: call.ctx.started,
             request_id: call.ctx.id.clone(),
+            key_id: call.ctx.tenant.as_ref().map(|t| t.id.clone()),
             answered: false,
         }
     }
@@ -456,7 +512,7 @@ impl Drop for Pending {
                 .sli
                 .family(self.endpoint.index())
                 .request(499, took);
-            tracing::info!(message = "Client went away before the answer; upstream attempt cancelled.", request_id = ?self.request_id);
+            tracing::info!(message = "Client went away before the answer; upstream attempt cancelled.", request_id = ?self.request_id, key_id = self.key_id.as_deref().unwrap_or("-"));
         }
     }
 }

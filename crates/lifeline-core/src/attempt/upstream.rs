@@ -214,6 +214,11 @@ impl Call {
                 let f = Failure::new(kind, &dep.id, format!("HTTP {}{ra}", status.as_u16()))
                     .after(start.elapsed())
                     .retry_after(retry_after);
+                // The provider says it is overloaded: the deployment's
+                // in-flight limit comes down (`crate::concurrency`).
+                if matches!(status.as_u16(), 429 | 503 | 529) {
+                    lease.overloaded();
+                }
                 self.record(lease, &f);
                 if kind == FailureKind::Unsupported {
                     // Not retryable (e.g. 501): the provider's answer stands.
@@ -261,6 +266,8 @@ impl Call {
                         ttft,
                         first_token,
                         request_id: self.ctx.id.clone(),
+                        key_id: self.ctx.tenant.as_ref().map(|t| t.id.clone()),
+                        charge: self.ctx.charge.clone(),
                     };
                     let relay = RelayBody::new(
                         c.prefix,
@@ -384,7 +391,11 @@ impl Call {
         Attempted::Failed(f)
     }
 
-    fn record(&self, lease: Lease, f: &Failure) {
+    fn record(&self, mut lease: Lease, f: &Failure) {
+        if f.kind == FailureKind::Timeout {
+            // Silence past the deadline: as good a sign of overload as a 429.
+            lease.overloaded();
+        }
         self.attempted(
             lease.deployment(),
             f.kind.label(),

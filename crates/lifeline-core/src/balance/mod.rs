@@ -18,9 +18,11 @@
 //!    the one with the lower `peak-EWMA latency × (in-flight + 1) / weight`.
 //! 4. Reserve it ([`Deployment::lease`]); if that races with a breaker
 //!    transition, drop it from the candidates and draw again.
-//! 5. A deployment whose provider is at its `max_concurrency` is skipped, so
-//!    load spills over to other deployments and later tiers; when every
-//!    healthy deployment is full, [`Pick::Saturated`] names one to wait on.
+//! 5. A deployment at its in-flight limit (adaptive, under its provider's
+//!    `max_concurrency`) is skipped, so load spills over to other
+//!    deployments and later tiers; when every healthy deployment is full,
+//!    [`Pick::Saturated`] names one, and [`saturated`] lists all of them
+//!    for the caller to wait on.
 //!
 //! [`has_untried`] and [`has_untried_after`] ask, with the same filter
 //! (scope, refusals, availability, cap), whether an untried deployment
@@ -167,16 +169,22 @@ pub fn pick(model: &Model, scope: Scope<'_>) -> Pick {
             while !candidates.is_empty() {
                 let i = choose(&candidates);
                 let m = candidates.swap_remove(i);
+                let place = Place {
+                    tier: ti,
+                    context_window: m.context_window,
+                };
                 if let Some(lease) = m.deployment.lease() {
                     let retry_of_tried = scope.was_tried(&m.deployment);
                     return Pick::Lease {
                         lease,
                         retry_of_tried,
-                        place: Place {
-                            tier: ti,
-                            context_window: m.context_window,
-                        },
+                        place,
                     };
+                }
+                // Filled up by another request since it was looked at: it
+                // is full, not unavailable.
+                if full.is_none() && m.deployment.saturated() {
+                    full = Some((m, place));
                 }
             }
         }
@@ -188,6 +196,30 @@ pub fn pick(model: &Model, scope: Scope<'_>) -> Pick {
         },
         None => Pick::Unavailable { until: earliest },
     }
+}
+
+/// Every deployment of `model` within `scope` (tried or not) that is
+/// available but at its in-flight limit or its provider's cap: what a
+/// request that got [`Pick::Saturated`] waits on.
+pub fn saturated(model: &Model, scope: Scope<'_>) -> Vec<(Arc<Deployment>, Place)> {
+    let now = Instant::now();
+    let mut out = Vec::new();
+    for (ti, tier) in model.tiers.iter().enumerate().take(scope.tiers(model)) {
+        for m in tier {
+            let place = Place {
+                tier: ti,
+                context_window: m.context_window,
+            };
+            if scope.admits(m, place)
+                && !matches!(m.deployment.availability(now), Availability::Until(_))
+                && m.deployment.saturated()
+                && !out.iter().any(|(d, _)| Arc::ptr_eq(d, &m.deployment))
+            {
+                out.push((m.deployment.clone(), place));
+            }
+        }
+    }
+    out
 }
 
 /// Whether some deployment of `model` within `scope` (its tiers, and not

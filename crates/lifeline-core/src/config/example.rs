@@ -26,10 +26,18 @@ listen = "127.0.0.1:8080"
 # The operations listener: /healthz, /readyz, /metrics, and the admin API
 # (which also needs [admin] token = "${LIFELINE_ADMIN_TOKEN}").
 admin_listen = "127.0.0.1:8081"
+# Client keys: "keys" (the default) requires one on every data-plane request
+# (`lifeline keys create`, or [[keys]] below); "none" serves anyone who can
+# reach the listener. This example runs open, on localhost.
+auth = "none"
 # Timeouts and retries for every model can be set here, for example:
 # first_byte_timeout_ms = 10000   # time to the first token before trying elsewhere
 # max_attempts = 4                # attempts per request, the first included
 # tier_wait_ms = 3000             # waiting to retry in tier 1 before falling back
+# TLS on every listener (PEM files, re-read on SIGHUP); required, with an
+# admin token, before admin_listen may leave loopback:
+# tls_cert = "/etc/lifeline/cert.pem"
+# tls_key = "/etc/lifeline/key.pem"
 
 # Providers are the upstreams Lifeline can send a request to. Real ones look like:
 #
@@ -78,8 +86,8 @@ tiers = [
   [ { provider = "mock-c", model = "demo-c" } ],
 ]
 
-# Client keys: with none, anyone who can reach the listener may call it.
-# To require a key, add for example:
+# Client keys: to require one, set auth = "keys" above and create keys with
+# `lifeline keys create`, or list them here, for example:
 #
 #   [[keys]]
 #   name = "my-app"

@@ -64,11 +64,167 @@ pub struct ServerConfig {
     /// client, and the connection is closed if the ping is not answered
     /// within the same time (`http2_keepalive_ms`, default 20 s).
     pub http2_keepalive: Duration,
+    /// Whether the data plane checks client keys (`auth`, default `"keys"`).
+    pub auth: AuthMode,
+    /// Per-client-IP limits and how the client's IP is found.
+    pub ip: IpLimitConfig,
+    /// Largest request head (`max_header_bytes`, default 64 KiB): an
+    /// HTTP/1.1 request line and headers (431 above), an HTTP/2 header list.
+    pub max_header_bytes: usize,
+    /// Deepest JSON nesting accepted in a request body (`max_json_depth`,
+    /// default 64; 400 above).
+    pub max_json_depth: usize,
+    /// Requests served on one connection before it is closed gracefully
+    /// (`max_requests_per_connection`, default 10 000; HTTP/1.1 answers the
+    /// last with `Connection: close`, HTTP/2 sends `GOAWAY`).
+    pub max_requests_per_connection: u64,
+    /// Age at which a connection is closed gracefully, its in-flight requests
+    /// finished first (`max_connection_age_ms`, default 1 h).
+    pub max_connection_age: Duration,
+    /// HTTP/2: most streams open at once on one connection
+    /// (`http2_max_concurrent_streams`, default 256).
+    pub http2_max_concurrent_streams: u32,
+    /// TLS on every listener (`tls_cert`, `tls_key`), if configured: the
+    /// files, read (and checked) when the config is loaded, so a reload
+    /// re-reads them.
+    pub tls: Option<TlsFiles>,
     /// Defaults for every model's timeouts and retries (`[server]` keys of the
     /// same names as the per-model ones). Its `stream_idle_timeout` is also
     /// the listener's write-stall timeout: how long a response may wait for a
     /// client that stopped reading.
     pub defaults: RequestPolicy,
+    /// Adaptive concurrency per deployment, and waiting at the cap.
+    pub concurrency: ConcurrencyConfig,
+}
+
+/// `[server]` keys of the in-flight limit per deployment and of the wait
+/// for a slot when every deployment of a model is at its limit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConcurrencyConfig {
+    /// The limit follows each deployment's latency and overload answers
+    /// (`adaptive_concurrency`, default on); off: the provider's
+    /// `max_concurrency` alone, if any.
+    pub adaptive: bool,
+    /// The adaptive limit never goes below this (`adaptive_min_limit`, default 2).
+    pub min_limit: u32,
+    /// A new deployment's limit (`adaptive_initial_limit`, default 20).
+    pub initial_limit: u32,
+    /// The adaptive limit of a deployment whose provider has no
+    /// `max_concurrency` never goes above this (`adaptive_max_limit`,
+    /// default 256); a provider's `max_concurrency` is the bound otherwise.
+    pub max_limit: u32,
+    /// Most requests of one public model waiting for a slot at once
+    /// (`capacity_waiters`, default 128); past it, 503 at once.
+    pub max_waiters: u32,
+    /// Longest wait for a slot, within the request deadline
+    /// (`capacity_wait_ms`, default 10 s); then 503.
+    pub max_wait: Duration,
+}
+
+impl Default for ConcurrencyConfig {
+    fn default() -> Self {
+        Self {
+            adaptive: true,
+            min_limit: 2,
+            initial_limit: 20,
+            max_limit: 256,
+            max_waiters: 128,
+            max_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[server] auth`: whether the data plane checks client keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthMode {
+    /// `"keys"` (the default): every data-plane request needs a key from
+    /// `[[keys]]` or the store; with no key anywhere, every one is refused.
+    #[default]
+    Keys,
+    /// `"none"`: no key is checked; the data plane is open to anyone who can
+    /// reach the listener. `[[keys]]` may not be configured with it.
+    None,
+}
+
+/// Per-client-IP limits (`[server]` keys `trusted_proxies` and `ip_*`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IpLimitConfig {
+    /// Peers whose `X-Forwarded-For` is believed (`trusted_proxies`).
+    pub trusted_proxies: Vec<Cidr>,
+    /// Requests per minute per client IP while `auth = "none"`
+    /// (`ip_requests_per_minute`; none: unlimited).
+    pub requests_per_minute: Option<u64>,
+    /// Failed authentications per minute per client IP before it is locked
+    /// out (`ip_auth_failures_per_minute`, default 10).
+    pub auth_failures_per_minute: u64,
+    /// Longest lockout (`ip_lockout_max_ms`, default 15 min).
+    pub lockout_max: Duration,
+    /// Most client IPs tracked at once (`ip_table_size`, default 100 000).
+    pub table_size: usize,
+}
+
+impl Default for IpLimitConfig {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            requests_per_minute: None,
+            auth_failures_per_minute: 10,
+            lockout_max: Duration::from_secs(15 * 60),
+            table_size: 100_000,
+        }
+    }
+}
+
+/// An address block (`10.0.0.0/8`, `::1/128`; a bare address is a block of one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `ADDR` or `ADDR/PREFIX`; `None` when it is neither, or the
+    /// prefix is too long for the address family.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().ok()?)),
+            None => (text, None),
+        };
+        let addr = addr.parse::<std::net::IpAddr>().ok()?.to_canonical();
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Self { addr, prefix })
+    }
+
+    /// Whether `ip` is in the block (an IPv4-mapped IPv6 address counts as
+    /// its IPv4 address).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let (net, ip, bits) = match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => {
+                (u128::from(u32::from(n)), u128::from(u32::from(i)), 32)
+            }
+            (IpAddr::V6(n), IpAddr::V6(i)) => (u128::from(n), u128::from(i), 128),
+            _ => return false,
+        };
+        let host_bits = bits - u32::from(self.prefix);
+        if host_bits >= 128 {
+            return true;
+        }
+        (net >> host_bits) == (ip >> host_bits)
+    }
+}
+
+/// `[server] tls_cert` and `tls_key`: PEM files, and what they held when
+/// the config was loaded.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The certificate chain (`tls_cert`), leaf first.
+    pub cert: PathBuf,
+    /// The private key (`tls_key`).
+    pub key: PathBuf,
+    /// The chain and key, parsed and checked to match.
+    pub certified: std::sync::Arc<rustls::sign::CertifiedKey>,
 }
 
 /// `[admission]`: the gateway's own capacity, the priority queue in front

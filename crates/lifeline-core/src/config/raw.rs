@@ -46,6 +46,19 @@ pub(super) struct RawServer {
     pub drain_timeout_ms: Option<Spanned<u64>>,
     pub idle_timeout_ms: Option<Spanned<u64>>,
     pub http2_keepalive_ms: Option<Spanned<u64>>,
+    pub auth: Option<Spanned<String>>,
+    pub trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
+    pub ip_requests_per_minute: Option<Spanned<u64>>,
+    pub ip_auth_failures_per_minute: Option<Spanned<u64>>,
+    pub ip_lockout_max_ms: Option<Spanned<u64>>,
+    pub ip_table_size: Option<Spanned<u64>>,
+    pub max_header_bytes: Option<Spanned<u64>>,
+    pub max_json_depth: Option<Spanned<u64>>,
+    pub max_requests_per_connection: Option<Spanned<u64>>,
+    pub max_connection_age_ms: Option<Spanned<u64>>,
+    pub http2_max_concurrent_streams: Option<Spanned<u64>>,
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
     // The policy keys, repeated in `RawModel`. serde's `flatten` cannot be
     // combined with `deny_unknown_fields`, so they are written out twice.
     pub connect_timeout_ms: Option<Spanned<u64>>,
@@ -62,6 +75,14 @@ pub(super) struct RawServer {
     pub adaptive_timeouts: Option<Spanned<bool>>,
     pub adaptive_timeout_multiplier: Option<Spanned<f64>>,
     pub adaptive_timeout_floor_ms: Option<Spanned<u64>>,
+    // Adaptive concurrency per deployment and waiting at the cap
+    // (`validate/concurrency.rs`).
+    pub adaptive_concurrency: Option<Spanned<bool>>,
+    pub adaptive_min_limit: Option<Spanned<u32>>,
+    pub adaptive_initial_limit: Option<Spanned<u32>>,
+    pub adaptive_max_limit: Option<Spanned<u32>>,
+    pub capacity_waiters: Option<Spanned<u32>>,
+    pub capacity_wait_ms: Option<Spanned<u64>>,
 }
 
 /// `[admission]`: global admission, priority shedding and the memory budget.

@@ -341,6 +341,13 @@ fn defaults() {
     assert_eq!(c.server.idle_timeout, Duration::from_secs(60));
     assert_eq!(c.server.http2_keepalive, Duration::from_secs(20));
     assert_eq!(c.server.defaults, RequestPolicy::default());
+    let cc = &c.server.concurrency;
+    assert!(cc.adaptive);
+    assert_eq!((cc.min_limit, cc.initial_limit, cc.max_limit), (2, 20, 256));
+    assert_eq!(
+        (cc.max_waiters, cc.max_wait),
+        (128, Duration::from_secs(10))
+    );
     assert!(c.admin.token.is_none());
     let d = HealthConfig::default();
     assert_eq!(
@@ -468,4 +475,29 @@ fn errors_from_load_name_the_path() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(e.0[0].file, path.display().to_string());
     assert_eq!(e.0[0].line, Some(2));
+}
+
+#[test]
+fn listener_limits_have_defaults_and_can_be_set() {
+    let s = parse(&with_models(&[])).server;
+    assert_eq!(s.max_header_bytes, 64 * 1024);
+    assert_eq!(s.max_json_depth, 64);
+    assert_eq!(s.max_requests_per_connection, 10_000);
+    assert_eq!(s.max_connection_age, Duration::from_secs(3600));
+    assert_eq!(s.http2_max_concurrent_streams, 256);
+    assert!(s.tls.is_none());
+    let s = parse(&with_models(&[
+        "[server]",
+        "max_header_bytes = 16384",
+        "max_json_depth = 10",
+        "max_requests_per_connection = 5",
+        "max_connection_age_ms = 1000",
+        "http2_max_concurrent_streams = 8",
+    ]))
+    .server;
+    assert_eq!(s.max_header_bytes, 16384);
+    assert_eq!(s.max_json_depth, 10);
+    assert_eq!(s.max_requests_per_connection, 5);
+    assert_eq!(s.max_connection_age, Duration::from_secs(1));
+    assert_eq!(s.http2_max_concurrent_streams, 8);
 }

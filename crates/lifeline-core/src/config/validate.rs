@@ -16,8 +16,10 @@
 //! [`admission`] checks `[admission]`.
 
 mod admission;
+mod concurrency;
 mod secrets;
 mod status;
+mod tls;
 mod upstreams;
 
 use std::collections::HashMap;
@@ -38,6 +40,16 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const HTTP2_KEEPALIVE: Duration = Duration::from_secs(20);
+/// Largest request head: 64 KiB (hyper's own is ~400 KiB; nginx's 32 KiB).
+const MAX_HEADER_BYTES: u64 = 64 * 1024;
+/// hyper's smallest read buffer: a head limit below it cannot be set.
+const MIN_HEADER_BYTES: u64 = 8192;
+const MAX_JSON_DEPTH: u64 = 64;
+/// serde_json's recursion limit: deeper bodies fail to parse whatever is set.
+const MAX_JSON_DEPTH_CAP: u64 = 128;
+const MAX_REQUESTS_PER_CONNECTION: u64 = 10_000;
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(3600);
+const HTTP2_MAX_CONCURRENT_STREAMS: u64 = 256;
 /// Most attempts per request: more only multiplies load on a struggling upstream.
 const MAX_ATTEMPTS: u32 = 10;
 /// Largest `retry_budget_ratio`: ten retries per request is already a retry storm.
@@ -64,10 +76,20 @@ pub(super) fn validate(
     let admin = AdminConfig {
         token: token.and_then(|t| v.secret(t, "admin.token")),
     };
+    v.admin_exposure(&raw.server, &server, admin.token.is_some());
     let health = v.health(&raw.health);
     let providers = v.providers(raw.providers);
     let models = v.models(&raw.models, &providers, &server.defaults);
     let keys = v.keys(&raw.keys, &models);
+    if let (AuthMode::None, Some(auth), Some(first)) =
+        (server.auth, raw.server.auth.as_ref(), raw.keys.first())
+    {
+        let line = raw::line_at(text, first.span().start);
+        let msg = format!(
+            "is \"none\", but [[keys]] are configured (line {line}): remove them, or set auth = \"keys\""
+        );
+        v.at(auth, "server.auth", msg);
+    }
     let store = v.store(&raw.store);
     let status = v.status(
         &raw.status,
@@ -194,7 +216,167 @@ impl Validator<'_> {
                 "server.http2_keepalive_ms",
                 HTTP2_KEEPALIVE,
             ),
+            auth: self.auth_mode(raw.auth.as_ref()),
+            ip: self.ip_limits(raw),
+            max_header_bytes: usize::try_from(self.within(
+                &raw.max_header_bytes,
+                "server.max_header_bytes",
+                MIN_HEADER_BYTES..=u64::from(u32::MAX),
+                MAX_HEADER_BYTES,
+            ))
+            .unwrap_or(usize::MAX),
+            max_json_depth: usize::try_from(self.within(
+                &raw.max_json_depth,
+                "server.max_json_depth",
+                1..=MAX_JSON_DEPTH_CAP,
+                MAX_JSON_DEPTH,
+            ))
+            .unwrap_or(usize::MAX),
+            max_requests_per_connection: self.nonzero(
+                &raw.max_requests_per_connection,
+                "server.max_requests_per_connection",
+                MAX_REQUESTS_PER_CONNECTION,
+            ),
+            max_connection_age: self.duration(
+                &raw.max_connection_age_ms,
+                "server.max_connection_age_ms",
+                MAX_CONNECTION_AGE,
+            ),
+            http2_max_concurrent_streams: u32::try_from(self.within(
+                &raw.http2_max_concurrent_streams,
+                "server.http2_max_concurrent_streams",
+                1..=u64::from(u32::MAX),
+                HTTP2_MAX_CONCURRENT_STREAMS,
+            ))
+            .unwrap_or(u32::MAX),
+            tls: self.tls(raw),
             defaults: self.policy(&raw.policy(), "server", &RequestPolicy::default()),
+            concurrency: self.concurrency(raw),
+        }
+    }
+
+    fn ip_limits(&mut self, raw: &RawServer) -> IpLimitConfig {
+        let d = IpLimitConfig::default();
+        let mut trusted_proxies = Vec::new();
+        for (i, p) in raw
+            .trusted_proxies
+            .iter()
+            .flat_map(|l| l.get_ref())
+            .enumerate()
+        {
+            match Cidr::parse(p.get_ref()) {
+                Some(c) => trusted_proxies.push(c),
+                None => {
+                    let msg = format!(
+                        "{:?} is not an address or a CIDR block (write e.g. \"10.0.0.0/8\" or \"127.0.0.1\")",
+                        p.get_ref()
+                    );
+                    self.at(p, format!("server.trusted_proxies[{i}]"), msg);
+                }
+            }
+        }
+        let requests_per_minute = raw.ip_requests_per_minute.as_ref().map(|_| {
+            self.nonzero(
+                &raw.ip_requests_per_minute,
+                "server.ip_requests_per_minute",
+                1,
+            )
+        });
+        let table = self.nonzero(
+            &raw.ip_table_size,
+            "server.ip_table_size",
+            d.table_size as u64,
+        );
+        IpLimitConfig {
+            trusted_proxies,
+            requests_per_minute,
+            auth_failures_per_minute: self.nonzero(
+                &raw.ip_auth_failures_per_minute,
+                "server.ip_auth_failures_per_minute",
+                d.auth_failures_per_minute,
+            ),
+            lockout_max: self.duration(
+                &raw.ip_lockout_max_ms,
+                "server.ip_lockout_max_ms",
+                d.lockout_max,
+            ),
+            table_size: usize::try_from(table).unwrap_or(usize::MAX),
+        }
+    }
+
+    fn auth_mode(&mut self, raw: Option<&Spanned<String>>) -> AuthMode {
+        match raw.map(|r| r.get_ref().as_str()) {
+            None | Some("keys") => AuthMode::Keys,
+            Some("none") => AuthMode::None,
+            Some(other) => {
+                let msg = format!("must be \"keys\" or \"none\", got {other:?}");
+                if let Some(r) = raw {
+                    self.at(r, "server.auth", msg);
+                }
+                AuthMode::Keys
+            }
+        }
+    }
+
+    /// `tls_cert` and `tls_key`: both or neither; the files are read and
+    /// checked here, so that `lifeline check` and a reload report a bad
+    /// certificate (a reload then keeps the running one).
+    fn tls(&mut self, raw: &RawServer) -> Option<TlsFiles> {
+        let (cert, key) = match (&raw.tls_cert, &raw.tls_key) {
+            (None, None) => return None,
+            (Some(c), Some(k)) => (c, k),
+            (Some(c), None) => {
+                self.at(c, "server.tls_cert", "needs server.tls_key as well");
+                return None;
+            }
+            (None, Some(k)) => {
+                self.at(k, "server.tls_key", "needs server.tls_cert as well");
+                return None;
+            }
+        };
+        let paths = (
+            std::path::PathBuf::from(cert.get_ref()),
+            std::path::PathBuf::from(key.get_ref()),
+        );
+        match tls::load(&paths.0, &paths.1) {
+            Ok(certified) => Some(TlsFiles {
+                cert: paths.0,
+                key: paths.1,
+                certified: std::sync::Arc::new(certified),
+            }),
+            Err(tls::LoadError::Cert(msg)) => {
+                self.at(cert, "server.tls_cert", msg);
+                None
+            }
+            Err(tls::LoadError::Key(msg)) => {
+                self.at(key, "server.tls_key", msg);
+                None
+            }
+        }
+    }
+
+    /// The admin API on a non-loopback address needs both TLS (its token
+    /// would otherwise cross the network in clear) and a token.
+    fn admin_exposure(&mut self, raw: &RawServer, server: &ServerConfig, token: bool) {
+        let (Some(addr), Some(at)) = (server.admin_listen, raw.admin_listen.as_ref()) else {
+            return;
+        };
+        if addr.ip().is_loopback() {
+            return;
+        }
+        let mut missing = Vec::new();
+        if server.tls.is_none() && raw.tls_cert.is_none() {
+            missing.push("TLS (server.tls_cert and server.tls_key)");
+        }
+        if !token {
+            missing.push("an admin token (admin.token)");
+        }
+        if !missing.is_empty() {
+            let msg = format!(
+                "{addr} is not a loopback address: the admin API is served beyond this host only with {}",
+                missing.join(" and ")
+            );
+            self.at(at, "server.admin_listen", msg);
         }
     }
 
@@ -428,6 +610,30 @@ impl Validator<'_> {
         match raw {
             Some(n) if *n.get_ref() == T::default() => {
                 self.at(n, field, "must be at least 1");
+                default
+            }
+            Some(n) => *n.get_ref(),
+            None => default,
+        }
+    }
+
+    /// A number that must lie in `range`.
+    fn within(
+        &mut self,
+        raw: &Option<Spanned<u64>>,
+        field: &str,
+        range: std::ops::RangeInclusive<u64>,
+        default: u64,
+    ) -> u64 {
+        match raw {
+            Some(n) if !range.contains(n.get_ref()) => {
+                let msg = format!(
+                    "must be between {} and {}, got {}",
+                    range.start(),
+                    range.end(),
+                    n.get_ref()
+                );
+                self.at(n, field, msg);
                 default
             }
             Some(n) => *n.get_ref(),

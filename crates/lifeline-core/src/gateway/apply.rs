@@ -48,6 +48,7 @@ impl Gateway {
         let _one_at_a_time = self.inner.reload_lock.lock().await;
         let old = self.live();
         let health_changed = old.config.health != config.health;
+        let concurrency_changed = old.config.server.concurrency != config.server.concurrency;
         // 1. Providers: start or update simulated ones, reuse unchanged adapters.
         let mut upstreams = HashMap::new();
         for p in &config.providers {
@@ -99,7 +100,13 @@ impl Gateway {
                                 .get(&id)
                                 .cloned();
                             let dep = match existing {
-                                Some(d) if Arc::ptr_eq(&d.upstream, up) && !health_changed => d,
+                                Some(d)
+                                    if Arc::ptr_eq(&d.upstream, up)
+                                        && !health_changed
+                                        && !concurrency_changed =>
+                                {
+                                    d
+                                }
                                 previous => {
                                     let mut fresh = Deployment::new(
                                         up.clone(),
@@ -107,7 +114,8 @@ impl Gateway {
                                         config.health.clone(),
                                         self.inner.events.clone(),
                                         self.inner.metrics.clone(),
-                                    );
+                                    )
+                                    .with_concurrency(&config.server.concurrency);
                                     // A drain is an operator's decision: a
                                     // rebuilt deployment keeps it (copied
                                     // again once the old one is retired);
@@ -159,6 +167,7 @@ impl Gateway {
                 policy: m.policy.clone(),
                 client: self.client(m.policy.connect_timeout)?,
                 sli,
+                waiting: crate::concurrency::WaitRoom::new(&config.server.concurrency),
             };
             models.insert(m.name.clone(), Arc::new(model));
         }
@@ -173,7 +182,7 @@ impl Gateway {
         let models_json =
             Bytes::from(serde_json::json!({"object": "list", "data": list}).to_string());
         let live = Live {
-            keys: KeySet::new(&config.keys),
+            keys: KeySet::from_config(config.server.auth, &config.keys),
             routes: RouteTable {
                 models,
                 models_json,

@@ -36,6 +36,7 @@ use crate::auth::{DynamicKey, DynamicKeys, KeySet};
 use crate::config::Config;
 use crate::extension::Extension;
 use crate::health::HealthBus;
+use crate::limit::{Limiter, Local};
 use crate::providers::{Endpoint, HttpClient, Upstream};
 use crate::route::{Deployment, RouteTable};
 use crate::telemetry::{DeploymentTotals, Metrics, ModelTotals, SliTotals};
@@ -99,6 +100,11 @@ struct Inner {
     /// from [`Live`], so a reload keeps them and installing them does not
     /// rebuild the routes.
     dynamic_keys: ArcSwap<DynamicKeys>,
+    /// Per-client-IP limits ([`crate::ip_limit`]); kept across reloads.
+    ip_limits: crate::ip_limit::IpLimits,
+    /// Per-key budgets ([`crate::limit`]); apart from [`Live`], so that
+    /// neither a reload nor a new set of dynamic keys resets them.
+    limiter: Arc<dyn Limiter>,
 }
 
 /// An installed [`Extension`] (`arc-swap` holds sized values only).
@@ -112,6 +118,7 @@ impl Gateway {
         let admission = Admission::new(&config.admission, metrics.clone());
         let gw = Self {
             inner: Arc::new(Inner {
+                limiter: Arc::new(Local::new(metrics.clone())),
                 live: ArcSwap::from_pointee(Live {
                     config: Arc::new(config.clone()),
                     routes: RouteTable::default(),
@@ -132,6 +139,7 @@ impl Gateway {
                 reload_lock: tokio::sync::Mutex::new(()),
                 extension: ArcSwapOption::empty(),
                 dynamic_keys: ArcSwap::from_pointee(DynamicKeys::default()),
+                ip_limits: crate::ip_limit::IpLimits::default(),
             }),
         };
         gw.apply(config).await?;
@@ -190,9 +198,54 @@ impl Gateway {
             .check_with(&self.inner.dynamic_keys.load(), headers)
     }
 
+    /// Authenticates a data-plane request from `peer`: the per-IP limits
+    /// ([`crate::ip_limit`]: an address locked out after failed
+    /// authentications is refused without its key being checked; with
+    /// `auth = "none"`, the per-IP request rate), then the key
+    /// ([`Gateway::check_key`]); a wrong key counts against the client's
+    /// address. Without failures on record and with keys, the limits cost
+    /// one atomic load.
+    pub fn authenticate(
+        &self,
+        live: &Live,
+        peer: std::net::SocketAddr,
+        headers: &http::HeaderMap,
+    ) -> Result<Option<Arc<crate::context::Tenant>>, crate::error::ApiError> {
+        use crate::ip_limit::client_ip;
+        let cfg = &live.config.server.ip;
+        let limits = &self.inner.ip_limits;
+        let open = live.keys.is_open();
+        if !limits.is_idle() || (open && cfg.requests_per_minute.is_some()) {
+            let ip = client_ip(peer, headers, &cfg.trusted_proxies);
+            if let Err(refused) = limits.admit(cfg, ip, open, tokio::time::Instant::now()) {
+                self.inner.metrics.ip_rate_limited(refused.reason.label());
+                return Err(refused.into_error());
+            }
+        }
+        self.check_key(live, headers).inspect_err(|_| {
+            // Only a key presented and wrong is a guess; a missing key, or
+            // none configured at all, reveals nothing.
+            let presented = headers.contains_key(http::header::AUTHORIZATION)
+                || headers.contains_key("api-key");
+            let any = live.keys.enabled() || self.dynamic_key_count() > 0;
+            if presented && any {
+                self.inner.metrics.auth_failure();
+                let ip = client_ip(peer, headers, &cfg.trusted_proxies);
+                if let Some(lockout) = limits.failed(cfg, ip, tokio::time::Instant::now()) {
+                    tracing::warn!(message = "Client address locked out after failed authentications.", client = %ip, lockout_s = lockout.as_secs_f64());
+                }
+            }
+        })
+    }
+
     /// The state for one request.
     pub fn live(&self) -> Arc<Live> {
         self.inner.live.load_full()
+    }
+
+    /// The per-key budgets.
+    pub fn limiter(&self) -> &dyn Limiter {
+        &*self.inner.limiter
     }
 
     /// Metrics.

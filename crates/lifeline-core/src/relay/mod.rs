@@ -34,6 +34,7 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
 use crate::admission::Hold;
+use crate::context::Charge;
 use crate::health::Outcome;
 use crate::providers::Endpoint;
 use crate::route::{Lease, Model};
@@ -63,6 +64,10 @@ pub struct StreamEnd {
     pub first_token: Duration,
     /// Request id, for logs.
     pub request_id: http::HeaderValue,
+    /// The key's id, for logs (`None`: no key).
+    pub key_id: Option<Arc<str>>,
+    /// The key's token charge, settled when the stream ends.
+    pub charge: Option<Charge>,
 }
 
 impl StreamEnd {
@@ -73,6 +78,23 @@ impl StreamEnd {
             .sli
             .family(self.endpoint.index())
             .stream(status, self.first_token, ending);
+    }
+
+    fn key_id(&self) -> &str {
+        self.key_id.as_deref().unwrap_or("-")
+    }
+
+    /// Settles the key's token charge: the stream's `usage` if it sent one;
+    /// else, for chat and Responses streams, the prompt's estimate plus one
+    /// token per event (about what providers send); else the estimate stands.
+    fn settle(&self, scanner: &Scanner) {
+        let Some(charge) = &self.charge else { return };
+        let used = match (scanner.usage, scanner.protocol()) {
+            (Some(n), _) => n,
+            (None, Protocol::Generic) => charge.estimate,
+            (None, _) => charge.prompt + scanner.events,
+        };
+        charge.settle(used);
     }
 }
 
@@ -164,11 +186,12 @@ impl RelayBody {
         };
         e.stream_ended(200, ending);
         e.metrics.in_flight().dec();
+        e.settle(&self.scanner);
         if ok {
-            tracing::debug!(message = "Stream complete.", request_id = ?e.request_id, events = self.scanner.events);
+            tracing::debug!(message = "Stream complete.", request_id = ?e.request_id, key_id = e.key_id(), events = self.scanner.events);
             None
         } else {
-            tracing::warn!(message = "Stream broken after content was sent.", request_id = ?e.request_id, deployment = ?deployment, reason = why);
+            tracing::warn!(message = "Stream broken after content was sent.", request_id = ?e.request_id, key_id = e.key_id(), deployment = ?deployment, reason = why);
             Some(error_event(why))
         }
     }
@@ -314,7 +337,8 @@ impl Drop for RelayBody {
                 .request(&e.model.name, 499, e.started.elapsed().as_secs_f64());
             e.stream_ended(499, StreamEnding::Cancelled);
             e.metrics.in_flight().dec();
-            tracing::info!(message = "Client went away mid-stream.", request_id = ?e.request_id);
+            e.settle(&self.scanner);
+            tracing::info!(message = "Client went away mid-stream.", request_id = ?e.request_id, key_id = e.key_id());
         }
     }
 }

@@ -73,8 +73,13 @@ pub struct Scanner {
     pub content: bool,
     /// The upstream sent an error event (or `response.failed`).
     pub upstream_error: bool,
-    /// Data events seen (for logs).
+    /// Data events seen (for logs, and as the token count of a stream that
+    /// reports no `usage`: providers send about one token per chunk).
     pub events: u64,
+    /// `usage.total_tokens` of the last event that carried one (the usage
+    /// chunk of `stream_options.include_usage`, the Responses API's
+    /// `response.completed`): what the request really cost.
+    pub usage: Option<u64>,
     /// Bytes scanned for line ends plus bytes copied.
     #[cfg(test)]
     work: usize,
@@ -93,6 +98,7 @@ impl Scanner {
             content: false,
             upstream_error: false,
             events: 0,
+            usage: None,
             #[cfg(test)]
             work: 0,
         }
@@ -238,6 +244,9 @@ impl Scanner {
     }
 
     fn data(&mut self, p: &[u8]) {
+        if let Some(n) = total_tokens(p) {
+            self.usage = Some(n);
+        }
         if p.starts_with(b"{\"error\"") {
             self.upstream_error = true;
             return;
@@ -359,6 +368,25 @@ keys! {
     RESPONSE_COMPLETED = b"\"type\":\"response.completed\"";
 }
 
+/// `"total_tokens"`, searched from the end: `usage` closes an answer.
+static TOTAL_TOKENS: std::sync::LazyLock<memmem::FinderRev<'static>> =
+    std::sync::LazyLock::new(|| memmem::FinderRev::new(b"\"total_tokens\""));
+
+/// `usage.total_tokens` in a JSON answer or event, found without parsing:
+/// the last `"total_tokens"` key followed by `:` and an integer. Inside a
+/// JSON string the quotes would be escaped, so text a model wrote cannot
+/// pass for it.
+pub fn total_tokens(p: &[u8]) -> Option<u64> {
+    let at = TOTAL_TOKENS.rfind(p)?;
+    let rest = &p[at + TOTAL_TOKENS.needle().len()..];
+    let rest = rest
+        .trim_ascii_start()
+        .strip_prefix(b":")?
+        .trim_ascii_start();
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
 /// Whether `key` is followed (after optional spaces) by a non-empty string.
 fn non_empty_string_after(p: &[u8], key: &Key) -> bool {
     let key_len = key.needle().len();
@@ -378,6 +406,23 @@ fn non_empty_string_after(p: &[u8], key: &Key) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn total_tokens_is_read_from_usage_only() {
+        use super::total_tokens;
+        let chat =
+            br#"{"id":"x","usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens": 12}}"#;
+        assert_eq!(total_tokens(chat), Some(12));
+        let quoted = br#"{"choices":[{"delta":{"content":"\"total_tokens\": 99"}}]}"#;
+        assert_eq!(total_tokens(quoted), None);
+        assert_eq!(total_tokens(br#"{"usage":null}"#), None);
+        assert_eq!(total_tokens(br#"{"total_tokens":"x"}"#), None);
+        let mut s = super::Scanner::new(super::Protocol::Chat);
+        s.feed(bytes::Bytes::from_static(
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"total_tokens\":30}}\n\n",
+        ));
+        assert_eq!((s.usage, s.events), (Some(30), 2));
+    }
+
     use super::*;
 
     fn feed_all(s: &mut Scanner, parts: &[&str]) -> (String, Option<String>) {

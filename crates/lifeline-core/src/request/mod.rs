@@ -48,6 +48,11 @@ pub struct Inspected {
     /// Choices asked for (`n`, 1 when absent; at most [`MAX_CHOICES`]): a
     /// chat stream is finished only when every choice is.
     pub choices: u32,
+    /// The output tokens the request allows per choice:
+    /// `max_completion_tokens`, else `max_tokens`, else the Responses API's
+    /// `max_output_tokens` (`None` when it sets none). Part of the token
+    /// estimate a per-key token limit charges at admission.
+    pub max_output: Option<u64>,
 }
 
 /// Most choices tracked in a stream (OpenAI's own limit on `n`).
@@ -65,6 +70,8 @@ struct Head<'a> {
     max_tokens: Option<&'a RawValue>,
     #[serde(borrow, default)]
     max_completion_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    max_output_tokens: Option<&'a RawValue>,
     // `null` is kept (as "null") for the required fields below, so that it
     // is reported as a wrong type, not as a missing field.
     #[serde(borrow, default, deserialize_with = "present")]
@@ -79,9 +86,14 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
-/// Deepest nesting accepted (serde_json's own limit when it parses values;
-/// skipping a value, as `inspect` does for unknown fields, checks none).
-const MAX_DEPTH: usize = 128;
+/// Deepest nesting [`inspect`] accepts: serde_json's own limit when it
+/// parses values (skipping a value, as `inspect` does for unknown fields,
+/// checks none). The listener passes its `max_json_depth` to
+/// [`inspect_within`].
+pub const MAX_DEPTH: usize = 128;
+
+/// The `code` of the 400 for a body nested deeper than allowed.
+pub const JSON_TOO_DEEP: &str = "json_too_deep";
 
 /// Validates `body` as a JSON object, reads `model` and `stream`, and checks
 /// the types of the fields `endpoint` requires.
@@ -92,17 +104,30 @@ const MAX_DEPTH: usize = 128;
 /// (Parsing from the checked `&str` also spares serde_json a second UTF-8
 /// check of every string it borrows.)
 pub fn inspect(endpoint: Endpoint, body: &[u8]) -> Result<Inspected, ApiError> {
+    inspect_within(endpoint, body, MAX_DEPTH)
+}
+
+/// [`inspect`], refusing JSON nested deeper than `max_depth` (at most
+/// [`MAX_DEPTH`]) with a 400 whose code is [`JSON_TOO_DEEP`].
+pub fn inspect_within(
+    endpoint: Endpoint,
+    body: &[u8],
+    max_depth: usize,
+) -> Result<Inspected, ApiError> {
+    let max_depth = max_depth.min(MAX_DEPTH);
     let Ok(text) = std::str::from_utf8(body) else {
         return Err(ApiError::bad_request(
             "We could not parse the JSON body of your request: it is not valid UTF-8.",
             None,
         ));
     };
-    if nested_deeper_than(body, MAX_DEPTH) {
-        return Err(ApiError::bad_request(
-            format!("We could not parse the JSON body of your request: it is nested deeper than {MAX_DEPTH} levels."),
+    if nested_deeper_than(body, max_depth) {
+        let mut e = ApiError::bad_request(
+            format!("We could not parse the JSON body of your request: it is nested deeper than {max_depth} levels."),
             None,
-        ));
+        );
+        e.code = Some(JSON_TOO_DEEP);
+        return Err(e);
     }
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
@@ -166,8 +191,12 @@ pub fn inspect(endpoint: Endpoint, body: &[u8]) -> Result<Inspected, ApiError> {
         },
     }
     let n = integer("n", head.n)?;
-    integer("max_tokens", head.max_tokens)?;
-    integer("max_completion_tokens", head.max_completion_tokens)?;
+    let max_tokens = integer("max_tokens", head.max_tokens)?;
+    let max_completion = integer("max_completion_tokens", head.max_completion_tokens)?;
+    let max_output = max_completion
+        .or(max_tokens)
+        .or_else(|| head.max_output_tokens.map(RawValue::get))
+        .and_then(|n| n.parse::<u64>().ok());
     let choices = n
         .and_then(|n| n.parse::<u32>().ok())
         .unwrap_or(1)
@@ -178,6 +207,7 @@ pub fn inspect(endpoint: Endpoint, body: &[u8]) -> Result<Inspected, ApiError> {
         model_span: start..start + raw_model.get().len(),
         stream,
         choices,
+        max_output,
     })
 }
 

@@ -307,6 +307,12 @@ fn counts_are_integers_where_present() {
     assert_eq!(ok(&body("n", "3")).choices, 3);
     assert_eq!(ok(&body("n", "0")).choices, 1);
     assert_eq!(ok(&body("n", "100000")).choices, MAX_CHOICES);
+    // The output allowance a token limit charges.
+    assert_eq!(ok(&body("max_tokens", "70")).max_output, Some(70));
+    assert_eq!(ok(&body("max_completion_tokens", "9")).max_output, Some(9));
+    assert_eq!(ok(&body("max_output_tokens", "12")).max_output, Some(12));
+    assert_eq!(ok(&body("max_tokens", "null")).max_output, None);
+    assert_eq!(ok(&body("n", "2")).max_output, None);
     assert_eq!(
         fault(&err_on(
             Endpoint::ImagesGenerations,
@@ -330,4 +336,23 @@ fn big_bodies_pass() {
         Endpoint::Embeddings,
         &format!(r#"{{"model":"m","input":[{batch}]}}"#),
     );
+}
+
+#[test]
+fn the_depth_limit_is_the_listeners() {
+    // The object itself is level 1, `messages` 2, a message 3: "x" at 4..
+    let nested = |levels: usize| {
+        format!(
+            r#"{{"model":"m",{MSGS},"x":{}1{}}}"#,
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    assert!(inspect_within(CHAT, nested(7).as_bytes(), 8).is_ok());
+    let e = inspect_within(CHAT, nested(8).as_bytes(), 8).unwrap_err();
+    assert_eq!(e.status, http::StatusCode::BAD_REQUEST);
+    assert_eq!(e.code, Some(JSON_TOO_DEEP));
+    assert!(e.message.contains("deeper than 8 levels"), "{}", e.message);
+    // Never beyond serde_json's own limit.
+    assert!(inspect_within(CHAT, nested(200).as_bytes(), 10_000).is_err());
 }

@@ -38,6 +38,8 @@ pub(super) struct ConnState {
     /// Number of entries in `watched` (read without the lock).
     watching: AtomicUsize,
     watched: Mutex<Vec<Weak<Slot>>>,
+    /// Told once the connection has served its `max_requests_per_connection`.
+    spent: tokio::sync::Notify,
 }
 
 /// A request in flight, from the service call until its response body ends.
@@ -52,7 +54,23 @@ impl ConnState {
             unread: AtomicBool::new(false),
             watching: AtomicUsize::new(0),
             watched: Mutex::new(Vec::new()),
+            spent: tokio::sync::Notify::new(),
         })
+    }
+
+    /// Requests started on this connection so far.
+    pub(super) fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// The connection has started its last request: it closes gracefully.
+    pub(super) fn spent(&self) {
+        self.spent.notify_one();
+    }
+
+    /// Completes once [`Self::spent`] was called.
+    pub(super) async fn spent_notified(&self) {
+        self.spent.notified().await;
     }
 
     /// A request starts; `body`: it comes with a body, unread so far.

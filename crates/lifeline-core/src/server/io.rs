@@ -31,6 +31,20 @@
 //!   as nginx does). Only then: a close after a request whose body was read
 //!   to its end (an idle timeout, `Connection: close`) is immediate.
 //!
+//! - **Errors hyper writes itself.** When an HTTP/1.1 request head cannot
+//!   be parsed, hyper answers on its own (431 for a head over
+//!   `max_header_bytes` or with too many headers, 414 for a request target
+//!   over its limit, 400 for a malformed request line or header) with an
+//!   empty body, and offers no hook to change it. A write on a connection
+//!   with no request in flight whose bytes are exactly such a canned head
+//!   (status line, then only `content-length: 0`, `date` and `connection`)
+//!   is replaced by the same status with a JSON body in OpenAI's error
+//!   shape ([`canned`]). Our own answers are always written while their
+//!   request is in flight, so they are never taken for one.
+//!
+//! Every refusal here is counted in `lifeline_listener_refusals_total`
+//! ([`Refusals`]).
+//!
 //! Everything runs in the connection's own task: the timers are polled with
 //! the task's waker from whichever side hyper polls. No extra task, no clock
 //! read per read or write, a few atomic loads per poll.
@@ -43,11 +57,14 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::server::TlsStream;
 
 use super::conn::ConnState;
+use super::Refusals;
 
 /// The listener's clocks and bounds, shared by its connections.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +81,8 @@ pub(super) struct Limits {
     pub linger_gap: Duration,
     /// Most bytes discarded in a lingering close.
     pub linger_bytes: u64,
+    /// `max_header_bytes`, named in the 431 answer.
+    pub header_bytes: usize,
 }
 
 /// The first bytes of HTTP/2's connection preface ("PRI * HTTP/2.0...").
@@ -101,12 +120,93 @@ struct Linger {
     until: Instant,
 }
 
+/// An accepted socket, in clear or after a TLS handshake.
+pub(super) enum Stream {
+    /// Plain TCP.
+    Plain(TcpStream),
+    /// TLS over TCP (boxed: rustls's connection state is large).
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A canned answer being written in place of hyper's.
+struct Rewrite {
+    bytes: Bytes,
+    /// How many bytes hyper handed over (reported written once `bytes` are).
+    replaces: usize,
+}
+
 /// An accepted socket with idle, header, write-stall and lingering-close
 /// handling (see the module docs).
 pub(super) struct ConnIo {
-    io: TcpStream,
+    io: Stream,
     peer: SocketAddr,
     state: Arc<ConnState>,
+    refusals: Arc<Refusals>,
+    rewrite: Option<Rewrite>,
+    /// A canned error was written: the client's head may be partly unread,
+    /// so the close lingers.
+    canned: bool,
+    /// A timeout has already been reported (and counted): hyper may read
+    /// again before it closes.
+    expired: bool,
     limits: Limits,
     proto: Proto,
     mode: Mode,
@@ -125,9 +225,9 @@ pub(super) struct ConnIo {
 
 impl ConnIo {
     pub(super) fn new(
-        io: TcpStream,
+        io: Stream,
         peer: SocketAddr,
-        state: Arc<ConnState>,
+        (state, refusals): (Arc<ConnState>, Arc<Refusals>),
         limits: Limits,
         now: Instant,
     ) -> Self {
@@ -136,6 +236,10 @@ impl ConnIo {
             io,
             peer,
             state,
+            refusals,
+            rewrite: None,
+            canned: false,
+            expired: false,
             limits,
             proto: Proto::Sniffing(0),
             mode: Mode::Idle,
@@ -229,6 +333,7 @@ impl ConnIo {
             if self.next_scan.is_some_and(|at| at <= now) {
                 let dropped = self.state.scan(now, self.limits.write_stall);
                 if dropped > 0 {
+                    self.refusals.write_stall.inc_by(dropped as u64);
                     tracing::info!(
                         message = "HTTP/2 client stopped reading; stream ended and its upstream request cancelled.",
                         peer = %self.peer,
@@ -276,6 +381,7 @@ impl ConnIo {
             timer.as_mut().reset(Instant::now() + stall);
         }
         if timer.as_mut().poll(cx).is_ready() {
+            self.refusals.write_stall.inc();
             tracing::info!(
                 message = "Client stopped reading; connection closed.",
                 peer = %self.peer,
@@ -287,6 +393,64 @@ impl ConnIo {
             )));
         }
         Poll::Pending
+    }
+
+    /// If `buf` (`total` bytes in all) is hyper's canned answer to a head
+    /// it could not parse, writes OpenAI's shape in its place (see the
+    /// module docs); `None` for any other write.
+    fn poll_canned(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        total: usize,
+    ) -> Option<Poll<io::Result<usize>>> {
+        if self.rewrite.is_none() {
+            if self.proto == Proto::Http2 || buf.len() != total || buf.len() > canned::LONGEST {
+                return None;
+            }
+            let (started, ended) = self.state.counts();
+            if started != ended {
+                return None;
+            }
+            let (status, reason) = canned::parse(buf)?;
+            let bytes = canned::answer(status, reason, self.limits.header_bytes);
+            let counter = match status {
+                400 => &self.refusals.malformed,
+                _ => &self.refusals.header_too_large,
+            };
+            counter.inc();
+            tracing::info!(
+                message = "Request head refused.",
+                peer = %self.peer,
+                status,
+            );
+            self.canned = true;
+            self.rewrite = Some(Rewrite {
+                bytes,
+                replaces: total,
+            });
+        }
+        let rewrite = self.rewrite.as_mut()?;
+        while !rewrite.bytes.is_empty() {
+            let res = Pin::new(&mut self.io).poll_write(cx, &rewrite.bytes);
+            match res {
+                Poll::Ready(Ok(0)) => {
+                    return Some(Poll::Ready(Err(io::ErrorKind::WriteZero.into())))
+                }
+                Poll::Ready(Ok(n)) => {
+                    let _ = rewrite.bytes.split_to(n);
+                }
+                Poll::Ready(Err(e)) => return Some(Poll::Ready(Err(e))),
+                Poll::Pending => {
+                    let pending: Poll<io::Result<usize>> = Poll::Pending;
+                    return Some(self.after_write(cx, pending));
+                }
+            }
+        }
+        let replaced = rewrite.replaces;
+        self.rewrite = None;
+        self.write_blocked = false;
+        Some(Poll::Ready(Ok(replaced)))
     }
 
     /// Reads and discards what the client still sends, after the answer.
@@ -341,14 +505,23 @@ impl AsyncRead for ConnIo {
             Poll::Pending => match this.poll_timer(cx) {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(Expired::Idle) => {
+                    // Housekeeping after requests; a refusal before any.
+                    if this.seen.0 == 0 && !std::mem::replace(&mut this.expired, true) {
+                        this.refusals.idle.inc();
+                    }
                     tracing::debug!(message = "Idle connection closed.", peer = %this.peer);
                     // End of file: hyper closes an idle connection quietly.
                     Poll::Ready(Ok(()))
                 }
-                Poll::Ready(Expired::Header) => Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "the request head did not arrive in time",
-                ))),
+                Poll::Ready(Expired::Header) => {
+                    if !std::mem::replace(&mut this.expired, true) {
+                        this.refusals.header_timeout.inc();
+                    }
+                    Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the request head did not arrive in time",
+                    )))
+                }
             },
         }
     }
@@ -361,6 +534,9 @@ impl AsyncWrite for ConnIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if let Some(res) = this.poll_canned(cx, buf, buf.len()) {
+            return res;
+        }
         this.before_write(cx);
         let res = Pin::new(&mut this.io).poll_write(cx, buf);
         this.after_write(cx, res)
@@ -372,6 +548,12 @@ impl AsyncWrite for ConnIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        // A head is one buffer: hyper's canned error is the only slice.
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let first: &[u8] = bufs.iter().find(|b| !b.is_empty()).map_or(&[], |b| b);
+        if let Some(res) = this.poll_canned(cx, first, total) {
+            return res;
+        }
         this.before_write(cx);
         let res = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
         this.after_write(cx, res)
@@ -396,7 +578,7 @@ impl AsyncWrite for ConnIo {
             // or whose body was read to its end, left nothing unread (an
             // idle keep-alive connection or `Connection: close` after an
             // ordinary POST closes at once and frees its slot).
-            if this.proto == Proto::Http2 || !this.state.body_unread() {
+            if this.proto == Proto::Http2 || !(this.state.body_unread() || this.canned) {
                 return Poll::Ready(Ok(()));
             }
             let now = Instant::now();
@@ -414,5 +596,132 @@ impl AsyncWrite for ConnIo {
             linger.left = 0;
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+/// hyper's canned answers to a request head it could not parse, and
+/// Lifeline's replacements.
+pub(super) mod canned {
+    use bytes::Bytes;
+
+    /// Longer writes are never a canned head (status line, `content-length:
+    /// 0`, `connection: close` and a 29-byte date).
+    pub(super) const LONGEST: usize = 160;
+
+    const ANSWERS: [(u16, &str); 3] = [
+        (400, "Bad Request"),
+        (414, "URI Too Long"),
+        (431, "Request Header Fields Too Large"),
+    ];
+
+    /// The status of a canned head: a status line of [`ANSWERS`], then only
+    /// `content-length: 0`, `date` and `connection` headers, then the blank
+    /// line, and nothing after it.
+    pub(super) fn parse(buf: &[u8]) -> Option<(u16, &'static str)> {
+        let text = std::str::from_utf8(buf).ok()?;
+        let head = text.strip_suffix("\r\n\r\n")?;
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next()?;
+        let rest = status_line
+            .strip_prefix("HTTP/1.1 ")
+            .or_else(|| status_line.strip_prefix("HTTP/1.0 "))?;
+        let &(status, reason) = ANSWERS
+            .iter()
+            .find(|(code, reason)| rest == format!("{code} {reason}"))?;
+        for line in lines {
+            let (name, value) = line.split_once(':')?;
+            let ok = match name.to_ascii_lowercase().as_str() {
+                "content-length" => value.trim() == "0",
+                "date" | "connection" => true,
+                _ => false,
+            };
+            if !ok {
+                return None;
+            }
+        }
+        Some((status, reason))
+    }
+
+    /// The same status with a JSON body in OpenAI's error shape.
+    pub(super) fn answer(status: u16, reason: &str, header_bytes: usize) -> Bytes {
+        let (message, code) = match status {
+            431 => (
+                format!("The request line and headers are too large (at most {header_bytes} bytes and 100 headers)."),
+                "headers_too_large",
+            ),
+            414 => (
+                "The request target (URL) is too long.".to_string(),
+                "uri_too_long",
+            ),
+            _ => (
+                "We could not parse your request: the request line or a header is malformed."
+                    .to_string(),
+                "malformed_request",
+            ),
+        };
+        let body = serde_json::json!({
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": null,
+                "code": code,
+            }
+        })
+        .to_string();
+        Bytes::from(format!(
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\ndate: {}\r\n\r\n{body}",
+            body.len(),
+            httpdate::fmt_http_date(std::time::SystemTime::now()),
+        ))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #![allow(clippy::unwrap_used)]
+        use super::*;
+
+        #[test]
+        fn canned_heads_are_recognised_and_nothing_else() {
+            let d = "date: Mon, 30 Nov 2026 18:00:00 GMT";
+            let head = |s: &str| format!("{s}\r\ncontent-length: 0\r\n{d}\r\n\r\n");
+            assert_eq!(
+                parse(head("HTTP/1.1 431 Request Header Fields Too Large").as_bytes()),
+                Some((431, "Request Header Fields Too Large"))
+            );
+            assert_eq!(
+                parse(head("HTTP/1.1 400 Bad Request").as_bytes())
+                    .unwrap()
+                    .0,
+                400
+            );
+            assert_eq!(
+                parse(head("HTTP/1.1 414 URI Too Long").as_bytes())
+                    .unwrap()
+                    .0,
+                414
+            );
+            // Our own 400 has a body and a content type: never rewritten.
+            let own = "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+            assert_eq!(parse(own.as_bytes()), None);
+            assert_eq!(parse(head("HTTP/1.1 200 OK").as_bytes()), None);
+            assert_eq!(
+                parse(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n"),
+                None
+            );
+        }
+
+        #[test]
+        fn the_answer_is_openai_shaped() {
+            let a = answer(431, "Request Header Fields Too Large", 65536);
+            let text = std::str::from_utf8(&a).unwrap();
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+            assert!(head.contains("content-type: application/json"));
+            assert!(head.contains(&format!("content-length: {}", body.len())));
+            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(v["error"]["code"], "headers_too_large");
+            assert_eq!(v["error"]["type"], "invalid_request_error");
+            assert!(v["error"]["param"].is_null());
+        }
     }
 }

@@ -8,14 +8,16 @@
 //!    [`crate::extension::Extension`] first (on the status listener, or on
 //!    the data-plane listener when there is none), so the data-plane
 //!    endpoints never consult it;
-//! 3. auth: client key → its [`crate::context::Tenant`], recorded in the
-//!    context (401);
+//! 3. auth: per-client-IP limits ([`crate::ip_limit`], 429), then client
+//!    key → its [`crate::context::Tenant`], recorded in the context (401);
 //! 4. body: size limit (413) and slow-client timeout (408); before it,
 //!    [`crate::admission`] refuses a priority being shed and reserves the
 //!    body's bytes against the memory budget (503);
-//! 5. inspect: JSON validity, `model`, `stream`, the types of the fields
-//!    the endpoint requires (400);
-//! 6. route: public model (404);
+//! 5. inspect: JSON validity and nesting depth, `model`, `stream`, the
+//!    types of the fields the endpoint requires (400);
+//! 6. route: public model (404; also for a model the key may not use),
+//!    then the key's limits ([`crate::limit`]): requests and tokens per
+//!    minute (429), and the `x-ratelimit-*` headers on the answer;
 //! 7. admission: a global in-flight slot, or a place in the priority
 //!    queue (503 when shed); the slot and the reservation are held until
 //!    the response body ends;
@@ -28,7 +30,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
-use super::{RequestBody, Side};
+use super::{reason, RequestBody, Side};
 use crate::admission::memory::{collect, Collect};
 use crate::admission::Hold;
 use crate::attempt::Call;
@@ -95,8 +97,8 @@ pub async fn handle(
     peer: SocketAddr,
     req: Request<RequestBody>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let ctx = RequestContext::new(request_id(req.headers().get(&X_REQUEST_ID)), peer);
-    let (rid, started) = (ctx.id.clone(), ctx.started);
+    let mut ctx = RequestContext::new(request_id(req.headers().get(&X_REQUEST_ID)), peer);
+    let started = ctx.started;
     let live = gw.live();
     let admin_elsewhere = live.config.server.admin_listen.is_some();
     let mut resp = match route(side, req.method(), req.uri().path(), admin_elsewhere) {
@@ -114,15 +116,24 @@ pub async fn handle(
         // The admin API's own routes read no body (one sent is left
         // unread); its extension routes do, bounded. Boxed, like the data
         // path: it keeps the request future small.
-        Route::Admin => Box::pin(crate::admin::handle(&gw, req.map(RequestBody::into_inner))).await,
+        Route::Admin => {
+            Box::pin(crate::admin::handle(
+                &gw,
+                peer,
+                req.map(RequestBody::into_inner),
+            ))
+            .await
+        }
         Route::WrongMethod => {
             ApiError::method_not_allowed(req.method(), req.uri().path()).into_response()
         }
         Route::Unknown => unknown(&gw, side, status_elsewhere, req),
-        Route::Models => match gw.check_key(&live, req.headers()) {
+        Route::Models => match gw.authenticate(&live, peer, req.headers()) {
             Err(e) => e.into_response(),
-            Ok(_) => {
-                let mut r = Response::new(ProxyBody::full(live.routes.models_json.clone()));
+            Ok(tenant) => {
+                let (all, created) = (&live.routes.models_json, live.routes.created);
+                let list = crate::limit::models_json(&live.config, all, created, tenant.as_deref());
+                let mut r = Response::new(ProxyBody::full(list));
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
@@ -130,11 +141,12 @@ pub async fn handle(
                 r
             }
         },
-        Route::Model => match gw.check_key(&live, req.headers()) {
+        Route::Model => match gw.authenticate(&live, peer, req.headers()) {
             Err(e) => e.into_response(),
-            Ok(_) => {
+            Ok(tenant) => {
                 let name = req.uri().path().trim_start_matches("/v1/models/");
-                match live.routes.models.get(name) {
+                let allowed = tenant.is_none_or(|t| t.allows(name));
+                match live.routes.models.get(name).filter(|_| allowed) {
                     None => ApiError::unknown_model(name).into_response(),
                     Some(m) => {
                         let body = serde_json::json!({
@@ -150,7 +162,7 @@ pub async fn handle(
                 }
             }
         },
-        Route::Data(endpoint) => match data(&gw, &live, endpoint, req, ctx).await {
+        Route::Data(endpoint) => match data(&gw, &live, endpoint, req, &mut ctx).await {
             Ok(r) => r,
             Err(e) => {
                 let model: std::sync::Arc<str> = "-".into();
@@ -160,15 +172,15 @@ pub async fn handle(
                     // Counted in lifeline_admission_shed_total, and shedding
                     // starting or easing is logged once: a surge must not
                     // flood the log with one line per refusal.
-                    tracing::debug!(message = "Request shed.", request_id = ?rid, error = %e.message);
+                    tracing::debug!(message = "Request shed.", request_id = ?ctx.id, key_id = ctx.key_id(), error = %e.message);
                 } else {
-                    tracing::info!(message = "Request rejected.", request_id = ?rid, status = e.status.as_u16(), error = %e.message);
+                    tracing::info!(message = "Request rejected.", request_id = ?ctx.id, key_id = ctx.key_id(), status = e.status.as_u16(), error = %e.message);
                 }
                 e.into_response()
             }
         },
     };
-    resp.headers_mut().entry(X_REQUEST_ID).or_insert(rid);
+    resp.headers_mut().entry(X_REQUEST_ID).or_insert(ctx.id);
     Ok(resp)
 }
 
@@ -177,9 +189,9 @@ async fn data(
     live: &crate::gateway::Live,
     endpoint: Endpoint,
     req: Request<RequestBody>,
-    mut ctx: RequestContext,
+    ctx: &mut RequestContext,
 ) -> Result<Response<ProxyBody>, ApiError> {
-    ctx.tenant = gw.check_key(live, req.headers())?;
+    ctx.tenant = gw.authenticate(live, ctx.peer, req.headers())?;
     let server = &live.config.server;
     let limit = server.max_body_bytes;
     let declared = req
@@ -188,7 +200,11 @@ async fn data(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::too_large(limit));
+        return Err(refused(
+            gw,
+            reason::BODY_TOO_LARGE,
+            ApiError::too_large(limit),
+        ));
     }
     // Admission, before the body is read: a priority being shed is refused
     // without reading anything, and the body's bytes are reserved against
@@ -208,8 +224,14 @@ async fn data(
     )
     .await
     {
-        Err(_) => return Err(ApiError::body_timeout()),
-        Ok(Err(Collect::TooLarge)) => return Err(ApiError::too_large(limit)),
+        Err(_) => return Err(refused(gw, reason::BODY_TIMEOUT, ApiError::body_timeout())),
+        Ok(Err(Collect::TooLarge)) => {
+            return Err(refused(
+                gw,
+                reason::BODY_TOO_LARGE,
+                ApiError::too_large(limit),
+            ))
+        }
         Ok(Err(Collect::Memory(shed))) => return Err(shed.into()),
         Ok(Err(Collect::Read(e))) => {
             return Err(ApiError::bad_request(
@@ -221,19 +243,39 @@ async fn data(
     };
     memory.resize(memory.bytes().saturating_sub(copy) + body.len() as u64)?;
     memory.set_spare(body.len() as u64);
-    let inspected = crate::request::inspect(endpoint, &body)?;
-    let Some(model) = live.routes.models.get(&inspected.model).cloned() else {
+    let inspected = crate::request::inspect_within(endpoint, &body, server.max_json_depth)
+        .map_err(|e| match e.code {
+            Some(crate::request::JSON_TOO_DEEP) => refused(gw, reason::JSON_DEPTH, e),
+            _ => e,
+        })?;
+    let allowed = crate::limit::allows(ctx, &inspected.model);
+    let Some(model) = live.routes.models.get(&inspected.model).filter(|_| allowed) else {
         return Err(ApiError::unknown_model(&inspected.model));
     };
+    let (metrics, len) = (gw.metrics(), body.len());
+    let grant = match crate::limit::admit(gw.limiter(), metrics, ctx, endpoint, &inspected, len) {
+        Ok(grant) => grant,
+        Err(refused) => return Ok(*refused),
+    };
+    // The global slot last: a key over its own limits takes no place in
+    // the queue. A shed request's token charge is refunded.
     let deadline = ctx.started + model.policy.request_timeout;
-    let permit = admission.admit(priority, deadline).await?;
+    let permit = match admission.admit(priority, deadline).await {
+        Ok(permit) => permit,
+        Err(shed) => {
+            if let Some(charge) = ctx.charge.take() {
+                charge.settle(0);
+            }
+            return Err(shed.into());
+        }
+    };
     let call = Call {
         metrics: gw.metrics().clone(),
-        model,
+        model: model.clone(),
         endpoint,
         body,
         inspected,
-        ctx,
+        ctx: ctx.clone(),
         hold: Hold {
             permit: Some(permit),
             memory: Some(memory),
@@ -243,7 +285,9 @@ async fn data(
     // whole request future into its dispatcher once per request; boxed,
     // that move is a pointer (measured with callgrind: ~9,000 instructions
     // of memcpy per request otherwise).
-    Ok(Box::pin(call.run()).await)
+    let mut resp = Box::pin(call.run()).await;
+    grant.headers(resp.headers_mut());
+    Ok(resp)
 }
 
 /// A path the table does not know: the extension's public route, if it is
@@ -287,6 +331,15 @@ fn unknown(
         }
     }
     ApiError::unknown_path(req.method(), req.uri().path()).into_response()
+}
+
+/// Counts a refusal by a data-plane listener limit (rare: the label lookup
+/// is paid only then).
+fn refused(gw: &Gateway, reason: &'static str, e: ApiError) -> ApiError {
+    gw.metrics()
+        .listener_refusal(Side::Data.label(), reason)
+        .inc();
+    e
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {

@@ -37,9 +37,28 @@ pub struct StreamLabels {
     pub outcome: &'static str,
 }
 
+/// `{listener, reason}` of `lifeline_listener_refusals_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// `data`, `admin` or `status`.
+    pub listener: &'static str,
+    /// Which limit refused: `connection_limit`, `tls_handshake`, `idle`,
+    /// `header_timeout`, `header_too_large`, `malformed`, `body_timeout`,
+    /// `body_too_large`, `json_depth`, `write_stall`.
+    pub reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Name {
     model: Arc<str>,
+}
+
+/// `{model, reason}` of a request refused at the concurrency cap.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CapRefusal {
+    model: Arc<str>,
+    /// `waiters` (too many waiting already) or `timeout` (no slot in time).
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,6 +70,36 @@ struct Dep {
 struct DepKind {
     deployment: Arc<str>,
     kind: &'static str,
+}
+
+/// `{key}`: a client key's name (`-` for requests without a key).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Key {
+    key: Arc<str>,
+}
+
+/// `{key, kind}`: a rate-limit refusal (`requests`, `tokens`, `too_large`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyKind {
+    key: Arc<str>,
+    kind: &'static str,
+}
+
+/// One client key's counters, fetched once and kept by the per-key limiter
+/// ([`crate::telemetry`] users call [`Metrics::key_counters`]), so that a
+/// request counts without a label lookup.
+#[derive(Clone, Debug, Default)]
+pub struct KeyCounters {
+    /// `lifeline_key_requests_total{key}`: requests admitted.
+    pub admitted: Counter,
+    /// `lifeline_rate_limited_total{key,kind="requests"}`.
+    pub limited_requests: Counter,
+    /// `lifeline_rate_limited_total{key,kind="tokens"}`.
+    pub limited_tokens: Counter,
+    /// `lifeline_rate_limited_total{key,kind="too_large"}`.
+    pub too_large: Counter,
+    /// `lifeline_key_tokens_total{key}`: tokens used, as reconciled.
+    pub tokens: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -73,6 +122,21 @@ pub struct Metrics {
     breaker: Family<Dep, Gauge>,
     latency_p99: Family<DepKind, Gauge<f64, AtomicU64>>,
     admission: super::admission::AdmissionMetrics,
+    key_requests: Family<Key, Counter>,
+    rate_limited: Family<KeyKind, Counter>,
+    key_tokens: Family<Key, Counter>,
+    auth_failures: Counter,
+    ip_rate_limited: Family<Reason, Counter>,
+    concurrency_limit: Family<Dep, Gauge>,
+    capacity_waits: Family<Name, Counter>,
+    capacity_refusals: Family<CapRefusal, Counter>,
+    listener_refusals: Family<RefusalLabels, Counter>,
+}
+
+/// `{reason}` of a per-IP refusal.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -104,6 +168,15 @@ impl Metrics {
             breaker: Family::default(),
             latency_p99: Family::default(),
             admission: super::admission::AdmissionMetrics::new(&mut registry),
+            auth_failures: Counter::default(),
+            ip_rate_limited: Family::default(),
+            key_requests: Family::default(),
+            rate_limited: Family::default(),
+            key_tokens: Family::default(),
+            concurrency_limit: Family::default(),
+            capacity_waits: Family::default(),
+            capacity_refusals: Family::default(),
+            listener_refusals: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -161,7 +234,120 @@ impl Metrics {
             "Recent p99 latency per deployment, the base of its adaptive deadlines: kind first_content (streams), answer (non-streaming), stream_gap (longest silence in a completed stream)",
             m.latency_p99.clone(),
         );
+        registry.register(
+            "auth_failures",
+            "Data-plane requests with a wrong client key",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "ip_rate_limited",
+            "Requests refused by a per-client-IP limit, by reason: auth_failures (locked out after wrong keys), requests (ip_requests_per_minute)",
+            m.ip_rate_limited.clone(),
+        );
+        registry.register(
+            "key_requests",
+            "Data-plane requests admitted, by client key name (- without a key)",
+            m.key_requests.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429 by a client key's limit, by key name and kind (requests, tokens, too_large)",
+            m.rate_limited.clone(),
+        );
+        registry.register(
+            "key_tokens",
+            "Tokens used by client key name: the provider's usage where it reported one, else the admission estimate",
+            m.key_tokens.clone(),
+        );
+        registry.register(
+            "deployment_concurrency_limit",
+            "In-flight limit per deployment: adaptive (latency, 429s), at most the provider's max_concurrency",
+            m.concurrency_limit.clone(),
+        );
+        registry.register(
+            "capacity_waits",
+            "Requests that waited for a slot because every deployment of their model was at its limit",
+            m.capacity_waits.clone(),
+        );
+        registry.register(
+            "capacity_refusals",
+            "Requests answered 503 at the concurrency limit: reason waiters (too many waiting) or timeout (no slot in time)",
+            m.capacity_refusals.clone(),
+        );
+        registry.register(
+            "listener_refusals",
+            "Connections and requests refused by a listener limit, by listener and reason",
+            m.listener_refusals.clone(),
+        );
         Self { registry, ..m }
+    }
+
+    /// A data-plane request with a wrong client key.
+    pub fn auth_failure(&self) {
+        self.auth_failures.inc();
+    }
+
+    /// A request refused by a per-IP limit (`reason`: `auth_failures`, `requests`).
+    pub fn ip_rate_limited(&self, reason: &'static str) {
+        self.ip_rate_limited.get_or_create(&Reason { reason }).inc();
+    }
+
+    /// The counters of the client key named `key`, to keep (see
+    /// [`KeyCounters`]). Label sets are bounded by the configured and
+    /// stored keys.
+    pub fn key_counters(&self, key: &Arc<str>) -> KeyCounters {
+        let kind = |kind| {
+            self.rate_limited.get_or_create_owned(&KeyKind {
+                key: key.clone(),
+                kind,
+            })
+        };
+        KeyCounters {
+            admitted: self
+                .key_requests
+                .get_or_create_owned(&Key { key: key.clone() }),
+            limited_requests: kind("requests"),
+            limited_tokens: kind("tokens"),
+            too_large: kind("too_large"),
+            tokens: self
+                .key_tokens
+                .get_or_create_owned(&Key { key: key.clone() }),
+        }
+    }
+
+    /// The in-flight limit gauge of one deployment.
+    pub fn deployment_concurrency_limit(&self, deployment: &Arc<str>) -> Gauge {
+        self.concurrency_limit.get_or_create_owned(&Dep {
+            deployment: deployment.clone(),
+        })
+    }
+
+    /// A request of `model` waits for a slot at the concurrency limit.
+    pub fn capacity_wait(&self, model: &Arc<str>) {
+        self.capacity_waits
+            .get_or_create(&Name {
+                model: model.clone(),
+            })
+            .inc();
+    }
+
+    /// A request of `model` was refused at the concurrency limit;
+    /// `reason` is `waiters` or `timeout`.
+    pub fn capacity_refusal(&self, model: &Arc<str>, reason: &'static str) {
+        self.capacity_refusals
+            .get_or_create(&CapRefusal {
+                model: model.clone(),
+                reason,
+            })
+            .inc();
+    }
+
+    /// The refusal counter of one listener and reason (kept by the
+    /// listener: refusals are counted without a label lookup).
+    pub fn listener_refusal(&self, listener: &'static str, reason: &'static str) -> Counter {
+        self.listener_refusals
+            .get_or_create(&RefusalLabels { listener, reason })
+            .clone()
     }
 
     /// A finished client request.
@@ -249,6 +435,9 @@ impl Metrics {
         self.breaker.remove(&Dep {
             deployment: deployment.clone(),
         });
+        self.concurrency_limit.remove(&Dep {
+            deployment: deployment.clone(),
+        });
         for &kind in p99_kinds {
             self.latency_p99.remove(&DepKind {
                 deployment: deployment.clone(),
@@ -316,6 +505,11 @@ mod tests {
         m.breaker(&dep, 2);
         m.retry(&model);
         m.latency_p99(&dep, "first_content", 0.25);
+        m.auth_failure();
+        m.ip_rate_limited("auth_failures");
+        m.deployment_concurrency_limit(&dep).set(12);
+        m.capacity_wait(&model);
+        m.capacity_refusal(&model, "waiters");
         let text = m.encode();
         for name in [
             "lifeline_requests_total{model=\"gpt-4o\",status=\"200\"} 1",
@@ -324,6 +518,11 @@ mod tests {
             "lifeline_retries_total{model=\"gpt-4o\"} 1",
             "lifeline_request_duration_seconds_bucket",
             "lifeline_deployment_latency_p99_seconds{deployment=\"p/gpt-4o\",kind=\"first_content\"} 0.25",
+            "lifeline_auth_failures_total 1",
+            "lifeline_ip_rate_limited_total{reason=\"auth_failures\"} 1",
+            "lifeline_deployment_concurrency_limit{deployment=\"p/gpt-4o\"} 12",
+            "lifeline_capacity_waits_total{model=\"gpt-4o\"} 1",
+            "lifeline_capacity_refusals_total{model=\"gpt-4o\",reason=\"waiters\"} 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

@@ -10,7 +10,7 @@ pub mod admission;
 mod metrics;
 pub mod sli;
 
-pub use metrics::{AttemptLabels, Metrics, ModelLabels, StreamLabels};
+pub use metrics::{AttemptLabels, KeyCounters, Metrics, ModelLabels, StreamLabels};
 pub use sli::{
     DeploymentCounts, DeploymentSli, DeploymentTotals, FamilySli, ModelSli, ModelTotals, SliCounts,
     SliTotals, StreamEnding,

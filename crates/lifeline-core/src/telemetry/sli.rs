@@ -244,7 +244,10 @@ impl DeploymentSli {
 pub struct SliCounts {
     /// Client requests that finished (a committed stream when it ended).
     /// Requests rejected before their model was known (bad key, bad JSON,
-    /// unknown model) belong to no model and are not counted.
+    /// unknown model) belong to no model and are not counted; nor are
+    /// requests a client key's own limit refused (the gateway's 429
+    /// `rate_limit_exceeded`, counted in `lifeline_rate_limited_total`):
+    /// they say nothing about the model's availability.
     pub requests: u64,
     /// Of those, answered with anything but a 5xx or a 429 ([`is_good`]).
     pub good: u64,

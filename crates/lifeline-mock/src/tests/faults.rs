@@ -101,6 +101,39 @@ async fn rate_limit_with_retry_after_and_maintenance() {
     assert_eq!(body["error"]["code"], "maintenance");
 }
 
+/// Past its `capacity` of requests in flight, the mock answers 429 and
+/// counts them; its peak in flight is recorded.
+#[tokio::test]
+async fn capacity_refuses_the_requests_beyond_it() {
+    let mock = start(quick()).await;
+    mock.set_faults(Faults {
+        capacity: Some(1),
+        latency_ms: 500,
+        ..Faults::default()
+    });
+    let calls = (0..4).map(|_| {
+        let mock = mock.clone();
+        tokio::spawn(async move {
+            call_json(&mock, "POST", "/v1/chat/completions", json!({"model": "m"}))
+                .await
+                .0
+        })
+    });
+    let mut statuses = Vec::new();
+    for c in calls.collect::<Vec<_>>() {
+        statuses.push(c.await.unwrap());
+    }
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
+    assert!(refused >= 1, "{statuses:?}");
+    let stats = mock.stats();
+    assert_eq!(stats.over_capacity, refused as u64);
+    assert!(stats.peak_in_flight >= 2);
+}
+
 #[tokio::test]
 async fn reset_is_a_connection_error() {
     let mock = start(quick()).await;

@@ -14,6 +14,7 @@
 //! the [`Store`](crate::Store) impl), `sli.rs`, `upstream.rs`,
 //! `webhooks.rs`, `keys.rs` (one trait each), `backup.rs` (backup and restore).
 
+mod audit;
 mod backup;
 mod incidents;
 mod keys;

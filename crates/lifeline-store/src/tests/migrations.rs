@@ -114,3 +114,41 @@ fn a_version_2_file_with_data_is_upgraded_in_place() {
     assert_eq!(store.schema_version().unwrap(), LATEST_VERSION);
     assert_eq!(store.list_incidents(10).unwrap().len(), 2);
 }
+
+/// Version 8 adds the audit log: a version 7 file (the first with keys)
+/// keeps its keys and starts with an empty log.
+#[test]
+fn a_version_7_file_with_keys_gets_an_empty_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v7.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = wal").unwrap();
+        for m in &MIGRATIONS[..7] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 7;
+             INSERT INTO keys (id, name, sha256, prefix, created_at)
+             VALUES (3, 'team', zeroblob(32), 'll-0000', 100);",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), LATEST_VERSION);
+    const { assert!(LATEST_VERSION >= 8) };
+    let keys = store.list_keys(10).unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].name, "team");
+    assert!(store.audit_log(10, None).unwrap().is_empty());
+    let e = store
+        .record_audit(&audit::NewAuditEntry {
+            at_ms: 200,
+            actor: "cli:ops".to_owned(),
+            source: "local".to_owned(),
+            action: "key.revoke".to_owned(),
+            target: "3".to_owned(),
+        })
+        .unwrap();
+    assert_eq!(store.audit_log(10, None).unwrap(), [e]);
+}

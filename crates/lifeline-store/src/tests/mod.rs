@@ -12,6 +12,7 @@ use rusqlite::Connection;
 use crate::migrate::MIGRATIONS;
 use crate::*;
 
+mod audit;
 mod failure;
 mod incidents;
 mod keys;

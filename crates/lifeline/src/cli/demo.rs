@@ -220,7 +220,7 @@ fn secs(d: Duration, f: f64) -> f64 {
 fn demo_config(mocks: &[MockHandle], store: &std::path::Path) -> String {
     let names = ["alpha", "bravo", "charlie"];
     let mut s = String::from(
-        "[server]\nlisten = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 1000\nstream_idle_timeout_ms = 1000\nrequest_timeout_ms = 10000\nretry_budget_ratio = 0.5\n\n[health]\ncooldown_ms = 2000\nprobe_interval_ms = 250\nprobe_timeout_ms = 500\n\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nfirst_byte_timeout_ms = 1000\nstream_idle_timeout_ms = 1000\nrequest_timeout_ms = 10000\nretry_budget_ratio = 0.5\n\n[health]\ncooldown_ms = 2000\nprobe_interval_ms = 250\nprobe_timeout_ms = 500\n\n",
     );
     s.push_str(&format!(
         "[store]\nurl = \"sqlite://{}\"\n\n[status]\ntitle = \"Lifeline demo\"\nclock_speed = 60\nshow_providers = true\nopen_after_ms = 60000\nresolve_after_ms = 120000\n\n",

@@ -3,9 +3,12 @@
 //! they work whether or not `lifeline serve` runs. A running gateway reads
 //! the active keys from the same store every second (`keys_sync.rs`).
 //!
-//! `create` draws 32 bytes from the operating system's random source,
-//! prints the key (`ll-` and 64 hex digits) once, and stores only its
-//! SHA-256 and its first characters (`ll-1a2b`, for telling keys apart).
+//! `create` validates and generates through [`lifeline_status::keys`] (the
+//! same code as `POST /admin/keys`): 32 bytes from the operating system's
+//! random source, printed once as `ll-` and 64 hex digits; only its SHA-256
+//! and its first characters (`ll-1a2b`, for telling keys apart) are stored.
+//! `create` and `revoke` are recorded in the audit log as `cli:USER` from
+//! `local` (a failed audit write is a warning; the key change stands).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,9 +17,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use lifeline_core::config::example::example_config;
 use lifeline_core::Config;
-use lifeline_store::keys::{KeyInfo, NewKey};
+use lifeline_status::keys::{create, KeyRequest};
+use lifeline_store::audit::NewAuditEntry;
+use lifeline_store::keys::KeyInfo;
 use lifeline_store::{KeyStore, SqliteStore};
-use sha2::{Digest, Sha256};
 
 use crate::status_side::store_path;
 
@@ -39,16 +43,17 @@ enum Action {
         #[arg(long)]
         name: String,
         /// critical, standard or batch (stored; not enforced yet).
-        #[arg(long, default_value = "standard", value_parser = ["critical", "standard", "batch"])]
+        #[arg(long, default_value = "standard")]
         priority: String,
-        /// Requests per minute (stored; not enforced yet).
-        #[arg(long)]
+        /// Requests per minute (at least 1; none: no limit).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         rpm: Option<u64>,
-        /// Tokens per minute (stored; not enforced yet).
-        #[arg(long)]
+        /// Tokens per minute, estimated at admission and settled with the
+        /// provider's usage (at least 1; none: no limit).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
         tpm: Option<u64>,
-        /// Models it may use, comma-separated; none: all (stored; not
-        /// enforced yet).
+        /// Models it may use, comma-separated; none: all (others are 404
+        /// for this key).
         #[arg(long, value_delimiter = ',')]
         models: Vec<String>,
         /// When it stops working (RFC 3339, e.g. 2027-01-31T00:00:00Z).
@@ -65,7 +70,7 @@ enum Action {
 }
 
 /// The store's file, from the config (or the built-in example's).
-fn store_file(config: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub(crate) fn store_file(config: Option<&Path>) -> anyhow::Result<PathBuf> {
     let config = match config {
         Some(path) => Config::load(path).map_err(|errors| {
             let list: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
@@ -76,23 +81,32 @@ fn store_file(config: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(store_path(&config))
 }
 
-/// A new key: `ll-` and 32 random bytes from the OS, in lowercase hex.
-fn generate() -> anyhow::Result<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("the OS random source: {e}"))?;
-    let mut key = String::with_capacity(3 + 64);
-    key.push_str("ll-");
-    for b in bytes {
-        key.push_str(&format!("{b:02x}"));
-    }
-    Ok(key)
+/// The audit log's actor for a CLI write: `cli:` and the OS user.
+fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    format!("cli:{user}")
 }
 
-fn now_ms() -> i64 {
+/// Records a CLI write in the audit log; a failure is a warning.
+fn audit(s: &SqliteStore, action: &str, target: i64) {
+    let entry = NewAuditEntry {
+        at_ms: now_ms(),
+        actor: cli_actor(),
+        source: "local".to_owned(),
+        action: action.to_owned(),
+        target: target.to_string(),
+    };
+    crate::status_side::ext::record(s, &entry);
+}
+
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-fn time(ms: Option<i64>) -> String {
+pub(crate) fn time(ms: Option<i64>) -> String {
     ms.and_then(chrono::DateTime::from_timestamp_millis)
         .map_or_else(
             || "-".to_owned(),
@@ -137,35 +151,29 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
             models,
             expires,
         } => {
-            let expires_at = expires
-                .map(|e| {
-                    chrono::DateTime::parse_from_rfc3339(&e)
-                        .map(|t| t.timestamp_millis())
-                        .with_context(|| format!("--expires {e:?} is not an RFC 3339 time"))
-                })
-                .transpose()?;
-            let key = generate()?;
-            let new = NewKey {
+            let req = KeyRequest {
                 name,
-                sha256: Sha256::digest(key.as_bytes()).into(),
-                prefix: key.chars().take(7).collect(),
-                priority,
+                priority: Some(priority),
                 rpm,
                 tpm,
                 models: models.into_iter().filter(|m| !m.is_empty()).collect(),
-                expires_at,
-                at_ms: now_ms(),
+                expires,
             };
-            let created = blocking(path, move |s| s.create_key(&new)).await?;
+            let created = blocking(path, move |s| {
+                let created = create(s, req, now_ms())?;
+                audit(s, "key.create", created.info.id);
+                Ok(created)
+            })
+            .await?;
             writeln!(
                 out,
                 "Created key {} {:?} ({}). It is shown only now; keep it:",
-                created.id, created.name, created.prefix
+                created.info.id, created.info.name, created.info.prefix
             )?;
-            writeln!(out, "{key}")?;
+            writeln!(out, "{}", created.key)?;
         }
         Action::List => {
-            let keys = blocking(path, |s| s.list_keys(usize::MAX)).await?;
+            let keys = blocking(path, |s| Ok(s.list_keys(usize::MAX)?)).await?;
             let header = [
                 "ID",
                 "NAME",
@@ -198,7 +206,12 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
         }
         Action::Revoke { id } => {
             let at = now_ms();
-            let k = blocking(path, move |s| s.revoke_key(id, at)).await?;
+            let k = blocking(path, move |s| {
+                let k = s.revoke_key(id, at)?;
+                audit(s, "key.revoke", id);
+                Ok(k)
+            })
+            .await?;
             writeln!(
                 out,
                 "Revoked key {} {:?} ({}) at {}.",
@@ -214,14 +227,14 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Opens the store and runs `f` on a blocking thread.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     path: PathBuf,
-    f: impl FnOnce(&SqliteStore) -> lifeline_store::Result<T> + Send + 'static,
+    f: impl FnOnce(&SqliteStore) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
     tokio::task::spawn_blocking(move || -> anyhow::Result<T> {
         let s = SqliteStore::open(&path)
             .with_context(|| format!("opening the store {}", path.display()))?;
-        Ok(f(&s)?)
+        f(&s)
     })
     .await?
 }

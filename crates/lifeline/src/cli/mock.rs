@@ -104,6 +104,7 @@ impl MockArgs {
                 no_done: self.no_done,
                 maintenance: self.maintenance,
                 max_injected: self.max_injected,
+                capacity: None,
             },
         }
     }

@@ -1,6 +1,7 @@
 //! One module per subcommand: parse its flags, load what it needs, run it.
 
 pub mod admin_client;
+pub mod audit;
 pub mod backup;
 pub mod check;
 pub mod demo;

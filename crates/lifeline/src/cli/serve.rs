@@ -1,4 +1,6 @@
-//! `lifeline serve`: run the gateway until SIGTERM or Ctrl-C; reload on SIGHUP.
+//! `lifeline serve`: run the gateway until SIGTERM or Ctrl-C; reload on SIGHUP
+//! (the config file, and with it the TLS certificate and key: new
+//! connections get the new certificate, open ones keep theirs).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -65,14 +67,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .admin_addr
         .map_or_else(|| "none".to_string(), |a| a.to_string());
     let status_addr = bound.status_addr.unwrap_or(bound.data_addr);
-    tracing::info!(message = "Lifeline is serving.", listen = %bound.data_addr, admin = %admin, status = %status_addr);
+    let tls = gw.live().config.server.tls.is_some();
+    tracing::info!(message = "Lifeline is serving.", listen = %bound.data_addr, admin = %admin, status = %status_addr, tls);
+    log_auth(&gw);
     let config = gw.live().config.clone();
     let status = crate::status_side::Supervised::start(&gw, &config).await;
     if example {
         let live = gw.live();
         let token = live.config.admin.token.as_ref().map_or("", |t| t.expose());
-        // Keys in the store (`lifeline keys create`) turn auth on even for
-        // the example: ask the gateway rather than the config.
+        // Ask the gateway rather than the config: it knows `auth` and the
+        // keys of the config and the store.
         let keys_required = gw.check_key(&live, &http::HeaderMap::new()).is_err();
         print_example_help(
             &bound.data_addr.to_string(),
@@ -89,6 +93,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     gw.close().await;
     tracing::info!(message = "Stopped.");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says at startup how the data plane authenticates, plainly when it is
+/// open or when no key can pass.
+fn log_auth(gw: &Gateway) {
+    let live = gw.live();
+    if live.keys.is_open() {
+        tracing::warn!(message = "The data plane is open: [server] auth = \"none\", no client key is checked; anyone who can reach the listener may use it.");
+    } else if !live.keys.enabled() && gw.dynamic_key_count() == 0 {
+        tracing::warn!(message = "No client key exists: data-plane requests are refused with 401 until one is created (`lifeline keys create`), or [server] auth = \"none\" is set.");
+    } else {
+        tracing::info!(
+            message = "Client keys are required.",
+            config_keys = live.config.keys.len(),
+            stored_keys = gw.dynamic_key_count()
+        );
+    }
 }
 
 fn print_example_help(
@@ -113,7 +134,7 @@ fn print_example_help(
     writeln!(out, "       -d '{{\"model\":\"demo\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'")?;
     writeln!(out)?;
     if keys_required {
-        writeln!(out, "  OpenAI SDK:  OpenAI(base_url=\"http://{addr}/v1\", api_key=\"YOUR_KEY\")  (the store holds keys: `lifeline keys list`)")?;
+        writeln!(out, "  OpenAI SDK:  OpenAI(base_url=\"http://{addr}/v1\", api_key=\"YOUR_KEY\")  (create one: `lifeline keys create --name NAME`)")?;
     } else {
         writeln!(out, "  OpenAI SDK:  OpenAI(base_url=\"http://{addr}/v1\", api_key=\"unused\")  (no key is required)")?;
     }
@@ -145,7 +166,10 @@ async fn signals(gw: Gateway, shutdown: CancellationToken) {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                // Errors are logged by reload(); the running config stays.
+                // Errors are logged by reload(); the running config stays,
+                // and with it the running TLS certificate. A valid reload
+                // re-reads the certificate and key files: new handshakes
+                // use them (server/tls.rs).
                 let _ = gw.reload().await;
             }
         }

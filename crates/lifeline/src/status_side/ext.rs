@@ -4,13 +4,22 @@
 //! routes (on a blocking thread, since the store waits on disk, and on a
 //! store connection of their own, so an operator waits at most the store's
 //! busy timeout, never behind the driver's writes as well).
+//!
+//! It also keeps the audit log: every successful admin write through these
+//! routes (incidents, maintenance, webhooks, keys), and the gateway's own
+//! admin actions ([`Extension::audit`]: drain, undrain, reload), are
+//! appended to the store with the caller's token id and address, on a
+//! blocking thread after the action. An entry the store cannot take is
+//! logged as a warning and lost; the action stands.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response};
-use lifeline_core::extension::{AdminFuture, Extension};
+use lifeline_core::extension::{AdminCaller, AdminFuture, AuditEvent, Extension};
 use lifeline_status::admin::{self, AdminRequest};
+use lifeline_store::audit::NewAuditEntry;
+use lifeline_store::StatusStore;
 
 use super::Shared;
 
@@ -55,7 +64,19 @@ impl Extension for StatusExtension {
                     body: &body,
                     now_ms,
                 };
-                admin::handle(&*store, &components, &req)
+                let answer = admin::handle(&*store, &components, &req)?;
+                if let Some((action, target)) = admin::audit_action(req.method, req.path, &answer) {
+                    let caller = parts.extensions.get::<AdminCaller>();
+                    let entry = NewAuditEntry {
+                        at_ms: wall_ms(),
+                        actor: caller.map_or_else(|| "-".to_owned(), |c| c.token_id.clone()),
+                        source: caller.map_or_else(|| "-".to_owned(), |c| c.peer.to_string()),
+                        action,
+                        target,
+                    };
+                    record(&*store, &entry);
+                }
+                Some(answer)
             })
             .await
             .ok()??;
@@ -71,5 +92,36 @@ impl Extension for StatusExtension {
             );
             Some(r)
         })
+    }
+
+    fn audit(&self, event: AuditEvent) {
+        let entry = NewAuditEntry {
+            at_ms: wall_ms(),
+            actor: event.caller.token_id,
+            source: event.caller.peer.to_string(),
+            action: event.action.to_owned(),
+            target: event.target,
+        };
+        let store = self.shared.admin.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn_blocking(move || record(&*store, &entry));
+            }
+            Err(_) => record(&*store, &entry),
+        }
+    }
+}
+
+/// The wall clock (unix ms): the audit log records real time, whatever
+/// the status page's clock speed.
+fn wall_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Appends `entry` to the audit log; a failure is a warning, never the
+/// action's failure.
+pub fn record(store: &dyn StatusStore, entry: &NewAuditEntry) {
+    if let Err(e) = store.record_audit(entry) {
+        tracing::warn!(message = "An audit log entry was lost: the store could not be written.", action = %entry.action, target = %entry.target, actor = %entry.actor, error = %e);
     }
 }

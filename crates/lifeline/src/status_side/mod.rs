@@ -18,7 +18,7 @@
 //! - runs the webhook worker and one poller per `[[status.upstream]]`.
 
 mod driver;
-mod ext;
+pub(crate) mod ext;
 mod sampler;
 mod settings;
 

@@ -95,7 +95,12 @@ async fn a_tenfold_surge_keeps_critical_traffic_and_sheds_batch_at_once() {
     // Capacity: 4 requests at once. Critical traffic needs 2 of them;
     // batch traffic offers 38 more: ten times capacity in all.
     let admission = "\n[admission]\nmax_in_flight = 4\nmax_queue = 16\nqueue_timeout_ms = 20000\ntarget_delay_ms = 20\ninterval_ms = 200\n";
-    let toml = config(&m, "request_timeout_ms = 30000", &one_tier(&m)) + &keys() + admission;
+    let toml = config(
+        &m,
+        "auth = \"keys\"\nrequest_timeout_ms = 30000",
+        &one_tier(&m),
+    ) + &keys()
+        + admission;
     let env = Arc::new(Env::boot(&toml, m).await);
     let stop = Arc::new(AtomicBool::new(false));
     let critical: Vec<_> = (0..2)
@@ -247,7 +252,7 @@ async fn a_flood_of_maximum_size_bodies_stays_within_the_memory_budget() {
     let path = dir.path().join("lifeline.toml");
     let port = free_port();
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nmax_body_bytes = {max_body}\n\n[admission]\nmemory_budget_bytes = {budget}\n\n[[providers]]\nname = \"p0\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p0\", model = \"up-0\" }} ] ]\n",
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nauth = \"none\"\nmax_body_bytes = {max_body}\n\n[admission]\nmemory_budget_bytes = {budget}\n\n[[providers]]\nname = \"p0\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p0\", model = \"up-0\" }} ] ]\n",
         m[0].base_url()
     );
     std::fs::write(&path, toml).unwrap();

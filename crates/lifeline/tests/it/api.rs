@@ -160,7 +160,7 @@ async fn request_id_is_echoed_forwarded_or_generated() {
 async fn azure_gets_deployment_url_and_api_key_header() {
     let m = mocks(1).await;
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\n\n[[providers]]\nname = \"az\"\nkind = \"azure\"\nbase_url = \"http://{}\"\napi_key = \"az-key\"\napi_version = \"2024-10-21\"\n\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"az\", model = \"gpt4-prod\" }} ] ]\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\n\n[[providers]]\nname = \"az\"\nkind = \"azure\"\nbase_url = \"http://{}\"\napi_key = \"az-key\"\napi_version = \"2024-10-21\"\n\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"az\", model = \"gpt4-prod\" }} ] ]\n",
         m[0].addr()
     );
     let env = Env::boot(&toml, m).await;
@@ -195,7 +195,7 @@ async fn metrics_and_admin_show_series_but_no_keys() {
         "{}\n[[keys]]\nname = \"app\"\nkey = \"sk-client-secret\"\n",
         one_tier(&m)
     );
-    let env = Env::boot(&config(&m, "", &models), m).await;
+    let env = Env::boot(&config(&m, "auth = \"keys\"", &models), m).await;
     for stream in [false, true] {
         let resp = env
             .client

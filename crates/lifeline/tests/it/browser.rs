@@ -62,7 +62,7 @@ async fn the_status_page_tells_the_truth_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
     let (port, admin) = (free_port(), free_port());
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\n\
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nauth = \"none\"\nadmin_listen = \"127.0.0.1:{admin}\"\n\n\
          [admin]\ntoken = \"admin-secret\"\n\n\
          [health]\ncooldown_ms = 1000\nprobe_interval_ms = 200\nprobe_timeout_ms = 500\n\n\
          [store]\nurl = \"sqlite://status.db\"\n\n\

@@ -10,7 +10,7 @@ use crate::harness::{mocks, Env};
 
 fn capped(base_url: &str, request_timeout_ms: u64) -> String {
     format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nrequest_timeout_ms = {request_timeout_ms}\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nadmin_listen = \"127.0.0.1:0\"\nrequest_timeout_ms = {request_timeout_ms}\n\n\
          [[providers]]\nname = \"p0\"\nkind = \"openai-compatible\"\nbase_url = \"{base_url}\"\nmax_concurrency = 1\n\n\
          [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p0\", model = \"up-0\" }} ] ]\n"
     )

@@ -103,7 +103,7 @@ fn check_explains_errors_and_sets_exit_code() {
 
 fn serve_config(port: u16, admin: u16, mock: &lifeline_mock::MockHandle, extra: &str) -> String {
     format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\ndrain_timeout_ms = 10000\n\n[[providers]]\nname = \"p0\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p0\", model = \"up-0\" }} ] ]\n{extra}",
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nauth = \"none\"\nadmin_listen = \"127.0.0.1:{admin}\"\ndrain_timeout_ms = 10000\n\n[[providers]]\nname = \"p0\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p0\", model = \"up-0\" }} ] ]\n{extra}",
         mock.base_url()
     )
 }
@@ -254,7 +254,7 @@ async fn mock_serve_status_and_drain_timeout() {
     // The status side is off: its store calls run on blocking threads, and
     // this test counts the process's threads.
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\ndrain_timeout_ms = 500\n\n[status]\nenabled = false\n\n[admin]\ntoken = \"admin-secret\"\n\n[[providers]]\nname = \"p0\"\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:{mock_port}/v1\"\napi_key = \"sk-upstream-cli\"\n\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p0\", model = \"up-0\" }} ] ]\n"
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nauth = \"none\"\nadmin_listen = \"127.0.0.1:{admin}\"\ndrain_timeout_ms = 500\n\n[status]\nenabled = false\n\n[admin]\ntoken = \"admin-secret\"\n\n[[providers]]\nname = \"p0\"\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:{mock_port}/v1\"\napi_key = \"sk-upstream-cli\"\n\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p0\", model = \"up-0\" }} ] ]\n"
     );
     let path = dir.path().join("lifeline.toml");
     std::fs::write(&path, toml).unwrap();

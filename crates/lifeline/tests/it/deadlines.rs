@@ -62,7 +62,9 @@ async fn a_normally_fast_deployment_that_falls_silent_is_left_in_seconds() {
     let server = [
         ("first_byte_timeout_ms", "2500"),
         ("adaptive_timeout_floor_ms", "500"),
-        ("tier_wait_ms", "0"),
+        ("tier_wait_ms", "0"), // Bursts of 20 must all reach tier 1: its in-flight limit, lowered
+        // by the timeouts this test provokes, would spill some to tier 2.
+        ("adaptive_concurrency", "false"),
     ];
     let env = Env::boot(&cfg(&m, &server, NO_BREAKER, &models), m).await;
     let configured = Duration::from_millis(2400);
@@ -126,7 +128,9 @@ async fn a_stream_that_stalls_before_content_is_left_at_its_adaptive_stall_timeo
         ("first_byte_timeout_ms", "6000"),
         ("stream_idle_timeout_ms", "6000"),
         ("adaptive_timeout_floor_ms", "300"),
-        ("tier_wait_ms", "0"),
+        ("tier_wait_ms", "0"), // Bursts of 20 must all reach tier 1: its in-flight limit, lowered
+        // by the timeouts this test provokes, would spill some to tier 2.
+        ("adaptive_concurrency", "false"),
     ];
     let env = Env::boot(&cfg(&m, &server, NO_BREAKER, &layout(&[&[0], &[1]])), m).await;
     warm(&env, "m", true, 24).await;

@@ -62,7 +62,7 @@ pub fn cfg(
         health,
     );
     format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{server}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n\n[health]\n{health}\n{}{}",
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nadmin_listen = \"127.0.0.1:0\"\n{server}\n[admin]\ntoken = \"{ADMIN_TOKEN}\"\n\n[health]\n{health}\n{}{}",
         providers(mocks),
         models
     )

@@ -26,7 +26,7 @@ async fn frozen_provider_is_priced_out_and_no_request_fails() {
         .map(|i| format!("{{ provider = \"p{i}\", model = \"up-{i}\" }}"))
         .collect();
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 2000\n\n[health]\nprobe_timeout_ms = 500\n\n{}[[models]]\nname = \"m\"\ntiers = [ [ {} ] ]\n",
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nadmin_listen = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 2000\n\n[health]\nprobe_timeout_ms = 500\n\n{}[[models]]\nname = \"m\"\ntiers = [ [ {} ] ]\n",
         crate::harness::providers(&m),
         members.join(", ")
     );

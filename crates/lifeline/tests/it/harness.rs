@@ -58,10 +58,17 @@ pub fn providers(mocks: &[MockHandle]) -> String {
 }
 
 /// A config with `[server]` on port 0, short health timings, the given
-/// extra `[server]` lines, the providers, and `models` (TOML text).
+/// extra `[server]` lines, the providers, and `models` (TOML text). It runs
+/// open (`auth = "none"`) unless `server_extra` sets `auth` itself (a test
+/// with `[[keys]]` passes `auth = "keys"`).
 pub fn config(mocks: &[MockHandle], server_extra: &str, models: &str) -> String {
+    let auth = if server_extra.contains("auth =") {
+        ""
+    } else {
+        "auth = \"none\"\n"
+    };
     format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{server_extra}\n\n[admin]\ntoken = \"admin-secret\"\n\n[health]\ncooldown_ms = 1000\nprobe_interval_ms = 100\nprobe_timeout_ms = 500\n\n{}{models}",
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{auth}{server_extra}\n\n[admin]\ntoken = \"admin-secret\"\n\n[health]\ncooldown_ms = 1000\nprobe_interval_ms = 100\nprobe_timeout_ms = 500\n\n{}{models}",
         providers(mocks)
     )
 }

@@ -315,7 +315,7 @@ async fn client_keys_are_enforced_and_never_forwarded() {
         "{}\n[[keys]]\nname = \"app\"\nkey = \"sk-client\"\n",
         one_tier(&m)
     );
-    let env = Env::boot(&config(&m, "", &models), m).await;
+    let env = Env::boot(&config(&m, "auth = \"keys\"", &models), m).await;
     let (status, text) = post_key(&env, None).await;
     assert_eq!(status, 401, "{text}");
     assert_eq!(error_code(&text), "invalid_api_key");
@@ -394,7 +394,7 @@ async fn odd_but_valid_requests_are_accepted() {
         "{}\n[[keys]]\nname = \"app\"\nkey = \"sk-client\"\n",
         one_tier(&m)
     );
-    let env = Env::boot(&config(&m, "", &models), m).await;
+    let env = Env::boot(&config(&m, "auth = \"keys\"", &models), m).await;
     // Azure-style `api-key` header, an escaped model name, leading spaces.
     let body = "  {\"model\":\"\\u006d\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
     let resp = env

@@ -101,10 +101,25 @@ async fn stored_keys_are_accepted_revoked_and_survive_a_restart() {
     let logs = |name: &str| std::fs::read_to_string(d.join(name)).unwrap_or_default();
 
     let mut proc = serve(d, "serve-1.log");
-    // No key in the config nor in the store: the data plane is open.
+    // auth = "keys" (the default) and no key in the config nor in the
+    // store: every request is refused, with the way out in the answer and
+    // in the startup log.
     assert!(
-        until(&base, None, 200, Duration::from_secs(20)).await,
+        until(&base, None, 401, Duration::from_secs(20)).await,
         "serve never answered; stderr:\n{}",
+        logs("serve-1.log")
+    );
+    let refused = reqwest::get(format!("{base}/v1/models")).await.unwrap();
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "authentication_error", "{body}");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("lifeline keys create") && msg.contains("auth = \"none\""),
+        "{msg}"
+    );
+    assert!(
+        logs("serve-1.log").contains("No client key exists"),
+        "{}",
         logs("serve-1.log")
     );
 
@@ -127,7 +142,7 @@ async fn stored_keys_are_accepted_revoked_and_survive_a_restart() {
         "stderr:\n{}",
         logs("serve-1.log")
     );
-    // A stored key turns keys on: none, or a wrong one, is refused.
+    // With a stored key: none, or a wrong one, is still refused.
     assert!(until(&base, None, 401, Duration::from_secs(10)).await);
     assert_eq!(status(&base, Some("ll-0000")).await, 401);
     assert_eq!(status(&base, Some(&b)).await, 200);

@@ -143,7 +143,7 @@ async fn send_then_read(
 async fn early_answers_are_readable_by_a_client_still_sending() {
     let m = mocks(1).await;
     let keys = "\n[[keys]]\nname = \"app\"\nkey = \"sk-client\"\n";
-    let toml = config(&m, "max_body_bytes = 4096", &one_tier(&m)) + keys;
+    let toml = config(&m, "max_body_bytes = 4096\nauth = \"keys\"", &one_tier(&m)) + keys;
     let env = Env::boot(&toml, m).await;
     let auth = "authorization: Bearer sk-client\r\n";
     let big = 8 * 1024 * 1024;

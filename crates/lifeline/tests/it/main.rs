@@ -5,6 +5,8 @@
 // The whole crate is test code: a panic is a failed test with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod adaptive;
+mod admin_keys;
 mod admission;
 mod api;
 mod breaker;
@@ -17,11 +19,14 @@ mod extension;
 mod failover;
 mod fo_support;
 mod frozen;
+mod hardening;
 mod harness;
 mod health;
 mod hostile;
 mod input;
+mod ip_limits;
 mod keys;
+mod limits;
 mod listener;
 mod raw_upstream;
 mod reload;
@@ -32,3 +37,4 @@ mod smoke;
 mod status;
 mod streaming;
 mod tiers;
+mod tls;

@@ -56,7 +56,7 @@ async fn boot_with_raw(reply: &'static [u8]) -> Env {
     let raw = raw_provider(reply).await;
     let m = mocks(1).await;
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 2000\ntier_wait_ms = 0\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nadmin_listen = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 2000\ntier_wait_ms = 0\n\n\
          [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
          [[providers]]\nname = \"good\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n\
          [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ], [ {{ provider = \"good\", model = \"g\" }} ] ]\n",
@@ -143,7 +143,7 @@ async fn models_answering_while_inference_hangs_is_abandoned() {
     });
     let m = mocks(1).await;
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 500\nrequest_timeout_ms = 30000\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nfirst_byte_timeout_ms = 500\nrequest_timeout_ms = 30000\n\n\
          [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\n\n\
          [[providers]]\nname = \"good\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n\
          [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ], [ {{ provider = \"good\", model = \"g\" }} ] ]\n",
@@ -231,7 +231,7 @@ async fn upstream_error_event_after_content_counts_as_broken() {
     ])
     .await;
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nadmin_listen = \"127.0.0.1:0\"\n\n\
          [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
          [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ] ]\n"
     );
@@ -285,7 +285,7 @@ async fn keep_alive_comments_do_not_hold_a_stalled_stream() {
     });
     let m = mocks(1).await;
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nstream_idle_timeout_ms = 600\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nstream_idle_timeout_ms = 600\n\n\
          [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
          [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ] ]\n"
     );
@@ -322,7 +322,7 @@ async fn long_reasoning_before_content_is_not_a_stall() {
     let raw = staged_provider(pieces).await;
     let m = mocks(1).await;
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 500\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nfirst_byte_timeout_ms = 500\n\n\
          [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
          [[providers]]\nname = \"good\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n\
          [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ], [ {{ provider = \"good\", model = \"g\" }} ] ]\n",
@@ -354,7 +354,7 @@ async fn redirect_from_upstream_is_a_failed_attempt() {
 async fn redirect_with_no_other_deployment_is_503() {
     let raw = raw_provider(b"HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:9/elsewhere\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nmax_attempts = 2\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nmax_attempts = 2\n\n\
          [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
          [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ] ]\n"
     );
@@ -389,7 +389,7 @@ async fn redirect_with_no_other_deployment_is_503() {
 async fn boot_staged(pieces: Vec<String>, server_extra: &str) -> Env {
     let raw = staged_provider(pieces).await;
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{server_extra}\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nadmin_listen = \"127.0.0.1:0\"\n{server_extra}\n\n\
          [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
          [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ] ]\n"
     );
@@ -569,7 +569,7 @@ async fn keep_alive_comments_before_content_do_not_hold_off_the_stall_timer() {
     .await;
     let m = mocks(1).await;
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 20000\nstream_idle_timeout_ms = 1000\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nfirst_byte_timeout_ms = 20000\nstream_idle_timeout_ms = 1000\n\
          adaptive_timeouts = false\ntier_wait_ms = 0\n\n\
          [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
          [[providers]]\nname = \"good\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n\
@@ -597,7 +597,7 @@ async fn keep_alive_comments_before_content_do_not_hold_off_the_stall_timer() {
 async fn ends_before_the_idle_timeout(reply: String) {
     let raw = stuck_provider(format!("{SSE_HEAD}{reply}"), Then::Hold).await;
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nstream_idle_timeout_ms = 30000\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nadmin_listen = \"127.0.0.1:0\"\nstream_idle_timeout_ms = 30000\n\n\
          [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
          [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ] ]\n"
     );

@@ -229,7 +229,7 @@ async fn reload_starts_and_stops_in_process_simulated_providers() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lifeline.toml");
     let with = |names: &[&str]| {
-        let mut t = String::from("[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n[admin]\ntoken = \"admin-secret\"\n");
+        let mut t = String::from("[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nadmin_listen = \"127.0.0.1:0\"\n[admin]\ntoken = \"admin-secret\"\n");
         for n in names {
             t.push_str(&format!("[[providers]]\nname = \"{n}\"\nkind = \"mock\"\n"));
         }

@@ -18,7 +18,7 @@ use crate::streaming::{eventually, stream_body};
 /// request (no retries to count), idle probes every 100 ms.
 fn sli_config(m: &[MockHandle], extra_models: &str) -> String {
     format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nmax_attempts = 1\n\n[health]\nprobe_interval_ms = 100\nidle_probe_after_ms = 100\nprobe_timeout_ms = 500\nconsecutive_failures = 1000\nmin_requests = 1000\n\n{}[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p0\", model = \"up-0\" }} ] ]\n{extra_models}",
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nadmin_listen = \"127.0.0.1:0\"\nmax_attempts = 1\n\n[health]\nprobe_interval_ms = 100\nidle_probe_after_ms = 100\nprobe_timeout_ms = 500\nconsecutive_failures = 1000\nmin_requests = 1000\n\n{}[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p0\", model = \"up-0\" }} ] ]\n{extra_models}",
         providers(m)
     )
 }

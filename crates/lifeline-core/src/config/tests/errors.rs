@@ -481,3 +481,154 @@ fn the_same_key_twice() {
     assert_one(&e, 6, "keys[1].key", "same key as keys[0]");
     assert!(!e[0].message.contains(APP_SECRET));
 }
+
+#[test]
+fn auth_mode() {
+    let e = errors(&with_models(&["[server]", "auth = \"open\""]));
+    assert_one(
+        &e,
+        2,
+        "server.auth",
+        "must be \"keys\" or \"none\", got \"open\"",
+    );
+    // Keys with auth = "none" would be silently ignored: an error, on the
+    // `auth` line, naming the keys' line.
+    let mut lines = vec!["[server]", "auth = \"none\""];
+    lines.extend_from_slice(MODELS);
+    lines.extend_from_slice(&["[[keys]]", "name = \"app\"", "sha256 = \"00\""]);
+    let e = errors(&doc(&lines));
+    let keys_line = lines.len() - 2;
+    assert_has(
+        &e,
+        2,
+        "server.auth",
+        &format!("[[keys]] are configured (line {keys_line})"),
+    );
+    let ok = parse(&with_models(&["[server]", "auth = \"none\""]));
+    assert_eq!(ok.server.auth, AuthMode::None);
+    assert_eq!(parse(&with_models(&[])).server.auth, AuthMode::Keys);
+}
+
+#[test]
+fn concurrency_keys() {
+    let c = parse(&with_models(&[
+        "[server]",
+        "adaptive_concurrency = false",
+        "adaptive_min_limit = 1",
+        "adaptive_initial_limit = 8",
+        "adaptive_max_limit = 64",
+        "capacity_waiters = 0",
+        "capacity_wait_ms = 250",
+    ]));
+    assert_eq!(
+        c.server.concurrency,
+        ConcurrencyConfig {
+            adaptive: false,
+            min_limit: 1,
+            initial_limit: 8,
+            max_limit: 64,
+            max_waiters: 0,
+            max_wait: Duration::from_millis(250),
+        }
+    );
+    let e = errors(&with_models(&[
+        "[server]",
+        "adaptive_min_limit = 0",
+        "capacity_wait_ms = 0",
+    ]));
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert_has(&e, 2, "server.adaptive_min_limit", "at least 1");
+    assert_has(&e, 3, "server.capacity_wait_ms", "above 0 ms");
+    let e = errors(&with_models(&[
+        "[server]",
+        "adaptive_min_limit = 50",
+        "adaptive_max_limit = 10",
+    ]));
+    assert_has(
+        &e,
+        2,
+        "server.adaptive_min_limit",
+        "must not be above server.adaptive_max_limit (10), got 50",
+    );
+    let e = errors(&with_models(&["[server]", "adaptive_initial_limit = 300"]));
+    assert_one(
+        &e,
+        2,
+        "server.adaptive_initial_limit",
+        "between server.adaptive_min_limit (2) and server.adaptive_max_limit (256), got 300",
+    );
+    let e = errors(&with_models(&["[server]", "adaptive_concurrency = 1"]));
+    assert_eq!(e[0].line, Some(2), "{e:#?}");
+}
+
+#[test]
+fn listener_limits_are_bounded() {
+    let e = errors(&with_models(&[
+        "[server]",
+        "max_header_bytes = 1024",
+        "max_json_depth = 0",
+        "max_requests_per_connection = 0",
+        "max_connection_age_ms = 0",
+        "http2_max_concurrent_streams = 0",
+    ]));
+    assert_eq!(e.len(), 5, "{e:#?}");
+    assert_has(&e, 2, "server.max_header_bytes", "between 8192 and");
+    assert_has(&e, 3, "server.max_json_depth", "between 1 and 128");
+    assert_has(&e, 4, "server.max_requests_per_connection", "at least 1");
+    assert_has(&e, 5, "server.max_connection_age_ms", "above 0 ms");
+    assert_has(
+        &e,
+        6,
+        "server.http2_max_concurrent_streams",
+        "between 1 and",
+    );
+    let e = errors(&with_models(&["[server]", "max_json_depth = 129"]));
+    assert_one(&e, 2, "server.max_json_depth", "between 1 and 128, got 129");
+}
+
+#[test]
+fn tls_needs_both_files() {
+    let e = errors(&with_models(&["[server]", "tls_cert = \"cert.pem\""]));
+    assert_one(&e, 2, "server.tls_cert", "needs server.tls_key");
+    let e = errors(&with_models(&["[server]", "tls_key = \"key.pem\""]));
+    assert_one(&e, 2, "server.tls_key", "needs server.tls_cert");
+    let e = errors(&with_models(&[
+        "[server]",
+        "tls_cert = \"/nonexistent/cert.pem\"",
+        "tls_key = \"/nonexistent/key.pem\"",
+    ]));
+    assert_one(
+        &e,
+        2,
+        "server.tls_cert",
+        "cannot read /nonexistent/cert.pem",
+    );
+}
+
+#[test]
+fn admin_beyond_loopback_needs_tls_and_a_token() {
+    let e = errors(&with_models(&[
+        "[server]",
+        "admin_listen = \"0.0.0.0:9090\"",
+    ]));
+    assert_one(
+        &e,
+        2,
+        "server.admin_listen",
+        "only with TLS (server.tls_cert and server.tls_key) and an admin token (admin.token)",
+    );
+    let e = errors(&with_models(&[
+        "[server]",
+        "admin_listen = \"10.0.0.5:9090\"",
+        "[admin]",
+        "token = \"secret-admin\"",
+    ]));
+    assert_one(&e, 2, "server.admin_listen", "only with TLS");
+    assert!(!e[0].message.contains("admin token"), "{e:#?}");
+    // Loopback (IPv4 and IPv6) needs neither.
+    for addr in ["127.0.0.1:9090", "[::1]:9090"] {
+        let admin = format!("admin_listen = \"{addr}\"");
+        let c = parse(&with_models(&["[server]", &admin]));
+        assert!(c.server.admin_listen.is_some());
+    }
+}

@@ -94,7 +94,7 @@ impl Serve {
             .map(|i| format!("{{ provider = \"p{i}\", model = \"up-{i}\" }}"))
             .collect();
         let toml = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\n{status_listen}drain_timeout_ms = 2000\n\n\
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nauth = \"none\"\nadmin_listen = \"127.0.0.1:{admin}\"\n{status_listen}drain_timeout_ms = 2000\n\n\
              [admin]\ntoken = \"{TOKEN}\"\n\n\
              [health]\ncooldown_ms = 1000\nprobe_interval_ms = 200\nprobe_timeout_ms = 500\n\n\
              [store]\nurl = \"sqlite://{store}\"\n\n\

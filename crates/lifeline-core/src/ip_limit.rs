@@ -1,0 +1,449 @@
+//! Per-client-IP limits: unauthenticated request rate and failed
+//! authentications (brute force on keys).
+//!
+//! The client's IP is the socket peer's, or, when the peer is one of the
+//! configured `trusted_proxies`, the right-most `X-Forwarded-For` address
+//! that is not a trusted proxy ([`client_ip`]); a header from any other peer
+//! is ignored, so a client cannot pick the address it is counted under.
+//!
+//! Both limits are GCRA (the generic cell rate algorithm: one "theoretical
+//! arrival time" per IP, a token bucket without a refill timer):
+//!
+//! - with `auth = "none"`, `ip_requests_per_minute` requests per minute per
+//!   IP, a minute's worth at once; past it, 429 until the next one conforms;
+//! - with `auth = "keys"`, `ip_auth_failures_per_minute` wrong keys per
+//!   minute per IP; the failure that empties the bucket locks the IP out:
+//!   every request from it is refused with 429 without its key being
+//!   checked, for one refill interval (a minute / the limit). Every further
+//!   wrong key locks it out again for twice as long as the last time (up to
+//!   `ip_lockout_max_ms`), until the IP has sent no wrong key for
+//!   `ip_lockout_max_ms`. Brute force is thus slowed to a few tries, then
+//!   refused for ever longer. Nothing waits: a refusal is answered at once
+//!   and holds no resource.
+//!
+//! Memory is bounded: the table keeps at most `ip_table_size` addresses in
+//! two generations (a new address goes into the current one; when it is
+//! half full, the previous one is dropped and the current one becomes the
+//! previous one; an address found in the previous one moves back). An
+//! attacker rotating addresses thus evicts the least recently seen ones,
+//! never grows the table. Entries at rest are swept once a minute, so that
+//! while no address is tracked, a request with a good key costs one atomic
+//! load here.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use http::{HeaderMap, StatusCode};
+use tokio::time::Instant;
+
+use crate::config::{Cidr, IpLimitConfig};
+use crate::error::ApiError;
+
+/// Why a client IP was refused (the `reason` label of
+/// `lifeline_ip_rate_limited_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Locked out after too many failed authentications.
+    AuthFailures,
+    /// Over `ip_requests_per_minute` (`auth = "none"`).
+    Requests,
+}
+
+impl Reason {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::AuthFailures => "auth_failures",
+            Self::Requests => "requests",
+        }
+    }
+}
+
+/// A refusal: why, and when to come back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// Which limit.
+    pub reason: Reason,
+    /// Until the IP may try again.
+    pub retry_after: Duration,
+}
+
+impl Refused {
+    /// 429 `rate_limit_exceeded` in OpenAI's shape, with `Retry-After`.
+    pub fn into_error(self) -> ApiError {
+        let secs = self.retry_after.as_secs_f64().ceil().max(1.0);
+        let message = match self.reason {
+            Reason::AuthFailures => format!("Too many requests with an incorrect API key from your address. Try again in {secs} s."),
+            Reason::Requests => format!("Rate limit reached for requests from your address. Try again in {secs} s."),
+        };
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message,
+            kind: "requests",
+            code: Some("rate_limit_exceeded"),
+            param: None,
+            retry_after: Some(self.retry_after.max(Duration::from_secs(1))),
+            should_retry: None,
+        }
+    }
+}
+
+/// The client's address: the peer's, or, from a trusted proxy, the
+/// right-most `X-Forwarded-For` address that is not a trusted proxy (all of
+/// them trusted: the left-most; an unreadable entry: the trusted hop to its
+/// right).
+pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+    let peer = peer.ip().to_canonical();
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if trusted.is_empty() || !is_trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    for value in headers.get_all("x-forwarded-for").iter().rev() {
+        let Ok(value) = value.to_str() else {
+            return client;
+        };
+        for hop in value.rsplit(',') {
+            let hop = hop.trim();
+            let parsed = hop
+                .parse::<IpAddr>()
+                .ok()
+                .or_else(|| hop.parse::<SocketAddr>().ok().map(|s| s.ip()));
+            let Some(ip) = parsed else {
+                return client;
+            };
+            client = ip.to_canonical();
+            if !is_trusted(client) {
+                return client;
+            }
+        }
+    }
+    client
+}
+
+/// The state of one address.
+#[derive(Clone, Copy, Debug, Default)]
+struct Entry {
+    /// GCRA: when the next request would be on schedule (`auth = "none"`).
+    request_tat: Option<Instant>,
+    /// GCRA: when the next failure would be on schedule.
+    failure_tat: Option<Instant>,
+    /// The last failed authentication.
+    last_failure: Option<Instant>,
+    /// Refused until then.
+    locked_until: Option<Instant>,
+    /// Lockouts since the address last calmed down.
+    strikes: u32,
+}
+
+impl Entry {
+    /// Whether forgetting it changes nothing.
+    fn at_rest(&self, now: Instant, lockout_max: Duration) -> bool {
+        self.request_tat.is_none_or(|t| t <= now)
+            && self.failure_tat.is_none_or(|t| t <= now)
+            && self.locked_until.is_none_or(|t| t <= now)
+            && self.last_failure.is_none_or(|t| now >= t + lockout_max)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    current: HashMap<IpAddr, Entry>,
+    previous: HashMap<IpAddr, Entry>,
+    last_sweep: Option<Instant>,
+}
+
+/// How often entries at rest are dropped.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+impl Table {
+    fn get(&mut self, ip: &IpAddr) -> Option<&mut Entry> {
+        if !self.current.contains_key(ip) {
+            let moved = self.previous.remove(ip)?;
+            self.current.insert(*ip, moved);
+        }
+        self.current.get_mut(ip)
+    }
+
+    fn get_or_insert(&mut self, ip: IpAddr, cap: usize) -> &mut Entry {
+        if self.get(&ip).is_none() {
+            if self.current.len() >= (cap / 2).max(1) {
+                self.previous = std::mem::take(&mut self.current);
+            }
+            self.current.insert(ip, Entry::default());
+        }
+        self.current.entry(ip).or_default()
+    }
+
+    fn sweep(&mut self, now: Instant, lockout_max: Duration) {
+        if self.last_sweep.is_some_and(|t| now < t + SWEEP_EVERY) {
+            return;
+        }
+        self.last_sweep = Some(now);
+        self.current.retain(|_, e| !e.at_rest(now, lockout_max));
+        self.previous.retain(|_, e| !e.at_rest(now, lockout_max));
+    }
+
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+}
+
+/// The per-IP state: one table for both limits.
+#[derive(Debug, Default)]
+pub struct IpLimits {
+    table: Mutex<Table>,
+    /// Addresses tracked (a copy of the table's length, read without the lock).
+    tracked: AtomicUsize,
+}
+
+/// The GCRA emission interval of `per_minute`.
+fn interval(per_minute: u64) -> Duration {
+    Duration::from_secs(60) / u32::try_from(per_minute.max(1)).unwrap_or(u32::MAX)
+}
+
+impl IpLimits {
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn done(&self, table: &Table) {
+        self.tracked.store(table.len(), Ordering::Relaxed);
+    }
+
+    /// Whether no address is tracked (nothing to check for a request with
+    /// a key).
+    pub fn is_idle(&self) -> bool {
+        self.tracked.load(Ordering::Relaxed) == 0
+    }
+
+    /// Before a data-plane request is served: refused when `ip` is locked
+    /// out, or, `open` (`auth = "none"`), over its request rate (which this
+    /// request then counts against).
+    pub fn admit(
+        &self,
+        cfg: &IpLimitConfig,
+        ip: IpAddr,
+        open: bool,
+        now: Instant,
+    ) -> Result<(), Refused> {
+        let rate = cfg.requests_per_minute.filter(|_| open);
+        if rate.is_none() && self.is_idle() {
+            return Ok(());
+        }
+        let mut table = self.lock();
+        table.sweep(now, cfg.lockout_max);
+        let result = match rate {
+            None => match table.get(&ip) {
+                Some(e) => locked(e, now),
+                None => Ok(()),
+            },
+            Some(per_minute) => {
+                let e = table.get_or_insert(ip, cfg.table_size);
+                locked(e, now).and_then(|()| {
+                    let t = interval(per_minute);
+                    let tolerance = t * u32::try_from(per_minute).unwrap_or(u32::MAX);
+                    let tat = e.request_tat.map_or(now, |v| v.max(now)) + t;
+                    if tat.duration_since(now) <= tolerance {
+                        e.request_tat = Some(tat);
+                        Ok(())
+                    } else {
+                        Err(Refused {
+                            reason: Reason::Requests,
+                            retry_after: tat.duration_since(now) - tolerance,
+                        })
+                    }
+                })
+            }
+        };
+        self.done(&table);
+        result
+    }
+
+    /// A wrong key from `ip`. Returns the lockout it starts, if this failure
+    /// emptied the address's bucket.
+    pub fn failed(&self, cfg: &IpLimitConfig, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let mut table = self.lock();
+        table.sweep(now, cfg.lockout_max);
+        let e = table.get_or_insert(ip, cfg.table_size);
+        if e.last_failure.is_some_and(|t| now >= t + cfg.lockout_max) {
+            e.strikes = 0;
+        }
+        e.last_failure = Some(now);
+        let per_minute = cfg.auth_failures_per_minute;
+        let t = interval(per_minute);
+        let tat = e.failure_tat.map_or(now, |v| v.max(now)) + t;
+        e.failure_tat = Some(tat);
+        // Room for another failure within the burst of `per_minute`?
+        let room = t * u32::try_from(per_minute.saturating_sub(1)).unwrap_or(u32::MAX);
+        // Empty, or locked out before and not calm since: locked out (again).
+        let lockout = (tat.duration_since(now) > room || e.strikes > 0).then(|| {
+            let grown = t.saturating_mul(1u32 << e.strikes.min(20));
+            e.strikes = e.strikes.saturating_add(1);
+            let lockout = grown.min(cfg.lockout_max);
+            e.locked_until = Some(now + lockout);
+            lockout
+        });
+        self.done(&table);
+        lockout
+    }
+}
+
+fn locked(e: &Entry, now: Instant) -> Result<(), Refused> {
+    match e.locked_until {
+        Some(until) if until > now => Err(Refused {
+            reason: Reason::AuthFailures,
+            retry_after: until - now,
+        }),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn cfg() -> IpLimitConfig {
+        IpLimitConfig {
+            trusted_proxies: vec![
+                Cidr::parse("10.0.0.0/8").unwrap(),
+                Cidr::parse("127.0.0.1").unwrap(),
+            ],
+            requests_per_minute: Some(3),
+            auth_failures_per_minute: 3,
+            lockout_max: Duration::from_secs(100),
+            table_size: 4,
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn xff(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn client_ip_believes_only_trusted_proxies() {
+        let c = cfg();
+        let peer = |s: &str| SocketAddr::new(ip(s), 1);
+        let h = xff(&["1.1.1.1, 2.2.2.2, 10.0.0.2"]);
+        // From a trusted proxy: the right-most untrusted hop.
+        assert_eq!(
+            client_ip(peer("127.0.0.1"), &h, &c.trusted_proxies),
+            ip("2.2.2.2")
+        );
+        // Over several header lines, the last line's hops come first.
+        let h2 = xff(&["9.9.9.9", "10.1.1.1"]);
+        assert_eq!(
+            client_ip(peer("10.0.0.1"), &h2, &c.trusted_proxies),
+            ip("9.9.9.9")
+        );
+        // From anyone else the header is ignored.
+        assert_eq!(
+            client_ip(peer("5.5.5.5"), &h, &c.trusted_proxies),
+            ip("5.5.5.5")
+        );
+        assert_eq!(client_ip(peer("127.0.0.1"), &h, &[]), ip("127.0.0.1"));
+        // Garbage: the last trusted hop; none: the peer.
+        let bad = xff(&["1.1.1.1, nonsense, 10.0.0.3"]);
+        assert_eq!(
+            client_ip(peer("127.0.0.1"), &bad, &c.trusted_proxies),
+            ip("10.0.0.3")
+        );
+        assert_eq!(
+            client_ip(peer("127.0.0.1"), &HeaderMap::new(), &c.trusted_proxies),
+            ip("127.0.0.1")
+        );
+        // IPv4-mapped peers count as IPv4.
+        assert_eq!(
+            client_ip(peer("::ffff:127.0.0.1"), &h, &c.trusted_proxies),
+            ip("2.2.2.2")
+        );
+        assert!(Cidr::parse("::1/129").is_none() && Cidr::parse("1.2.3.4/33").is_none());
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        assert!(!Cidr::parse("10.0.0.0/8").unwrap().contains(ip("11.0.0.1")));
+        assert!(Cidr::parse("fd00::/8").unwrap().contains(ip("fd12::1")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_lock_out_with_growing_lockouts() {
+        let (c, l) = (cfg(), IpLimits::default());
+        let (a, b) = (ip("1.1.1.1"), ip("2.2.2.2"));
+        let now = Instant::now();
+        assert!(l.is_idle());
+        assert_eq!(l.failed(&c, a, now), None);
+        assert_eq!(l.failed(&c, a, now), None);
+        assert!(!l.is_idle());
+        // The third empties the bucket: 20 s (a minute / 3).
+        assert_eq!(l.failed(&c, a, now), Some(Duration::from_secs(20)));
+        let refused = l.admit(&c, a, false, now).unwrap_err();
+        assert_eq!(refused.reason, Reason::AuthFailures);
+        assert_eq!(refused.retry_after, Duration::from_secs(20));
+        assert_eq!(refused.into_error().status, 429);
+        assert_eq!(refused.into_error().code, Some("rate_limit_exceeded"));
+        // Another address is not affected.
+        assert!(l.admit(&c, b, false, now).is_ok());
+        // After the lockout, one more wrong key locks it again, for twice as long.
+        let later = now + Duration::from_secs(20);
+        assert!(l.admit(&c, a, false, later).is_ok());
+        assert_eq!(l.failed(&c, a, later), Some(Duration::from_secs(40)));
+        let later = later + Duration::from_secs(40);
+        assert_eq!(l.failed(&c, a, later), Some(Duration::from_secs(80)));
+        let later = later + Duration::from_secs(80);
+        // Capped by lockout_max.
+        assert_eq!(l.failed(&c, a, later), Some(Duration::from_secs(100)));
+        // Calm for lockout_max: back to the start.
+        let later = later + Duration::from_secs(400);
+        assert_eq!(l.failed(&c, a, later), None);
+        // At rest, swept: idle again.
+        let later = later + Duration::from_secs(400);
+        assert!(l.admit(&c, a, false, later).is_ok());
+        assert!(l.is_idle());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_data_plane_is_rate_limited_per_ip() {
+        let (c, l) = (cfg(), IpLimits::default());
+        let (a, b) = (ip("1.1.1.1"), ip("2.2.2.2"));
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert!(l.admit(&c, a, true, now).is_ok());
+        }
+        let refused = l.admit(&c, a, true, now).unwrap_err();
+        assert_eq!(refused.reason, Reason::Requests);
+        assert_eq!(refused.retry_after, Duration::from_secs(20));
+        assert!(l.admit(&c, b, true, now).is_ok());
+        assert!(l.admit(&c, a, true, now + Duration::from_secs(20)).is_ok());
+        // With keys (not open) the request rate does not apply.
+        assert!(l.admit(&c, a, false, now).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_table_is_bounded() {
+        let (c, l) = (cfg(), IpLimits::default());
+        let now = Instant::now();
+        for i in 0..1000u32 {
+            let _ = l.admit(&c, IpAddr::from(i.to_be_bytes()), true, now);
+            assert!(l.tracked.load(Ordering::Relaxed) <= c.table_size);
+        }
+        // The most recent addresses are still known.
+        let last = IpAddr::from(999u32.to_be_bytes());
+        for _ in 0..2 {
+            assert!(l.admit(&c, last, true, now).is_ok());
+        }
+        assert!(l.admit(&c, last, true, now).is_err());
+    }
+}
