@@ -1,7 +1,9 @@
 //! Global admission and the memory budget, over real sockets: a surge of
 //! ten times the gateway's capacity keeps critical traffic succeeding while
-//! batch traffic is shed at once with 503 and `Retry-After`; a flood of
-//! maximum-size bodies cannot push the real binary past its memory budget.
+//! batch traffic is shed at once with 503 and `Retry-After`; a stream holds
+//! its slot to its end; a flood of maximum-size bodies (over HTTP/1.1
+//! connections, then as HTTP/2 streams of one connection) cannot push the
+//! real binary past its memory budget.
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -358,6 +360,64 @@ async fn a_flood_of_maximum_size_bodies_stays_within_the_memory_budget() {
     assert!(
         grown < budget + 48 * MIB,
         "peak RSS grew by {} MiB (baseline {} MiB, budget {} MiB)",
+        grown / MIB,
+        baseline / MIB,
+        budget / MIB
+    );
+    // The same flood as HTTP/2 streams on one connection (up to 256 may be
+    // open at once on it).
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (tx, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let streams = (0..64).map(|_| {
+        let mut tx = tx.clone();
+        let req = http::Request::post(format!("{base}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(big.clone()))
+            .unwrap();
+        async move {
+            match tx.send_request(req).await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let body = http_body_util::BodyExt::collect(resp.into_body()).await;
+                    let text = body
+                        .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+                        .unwrap_or_default();
+                    (status, text)
+                }
+                Err(e) => (0, e.to_string()),
+            }
+        }
+    });
+    let h2 = futures::future::join_all(streams).await;
+    drop(tx);
+    conn.abort();
+    let peak = peak_rss(proc.0.id());
+    let h2_ok = h2.iter().filter(|(s, _)| *s == 200).count();
+    let h2_shed = h2.iter().filter(|(s, _)| *s == 503).count();
+    eprintln!(
+        "memory flood over HTTP/2: {h2_ok} served, {h2_shed} shed; peak RSS {} MiB",
+        peak / MIB
+    );
+    assert!(
+        h2.iter().all(|(s, _)| matches!(s, 0 | 200 | 503)),
+        "{:?}",
+        h2.iter()
+            .map(|(s, b)| format!("{s} {}", &b[..b.len().min(200)]))
+            .collect::<Vec<_>>()
+    );
+    assert!(h2_shed > 0, "nothing was shed over HTTP/2 ({h2_ok} ok)");
+    let grown = peak.saturating_sub(baseline);
+    assert!(
+        grown < budget + 48 * MIB,
+        "peak RSS grew by {} MiB over HTTP/2 (baseline {} MiB, budget {} MiB)",
         grown / MIB,
         baseline / MIB,
         budget / MIB
