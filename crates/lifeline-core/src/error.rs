@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
+use crate::admission::{Shed, ShedReason};
 use crate::body::ProxyBody;
 
 /// An error answered to the client by Lifeline itself.
@@ -149,6 +150,33 @@ impl ApiError {
         e
     }
 
+    /// 503: refused by admission (overload shedding, a full queue, a queue
+    /// wait past its deadline, the memory budget), answered at once.
+    pub fn overloaded(shed: &Shed) -> Self {
+        let why = match shed.reason {
+            ShedReason::Overload => "Lifeline is overloaded and is shedding requests of priority",
+            ShedReason::QueueFull => "Lifeline is at capacity and its queue is full for priority",
+            ShedReason::QueueTimeout => {
+                "Lifeline is at capacity and no slot freed up in time for priority"
+            }
+            ShedReason::Memory => {
+                "Lifeline's memory budget for request and response bodies is spent; refused priority"
+            }
+        };
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            format!(
+                "{why} `{}` ({}). Please retry after the time in the Retry-After header.",
+                shed.priority.as_str(),
+                shed.reason.label()
+            ),
+        );
+        e.code = Some("overloaded");
+        e.retry_after = Some(shed.retry_after);
+        e
+    }
+
     /// 504: the request's end-to-end deadline passed.
     pub fn deadline(message: impl Into<String>) -> Self {
         let mut e = Self::new(StatusCode::GATEWAY_TIMEOUT, "server_error", message);
@@ -225,6 +253,12 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+impl From<Shed> for ApiError {
+    fn from(shed: Shed) -> Self {
+        Self::overloaded(&shed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +290,27 @@ mod tests {
         let e = ApiError::unknown_model(&"x".repeat(1 << 20));
         assert!(e.message.len() < 400, "{}", e.message.len());
         assert!(e.message.contains("(1048576 bytes)"), "{}", e.message);
+    }
+
+    #[test]
+    fn admission_refusals_are_503_overloaded_with_retry_after() {
+        let shed = Shed {
+            reason: ShedReason::Overload,
+            priority: crate::config::Priority::Batch,
+            retry_after: Duration::from_millis(2500),
+        };
+        let r = ApiError::from(shed).into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "3");
+        let e = ApiError::overloaded(&shed);
+        let v: serde_json::Value = serde_json::from_str(&e.body_json()).unwrap_or_default();
+        assert_eq!(v["error"]["type"], "server_error");
+        assert_eq!(v["error"]["code"], "overloaded");
+        let msg = v["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            msg.contains("`batch`") && msg.contains("(overload)"),
+            "{msg}"
+        );
     }
 
     #[test]

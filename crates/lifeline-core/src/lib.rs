@@ -9,6 +9,8 @@
 //!   is the one place where the order of the layers is written.
 //! - [`context`]: the request context every layer reads and extends.
 //! - [`auth`]: client keys, compared by SHA-256 in constant time.
+//! - [`admission`]: the global in-flight limit, its priority queue with
+//!   CoDel shedding, and the memory budget for buffered bodies.
 //! - [`request`]: reads `model` and `stream` from a body without parsing the
 //!   rest, and splices the upstream model name in.
 //! - [`route`]: public model → tiers of deployments.
@@ -28,6 +30,7 @@
 //! [`gateway::Gateway`] owns the live, reloadable state that all of them read.
 
 pub mod admin;
+pub mod admission;
 pub mod attempt;
 pub mod auth;
 pub mod balance;

@@ -51,6 +51,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response};
 use tokio::time::Instant;
 
+use crate::admission::Hold;
 use crate::balance::{has_untried_after, pick, Pick, Refusal, Scope};
 use crate::body::ProxyBody;
 use crate::context::RequestContext;
@@ -83,6 +84,10 @@ pub struct Call {
     /// Who asked, and when: request id, peer, arrival time, key
     /// ([`RequestContext`]).
     pub ctx: RequestContext,
+    /// The request's admission slot and memory reservation
+    /// ([`crate::admission`]): non-streaming answers are reserved in it
+    /// before they are read, and the answer's body holds it to its end.
+    pub hold: Hold,
 }
 
 impl Call {
@@ -93,10 +98,21 @@ impl Call {
         let mut pending = Pending::new(&self);
         let resp = self.attempts().await;
         pending.answered = true;
-        resp
+        let Self { hold, body, .. } = self;
+        if let Some(memory) = &hold.memory {
+            // From here the request holds its answer's bytes only (a
+            // stream buffers none): its own body is freed just below.
+            let answer = match resp.body() {
+                ProxyBody::Full(Some(b)) | ProxyBody::Held(Some(b), _) => b.len() as u64,
+                _ => 0,
+            };
+            let _ = memory.resize(answer.min(memory.bytes()));
+        }
+        drop(body);
+        resp.map(|b| b.hold(hold))
     }
 
-    async fn attempts(self) -> Response<ProxyBody> {
+    async fn attempts(&self) -> Response<ProxyBody> {
         let policy = &self.model.policy;
         let deadline = self.ctx.started + policy.request_timeout;
         self.model.budget.deposit();

@@ -16,8 +16,11 @@ use tokio::time::{timeout_at, Instant};
 
 use super::failure::{client_error_kind, Failure, FailureKind};
 use super::{commit, Call, MAX_RESPONSE_BYTES};
+use crate::admission::memory::{collect, Collect};
+use crate::admission::Shed;
 use crate::balance::{has_untried, Scope};
 use crate::body::ProxyBody;
+use crate::error::ApiError;
 use crate::health::latency::{adaptive_timeout, LatencyKind};
 use crate::health::Outcome;
 use crate::providers::Endpoint;
@@ -155,9 +158,10 @@ impl Call {
         match classify(status) {
             Class::Success => {}
             Class::ClientError => {
-                let (parts, body) = match read_body(resp, body_deadline).await {
+                let (parts, body) = match self.read_body(resp, body_deadline).await {
                     Ok(answer) => answer,
-                    Err((kind, what)) => {
+                    Err(ReadFail::Memory(shed)) => return self.shed(lease, shed, n),
+                    Err(ReadFail::Attempt(kind, what)) => {
                         let f = Failure::new(kind, &dep.id, what);
                         return self.failed(lease, f.after(start.elapsed()));
                     }
@@ -219,7 +223,7 @@ impl Call {
                 if kind == FailureKind::Unsupported {
                     // Not retryable (e.g. 501): the provider's answer stands.
                     let body_deadline = deadline.min(Instant::now() + policy.stream_idle_timeout);
-                    if let Ok((parts, body)) = read_body(resp, body_deadline).await {
+                    if let Ok((parts, body)) = self.read_body(resp, body_deadline).await {
                         let body = ProxyBody::full(body);
                         return Attempted::Answer(self.answer(parts, body, &dep.id, n));
                     }
@@ -302,7 +306,8 @@ impl Call {
                 }
             };
         }
-        match read_body(resp, body_deadline).await {
+        match self.read_body(resp, body_deadline).await {
+            Err(ReadFail::Memory(shed)) => self.shed(lease, shed, n),
             Ok((_, body)) if !is_json_answer(&body) => {
                 let what = format!(
                     "HTTP {} with a body that is not a JSON answer ({} bytes)",
@@ -320,11 +325,63 @@ impl Call {
                 lease.finish(Outcome::success(start.elapsed()));
                 Attempted::Answer(self.answer(parts, ProxyBody::full(body), &dep.id, n))
             }
-            Err((kind, what)) => {
+            Err(ReadFail::Attempt(kind, what)) => {
                 let f = Failure::new(kind, &dep.id, what);
                 self.failed(lease, f.after(start.elapsed()))
             }
         }
+    }
+
+    /// The memory budget cannot hold the upstream answer: the client gets a
+    /// 503 at once (another deployment's answer would not fit either). The
+    /// deployment did nothing wrong: its lease ends neutral.
+    fn shed(&self, lease: Lease, shed: Shed, n: usize) -> Attempted {
+        drop(lease);
+        Attempted::Answer(self.error(ApiError::from(shed), n))
+    }
+
+    /// Reads a whole upstream body, within `deadline` and
+    /// [`MAX_RESPONSE_BYTES`], reserving its bytes against the memory
+    /// budget first ([`collect`]); a body read but not used is released.
+    async fn read_body(
+        &self,
+        resp: Response<hyper::body::Incoming>,
+        deadline: Instant,
+    ) -> Result<(http::response::Parts, Bytes), ReadFail> {
+        let (parts, body) = resp.into_parts();
+        let Some(memory) = self.hold.memory.as_ref() else {
+            return read_body(parts, body, deadline).await;
+        };
+        let base = memory.bytes();
+        let expected = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        // Once the answer comes, the copy of the request sent upstream is
+        // gone: its bytes are the answer's first.
+        let read = collect(body, MAX_RESPONSE_BYTES, expected, memory.spare(), memory);
+        let failed = match timeout_at(deadline, read).await {
+            Ok(Ok(body)) => {
+                memory.set_spare(0);
+                return Ok((parts, body));
+            }
+            Err(_) => ReadFail::Attempt(
+                FailureKind::Timeout,
+                "response body not received in time".into(),
+            ),
+            Ok(Err(Collect::TooLarge)) => ReadFail::Attempt(
+                FailureKind::BadBody,
+                format!("response body over {MAX_RESPONSE_BYTES} bytes"),
+            ),
+            Ok(Err(Collect::Memory(shed))) => ReadFail::Memory(shed),
+            Ok(Err(Collect::Read(e))) => {
+                ReadFail::Attempt(FailureKind::Reset, format!("response body failed: {e}"))
+            }
+        };
+        // A shrink never fails.
+        let _ = memory.resize(base);
+        Err(failed)
     }
 
     /// Records a failed attempt (its metric and its health outcome, both
@@ -537,22 +594,34 @@ fn is_json_answer(body: &[u8]) -> bool {
     !inner.starts_with(b"\"error\"")
 }
 
-/// Reads a whole upstream body, within `deadline` and [`MAX_RESPONSE_BYTES`].
+/// Why an upstream body was not read.
+pub(super) enum ReadFail {
+    /// A failed attempt.
+    Attempt(FailureKind, String),
+    /// The memory budget could not hold it.
+    Memory(Shed),
+}
+
+/// Reads a whole upstream body, within `deadline` and
+/// [`MAX_RESPONSE_BYTES`], for a call without a memory reservation.
 async fn read_body(
-    resp: Response<hyper::body::Incoming>,
+    parts: http::response::Parts,
+    body: hyper::body::Incoming,
     deadline: Instant,
-) -> Result<(http::response::Parts, Bytes), (FailureKind, String)> {
-    let (parts, body) = resp.into_parts();
+) -> Result<(http::response::Parts, Bytes), ReadFail> {
     match timeout_at(deadline, Limited::new(body, MAX_RESPONSE_BYTES).collect()).await {
-        Err(_) => Err((
+        Err(_) => Err(ReadFail::Attempt(
             FailureKind::Timeout,
             "response body not received in time".into(),
         )),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err((
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ReadFail::Attempt(
             FailureKind::BadBody,
             format!("response body over {MAX_RESPONSE_BYTES} bytes"),
         )),
-        Ok(Err(e)) => Err((FailureKind::Reset, format!("response body failed: {e}"))),
+        Ok(Err(e)) => Err(ReadFail::Attempt(
+            FailureKind::Reset,
+            format!("response body failed: {e}"),
+        )),
         Ok(Ok(c)) => Ok((parts, c.to_bytes())),
     }
 }

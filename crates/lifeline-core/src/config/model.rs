@@ -27,6 +27,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// The status page (`[status]`).
     pub status: StatusConfig,
+    /// Global admission and the memory budget (`[admission]`).
+    pub admission: AdmissionConfig,
     /// The file this was read from, if any (the built-in example has none).
     pub source: Option<PathBuf>,
 }
@@ -223,6 +225,43 @@ pub struct TlsFiles {
     pub key: PathBuf,
     /// The chain and key, parsed and checked to match.
     pub certified: std::sync::Arc<rustls::sign::CertifiedKey>,
+}
+
+/// `[admission]`: the gateway's own capacity, the priority queue in front
+/// of it, and the budget for buffered bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdmissionConfig {
+    /// Client requests served at once, gateway-wide (`max_in_flight`,
+    /// default 1024); more wait in the queue.
+    pub max_in_flight: usize,
+    /// Requests that may wait for a slot (`max_queue`, default 1024; 0: none
+    /// wait, a request beyond `max_in_flight` is refused at once).
+    pub max_queue: usize,
+    /// Longest wait in the queue (`queue_timeout_ms`, default 5 s); never
+    /// beyond the request's own deadline.
+    pub queue_timeout: Duration,
+    /// Queueing delay that counts as a standing queue (`target_delay_ms`,
+    /// default 100 ms).
+    pub target_delay: Duration,
+    /// How long the queueing delay must stay above the target before the
+    /// lowest priority is shed (`interval_ms`, default 1 s).
+    pub interval: Duration,
+    /// Bytes of request and response bodies buffered at once, gateway-wide
+    /// (`memory_budget_bytes`, default 1 GiB).
+    pub memory_budget_bytes: u64,
+}
+
+impl Default for AdmissionConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 1024,
+            max_queue: 1024,
+            queue_timeout: Duration::from_secs(5),
+            target_delay: Duration::from_millis(100),
+            interval: Duration::from_secs(1),
+            memory_budget_bytes: 1 << 30,
+        }
+    }
 }
 
 /// `[admin]`.

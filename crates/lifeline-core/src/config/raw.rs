@@ -29,6 +29,7 @@ pub(super) struct RawConfig {
     pub keys: Vec<Spanned<RawKey>>,
     pub store: RawStore,
     pub status: RawStatus,
+    pub admission: RawAdmission,
 }
 
 /// `[server]`: listeners, limits, and the default [`RawPolicy`] of every model.
@@ -82,6 +83,18 @@ pub(super) struct RawServer {
     pub adaptive_max_limit: Option<Spanned<u32>>,
     pub capacity_waiters: Option<Spanned<u32>>,
     pub capacity_wait_ms: Option<Spanned<u64>>,
+}
+
+/// `[admission]`: global admission, priority shedding and the memory budget.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawAdmission {
+    pub max_in_flight: Option<Spanned<u64>>,
+    pub max_queue: Option<Spanned<u64>>,
+    pub queue_timeout_ms: Option<Spanned<u64>>,
+    pub target_delay_ms: Option<Spanned<u64>>,
+    pub interval_ms: Option<Spanned<u64>>,
+    pub memory_budget_bytes: Option<Spanned<u64>>,
 }
 
 /// `[admin]`.

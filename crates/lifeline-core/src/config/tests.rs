@@ -10,6 +10,7 @@ use sha2::Digest as _;
 
 use super::*;
 
+mod admission;
 mod errors;
 mod status;
 

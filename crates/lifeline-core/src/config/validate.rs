@@ -12,8 +12,10 @@
 //! references between them; [`secrets`] expands `${VAR}` and hashes client
 //! keys, and is the only place that sees a secret's value; [`status`]
 //! checks `[store]` and `[status]` (the status page's components, SLOs and
-//! provider feeds, and their references to models and providers).
+//! provider feeds, and their references to models and providers);
+//! [`admission`] checks `[admission]`.
 
+mod admission;
 mod concurrency;
 mod secrets;
 mod status;
@@ -96,6 +98,7 @@ pub(super) fn validate(
         &providers,
         (&raw.store, &store),
     );
+    let admission = v.admission(&raw.admission, &server);
     if v.errors.is_empty() {
         Ok(Config {
             server,
@@ -106,6 +109,7 @@ pub(super) fn validate(
             keys,
             store,
             status,
+            admission,
             source: None,
         })
     } else {

@@ -204,6 +204,7 @@ impl Gateway {
         let applied = live.config.clone();
         let live = Arc::new(live);
         self.inner.live.store(live.clone());
+        self.inner.admission.configure(&live.config.admission);
         // After the swap: a subscriber that reads the new state and then
         // gets these events applies them idempotently; none misses them.
         self.retire_and_announce(&old.deployments, &live.deployments);

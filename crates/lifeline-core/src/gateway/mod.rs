@@ -31,6 +31,7 @@ mod simulated;
 
 pub use events::{FeedItem, HealthFeed, HealthSnapshot};
 
+use crate::admission::Admission;
 use crate::auth::{DynamicKey, DynamicKeys, KeySet};
 use crate::config::Config;
 use crate::extension::Extension;
@@ -81,6 +82,8 @@ struct Inner {
     /// Swapped whole on apply; read lock-free by every request.
     live: ArcSwap<Live>,
     metrics: Arc<Metrics>,
+    /// Global admission and the memory budget, kept across reloads.
+    admission: Admission,
     events: Arc<HealthBus>,
     ready: AtomicBool,
     deployments: Mutex<HashMap<String, Arc<Deployment>>>,
@@ -112,6 +115,7 @@ impl Gateway {
     /// simulated providers and the prober.
     pub async fn start(config: Config) -> Result<Self, ApplyError> {
         let metrics = Arc::new(Metrics::new());
+        let admission = Admission::new(&config.admission, metrics.clone());
         let gw = Self {
             inner: Arc::new(Inner {
                 limiter: Arc::new(Local::new(metrics.clone())),
@@ -122,6 +126,7 @@ impl Gateway {
                     deployments: Vec::new(),
                 }),
                 metrics,
+                admission,
                 events: Arc::new(HealthBus::default()),
                 ready: AtomicBool::new(true),
                 deployments: Mutex::new(HashMap::new()),
@@ -246,6 +251,11 @@ impl Gateway {
     /// Metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// Global admission and the memory budget ([`crate::admission`]).
+    pub fn admission(&self) -> &Admission {
+        &self.inner.admission
     }
 
     /// Whether `/readyz` says yes.

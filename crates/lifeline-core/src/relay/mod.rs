@@ -33,6 +33,7 @@ use http_body::{Body, Frame};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
+use crate::admission::Hold;
 use crate::context::Charge;
 use crate::health::Outcome;
 use crate::providers::Endpoint;
@@ -105,6 +106,9 @@ pub struct RelayBody {
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
     lease: Option<Lease>,
+    /// The request's admission slot and memory reservation, released with
+    /// the lease.
+    hold: Option<Hold>,
     end: StreamEnd,
     ended: bool,
 }
@@ -137,9 +141,16 @@ impl RelayBody {
             scanner,
             idle_timeout,
             lease: Some(lease),
+            hold: None,
             end,
             ended: false,
         }
+    }
+
+    /// Holds the request's admission slot and memory reservation until the
+    /// stream ends (or the body is dropped).
+    pub fn hold(&mut self, hold: Hold) {
+        self.hold = Some(hold);
     }
 
     fn finish(&mut self, ok: bool, why: &str) -> Option<Bytes> {
@@ -163,6 +174,7 @@ impl RelayBody {
         if let Some(lease) = self.lease.take() {
             lease.finish(outcome);
         }
+        self.hold = None;
         e.metrics
             .stream(&e.model.name, if ok { "complete" } else { "broken" });
         e.metrics

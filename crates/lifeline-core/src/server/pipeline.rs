@@ -10,13 +10,18 @@
 //!    endpoints never consult it;
 //! 3. auth: per-client-IP limits ([`crate::ip_limit`], 429), then client
 //!    key → its [`crate::context::Tenant`], recorded in the context (401);
-//! 4. body: size limit (413) and slow-client timeout (408);
+//! 4. body: size limit (413) and slow-client timeout (408); before it,
+//!    [`crate::admission`] refuses a priority being shed and reserves the
+//!    body's bytes against the memory budget (503);
 //! 5. inspect: JSON validity and nesting depth, `model`, `stream`, the
 //!    types of the fields the endpoint requires (400);
 //! 6. route: public model (404; also for a model the key may not use),
 //!    then the key's limits ([`crate::limit`]): requests and tokens per
 //!    minute (429), and the `x-ratelimit-*` headers on the answer;
-//! 7. the attempt loop ([`crate::attempt::Call`]): balance, attempts,
+//! 7. admission: a global in-flight slot, or a place in the priority
+//!    queue (503 when shed); the slot and the reservation are held until
+//!    the response body ends;
+//! 8. the attempt loop ([`crate::attempt::Call`]): balance, attempts,
 //!    relay, accounting.
 
 use std::convert::Infallible;
@@ -24,9 +29,10 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 
 use super::{reason, RequestBody, Side};
+use crate::admission::memory::{collect, Collect};
+use crate::admission::Hold;
 use crate::attempt::Call;
 use crate::body::ProxyBody;
 use crate::context::RequestContext;
@@ -162,7 +168,14 @@ pub async fn handle(
                 let model: std::sync::Arc<str> = "-".into();
                 gw.metrics()
                     .request(&model, e.status.as_u16(), started.elapsed().as_secs_f64());
-                tracing::info!(message = "Request rejected.", request_id = ?ctx.id, key_id = ctx.key_id(), status = e.status.as_u16(), error = %e.message);
+                if e.code == Some("overloaded") {
+                    // Counted in lifeline_admission_shed_total, and shedding
+                    // starting or easing is logged once: a surge must not
+                    // flood the log with one line per refusal.
+                    tracing::debug!(message = "Request shed.", request_id = ?ctx.id, key_id = ctx.key_id(), error = %e.message);
+                } else {
+                    tracing::info!(message = "Request rejected.", request_id = ?ctx.id, key_id = ctx.key_id(), status = e.status.as_u16(), error = %e.message);
+                }
                 e.into_response()
             }
         },
@@ -193,28 +206,43 @@ async fn data(
             ApiError::too_large(limit),
         ));
     }
+    // Admission, before the body is read: a priority being shed is refused
+    // without reading anything, and the body's bytes are reserved against
+    // the memory budget before they are buffered (the slot itself is taken
+    // below, after inspect: a slow uploader holds budgeted bytes, not one
+    // of the gateway's slots, and the queue wait can be bounded by the
+    // model's request deadline).
+    let (admission, priority) = (gw.admission(), ctx.priority());
+    admission.check(priority)?;
+    // A declared body is reserved twice, in one step: as read, and as the
+    // copy sent upstream (with the upstream model name spliced in).
+    let copy = declared.unwrap_or(0);
+    let memory = admission.reserve(priority, 2 * copy)?;
     let body = match tokio::time::timeout(
         server.body_read_timeout,
-        Limited::new(req.into_body(), limit).collect(),
+        collect(req.into_body(), limit, declared, copy, &memory),
     )
     .await
     {
         Err(_) => return Err(refused(gw, reason::BODY_TIMEOUT, ApiError::body_timeout())),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+        Ok(Err(Collect::TooLarge)) => {
             return Err(refused(
                 gw,
                 reason::BODY_TOO_LARGE,
                 ApiError::too_large(limit),
             ))
         }
-        Ok(Err(e)) => {
+        Ok(Err(Collect::Memory(shed))) => return Err(shed.into()),
+        Ok(Err(Collect::Read(e))) => {
             return Err(ApiError::bad_request(
                 format!("The request body could not be read: {e}."),
                 None,
             ))
         }
-        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Ok(body)) => body,
     };
+    memory.resize(memory.bytes().saturating_sub(copy) + body.len() as u64)?;
+    memory.set_spare(body.len() as u64);
     let inspected = crate::request::inspect_within(endpoint, &body, server.max_json_depth)
         .map_err(|e| match e.code {
             Some(crate::request::JSON_TOO_DEEP) => refused(gw, reason::JSON_DEPTH, e),
@@ -229,6 +257,18 @@ async fn data(
         Ok(grant) => grant,
         Err(refused) => return Ok(*refused),
     };
+    // The global slot last: a key over its own limits takes no place in
+    // the queue. A shed request's token charge is refunded.
+    let deadline = ctx.started + model.policy.request_timeout;
+    let permit = match admission.admit(priority, deadline).await {
+        Ok(permit) => permit,
+        Err(shed) => {
+            if let Some(charge) = ctx.charge.take() {
+                charge.settle(0);
+            }
+            return Err(shed.into());
+        }
+    };
     let call = Call {
         metrics: gw.metrics().clone(),
         model: model.clone(),
@@ -236,6 +276,10 @@ async fn data(
         body,
         inspected,
         ctx: ctx.clone(),
+        hold: Hold {
+            permit: Some(permit),
+            memory: Some(memory),
+        },
     };
     // Boxed: the attempt loop's state is a few KiB, and hyper moves the
     // whole request future into its dispatcher once per request; boxed,

@@ -121,6 +121,7 @@ pub struct Metrics {
     deployment_in_flight: Family<Dep, Gauge>,
     breaker: Family<Dep, Gauge>,
     latency_p99: Family<DepKind, Gauge<f64, AtomicU64>>,
+    admission: super::admission::AdmissionMetrics,
     key_requests: Family<Key, Counter>,
     rate_limited: Family<KeyKind, Counter>,
     key_tokens: Family<Key, Counter>,
@@ -166,6 +167,7 @@ impl Metrics {
             deployment_in_flight: Family::default(),
             breaker: Family::default(),
             latency_p99: Family::default(),
+            admission: super::admission::AdmissionMetrics::new(&mut registry),
             auth_failures: Counter::default(),
             ip_rate_limited: Family::default(),
             key_requests: Family::default(),
@@ -472,6 +474,11 @@ impl Metrics {
                 kind,
             })
             .clone()
+    }
+
+    /// Global admission's and the memory budget's metrics.
+    pub fn admission(&self) -> &super::admission::AdmissionMetrics {
+        &self.admission
     }
 
     /// Prometheus text exposition.

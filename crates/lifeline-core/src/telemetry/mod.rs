@@ -6,6 +6,7 @@
 //! recording a metric on the hot path allocates nothing. The SLI counters
 //! ([`sli`]) are plain atomics the status side samples.
 
+pub mod admission;
 mod metrics;
 pub mod sli;
 

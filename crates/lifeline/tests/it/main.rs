@@ -5,8 +5,9 @@
 // The whole crate is test code: a panic is a failed test with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod admin_keys;
 mod adaptive;
+mod admin_keys;
+mod admission;
 mod api;
 mod breaker;
 mod browser;

@@ -1,0 +1,329 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame};
+
+use super::memory::{collect, Collect};
+use super::*;
+
+fn cfg(max_in_flight: usize, max_queue: usize) -> AdmissionConfig {
+    AdmissionConfig {
+        max_in_flight,
+        max_queue,
+        queue_timeout: Duration::from_secs(5),
+        target_delay: Duration::from_millis(100),
+        interval: Duration::from_secs(1),
+        memory_budget_bytes: 1000,
+    }
+}
+
+fn admission(c: &AdmissionConfig) -> (Admission, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::new());
+    (Admission::new(c, metrics.clone()), metrics)
+}
+
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(3600)
+}
+
+/// Queues a request of priority `p` in a task; its answer comes back on the
+/// returned handle (the permit is held until the task's result is dropped).
+fn queue(a: &Admission, p: Priority) -> tokio::task::JoinHandle<Result<Permit, Shed>> {
+    let a = a.clone();
+    tokio::spawn(async move { a.admit(p, far()).await })
+}
+
+/// Lets spawned tasks run up to their next wait.
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn free_slots_admit_at_once_and_are_released_on_drop() {
+    let (a, _) = admission(&cfg(2, 10));
+    let p1 = a.admit(Priority::Batch, far()).await.unwrap();
+    let p2 = a.admit(Priority::Batch, far()).await.unwrap();
+    assert_eq!(a.in_flight(), 2);
+    drop(p1);
+    assert_eq!(a.in_flight(), 1);
+    drop(p2);
+    assert_eq!((a.in_flight(), a.queued()), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_queue_serves_by_priority_then_first_come() {
+    let (a, _) = admission(&cfg(1, 10));
+    let held = a.admit(Priority::Standard, far()).await.unwrap();
+    let b1 = queue(&a, Priority::Batch);
+    settle().await;
+    let s1 = queue(&a, Priority::Standard);
+    settle().await;
+    let c1 = queue(&a, Priority::Critical);
+    settle().await;
+    let c2 = queue(&a, Priority::Critical);
+    settle().await;
+    assert_eq!(a.queued(), 4);
+    drop(held);
+    let order = [c1, c2, s1, b1];
+    for (i, h) in order.into_iter().enumerate() {
+        let permit = h.await.unwrap().unwrap_or_else(|e| panic!("#{i}: {e:?}"));
+        assert_eq!(a.in_flight(), 1, "#{i}");
+        assert_eq!(a.queued(), 3 - i);
+        drop(permit);
+    }
+    assert_eq!((a.in_flight(), a.queued()), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_refuses_the_lowest_class_first() {
+    let (a, m) = admission(&cfg(1, 2));
+    let _held = a.admit(Priority::Critical, far()).await.unwrap();
+    let b = queue(&a, Priority::Batch);
+    settle().await;
+    let s = queue(&a, Priority::Standard);
+    settle().await;
+    // Full: a critical arrival displaces the batch request.
+    let c = queue(&a, Priority::Critical);
+    settle().await;
+    let shed = b.await.unwrap().unwrap_err();
+    assert_eq!(
+        (shed.reason, shed.priority),
+        (ShedReason::QueueFull, Priority::Batch)
+    );
+    assert!(shed.retry_after >= Duration::from_secs(1));
+    // Full of standard and critical: a batch arrival is refused itself, at once.
+    let shed = a.admit(Priority::Batch, far()).await.unwrap_err();
+    assert_eq!(shed.reason, ShedReason::QueueFull);
+    // A standard arrival cannot displace an equal class.
+    let shed = a.admit(Priority::Standard, far()).await.unwrap_err();
+    assert_eq!(shed.reason, ShedReason::QueueFull);
+    assert_eq!(a.queued(), 2);
+    assert!(!c.is_finished() && !s.is_finished());
+    let text = m.encode();
+    assert!(
+        text.contains("lifeline_admission_shed_total{priority=\"batch\",reason=\"queue_full\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("lifeline_admission_queue_depth{priority=\"critical\"} 1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_request_waits_until_its_queue_deadline_at_most() {
+    let (a, _) = admission(&cfg(1, 10));
+    let _held = a.admit(Priority::Critical, far()).await.unwrap();
+    let start = Instant::now();
+    // The request's own deadline (1 s) is before queue_timeout (5 s).
+    let shed = a
+        .admit(Priority::Critical, start + Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(shed.reason, ShedReason::QueueTimeout);
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    // queue_timeout bounds a later deadline.
+    let start = Instant::now();
+    let shed = a.admit(Priority::Critical, far()).await.unwrap_err();
+    assert_eq!(shed.reason, ShedReason::QueueTimeout);
+    assert_eq!(start.elapsed(), Duration::from_secs(5));
+    assert_eq!(a.queued(), 0, "a request that gave up leaves the queue");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_goes_away_leaves_the_queue_and_its_slot_goes_on() {
+    let (a, _) = admission(&cfg(1, 10));
+    let held = a.admit(Priority::Critical, far()).await.unwrap();
+    let gone = queue(&a, Priority::Critical);
+    settle().await;
+    let next = queue(&a, Priority::Batch);
+    settle().await;
+    gone.abort();
+    settle().await;
+    assert_eq!(a.queued(), 1);
+    drop(held);
+    let p = next.await.unwrap().unwrap();
+    assert_eq!(a.in_flight(), 1);
+    drop(p);
+    assert_eq!(a.in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standing_queue_sheds_batch_first_then_standard_never_critical() {
+    let (a, m) = admission(&cfg(1, 100));
+    let held = a.admit(Priority::Critical, far()).await.unwrap();
+    let batch = queue(&a, Priority::Batch);
+    settle().await;
+    let standard = queue(&a, Priority::Standard);
+    settle().await;
+    let critical = queue(&a, Priority::Critical);
+    settle().await;
+    assert_eq!(a.shedding(), None);
+    // Above target (100 ms) for less than an interval: a burst, not shed.
+    tokio::time::advance(Duration::from_millis(500)).await;
+    let probe = queue(&a, Priority::Critical);
+    settle().await;
+    assert_eq!(a.shedding(), None);
+    assert!(!batch.is_finished());
+    // A whole interval above target: batch is shed, queued and new.
+    tokio::time::advance(Duration::from_millis(1000)).await;
+    let probe2 = queue(&a, Priority::Critical);
+    settle().await;
+    assert_eq!(a.shedding(), Some(Priority::Batch));
+    let shed = batch.await.unwrap().unwrap_err();
+    assert_eq!(
+        (shed.reason, shed.priority),
+        (ShedReason::Overload, Priority::Batch)
+    );
+    assert!(shed.retry_after >= Duration::from_secs(1));
+    let shed = a.check(Priority::Batch).unwrap_err();
+    assert_eq!(shed.reason, ShedReason::Overload);
+    let shed = a.admit(Priority::Batch, far()).await.unwrap_err();
+    assert_eq!(shed.reason, ShedReason::Overload);
+    assert!(a.check(Priority::Standard).is_ok());
+    assert!(!standard.is_finished());
+    // Another interval above target: standard too; critical stays queued.
+    tokio::time::advance(Duration::from_millis(1100)).await;
+    let probe3 = queue(&a, Priority::Critical);
+    settle().await;
+    assert_eq!(a.shedding(), Some(Priority::Standard));
+    assert_eq!(
+        standard.await.unwrap().unwrap_err().reason,
+        ShedReason::Overload
+    );
+    tokio::time::advance(Duration::from_millis(1100)).await;
+    let probe4 = queue(&a, Priority::Critical);
+    settle().await;
+    assert_eq!(
+        a.shedding(),
+        Some(Priority::Standard),
+        "critical is never shed"
+    );
+    assert_eq!(a.queued(), 5);
+    let text = m.encode();
+    assert!(text.contains("lifeline_admission_shedding 2"), "{text}");
+    assert!(
+        text.contains("lifeline_admission_shed_total{priority=\"batch\",reason=\"overload\"} 3")
+    );
+    // The queue drains: the delay falls below target, and each calm
+    // interval restores one class.
+    drop(held);
+    for h in [critical, probe, probe2, probe3, probe4] {
+        drop(h.await.unwrap().unwrap());
+    }
+    assert_eq!((a.in_flight(), a.queued()), (0, 0));
+    // With capacity free, even a shed class is admitted (it need not queue).
+    assert!(a.check(Priority::Batch).is_ok());
+    let hold = a.admit(Priority::Critical, far()).await.unwrap();
+    tokio::time::advance(Duration::from_millis(1100)).await;
+    let calm = queue(&a, Priority::Critical);
+    settle().await;
+    assert_eq!(a.shedding(), Some(Priority::Batch));
+    drop(hold);
+    drop(calm.await.unwrap().unwrap());
+    let hold = a.admit(Priority::Critical, far()).await.unwrap();
+    tokio::time::advance(Duration::from_millis(1100)).await;
+    let calm = queue(&a, Priority::Standard);
+    settle().await;
+    assert_eq!(a.shedding(), None);
+    drop(hold);
+    drop(calm.await.unwrap().unwrap());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_higher_limit_on_reload_admits_queued_requests() {
+    let (a, _) = admission(&cfg(1, 10));
+    let _held = a.admit(Priority::Critical, far()).await.unwrap();
+    let waiting = queue(&a, Priority::Batch);
+    settle().await;
+    a.configure(&cfg(2, 10));
+    let p = waiting.await.unwrap().unwrap();
+    assert_eq!(a.in_flight(), 2);
+    drop(p);
+}
+
+/// A body that yields the given chunks.
+struct Chunks(VecDeque<Bytes>);
+
+impl Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+    }
+}
+
+fn chunks(sizes: &[usize]) -> Chunks {
+    Chunks(sizes.iter().map(|n| Bytes::from(vec![b'x'; *n])).collect())
+}
+
+#[tokio::test]
+async fn bodies_are_reserved_before_they_are_buffered() {
+    let (a, m) = admission(&cfg(10, 10));
+    let r1 = a.reserve(Priority::Standard, 0).unwrap();
+    // One frame: kept as it came, reserved exactly.
+    let b = collect(chunks(&[600]), 10_000, Some(600), 0, &r1)
+        .await
+        .unwrap();
+    assert_eq!((b.len(), r1.bytes(), a.memory_used()), (600, 600, 600));
+    // A declared length that does not fit is refused before any read.
+    let r2 = a.reserve(Priority::Batch, 0).unwrap();
+    match collect(chunks(&[500]), 10_000, Some(500), 0, &r2).await {
+        Err(Collect::Memory(shed)) => {
+            assert_eq!(
+                (shed.reason, shed.priority),
+                (ShedReason::Memory, Priority::Batch)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // No declared length: the reservation grows as chunks arrive, and
+    // stops the read when the budget is spent.
+    match collect(chunks(&[100, 100, 100, 100, 100]), 10_000, None, 0, &r2).await {
+        Err(Collect::Memory(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(a.memory_used() <= 1000);
+    drop(r2);
+    assert_eq!(a.memory_used(), 600);
+    drop(r1);
+    assert_eq!(a.memory_used(), 0);
+    // Chunks that fit are joined, their buffer reserved.
+    let r3 = a.reserve(Priority::Standard, 0).unwrap();
+    let b = collect(chunks(&[100, 200, 50]), 10_000, None, 0, &r3)
+        .await
+        .unwrap();
+    assert_eq!(b.len(), 350);
+    assert!(r3.bytes() >= 350 && r3.bytes() <= 1000, "{}", r3.bytes());
+    // The size limit is its own error.
+    let r4 = a.reserve(Priority::Standard, 0).unwrap();
+    assert!(matches!(
+        collect(chunks(&[100, 100]), 150, None, 0, &r4).await,
+        Err(Collect::TooLarge)
+    ));
+    drop((r3, r4));
+    assert_eq!(a.memory_used(), 0);
+    // A spent budget refuses new requests at once.
+    let r5 = a.reserve(Priority::Critical, 0).unwrap();
+    r5.resize(1000).unwrap();
+    assert_eq!(
+        a.reserve(Priority::Critical, 0).unwrap_err().reason,
+        ShedReason::Memory
+    );
+    let text = m.encode();
+    assert!(
+        text.contains("lifeline_memory_reserved_bytes 1000"),
+        "{text}"
+    );
+    assert!(text.contains("lifeline_memory_budget_bytes 1000"));
+    assert!(
+        text.contains("lifeline_admission_shed_total{priority=\"critical\",reason=\"memory\"} 1")
+    );
+}
