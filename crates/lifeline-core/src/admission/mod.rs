@@ -192,6 +192,29 @@ impl Admission {
         inner.drain(&mut st, Instant::now());
     }
 
+    /// Sets the in-flight limit in force, below the configured
+    /// `max_in_flight` (the gateway follows its deployments' limits with
+    /// it); a higher one admits queued requests at once.
+    pub fn set_limit(&self, limit: usize) {
+        let inner = &self.inner;
+        let limit = limit.max(1);
+        if inner.limit.swap(limit, Ordering::SeqCst) == limit {
+            return;
+        }
+        inner
+            .metrics
+            .admission()
+            .limit
+            .set(i64::try_from(limit).unwrap_or(i64::MAX));
+        let mut st = inner.lock();
+        inner.drain(&mut st, Instant::now());
+    }
+
+    /// The in-flight limit in force.
+    pub fn limit(&self) -> usize {
+        self.inner.limit.load(Ordering::SeqCst)
+    }
+
     /// Permits held now.
     pub fn in_flight(&self) -> usize {
         self.inner.in_flight.load(Ordering::SeqCst)

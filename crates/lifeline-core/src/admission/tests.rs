@@ -13,6 +13,7 @@ use super::*;
 fn cfg(max_in_flight: usize, max_queue: usize) -> AdmissionConfig {
     AdmissionConfig {
         max_in_flight,
+        follow_deployments: false,
         max_queue,
         queue_timeout: Duration::from_secs(5),
         target_delay: Duration::from_millis(100),

@@ -234,6 +234,10 @@ pub struct AdmissionConfig {
     /// Client requests served at once, gateway-wide (`max_in_flight`,
     /// default 1024); more wait in the queue.
     pub max_in_flight: usize,
+    /// Whether the in-flight limit also follows the deployments' own
+    /// (`follow_deployments`, default true): the sum of their current
+    /// concurrency limits, when every deployment has one.
+    pub follow_deployments: bool,
     /// Requests that may wait for a slot (`max_queue`, default 1024; 0: none
     /// wait, a request beyond `max_in_flight` is refused at once).
     pub max_queue: usize,
@@ -255,6 +259,7 @@ impl Default for AdmissionConfig {
     fn default() -> Self {
         Self {
             max_in_flight: 1024,
+            follow_deployments: true,
             max_queue: 1024,
             queue_timeout: Duration::from_secs(5),
             target_delay: Duration::from_millis(100),

@@ -90,6 +90,7 @@ pub(super) struct RawServer {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RawAdmission {
     pub max_in_flight: Option<Spanned<u64>>,
+    pub follow_deployments: Option<Spanned<bool>>,
     pub max_queue: Option<Spanned<u64>>,
     pub queue_timeout_ms: Option<Spanned<u64>>,
     pub target_delay_ms: Option<Spanned<u64>>,

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 mod apply;
+mod capacity;
 mod events;
 mod prober;
 mod simulated;
@@ -144,6 +145,7 @@ impl Gateway {
         };
         gw.apply(config).await?;
         gw.spawn_prober();
+        gw.spawn_capacity_follower();
         Ok(gw)
     }
 

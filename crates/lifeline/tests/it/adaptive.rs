@@ -16,13 +16,17 @@ use tokio::time::Instant;
 use crate::harness::{error_code, mocks, Env};
 
 /// One model `m` on `p0/up-0`, with `server` lines and `provider` lines.
+/// Admission does not follow the deployments' limits here: these tests
+/// look at the deployment layer itself, which admission's priority queue
+/// would otherwise shield (`admission::the_admission_limit_follows_the_deployments`).
 fn config(mock: &MockHandle, server: &str, provider: &str) -> String {
     format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nauth = \"none\"\n{server}\n\n\
          [admin]\ntoken = \"admin-secret\"\n\n\
          [health]\nfailure_rate = 1.0\nconsecutive_failures = 1000\nmin_requests = 1000\n\n\
          [[providers]]\nname = \"p0\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n{provider}\n\n\
-         [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p0\", model = \"up-0\" }} ] ]\n",
+         [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p0\", model = \"up-0\" }} ] ]\n\n\
+         [admission]\nfollow_deployments = false\n",
         mock.base_url()
     )
 }

@@ -440,3 +440,58 @@ async fn a_flood_of_maximum_size_bodies_stays_within_the_memory_budget() {
     assert_eq!(small.status(), 200);
     drop(proc);
 }
+
+/// Admission's limit follows the deployments' own: the sum of their
+/// in-flight limits (here their providers' `max_concurrency`), without the
+/// drained ones, under `max_in_flight`; and only `max_in_flight` with
+/// `follow_deployments = false`.
+#[tokio::test]
+async fn the_admission_limit_follows_the_deployments() {
+    init();
+    let limit_within = |env: &Env, want: usize| {
+        let gw = env.gw.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while gw.admission().limit() != want && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            gw.admission().limit()
+        }
+    };
+    for (follow, want, drained) in [(true, 7, 3), (false, 1024, 1024)] {
+        let m = mocks(2).await;
+        let models = "[[models]]\nname = \"m\"\ntiers = [ [ { provider = \"p0\", model = \"up-0\" }, { provider = \"p1\", model = \"up-1\" } ] ]\n";
+        let toml = config(&m, "", models)
+            .replace(
+                "sk-upstream-0\"\n",
+                "sk-upstream-0\"\nmax_concurrency = 3\n",
+            )
+            .replace(
+                "sk-upstream-1\"\n",
+                "sk-upstream-1\"\nmax_concurrency = 4\n",
+            )
+            + &format!("\n[admission]\nfollow_deployments = {follow}\n");
+        let env = Env::boot(&toml, m).await;
+        assert_eq!(limit_within(&env, want).await, want, "follow = {follow}");
+        assert!(env.gw.set_drained("p1/up-1", true).await.is_some());
+        assert_eq!(
+            limit_within(&env, drained).await,
+            drained,
+            "follow = {follow}, drained"
+        );
+        let metrics = env
+            .client
+            .get(env.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            metric(&metrics, "lifeline_admission_limit "),
+            drained as f64
+        );
+        env.stop().await;
+    }
+}

@@ -64,8 +64,15 @@ async fn waiting_for_a_slot_is_bounded_by_the_deadline() {
     assert_eq!(status, 200, "{body}");
     for (status, headers, body) in answers {
         assert_eq!(status, 503, "{body}");
-        assert_eq!(crate::harness::error_code(&body), "at_capacity");
-        assert_eq!(headers["x-lifeline-attempts"], "0");
+        // The wait happens in admission's queue (its limit follows the
+        // deployment's, 1: `overloaded`), or at the deployment itself
+        // (`at_capacity`); either way no attempt was made.
+        let code = crate::harness::error_code(&body);
+        assert!(
+            matches!(code.as_str(), "overloaded" | "at_capacity"),
+            "{body}"
+        );
+        assert!(headers.get("x-lifeline-attempts").is_none_or(|v| v == "0"));
         assert!(headers.contains_key("retry-after"));
     }
     assert_eq!(env.mocks[0].stats().requests, 1);

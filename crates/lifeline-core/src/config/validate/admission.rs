@@ -76,6 +76,10 @@ impl Validator<'_> {
         }
         AdmissionConfig {
             max_in_flight: usize::try_from(max_in_flight).unwrap_or(usize::MAX),
+            follow_deployments: raw
+                .follow_deployments
+                .as_ref()
+                .map_or(d.follow_deployments, |f| *f.get_ref()),
             max_queue: usize::try_from(max_queue).unwrap_or(usize::MAX),
             queue_timeout,
             target_delay,
