@@ -10,6 +10,13 @@
 #   streaming, against the shared harness's nginx mock upstream. The status
 #   side runs, as in production (LIFELINE_BENCH_STATUS=off turns it off);
 #   its store is in bench/out/instructions, created afresh for each mode.
+#   LIFELINE_BENCH_PROTECTION=on runs the issue-10 protection layers as a
+#   production gateway would: auth = "keys" with wrk's key (sk-bench) in
+#   [[keys]], critical priority, limited to both models, with rpm and tpm
+#   (high enough never to refuse: the budgets are charged and settled on
+#   every request), per-IP brute-force tracking, admission following the
+#   deployments. Default off: auth = "none", no key, no limits (admission's
+#   fast path still runs; it cannot be switched off).
 # needs: valgrind, nginx (Debian nginx-light), wrk, curl, python3.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,6 +36,23 @@ MPORT=18190 PPORT=18191 LPORT=18192 APORT=18193
 python3 "$HARNESS/make-nginx-conf.py" "$OUT" "$MPORT" "$PPORT" >/dev/null
 bash "$root/bench/lifeline-config.sh" "$LPORT" "$APORT" "$MPORT" "$OUT" \
   "${LIFELINE_BENCH_STATUS:-on}" >"$OUT/lifeline.toml"
+case ${LIFELINE_BENCH_PROTECTION:-off} in
+  on)
+    sed -i 's/^auth = "none"$/auth = "keys"/' "$OUT/lifeline.toml"
+    cat >>"$OUT/lifeline.toml" <<'TOML'
+
+[[keys]]
+name = "bench"
+key = "sk-bench"
+priority = "critical"
+rpm = 1000000000
+tpm = 1000000000000
+models = ["bench", "bench-stream"]
+TOML
+    ;;
+  off) ;;
+  *) echo "instructions: LIFELINE_BENCH_PROTECTION must be on or off" >&2; exit 2 ;;
+esac
 
 cleanup() {
   cg_stop

@@ -5,10 +5,15 @@
 # usage: bench/surge.sh [SECONDS_PER_LEVEL] [LEVELS]
 #   SECONDS_PER_LEVEL default 10; LEVELS default "0.5 1 2 5 10".
 #
-# The simulated provider (`lifeline mock`, 100 ms per answer) sits behind a
+# The simulated provider (`lifeline mock --latency-ms 100`) sits behind a
 # deployment capped at max_concurrency = 16, so the system's capacity is
-# about 160 requests/s whatever the CPU. Three keys, one per priority class
-# (critical, standard, batch), share the load 20/50/30. Capacity is measured
+# about 80 requests/s whatever the CPU (100 ms added latency plus 16 tokens
+# at the mock's 200 tokens/s: about 200 ms an answer). Three keys, one per
+# priority class (critical, standard, batch), share the load 5/35/60
+# (SURGE_MIX): the surge is mostly standard and batch traffic, and at 10x
+# the critical share alone is half the capacity (with 20/50/30, critical
+# alone would be twice the capacity at 10x, and no admission policy can
+# serve twice its capacity). Capacity is measured
 # first (closed loop, 64 clients: goodput with everything admitted that can
 # be); then each level offers MULT x capacity open-loop (examples/surge.rs:
 # a request every 1/R s whatever the answers do). Per level: goodput, per
@@ -86,7 +91,7 @@ for _ in $(seq 100); do
 done
 keys="critical=$SURGE_CRITICAL,standard=$SURGE_STANDARD,batch=$SURGE_BATCH"
 url="http://127.0.0.1:$LPORT/v1/chat/completions"
-gen() { taskset -c 1 "$GEN" "$@" --url "$url" --keys "$keys" --seconds "$D"; }
+gen() { taskset -c 1 "$GEN" "$@" --url "$url" --keys "$keys" --mix "${SURGE_MIX:-5,35,60}" --seconds "$D"; }
 peak_reset() { echo 5 >"/proc/$LPID/clear_refs" 2>/dev/null || true; }
 peak_kib() { awk '/VmHWM/ {print $2}' "/proc/$LPID/status"; }
 
