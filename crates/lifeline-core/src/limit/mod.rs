@@ -275,6 +275,8 @@ fn refusal_error(tenant: &Tenant, r: &Refusal) -> ApiError {
 }
 
 fn headers(h: &mut HeaderMap, requests: Option<Quota>, tokens: Option<Quota>) {
+    // Room for all six at once: growing the map mid-way rehashes it.
+    h.reserve(3 * (usize::from(requests.is_some()) + usize::from(tokens.is_some())));
     for (q, [limit, remaining, reset]) in [
         (
             requests,
@@ -285,8 +287,11 @@ fn headers(h: &mut HeaderMap, requests: Option<Quota>, tokens: Option<Quota>) {
         let Some(q) = q else { continue };
         h.insert(limit, HeaderValue::from(q.limit));
         h.insert(remaining, HeaderValue::from(q.remaining));
-        if let Ok(v) = HeaderValue::from_str(&reset_format(q.reset)) {
-            h.insert(reset, v);
+        let mut buf = ResetBuf::default();
+        if write_reset(&mut buf, q.reset).is_ok() {
+            if let Ok(v) = HeaderValue::from_bytes(buf.as_bytes()) {
+                h.insert(reset, v);
+            }
         }
     }
 }
@@ -294,29 +299,74 @@ fn headers(h: &mut HeaderMap, requests: Option<Quota>, tokens: Option<Quota>) {
 /// A duration as OpenAI writes its resets (Go's format, to the
 /// millisecond): `20ms`, `1s`, `1.5s`, `6m0s`, `1h2m3.004s`.
 pub fn reset_format(d: Duration) -> String {
+    let mut buf = ResetBuf::default();
+    match write_reset(&mut buf, d) {
+        Ok(()) => String::from_utf8_lossy(buf.as_bytes()).into_owned(),
+        Err(_) => String::new(),
+    }
+}
+
+/// [`reset_format`] into a buffer on the stack: it runs for every answer
+/// of a limited key, twice, and `format!` allocated four strings a time.
+fn write_reset(out: &mut ResetBuf, d: Duration) -> std::fmt::Result {
+    use std::fmt::Write;
     let ms = d.as_millis();
     if ms == 0 {
-        return "0s".into();
+        return out.write_str("0s");
     }
     if ms < 1000 {
-        return format!("{ms}ms");
+        return write!(out, "{ms}ms");
     }
     let (h, m) = (ms / 3_600_000, ms / 60_000 % 60);
-    let (s, frac) = (ms / 1000 % 60, ms % 1000);
-    let mut out = String::new();
+    let (s, mut frac) = (ms / 1000 % 60, ms % 1000);
     if h > 0 {
-        out.push_str(&format!("{h}h"));
+        write!(out, "{h}h")?;
     }
     if h > 0 || m > 0 {
-        out.push_str(&format!("{m}m"));
+        write!(out, "{m}m")?;
     }
     if frac == 0 {
-        out.push_str(&format!("{s}s"));
-    } else {
-        let frac = format!("{frac:03}");
-        out.push_str(&format!("{s}.{}s", frac.trim_end_matches('0')));
+        return write!(out, "{s}s");
     }
-    out
+    // Milliseconds as a decimal fraction without trailing zeros.
+    let mut width = 3;
+    while frac % 10 == 0 {
+        frac /= 10;
+        width -= 1;
+    }
+    write!(out, "{s}.{frac:0width$}s")
+}
+
+/// A fixed buffer for [`write_reset`] (the longest reset, hours of them,
+/// fits in well under its size).
+struct ResetBuf {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl Default for ResetBuf {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 48],
+            len: 0,
+        }
+    }
+}
+
+impl ResetBuf {
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl std::fmt::Write for ResetBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 /// How often [`Local`] forgets the budgets of idle keys.
