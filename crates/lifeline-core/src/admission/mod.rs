@@ -22,7 +22,8 @@
 //!   critical is never shed for delay. Each interval with a sample below
 //!   target restores one class.
 //! - **Memory** ([`memory`]): request and response bodies are reserved
-//!   against `memory_budget_bytes` before they are buffered.
+//!   against `memory_budget_bytes` as they arrive, before they are
+//!   buffered; batch may fill 70 % of it, standard 90 %, critical all.
 //!
 //! Every refusal is a [`Shed`]: a 503 in OpenAI's shape with `Retry-After`,
 //! answered at once. The queue's lock is a plain mutex held for a few
@@ -242,12 +243,13 @@ impl Admission {
     }
 
     /// A memory reservation of `bytes` for a request of priority `p`, or a
-    /// refusal when the budget cannot hold them (or is spent already). It
-    /// grows as bodies are buffered ([`memory::collect`]) and is released
-    /// when dropped.
+    /// refusal when the budget cannot hold them (or the share of it that
+    /// `p` may fill, [`memory::SHARE_PERCENT`], is spent already). It grows
+    /// as bodies are buffered ([`memory::collect`]) and is released when
+    /// dropped.
     pub fn reserve(&self, p: Priority, bytes: u64) -> Result<Reservation, Shed> {
         let inner = &self.inner;
-        if inner.memory.exhausted() || !inner.memory.try_add(bytes, &inner.metrics) {
+        if inner.memory.exhausted(p) || !inner.memory.try_add(bytes, p, &inner.metrics) {
             tracing::debug!(
                 message = "Memory budget cannot hold a request.",
                 wanted = bytes,

@@ -3,7 +3,8 @@
 //! batch traffic is shed at once with 503 and `Retry-After`; a stream holds
 //! its slot to its end; a flood of maximum-size bodies (over HTTP/1.1
 //! connections, then as HTTP/2 streams of one connection) cannot push the
-//! real binary past its memory budget.
+//! real binary past its memory budget; clients that declare large bodies
+//! and send nothing hold none of it, while critical traffic succeeds.
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -494,4 +495,111 @@ async fn the_admission_limit_follows_the_deployments() {
         );
         env.stop().await;
     }
+}
+
+/// Clients that declare 16 MiB bodies and send nothing (over HTTP/1.1
+/// connections, and as HTTP/2 streams of one connection) reserve nothing
+/// of the memory budget: bytes are reserved as they arrive. A critical
+/// key's small requests meanwhile all succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_declared_uploads_hold_no_memory_and_critical_keeps_succeeding() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const MIB: u64 = 1 << 20;
+    let m = mocks(1).await;
+    // Without the fix, two silent uploads (2 × 16 MiB each, reserved up
+    // front) spend this budget for every priority.
+    let toml = config(
+        &m,
+        &format!("auth = \"keys\"\nmax_body_bytes = {}", 16 * MIB),
+        &one_tier(&m),
+    ) + &keys()
+        + &format!("\n[admission]\nmemory_budget_bytes = {}\n", 64 * MIB);
+    let env = Env::boot(&toml, m).await;
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: lifeline\r\nauthorization: Bearer {BATCH}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        16 * MIB
+    );
+    let mut silent = Vec::new();
+    for _ in 0..32 {
+        let mut s = tokio::net::TcpStream::connect(env.addr).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        silent.push(s);
+    }
+    let tcp = tokio::net::TcpStream::connect(env.addr).await.unwrap();
+    let (tx, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let streams: Vec<_> = (0..32)
+        .map(|_| {
+            let mut tx = tx.clone();
+            let never = http_body_util::StreamBody::new(futures::stream::pending::<
+                Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>,
+            >());
+            let req = http::Request::post(env.url("/v1/chat/completions"))
+                .header("authorization", format!("Bearer {BATCH}"))
+                .header("content-type", "application/json")
+                .header("content-length", 16 * MIB)
+                .body(never)
+                .unwrap();
+            tokio::spawn(async move { tx.send_request(req).await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    // The heads are in: every silent request waits for its body.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let used = env.gw.admission().memory_used();
+    assert!(used < MIB, "silent uploads reserved {used} bytes");
+    // Critical traffic, four at a time.
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+    let critical = (0..4).map(|_| {
+        let (client, url) = (env.client.clone(), env.url("/v1/chat/completions"));
+        async move {
+            let mut statuses = Vec::new();
+            for _ in 0..50 {
+                let resp = client
+                    .post(&url)
+                    .bearer_auth(CRITICAL)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .timeout(Duration::from_secs(30))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status().as_u16();
+                let text = resp.text().await.unwrap_or_default();
+                statuses.push((status, text));
+            }
+            statuses
+        }
+    });
+    let answers: Vec<_> = futures::future::join_all(critical)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+    let failed: Vec<_> = answers.iter().filter(|(s, _)| *s != 200).take(5).collect();
+    assert!(
+        ok * 100 >= answers.len() * 99,
+        "critical {ok}/{}: {failed:?}",
+        answers.len()
+    );
+    // The silent requests are still waiting for their bodies, holding
+    // nothing: none was answered.
+    for s in &mut silent {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_millis(10), s.read(&mut byte)).await;
+        assert!(read.is_err(), "a silent upload was answered: {read:?}");
+    }
+    assert!(streams.iter().all(|h| !h.is_finished()));
+    assert!(env.gw.admission().memory_used() < MIB);
+    for h in streams {
+        h.abort();
+    }
+    drop((silent, tx));
+    conn.abort();
+    env.stop().await;
 }
