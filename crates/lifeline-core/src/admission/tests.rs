@@ -428,3 +428,75 @@ fn each_priority_may_fill_its_share_of_the_budget() {
         "{text}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn shedding_ends_once_the_surge_is_over_without_a_queue_to_drain() {
+    let (a, m) = admission(&cfg(1, 100));
+    // A surge: the only slot held, a standing queue for a whole interval.
+    let held = a.admit(Priority::Critical, far()).await.unwrap();
+    let standard = queue(&a, Priority::Standard);
+    settle().await;
+    tokio::time::advance(Duration::from_millis(500)).await;
+    let probe = queue(&a, Priority::Critical);
+    settle().await;
+    tokio::time::advance(Duration::from_millis(1000)).await;
+    let probe2 = queue(&a, Priority::Critical);
+    settle().await;
+    assert_eq!(a.shedding(), Some(Priority::Batch));
+    // Traffic stops: the queue drains and every slot is released.
+    drop(held);
+    for h in [probe, probe2, standard] {
+        drop(h.await.unwrap().unwrap());
+    }
+    assert_eq!((a.in_flight(), a.queued()), (0, 0));
+    // Two intervals later, a batch request finds the gateway idle: it is
+    // admitted, and the shedding is over.
+    tokio::time::advance(Duration::from_millis(2100)).await;
+    assert!(a.check(Priority::Batch).is_ok());
+    let permit = a.admit(Priority::Batch, far()).await.unwrap();
+    assert_eq!(a.shedding(), None);
+    assert!(m.encode().contains("lifeline_admission_shedding 0"));
+    // A full gateway now queues batch again instead of refusing it.
+    let waiting = queue(&a, Priority::Batch);
+    settle().await;
+    assert_eq!(a.queued(), 1);
+    drop(permit);
+    drop(waiting.await.unwrap().unwrap());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shed_class_arriving_at_an_empty_full_gateway_eases_the_shedding() {
+    let (a, _) = admission(&cfg(1, 100));
+    let held = a.admit(Priority::Critical, far()).await.unwrap();
+    let standard = queue(&a, Priority::Standard);
+    settle().await;
+    tokio::time::advance(Duration::from_millis(500)).await;
+    let probe = queue(&a, Priority::Critical);
+    settle().await;
+    tokio::time::advance(Duration::from_millis(1000)).await;
+    let probe2 = queue(&a, Priority::Critical);
+    settle().await;
+    assert_eq!(a.shedding(), Some(Priority::Batch));
+    // The queued requests leave (their clients gone); the slot stays
+    // busy, as when batch alone keeps the gateway at capacity.
+    for h in [standard, probe, probe2] {
+        h.abort();
+    }
+    settle().await;
+    assert_eq!(a.queued(), 0);
+    // The first batch arrival is refused (the gateway is full, and the
+    // queue has been empty for less than an interval)...
+    assert_eq!(
+        a.check(Priority::Batch).unwrap_err().reason,
+        ShedReason::Overload
+    );
+    // ...and an interval of empty queue later, batch may queue again.
+    tokio::time::advance(Duration::from_millis(1100)).await;
+    assert!(a.check(Priority::Batch).is_ok());
+    assert_eq!(a.shedding(), None);
+    let waiting = queue(&a, Priority::Batch);
+    settle().await;
+    assert_eq!(a.queued(), 1);
+    drop(held);
+    drop(waiting.await.unwrap().unwrap());
+}
