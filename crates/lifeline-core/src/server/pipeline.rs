@@ -253,12 +253,14 @@ async fn data(
         return Err(ApiError::unknown_model(&inspected.model));
     };
     let (metrics, len) = (gw.metrics(), body.len());
-    let grant = match crate::limit::admit(gw.limiter(), metrics, ctx, endpoint, &inspected, len) {
+    let mut grant = match crate::limit::admit(gw.limiter(), metrics, ctx, endpoint, &inspected, len)
+    {
         Ok(grant) => grant,
         Err(refused) => return Ok(*refused),
     };
     // The global slot last: a key over its own limits takes no place in
-    // the queue. A shed request's token charge is refunded.
+    // the queue. A shed request is not made: its token charge and its
+    // request unit are refunded.
     let deadline = ctx.started + model.policy.request_timeout;
     let permit = match admission.admit(priority, deadline).await {
         Ok(permit) => permit,
@@ -266,6 +268,7 @@ async fn data(
             if let Some(charge) = ctx.charge.take() {
                 charge.settle(0);
             }
+            grant.refund_request();
             return Err(shed.into());
         }
     };

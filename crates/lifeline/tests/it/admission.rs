@@ -603,3 +603,63 @@ async fn silent_declared_uploads_hold_no_memory_and_critical_keeps_succeeding() 
     conn.abort();
     env.stop().await;
 }
+
+/// A request shed by admission is never made: its key's request unit is
+/// given back, so a key with `rpm = 1` that was shed is served when it
+/// retries, instead of being answered 429 for a request it never got.
+#[tokio::test]
+async fn a_shed_request_keeps_its_keys_rpm() {
+    let m = mocks(1).await;
+    crate::streaming::pace(&m[0], 10.0, 20);
+    let admission = "\n[admission]\nmax_in_flight = 1\nmax_queue = 0\nfollow_deployments = false\n";
+    let keys = keys().replace("priority = \"batch\"\n", "priority = \"batch\"\nrpm = 1\n");
+    assert!(keys.contains("rpm = 1"));
+    let toml = config(&m, "auth = \"keys\"", &one_tier(&m)) + &keys + admission;
+    let env = Env::boot(&toml, m).await;
+    // A critical stream takes the only slot.
+    let mut stream = env
+        .client
+        .post(env.url("/v1/chat/completions"))
+        .bearer_auth(CRITICAL)
+        .header("content-type", "application/json")
+        .body(crate::streaming::stream_body("m"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let batch = || async {
+        let resp = env
+            .client
+            .post(env.url("/v1/chat/completions"))
+            .bearer_auth(BATCH)
+            .header("content-type", "application/json")
+            .body(r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    };
+    // Shed (no slot, no queue), twice.
+    for _ in 0..2 {
+        let (status, body) = batch().await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(error_code(&body), "overloaded");
+    }
+    while stream.chunk().await.unwrap().is_some() {}
+    let released = async {
+        while env.gw.admission().in_flight() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), released)
+        .await
+        .expect("the stream's slot is released");
+    // The key's one request of the minute is still there.
+    let (status, body) = batch().await;
+    assert_eq!(status, 200, "{body}");
+    // And now it is spent.
+    let (status, body) = batch().await;
+    assert_eq!(status, 429, "{body}");
+    env.stop().await;
+}
