@@ -5,11 +5,18 @@
 //! spliced in, and a non-streaming answer is buffered whole to be checked
 //! (up to 64 MiB); on HTTP/2, 256 streams per connection may do so at once.
 //! Each request therefore holds a [`Reservation`] against
-//! `memory_budget_bytes`: made before anything is buffered (the declared
-//! `content-length` when there is one), grown before each buffer grows, and
-//! released when the response body ends or is dropped. A reservation the
-//! budget cannot hold is a [`Shed`] with reason `memory`: a 503 for that
-//! request, never an allocation the process cannot afford.
+//! `memory_budget_bytes`, grown before each buffer grows and released when
+//! the response body ends or is dropped. Bytes are reserved as they
+//! arrive, never on a client's word: a declared `content-length` only
+//! bounds how far a buffer grows (doubling with the data received), so a
+//! client that declares large bodies and sends nothing holds nothing. A
+//! reservation the budget cannot hold is a [`Shed`] with reason `memory`:
+//! a 503 for that request, never an allocation the process cannot afford.
+//!
+//! Priority headroom: a batch request's growth is refused once the budget
+//! is [`SHARE_PERCENT`]`[batch]` (70 %) used, a standard request's at 90 %,
+//! a critical request's only when the whole budget is spent; so a flood of
+//! large bodies from lower priorities leaves critical requests room.
 
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +29,11 @@ use http_body_util::BodyExt;
 use super::{Inner, Shed, ShedReason};
 use crate::config::Priority;
 use crate::telemetry::Metrics;
+
+/// The share of the memory budget, in percent, that requests of each
+/// priority (critical, standard, batch) may fill: a reservation may not
+/// grow past it, counting every request's bytes.
+pub const SHARE_PERCENT: [u64; 3] = [100, 90, 70];
 
 /// Bytes reserved, and the budget.
 pub(super) struct Budget {
@@ -41,17 +53,24 @@ impl Budget {
         self.limit.store(limit, Ordering::SeqCst);
     }
 
-    /// Whether nothing more fits.
-    pub(super) fn exhausted(&self) -> bool {
-        self.used.load(Ordering::SeqCst) >= self.limit.load(Ordering::SeqCst)
+    /// The bytes requests of priority `p` may fill ([`SHARE_PERCENT`]).
+    pub(super) fn limit_for(&self, p: Priority) -> u64 {
+        let limit = u128::from(self.limit.load(Ordering::Relaxed));
+        let share = u128::from(SHARE_PERCENT[p.index()]);
+        u64::try_from(limit * share / 100).unwrap_or(u64::MAX)
     }
 
-    /// Adds `n` bytes if they fit.
-    pub(super) fn try_add(&self, n: u64, metrics: &Metrics) -> bool {
+    /// Whether nothing more fits for priority `p`.
+    pub(super) fn exhausted(&self, p: Priority) -> bool {
+        self.used.load(Ordering::SeqCst) >= self.limit_for(p)
+    }
+
+    /// Adds `n` bytes for priority `p` if they fit in its share.
+    pub(super) fn try_add(&self, n: u64, p: Priority, metrics: &Metrics) -> bool {
         if n == 0 {
             return true;
         }
-        let limit = self.limit.load(Ordering::Relaxed);
+        let limit = self.limit_for(p);
         let ok = self
             .used
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
@@ -135,7 +154,10 @@ impl Reservation {
         let now = self.bytes();
         let inner = &self.inner;
         if total > now {
-            if !inner.memory.try_add(total - now, &inner.metrics) {
+            if !inner
+                .memory
+                .try_add(total - now, self.priority, &inner.metrics)
+            {
                 tracing::debug!(
                     message = "Memory budget cannot hold a body.",
                     reserved = now,
@@ -176,13 +198,16 @@ pub enum Collect<E> {
 }
 
 /// Reads `body` whole, up to `limit` bytes, reserving in `res` every byte
-/// it buffers before buffering it: the `expected` length (a declared
-/// `content-length`, capped at `limit`) at once, then each growth. Of what
-/// `res` holds on entry, `prepaid` bytes were reserved for this body
-/// already (with [`super::Admission::reserve`], in the same step as the
-/// rest of the request's bytes); the remainder stays reserved as it was. A
-/// body that arrives in one frame is kept as it came (no copy). On success
-/// the reservation holds the remainder plus the body's buffer.
+/// it buffers before buffering it, as the bytes arrive: nothing before the
+/// first frame, then each growth. The `expected` length (a declared
+/// `content-length`) only bounds how far the buffer grows at once: it
+/// doubles with the data received, up to `expected`, so a body that never
+/// comes holds nothing. Of what `res` holds on entry, `prepaid` bytes were
+/// reserved for this body already (the request's upstream copy, freed
+/// once sent, for its answer): the read uses them before it reserves more;
+/// the remainder stays reserved as it was. A body that arrives in one
+/// frame is kept as it came (no copy). On success the reservation holds
+/// the remainder plus the body's buffer.
 pub async fn collect<B>(
     body: B,
     limit: usize,
@@ -194,9 +219,16 @@ where
     B: Body<Data = Bytes>,
 {
     let base = res.bytes().saturating_sub(prepaid);
-    let limit64 = limit as u64;
-    let expected = expected.map(|e| e.min(limit64)).unwrap_or(0);
-    res.resize(base + expected).map_err(Collect::Memory)?;
+    // During the read the prepaid bytes stay held: the body may use them.
+    let hold = |held: usize| res.resize(base + (held as u64).max(prepaid));
+    // How far the buffer may grow at once: the declared length, else the
+    // limit.
+    let bound = expected
+        .and_then(|e| usize::try_from(e).ok())
+        .map_or(limit, |e| e.min(limit));
+    // Room for `need` bytes: twice the data so far, up to the bound, never
+    // less than `need`.
+    let room = |need: usize| need.max(need.saturating_mul(2).min(bound));
     let mut body = pin!(body);
     let mut first: Option<Bytes> = None;
     let mut buf: Option<BytesMut> = None;
@@ -215,22 +247,15 @@ where
         match (&mut buf, first.take()) {
             (None, None) => {
                 // Already held by `data`: account for it as it is.
-                let held = (len as u64).max(expected);
-                res.resize(base + held).map_err(Collect::Memory)?;
+                hold(len).map_err(Collect::Memory)?;
                 first = Some(data);
             }
             (None, Some(f)) => {
-                // The declared length, exactly; else room to grow.
-                let room = if expected > 0 {
-                    expected as usize
-                } else {
-                    2 * len
-                };
-                let cap = len.max(room).min(limit);
+                let cap = room(len);
                 // The frames being copied are the connection's read
                 // buffers, freed as they are consumed: the buffer is what
                 // this request holds.
-                res.resize(base + cap as u64).map_err(Collect::Memory)?;
+                hold(cap).map_err(Collect::Memory)?;
                 let mut b = BytesMut::with_capacity(cap);
                 b.extend_from_slice(&f);
                 b.extend_from_slice(&data);
@@ -239,34 +264,32 @@ where
             }
             (Some(b), _) => {
                 if b.capacity() - b.len() < data.len() {
-                    let want = (2 * b.capacity()).max(len).min(limit);
-                    // Old and new allocation live during the move.
-                    res.resize(base + (b.capacity() + want) as u64)
-                        .map_err(Collect::Memory)?;
-                    b.reserve(want - b.len());
+                    let want = room(len);
+                    // Old and new allocation live during the move; a new
+                    // buffer of exactly `want` (a `reserve` may take more).
+                    hold(b.capacity() + want).map_err(Collect::Memory)?;
+                    let mut nb = BytesMut::with_capacity(want);
+                    nb.extend_from_slice(&b[..]);
+                    *b = nb;
                 }
                 b.extend_from_slice(&data);
             }
         }
         if let Some(b) = &buf {
-            res.resize(base + b.capacity() as u64)
-                .map_err(Collect::Memory)?;
+            hold(b.capacity()).map_err(Collect::Memory)?;
         }
     }
-    let out = match (buf, first) {
+    let (out, held) = match (buf, first) {
         (Some(b), _) => {
             let cap = b.capacity() as u64;
-            res.resize(base + cap).map_err(Collect::Memory)?;
-            b.freeze()
+            (b.freeze(), cap)
         }
         (None, Some(f)) => {
-            res.resize(base + f.len() as u64).map_err(Collect::Memory)?;
-            f
+            let n = f.len() as u64;
+            (f, n)
         }
-        (None, None) => {
-            res.resize(base).map_err(Collect::Memory)?;
-            Bytes::new()
-        }
+        (None, None) => (Bytes::new(), 0),
     };
+    res.resize(base + held).map_err(Collect::Memory)?;
     Ok(out)
 }

@@ -20,9 +20,12 @@
 //!   refused, and its new arrivals are refused at once while they would
 //!   have to queue. Another interval above target sheds standard as well;
 //!   critical is never shed for delay. Each interval with a sample below
-//!   target restores one class.
+//!   target restores one class; while shedding, an empty queue is such a
+//!   sample (taken at arrivals and at permits' release), so shedding ends
+//!   when the surge does, not only when a queue drains.
 //! - **Memory** ([`memory`]): request and response bodies are reserved
-//!   against `memory_budget_bytes` before they are buffered.
+//!   against `memory_budget_bytes` as they arrive, before they are
+//!   buffered; batch may fill 70 % of it, standard 90 %, critical all.
 //!
 //! Every refusal is a [`Shed`]: a 503 in OpenAI's shape with `Retry-After`,
 //! answered at once. The queue's lock is a plain mutex held for a few
@@ -235,6 +238,8 @@ impl Admission {
     /// priority `p` whose class is being shed and that would have to queue.
     pub fn check(&self, p: Priority) -> Result<(), Shed> {
         let inner = &self.inner;
+        // While shedding, an empty queue is a sample below target.
+        inner.ease();
         if inner.is_shed(p) && (inner.waiting.load(Ordering::SeqCst) > 0 || inner.full()) {
             return Err(inner.refuse(p, ShedReason::Overload));
         }
@@ -242,12 +247,13 @@ impl Admission {
     }
 
     /// A memory reservation of `bytes` for a request of priority `p`, or a
-    /// refusal when the budget cannot hold them (or is spent already). It
-    /// grows as bodies are buffered ([`memory::collect`]) and is released
-    /// when dropped.
+    /// refusal when the budget cannot hold them (or the share of it that
+    /// `p` may fill, [`memory::SHARE_PERCENT`], is spent already). It grows
+    /// as bodies are buffered ([`memory::collect`]) and is released when
+    /// dropped.
     pub fn reserve(&self, p: Priority, bytes: u64) -> Result<Reservation, Shed> {
         let inner = &self.inner;
-        if inner.memory.exhausted() || !inner.memory.try_add(bytes, &inner.metrics) {
+        if inner.memory.exhausted(p) || !inner.memory.try_add(bytes, p, &inner.metrics) {
             tracing::debug!(
                 message = "Memory budget cannot hold a request.",
                 wanted = bytes,
@@ -276,6 +282,11 @@ impl Admission {
         let (rx, id, deadline) = {
             let mut st = inner.lock();
             let deadline = deadline.min(now + st.queue_timeout);
+            if inner.is_shed(p) && st.len == 0 {
+                // Nobody waits: a sample below target, which may end the
+                // shedding (no queue is left to drain and sample it).
+                inner.observe(&mut st, now);
+            }
             if inner.is_shed(p) {
                 drop(st);
                 return Err(inner.refuse(p, ShedReason::Overload));
@@ -356,6 +367,21 @@ impl Inner {
                 (n < limit).then_some(n + 1)
             })
             .is_ok()
+    }
+
+    /// While a class is shed and nobody waits, samples the (empty) queue:
+    /// the queueing delay is zero, below target, and each calm interval
+    /// restores a class even when no queue is left to drain. Two atomic
+    /// loads when not shedding.
+    fn ease(&self) {
+        if self.shed_from.load(Ordering::SeqCst) < NONE_SHED
+            && self.waiting.load(Ordering::SeqCst) == 0
+        {
+            let mut st = self.lock();
+            if st.len == 0 {
+                self.observe(&mut st, Instant::now());
+            }
+        }
     }
 
     /// Counts and builds a refusal.
@@ -558,6 +584,8 @@ impl Drop for Permit {
         if inner.waiting.load(Ordering::SeqCst) > 0 {
             let mut st = inner.lock();
             inner.drain(&mut st, Instant::now());
+        } else {
+            inner.ease();
         }
     }
 }

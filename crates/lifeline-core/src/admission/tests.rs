@@ -274,7 +274,8 @@ async fn bodies_are_reserved_before_they_are_buffered() {
         .await
         .unwrap();
     assert_eq!((b.len(), r1.bytes(), a.memory_used()), (600, 600, 600));
-    // A declared length that does not fit is refused before any read.
+    // A body that does not fit is refused as it arrives (batch may fill
+    // 70 % of the budget: 600 + 500 > 700).
     let r2 = a.reserve(Priority::Batch, 0).unwrap();
     match collect(chunks(&[500]), 10_000, Some(500), 0, &r2).await {
         Err(Collect::Memory(shed)) => {
@@ -327,4 +328,175 @@ async fn bodies_are_reserved_before_they_are_buffered() {
     assert!(
         text.contains("lifeline_admission_shed_total{priority=\"critical\",reason=\"memory\"} 1")
     );
+}
+
+/// A body that never arrives: pending forever after its head.
+struct Silent;
+
+impl Body for Silent {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Poll::Pending
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_declared_length_reserves_nothing_until_bytes_arrive() {
+    let (a, _) = admission(&cfg(10, 10));
+    // Many requests declaring bodies far beyond the budget, sending
+    // nothing: none of them holds a byte.
+    let mut silent = Vec::new();
+    for _ in 0..100 {
+        let r = a.reserve(Priority::Batch, 0).unwrap();
+        let read = tokio::spawn(async move {
+            let _ = collect(Silent, 1 << 30, Some(1 << 24), 0, &r).await;
+        });
+        silent.push(read);
+    }
+    settle().await;
+    assert_eq!(a.memory_used(), 0);
+    // A critical request still gets all of the budget.
+    let r = a.reserve(Priority::Critical, 0).unwrap();
+    let b = collect(chunks(&[400, 600]), 10_000, Some(1000), 0, &r)
+        .await
+        .unwrap();
+    assert_eq!((b.len(), r.bytes()), (1000, 1000));
+    for h in silent {
+        h.abort();
+    }
+}
+
+#[tokio::test]
+async fn the_buffer_grows_with_the_data_up_to_the_declared_length() {
+    let metrics = Arc::new(Metrics::new());
+    let mut c = cfg(10, 10);
+    c.memory_budget_bytes = 1 << 20;
+    let a = Admission::new(&c, metrics);
+    // A trickle under a large declared length: the buffer doubles with
+    // the data received, it is not sized by the declaration.
+    let r = a.reserve(Priority::Standard, 0).unwrap();
+    let b = collect(chunks(&[10, 10, 10]), 1 << 20, Some(100_000), 0, &r)
+        .await
+        .unwrap();
+    assert_eq!(b.len(), 30);
+    assert!(r.bytes() <= 80, "{}", r.bytes());
+    // Growth stops at the declared length: no slack beyond it.
+    let r = a.reserve(Priority::Standard, 0).unwrap();
+    let b = collect(chunks(&[300, 300, 300, 100]), 1 << 20, Some(1000), 0, &r)
+        .await
+        .unwrap();
+    assert_eq!((b.len(), r.bytes()), (1000, 1000));
+}
+
+#[test]
+fn each_priority_may_fill_its_share_of_the_budget() {
+    let (a, m) = admission(&cfg(10, 10));
+    // Batch stops at 70 %.
+    let batch = a.reserve(Priority::Batch, 700).unwrap();
+    assert_eq!(
+        a.reserve(Priority::Batch, 1).unwrap_err().reason,
+        ShedReason::Memory
+    );
+    assert_eq!(batch.grow(1).unwrap_err().priority, Priority::Batch);
+    // A spent batch share refuses a new batch request before any read.
+    assert_eq!(
+        a.reserve(Priority::Batch, 0).unwrap_err().reason,
+        ShedReason::Memory
+    );
+    // Standard stops at 90 %.
+    let standard = a.reserve(Priority::Standard, 200).unwrap();
+    assert!(standard.grow(1).is_err());
+    assert!(a.reserve(Priority::Standard, 0).is_err());
+    // Critical has the rest: the whole budget.
+    let critical = a.reserve(Priority::Critical, 100).unwrap();
+    assert_eq!(a.memory_used(), 1000);
+    assert!(critical.grow(1).is_err());
+    drop(critical);
+    // Freed bytes below a share serve that share again.
+    drop(batch);
+    assert_eq!(a.memory_used(), 200);
+    let again = a.reserve(Priority::Batch, 500).unwrap();
+    assert!(again.grow(1).is_err());
+    let text = m.encode();
+    assert!(
+        text.contains("lifeline_admission_shed_total{priority=\"batch\",reason=\"memory\"} 4"),
+        "{text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn shedding_ends_once_the_surge_is_over_without_a_queue_to_drain() {
+    let (a, m) = admission(&cfg(1, 100));
+    // A surge: the only slot held, a standing queue for a whole interval.
+    let held = a.admit(Priority::Critical, far()).await.unwrap();
+    let standard = queue(&a, Priority::Standard);
+    settle().await;
+    tokio::time::advance(Duration::from_millis(500)).await;
+    let probe = queue(&a, Priority::Critical);
+    settle().await;
+    tokio::time::advance(Duration::from_millis(1000)).await;
+    let probe2 = queue(&a, Priority::Critical);
+    settle().await;
+    assert_eq!(a.shedding(), Some(Priority::Batch));
+    // Traffic stops: the queue drains and every slot is released.
+    drop(held);
+    for h in [probe, probe2, standard] {
+        drop(h.await.unwrap().unwrap());
+    }
+    assert_eq!((a.in_flight(), a.queued()), (0, 0));
+    // Two intervals later, a batch request finds the gateway idle: it is
+    // admitted, and the shedding is over.
+    tokio::time::advance(Duration::from_millis(2100)).await;
+    assert!(a.check(Priority::Batch).is_ok());
+    let permit = a.admit(Priority::Batch, far()).await.unwrap();
+    assert_eq!(a.shedding(), None);
+    assert!(m.encode().contains("lifeline_admission_shedding 0"));
+    // A full gateway now queues batch again instead of refusing it.
+    let waiting = queue(&a, Priority::Batch);
+    settle().await;
+    assert_eq!(a.queued(), 1);
+    drop(permit);
+    drop(waiting.await.unwrap().unwrap());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shed_class_arriving_at_an_empty_full_gateway_eases_the_shedding() {
+    let (a, _) = admission(&cfg(1, 100));
+    let held = a.admit(Priority::Critical, far()).await.unwrap();
+    let standard = queue(&a, Priority::Standard);
+    settle().await;
+    tokio::time::advance(Duration::from_millis(500)).await;
+    let probe = queue(&a, Priority::Critical);
+    settle().await;
+    tokio::time::advance(Duration::from_millis(1000)).await;
+    let probe2 = queue(&a, Priority::Critical);
+    settle().await;
+    assert_eq!(a.shedding(), Some(Priority::Batch));
+    // The queued requests leave (their clients gone); the slot stays
+    // busy, as when batch alone keeps the gateway at capacity.
+    for h in [standard, probe, probe2] {
+        h.abort();
+    }
+    settle().await;
+    assert_eq!(a.queued(), 0);
+    // The first batch arrival is refused (the gateway is full, and the
+    // queue has been empty for less than an interval)...
+    assert_eq!(
+        a.check(Priority::Batch).unwrap_err().reason,
+        ShedReason::Overload
+    );
+    // ...and an interval of empty queue later, batch may queue again.
+    tokio::time::advance(Duration::from_millis(1100)).await;
+    assert!(a.check(Priority::Batch).is_ok());
+    assert_eq!(a.shedding(), None);
+    let waiting = queue(&a, Priority::Batch);
+    settle().await;
+    assert_eq!(a.queued(), 1);
+    drop(held);
+    drop(waiting.await.unwrap().unwrap());
 }

@@ -144,12 +144,28 @@ pub struct Grant {
     pub tokens: Option<Quota>,
     /// The key's meter, when its tokens are counted.
     pub meter: Option<Arc<dyn TokenMeter>>,
+    /// Where the request unit was taken (the key's budgets and its `rpm`),
+    /// to give it back if the request is not made.
+    unit: Option<(Arc<Entry>, u64)>,
 }
 
 impl Grant {
     /// Adds the `x-ratelimit-*` headers of the key's budgets to an answer.
     pub fn headers(&self, h: &mut HeaderMap) {
         headers(h, self.requests, self.tokens);
+    }
+
+    /// Gives the request unit back: the request was refused after the
+    /// key's limits admitted it (by global admission: shed, queue full or
+    /// timed out), so it was never made and must not count against the
+    /// key's `rpm`. The token charge is refunded separately, by settling
+    /// it at 0 ([`crate::context::Charge::settle`]). Once per grant.
+    pub fn refund_request(&mut self) {
+        if let Some((e, rpm)) = self.unit.take() {
+            let now = nanos(e.epoch);
+            e.requests.adjust(now, rpm, -1);
+            self.requests = Some(e.requests.peek(now, rpm));
+        }
     }
 }
 
@@ -551,10 +567,12 @@ impl Limiter for Local {
             }
         };
         e.counters.admitted.inc();
+        let unit = tenant.rpm.map(|rpm| (e.clone(), rpm));
         Ok(Grant {
             requests,
             tokens: quota,
             meter: Some(e),
+            unit,
         })
     }
 }

@@ -156,3 +156,30 @@ fn refusals_have_openai_shape_and_headers() {
     assert_eq!(h[&RESET_REQUESTS], "1m0s");
     assert!(!h.contains_key(&LIMIT_TOKENS));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_refused_after_its_grant_gets_its_request_unit_back() {
+    let local = Local::new(Arc::new(Metrics::new()));
+    let t = tenant("shed", Some(2), Some(1000));
+    let mut g = local.admit(Some(&t), 100).ok().unwrap();
+    assert_eq!(g.requests.map(|q| q.remaining), Some(1));
+    // Refused by global admission: the unit comes back (once).
+    g.refund_request();
+    assert_eq!(g.requests.map(|q| q.remaining), Some(2));
+    g.refund_request();
+    // The key still has its whole minute: two requests, then a refusal.
+    assert!(local.admit(Some(&t), 1).is_ok());
+    let last = local.admit(Some(&t), 1).ok().unwrap();
+    assert_eq!(last.requests.map(|q| q.remaining), Some(0));
+    assert_eq!(
+        local.admit(Some(&t), 1).err().map(|r| r.kind),
+        Some(Kind::Requests)
+    );
+    // A key without an rpm has nothing to give back.
+    let mut free = local
+        .admit(Some(&tenant("free", None, None)), 1)
+        .ok()
+        .unwrap();
+    free.refund_request();
+    assert!(free.requests.is_none());
+}

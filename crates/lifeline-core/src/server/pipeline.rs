@@ -11,8 +11,8 @@
 //! 3. auth: per-client-IP limits ([`crate::ip_limit`], 429), then client
 //!    key → its [`crate::context::Tenant`], recorded in the context (401);
 //! 4. body: size limit (413) and slow-client timeout (408); before it,
-//!    [`crate::admission`] refuses a priority being shed and reserves the
-//!    body's bytes against the memory budget (503);
+//!    [`crate::admission`] refuses a priority being shed, and the body's
+//!    bytes are reserved against the memory budget as they arrive (503);
 //! 5. inspect: JSON validity and nesting depth, `model`, `stream`, the
 //!    types of the fields the endpoint requires (400);
 //! 6. route: public model (404; also for a model the key may not use),
@@ -208,19 +208,17 @@ async fn data(
     }
     // Admission, before the body is read: a priority being shed is refused
     // without reading anything, and the body's bytes are reserved against
-    // the memory budget before they are buffered (the slot itself is taken
-    // below, after inspect: a slow uploader holds budgeted bytes, not one
-    // of the gateway's slots, and the queue wait can be bounded by the
-    // model's request deadline).
+    // the memory budget as they arrive, before they are buffered (never
+    // on the declared length's word: a silent uploader holds nothing). The
+    // slot itself is taken below, after inspect: a slow uploader holds
+    // budgeted bytes, not one of the gateway's slots, and the queue wait
+    // can be bounded by the model's request deadline.
     let (admission, priority) = (gw.admission(), ctx.priority());
     admission.check(priority)?;
-    // A declared body is reserved twice, in one step: as read, and as the
-    // copy sent upstream (with the upstream model name spliced in).
-    let copy = declared.unwrap_or(0);
-    let memory = admission.reserve(priority, 2 * copy)?;
+    let memory = admission.reserve(priority, 0)?;
     let body = match tokio::time::timeout(
         server.body_read_timeout,
-        collect(req.into_body(), limit, declared, copy, &memory),
+        collect(req.into_body(), limit, declared, 0, &memory),
     )
     .await
     {
@@ -241,7 +239,9 @@ async fn data(
         }
         Ok(Ok(body)) => body,
     };
-    memory.resize(memory.bytes().saturating_sub(copy) + body.len() as u64)?;
+    // The copy sent upstream (with the upstream model name spliced in),
+    // which the answer's buffer may take over once it is sent.
+    memory.grow(body.len() as u64)?;
     memory.set_spare(body.len() as u64);
     let inspected = crate::request::inspect_within(endpoint, &body, server.max_json_depth)
         .map_err(|e| match e.code {
@@ -253,12 +253,14 @@ async fn data(
         return Err(ApiError::unknown_model(&inspected.model));
     };
     let (metrics, len) = (gw.metrics(), body.len());
-    let grant = match crate::limit::admit(gw.limiter(), metrics, ctx, endpoint, &inspected, len) {
+    let mut grant = match crate::limit::admit(gw.limiter(), metrics, ctx, endpoint, &inspected, len)
+    {
         Ok(grant) => grant,
         Err(refused) => return Ok(*refused),
     };
     // The global slot last: a key over its own limits takes no place in
-    // the queue. A shed request's token charge is refunded.
+    // the queue. A shed request is not made: its token charge and its
+    // request unit are refunded.
     let deadline = ctx.started + model.policy.request_timeout;
     let permit = match admission.admit(priority, deadline).await {
         Ok(permit) => permit,
@@ -266,6 +268,7 @@ async fn data(
             if let Some(charge) = ctx.charge.take() {
                 charge.settle(0);
             }
+            grant.refund_request();
             return Err(shed.into());
         }
     };

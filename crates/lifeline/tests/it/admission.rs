@@ -3,7 +3,8 @@
 //! batch traffic is shed at once with 503 and `Retry-After`; a stream holds
 //! its slot to its end; a flood of maximum-size bodies (over HTTP/1.1
 //! connections, then as HTTP/2 streams of one connection) cannot push the
-//! real binary past its memory budget.
+//! real binary past its memory budget; clients that declare large bodies
+//! and send nothing hold none of it, while critical traffic succeeds.
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -494,4 +495,171 @@ async fn the_admission_limit_follows_the_deployments() {
         );
         env.stop().await;
     }
+}
+
+/// Clients that declare 16 MiB bodies and send nothing (over HTTP/1.1
+/// connections, and as HTTP/2 streams of one connection) reserve nothing
+/// of the memory budget: bytes are reserved as they arrive. A critical
+/// key's small requests meanwhile all succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_declared_uploads_hold_no_memory_and_critical_keeps_succeeding() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const MIB: u64 = 1 << 20;
+    let m = mocks(1).await;
+    // Without the fix, two silent uploads (2 × 16 MiB each, reserved up
+    // front) spend this budget for every priority.
+    let toml = config(
+        &m,
+        &format!("auth = \"keys\"\nmax_body_bytes = {}", 16 * MIB),
+        &one_tier(&m),
+    ) + &keys()
+        + &format!("\n[admission]\nmemory_budget_bytes = {}\n", 64 * MIB);
+    let env = Env::boot(&toml, m).await;
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: lifeline\r\nauthorization: Bearer {BATCH}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        16 * MIB
+    );
+    let mut silent = Vec::new();
+    for _ in 0..32 {
+        let mut s = tokio::net::TcpStream::connect(env.addr).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        silent.push(s);
+    }
+    let tcp = tokio::net::TcpStream::connect(env.addr).await.unwrap();
+    let (tx, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .expect("h2 handshake");
+    let conn = tokio::spawn(conn);
+    let streams: Vec<_> = (0..32)
+        .map(|_| {
+            let mut tx = tx.clone();
+            let never = http_body_util::StreamBody::new(futures::stream::pending::<
+                Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>,
+            >());
+            let req = http::Request::post(env.url("/v1/chat/completions"))
+                .header("authorization", format!("Bearer {BATCH}"))
+                .header("content-type", "application/json")
+                .header("content-length", 16 * MIB)
+                .body(never)
+                .unwrap();
+            tokio::spawn(async move { tx.send_request(req).await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    // The heads are in: every silent request waits for its body.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let used = env.gw.admission().memory_used();
+    assert!(used < MIB, "silent uploads reserved {used} bytes");
+    // Critical traffic, four at a time.
+    let body = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+    let critical = (0..4).map(|_| {
+        let (client, url) = (env.client.clone(), env.url("/v1/chat/completions"));
+        async move {
+            let mut statuses = Vec::new();
+            for _ in 0..50 {
+                let resp = client
+                    .post(&url)
+                    .bearer_auth(CRITICAL)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .timeout(Duration::from_secs(30))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status().as_u16();
+                let text = resp.text().await.unwrap_or_default();
+                statuses.push((status, text));
+            }
+            statuses
+        }
+    });
+    let answers: Vec<_> = futures::future::join_all(critical)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+    let failed: Vec<_> = answers.iter().filter(|(s, _)| *s != 200).take(5).collect();
+    assert!(
+        ok * 100 >= answers.len() * 99,
+        "critical {ok}/{}: {failed:?}",
+        answers.len()
+    );
+    // The silent requests are still waiting for their bodies, holding
+    // nothing: none was answered.
+    for s in &mut silent {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_millis(10), s.read(&mut byte)).await;
+        assert!(read.is_err(), "a silent upload was answered: {read:?}");
+    }
+    assert!(streams.iter().all(|h| !h.is_finished()));
+    assert!(env.gw.admission().memory_used() < MIB);
+    for h in streams {
+        h.abort();
+    }
+    drop((silent, tx));
+    conn.abort();
+    env.stop().await;
+}
+
+/// A request shed by admission is never made: its key's request unit is
+/// given back, so a key with `rpm = 1` that was shed is served when it
+/// retries, instead of being answered 429 for a request it never got.
+#[tokio::test]
+async fn a_shed_request_keeps_its_keys_rpm() {
+    let m = mocks(1).await;
+    crate::streaming::pace(&m[0], 10.0, 20);
+    let admission = "\n[admission]\nmax_in_flight = 1\nmax_queue = 0\nfollow_deployments = false\n";
+    let keys = keys().replace("priority = \"batch\"\n", "priority = \"batch\"\nrpm = 1\n");
+    assert!(keys.contains("rpm = 1"));
+    let toml = config(&m, "auth = \"keys\"", &one_tier(&m)) + &keys + admission;
+    let env = Env::boot(&toml, m).await;
+    // A critical stream takes the only slot.
+    let mut stream = env
+        .client
+        .post(env.url("/v1/chat/completions"))
+        .bearer_auth(CRITICAL)
+        .header("content-type", "application/json")
+        .body(crate::streaming::stream_body("m"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let batch = || async {
+        let resp = env
+            .client
+            .post(env.url("/v1/chat/completions"))
+            .bearer_auth(BATCH)
+            .header("content-type", "application/json")
+            .body(r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    };
+    // Shed (no slot, no queue), twice.
+    for _ in 0..2 {
+        let (status, body) = batch().await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(error_code(&body), "overloaded");
+    }
+    while stream.chunk().await.unwrap().is_some() {}
+    let released = async {
+        while env.gw.admission().in_flight() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), released)
+        .await
+        .expect("the stream's slot is released");
+    // The key's one request of the minute is still there.
+    let (status, body) = batch().await;
+    assert_eq!(status, 200, "{body}");
+    // And now it is spent.
+    let (status, body) = batch().await;
+    assert_eq!(status, 429, "{body}");
+    env.stop().await;
 }
