@@ -205,8 +205,8 @@ impl Gateway {
     /// authentications is refused without its key being checked; with
     /// `auth = "none"`, the per-IP request rate), then the key
     /// ([`Gateway::check_key`]); a wrong key counts against the client's
-    /// address. Without failures on record and with keys, the limits cost
-    /// one atomic load.
+    /// address. With keys and no address locked out, the limits cost one
+    /// atomic load.
     pub fn authenticate(
         &self,
         live: &Live,
@@ -217,7 +217,7 @@ impl Gateway {
         let cfg = &live.config.server.ip;
         let limits = &self.inner.ip_limits;
         let open = live.keys.is_open();
-        if !limits.is_idle() || (open && cfg.requests_per_minute.is_some()) {
+        if (open && cfg.requests_per_minute.is_some()) || limits.any_locked_out() {
             let ip = client_ip(peer, headers, &cfg.trusted_proxies);
             if let Err(refused) = limits.admit(cfg, ip, open, tokio::time::Instant::now()) {
                 self.inner.metrics.ip_rate_limited(refused.reason.label());
