@@ -453,7 +453,9 @@ impl Call {
     fn at_capacity(&self, message: String) -> Response<ProxyBody> {
         let mut e = ApiError::unavailable(message, Duration::from_secs(1));
         e.code = Some("at_capacity");
-        tracing::info!(message = "Request refused at the concurrency limit.", request_id = ?self.ctx.id, model = %self.model.name, error = %e.message);
+        // Debug: one line per refusal in a surge; counted in
+        // lifeline_capacity_refusals_total.
+        tracing::debug!(message = "Request refused at the concurrency limit.", request_id = ?self.ctx.id, model = %self.model.name, error = %e.message);
         self.error(e, 0)
     }
 
