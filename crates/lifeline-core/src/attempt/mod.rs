@@ -382,7 +382,7 @@ impl Call {
     }
 
     /// Settles the key's token charge for a whole answer: the `usage` of a
-    /// success (the estimate stands if it has none); nothing for the
+    /// success (the estimate if it has none); nothing for the
     /// provider's refusal of the request (an error is not billed). A
     /// committed stream settles when it ends ([`crate::relay`]).
     fn settle(&self, status: http::StatusCode, body: &ProxyBody) {
@@ -391,11 +391,14 @@ impl Call {
         };
         if !status.is_success() {
             charge.settle(0);
-        } else if let ProxyBody::Full(Some(b)) = body {
-            if let Some(used) = crate::relay::sse::total_tokens(b) {
-                charge.settle(used);
-            }
+            return;
         }
+        let used = match body {
+            ProxyBody::Full(Some(b)) => crate::relay::sse::total_tokens(b),
+            _ => None,
+        };
+        // Settled even at the estimate: the key's token counter counts it.
+        charge.settle(used.unwrap_or(charge.estimate));
     }
 
     /// Counts a request answered with `status` (not a committed stream,
