@@ -21,7 +21,8 @@
 //!
 //! Drains, undrains and reloads are logged and handed to the extension's
 //! [`crate::extension::Extension::audit`] (the binary writes them to its
-//! audit log, off the request path).
+//! audit log, off the request path); [`audit`] records a reload on
+//! `SIGHUP` the same way.
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -46,9 +47,11 @@ fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
     json(status, serde_json::json!({"error": {"message": message}}))
 }
 
-/// Records an admin action of the gateway's own.
-fn audit(gw: &Gateway, caller: &AdminCaller, action: &'static str, target: &str) {
-    tracing::info!(message = "Admin action.", actor = %caller.token_id, source = %caller.peer, action, target);
+/// Records an admin action of the gateway's own (the admin API's, or a
+/// reload on `SIGHUP` with [`AdminCaller::local`]): an `Admin action.` log
+/// line, and the extension's [`crate::extension::Extension::audit`].
+pub fn audit(gw: &Gateway, caller: &AdminCaller, action: &'static str, target: &str) {
+    tracing::info!(message = "Admin action.", actor = %caller.token_id, source = %caller.source(), action, target);
     if let Some(ext) = gw.extension() {
         ext.audit(AuditEvent {
             caller: caller.clone(),
@@ -85,7 +88,7 @@ pub async fn handle(
     }
     let caller = AdminCaller {
         token_id: token_id(token.expose()),
-        peer,
+        peer: Some(peer),
     };
     let path = req.uri().path().to_string();
     let method = req.method().clone();

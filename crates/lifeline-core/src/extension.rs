@@ -46,8 +46,26 @@ pub type AdminFuture = Pin<Box<dyn Future<Output = Option<Response<Bytes>>> + Se
 pub struct AdminCaller {
     /// The admin token's id ([`token_id`]), never the token.
     pub token_id: String,
-    /// The client's socket address.
-    pub peer: SocketAddr,
+    /// The client's socket address; `None` for an action of the local
+    /// process itself (a reload on `SIGHUP`).
+    pub peer: Option<SocketAddr>,
+}
+
+impl AdminCaller {
+    /// An actor inside the process (`signal:SIGHUP`): no token, no peer.
+    pub fn local(actor: &str) -> Self {
+        Self {
+            token_id: actor.to_owned(),
+            peer: None,
+        }
+    }
+
+    /// Where the action came from, for logs and the audit log: the peer's
+    /// address, or `local`.
+    pub fn source(&self) -> String {
+        self.peer
+            .map_or_else(|| "local".to_owned(), |p| p.to_string())
+    }
 }
 
 /// An admin token's id for logs and the audit log: `sha256:` and the first
