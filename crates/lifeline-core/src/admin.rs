@@ -30,7 +30,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::body::ProxyBody;
-use crate::extension::{token_id, AdminCaller, AuditEvent, MAX_ADMIN_BODY_BYTES};
+use crate::extension::{AdminCaller, AuditEvent, MAX_ADMIN_BODY_BYTES};
 use crate::gateway::Gateway;
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response<ProxyBody> {
@@ -87,7 +87,7 @@ pub async fn handle(
         );
     }
     let caller = AdminCaller {
-        token_id: token_id(token.expose()),
+        token_id: gw.admin_token_id(token.expose()),
         peer: Some(peer),
     };
     let path = req.uri().path().to_string();

@@ -103,6 +103,8 @@ struct Inner {
     dynamic_keys: ArcSwap<DynamicKeys>,
     /// Per-client-IP limits ([`crate::ip_limit`]); kept across reloads.
     ip_limits: crate::ip_limit::IpLimits,
+    /// Keys the admin token's id ([`Gateway::set_actor_id_secret`]).
+    actor_id_secret: ArcSwap<[u8; 16]>,
     /// Per-key budgets ([`crate::limit`]); apart from [`Live`], so that
     /// neither a reload nor a new set of dynamic keys resets them.
     limiter: Arc<dyn Limiter>,
@@ -141,12 +143,26 @@ impl Gateway {
                 extension: ArcSwapOption::empty(),
                 dynamic_keys: ArcSwap::from_pointee(DynamicKeys::default()),
                 ip_limits: crate::ip_limit::IpLimits::default(),
+                actor_id_secret: ArcSwap::from_pointee(random_secret()),
             }),
         };
         gw.apply(config).await?;
         gw.spawn_prober();
         gw.spawn_capacity_follower();
         Ok(gw)
+    }
+
+    /// Keys the admin token's id in logs and audit entries
+    /// ([`crate::extension::token_id`]) with `secret` from now on: the
+    /// store's, so that ids stay the same across restarts. Until then, a
+    /// secret of this process's own.
+    pub fn set_actor_id_secret(&self, secret: [u8; 16]) {
+        self.inner.actor_id_secret.store(Arc::new(secret));
+    }
+
+    /// The id of admin token `token` ([`crate::extension::token_id`]).
+    pub fn admin_token_id(&self, token: &str) -> String {
+        crate::extension::token_id(&self.inner.actor_id_secret.load(), token)
     }
 
     /// Installs the [`Extension`] that answers the requests the gateway has
@@ -364,4 +380,13 @@ impl Gateway {
         self.inner.tracker.wait().await;
         self.stop_all_simulated().await;
     }
+}
+
+/// 16 random bytes (the OS's; should it fail, fastrand's, seeded from it).
+fn random_secret() -> [u8; 16] {
+    let mut secret = [0u8; 16];
+    if getrandom::fill(&mut secret).is_err() {
+        fastrand::fill(&mut secret);
+    }
+    secret
 }

@@ -214,7 +214,15 @@ async fn keys_are_created_listed_and_revoked_through_the_admin_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_actions_are_in_the_audit_log_with_token_id_and_source() {
     let s = Serve::start().await;
-    let token_id = lifeline_core::extension::token_id(TOKEN);
+    // The token's id is keyed by the store's secret (made at the first start).
+    let secret = {
+        use lifeline_store::AuditStore;
+        let store = lifeline_store::SqliteStore::open(s.dir().join("admin.db")).unwrap();
+        store.actor_id_secret([0; 16]).unwrap()
+    };
+    assert_ne!(secret, [0; 16]);
+    let token_id = lifeline_core::extension::token_id(&secret, TOKEN);
+    assert!(token_id.starts_with("token:"), "{token_id}");
     let (_, created) = s
         .api("POST", "/admin/keys", Some(json!({"name": "via-api"})))
         .await;
