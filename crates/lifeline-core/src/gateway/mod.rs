@@ -105,6 +105,9 @@ struct Inner {
     ip_limits: crate::ip_limit::IpLimits,
     /// Keys the admin token's id ([`Gateway::set_actor_id_secret`]).
     actor_id_secret: ArcSwap<[u8; 16]>,
+    /// Wrong admin tokens per client IP (the data plane's lockout rules,
+    /// its own table).
+    admin_ip_limits: crate::ip_limit::IpLimits,
     /// Per-key budgets ([`crate::limit`]); apart from [`Live`], so that
     /// neither a reload nor a new set of dynamic keys resets them.
     limiter: Arc<dyn Limiter>,
@@ -144,6 +147,7 @@ impl Gateway {
                 dynamic_keys: ArcSwap::from_pointee(DynamicKeys::default()),
                 ip_limits: crate::ip_limit::IpLimits::default(),
                 actor_id_secret: ArcSwap::from_pointee(random_secret()),
+                admin_ip_limits: crate::ip_limit::IpLimits::default(),
             }),
         };
         gw.apply(config).await?;
@@ -158,6 +162,11 @@ impl Gateway {
     /// secret of this process's own.
     pub fn set_actor_id_secret(&self, secret: [u8; 16]) {
         self.inner.actor_id_secret.store(Arc::new(secret));
+    }
+
+    /// Wrong admin tokens per client IP ([`crate::admin`]).
+    pub(crate) fn admin_ip_limits(&self) -> &crate::ip_limit::IpLimits {
+        &self.inner.admin_ip_limits
     }
 
     /// The id of admin token `token` ([`crate::extension::token_id`]).

@@ -4,7 +4,8 @@
 //! only from a trusted proxy; an open data plane (`auth = "none"`) is
 //! limited per address, serves without a key and says so in its log; keys
 //! with `auth = "none"` are a config error naming file, line and field;
-//! IPv6 clients count per /64; refusals are not logged one line each.
+//! IPv6 clients count per /64; refusals are not logged one line each;
+//! wrong admin tokens lock an address out of the admin API.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -261,4 +262,51 @@ async fn ipv6_guesses_count_per_slash_64_and_refusals_do_not_flood_the_log() {
         1,
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn wrong_admin_tokens_lock_an_address_out_of_the_admin_api() {
+    let m = mocks(1).await;
+    let toml = config(
+        &m,
+        "trusted_proxies = [\"127.0.0.1\"]\nip_auth_failures_per_minute = 3",
+        &one_tier(&m),
+    );
+    let env = Env::boot(&toml, m).await;
+    let admin = |xff: &'static str, token: &'static str| {
+        env.client
+            .get(env.admin_url("/admin/deployments"))
+            .header("x-forwarded-for", xff)
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(10))
+            .send()
+    };
+    let attacker = "203.0.113.7";
+    for _ in 0..3 {
+        assert_eq!(admin(attacker, "guess").await.unwrap().status(), 401);
+    }
+    // Locked out: even the right token is not checked.
+    let resp = admin(attacker, "admin-secret").await.unwrap();
+    assert_eq!(resp.status(), 429);
+    let after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&after), "{after}");
+    // Another address is served.
+    let resp = admin("198.51.100.9", "admin-secret").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = metrics(&env).await;
+    assert!(
+        text.contains("lifeline_admin_auth_failures_total 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lifeline_ip_rate_limited_total{reason=\"admin_auth_failures\"} 1"),
+        "{text}"
+    );
+    // The data plane's own count is apart.
+    assert!(text.contains("lifeline_auth_failures_total 0"), "{text}");
+    env.stop().await;
 }
