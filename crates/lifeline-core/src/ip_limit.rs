@@ -27,7 +27,8 @@
 //! previous one; an address found in the previous one moves back). An
 //! attacker rotating addresses thus evicts the least recently seen ones,
 //! never grows the table. Entries at rest are swept at most once a minute,
-//! by a failed authentication (never by a request being admitted).
+//! by a failed authentication (never by a request being admitted; on an
+//! open data plane, which has no failures, the generations alone bound it).
 //!
 //! With keys, the table is consulted only while some address may be locked
 //! out: the latest lockout end written is kept in an atomic, so that, with
