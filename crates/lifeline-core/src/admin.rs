@@ -9,7 +9,12 @@
 //!   rejected with its errors and the running config kept.
 //!
 //! Without `[admin].token` these answer 403: an admin API without a token
-//! would let anyone on the network drain deployments.
+//! would let anyone on the network drain deployments. A wrong token counts
+//! against the client's address like a wrong key on the data plane
+//! ([`crate::ip_limit`], `ip_auth_failures_per_minute`, its own table): the
+//! one that exhausts them locks the address out of the admin API (429 with
+//! `Retry-After`, the token not checked), for ever longer.
+//! `lifeline_admin_auth_failures_total` counts them.
 //!
 //! Any other path under `/admin/` goes, once the token is checked, to the
 //! installed [`crate::extension::Extension`] (the status page's incidents,
@@ -21,7 +26,8 @@
 //!
 //! Drains, undrains and reloads are logged and handed to the extension's
 //! [`crate::extension::Extension::audit`] (the binary writes them to its
-//! audit log, off the request path).
+//! audit log, off the request path); [`audit`] records a reload on
+//! `SIGHUP` the same way.
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -29,7 +35,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::body::ProxyBody;
-use crate::extension::{token_id, AdminCaller, AuditEvent, MAX_ADMIN_BODY_BYTES};
+use crate::extension::{AdminCaller, AuditEvent, MAX_ADMIN_BODY_BYTES};
 use crate::gateway::Gateway;
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response<ProxyBody> {
@@ -46,9 +52,11 @@ fn error(status: StatusCode, message: &str) -> Response<ProxyBody> {
     json(status, serde_json::json!({"error": {"message": message}}))
 }
 
-/// Records an admin action of the gateway's own.
-fn audit(gw: &Gateway, caller: &AdminCaller, action: &'static str, target: &str) {
-    tracing::info!(message = "Admin action.", actor = %caller.token_id, source = %caller.peer, action, target);
+/// Records an admin action of the gateway's own (the admin API's, or a
+/// reload on `SIGHUP` with [`AdminCaller::local`]): an `Admin action.` log
+/// line, and the extension's [`crate::extension::Extension::audit`].
+pub fn audit(gw: &Gateway, caller: &AdminCaller, action: &'static str, target: &str) {
+    tracing::info!(message = "Admin action.", actor = %caller.token_id, source = %caller.source(), action, target);
     if let Some(ext) = gw.extension() {
         ext.audit(AuditEvent {
             caller: caller.clone(),
@@ -71,6 +79,24 @@ pub async fn handle(
             "The admin API is disabled: set [admin] token in the config.",
         );
     };
+    // Wrong tokens lock the client's address out, as wrong keys do on the
+    // data plane (its own table; one atomic load while nobody is locked out).
+    let ip_cfg = &live.config.server.ip;
+    let limits = gw.admin_ip_limits();
+    let client = || crate::ip_limit::client_ip(peer, req.headers(), &ip_cfg.trusted_proxies);
+    if limits.any_locked_out() {
+        if let Err(refused) = limits.admit(ip_cfg, client(), false, tokio::time::Instant::now()) {
+            gw.metrics().ip_rate_limited("admin_auth_failures");
+            let secs = refused.retry_after.as_secs_f64().ceil().max(1.0);
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("Too many wrong admin tokens from your address. Try again in {secs} s."),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs as u64));
+            return r;
+        }
+    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -78,14 +104,22 @@ pub async fn handle(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if !constant_time_eq(presented.as_bytes(), token.expose().as_bytes()) {
+        // A missing token guesses nothing.
+        if !presented.is_empty() {
+            gw.metrics().admin_auth_failure();
+            let ip = client();
+            if let Some(lockout) = limits.failed(ip_cfg, ip, tokio::time::Instant::now()) {
+                tracing::warn!(message = "Client address locked out of the admin API after wrong admin tokens.", client = %ip, lockout_s = lockout.as_secs_f64());
+            }
+        }
         return error(
             StatusCode::UNAUTHORIZED,
             "Missing or wrong admin token (Authorization: Bearer ...).",
         );
     }
     let caller = AdminCaller {
-        token_id: token_id(token.expose()),
-        peer,
+        token_id: gw.admin_token_id(token.expose()),
+        peer: Some(peer),
     };
     let path = req.uri().path().to_string();
     let method = req.method().clone();

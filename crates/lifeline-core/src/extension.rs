@@ -46,18 +46,46 @@ pub type AdminFuture = Pin<Box<dyn Future<Output = Option<Response<Bytes>>> + Se
 pub struct AdminCaller {
     /// The admin token's id ([`token_id`]), never the token.
     pub token_id: String,
-    /// The client's socket address.
-    pub peer: SocketAddr,
+    /// The client's socket address; `None` for an action of the local
+    /// process itself (a reload on `SIGHUP`).
+    pub peer: Option<SocketAddr>,
 }
 
-/// An admin token's id for logs and the audit log: `sha256:` and the first
-/// 8 hex digits of the token's SHA-256 (enough to tell tokens apart, far
-/// too little to find one).
-pub fn token_id(token: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(token.as_bytes());
-    let mut id = String::from("sha256:");
-    for b in &digest[..4] {
+impl AdminCaller {
+    /// An actor inside the process (`signal:SIGHUP`): no token, no peer.
+    pub fn local(actor: &str) -> Self {
+        Self {
+            token_id: actor.to_owned(),
+            peer: None,
+        }
+    }
+
+    /// Where the action came from, for logs and the audit log: the peer's
+    /// address, or `local`.
+    pub fn source(&self) -> String {
+        self.peer
+            .map_or_else(|| "local".to_owned(), |p| p.to_string())
+    }
+}
+
+/// An admin token's id for logs and the audit log: `token:` and the first
+/// 8 hex digits of the HMAC-SHA-256 of the token keyed by `secret` (the
+/// store's, see [`crate::gateway::Gateway::set_actor_id_secret`]): enough to
+/// tell tokens apart, and, without the secret, no way to test a guessed
+/// token against a log line.
+pub fn token_id(secret: &[u8; 16], token: &str) -> String {
+    use hmac::digest::{Key, KeyInit};
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+    let mut key = Key::<Hmac<Sha256>>::default();
+    for (k, s) in key.iter_mut().zip(secret) {
+        *k = *s;
+    }
+    let mut mac = <Hmac<Sha256> as KeyInit>::new(&key);
+    mac.update(token.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    let mut id = String::from("token:");
+    for b in digest.iter().take(4) {
         id.push_str(&format!("{b:02x}"));
     }
     id
@@ -97,11 +125,14 @@ pub trait Extension: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn a_token_id_is_a_short_digest() {
-        // SHA-256("admin-secret") starts with these 4 bytes.
-        let id = super::token_id("admin-secret");
-        assert!(id.starts_with("sha256:") && id.len() == 15, "{id}");
-        assert_ne!(id, super::token_id("admin-secret2"));
+    fn a_token_id_is_a_short_keyed_digest() {
+        let (a, b) = ([1u8; 16], [2u8; 16]);
+        let id = super::token_id(&a, "admin-secret");
+        assert!(id.starts_with("token:") && id.len() == 14, "{id}");
+        assert_eq!(id, super::token_id(&a, "admin-secret"));
+        assert_ne!(id, super::token_id(&a, "admin-secret2"));
+        // Another secret, another id: the log alone tests no guess.
+        assert_ne!(id, super::token_id(&b, "admin-secret"));
         assert!(!id.contains("admin"));
     }
 }

@@ -26,13 +26,23 @@
 //! half full, the previous one is dropped and the current one becomes the
 //! previous one; an address found in the previous one moves back). An
 //! attacker rotating addresses thus evicts the least recently seen ones,
-//! never grows the table. Entries at rest are swept once a minute, so that
-//! while no address is tracked, a request with a good key costs one atomic
-//! load here.
+//! never grows the table. Entries at rest are swept at most once a minute,
+//! by a failed authentication (never by a request being admitted; on an
+//! open data plane, which has no failures, the generations alone bound it).
+//!
+//! With keys, the table is consulted only while some address may be locked
+//! out: the latest lockout end written is kept in an atomic, so that, with
+//! no lockout in force (failures on record or not), a request with a good
+//! key costs one atomic load here (and a clock read until the first request
+//! after a lockout ends notices it has ended).
+//!
+//! IPv4 clients are counted per address, IPv6 clients per /64 ([`bucket`]):
+//! a host is typically given a whole /64, so counting per /128 would let it
+//! rotate addresses and never be locked out.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -124,6 +134,16 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpA
     client
 }
 
+/// The address a client is counted under: an IPv4 address itself, an IPv6
+/// address's /64 (its lower 64 bits cleared; IPv4-mapped addresses count as
+/// IPv4).
+pub fn bucket(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
+    }
+}
+
 /// The state of one address.
 #[derive(Clone, Copy, Debug, Default)]
 struct Entry {
@@ -187,17 +207,35 @@ impl Table {
         self.previous.retain(|_, e| !e.at_rest(now, lockout_max));
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.current.len() + self.previous.len()
     }
 }
 
 /// The per-IP state: one table for both limits.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct IpLimits {
     table: Mutex<Table>,
-    /// Addresses tracked (a copy of the table's length, read without the lock).
-    tracked: AtomicUsize,
+    /// The latest lockout end written, in nanoseconds after `epoch`, plus
+    /// one; 0 once no lockout may be in force (read without the lock).
+    locked_until_max: AtomicU64,
+    epoch: Instant,
+    /// How often the table was locked (tests check the fast path takes no lock).
+    #[cfg(test)]
+    locks: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for IpLimits {
+    fn default() -> Self {
+        Self {
+            table: Mutex::default(),
+            locked_until_max: AtomicU64::new(0),
+            epoch: Instant::now(),
+            #[cfg(test)]
+            locks: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
 }
 
 /// The GCRA emission interval of `per_minute`.
@@ -207,19 +245,37 @@ fn interval(per_minute: u64) -> Duration {
 
 impl IpLimits {
     fn lock(&self) -> MutexGuard<'_, Table> {
+        #[cfg(test)]
+        self.locks.fetch_add(1, Ordering::Relaxed);
         self.table
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn done(&self, table: &Table) {
-        self.tracked.store(table.len(), Ordering::Relaxed);
+    /// `at` as a `locked_until_max` value (never 0).
+    fn ticks(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1
     }
 
-    /// Whether no address is tracked (nothing to check for a request with
-    /// a key).
-    pub fn is_idle(&self) -> bool {
-        self.tracked.load(Ordering::Relaxed) == 0
+    /// Whether some address may be locked out (with keys, whether a request
+    /// must be checked with [`IpLimits::admit`] at all). One atomic load
+    /// while no lockout is in force; reads the clock only while one may be.
+    pub fn any_locked_out(&self) -> bool {
+        let until = self.locked_until_max.load(Ordering::Relaxed);
+        until != 0 && self.still_locked(until, Instant::now())
+    }
+
+    /// Whether `until` (a `locked_until_max` value) is still ahead of `now`;
+    /// once it is not, forgets it (unless a later lockout replaced it).
+    fn still_locked(&self, until: u64, now: Instant) -> bool {
+        if self.ticks(now) < until {
+            return true;
+        }
+        let _ =
+            self.locked_until_max
+                .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed);
+        false
     }
 
     /// Before a data-plane request is served: refused when `ip` is locked
@@ -233,12 +289,15 @@ impl IpLimits {
         now: Instant,
     ) -> Result<(), Refused> {
         let rate = cfg.requests_per_minute.filter(|_| open);
-        if rate.is_none() && self.is_idle() {
-            return Ok(());
+        if rate.is_none() {
+            let until = self.locked_until_max.load(Ordering::Relaxed);
+            if until == 0 || !self.still_locked(until, now) {
+                return Ok(());
+            }
         }
+        let ip = bucket(ip);
         let mut table = self.lock();
-        table.sweep(now, cfg.lockout_max);
-        let result = match rate {
+        match rate {
             None => match table.get(&ip) {
                 Some(e) => locked(e, now),
                 None => Ok(()),
@@ -260,14 +319,13 @@ impl IpLimits {
                     }
                 })
             }
-        };
-        self.done(&table);
-        result
+        }
     }
 
     /// A wrong key from `ip`. Returns the lockout it starts, if this failure
     /// emptied the address's bucket.
     pub fn failed(&self, cfg: &IpLimitConfig, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let ip = bucket(ip);
         let mut table = self.lock();
         table.sweep(now, cfg.lockout_max);
         let e = table.get_or_insert(ip, cfg.table_size);
@@ -289,7 +347,10 @@ impl IpLimits {
             e.locked_until = Some(now + lockout);
             lockout
         });
-        self.done(&table);
+        if let Some(lockout) = lockout {
+            self.locked_until_max
+                .fetch_max(self.ticks(now + lockout), Ordering::Relaxed);
+        }
         lockout
     }
 }
@@ -383,12 +444,14 @@ mod tests {
         let (c, l) = (cfg(), IpLimits::default());
         let (a, b) = (ip("1.1.1.1"), ip("2.2.2.2"));
         let now = Instant::now();
-        assert!(l.is_idle());
+        assert!(!l.any_locked_out());
         assert_eq!(l.failed(&c, a, now), None);
         assert_eq!(l.failed(&c, a, now), None);
-        assert!(!l.is_idle());
+        // Failures on record, no lockout: still nothing to check.
+        assert!(!l.any_locked_out());
         // The third empties the bucket: 20 s (a minute / 3).
         assert_eq!(l.failed(&c, a, now), Some(Duration::from_secs(20)));
+        assert!(l.any_locked_out());
         let refused = l.admit(&c, a, false, now).unwrap_err();
         assert_eq!(refused.reason, Reason::AuthFailures);
         assert_eq!(refused.retry_after, Duration::from_secs(20));
@@ -408,10 +471,59 @@ mod tests {
         // Calm for lockout_max: back to the start.
         let later = later + Duration::from_secs(400);
         assert_eq!(l.failed(&c, a, later), None);
-        // At rest, swept: idle again.
+        // At rest, swept by the next failure (from another address).
         let later = later + Duration::from_secs(400);
-        assert!(l.admit(&c, a, false, later).is_ok());
-        assert!(l.is_idle());
+        assert_eq!(l.failed(&c, b, later), None);
+        assert_eq!(l.lock().len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_lockout_in_force_the_table_is_not_consulted() {
+        let (c, l) = (cfg(), IpLimits::default());
+        let a = ip("1.1.1.1");
+        let start = Instant::now();
+        for _ in 0..2 {
+            assert_eq!(l.failed(&c, a, start), None);
+        }
+        // Failures on record but nobody locked out: admit takes no lock.
+        let locks = || l.locks.load(Ordering::Relaxed);
+        let before = locks();
+        assert!(!l.any_locked_out());
+        assert!(l.admit(&c, a, false, start).is_ok());
+        assert_eq!(locks(), before);
+        assert!(l.failed(&c, a, start).is_some());
+        assert!(l.any_locked_out());
+        assert!(l.admit(&c, a, false, start).is_err());
+        // Once the lockout has ended, the first check notices and resets.
+        tokio::time::advance(Duration::from_secs(21)).await;
+        assert!(!l.any_locked_out());
+        assert_eq!(l.locked_until_max.load(Ordering::Relaxed), 0);
+        let before = locks();
+        assert!(l.admit(&c, a, false, Instant::now()).is_ok());
+        assert_eq!(locks(), before);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ipv6_clients_count_per_slash_64() {
+        let (c, l) = (cfg(), IpLimits::default());
+        let now = Instant::now();
+        // Three wrong keys from three addresses of one /64: locked out.
+        assert_eq!(l.failed(&c, ip("2001:db8:1:2::1"), now), None);
+        assert_eq!(l.failed(&c, ip("2001:db8:1:2::2"), now), None);
+        assert!(l.failed(&c, ip("2001:db8:1:2:ffff::3"), now).is_some());
+        assert!(l.admit(&c, ip("2001:db8:1:2:abcd::9"), false, now).is_err());
+        // The next /64 is another client.
+        assert!(l.admit(&c, ip("2001:db8:1:3::1"), false, now).is_ok());
+        // IPv4 counts per address.
+        assert_eq!(bucket(ip("1.2.3.4")), ip("1.2.3.4"));
+        assert_eq!(bucket(ip("::ffff:1.2.3.4")), ip("1.2.3.4"));
+        assert_eq!(bucket(ip("2001:db8::1:2:3:4")), ip("2001:db8::"));
+        // The open data plane's rate too.
+        for i in 0..3 {
+            let a = IpAddr::from([0x2001, 0xdb8, 9, 9, 0, 0, 0, i]);
+            assert!(l.admit(&c, a, true, now).is_ok());
+        }
+        assert!(l.admit(&c, ip("2001:db8:9:9::ff"), true, now).is_err());
     }
 
     #[tokio::test(start_paused = true)]
@@ -437,7 +549,7 @@ mod tests {
         let now = Instant::now();
         for i in 0..1000u32 {
             let _ = l.admit(&c, IpAddr::from(i.to_be_bytes()), true, now);
-            assert!(l.tracked.load(Ordering::Relaxed) <= c.table_size);
+            assert!(l.lock().len() <= c.table_size);
         }
         // The most recent addresses are still known.
         let last = IpAddr::from(999u32.to_be_bytes());

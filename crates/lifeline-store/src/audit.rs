@@ -2,10 +2,12 @@
 //!
 //! One row per admin action (a key created or revoked, a drain, a reload,
 //! an incident, maintenance or webhook change), with its time, the actor
-//! (an admin token's id, `sha256:` and the first 8 hex digits of the
-//! token's SHA-256, never the token; `cli:USER` for CLI writes that bypass
-//! the API), the source address, the action and its target. Rows are only
-//! ever added.
+//! (an admin token's id, `token:` and the first 8 hex digits of the
+//! token's HMAC-SHA-256 under the store's own secret
+//! ([`AuditStore::actor_id_secret`](crate::AuditStore::actor_id_secret)),
+//! never the token; `cli:USER` for CLI writes that bypass the API;
+//! `signal:SIGHUP` for a reload by that signal), the source address, the
+//! action and its target. Rows are only ever added.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub struct NewAuditEntry {
     /// When (unix ms).
     pub at_ms: i64,
-    /// Who: `sha256:1a2b3c4d` (an admin token's id) or `cli:USER`.
+    /// Who: `token:1a2b3c4d` (an admin token's id), `cli:USER` or `signal:SIGHUP`.
     pub actor: String,
     /// From where: the client's socket address, or `local`.
     pub source: String,

@@ -359,6 +359,11 @@ pub trait AuditStore: Send + Sync {
     /// Up to `limit` entries, newest first; with `before_id`, only older
     /// ones than that entry (the next page).
     fn audit_log(&self, limit: usize, before_id: Option<i64>) -> Result<Vec<AuditEntry>>;
+
+    /// The secret that keys the admin token's id in this store's audit log
+    /// (so that a reader of the log cannot test token guesses offline): the
+    /// stored one, or `fresh` (random bytes), stored, when there is none.
+    fn actor_id_secret(&self, fresh: [u8; 16]) -> Result<[u8; 16]>;
 }
 
 /// Everything the status side stores, as one object

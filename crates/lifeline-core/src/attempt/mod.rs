@@ -382,7 +382,7 @@ impl Call {
     }
 
     /// Settles the key's token charge for a whole answer: the `usage` of a
-    /// success (the estimate stands if it has none); nothing for the
+    /// success (the estimate if it has none); nothing for the
     /// provider's refusal of the request (an error is not billed). A
     /// committed stream settles when it ends ([`crate::relay`]).
     fn settle(&self, status: http::StatusCode, body: &ProxyBody) {
@@ -391,11 +391,14 @@ impl Call {
         };
         if !status.is_success() {
             charge.settle(0);
-        } else if let ProxyBody::Full(Some(b)) = body {
-            if let Some(used) = crate::relay::sse::total_tokens(b) {
-                charge.settle(used);
-            }
+            return;
         }
+        let used = match body {
+            ProxyBody::Full(Some(b)) => crate::relay::sse::total_tokens(b),
+            _ => None,
+        };
+        // Settled even at the estimate: the key's token counter counts it.
+        charge.settle(used.unwrap_or(charge.estimate));
     }
 
     /// Counts a request answered with `status` (not a committed stream,
@@ -453,7 +456,9 @@ impl Call {
     fn at_capacity(&self, message: String) -> Response<ProxyBody> {
         let mut e = ApiError::unavailable(message, Duration::from_secs(1));
         e.code = Some("at_capacity");
-        tracing::info!(message = "Request refused at the concurrency limit.", request_id = ?self.ctx.id, model = %self.model.name, error = %e.message);
+        // Debug: one line per refusal in a surge; counted in
+        // lifeline_capacity_refusals_total.
+        tracing::debug!(message = "Request refused at the concurrency limit.", request_id = ?self.ctx.id, model = %self.model.name, error = %e.message);
         self.error(e, 0)
     }
 

@@ -103,6 +103,11 @@ struct Inner {
     dynamic_keys: ArcSwap<DynamicKeys>,
     /// Per-client-IP limits ([`crate::ip_limit`]); kept across reloads.
     ip_limits: crate::ip_limit::IpLimits,
+    /// Keys the admin token's id ([`Gateway::set_actor_id_secret`]).
+    actor_id_secret: ArcSwap<[u8; 16]>,
+    /// Wrong admin tokens per client IP (the data plane's lockout rules,
+    /// its own table).
+    admin_ip_limits: crate::ip_limit::IpLimits,
     /// Per-key budgets ([`crate::limit`]); apart from [`Live`], so that
     /// neither a reload nor a new set of dynamic keys resets them.
     limiter: Arc<dyn Limiter>,
@@ -141,12 +146,32 @@ impl Gateway {
                 extension: ArcSwapOption::empty(),
                 dynamic_keys: ArcSwap::from_pointee(DynamicKeys::default()),
                 ip_limits: crate::ip_limit::IpLimits::default(),
+                actor_id_secret: ArcSwap::from_pointee(random_secret()),
+                admin_ip_limits: crate::ip_limit::IpLimits::default(),
             }),
         };
         gw.apply(config).await?;
         gw.spawn_prober();
         gw.spawn_capacity_follower();
         Ok(gw)
+    }
+
+    /// Keys the admin token's id in logs and audit entries
+    /// ([`crate::extension::token_id`]) with `secret` from now on: the
+    /// store's, so that ids stay the same across restarts. Until then, a
+    /// secret of this process's own.
+    pub fn set_actor_id_secret(&self, secret: [u8; 16]) {
+        self.inner.actor_id_secret.store(Arc::new(secret));
+    }
+
+    /// Wrong admin tokens per client IP ([`crate::admin`]).
+    pub(crate) fn admin_ip_limits(&self) -> &crate::ip_limit::IpLimits {
+        &self.inner.admin_ip_limits
+    }
+
+    /// The id of admin token `token` ([`crate::extension::token_id`]).
+    pub fn admin_token_id(&self, token: &str) -> String {
+        crate::extension::token_id(&self.inner.actor_id_secret.load(), token)
     }
 
     /// Installs the [`Extension`] that answers the requests the gateway has
@@ -205,8 +230,8 @@ impl Gateway {
     /// authentications is refused without its key being checked; with
     /// `auth = "none"`, the per-IP request rate), then the key
     /// ([`Gateway::check_key`]); a wrong key counts against the client's
-    /// address. Without failures on record and with keys, the limits cost
-    /// one atomic load.
+    /// address. With keys and no address locked out, the limits cost one
+    /// atomic load.
     pub fn authenticate(
         &self,
         live: &Live,
@@ -217,7 +242,7 @@ impl Gateway {
         let cfg = &live.config.server.ip;
         let limits = &self.inner.ip_limits;
         let open = live.keys.is_open();
-        if !limits.is_idle() || (open && cfg.requests_per_minute.is_some()) {
+        if (open && cfg.requests_per_minute.is_some()) || limits.any_locked_out() {
             let ip = client_ip(peer, headers, &cfg.trusted_proxies);
             if let Err(refused) = limits.admit(cfg, ip, open, tokio::time::Instant::now()) {
                 self.inner.metrics.ip_rate_limited(refused.reason.label());
@@ -364,4 +389,13 @@ impl Gateway {
         self.inner.tracker.wait().await;
         self.stop_all_simulated().await;
     }
+}
+
+/// 16 random bytes (the OS's; should it fail, fastrand's, seeded from it).
+fn random_secret() -> [u8; 16] {
+    let mut secret = [0u8; 16];
+    if getrandom::fill(&mut secret).is_err() {
+        fastrand::fill(&mut secret);
+    }
+    secret
 }

@@ -232,7 +232,9 @@ pub fn admit(
             let took = ctx.started.elapsed().as_secs_f64();
             metrics.request(&DASH, 429, took);
             let e = refusal_error(tenant, &r);
-            tracing::info!(message = "Request rate-limited.", request_id = ?ctx.id, key_id = &*tenant.id, kind = r.kind.label(), retry_after_ms = r.retry_after.map(|d| d.as_millis() as u64));
+            // One line per refusal: debug (a runaway client must not flood
+            // the log); counted in lifeline_rate_limited_total{key,kind}.
+            tracing::debug!(message = "Request rate-limited.", request_id = ?ctx.id, key_id = &*tenant.id, kind = r.kind.label(), retry_after_ms = r.retry_after.map(|d| d.as_millis() as u64));
             let mut resp = e.into_response();
             let h = resp.headers_mut();
             if let Some(ra) = r.retry_after {

@@ -173,6 +173,15 @@ pub async fn handle(
                     // starting or easing is logged once: a surge must not
                     // flood the log with one line per refusal.
                     tracing::debug!(message = "Request shed.", request_id = ?ctx.id, key_id = ctx.key_id(), error = %e.message);
+                } else if e.status == StatusCode::UNAUTHORIZED
+                    || e.status == StatusCode::TOO_MANY_REQUESTS
+                {
+                    // A wrong or missing key, an address locked out: any
+                    // client can send these at any rate. Counted in
+                    // lifeline_auth_failures_total and
+                    // lifeline_ip_rate_limited_total; a lockout is logged
+                    // once when it starts.
+                    tracing::debug!(message = "Request rejected.", request_id = ?ctx.id, key_id = ctx.key_id(), status = e.status.as_u16(), error = %e.message);
                 } else {
                     tracing::info!(message = "Request rejected.", request_id = ?ctx.id, key_id = ctx.key_id(), status = e.status.as_u16(), error = %e.message);
                 }

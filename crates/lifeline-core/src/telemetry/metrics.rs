@@ -126,6 +126,7 @@ pub struct Metrics {
     rate_limited: Family<KeyKind, Counter>,
     key_tokens: Family<Key, Counter>,
     auth_failures: Counter,
+    admin_auth_failures: Counter,
     ip_rate_limited: Family<Reason, Counter>,
     concurrency_limit: Family<Dep, Gauge>,
     capacity_waits: Family<Name, Counter>,
@@ -169,6 +170,7 @@ impl Metrics {
             latency_p99: Family::default(),
             admission: super::admission::AdmissionMetrics::new(&mut registry),
             auth_failures: Counter::default(),
+            admin_auth_failures: Counter::default(),
             ip_rate_limited: Family::default(),
             key_requests: Family::default(),
             rate_limited: Family::default(),
@@ -240,8 +242,13 @@ impl Metrics {
             m.auth_failures.clone(),
         );
         registry.register(
+            "admin_auth_failures",
+            "Admin API requests with a wrong admin token",
+            m.admin_auth_failures.clone(),
+        );
+        registry.register(
             "ip_rate_limited",
-            "Requests refused by a per-client-IP limit, by reason: auth_failures (locked out after wrong keys), requests (ip_requests_per_minute)",
+            "Requests refused by a per-client-IP limit, by reason: auth_failures (locked out after wrong keys), admin_auth_failures (locked out after wrong admin tokens), requests (ip_requests_per_minute)",
             m.ip_rate_limited.clone(),
         );
         registry.register(
@@ -287,7 +294,13 @@ impl Metrics {
         self.auth_failures.inc();
     }
 
-    /// A request refused by a per-IP limit (`reason`: `auth_failures`, `requests`).
+    /// An admin API request with a wrong admin token.
+    pub fn admin_auth_failure(&self) {
+        self.admin_auth_failures.inc();
+    }
+
+    /// A request refused by a per-IP limit (`reason`: `auth_failures`,
+    /// `admin_auth_failures`, `requests`).
     pub fn ip_rate_limited(&self, reason: &'static str) {
         self.ip_rate_limited.get_or_create(&Reason { reason }).inc();
     }

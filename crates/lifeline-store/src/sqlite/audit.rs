@@ -1,6 +1,6 @@
 //! [`AuditStore`] for [`SqliteStore`]: the audit log.
 
-use rusqlite::{params, Row};
+use rusqlite::{params, OptionalExtension, Row};
 
 use super::{limit, SqliteStore};
 use crate::audit::{AuditEntry, NewAuditEntry};
@@ -47,4 +47,24 @@ impl AuditStore for SqliteStore {
         let rows = stmt.query_map(params![limit(max), before_id.unwrap_or(i64::MAX)], row)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
+
+    fn actor_id_secret(&self, fresh: [u8; 16]) -> Result<[u8; 16]> {
+        self.write(|tx| {
+            let mut secret = [0u8; 16];
+            for (i, name) in ACTOR_ID_SECRET.iter().enumerate() {
+                let half: [u8; 8] = fresh[i * 8..i * 8 + 8].try_into().unwrap_or_default();
+                tx.prepare_cached("INSERT OR IGNORE INTO store_meta (key, value) VALUES (?1, ?2)")?
+                    .execute(params![name, i64::from_le_bytes(half)])?;
+                let value: Option<i64> = tx
+                    .prepare_cached("SELECT value FROM store_meta WHERE key = ?1")?
+                    .query_row([name], |r| r.get(0))
+                    .optional()?;
+                secret[i * 8..i * 8 + 8].copy_from_slice(&value.unwrap_or(0).to_le_bytes());
+            }
+            Ok(secret)
+        })
+    }
 }
+
+/// The `store_meta` keys of the actor id secret's two halves.
+const ACTOR_ID_SECRET: [&str; 2] = ["audit_actor_secret_0", "audit_actor_secret_1"];

@@ -1,5 +1,5 @@
 //! The audit log: appended, read newest first, paged by id, kept across
-//! reopening.
+//! reopening; the actor id secret is made once.
 
 use super::*;
 use crate::audit::NewAuditEntry;
@@ -39,4 +39,18 @@ fn entries_are_read_newest_first_in_pages() {
     drop(store);
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.audit_log(100, None).unwrap().len(), 5);
+}
+
+#[test]
+fn the_actor_id_secret_is_made_once_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let first: [u8; 16] = core::array::from_fn(|i| i as u8 + 1);
+    assert_eq!(store.actor_id_secret(first).unwrap(), first);
+    // A later call, or another process on the same file, gets the stored one.
+    assert_eq!(store.actor_id_secret([9; 16]).unwrap(), first);
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.actor_id_secret([7; 16]).unwrap(), first);
 }

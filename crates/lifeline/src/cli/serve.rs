@@ -169,8 +169,13 @@ async fn signals(gw: Gateway, shutdown: CancellationToken) {
                 // Errors are logged by reload(); the running config stays,
                 // and with it the running TLS certificate. A valid reload
                 // re-reads the certificate and key files: new handshakes
-                // use them (server/tls.rs).
-                let _ = gw.reload().await;
+                // use them (server/tls.rs). Audited like POST /admin/reload.
+                let action = match gw.reload().await {
+                    Ok(()) => "config.reload",
+                    Err(_) => "config.reload_rejected",
+                };
+                let caller = lifeline_core::extension::AdminCaller::local("signal:SIGHUP");
+                lifeline_core::admin::audit(&gw, &caller, action, "-");
             }
         }
     }

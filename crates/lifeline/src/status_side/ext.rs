@@ -70,7 +70,7 @@ impl Extension for StatusExtension {
                     let entry = NewAuditEntry {
                         at_ms: wall_ms(),
                         actor: caller.map_or_else(|| "-".to_owned(), |c| c.token_id.clone()),
-                        source: caller.map_or_else(|| "-".to_owned(), |c| c.peer.to_string()),
+                        source: caller.map_or_else(|| "-".to_owned(), AdminCaller::source),
                         action,
                         target,
                     };
@@ -97,8 +97,8 @@ impl Extension for StatusExtension {
     fn audit(&self, event: AuditEvent) {
         let entry = NewAuditEntry {
             at_ms: wall_ms(),
+            source: event.caller.source(),
             actor: event.caller.token_id,
-            source: event.caller.peer.to_string(),
             action: event.action.to_owned(),
             target: event.target,
         };

@@ -28,7 +28,7 @@ use anyhow::Context;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use lifeline_core::{Config, Gateway};
 use lifeline_status::render::Rendered;
-use lifeline_store::{SqliteStore, StatusStore};
+use lifeline_store::{AuditStore, SqliteStore, StatusStore};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -190,6 +190,17 @@ impl StatusSide {
         .await
         .context("opening the store")?
         .with_context(|| format!("opening the store {}", path.display()))?;
+        // The secret that keys admin token ids in the audit log: made once
+        // per store, so that an id stays the same across restarts.
+        let mut fresh = [0u8; 16];
+        getrandom::fill(&mut fresh).map_err(|e| anyhow::anyhow!("random bytes: {e}"))?;
+        let (secret, store) = tokio::task::spawn_blocking(move || {
+            let secret = store.actor_id_secret(fresh);
+            (secret, store)
+        })
+        .await
+        .context("reading the store's actor id secret")?;
+        gw.set_actor_id_secret(secret.context("reading the store's actor id secret")?);
         let store: Arc<dyn StatusStore> = Arc::new(store);
         let admin: Arc<dyn StatusStore> = Arc::new(admin);
         let clock = StatusClock::new(config.status.clock_speed);

@@ -4,6 +4,7 @@
 //! working within about a second of `DELETE`; bad input gets a precise 400;
 //! every admin write (API and CLI) and a drain land in the audit log with
 //! the token's id and the caller's address, never a token or a key.
+//! A reload on SIGHUP is audited too (actor `signal:SIGHUP`, source `local`).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -213,7 +214,15 @@ async fn keys_are_created_listed_and_revoked_through_the_admin_api() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_actions_are_in_the_audit_log_with_token_id_and_source() {
     let s = Serve::start().await;
-    let token_id = lifeline_core::extension::token_id(TOKEN);
+    // The token's id is keyed by the store's secret (made at the first start).
+    let secret = {
+        use lifeline_store::AuditStore;
+        let store = lifeline_store::SqliteStore::open(s.dir().join("admin.db")).unwrap();
+        store.actor_id_secret([0; 16]).unwrap()
+    };
+    assert_ne!(secret, [0; 16]);
+    let token_id = lifeline_core::extension::token_id(&secret, TOKEN);
+    assert!(token_id.starts_with("token:"), "{token_id}");
     let (_, created) = s
         .api("POST", "/admin/keys", Some(json!({"name": "via-api"})))
         .await;
@@ -361,4 +370,47 @@ async fn an_action_stands_when_its_audit_entry_cannot_be_written() {
         assert!(Instant::now() < end, "never recorded");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_reload_is_in_the_audit_log() {
+    let s = Serve::start().await;
+    let hup = || {
+        let status = Command::new("kill")
+            .args(["-HUP", &s._proc.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let s = &s;
+    // Written off the signal handler: wait for `n` entries.
+    let entries = |n: usize| async move {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, log) = s.api("GET", "/admin/audit?limit=10", None).await;
+            let entries = log["entries"].as_array().cloned().unwrap_or_default();
+            if entries.len() >= n || Instant::now() > end {
+                break entries;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    hup();
+    let got = entries(1).await;
+    assert_eq!(got.len(), 1, "{got:?}\n{}", s.log());
+    assert_eq!(got[0]["action"], "config.reload", "{got:?}");
+    assert_eq!(got[0]["actor"], "signal:SIGHUP", "{got:?}");
+    assert_eq!(got[0]["source"], "local", "{got:?}");
+    assert_eq!(got[0]["target"], "-", "{got:?}");
+    // An invalid file is rejected, and that is recorded too.
+    let path = s.dir().join("lifeline.toml");
+    let mut toml = std::fs::read_to_string(&path).unwrap();
+    toml.push_str("\n[nonsense\n");
+    std::fs::write(&path, toml).unwrap();
+    hup();
+    let got = entries(2).await;
+    assert_eq!(got.len(), 2, "{got:?}\n{}", s.log());
+    assert_eq!(got[0]["action"], "config.reload_rejected", "{got:?}");
+    assert_eq!(got[0]["actor"], "signal:SIGHUP", "{got:?}");
+    assert_eq!(got[0]["source"], "local", "{got:?}");
 }

@@ -3,7 +3,9 @@
 //! `Retry-After` while another address is served; `X-Forwarded-For` counts
 //! only from a trusted proxy; an open data plane (`auth = "none"`) is
 //! limited per address, serves without a key and says so in its log; keys
-//! with `auth = "none"` are a config error naming file, line and field.
+//! with `auth = "none"` are a config error naming file, line and field;
+//! IPv6 clients count per /64; refusals are not logged one line each;
+//! wrong admin tokens lock an address out of the admin API.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -190,4 +192,121 @@ async fn auth_none_serves_without_a_key_and_says_so_and_refuses_keys() {
         ),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn ipv6_guesses_count_per_slash_64_and_refusals_do_not_flood_the_log() {
+    init();
+    let m = mocks(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = free_port();
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\ntrusted_proxies = [\"127.0.0.1\"]\nip_auth_failures_per_minute = 3\n\n[[providers]]\nname = \"p0\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p0\", model = \"up-0\" }} ] ]\n\n[[keys]]\nname = \"app\"\nkey = \"sk-good-client\"\n\n[store]\nurl = \"sqlite://guess.db\"\n",
+        m[0].base_url()
+    );
+    std::fs::write(d.join("lifeline.toml"), &toml).unwrap();
+    let mut proc = Proc(
+        Command::new(BIN)
+            .args(["serve", "--config", "lifeline.toml"])
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("serve.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let log = || std::fs::read_to_string(d.join("serve.log")).unwrap_or_default();
+    let up = wait_for(
+        &client,
+        &format!("{base}/healthz"),
+        Duration::from_secs(20),
+        |r| r.is_some_and(|(s, _)| *s == 200),
+    )
+    .await;
+    assert!(up, "{}", log());
+    let chat = |xff: String, key: &'static str| {
+        client
+            .post(format!("{base}/v1/chat/completions"))
+            .header("x-forwarded-for", xff)
+            .bearer_auth(key)
+            .body(r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#)
+            .timeout(Duration::from_secs(10))
+            .send()
+    };
+    // Every guess from a new address of one /64: one client all the same.
+    let mut got = Vec::new();
+    for i in 1..=20 {
+        let resp = chat(format!("2001:db8:1:2::{i:x}"), "ll-guess")
+            .await
+            .unwrap();
+        got.push(resp.status().as_u16());
+    }
+    assert_eq!(got[..3], [401, 401, 401], "{got:?}");
+    assert!(got[3..].iter().all(|s| *s == 429), "{got:?}");
+    // The next /64 is another client; so is an IPv4 address.
+    let other = chat("2001:db8:1:3::1".into(), "sk-good-client")
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    let v4 = chat("203.0.113.9".into(), "ll-guess").await.unwrap();
+    assert_eq!(v4.status(), 401);
+    proc.0.kill().unwrap();
+    proc.0.wait().unwrap();
+    // 18 refusals, at the default level: no line each, one for the lockout.
+    let text = log();
+    assert!(!text.contains("Request rejected."), "{text}");
+    assert_eq!(
+        text.matches("Client address locked out").count(),
+        1,
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_admin_tokens_lock_an_address_out_of_the_admin_api() {
+    let m = mocks(1).await;
+    let toml = config(
+        &m,
+        "trusted_proxies = [\"127.0.0.1\"]\nip_auth_failures_per_minute = 3",
+        &one_tier(&m),
+    );
+    let env = Env::boot(&toml, m).await;
+    let admin = |xff: &'static str, token: &'static str| {
+        env.client
+            .get(env.admin_url("/admin/deployments"))
+            .header("x-forwarded-for", xff)
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(10))
+            .send()
+    };
+    let attacker = "203.0.113.7";
+    for _ in 0..3 {
+        assert_eq!(admin(attacker, "guess").await.unwrap().status(), 401);
+    }
+    // Locked out: even the right token is not checked.
+    let resp = admin(attacker, "admin-secret").await.unwrap();
+    assert_eq!(resp.status(), 429);
+    let after: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=20).contains(&after), "{after}");
+    // Another address is served.
+    let resp = admin("198.51.100.9", "admin-secret").await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = metrics(&env).await;
+    assert!(
+        text.contains("lifeline_admin_auth_failures_total 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lifeline_ip_rate_limited_total{reason=\"admin_auth_failures\"} 1"),
+        "{text}"
+    );
+    // The data plane's own count is apart.
+    assert!(text.contains("lifeline_auth_failures_total 0"), "{text}");
+    env.stop().await;
 }

@@ -2,7 +2,8 @@
 //! "provider" that answers every request with fixed bytes: HTML with 200,
 //! truncated JSON, 200 with an error body, non-HTTP garbage, a body shorter
 //! than its Content-Length. Each must cost one attempt, never a broken
-//! answer to the client.
+//! answer to the client. A success without `usage` counts its estimate as
+//! the key's tokens.
 
 use std::net::SocketAddr;
 
@@ -629,4 +630,49 @@ async fn finish_seen_before_commit_gets_the_finish_grace() {
 #[tokio::test]
 async fn done_seen_before_commit_ends_the_stream() {
     ends_before_the_idle_timeout(format!("{CONTENT}\ndata: [DONE]\n\n")).await;
+}
+
+/// A success without `usage` (a provider that reports none) is settled at
+/// its estimate: the key's token counter counts it.
+#[tokio::test]
+async fn an_answer_without_usage_counts_its_estimate_as_the_keys_tokens() {
+    let raw = raw_provider(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 131\r\nconnection: close\r\n\r\n{\"id\":\"c\",\"object\":\"chat.completion\",\"created\":1,\"model\":\"r\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"hi\"}}]}").await;
+    let m = mocks(1).await;
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\n\
+         [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
+         [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ] ]\n\n\
+         [[keys]]\nname = \"tok\"\nkey = \"sk-tok\"\ntpm = 100000\n",
+    );
+    let env = Env::boot(&toml, m).await;
+    for _ in 0..2 {
+        let resp = env
+            .client
+            .post(env.url("/v1/chat/completions"))
+            .bearer_auth("sk-tok")
+            .body(r#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.text().await.unwrap();
+        assert!(!body.contains("usage"), "{body}");
+    }
+    let text = env
+        .client
+        .get(env.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let tokens: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("lifeline_key_tokens_total{key=\"tok\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    // Each is estimated at its prompt plus max_tokens (10).
+    assert!((20..200).contains(&tokens), "{tokens}:\n{text}");
+    env.stop().await;
 }
