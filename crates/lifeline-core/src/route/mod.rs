@@ -24,6 +24,10 @@
 //! or drain events, no gauges), since its id now names its replacement or
 //! nothing.
 
+mod lease;
+
+pub use lease::Lease;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -176,111 +180,6 @@ pub struct DeploymentSnapshot {
     pub open_for_ms: Option<u64>,
     /// Milliseconds until the upstream's `Retry-After` ends, if any.
     pub retry_after_ms: Option<u64>,
-}
-
-/// An attempt reserved on a deployment. Dropping it without [`Self::finish`]
-/// records a neutral outcome (the client went away).
-pub struct Lease {
-    deployment: Arc<Deployment>,
-    ticket: Ticket,
-    finished: bool,
-    /// Still waiting for the first byte of the answer (or a stream's first content).
-    awaiting: bool,
-    /// A stream's last event, once it sent one.
-    last_event: Option<Instant>,
-    /// A stream's longest silence between two events so far.
-    max_gap: std::time::Duration,
-    /// The provider's cap, given back before waiters are woken.
-    permit: Option<OwnedSemaphorePermit>,
-    /// The limiter's generation when the slot was reserved.
-    generation: u32,
-    /// A latency sample went to the limiter (a stream's first content).
-    sampled: bool,
-    /// Answered 429, an overload 503, or timed out.
-    overloaded: bool,
-}
-
-impl Lease {
-    /// The deployment.
-    pub fn deployment(&self) -> &Arc<Deployment> {
-        &self.deployment
-    }
-
-    /// Records the latency to a stream's first content, for the balancer,
-    /// while the stream goes on. A half-open trial is decided here, as a
-    /// success ([`HealthRecord::first_content`]); how the stream ends is then
-    /// recorded by [`Self::finish`] as an ordinary outcome.
-    pub fn first_content(&mut self, latency: std::time::Duration) {
-        self.answered();
-        let dep = &self.deployment;
-        let now = Instant::now();
-        let mut rec = dep.record_lock();
-        rec.observe_latency(now, latency);
-        let (ticket, transition) = rec.first_content(now, self.ticket, &dep.health_cfg);
-        self.ticket = ticket;
-        dep.published(rec, transition);
-        dep.observe_latency(LatencyKind::FirstContent, latency);
-        self.sampled = true;
-        dep.limit_moved(dep.limiter.sample(RttKind::FirstContent, latency, now));
-    }
-
-    /// The attempt was answered 429 or with an overload 503 (or 529), or
-    /// timed out: the limiter lowers the limit ([`Self::finish`] tells it).
-    pub fn overloaded(&mut self) {
-        self.overloaded = true;
-    }
-
-    /// A stream's event arrived at `now`: tracks the longest silence
-    /// between events, recorded when the stream completes. No lock.
-    pub fn activity(&mut self, now: Instant) {
-        if let Some(last) = self.last_event {
-            self.max_gap = self.max_gap.max(now.saturating_duration_since(last));
-        }
-        self.last_event = Some(now);
-    }
-
-    fn answered(&mut self) {
-        if std::mem::take(&mut self.awaiting) {
-            self.deployment.awaiting.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Records the attempt's outcome.
-    pub fn finish(mut self, outcome: Outcome) {
-        self.answered();
-        self.finished = true;
-        // A completed stream's longest silence is one sample of what a
-        // healthy stream of this deployment looks like.
-        if outcome.class == OutcomeClass::Success && self.last_event.is_some() {
-            self.deployment
-                .observe_latency(LatencyKind::StreamGap, self.max_gap);
-        }
-        let dep = &self.deployment;
-        if self.overloaded {
-            dep.limit_moved(dep.limiter.overloaded(self.generation));
-        } else if outcome.class == OutcomeClass::Success && !self.sampled {
-            // A non-streaming answer (a stream sampled its first content).
-            let moved = dep
-                .limiter
-                .sample(RttKind::Answer, outcome.latency, Instant::now());
-            dep.limit_moved(moved);
-        }
-        dep.record(self.ticket, outcome);
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.answered();
-        if !self.finished {
-            self.deployment
-                .record(self.ticket, Outcome::neutral(std::time::Duration::ZERO));
-        }
-        self.deployment.gauge.dec();
-        // The provider's permit first, so that a waiter woken next finds it.
-        drop(self.permit.take());
-        self.deployment.release();
-    }
 }
 
 impl Deployment {
@@ -882,99 +781,4 @@ fn unix_ms(t: SystemTime) -> u64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-
-    /// A provider with `max_concurrency = cap` (none: 0).
-    fn upstream(cap: u32) -> Arc<Upstream> {
-        let cap = if cap == 0 {
-            String::new()
-        } else {
-            format!("max_concurrency = {cap}\n")
-        };
-        let text = format!(
-            "[[providers]]\nname = \"p\"\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:9/v1\"\n{cap}\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p\", model = \"x\" }} ] ]\n"
-        );
-        let config = Config::parse(&text, "<test>").unwrap();
-        Arc::new(Upstream::new(&config.providers[0], "http://127.0.0.1:9/v1".into()).unwrap())
-    }
-
-    /// Upstream model `model` of `up`, with the given concurrency settings.
-    fn on(up: &Arc<Upstream>, model: &str, cfg: &ConcurrencyConfig) -> Arc<Deployment> {
-        let dep = Deployment::new(
-            up.clone(),
-            model,
-            HealthConfig::default(),
-            Arc::new(HealthBus::new(16)),
-            Arc::new(Metrics::new()),
-        );
-        Arc::new(dep.with_concurrency(cfg))
-    }
-
-    fn deployment(cap: u32, cfg: &ConcurrencyConfig) -> Arc<Deployment> {
-        on(&upstream(cap), "x", cfg)
-    }
-
-    /// A waiter at the deployment's own limit is woken by the lease given
-    /// back, at once: the clock (paused, and advanced only by sleeps) does
-    /// not move, as it would for a waiter that polls.
-    #[tokio::test(start_paused = true)]
-    async fn a_lease_given_back_wakes_a_waiter_without_polling() {
-        let cfg = ConcurrencyConfig {
-            initial_limit: 2,
-            min_limit: 1,
-            ..ConcurrencyConfig::default()
-        };
-        let d = deployment(0, &cfg);
-        let a = d.lease().unwrap();
-        let _b = d.lease().unwrap();
-        assert!(d.lease().is_none(), "over the limit");
-        assert!(d.saturated());
-        let t = Instant::now();
-        let waiter = tokio::spawn({
-            let d = d.clone();
-            async move { matches!(d.wait_for_slot().await, Freed::Again) }
-        });
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished(), "woke before a slot freed");
-        drop(a);
-        assert!(waiter.await.unwrap());
-        assert_eq!(Instant::now(), t, "the waiter polled");
-        assert!(d.lease().is_some());
-    }
-
-    /// At the provider's cap (held by another of its deployments), a
-    /// waiter takes the permit given back and reserves the attempt itself.
-    #[tokio::test(start_paused = true)]
-    async fn at_the_providers_cap_a_waiter_gets_the_permit_given_back() {
-        let up = upstream(1);
-        let cfg = ConcurrencyConfig::default();
-        let (x, d) = (on(&up, "x", &cfg), on(&up, "y", &cfg));
-        assert_eq!(d.concurrency_limit(), Some(1));
-        let a = x.lease().unwrap();
-        assert!(d.saturated() && d.lease().is_none());
-        let waiter = tokio::spawn({
-            let d = d.clone();
-            async move { matches!(d.wait_for_slot().await, Freed::Lease(_)) }
-        });
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished());
-        drop(a);
-        assert!(waiter.await.unwrap(), "the waiter did not get the slot");
-        assert_eq!((x.in_flight(), d.in_flight()), (0, 0));
-    }
-
-    /// A 429 lowers the limit; the lease's outcome reaches the limiter.
-    #[tokio::test(start_paused = true)]
-    async fn an_overloaded_attempt_lowers_the_limit() {
-        let d = deployment(0, &ConcurrencyConfig::default());
-        assert_eq!(d.concurrency_limit(), Some(20));
-        let mut lease = d.lease().unwrap();
-        lease.overloaded();
-        lease.finish(Outcome::failure(Duration::from_millis(5)));
-        assert_eq!(d.concurrency_limit(), Some(18));
-        assert_eq!(d.snapshot().concurrency_limit, Some(18));
-    }
-}
+mod tests;
