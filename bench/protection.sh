@@ -7,7 +7,8 @@
 # warm-up. Off and on as in bench/instructions.sh (LIFELINE_BENCH_PROTECTION):
 # off: auth = "none", no key, no limits; on: wrk's key in [[keys]] with rpm,
 # tpm, models and critical priority, per-IP tracking, admission following
-# the deployments.
+# the deployments. PROTECTION_CASES="off key on" adds `key`: auth = "keys"
+# with wrk's key and no limits (what checking a key alone costs).
 #
 # usage: bench/protection.sh [SECONDS] [ROUNDS]     (default 10, 3)
 # needs: nginx (Debian nginx-light), wrk, curl, python3, taskset.
@@ -32,8 +33,12 @@ cleanup() {
 }
 trap cleanup EXIT
 taskset -c 1 nginx -c "$OUT/mock.conf" -p "$OUT" 2>/dev/null
-for p in off on; do
+for p in off key on; do
   bash "$root/bench/lifeline-config.sh" "$LPORT" "$APORT" "$MPORT" "$OUT" >"$OUT/$p.toml"
+  if [ "$p" = key ]; then
+    sed -i 's/^auth = "none"$/auth = "keys"/' "$OUT/$p.toml"
+    printf '\n[[keys]]\nname = "bench"\nkey = "sk-bench"\n' >>"$OUT/$p.toml"
+  fi
   if [ "$p" = on ]; then
     sed -i 's/^auth = "none"$/auth = "keys"/' "$OUT/$p.toml"
     cat >>"$OUT/$p.toml" <<'TOML'
@@ -53,7 +58,7 @@ cpu() { awk -v t="$ticks" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
 body='{"model":"bench","messages":[{"role":"user","content":"hi"}]}'
 printf '| round | protection | req/s | CPU µs/req |\n|---|---|---|---|\n'
 for r in $(seq "$ROUNDS"); do
-  for p in off on; do
+  for p in ${PROTECTION_CASES:-off on}; do
     rm -f "$OUT"/lifeline.db*
     RUST_LOG=warn LIFELINE_WORKER_THREADS=1 taskset -c 0 "$BIN" serve --config "$OUT/$p.toml" 2>"$OUT/$p.log" &
     LPID=$!
