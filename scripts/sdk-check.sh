@@ -21,6 +21,7 @@ trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$dir"' EXIT
 "$bin" mock --listen 127.0.0.1:$M2 --name bravo --ttft-ms 0 >/dev/null 2>&1 & pids+=($!)
 cat >"$dir/lifeline.toml" <<TOML
 [server]
+auth = "none"
 listen = "127.0.0.1:$GW"
 admin_listen = "127.0.0.1:$AD"
 [health]
