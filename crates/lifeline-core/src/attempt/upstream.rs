@@ -248,7 +248,9 @@ impl Call {
                 policy.stream_idle_timeout,
                 *adaptive,
             );
-            let scanner = crate::relay::Scanner::new(protocol).choices(self.inspected.choices);
+            let scanner = crate::relay::Scanner::new(protocol)
+                .choices(self.inspected.choices)
+                .usage(self.ctx.charge.is_some());
             let first = commit::first_content(resp, scanner, attempt_deadline, stall, &mut lease);
             return match first.await {
                 Ok(c) => {

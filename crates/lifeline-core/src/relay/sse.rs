@@ -80,6 +80,9 @@ pub struct Scanner {
     /// chunk of `stream_options.include_usage`, the Responses API's
     /// `response.completed`): what the request really cost.
     pub usage: Option<u64>,
+    /// Whether to look for `usage` at all: only a request with a key's
+    /// token charge to settle needs it (see [`Scanner::usage`]).
+    want_usage: bool,
     /// Bytes scanned for line ends plus bytes copied.
     #[cfg(test)]
     work: usize,
@@ -99,9 +102,18 @@ impl Scanner {
             upstream_error: false,
             events: 0,
             usage: None,
+            want_usage: true,
             #[cfg(test)]
             work: 0,
         }
+    }
+
+    /// Whether to read `usage` from the events (default yes). Off for a
+    /// request with no token charge to settle: the search runs on every
+    /// event, and nothing would read what it finds.
+    pub fn usage(mut self, want: bool) -> Self {
+        self.want_usage = want;
+        self
     }
 
     /// Expects `n` choices (the request's `n`): a chat stream is finished
@@ -244,8 +256,10 @@ impl Scanner {
     }
 
     fn data(&mut self, p: &[u8]) {
-        if let Some(n) = total_tokens(p) {
-            self.usage = Some(n);
+        if self.want_usage {
+            if let Some(n) = total_tokens(p) {
+                self.usage = Some(n);
+            }
         }
         if p.starts_with(b"{\"error\"") {
             self.upstream_error = true;
@@ -439,6 +453,12 @@ mod tests {
             b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"total_tokens\":30}}\n\n",
         ));
         assert_eq!((s.usage, s.events), (Some(30), 2));
+        // Without a charge to settle, no search.
+        let mut s = super::Scanner::new(super::Protocol::Chat).usage(false);
+        s.feed(bytes::Bytes::from_static(
+            b"data: {\"choices\":[],\"usage\":{\"total_tokens\":30}}\n\n",
+        ));
+        assert_eq!((s.usage, s.events), (None, 1));
     }
 
     use super::*;
