@@ -151,7 +151,8 @@ impl ApiError {
     }
 
     /// 503: refused by admission (overload shedding, a full queue, a queue
-    /// wait past its deadline, the memory budget), answered at once.
+    /// wait past its deadline, the memory budget, a key over its share),
+    /// answered at once.
     pub fn overloaded(shed: &Shed) -> Self {
         let why = match shed.reason {
             ShedReason::Overload => "Lifeline is overloaded and is shedding requests of priority",
@@ -161,6 +162,9 @@ impl ApiError {
             }
             ShedReason::Memory => {
                 "Lifeline's memory budget for request and response bodies is spent; refused priority"
+            }
+            ShedReason::KeyShare => {
+                "Lifeline is at capacity and this key holds its share of it already; refused priority"
             }
         };
         let mut e = Self::new(

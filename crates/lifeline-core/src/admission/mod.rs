@@ -12,6 +12,14 @@
 //!   (`queue_timeout`, never beyond the request's own deadline). A full
 //!   queue refuses the lowest class first: an arrival displaces the newest
 //!   queued request of a lower class, or is refused itself.
+//! - **Per-key share** ([`share`]): a request that would have to queue is
+//!   refused at once when its key already holds (in flight and queued)
+//!   `key_share_percent` of the in-flight limit while other keys hold
+//!   requests too, so one key cannot take every slot and the queue from
+//!   another key of its priority; a request of a key within its share
+//!   makes the queued requests of keys over theirs (its priority or lower,
+//!   newest first) give way. While a slot is free and nobody waits, a key
+//!   may use any number of slots, and a key alone may queue.
 //! - **Shedding** (CoDel, Nichols & Jacobson): the queueing delay is the
 //!   age of the oldest queued request, sampled at every arrival and every
 //!   grant. When it has stayed above `target_delay` for a whole `interval`
@@ -32,6 +40,7 @@
 //! pointer moves, never across an await.
 
 pub mod memory;
+mod share;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -59,6 +68,11 @@ pub enum ShedReason {
     QueueTimeout,
     /// The memory budget could not hold its body (or its answer).
     Memory,
+    /// It would have to queue, and its key holds its share of the
+    /// in-flight limit already (`key_share_percent`) while other keys hold
+    /// requests too; or it was queued so, and gave way to a key within
+    /// its share.
+    KeyShare,
 }
 
 impl ShedReason {
@@ -73,6 +87,7 @@ impl ShedReason {
             Self::QueueFull => 1,
             Self::QueueTimeout => 2,
             Self::Memory => 3,
+            Self::KeyShare => 4,
         }
     }
 }
@@ -116,12 +131,16 @@ struct Inner {
     interval_ms: AtomicU64,
     state: Mutex<State>,
     memory: memory::Budget,
+    /// What each key holds.
+    shares: share::Shares,
     metrics: Arc<Metrics>,
 }
 
 struct Waiter {
     id: u64,
     since: Instant,
+    /// Its place in its key's count, handed to its permit when granted.
+    key: share::KeyHold,
     tx: oneshot::Sender<Result<Permit, Shed>>,
 }
 
@@ -139,6 +158,9 @@ struct State {
     below_since: Option<Instant>,
     /// When the shed level last changed.
     changed: Instant,
+    /// Whether requests of a key over its share may be queued (a key alone
+    /// queued beyond it).
+    over_share: bool,
 }
 
 impl Admission {
@@ -162,8 +184,10 @@ impl Admission {
                 above_until: None,
                 below_since: None,
                 changed: now,
+                over_share: false,
             }),
             memory: memory::Budget::new(cfg.memory_budget_bytes),
+            shares: share::Shares::new(cfg.key_share_percent),
             metrics,
         };
         let a = Self {
@@ -179,6 +203,7 @@ impl Admission {
         let inner = &self.inner;
         inner.limit.store(cfg.max_in_flight, Ordering::SeqCst);
         inner.memory.set_limit(cfg.memory_budget_bytes);
+        inner.shares.set_percent(cfg.key_share_percent);
         let interval_ms = u64::try_from(cfg.interval.as_millis()).unwrap_or(u64::MAX);
         inner.interval_ms.store(interval_ms, Ordering::Relaxed);
         let m = inner.metrics.admission();
@@ -269,15 +294,29 @@ impl Admission {
         self.inner.memory.used()
     }
 
-    /// Admits a request of priority `p`: at once when a slot is free and
-    /// nobody waits, else after queueing until `deadline` at the latest
-    /// (and `queue_timeout` from now).
-    pub async fn admit(&self, p: Priority, deadline: Instant) -> Result<Permit, Shed> {
+    /// Admits a request of priority `p` from the key with id `key` (none:
+    /// a request without a key): at once when a slot is free and nobody
+    /// waits, else after queueing until `deadline` at the latest (and
+    /// `queue_timeout` from now), unless its key holds its share already.
+    pub async fn admit(
+        &self,
+        p: Priority,
+        key: Option<&Arc<str>>,
+        deadline: Instant,
+    ) -> Result<Permit, Shed> {
         let inner = &self.inner;
+        let load = inner.shares.load(key);
         if inner.waiting.load(Ordering::SeqCst) == 0 && inner.try_acquire() {
             inner.metrics.admission().admitted(p.index());
-            return Ok(Permit::new(self.inner.clone()));
+            return Ok(Permit::new(self.inner.clone(), share::KeyHold::enter(load)));
         }
+        // It would have to queue: only within its key's share, unless
+        // the key is alone.
+        let share = inner.shares.share(inner.limit.load(Ordering::SeqCst));
+        let total = inner.in_flight.load(Ordering::SeqCst) + inner.waiting.load(Ordering::SeqCst);
+        let Some((hold, within)) = share::Shares::try_enter(load, share, total) else {
+            return Err(inner.refuse(p, ShedReason::KeyShare));
+        };
         let now = Instant::now();
         let (rx, id, deadline) = {
             let mut st = inner.lock();
@@ -291,6 +330,11 @@ impl Admission {
                 drop(st);
                 return Err(inner.refuse(p, ShedReason::Overload));
             }
+            match share {
+                Some(share) if within && st.over_share => inner.yield_over(&mut st, p, share),
+                Some(_) if !within => st.over_share = true,
+                _ => {}
+            }
             if st.len >= st.max_queue {
                 match st.newest_below(p) {
                     Some((class, w)) => {
@@ -303,7 +347,7 @@ impl Admission {
                         // Room may have freed since the look without the lock.
                         if st.len == 0 && inner.try_acquire() {
                             inner.metrics.admission().admitted(p.index());
-                            return Ok(Permit::new(self.inner.clone()));
+                            return Ok(Permit::new(self.inner.clone(), hold));
                         }
                         drop(st);
                         return Err(inner.refuse(p, ShedReason::QueueFull));
@@ -313,7 +357,12 @@ impl Admission {
             let (tx, rx) = oneshot::channel();
             let id = st.next_id;
             st.next_id += 1;
-            st.queues[p.index()].push_back(Waiter { id, since: now, tx });
+            st.queues[p.index()].push_back(Waiter {
+                id,
+                since: now,
+                key: hold,
+                tx,
+            });
             st.len += 1;
             inner.waiting.fetch_add(1, Ordering::SeqCst);
             inner.metrics.admission().queued(p.index()).inc();
@@ -407,6 +456,34 @@ impl Inner {
         self.metrics.admission().queued(p.index()).dec();
     }
 
+    /// Refuses the queued requests of keys over their `share`, of class `p`
+    /// or lower, newest first, until their keys are back at their share:
+    /// a request of a key within its share arrived, so the key that was
+    /// alone is not any more.
+    fn yield_over(&self, st: &mut State, p: Priority, share: usize) {
+        let mut left = false;
+        for class in 0..3 {
+            let mut i = st.queues[class].len();
+            while i > 0 {
+                i -= 1;
+                if st.queues[class][i].key.held() <= share {
+                    continue;
+                }
+                if class < p.index() {
+                    left = true;
+                    continue;
+                }
+                let Some(w) = st.queues[class].remove(i) else {
+                    continue;
+                };
+                let c = Priority::ALL[class];
+                self.dequeued(st, c);
+                let _ = w.tx.send(Err(self.refuse(c, ShedReason::KeyShare)));
+            }
+        }
+        st.over_share = left;
+    }
+
     /// Grants free slots to queued requests, best class first.
     fn drain(self: &Arc<Self>, st: &mut State, now: Instant) {
         while st.len > 0 && self.try_acquire() {
@@ -416,7 +493,7 @@ impl Inner {
             };
             self.dequeued(st, p);
             // The slot was taken above: this permit owns it.
-            let permit = Permit::new(self.clone());
+            let permit = Permit::new(self.clone(), w.key);
             if let Err(Ok(permit)) = w.tx.send(Ok(permit)) {
                 // Its request went away: the slot goes to the next one
                 // (the permit must not be dropped under the lock).
@@ -553,6 +630,8 @@ impl Drop for Wait {
 /// One admission slot, held from admission until the response ends.
 pub struct Permit {
     inner: Option<Arc<Inner>>,
+    /// Its place in its key's count.
+    key: Option<share::KeyHold>,
 }
 
 impl std::fmt::Debug for Permit {
@@ -562,8 +641,11 @@ impl std::fmt::Debug for Permit {
 }
 
 impl Permit {
-    fn new(inner: Arc<Inner>) -> Self {
-        Self { inner: Some(inner) }
+    fn new(inner: Arc<Inner>, key: share::KeyHold) -> Self {
+        Self {
+            inner: Some(inner),
+            key: Some(key),
+        }
     }
 
     /// Forgets the slot without releasing it (its owner accounts for it).
@@ -574,6 +656,8 @@ impl Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
+        // The key's count first: the slot is free for its next request.
+        drop(self.key.take());
         let Some(inner) = self.inner.take() else {
             return;
         };

@@ -19,6 +19,9 @@ fn cfg(max_in_flight: usize, max_queue: usize) -> AdmissionConfig {
         target_delay: Duration::from_millis(100),
         interval: Duration::from_secs(1),
         memory_budget_bytes: 1000,
+        // One group of requests without a key: no share (see the
+        // `key_share` tests).
+        key_share_percent: 100,
     }
 }
 
@@ -35,7 +38,7 @@ fn far() -> Instant {
 /// returned handle (the permit is held until the task's result is dropped).
 fn queue(a: &Admission, p: Priority) -> tokio::task::JoinHandle<Result<Permit, Shed>> {
     let a = a.clone();
-    tokio::spawn(async move { a.admit(p, far()).await })
+    tokio::spawn(async move { a.admit(p, None, far()).await })
 }
 
 /// Lets spawned tasks run up to their next wait.
@@ -48,8 +51,8 @@ async fn settle() {
 #[tokio::test(start_paused = true)]
 async fn free_slots_admit_at_once_and_are_released_on_drop() {
     let (a, _) = admission(&cfg(2, 10));
-    let p1 = a.admit(Priority::Batch, far()).await.unwrap();
-    let p2 = a.admit(Priority::Batch, far()).await.unwrap();
+    let p1 = a.admit(Priority::Batch, None, far()).await.unwrap();
+    let p2 = a.admit(Priority::Batch, None, far()).await.unwrap();
     assert_eq!(a.in_flight(), 2);
     drop(p1);
     assert_eq!(a.in_flight(), 1);
@@ -60,7 +63,7 @@ async fn free_slots_admit_at_once_and_are_released_on_drop() {
 #[tokio::test(start_paused = true)]
 async fn the_queue_serves_by_priority_then_first_come() {
     let (a, _) = admission(&cfg(1, 10));
-    let held = a.admit(Priority::Standard, far()).await.unwrap();
+    let held = a.admit(Priority::Standard, None, far()).await.unwrap();
     let b1 = queue(&a, Priority::Batch);
     settle().await;
     let s1 = queue(&a, Priority::Standard);
@@ -84,7 +87,7 @@ async fn the_queue_serves_by_priority_then_first_come() {
 #[tokio::test(start_paused = true)]
 async fn a_full_queue_refuses_the_lowest_class_first() {
     let (a, m) = admission(&cfg(1, 2));
-    let _held = a.admit(Priority::Critical, far()).await.unwrap();
+    let _held = a.admit(Priority::Critical, None, far()).await.unwrap();
     let b = queue(&a, Priority::Batch);
     settle().await;
     let s = queue(&a, Priority::Standard);
@@ -99,10 +102,10 @@ async fn a_full_queue_refuses_the_lowest_class_first() {
     );
     assert!(shed.retry_after >= Duration::from_secs(1));
     // Full of standard and critical: a batch arrival is refused itself, at once.
-    let shed = a.admit(Priority::Batch, far()).await.unwrap_err();
+    let shed = a.admit(Priority::Batch, None, far()).await.unwrap_err();
     assert_eq!(shed.reason, ShedReason::QueueFull);
     // A standard arrival cannot displace an equal class.
-    let shed = a.admit(Priority::Standard, far()).await.unwrap_err();
+    let shed = a.admit(Priority::Standard, None, far()).await.unwrap_err();
     assert_eq!(shed.reason, ShedReason::QueueFull);
     assert_eq!(a.queued(), 2);
     assert!(!c.is_finished() && !s.is_finished());
@@ -117,18 +120,18 @@ async fn a_full_queue_refuses_the_lowest_class_first() {
 #[tokio::test(start_paused = true)]
 async fn a_queued_request_waits_until_its_queue_deadline_at_most() {
     let (a, _) = admission(&cfg(1, 10));
-    let _held = a.admit(Priority::Critical, far()).await.unwrap();
+    let _held = a.admit(Priority::Critical, None, far()).await.unwrap();
     let start = Instant::now();
     // The request's own deadline (1 s) is before queue_timeout (5 s).
     let shed = a
-        .admit(Priority::Critical, start + Duration::from_secs(1))
+        .admit(Priority::Critical, None, start + Duration::from_secs(1))
         .await
         .unwrap_err();
     assert_eq!(shed.reason, ShedReason::QueueTimeout);
     assert_eq!(start.elapsed(), Duration::from_secs(1));
     // queue_timeout bounds a later deadline.
     let start = Instant::now();
-    let shed = a.admit(Priority::Critical, far()).await.unwrap_err();
+    let shed = a.admit(Priority::Critical, None, far()).await.unwrap_err();
     assert_eq!(shed.reason, ShedReason::QueueTimeout);
     assert_eq!(start.elapsed(), Duration::from_secs(5));
     assert_eq!(a.queued(), 0, "a request that gave up leaves the queue");
@@ -137,7 +140,7 @@ async fn a_queued_request_waits_until_its_queue_deadline_at_most() {
 #[tokio::test(start_paused = true)]
 async fn a_request_that_goes_away_leaves_the_queue_and_its_slot_goes_on() {
     let (a, _) = admission(&cfg(1, 10));
-    let held = a.admit(Priority::Critical, far()).await.unwrap();
+    let held = a.admit(Priority::Critical, None, far()).await.unwrap();
     let gone = queue(&a, Priority::Critical);
     settle().await;
     let next = queue(&a, Priority::Batch);
@@ -155,7 +158,7 @@ async fn a_request_that_goes_away_leaves_the_queue_and_its_slot_goes_on() {
 #[tokio::test(start_paused = true)]
 async fn a_standing_queue_sheds_batch_first_then_standard_never_critical() {
     let (a, m) = admission(&cfg(1, 100));
-    let held = a.admit(Priority::Critical, far()).await.unwrap();
+    let held = a.admit(Priority::Critical, None, far()).await.unwrap();
     let batch = queue(&a, Priority::Batch);
     settle().await;
     let standard = queue(&a, Priority::Standard);
@@ -182,7 +185,7 @@ async fn a_standing_queue_sheds_batch_first_then_standard_never_critical() {
     assert!(shed.retry_after >= Duration::from_secs(1));
     let shed = a.check(Priority::Batch).unwrap_err();
     assert_eq!(shed.reason, ShedReason::Overload);
-    let shed = a.admit(Priority::Batch, far()).await.unwrap_err();
+    let shed = a.admit(Priority::Batch, None, far()).await.unwrap_err();
     assert_eq!(shed.reason, ShedReason::Overload);
     assert!(a.check(Priority::Standard).is_ok());
     assert!(!standard.is_finished());
@@ -218,14 +221,14 @@ async fn a_standing_queue_sheds_batch_first_then_standard_never_critical() {
     assert_eq!((a.in_flight(), a.queued()), (0, 0));
     // With capacity free, even a shed class is admitted (it need not queue).
     assert!(a.check(Priority::Batch).is_ok());
-    let hold = a.admit(Priority::Critical, far()).await.unwrap();
+    let hold = a.admit(Priority::Critical, None, far()).await.unwrap();
     tokio::time::advance(Duration::from_millis(1100)).await;
     let calm = queue(&a, Priority::Critical);
     settle().await;
     assert_eq!(a.shedding(), Some(Priority::Batch));
     drop(hold);
     drop(calm.await.unwrap().unwrap());
-    let hold = a.admit(Priority::Critical, far()).await.unwrap();
+    let hold = a.admit(Priority::Critical, None, far()).await.unwrap();
     tokio::time::advance(Duration::from_millis(1100)).await;
     let calm = queue(&a, Priority::Standard);
     settle().await;
@@ -237,7 +240,7 @@ async fn a_standing_queue_sheds_batch_first_then_standard_never_critical() {
 #[tokio::test(start_paused = true)]
 async fn a_higher_limit_on_reload_admits_queued_requests() {
     let (a, _) = admission(&cfg(1, 10));
-    let _held = a.admit(Priority::Critical, far()).await.unwrap();
+    let _held = a.admit(Priority::Critical, None, far()).await.unwrap();
     let waiting = queue(&a, Priority::Batch);
     settle().await;
     a.configure(&cfg(2, 10));
@@ -433,7 +436,7 @@ fn each_priority_may_fill_its_share_of_the_budget() {
 async fn shedding_ends_once_the_surge_is_over_without_a_queue_to_drain() {
     let (a, m) = admission(&cfg(1, 100));
     // A surge: the only slot held, a standing queue for a whole interval.
-    let held = a.admit(Priority::Critical, far()).await.unwrap();
+    let held = a.admit(Priority::Critical, None, far()).await.unwrap();
     let standard = queue(&a, Priority::Standard);
     settle().await;
     tokio::time::advance(Duration::from_millis(500)).await;
@@ -453,7 +456,7 @@ async fn shedding_ends_once_the_surge_is_over_without_a_queue_to_drain() {
     // admitted, and the shedding is over.
     tokio::time::advance(Duration::from_millis(2100)).await;
     assert!(a.check(Priority::Batch).is_ok());
-    let permit = a.admit(Priority::Batch, far()).await.unwrap();
+    let permit = a.admit(Priority::Batch, None, far()).await.unwrap();
     assert_eq!(a.shedding(), None);
     assert!(m.encode().contains("lifeline_admission_shedding 0"));
     // A full gateway now queues batch again instead of refusing it.
@@ -467,7 +470,7 @@ async fn shedding_ends_once_the_surge_is_over_without_a_queue_to_drain() {
 #[tokio::test(start_paused = true)]
 async fn a_shed_class_arriving_at_an_empty_full_gateway_eases_the_shedding() {
     let (a, _) = admission(&cfg(1, 100));
-    let held = a.admit(Priority::Critical, far()).await.unwrap();
+    let held = a.admit(Priority::Critical, None, far()).await.unwrap();
     let standard = queue(&a, Priority::Standard);
     settle().await;
     tokio::time::advance(Duration::from_millis(500)).await;
@@ -499,4 +502,160 @@ async fn a_shed_class_arriving_at_an_empty_full_gateway_eases_the_shedding() {
     assert_eq!(a.queued(), 1);
     drop(held);
     drop(waiting.await.unwrap().unwrap());
+}
+
+fn shared(max_in_flight: usize, max_queue: usize, percent: u8) -> AdmissionConfig {
+    AdmissionConfig {
+        key_share_percent: percent,
+        ..cfg(max_in_flight, max_queue)
+    }
+}
+
+/// Queues a request of priority `p` from the key `key` in a task.
+fn queue_key(
+    a: &Admission,
+    p: Priority,
+    key: &Arc<str>,
+) -> tokio::task::JoinHandle<Result<Permit, Shed>> {
+    let (a, key) = (a.clone(), key.clone());
+    tokio::spawn(async move { a.admit(p, Some(&key), far()).await })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_over_its_share_is_refused_while_another_key_waits_and_is_served() {
+    let (a, m) = admission(&shared(4, 100, 50));
+    let (flood, other): (Arc<str>, Arc<str>) = (Arc::from("k-flood"), Arc::from("k-other"));
+    let std = Priority::Standard;
+    // Alone, with slots free: a key takes every one, beyond its share (2).
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(a.admit(std, Some(&flood), far()).await.unwrap());
+    }
+    assert_eq!(a.in_flight(), 4);
+    // Alone, it may queue too.
+    let (q1, q2) = (queue_key(&a, std, &flood), queue_key(&a, std, &flood));
+    settle().await;
+    assert_eq!(a.queued(), 2);
+    // Another key of the same priority arrives within its share: the
+    // flooding key's queued requests give way, refused at once.
+    let waiting = queue_key(&a, std, &other);
+    settle().await;
+    assert_eq!(a.queued(), 1);
+    for q in [q1, q2] {
+        let shed = q.await.unwrap().unwrap_err();
+        assert_eq!((shed.reason, shed.priority), (ShedReason::KeyShare, std));
+        assert!(shed.retry_after >= Duration::from_secs(1));
+    }
+    // While the other key waits, the flooding key (4 ≥ 50 % of 4) is
+    // refused at once instead of queueing.
+    for _ in 0..10 {
+        let shed = a.admit(std, Some(&flood), far()).await.unwrap_err();
+        assert_eq!(shed.reason, ShedReason::KeyShare);
+    }
+    assert_eq!(a.queued(), 1);
+    // A slot frees: it goes to the other key.
+    held.pop();
+    let served = waiting.await.unwrap().unwrap();
+    assert_eq!((a.in_flight(), a.queued()), (4, 0));
+    assert_eq!(a.inner.shares.held(Some(&other)), 1);
+    assert_eq!(a.inner.shares.held(Some(&flood)), 3);
+    // Queued requests count too: the other key, holding 1, may queue one
+    // more (2 of its share of 2), not a third.
+    let o1 = queue_key(&a, std, &other);
+    settle().await;
+    assert_eq!(a.queued(), 1);
+    let shed = a.admit(std, Some(&other), far()).await.unwrap_err();
+    assert_eq!(shed.reason, ShedReason::KeyShare);
+    // Its queued request leaves the count when it times out.
+    tokio::time::advance(Duration::from_secs(6)).await;
+    assert_eq!(
+        o1.await.unwrap().unwrap_err().reason,
+        ShedReason::QueueTimeout
+    );
+    assert_eq!(a.inner.shares.held(Some(&other)), 1);
+    // Slots free and nobody waits: the flooding key is admitted again,
+    // up to every free slot (work-conserving).
+    drop(served);
+    held.pop();
+    assert_eq!(a.in_flight(), 2);
+    held.push(a.admit(std, Some(&flood), far()).await.unwrap());
+    held.push(a.admit(std, Some(&flood), far()).await.unwrap());
+    assert_eq!(a.in_flight(), 4);
+    drop(held);
+    assert_eq!((a.in_flight(), a.queued()), (0, 0));
+    assert_eq!(a.inner.shares.held(Some(&flood)), 0);
+    assert_eq!(a.inner.shares.held(Some(&other)), 0);
+    let text = m.encode();
+    assert!(
+        text.contains(
+            "lifeline_admission_shed_total{priority=\"standard\",reason=\"key_share\"} 13"
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_without_a_key_are_one_key_and_100_percent_is_no_share() {
+    // 50 % of 1 is still one slot. Requests without a key, alone, queue.
+    let (a, _) = admission(&shared(1, 10, 50));
+    let key: Arc<str> = Arc::from("k");
+    let held = a.admit(Priority::Batch, None, far()).await.unwrap();
+    let alone = queue(&a, Priority::Batch);
+    settle().await;
+    assert_eq!(a.queued(), 1);
+    // A keyed request arrives: the keyless queued one gives way, and the
+    // next keyless one is refused.
+    let keyed = queue_key(&a, Priority::Batch, &key);
+    settle().await;
+    assert_eq!(
+        alone.await.unwrap().unwrap_err().reason,
+        ShedReason::KeyShare
+    );
+    let shed = a.admit(Priority::Batch, None, far()).await.unwrap_err();
+    assert_eq!(shed.reason, ShedReason::KeyShare);
+    // The keyed request gets the slot.
+    drop(held);
+    drop(keyed.await.unwrap().unwrap());
+    assert_eq!(a.inner.shares.held(None), 0);
+    // 100 %: no share, a key may queue behind itself while others wait.
+    a.configure(&shared(1, 10, 100));
+    let other: Arc<str> = Arc::from("other");
+    let held = a.admit(Priority::Batch, Some(&key), far()).await.unwrap();
+    let o = queue_key(&a, Priority::Batch, &other);
+    settle().await;
+    let behind = queue_key(&a, Priority::Batch, &key);
+    settle().await;
+    assert_eq!(a.queued(), 2);
+    drop(held);
+    drop(o.await.unwrap().unwrap());
+    drop(behind.await.unwrap().unwrap());
+    assert_eq!(a.inner.shares.held(Some(&key)), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_keys_are_forgotten_but_a_key_holding_a_slot_is_kept() {
+    let (a, _) = admission(&shared(4, 10, 50));
+    let (busy, idle, late): (Arc<str>, Arc<str>, Arc<str>) =
+        (Arc::from("busy"), Arc::from("idle"), Arc::from("late"));
+    let held = a
+        .admit(Priority::Standard, Some(&busy), far())
+        .await
+        .unwrap();
+    drop(
+        a.admit(Priority::Standard, Some(&idle), far())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(a.inner.shares.len(), 2);
+    tokio::time::advance(Duration::from_secs(61)).await;
+    // A new key after a minute sweeps: the idle key goes, the busy stays.
+    drop(
+        a.admit(Priority::Standard, Some(&late), far())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(a.inner.shares.len(), 2);
+    assert_eq!(a.inner.shares.held(Some(&busy)), 1);
+    drop(held);
+    assert_eq!(a.inner.shares.held(Some(&busy)), 0);
 }

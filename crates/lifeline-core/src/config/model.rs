@@ -253,6 +253,11 @@ pub struct AdmissionConfig {
     /// Bytes of request and response bodies buffered at once, gateway-wide
     /// (`memory_budget_bytes`, default 1 GiB).
     pub memory_budget_bytes: u64,
+    /// The share of the in-flight limit one key may hold, in flight and
+    /// queued together, once requests have to queue and other keys hold
+    /// requests too (`key_share_percent`, 1 to 100, default 50; at least
+    /// one slot; 100: no share). Requests without a key count as one key.
+    pub key_share_percent: u8,
 }
 
 impl Default for AdmissionConfig {
@@ -265,6 +270,7 @@ impl Default for AdmissionConfig {
             target_delay: Duration::from_millis(100),
             interval: Duration::from_secs(1),
             memory_budget_bytes: 1 << 30,
+            key_share_percent: 50,
         }
     }
 }

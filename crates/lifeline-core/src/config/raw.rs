@@ -96,6 +96,7 @@ pub(super) struct RawAdmission {
     pub target_delay_ms: Option<Spanned<u64>>,
     pub interval_ms: Option<Spanned<u64>>,
     pub memory_budget_bytes: Option<Spanned<u64>>,
+    pub key_share_percent: Option<Spanned<u64>>,
 }
 
 /// `[admin]`.

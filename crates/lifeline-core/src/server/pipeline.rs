@@ -19,7 +19,8 @@
 //!    then the key's limits ([`crate::limit`]): requests and tokens per
 //!    minute (429), and the `x-ratelimit-*` headers on the answer;
 //! 7. admission: a global in-flight slot, or a place in the priority
-//!    queue (503 when shed); the slot and the reservation are held until
+//!    queue (503 when shed, or when its key holds its share of the slots
+//!    and it would have to queue); the slot and the reservation are held until
 //!    the response body ends;
 //! 8. the attempt loop ([`crate::attempt::Call`]): balance, attempts,
 //!    relay, accounting.
@@ -271,7 +272,8 @@ async fn data(
     // the queue. A shed request is not made: its token charge and its
     // request unit are refunded.
     let deadline = ctx.started + model.policy.request_timeout;
-    let permit = match admission.admit(priority, deadline).await {
+    let key = ctx.tenant.as_ref().map(|t| &t.id);
+    let permit = match admission.admit(priority, key, deadline).await {
         Ok(permit) => permit,
         Err(shed) => {
             if let Some(charge) = ctx.charge.take() {

@@ -28,13 +28,19 @@ struct ShedLabels {
 }
 
 /// Why a request was refused by admission (the `reason` label).
-pub const SHED_REASONS: [&str; 4] = ["overload", "queue_full", "queue_timeout", "memory"];
+pub const SHED_REASONS: [&str; 5] = [
+    "overload",
+    "queue_full",
+    "queue_timeout",
+    "memory",
+    "key_share",
+];
 
 /// Admission's metrics; one per [`super::Metrics`].
 pub struct AdmissionMetrics {
     queued: [Gauge; 3],
     admitted: [Counter; 3],
-    shed: [[Counter; 4]; 3],
+    shed: [[Counter; 5]; 3],
     wait: [Histogram; 3],
     /// The in-flight limit in force.
     pub limit: Gauge,

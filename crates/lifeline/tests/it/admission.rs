@@ -4,7 +4,9 @@
 //! its slot to its end; a flood of maximum-size bodies (over HTTP/1.1
 //! connections, then as HTTP/2 streams of one connection) cannot push the
 //! real binary past its memory budget; clients that declare large bodies
-//! and send nothing hold none of it, while critical traffic succeeds.
+//! and send nothing hold none of it, while critical traffic succeeds; a
+//! key flooding the gateway with long requests is held to its share of
+//! the slots, and another key of the same priority keeps succeeding.
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,8 +98,11 @@ async fn a_tenfold_surge_keeps_critical_traffic_and_sheds_batch_at_once() {
         ..Faults::default()
     });
     // Capacity: 4 requests at once. Critical traffic needs 2 of them;
-    // batch traffic offers 38 more: ten times capacity in all.
-    let admission = "\n[admission]\nmax_in_flight = 4\nmax_queue = 16\nqueue_timeout_ms = 20000\ntarget_delay_ms = 20\ninterval_ms = 200\n";
+    // batch traffic offers 38 more: ten times capacity in all. Priority
+    // shedding alone: without the per-key share, which would refuse the
+    // batch key's requests beyond 2 slots before they queue (see
+    // `a_flooding_key_is_held_to_its_share_and_another_key_keeps_succeeding`).
+    let admission = "\n[admission]\nmax_in_flight = 4\nmax_queue = 16\nqueue_timeout_ms = 20000\ntarget_delay_ms = 20\ninterval_ms = 200\nkey_share_percent = 100\n";
     let toml = config(
         &m,
         "auth = \"keys\"\nrequest_timeout_ms = 30000",
@@ -662,4 +667,96 @@ async fn a_shed_request_keeps_its_keys_rpm() {
     let (status, body) = batch().await;
     assert_eq!(status, 429, "{body}");
     env.stop().await;
+}
+
+const FLOOD: &str = "sk-flood-key";
+const CALM: &str = "sk-calm-key";
+
+/// Per-key share: a standard key without an `rpm` floods a gateway of 4
+/// slots with 30 clients sending requests of 200 ms; another standard key
+/// sends one request after another. Once the other key holds a request,
+/// the flooding key may hold 2 slots (50 %): its queued requests give way
+/// and its further ones are refused at once, so the other key's requests
+/// are queued first and served rather than timed out or shed behind the
+/// flood (without the share, about 1 in 20 succeeds).
+async fn flood_and_calm(key_share_percent: u8) -> (Tally, Tally, String) {
+    let m = mocks(1).await;
+    m[0].set_faults(Faults {
+        latency_ms: 200,
+        ..Faults::default()
+    });
+    let keys = format!(
+        "\n[[keys]]\nname = \"flood\"\nkey = \"{FLOOD}\"\n\n[[keys]]\nname = \"calm\"\nkey = \"{CALM}\"\n"
+    );
+    let admission = format!(
+        "\n[admission]\nmax_in_flight = 4\nfollow_deployments = false\nkey_share_percent = {key_share_percent}\n"
+    );
+    let toml = config(
+        &m,
+        "auth = \"keys\"\nrequest_timeout_ms = 30000",
+        &one_tier(&m),
+    ) + &keys
+        + &admission;
+    let env = Arc::new(Env::boot(&toml, m).await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood: Vec<_> = (0..30)
+        .map(|_| tokio::spawn(client(env.clone(), FLOOD, stop.clone())))
+        .collect();
+    // The flood first takes the slots and (without a share) the queue.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let calm = tokio::spawn(client(env.clone(), CALM, stop.clone()));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut flooded = Tally::default();
+    for h in flood {
+        let t = h.await.unwrap();
+        flooded.ok += t.ok;
+        flooded.shed += t.shed;
+        flooded.other.extend(t.other);
+    }
+    let calm = calm.await.unwrap();
+    let text = env
+        .client
+        .get(env.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    Arc::into_inner(env).expect("clients done").stop().await;
+    (flooded, calm, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_key_is_held_to_its_share_and_another_key_keeps_succeeding() {
+    let (flood, calm, text) = flood_and_calm(50).await;
+    let total = calm.ok + calm.shed + calm.other.len();
+    eprintln!(
+        "key share: calm {}/{total} ok ({} shed, other {:?}); flood {} ok, {} shed",
+        calm.ok, calm.shed, calm.other, flood.ok, flood.shed
+    );
+    assert!(total >= 3, "too few calm requests: {total}");
+    assert!(
+        calm.ok as f64 >= 0.95 * total as f64,
+        "calm success {}/{total}; shed {}, other {:?}",
+        calm.ok,
+        calm.shed,
+        calm.other
+    );
+    assert!(flood.other.is_empty(), "{:?}", flood.other);
+    // The flood was served (work-conserving) and refused beyond its share.
+    assert!(
+        flood.ok > 0 && flood.shed > 0,
+        "{} ok, {} shed",
+        flood.ok,
+        flood.shed
+    );
+    assert!(
+        metric(
+            &text,
+            "lifeline_admission_shed_total{priority=\"standard\",reason=\"key_share\"}"
+        ) > 0.0,
+        "{text}"
+    );
 }

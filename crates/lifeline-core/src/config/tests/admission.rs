@@ -14,6 +14,7 @@ fn admission_defaults_and_values() {
     assert_eq!(c.admission.target_delay, Duration::from_millis(100));
     assert_eq!(c.admission.interval, Duration::from_secs(1));
     assert_eq!(c.admission.memory_budget_bytes, 1 << 30);
+    assert_eq!(c.admission.key_share_percent, 50);
     let c = parse(&with_models(&[
         "[admission]",
         "max_in_flight = 64",
@@ -22,6 +23,7 @@ fn admission_defaults_and_values() {
         "target_delay_ms = 20",
         "interval_ms = 500",
         "memory_budget_bytes = 268435456",
+        "key_share_percent = 100",
     ]));
     let a = &c.admission;
     assert_eq!((a.max_in_flight, a.max_queue), (64, 0));
@@ -29,6 +31,7 @@ fn admission_defaults_and_values() {
     assert_eq!(a.target_delay, Duration::from_millis(20));
     assert_eq!(a.interval, Duration::from_millis(500));
     assert_eq!(a.memory_budget_bytes, 256 << 20);
+    assert_eq!(a.key_share_percent, 100);
 }
 
 #[test]
@@ -66,6 +69,11 @@ fn admission_errors_name_line_and_field() {
     );
     let e = errors(&with_models(&["[admission]", "memory_budget_bytes = 0"]));
     assert_one(&e, 2, "admission.memory_budget_bytes", "at least 1");
+    for bad in ["0", "101", "300"] {
+        let line = format!("key_share_percent = {bad}");
+        let e = errors(&with_models(&["[admission]", "", &line]));
+        assert_one(&e, 3, "admission.key_share_percent", "between 1 and 100");
+    }
     let e = errors(&with_models(&["[admission]", "max_inflight = 3"]));
     assert_eq!(e.len(), 1, "{e:#?}");
     assert_eq!(e[0].line, Some(2));

@@ -74,6 +74,20 @@ impl Validator<'_> {
                 self.at(b, "admission.memory_budget_bytes", msg);
             }
         }
+        let key_share_percent = match &raw.key_share_percent {
+            None => d.key_share_percent,
+            Some(v) => match u8::try_from(*v.get_ref()) {
+                Ok(n @ 1..=100) => n,
+                _ => {
+                    self.at(
+                        v,
+                        "admission.key_share_percent",
+                        "must be between 1 and 100 (100: no per-key share)",
+                    );
+                    d.key_share_percent
+                }
+            },
+        };
         AdmissionConfig {
             max_in_flight: usize::try_from(max_in_flight).unwrap_or(usize::MAX),
             follow_deployments: raw
@@ -85,6 +99,7 @@ impl Validator<'_> {
             target_delay,
             interval,
             memory_budget_bytes: budget,
+            key_share_percent,
         }
     }
 
