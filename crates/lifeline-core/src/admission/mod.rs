@@ -308,13 +308,17 @@ impl Admission {
         let load = inner.shares.load(key);
         if inner.waiting.load(Ordering::SeqCst) == 0 && inner.try_acquire() {
             inner.metrics.admission().admitted(p.index());
-            return Ok(Permit::new(self.inner.clone(), share::KeyHold::enter(load)));
+            let class = inner.shares.class(p.index());
+            return Ok(Permit::new(
+                self.inner.clone(),
+                share::KeyHold::enter(load, class),
+            ));
         }
         // It would have to queue: only within its key's share, unless
         // the key is alone.
         let share = inner.shares.share(inner.limit.load(Ordering::SeqCst));
-        let total = inner.in_flight.load(Ordering::SeqCst) + inner.waiting.load(Ordering::SeqCst);
-        let Some((hold, within)) = share::Shares::try_enter(load, share, total) else {
+        let class = inner.shares.class(p.index());
+        let Some((hold, within)) = share::Shares::try_enter(load, class, share) else {
             return Err(inner.refuse(p, ShedReason::KeyShare));
         };
         let now = Instant::now();
@@ -456,10 +460,11 @@ impl Inner {
         self.metrics.admission().queued(p.index()).dec();
     }
 
-    /// Refuses the queued requests of keys over their `share`, of class `p`
-    /// or lower, newest first, until their keys are back at their share:
-    /// a request of a key within its share arrived, so the key that was
-    /// alone is not any more.
+    /// Refuses the queued requests of keys over their `share`, of class
+    /// `p`, newest first, until their keys are back at their share: a
+    /// request of a key of that class within its share arrived, so the key
+    /// that was alone in the class is not any more. (Other classes' keys
+    /// are left alone: priority orders the classes already.)
     fn yield_over(&self, st: &mut State, p: Priority, share: usize) {
         let mut left = false;
         for class in 0..3 {
@@ -469,7 +474,7 @@ impl Inner {
                 if st.queues[class][i].key.held() <= share {
                     continue;
                 }
-                if class < p.index() {
+                if class != p.index() {
                     left = true;
                     continue;
                 }

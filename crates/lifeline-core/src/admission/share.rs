@@ -4,7 +4,8 @@
 //! waits.
 //!
 //! The share only applies when a request would have to queue and other
-//! keys hold requests too: while a slot is free and nobody waits, a key
+//! keys of its priority hold requests too (priority already orders the
+//! classes: a critical key is never held back for a batch key's sake): while a slot is free and nobody waits, a key
 //! may take any number of slots (the fast path counts it with one atomic
 //! increment), and a key alone may queue as before. When another key
 //! arrives within its share, the queued requests of keys over theirs (of
@@ -33,9 +34,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 #[derive(Default)]
 pub(super) struct Load(AtomicUsize);
 
-/// One request's place in its key's count (in flight or queued); dropped,
-/// it leaves the count.
-pub(super) struct KeyHold(Arc<Load>);
+/// One request's place in its key's count and its priority's (in flight
+/// or queued); dropped, it leaves both.
+pub(super) struct KeyHold(Arc<Load>, Arc<Load>);
 
 impl Load {
     fn get(&self) -> usize {
@@ -49,16 +50,19 @@ impl KeyHold {
         self.0.get()
     }
 
-    /// Counts one more request of the key, unconditionally.
-    pub(super) fn enter(load: Arc<Load>) -> Self {
+    /// Counts one more request of the key (and of its priority `class`),
+    /// unconditionally.
+    pub(super) fn enter(load: Arc<Load>, class: Arc<Load>) -> Self {
         load.0.fetch_add(1, Ordering::SeqCst);
-        Self(load)
+        class.0.fetch_add(1, Ordering::SeqCst);
+        Self(load, class)
     }
 }
 
 impl Drop for KeyHold {
     fn drop(&mut self) {
         self.0 .0.fetch_sub(1, Ordering::SeqCst);
+        self.1 .0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -68,6 +72,8 @@ pub(super) struct Shares {
     percent: AtomicU8,
     /// Requests without a key.
     anonymous: Arc<Load>,
+    /// What each priority class holds, all keys together.
+    classes: [Arc<Load>; 3],
     loads: ArcSwap<HashMap<Arc<str>, Arc<Load>>>,
     write: Mutex<()>,
     epoch: Instant,
@@ -80,6 +86,7 @@ impl Shares {
         Self {
             percent: AtomicU8::new(percent),
             anonymous: Arc::default(),
+            classes: Default::default(),
             loads: ArcSwap::from_pointee(HashMap::new()),
             write: Mutex::new(()),
             epoch: Instant::now(),
@@ -127,6 +134,11 @@ impl Shares {
         load
     }
 
+    /// The count of priority class `index` (all keys).
+    pub(super) fn class(&self, index: usize) -> Arc<Load> {
+        self.classes[index.min(2)].clone()
+    }
+
     /// A key's share of the in-flight limit `limit`: `key_share_percent`
     /// of it, at least one slot; `None` at 100 % (no share).
     pub(super) fn share(&self, limit: usize) -> Option<usize> {
@@ -135,25 +147,28 @@ impl Shares {
     }
 
     /// Counts a request that has to queue, unless its key holds `share`
-    /// already while others hold requests too (`total`: the requests in
-    /// flight and queued, all keys': a key that holds all of them is alone
-    /// and may queue). `Some((hold, within))`, `within` when the key was
-    /// below its share (or there is none).
+    /// already while other keys of its priority hold requests too (`class`:
+    /// the requests in flight and queued of its priority, all keys': a key
+    /// that holds all of them is alone in its class and may queue).
+    /// `Some((hold, within))`, `within` when the key was below its share
+    /// (or there is none).
     pub(super) fn try_enter(
         load: Arc<Load>,
+        class: Arc<Load>,
         share: Option<usize>,
-        total: usize,
     ) -> Option<(KeyHold, bool)> {
         let Some(share) = share else {
-            return Some((KeyHold::enter(load), true));
+            return Some((KeyHold::enter(load, class), true));
         };
+        let total = class.get();
         let before = load
             .0
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                 (n < share || n >= total).then_some(n + 1)
             })
             .ok()?;
-        Some((KeyHold(load), before < share))
+        class.0.fetch_add(1, Ordering::SeqCst);
+        Some((KeyHold(load, class), before < share))
     }
 
     /// What the key holds now (tests).

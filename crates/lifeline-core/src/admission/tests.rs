@@ -659,3 +659,30 @@ async fn idle_keys_are_forgotten_but_a_key_holding_a_slot_is_kept() {
     drop(held);
     assert_eq!(a.inner.shares.held(Some(&busy)), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_share_is_among_keys_of_one_priority() {
+    // 50 % of 2 is one slot. A batch key holds one slot and a critical key
+    // the other: each is alone in its class, so each may queue beyond its
+    // share; priority orders them, the share does not.
+    let (a, _) = admission(&shared(2, 10, 50));
+    let (crit, batch): (Arc<str>, Arc<str>) = (Arc::from("crit"), Arc::from("batch"));
+    let b = a.admit(Priority::Batch, Some(&batch), far()).await.unwrap();
+    let c = a
+        .admit(Priority::Critical, Some(&crit), far())
+        .await
+        .unwrap();
+    let c2 = queue_key(&a, Priority::Critical, &crit);
+    let b2 = queue_key(&a, Priority::Batch, &batch);
+    settle().await;
+    assert_eq!(a.queued(), 2);
+    // A slot frees: critical goes first.
+    drop(b);
+    let c2 = c2.await.unwrap().unwrap();
+    assert_eq!(a.queued(), 1);
+    drop(c);
+    drop(b2.await.unwrap().unwrap());
+    drop(c2);
+    assert_eq!(a.inner.shares.held(Some(&crit)), 0);
+    assert_eq!(a.inner.shares.held(Some(&batch)), 0);
+}
