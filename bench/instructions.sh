@@ -35,24 +35,7 @@ MPORT=18190 PPORT=18191 LPORT=18192 APORT=18193
 
 python3 "$HARNESS/make-nginx-conf.py" "$OUT" "$MPORT" "$PPORT" >/dev/null
 bash "$root/bench/lifeline-config.sh" "$LPORT" "$APORT" "$MPORT" "$OUT" \
-  "${LIFELINE_BENCH_STATUS:-on}" >"$OUT/lifeline.toml"
-case ${LIFELINE_BENCH_PROTECTION:-off} in
-  on)
-    sed -i 's/^auth = "none"$/auth = "keys"/' "$OUT/lifeline.toml"
-    cat >>"$OUT/lifeline.toml" <<'TOML'
-
-[[keys]]
-name = "bench"
-key = "sk-bench"
-priority = "critical"
-rpm = 1000000000
-tpm = 1000000000000
-models = ["bench", "bench-stream"]
-TOML
-    ;;
-  off) ;;
-  *) echo "instructions: LIFELINE_BENCH_PROTECTION must be on or off" >&2; exit 2 ;;
-esac
+  "${LIFELINE_BENCH_STATUS:-on}" "${LIFELINE_BENCH_PROTECTION:-off}" >"$OUT/lifeline.toml"
 
 cleanup() {
   cg_stop

@@ -3,19 +3,29 @@
 # and `bench-stream` over the shared harness's nginx mock upstream, and the
 # status side (on by default, as in production) with its store in OUT_DIR, so
 # that a benchmark never writes into the working directory.
-# usage: bench/lifeline-config.sh LISTEN_PORT ADMIN_PORT UPSTREAM_PORT OUT_DIR [on|off] > lifeline.toml
+# usage: bench/lifeline-config.sh LISTEN_PORT ADMIN_PORT UPSTREAM_PORT OUT_DIR [on|off] [off|key|on] > lifeline.toml
 #   on|off: the status side ([status] enabled); default on.
+#   off|key|on: the issue-10 protection layers; default off (auth = "none",
+#   no key). key: auth = "keys" with wrk's key (sk-bench, harness post.lua),
+#   no limits. on: that key with critical priority, both models, and rpm and
+#   tpm too high ever to refuse (both budgets charged and settled on every
+#   request).
 set -euo pipefail
-[ $# -ge 4 ] || { echo "usage: $0 LISTEN_PORT ADMIN_PORT UPSTREAM_PORT OUT_DIR [on|off]" >&2; exit 2; }
+[ $# -ge 4 ] || { echo "usage: $0 LISTEN_PORT ADMIN_PORT UPSTREAM_PORT OUT_DIR [on|off] [off|key|on]" >&2; exit 2; }
 case ${5:-on} in
   on) enabled=true ;;
   off) enabled=false ;;
   *) echo "lifeline-config: status side must be on or off, not ${5}" >&2; exit 2 ;;
 esac
+case ${6:-off} in
+  off) auth=none ;;
+  key | on) auth=keys ;;
+  *) echo "lifeline-config: protection must be off, key or on, not ${6}" >&2; exit 2 ;;
+esac
 dir=$(cd "$4" && pwd)
 cat <<TOML
 [server]
-auth = "none"
+auth = "$auth"
 listen = "127.0.0.1:$1"
 admin_listen = "127.0.0.1:$2"
 
@@ -43,3 +53,7 @@ tiers = [ [ { provider = "upstream", model = "gpt-4o-mini" } ] ]
 name = "bench-stream"
 tiers = [ [ { provider = "upstream-sse", model = "gpt-4o-mini" } ] ]
 TOML
+case ${6:-off} in
+  key) printf '\n[[keys]]\nname = "bench"\nkey = "sk-bench"\n' ;;
+  on) printf '\n[[keys]]\nname = "bench"\nkey = "sk-bench"\npriority = "critical"\nrpm = 1000000000\ntpm = 1000000000000\nmodels = ["bench", "bench-stream"]\n' ;;
+esac

@@ -34,24 +34,7 @@ cleanup() {
 trap cleanup EXIT
 taskset -c 1 nginx -c "$OUT/mock.conf" -p "$OUT" 2>/dev/null
 for p in off key on; do
-  bash "$root/bench/lifeline-config.sh" "$LPORT" "$APORT" "$MPORT" "$OUT" >"$OUT/$p.toml"
-  if [ "$p" = key ]; then
-    sed -i 's/^auth = "none"$/auth = "keys"/' "$OUT/$p.toml"
-    printf '\n[[keys]]\nname = "bench"\nkey = "sk-bench"\n' >>"$OUT/$p.toml"
-  fi
-  if [ "$p" = on ]; then
-    sed -i 's/^auth = "none"$/auth = "keys"/' "$OUT/$p.toml"
-    cat >>"$OUT/$p.toml" <<'TOML'
-
-[[keys]]
-name = "bench"
-key = "sk-bench"
-priority = "critical"
-rpm = 1000000000
-tpm = 1000000000000
-models = ["bench", "bench-stream"]
-TOML
-  fi
+  bash "$root/bench/lifeline-config.sh" "$LPORT" "$APORT" "$MPORT" "$OUT" on "$p" >"$OUT/$p.toml"
 done
 ticks=$(getconf CLK_TCK)
 cpu() { awk -v t="$ticks" '{print ($14 + $15) / t}' "/proc/$1/stat"; }

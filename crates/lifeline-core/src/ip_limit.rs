@@ -6,7 +6,7 @@
 //! that is not a trusted proxy ([`client_ip`]); a header from any other peer
 //! is ignored, so a client cannot pick the address it is counted under.
 //!
-//! Both limits are GCRA (the generic cell rate algorithm: one "theoretical
+//! Both limits are GCRA ([`crate::gcra`], shared with the per-key budgets: one "theoretical
 //! arrival time" per IP, a token bucket without a refill timer):
 //!
 //! - with `auth = "none"`, `ip_requests_per_minute` requests per minute per
@@ -51,6 +51,7 @@ use tokio::time::Instant;
 
 use crate::config::{Cidr, IpLimitConfig};
 use crate::error::ApiError;
+use crate::gcra::{Denied, Gcra};
 
 /// Why a client IP was refused (the `reason` label of
 /// `lifeline_ip_rate_limited_total`).
@@ -145,12 +146,12 @@ pub fn bucket(ip: IpAddr) -> IpAddr {
 }
 
 /// The state of one address.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Debug, Default)]
 struct Entry {
-    /// GCRA: when the next request would be on schedule (`auth = "none"`).
-    request_tat: Option<Instant>,
-    /// GCRA: when the next failure would be on schedule.
-    failure_tat: Option<Instant>,
+    /// Its request budget (`auth = "none"`), in [`IpLimits::ticks`].
+    requests: Gcra,
+    /// Its budget of failed authentications, in [`IpLimits::ticks`].
+    failures: Gcra,
     /// The last failed authentication.
     last_failure: Option<Instant>,
     /// Refused until then.
@@ -161,9 +162,9 @@ struct Entry {
 
 impl Entry {
     /// Whether forgetting it changes nothing.
-    fn at_rest(&self, now: Instant, lockout_max: Duration) -> bool {
-        self.request_tat.is_none_or(|t| t <= now)
-            && self.failure_tat.is_none_or(|t| t <= now)
+    fn at_rest(&self, ticks: u64, now: Instant, lockout_max: Duration) -> bool {
+        self.requests.full(ticks)
+            && self.failures.full(ticks)
             && self.locked_until.is_none_or(|t| t <= now)
             && self.last_failure.is_none_or(|t| now >= t + lockout_max)
     }
@@ -198,13 +199,15 @@ impl Table {
         self.current.entry(ip).or_default()
     }
 
-    fn sweep(&mut self, now: Instant, lockout_max: Duration) {
+    fn sweep(&mut self, ticks: u64, now: Instant, lockout_max: Duration) {
         if self.last_sweep.is_some_and(|t| now < t + SWEEP_EVERY) {
             return;
         }
         self.last_sweep = Some(now);
-        self.current.retain(|_, e| !e.at_rest(now, lockout_max));
-        self.previous.retain(|_, e| !e.at_rest(now, lockout_max));
+        self.current
+            .retain(|_, e| !e.at_rest(ticks, now, lockout_max));
+        self.previous
+            .retain(|_, e| !e.at_rest(ticks, now, lockout_max));
     }
 
     #[cfg(test)]
@@ -238,7 +241,7 @@ impl Default for IpLimits {
     }
 }
 
-/// The GCRA emission interval of `per_minute`.
+/// The GCRA emission interval of `per_minute`: the first lockout's length.
 fn interval(per_minute: u64) -> Duration {
     Duration::from_secs(60) / u32::try_from(per_minute.max(1)).unwrap_or(u32::MAX)
 }
@@ -305,17 +308,15 @@ impl IpLimits {
             Some(per_minute) => {
                 let e = table.get_or_insert(ip, cfg.table_size);
                 locked(e, now).and_then(|()| {
-                    let t = interval(per_minute);
-                    let tolerance = t * u32::try_from(per_minute).unwrap_or(u32::MAX);
-                    let tat = e.request_tat.map_or(now, |v| v.max(now)) + t;
-                    if tat.duration_since(now) <= tolerance {
-                        e.request_tat = Some(tat);
-                        Ok(())
-                    } else {
-                        Err(Refused {
+                    match e.requests.take(self.ticks(now), per_minute, 1) {
+                        Ok(_) => Ok(()),
+                        Err(denied) => Err(Refused {
                             reason: Reason::Requests,
-                            retry_after: tat.duration_since(now) - tolerance,
-                        })
+                            retry_after: match denied {
+                                Denied::Wait { retry_after, .. } => retry_after,
+                                Denied::TooLarge => interval(per_minute),
+                            },
+                        }),
                     }
                 })
             }
@@ -326,8 +327,9 @@ impl IpLimits {
     /// emptied the address's bucket.
     pub fn failed(&self, cfg: &IpLimitConfig, ip: IpAddr, now: Instant) -> Option<Duration> {
         let ip = bucket(ip);
+        let ticks = self.ticks(now);
         let mut table = self.lock();
-        table.sweep(now, cfg.lockout_max);
+        table.sweep(ticks, now, cfg.lockout_max);
         let e = table.get_or_insert(ip, cfg.table_size);
         if e.last_failure.is_some_and(|t| now >= t + cfg.lockout_max) {
             e.strikes = 0;
@@ -335,12 +337,11 @@ impl IpLimits {
         e.last_failure = Some(now);
         let per_minute = cfg.auth_failures_per_minute;
         let t = interval(per_minute);
-        let tat = e.failure_tat.map_or(now, |v| v.max(now)) + t;
-        e.failure_tat = Some(tat);
-        // Room for another failure within the burst of `per_minute`?
-        let room = t * u32::try_from(per_minute.saturating_sub(1)).unwrap_or(u32::MAX);
+        // Every failure counts, in the budget or beyond it.
+        e.failures.adjust(ticks, per_minute, 1);
+        let empty = e.failures.peek(ticks, per_minute).remaining == 0;
         // Empty, or locked out before and not calm since: locked out (again).
-        let lockout = (tat.duration_since(now) > room || e.strikes > 0).then(|| {
+        let lockout = (empty || e.strikes > 0).then(|| {
             let grown = t.saturating_mul(1u32 << e.strikes.min(20));
             e.strikes = e.strikes.saturating_add(1);
             let lockout = grown.min(cfg.lockout_max);

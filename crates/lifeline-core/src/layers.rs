@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("telemetry", 0),
     ("extension", 0),
     ("context", 1),
+    ("gcra", 1),
     ("admission", 1),
     ("health", 1),
     ("concurrency", 1),

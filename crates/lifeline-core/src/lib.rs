@@ -41,6 +41,7 @@ pub mod context;
 pub mod error;
 pub mod extension;
 pub mod gateway;
+pub mod gcra;
 pub mod health;
 pub mod ip_limit;
 #[cfg(test)]

@@ -199,16 +199,25 @@ impl Admission {
 
     /// Applies a reloaded `[admission]`. Requests in flight keep their
     /// permits and reservations; a lower limit takes effect as they end.
+    /// With `follow_deployments`, the in-flight limit is left to
+    /// [`Admission::set_limit`] (the gateway sets it from the deployments
+    /// right after): setting `max_in_flight` here first would let queued
+    /// requests through beyond what the deployments take.
     pub fn configure(&self, cfg: &AdmissionConfig) {
         let inner = &self.inner;
-        inner.limit.store(cfg.max_in_flight, Ordering::SeqCst);
+        if !cfg.follow_deployments {
+            inner.limit.store(cfg.max_in_flight, Ordering::SeqCst);
+            inner
+                .metrics
+                .admission()
+                .limit
+                .set(i64::try_from(cfg.max_in_flight).unwrap_or(i64::MAX));
+        }
         inner.memory.set_limit(cfg.memory_budget_bytes);
         inner.shares.set_percent(cfg.key_share_percent);
         let interval_ms = u64::try_from(cfg.interval.as_millis()).unwrap_or(u64::MAX);
         inner.interval_ms.store(interval_ms, Ordering::Relaxed);
         let m = inner.metrics.admission();
-        m.limit
-            .set(i64::try_from(cfg.max_in_flight).unwrap_or(i64::MAX));
         m.memory_budget
             .set(i64::try_from(cfg.memory_budget_bytes).unwrap_or(i64::MAX));
         let mut st = inner.lock();
@@ -226,14 +235,14 @@ impl Admission {
     pub fn set_limit(&self, limit: usize) {
         let inner = &self.inner;
         let limit = limit.max(1);
-        if inner.limit.swap(limit, Ordering::SeqCst) == limit {
-            return;
-        }
         inner
             .metrics
             .admission()
             .limit
             .set(i64::try_from(limit).unwrap_or(i64::MAX));
+        if inner.limit.swap(limit, Ordering::SeqCst) == limit {
+            return;
+        }
         let mut st = inner.lock();
         inner.drain(&mut st, Instant::now());
     }

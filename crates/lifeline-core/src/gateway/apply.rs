@@ -205,7 +205,7 @@ impl Gateway {
         let live = Arc::new(live);
         self.inner.live.store(live.clone());
         self.inner.admission.configure(&live.config.admission);
-        // configure() set max_in_flight; the deployments may allow less.
+        // The in-flight limit from the new config and deployments.
         self.follow_capacity();
         // After the swap: a subscriber that reads the new state and then
         // gets these events applies them idempotently; none misses them.

@@ -52,7 +52,6 @@ impl Gateway {
 
     pub(super) fn spawn_capacity_follower(&self) {
         let gw = self.clone();
-        self.follow_capacity();
         self.inner.tracker.spawn(async move {
             loop {
                 tokio::select! {

@@ -30,8 +30,6 @@
 //! so neither a reload nor a new set of stored keys resets them. A cluster
 //! version (shared counters) implements the same trait.
 
-pub mod gcra;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,10 +45,10 @@ use crate::body::ProxyBody;
 use crate::config::Config;
 use crate::context::{Charge, RequestContext, Tenant, TokenMeter};
 use crate::error::ApiError;
+use crate::gcra::{Denied, Gcra, Quota};
 use crate::providers::Endpoint;
 use crate::request::Inspected;
 use crate::telemetry::{KeyCounters, Metrics};
-use gcra::{Denied, Gcra, Quota};
 
 /// Output tokens charged at admission per choice when the request sets no
 /// maximum (reconciled with the real usage when the answer arrives).
@@ -247,7 +245,7 @@ pub fn admit(
 }
 
 /// The model label of requests refused before a model was routed.
-static DASH: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("-"));
+pub(crate) static DASH: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("-"));
 
 impl Kind {
     /// `requests` or `tokens`: OpenAI's error `type`, and the metric label.

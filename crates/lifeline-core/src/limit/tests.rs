@@ -132,7 +132,7 @@ fn refusals_have_openai_shape_and_headers() {
         retry_after: Some(Duration::from_millis(19_500)),
         used: 3,
         requested: 1,
-        requests: Some(gcra::Quota {
+        requests: Some(crate::gcra::Quota {
             limit: 3,
             remaining: 0,
             reset: Duration::from_secs(60),

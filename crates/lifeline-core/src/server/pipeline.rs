@@ -166,9 +166,11 @@ pub async fn handle(
         Route::Data(endpoint) => match data(&gw, &live, endpoint, req, &mut ctx).await {
             Ok(r) => r,
             Err(e) => {
-                let model: std::sync::Arc<str> = "-".into();
-                gw.metrics()
-                    .request(&model, e.status.as_u16(), started.elapsed().as_secs_f64());
+                gw.metrics().request(
+                    &crate::limit::DASH,
+                    e.status.as_u16(),
+                    started.elapsed().as_secs_f64(),
+                );
                 if e.code == Some("overloaded") {
                     // Counted in lifeline_admission_shed_total, and shedding
                     // starting or easing is logged once: a surge must not

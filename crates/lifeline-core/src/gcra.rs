@@ -1,5 +1,7 @@
 //! The generic cell rate algorithm (GCRA) for one per-minute budget, on one
-//! atomic: the theoretical arrival time (TAT) of the next unit.
+//! atomic: the theoretical arrival time (TAT) of the next unit. Used by the
+//! per-key budgets ([`crate::limit`]) and the per-address limits
+//! ([`crate::ip_limit`]).
 //!
 //! GCRA is a token bucket written as a single timestamp: a budget of
 //! `limit` units per minute refills one unit every `60 s / limit`, holds at
