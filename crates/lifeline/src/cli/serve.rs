@@ -60,6 +60,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let keys =
         crate::keys_sync::KeySync::start(&gw, crate::status_side::store_path(&gw.live().config))
             .await;
+    // Signal handlers before the listeners open: a SIGHUP sent as soon as
+    // the gateway answers must reload it, not kill it (the default action),
+    // however long the status side then takes to start.
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signals(gw.clone(), shutdown.clone()));
     let bound = Server::bind(gw.clone())
         .await
         .context("binding the listeners")?;
@@ -85,8 +90,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             keys_required,
         )?;
     }
-    let shutdown = CancellationToken::new();
-    tokio::spawn(signals(gw.clone(), shutdown.clone()));
     bound.run(shutdown).await;
     status.stop().await;
     keys.stop().await;
@@ -150,37 +153,42 @@ fn print_example_help(
     out.flush()
 }
 
+/// Installs the signal handlers now (when called, not when the returned
+/// future first runs) and returns the task that serves them.
 #[cfg(unix)]
-async fn signals(gw: Gateway, shutdown: CancellationToken) {
+fn signals(gw: Gateway, shutdown: CancellationToken) -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!(message = "Cannot install signal handlers.");
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => {
-                // Errors are logged by reload(); the running config stays,
-                // and with it the running TLS certificate. A valid reload
-                // re-reads the certificate and key files: new handshakes
-                // use them (server/tls.rs). Audited like POST /admin/reload.
-                let action = match gw.reload().await {
-                    Ok(()) => "config.reload",
-                    Err(_) => "config.reload_rejected",
-                };
-                let caller = lifeline_core::extension::AdminCaller::local("signal:SIGHUP");
-                lifeline_core::admin::audit(&gw, &caller, action, "-");
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = handlers else {
+            tracing::error!(message = "Cannot install signal handlers.");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    // Errors are logged by reload(); the running config stays,
+                    // and with it the running TLS certificate. A valid reload
+                    // re-reads the certificate and key files: new handshakes
+                    // use them (server/tls.rs). Audited like POST /admin/reload.
+                    let action = match gw.reload().await {
+                        Ok(()) => "config.reload",
+                        Err(_) => "config.reload_rejected",
+                    };
+                    let caller = lifeline_core::extension::AdminCaller::local("signal:SIGHUP");
+                    lifeline_core::admin::audit(&gw, &caller, action, "-");
+                }
             }
         }
+        tracing::info!(message = "Shutting down: no new connections, draining in-flight requests.");
+        shutdown.cancel();
     }
-    tracing::info!(message = "Shutting down: no new connections, draining in-flight requests.");
-    shutdown.cancel();
 }
 
 #[cfg(not(unix))]
