@@ -39,6 +39,7 @@
 
 mod commit;
 mod failure;
+mod resume;
 mod upstream;
 mod wait;
 

@@ -7,6 +7,7 @@
 //! derived from it on the deployment's lease. The attempt's deadlines are
 //! adaptive (`Call::timeout`, [`crate::health::latency`]).
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -15,6 +16,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use tokio::time::{timeout_at, Instant};
 
 use super::failure::{client_error_kind, Failure, FailureKind};
+use super::resume::Continuer;
 use super::{commit, Call, MAX_RESPONSE_BYTES};
 use crate::admission::memory::{collect, Collect};
 use crate::admission::Shed;
@@ -24,6 +26,7 @@ use crate::error::ApiError;
 use crate::health::latency::{adaptive_timeout, LatencyKind};
 use crate::health::Outcome;
 use crate::providers::Endpoint;
+use crate::relay::resume::Resume;
 use crate::relay::{Protocol, RelayBody, StreamEnd};
 use crate::request::splice;
 use crate::retry::retry_after;
@@ -271,7 +274,7 @@ impl Call {
                         key_id: self.ctx.tenant.as_ref().map(|t| t.id.clone()),
                         charge: self.ctx.charge.clone(),
                     };
-                    let relay = RelayBody::new(
+                    let mut relay = RelayBody::new(
                         c.prefix,
                         c.body,
                         c.scanner,
@@ -279,6 +282,9 @@ impl Call {
                         lease,
                         end,
                     );
+                    if let Some(resume) = self.continuer(scope.tried, deadline, *adaptive) {
+                        relay = relay.continuation(resume, stall);
+                    }
                     self.metrics.in_flight().inc();
                     Attempted::Answer(self.answer(
                         c.parts,
@@ -554,30 +560,79 @@ impl Call {
     }
 
     fn upstream_request(&self, dep: &Deployment) -> Result<Request<Full<Bytes>>, String> {
-        let uri = dep.uri(self.endpoint)?;
         let body = splice(&self.body, &self.inspected.model_span, &dep.model_json);
-        let mut req = Request::new(Full::new(body));
-        *req.method_mut() = http::Method::POST;
-        *req.uri_mut() = uri;
-        let h = req.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        h.insert(
-            header::ACCEPT,
-            HeaderValue::from_static(if self.inspected.stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            }),
-        );
-        h.insert(X_REQUEST_ID, self.ctx.id.clone());
-        if let Some((name, value)) = dep.upstream.auth() {
-            h.insert(name.clone(), value.clone());
-        }
-        Ok(req)
+        build_request(
+            self.endpoint,
+            dep,
+            body,
+            self.inspected.stream,
+            &self.ctx.id,
+        )
     }
+
+    /// What continues this stream after a break, if it may be continued:
+    /// continuation on for the model, a chat stream of one choice.
+    fn continuer(
+        &self,
+        tried: &[Arc<Deployment>],
+        deadline: Instant,
+        adaptive: bool,
+    ) -> Option<Box<dyn Resume>> {
+        if !self.model.continuation
+            || self.endpoint != Endpoint::ChatCompletions
+            || !self.inspected.stream
+            || self.inspected.choices > 1
+        {
+            return None;
+        }
+        Some(Box::new(Continuer {
+            metrics: self.metrics.clone(),
+            model: self.model.clone(),
+            endpoint: self.endpoint,
+            body: self.body.clone(),
+            model_span: self.inspected.model_span.clone(),
+            request_id: self.ctx.id.clone(),
+            deadline,
+            attempts: u32::try_from(tried.len()).unwrap_or(u32::MAX),
+            tried: tried.to_vec(),
+            failed: Vec::new(),
+            want_usage: self.ctx.charge.is_some(),
+            adaptive,
+        }))
+    }
+}
+
+/// The upstream request of an attempt on `dep`: `body` (already spliced
+/// for the deployment) to the endpoint's URL, with the deployment's auth.
+pub(super) fn build_request(
+    endpoint: Endpoint,
+    dep: &Deployment,
+    body: Bytes,
+    stream: bool,
+    request_id: &HeaderValue,
+) -> Result<Request<Full<Bytes>>, String> {
+    let uri = dep.uri(endpoint)?;
+    let mut req = Request::new(Full::new(body));
+    *req.method_mut() = http::Method::POST;
+    *req.uri_mut() = uri;
+    let h = req.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        header::ACCEPT,
+        HeaderValue::from_static(if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        }),
+    );
+    h.insert(X_REQUEST_ID, request_id.clone());
+    if let Some((name, value)) = dep.upstream.auth() {
+        h.insert(name.clone(), value.clone());
+    }
+    Ok(req)
 }
 
 /// Whether a 2xx non-streaming body is a JSON object that is not an error.

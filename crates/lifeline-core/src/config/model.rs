@@ -345,8 +345,25 @@ pub struct ProviderConfig {
     /// false). Costs a token per probe; catches a provider whose model list
     /// answers while inference is down.
     pub probe_completion: bool,
+    /// Whether its deployments continue a trailing assistant message (an
+    /// assistant prefill), used to continue a broken stream (`prefill`;
+    /// `None`: the kind's default, [`ProviderConfig::prefill`]).
+    pub prefill: Option<bool>,
     /// Settings of the in-process simulated provider (`[providers.mock]`), for `kind = "mock"`.
     pub mock: Option<SimulatedSettings>,
+}
+
+impl ProviderConfig {
+    /// Whether its deployments take an assistant prefill: the `prefill`
+    /// key, else the kind's default. The simulated provider continues a
+    /// trailing assistant message; OpenAI documents no prefill (and Azure
+    /// OpenAI follows it), and OpenAI-compatible servers differ (llama.cpp's
+    /// server continues one by default, vLLM only with
+    /// `continue_final_message`), so those are off unless declared.
+    pub fn prefill(&self) -> bool {
+        self.prefill
+            .unwrap_or(matches!(self.kind, ProviderKind::Mock))
+    }
 }
 
 /// `[providers.mock]`: the simulated provider's own settings, with the
@@ -368,6 +385,9 @@ pub struct ModelConfig {
     pub tiers: Vec<Vec<DeploymentRef>>,
     /// Timeouts and retries, `[server]` defaults overridden by this model's keys.
     pub policy: RequestPolicy,
+    /// Whether a chat stream that breaks after content is continued from
+    /// another deployment (`continuation`, default true).
+    pub continuation: bool,
 }
 
 /// One `{ provider, model, weight, context_window }` entry of a tier.
@@ -383,6 +403,8 @@ pub struct DeploymentRef {
     /// known: after a context-length refusal, a deployment with a larger one
     /// may take the request.
     pub context_window: Option<u32>,
+    /// Overrides the provider's `prefill` for this deployment (`prefill`).
+    pub prefill: Option<bool>,
 }
 
 /// Timeouts and retry settings of one model.

@@ -140,6 +140,8 @@ pub(super) struct RawProvider {
     pub probe_path: Option<Spanned<String>>,
     #[serde(default)]
     pub probe_completion: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub prefill: Option<Spanned<bool>>,
     /// `[providers.mock]`, handed whole to the simulated provider.
     #[serde(default)]
     pub mock: Option<Spanned<super::model::SimulatedSettings>>,
@@ -179,6 +181,8 @@ pub(super) struct RawModel {
     pub adaptive_timeout_multiplier: Option<Spanned<f64>>,
     #[serde(default)]
     pub adaptive_timeout_floor_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub continuation: Option<Spanned<bool>>,
 }
 
 /// One `{ provider, model, weight, context_window }` entry of a tier.
@@ -191,6 +195,8 @@ pub(super) struct RawDeployment {
     pub weight: Option<Spanned<u32>>,
     #[serde(default)]
     pub context_window: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub prefill: Option<Spanned<bool>>,
 }
 
 /// One `[[keys]]` table. Its span is that of its `[[keys]]` header.

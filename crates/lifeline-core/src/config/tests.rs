@@ -276,12 +276,14 @@ fn full_example_parses_with_expected_values() {
                 model: "gpt-4o".into(),
                 weight: 3,
                 context_window: None,
+                prefill: None,
             },
             DeploymentRef {
                 provider: "secondary".into(),
                 model: "gpt-4o".into(),
                 weight: 1,
                 context_window: None,
+                prefill: None,
             },
         ]
     );
@@ -292,6 +294,7 @@ fn full_example_parses_with_expected_values() {
             model: "llama-3.1-70b".into(),
             weight: 1,
             context_window: Some(131_072),
+            prefill: None,
         }]
     );
     // Overridden keys change, the rest come from [server].
@@ -397,6 +400,7 @@ fn builtin_example_parses() {
         model: m.into(),
         weight: 1,
         context_window: None,
+        prefill: None,
     };
     assert_eq!(
         demo.tiers,

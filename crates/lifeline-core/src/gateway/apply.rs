@@ -105,6 +105,9 @@ impl Gateway {
                                         && !health_changed
                                         && !concurrency_changed =>
                                 {
+                                    // A reload forgets prefill rejections
+                                    // (the model behind may have changed).
+                                    d.set_prefill_rejected(false);
                                     d
                                 }
                                 previous => {
@@ -132,10 +135,12 @@ impl Gateway {
                             dep
                         }
                     };
+                    let prefill = r.prefill.unwrap_or_else(|| dep.upstream.config.prefill());
                     members.push(Member {
                         deployment: dep,
                         weight: r.weight,
                         context_window: r.context_window,
+                        prefill,
                     });
                 }
                 tiers.push(members);
@@ -165,6 +170,7 @@ impl Gateway {
                 tiers,
                 budget,
                 policy: m.policy.clone(),
+                continuation: m.continuation,
                 client: self.client(m.policy.connect_timeout)?,
                 sli,
                 waiting: crate::concurrency::WaitRoom::new(&config.server.concurrency),

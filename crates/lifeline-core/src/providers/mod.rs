@@ -209,6 +209,7 @@ mod tests {
             api_version: "2024-10-21".into(),
             probe_path: Some("/models".into()),
             probe_completion: false,
+            prefill: None,
             mock: None,
         }
     }

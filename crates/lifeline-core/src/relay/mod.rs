@@ -20,6 +20,7 @@
 //! - **cancelled**: the client went away; the upstream body is dropped at
 //!   once, which closes the upstream connection.
 
+pub mod resume;
 pub mod sse;
 
 use std::future::Future;
@@ -35,10 +36,12 @@ use tokio::time::{Instant, Sleep};
 
 use crate::admission::Hold;
 use crate::context::Charge;
+use crate::health::latency::LatencyKind;
 use crate::health::Outcome;
 use crate::providers::Endpoint;
 use crate::route::{Lease, Model};
 use crate::telemetry::{Metrics, StreamEnding};
+use resume::{trailing_comment, Ask, Method, Resume, Resumed, Resuming, Sent, Splice, MAX_SENT};
 pub use sse::{Protocol, Scanner};
 
 /// Errors a response body can end with (the connection is then closed).
@@ -87,12 +90,12 @@ impl StreamEnd {
     /// Settles the key's token charge: the stream's `usage` if it sent one;
     /// else, for chat and Responses streams, the prompt's estimate plus one
     /// token per event (about what providers send); else the estimate stands.
-    fn settle(&self, scanner: &Scanner) {
+    fn settle(&self, scanner: &Scanner, events: u64) {
         let Some(charge) = &self.charge else { return };
         let used = match (scanner.usage, scanner.protocol()) {
             (Some(n), _) => n,
             (None, Protocol::Generic) => charge.estimate,
-            (None, _) => charge.prompt + scanner.events,
+            (None, _) => charge.prompt + events,
         };
         charge.settle(used);
     }
@@ -105,12 +108,55 @@ pub struct RelayBody {
     scanner: Scanner,
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
+    /// The silence after which the stream counts as broken: the
+    /// deployment's adaptive stall figure while the stream may be
+    /// continued, else `idle_timeout`.
+    stall: Duration,
     lease: Option<Lease>,
+    /// Time to first content of the current upstream stream (the outcome
+    /// its lease records).
+    lease_ttft: Duration,
     /// The request's admission slot and memory reservation, released with
     /// the lease.
     hold: Option<Hold>,
     end: StreamEnd,
     ended: bool,
+    /// Continuation after a break, when on ([`resume`]).
+    cont: Option<Box<Continuation>>,
+}
+
+/// A stream's continuation state ([`resume`]).
+struct Continuation {
+    /// Runs continuation attempts; `None` while one runs (it is inside
+    /// `resuming`).
+    resume: Option<Box<dyn Resume>>,
+    /// The client bytes so far (reference counts, not copies).
+    sent: Vec<Bytes>,
+    sent_len: usize,
+    /// A continuation attempt in progress.
+    resuming: Option<Resuming>,
+    /// What the client had at the last break.
+    at_break: Option<Sent>,
+    /// Filters the current continuation stream.
+    splice: Option<Splice>,
+    /// The method of the current continuation stream, until it fits.
+    trying: Option<Method>,
+    /// Continuations that fitted.
+    continued: u32,
+    /// The last method that fitted and its deployment (the trailing comment).
+    last: Option<(Method, Arc<str>)>,
+    /// Why the stream broke (the final error if nothing continues it).
+    why: String,
+    /// Data events of the upstream streams before the current one.
+    prior_events: u64,
+}
+
+/// What the relay does after a break or the end of an upstream.
+enum Next {
+    /// Send this and go on.
+    Frame(Option<Result<Frame<Bytes>, BoxError>>),
+    /// A continuation attempt started: poll it.
+    Resuming,
 }
 
 impl RelayBody {
@@ -134,23 +180,84 @@ impl RelayBody {
         } else {
             idle_timeout
         };
+        let lease_ttft = end.ttft;
         Self {
             prefix: (!prefix.is_empty()).then_some(prefix),
             upstream: Some(upstream),
             idle: Box::pin(tokio::time::sleep(wait)),
             scanner,
             idle_timeout,
+            stall: idle_timeout,
             lease: Some(lease),
+            lease_ttft,
             hold: None,
             end,
             ended: false,
+            cont: None,
         }
+    }
+
+    /// Continues the stream after a break with `resume` (chat streams of
+    /// one choice only), and counts it broken after `stall` of silence (the
+    /// deployment's adaptive stall figure) instead of the idle timeout.
+    #[must_use]
+    pub fn continuation(mut self, resume: Box<dyn Resume>, stall: Duration) -> Self {
+        if self.scanner.protocol() != Protocol::Chat {
+            return self;
+        }
+        self.stall = stall.min(self.idle_timeout);
+        if !self.scanner.finished {
+            self.idle.as_mut().reset(Instant::now() + self.stall);
+        }
+        self.cont = Some(Box::new(Continuation {
+            resume: Some(resume),
+            sent: Vec::new(),
+            sent_len: 0,
+            resuming: None,
+            at_break: None,
+            splice: None,
+            trying: None,
+            continued: 0,
+            last: None,
+            why: String::new(),
+            prior_events: 0,
+        }));
+        self
     }
 
     /// Holds the request's admission slot and memory reservation until the
     /// stream ends (or the body is dropped).
     pub fn hold(&mut self, hold: Hold) {
         self.hold = Some(hold);
+    }
+
+    /// The silence allowed now.
+    fn wait(&self) -> Duration {
+        if self.scanner.finished {
+            FINISH_GRACE.min(self.idle_timeout)
+        } else {
+            self.stall
+        }
+    }
+
+    /// Data events of every upstream stream so far.
+    fn events(&self) -> u64 {
+        self.scanner.events + self.cont.as_ref().map_or(0, |c| c.prior_events)
+    }
+
+    /// Bytes going to the client, kept for a continuation (up to [`MAX_SENT`]).
+    fn out(&mut self, b: Bytes) -> Option<Result<Frame<Bytes>, BoxError>> {
+        if let Some(c) = self.cont.as_mut() {
+            c.sent_len += b.len();
+            if c.sent_len > MAX_SENT {
+                // Too long to keep: this stream is no longer continued.
+                self.cont = None;
+                self.stall = self.idle_timeout;
+            } else {
+                c.sent.push(b.clone());
+            }
+        }
+        Some(Ok(Frame::data(b)))
     }
 
     fn finish(&mut self, ok: bool, why: &str) -> Option<Bytes> {
@@ -164,17 +271,18 @@ impl RelayBody {
         };
         self.upstream = None;
         self.ended = true;
-        let e = &self.end;
         let outcome = if ok {
-            Outcome::success(e.ttft)
+            Outcome::success(self.lease_ttft)
         } else {
-            Outcome::failure(e.ttft)
+            Outcome::failure(self.lease_ttft)
         };
         let deployment = self.lease.as_ref().map(|l| l.deployment().id.clone());
         if let Some(lease) = self.lease.take() {
             lease.finish(outcome);
         }
         self.hold = None;
+        let events = self.events();
+        let e = &self.end;
         e.metrics
             .stream(&e.model.name, if ok { "complete" } else { "broken" });
         e.metrics
@@ -186,14 +294,156 @@ impl RelayBody {
         };
         e.stream_ended(200, ending);
         e.metrics.in_flight().dec();
-        e.settle(&self.scanner);
+        e.settle(&self.scanner, events);
+        let continued = self.cont.as_ref().map_or(0, |c| c.continued);
         if ok {
-            tracing::debug!(message = "Stream complete.", request_id = ?e.request_id, key_id = e.key_id(), events = self.scanner.events);
+            tracing::debug!(message = "Stream complete.", request_id = ?e.request_id, key_id = e.key_id(), events, continued);
             None
         } else {
-            tracing::warn!(message = "Stream broken after content was sent.", request_id = ?e.request_id, key_id = e.key_id(), deployment = ?deployment, reason = why);
+            tracing::warn!(message = "Stream broken after content was sent.", request_id = ?e.request_id, key_id = e.key_id(), deployment = ?deployment, reason = why, continued);
             Some(error_event(why))
         }
+    }
+
+    /// The upstream broke after content: starts a continuation attempt if
+    /// this stream may be continued (continuation on, no upstream error
+    /// event, no tool call started, the answer not finished).
+    fn try_continue(&mut self, why: &str) -> bool {
+        if self.scanner.upstream_error || self.ended {
+            return false;
+        }
+        let Some(c) = self.cont.as_mut() else {
+            return false;
+        };
+        let sent = Sent::parse(&c.sent);
+        if sent.ended || sent.tool_call {
+            return false;
+        }
+        let (Some(resume), Some(lease)) = (c.resume.take(), self.lease.take()) else {
+            return false;
+        };
+        let broken = lease.deployment().clone();
+        // The broken deployment's lease records its failure.
+        lease.finish(Outcome::failure(self.lease_ttft));
+        self.end.metrics.attempt(&broken.id, "stream_failed");
+        self.upstream = None;
+        c.splice = None;
+        c.trying = None;
+        c.why = why.to_owned();
+        c.prior_events += self.scanner.events;
+        let text: Arc<str> = sent.text.as_str().into();
+        c.at_break = Some(sent);
+        tracing::info!(message = "Stream broke after content; continuing it elsewhere.", request_id = ?self.end.request_id, deployment = %broken.id, reason = why);
+        c.resuming = Some(resume.resume(Ask {
+            text,
+            broken,
+            abandoned: None,
+        }));
+        true
+    }
+
+    /// The continuation stream does not fit (`why`): nothing of it was
+    /// sent; the next method is asked for.
+    fn abandon(&mut self, why: &str) {
+        self.upstream = None;
+        let Some(c) = self.cont.as_mut() else { return };
+        let (Some(lease), Some(resume), Some(method), Some(at_break)) = (
+            self.lease.take(),
+            c.resume.take(),
+            c.trying.take(),
+            c.at_break.as_ref(),
+        ) else {
+            return;
+        };
+        c.splice = None;
+        c.prior_events += self.scanner.events;
+        let broken = lease.deployment().clone();
+        // It answered: neither its fault nor its success.
+        drop(lease);
+        let e = &self.end;
+        e.metrics
+            .continuation(&e.model.name, method.label(), "failed");
+        tracing::info!(message = "Stream continuation did not fit; trying the next way.", request_id = ?e.request_id, deployment = %broken.id, method = method.label(), reason = why);
+        c.resuming = Some(resume.resume(Ask {
+            text: at_break.text.as_str().into(),
+            broken,
+            abandoned: Some(method),
+        }));
+    }
+
+    /// A continuation stream came: it replaces the broken one.
+    fn swap_in(&mut self, r: Resumed) {
+        let Some(c) = self.cont.as_mut() else { return };
+        let Some(at_break) = c.at_break.as_ref() else {
+            return;
+        };
+        let dep = r.lease.deployment().id.clone();
+        let comment = trailing_comment(c.continued + 1, r.method, &dep);
+        c.splice = Some(Splice::new(r.method, at_break, comment));
+        c.trying = Some(r.method);
+        let separator = !at_break.at_boundary;
+        self.upstream = Some(r.body);
+        self.scanner = r.scanner;
+        self.lease = Some(r.lease);
+        self.lease_ttft = r.ttft;
+        self.stall = r.stall.min(self.idle_timeout);
+        let wait = self.wait();
+        self.idle.as_mut().reset(Instant::now() + wait);
+        match self.spliced(r.prefix) {
+            Ok(out) if separator && !out.is_empty() => {
+                self.prefix = Some(join(Bytes::from_static(b"\n"), out));
+            }
+            Ok(out) => self.prefix = (!out.is_empty()).then_some(out),
+            Err(why) => self.abandon(&why),
+        }
+    }
+
+    /// Runs upstream bytes through the continuation filter, if any; `Err`
+    /// when the continuation does not fit.
+    fn spliced(&mut self, forward: Bytes) -> Result<Bytes, String> {
+        let Some(c) = self.cont.as_mut() else {
+            return Ok(forward);
+        };
+        let Some(splice) = c.splice.as_mut() else {
+            return Ok(forward);
+        };
+        if forward.is_empty() {
+            return Ok(forward);
+        }
+        let s = splice.feed(&forward);
+        if let Some(why) = s.misfit {
+            return Err(why);
+        }
+        let fitted = match c.trying {
+            Some(Method::Prefill) => true,
+            Some(_) => s.seam.is_some(),
+            None => false,
+        };
+        if fitted {
+            if let (Some(method), Some(lease)) = (c.trying.take(), self.lease.as_ref()) {
+                c.continued += 1;
+                let dep = lease.deployment().id.clone();
+                let e = &self.end;
+                e.metrics
+                    .continuation(&e.model.name, method.label(), "continued");
+                let seam = s.seam.as_deref().unwrap_or("(appended to the prefill)");
+                tracing::info!(message = "Stream continued.", request_id = ?e.request_id, deployment = %dep, method = method.label(), seam, continued = c.continued);
+                c.last = Some((method, dep));
+            }
+        }
+        Ok(s.out)
+    }
+
+    /// The trailing comment of a continued stream, if it was.
+    fn comment(&self) -> Bytes {
+        self.cont
+            .as_ref()
+            .and_then(|c| {
+                c.last
+                    .as_ref()
+                    .map(|(m, d)| trailing_comment(c.continued, *m, d))
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -223,16 +473,37 @@ impl Body for RelayBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        let prefix = this.prefix.take();
-        if this.scanner.done && !this.ended {
-            // `[DONE]` was read before commit: the prefix is the whole rest
-            // of the stream, nothing is left to wait for.
-            this.finish(true, "");
-        }
-        if let Some(p) = prefix {
-            return Poll::Ready(Some(Ok(Frame::data(p))));
-        }
         loop {
+            if let Some(fut) = this.cont.as_mut().and_then(|c| c.resuming.as_mut()) {
+                let Poll::Ready((resume, got)) = fut.as_mut().poll(cx) else {
+                    return Poll::Pending;
+                };
+                let Some(c) = this.cont.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                c.resuming = None;
+                c.resume = Some(resume);
+                match got {
+                    Some(r) => {
+                        this.swap_in(r);
+                        continue;
+                    }
+                    None => {
+                        let why = std::mem::take(&mut c.why);
+                        let ev = this.finish(false, &why).unwrap_or_default();
+                        return Poll::Ready(Some(Ok(Frame::data(ev))));
+                    }
+                }
+            }
+            if this.scanner.done && !this.ended {
+                // `[DONE]` was read before commit (or before a continuation
+                // was handed over): the prefix is the whole rest of the
+                // stream, nothing is left to wait for.
+                this.finish(true, "");
+            }
+            if let Some(p) = this.prefix.take() {
+                return Poll::Ready(this.out(p));
+            }
             if this.ended {
                 return Poll::Ready(None);
             }
@@ -249,44 +520,73 @@ impl Body for RelayBody {
                     // written prove progress: a keep-alive comment from a
                     // stuck upstream must not hold the stream.
                     if feed.activity {
-                        let wait = if this.scanner.finished {
-                            FINISH_GRACE.min(this.idle_timeout)
-                        } else {
-                            this.idle_timeout
-                        };
                         let now = Instant::now();
+                        let wait = this.wait();
                         this.idle.as_mut().reset(now + wait);
                         // The stream's longest silence, for adaptive deadlines.
                         if let Some(lease) = this.lease.as_mut() {
                             lease.activity(now);
                         }
                     }
+                    let forward = match this.spliced(feed.forward) {
+                        Ok(f) => f,
+                        Err(why) => {
+                            this.abandon(&why);
+                            continue;
+                        }
+                    };
                     if let Some(bad) = feed.bad {
+                        if this.try_continue(&bad) {
+                            if forward.is_empty() {
+                                continue;
+                            }
+                            return Poll::Ready(this.out(forward));
+                        }
                         let ev = this.finish(false, &bad).unwrap_or_default();
-                        return Poll::Ready(Some(Ok(Frame::data(join(feed.forward, ev)))));
+                        return Poll::Ready(this.out(join(forward, ev)));
                     }
                     if this.scanner.done {
                         this.finish(true, "");
                     }
-                    if !feed.forward.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(feed.forward))));
+                    if !forward.is_empty() {
+                        return Poll::Ready(this.out(forward));
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
                     let why = format!("upstream connection failed ({e})");
+                    if this.try_continue(&why) {
+                        continue;
+                    }
                     let ev = this.finish(false, &why).unwrap_or_default();
                     return Poll::Ready(Some(Ok(Frame::data(ev))));
                 }
                 Poll::Ready(None) => {
-                    return Poll::Ready(this.end_of_upstream(
+                    match this.end_of_upstream(
                         true,
                         "upstream closed the stream before the answer finished",
-                    ));
+                    ) {
+                        Next::Frame(f) => return Poll::Ready(f),
+                        Next::Resuming => continue,
+                    }
                 }
                 Poll::Pending => {
                     if this.idle.as_mut().poll(cx).is_ready() {
-                        let why = format!("no data for {} ms", this.idle_timeout.as_millis());
-                        return Poll::Ready(this.end_of_upstream(false, &why));
+                        let stall = this.wait();
+                        if stall < this.idle_timeout && !this.scanner.finished {
+                            // An adaptive stall: the silence is a sample of
+                            // this deployment's gaps, so a deployment that
+                            // really became slower gets a longer figure.
+                            if let Some(lease) = this.lease.as_ref() {
+                                lease
+                                    .deployment()
+                                    .observe_latency(LatencyKind::StreamGap, stall);
+                            }
+                        }
+                        let why = format!("no data for {} ms", stall.as_millis());
+                        match this.end_of_upstream(false, &why) {
+                            Next::Frame(f) => return Poll::Ready(f),
+                            Next::Resuming => continue,
+                        }
                     }
                     return Poll::Pending;
                 }
@@ -297,22 +597,31 @@ impl Body for RelayBody {
 
 impl RelayBody {
     /// The upstream ended or went quiet: complete if the answer finished,
-    /// broken otherwise.
-    fn end_of_upstream(
-        &mut self,
-        closed: bool,
-        why: &str,
-    ) -> Option<Result<Frame<Bytes>, BoxError>> {
-        if self.scanner.done || (closed && self.scanner.protocol() == Protocol::Generic) {
-            self.finish(true, "");
-            return None;
+    /// continued elsewhere or broken otherwise.
+    fn end_of_upstream(&mut self, closed: bool, why: &str) -> Next {
+        let mid_splice = self
+            .cont
+            .as_ref()
+            .is_some_and(|c| c.trying.is_some() && c.trying != Some(Method::Prefill));
+        if !mid_splice {
+            if self.scanner.done || (closed && self.scanner.protocol() == Protocol::Generic) {
+                self.finish(true, "");
+                return Next::Frame(None);
+            }
+            if self.scanner.finished && self.scanner.protocol() == Protocol::Chat {
+                let comment = self.comment();
+                self.finish(true, "");
+                return Next::Frame(Some(Ok(Frame::data(join(
+                    comment,
+                    Bytes::from_static(DONE),
+                )))));
+            }
         }
-        if self.scanner.finished && self.scanner.protocol() == Protocol::Chat {
-            self.finish(true, "");
-            return Some(Ok(Frame::data(Bytes::from_static(DONE))));
+        if self.try_continue(why) {
+            return Next::Resuming;
         }
         let ev = self.finish(false, why).unwrap_or_default();
-        Some(Ok(Frame::data(ev)))
+        Next::Frame(Some(Ok(Frame::data(ev))))
     }
 }
 
@@ -337,7 +646,7 @@ impl Drop for RelayBody {
                 .request(&e.model.name, 499, e.started.elapsed().as_secs_f64());
             e.stream_ended(499, StreamEnding::Cancelled);
             e.metrics.in_flight().dec();
-            e.settle(&self.scanner);
+            e.settle(&self.scanner, self.events());
             tracing::info!(message = "Client went away mid-stream.", request_id = ?e.request_id, key_id = e.key_id());
         }
     }

@@ -106,6 +106,9 @@ pub struct Deployment {
     /// Rebuilt or removed by a reload: publishes no more events or gauges
     /// (set under the health lock).
     retired: AtomicBool,
+    /// Answered an assistant prefill with a 400 about it: not asked for one
+    /// again until a reload.
+    prefill_rejected: AtomicBool,
     /// Wall-clock milliseconds since the Unix epoch of the last change of
     /// the breaker state or the drain (changed under the health lock).
     since_ms: AtomicU64,
@@ -219,6 +222,7 @@ impl Deployment {
             awaiting: AtomicU32::new(0),
             drained: AtomicU8::new(0),
             retired: AtomicBool::new(false),
+            prefill_rejected: AtomicBool::new(false),
             since_ms: AtomicU64::new(unix_ms(SystemTime::now())),
             probe: Mutex::new(None),
             events,
@@ -654,6 +658,16 @@ impl Deployment {
         self.retired.store(true, Ordering::Relaxed);
     }
 
+    /// Whether it rejected an assistant prefill since the last reload.
+    pub fn prefill_rejected(&self) -> bool {
+        self.prefill_rejected.load(Ordering::Relaxed)
+    }
+
+    /// Remembers that it rejects an assistant prefill (or forgets it).
+    pub fn set_prefill_rejected(&self, rejected: bool) {
+        self.prefill_rejected.store(rejected, Ordering::Relaxed);
+    }
+
     /// Whether a reload retired it ([`Self::retire`]).
     pub fn is_retired(&self) -> bool {
         self.retired.load(Ordering::Relaxed)
@@ -742,6 +756,9 @@ pub struct Member {
     pub weight: u32,
     /// The upstream model's context window in tokens, if configured.
     pub context_window: Option<u32>,
+    /// Whether it takes an assistant prefill (the entry's `prefill`, else
+    /// its provider's), for continuing broken streams.
+    pub prefill: bool,
 }
 
 /// A public model, ready to route.
@@ -752,6 +769,8 @@ pub struct Model {
     pub tiers: Vec<Vec<Member>>,
     /// Timeouts and retries.
     pub policy: RequestPolicy,
+    /// Whether broken chat streams are continued (`continuation`).
+    pub continuation: bool,
     /// Retries left to spend; carried over by a reload that keeps the
     /// model's budget settings.
     pub budget: Arc<RetryBudget>,

@@ -37,6 +37,16 @@ pub struct StreamLabels {
     pub outcome: &'static str,
 }
 
+/// `{model, method, outcome}` of `lifeline_stream_continuations_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ContinuationLabels {
+    model: Arc<str>,
+    /// `prefill`, `instruction`, `replay`.
+    method: &'static str,
+    /// `continued`, `failed`.
+    outcome: &'static str,
+}
+
 /// `{listener, reason}` of `lifeline_listener_refusals_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RefusalLabels {
@@ -113,6 +123,7 @@ pub struct Metrics {
     requests: Family<ModelLabels, Counter>,
     attempts: Family<AttemptLabels, Counter>,
     streams: Family<StreamLabels, Counter>,
+    continuations: Family<ContinuationLabels, Counter>,
     duration: Family<Name, Histogram, fn() -> Histogram>,
     ttft: Family<Name, Histogram, fn() -> Histogram>,
     retries: Family<Name, Counter>,
@@ -160,6 +171,7 @@ impl Metrics {
             requests: Family::default(),
             attempts: Family::default(),
             streams: Family::default(),
+            continuations: Family::default(),
             duration: Family::new_with_constructor(latency_histogram),
             ttft: Family::new_with_constructor(latency_histogram),
             retries: Family::default(),
@@ -195,6 +207,11 @@ impl Metrics {
             "streams",
             "Streamed responses by model and how they ended",
             m.streams.clone(),
+        );
+        registry.register(
+            "stream_continuations",
+            "Continuation attempts of streams that broke after content, by model, method (prefill, instruction, replay) and outcome (continued, failed)",
+            m.continuations.clone(),
         );
         registry.register(
             "request_duration_seconds",
@@ -393,6 +410,17 @@ impl Metrics {
         self.streams
             .get_or_create(&StreamLabels {
                 model: model.clone(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// A continuation attempt of a broken stream, and whether it continued it.
+    pub fn continuation(&self, model: &Arc<str>, method: &'static str, outcome: &'static str) {
+        self.continuations
+            .get_or_create(&ContinuationLabels {
+                model: model.clone(),
+                method,
                 outcome,
             })
             .inc();

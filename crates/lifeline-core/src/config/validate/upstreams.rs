@@ -122,6 +122,7 @@ impl Validator<'_> {
             api_version,
             probe_path,
             probe_completion: raw.probe_completion.is_some_and(|b| *b.get_ref()),
+            prefill: raw.prefill.as_ref().map(|b| *b.get_ref()),
             mock,
         }
     }
@@ -222,6 +223,7 @@ impl Validator<'_> {
                 name,
                 tiers,
                 policy,
+                continuation: model.continuation.as_ref().is_none_or(|b| *b.get_ref()),
             });
         }
         models
@@ -285,6 +287,7 @@ impl Validator<'_> {
                 .as_ref()
                 .map(|w| *w.get_ref())
                 .filter(|w| *w > 0),
+            prefill: raw.prefill.as_ref().map(|b| *b.get_ref()),
         }
     }
 }

@@ -1,0 +1,393 @@
+//! Continuing a broken stream: the attempt side of [`crate::relay::resume`].
+//!
+//! A [`Continuer`] is handed to the relay at commit when the request may be
+//! continued (continuation on for the model, a chat stream of one choice).
+//! At a break after content, the relay asks it for a new stream; it makes
+//! continuation attempts as the attempt loop makes retries:
+//!
+//! - a deployment is picked by [`crate::balance::pick`], with the ones this
+//!   request used so far (the broken one among them) tried last;
+//! - each attempt needs a token of the model's retry budget and counts
+//!   towards `max_attempts`, within the request's deadline, with the
+//!   deployment's adaptive first-content deadline;
+//! - on the deployment, the first way not yet tried there, in order:
+//!   [`Method::Prefill`] where the deployment takes a prefill (declared,
+//!   and not rejected since the last reload), [`Method::Instruction`],
+//!   [`Method::Replay`]. A 400 about the trailing assistant message
+//!   answers a prefill: the deployment is remembered as not taking one
+//!   (not its fault), and the instruction goes to it at once, in the same
+//!   attempt;
+//! - the upstream request is built as for any attempt, and read to its
+//!   first content by [`super::commit::first_content`].
+//!
+//! Every attempt's outcome is recorded on its deployment as the attempt
+//! loop records it: a continuation is an attempt like the others.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use tokio::time::{timeout_at, Instant};
+
+use super::commit;
+use super::failure::{Failure, FailureKind};
+use super::upstream::build_request;
+use crate::balance::{pick, Pick, Scope};
+use crate::health::latency::{adaptive_timeout, LatencyKind};
+use crate::providers::Endpoint;
+use crate::relay::resume::{
+    split_trailing_whitespace, Ask, Method, Resume, Resumed, Resuming, CONTINUE_INSTRUCTION,
+};
+use crate::relay::{Protocol, Scanner};
+use crate::request::splice;
+use crate::retry::full_jitter;
+use crate::route::{Deployment, Lease, Model};
+use crate::telemetry::Metrics;
+
+/// Most bytes of a 400 answer read to tell a prefill rejection.
+const MAX_REFUSAL_BYTES: usize = 64 * 1024;
+
+/// Continuation attempts for one client stream.
+pub(super) struct Continuer {
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) model: Arc<Model>,
+    pub(super) endpoint: Endpoint,
+    /// The client's body, as received.
+    pub(super) body: Bytes,
+    /// Where its `model` value is.
+    pub(super) model_span: Range<usize>,
+    pub(super) request_id: HeaderValue,
+    /// The request's deadline.
+    pub(super) deadline: Instant,
+    /// Attempts made so far (the attempt loop's included).
+    pub(super) attempts: u32,
+    /// Deployments this request used.
+    pub(super) tried: Vec<Arc<Deployment>>,
+    /// Ways that did not fit on a deployment.
+    pub(super) failed: Vec<(Arc<Deployment>, Method)>,
+    /// Whether to read `usage` (a key's token charge to settle).
+    pub(super) want_usage: bool,
+    /// Adaptive deadlines apply.
+    pub(super) adaptive: bool,
+}
+
+/// How one way of continuing went on a deployment.
+enum Tried {
+    Resumed(Box<Resumed>),
+    /// The deployment rejected the prefill; the lease is still good.
+    PrefillRejected(Lease),
+    Failed,
+}
+
+impl Resume for Continuer {
+    fn resume(mut self: Box<Self>, ask: Ask) -> Resuming {
+        Box::pin(async move {
+            let got = self.run(ask).await;
+            (self as Box<dyn Resume>, got)
+        })
+    }
+}
+
+impl Continuer {
+    async fn run(&mut self, ask: Ask) -> Option<Resumed> {
+        if let Some(method) = ask.abandoned {
+            self.failed.push((ask.broken.clone(), method));
+        }
+        let text = split_trailing_whitespace(&ask.text).0.to_owned();
+        let policy = &self.model.policy;
+        loop {
+            if self.attempts >= policy.max_attempts {
+                tracing::info!(message = "Stream not continued: no attempts left (max_attempts).", request_id = ?self.request_id);
+                return None;
+            }
+            if Instant::now() >= self.deadline {
+                tracing::info!(message = "Stream not continued: the request's deadline passed.", request_id = ?self.request_id);
+                return None;
+            }
+            let scope = Scope {
+                tried: &self.tried,
+                up_to_tier: None,
+                refused: &[],
+            };
+            let (mut lease, again) = match pick(&self.model, scope) {
+                Pick::Lease {
+                    lease,
+                    retry_of_tried,
+                    ..
+                } => (lease, retry_of_tried),
+                _ => {
+                    tracing::info!(message = "Stream not continued: no deployment available.", request_id = ?self.request_id);
+                    return None;
+                }
+            };
+            let dep = lease.deployment().clone();
+            let methods: Vec<Method> = Method::ALL
+                .into_iter()
+                .filter(|m| self.allows(&dep, *m, text.is_empty()))
+                .collect();
+            if methods.is_empty() {
+                drop(lease);
+                if again {
+                    return None;
+                }
+                self.tried.push(dep);
+                continue;
+            }
+            if !self.model.budget.withdraw() {
+                self.metrics.budget_refusal(&self.model.name);
+                tracing::info!(message = "Stream not continued: retry budget spent.", request_id = ?self.request_id);
+                return None;
+            }
+            self.metrics.retry(&self.model.name);
+            self.attempts += 1;
+            if again {
+                // The same deployment again (a reset connection, say):
+                // a short jittered pause first, as for a retry.
+                drop(lease);
+                let pause = full_jitter(policy.backoff_base, policy.backoff_max, 0);
+                if Instant::now() + pause >= self.deadline {
+                    return None;
+                }
+                tokio::time::sleep(pause).await;
+                lease = match dep.lease() {
+                    Some(l) => l,
+                    None => continue,
+                };
+            } else {
+                self.tried.push(dep.clone());
+            }
+            for method in methods {
+                match self.try_method(lease, method, &text).await {
+                    Tried::Resumed(r) => return Some(*r),
+                    Tried::PrefillRejected(l) => {
+                        dep.set_prefill_rejected(true);
+                        lease = l;
+                    }
+                    Tried::Failed => break,
+                }
+            }
+        }
+    }
+
+    /// Whether `method` may continue the stream on `dep`.
+    fn allows(&self, dep: &Arc<Deployment>, method: Method, no_text: bool) -> bool {
+        if self
+            .failed
+            .iter()
+            .any(|(d, m)| Arc::ptr_eq(d, dep) && *m == method)
+        {
+            return false;
+        }
+        match method {
+            Method::Prefill => {
+                !no_text
+                    && !dep.prefill_rejected()
+                    && self
+                        .model
+                        .tiers
+                        .iter()
+                        .flatten()
+                        .find(|m| Arc::ptr_eq(&m.deployment, dep))
+                        .is_some_and(|m| m.prefill)
+            }
+            Method::Instruction => !no_text,
+            Method::Replay => true,
+        }
+    }
+
+    /// The deadline of `kind` on `dep` (adaptive, as for any attempt).
+    fn timeout(&self, dep: &Deployment, kind: LatencyKind, configured: Duration) -> Duration {
+        let p = &self.model.policy;
+        if !(self.adaptive && p.adaptive_timeouts) {
+            return configured;
+        }
+        adaptive_timeout(
+            dep.latency_p99(kind),
+            p.adaptive_multiplier,
+            p.adaptive_floor,
+            configured,
+        )
+    }
+
+    /// The request body for `method` on `dep`.
+    fn body_for(&self, dep: &Deployment, method: Method, text: &str) -> Result<Bytes, String> {
+        if method == Method::Replay {
+            return Ok(splice(&self.body, &self.model_span, &dep.model_json));
+        }
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&self.body).map_err(|e| e.to_string())?;
+        let obj = v.as_object_mut().ok_or("the body is not an object")?;
+        obj.insert("model".into(), dep.model.clone().into());
+        let messages = obj
+            .get_mut("messages")
+            .and_then(|m| m.as_array_mut())
+            .ok_or("the body has no messages")?;
+        messages.push(serde_json::json!({"role": "assistant", "content": text}));
+        if method == Method::Instruction {
+            messages.push(serde_json::json!({"role": "user", "content": CONTINUE_INSTRUCTION}));
+        }
+        serde_json::to_vec(&v)
+            .map(Bytes::from)
+            .map_err(|e| e.to_string())
+    }
+
+    /// One way of continuing on the leased deployment.
+    async fn try_method(&self, mut lease: Lease, method: Method, text: &str) -> Tried {
+        let dep = lease.deployment().clone();
+        let policy = &self.model.policy;
+        let start = Instant::now();
+        let first_byte = self.timeout(&dep, LatencyKind::FirstContent, policy.first_byte_timeout);
+        let attempt_deadline = self.deadline.min(start + first_byte);
+        let req = self
+            .body_for(&dep, method, text)
+            .and_then(|body| build_request(self.endpoint, &dep, body, true, &self.request_id));
+        let req = match req {
+            Ok(r) => r,
+            Err(what) => {
+                let f = Failure::new(FailureKind::BadUrl, &dep.id, what);
+                return self.failed(lease, method, f);
+            }
+        };
+        let resp = match timeout_at(attempt_deadline, self.model.client.request(req)).await {
+            Err(_) => {
+                let what = format!(
+                    "no response headers within {} ms",
+                    start.elapsed().as_millis()
+                );
+                let f = Failure::new(FailureKind::Timeout, &dep.id, what);
+                return self.failed(lease, method, f.after(start.elapsed()));
+            }
+            Ok(Err(e)) => {
+                let kind = if e.is_connect() {
+                    FailureKind::Connect
+                } else {
+                    FailureKind::Reset
+                };
+                let f = Failure::new(kind, &dep.id, format!("connection failed: {e}"));
+                return self.failed(lease, method, f.after(start.elapsed()));
+            }
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status();
+        if !status.is_success() {
+            let (parts, body) = resp.into_parts();
+            if status == StatusCode::BAD_REQUEST && method == Method::Prefill {
+                let read = Limited::new(body, MAX_REFUSAL_BYTES).collect();
+                let body = match timeout_at(attempt_deadline, read).await {
+                    Ok(Ok(b)) => b.to_bytes(),
+                    _ => Bytes::new(),
+                };
+                if prefill_refusal(&body) {
+                    tracing::info!(message = "Deployment rejects an assistant prefill; remembered until the next reload.", request_id = ?self.request_id, deployment = %dep.id);
+                    self.metrics
+                        .continuation(&self.model.name, method.label(), "failed");
+                    self.metrics.attempt(&dep.id, "client_error");
+                    return Tried::PrefillRejected(lease);
+                }
+            }
+            let kind = match status.as_u16() {
+                429 | 408 => FailureKind::RateLimited,
+                500..=599 => FailureKind::StatusError,
+                401 | 403 => FailureKind::Misconfigured,
+                _ => FailureKind::ClientError,
+            };
+            if matches!(status.as_u16(), 429 | 503 | 529) {
+                lease.overloaded();
+            }
+            let retry_after =
+                crate::retry::retry_after(&parts.headers, std::time::SystemTime::now());
+            let f = Failure::new(kind, &dep.id, format!("HTTP {}", status.as_u16()))
+                .after(start.elapsed())
+                .retry_after(retry_after);
+            return self.failed(lease, method, f);
+        }
+        let is_sse = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !is_sse {
+            let f = Failure::new(FailureKind::BadBody, &dep.id, "not an event stream");
+            return self.failed(lease, method, f.after(start.elapsed()));
+        }
+        let stall = self.timeout(&dep, LatencyKind::StreamGap, policy.stream_idle_timeout);
+        let scanner = Scanner::new(Protocol::Chat).usage(self.want_usage);
+        match commit::first_content(resp, scanner, attempt_deadline, stall, &mut lease).await {
+            Ok(c) => {
+                let ttft = start.elapsed();
+                lease.first_content(ttft);
+                self.attempted(&dep, "success", true);
+                Tried::Resumed(Box::new(Resumed {
+                    prefix: c.prefix,
+                    body: c.body,
+                    scanner: c.scanner,
+                    lease,
+                    method,
+                    stall,
+                    ttft,
+                }))
+            }
+            Err(stop) => {
+                let f = Failure::new(stop.kind, &dep.id, stop.message);
+                self.failed(lease, method, f.after(start.elapsed()))
+            }
+        }
+    }
+
+    /// Records a failed continuation attempt, as the attempt loop records
+    /// a failed attempt.
+    fn failed(&self, mut lease: Lease, method: Method, f: Failure) -> Tried {
+        if f.kind == FailureKind::Timeout {
+            lease.overloaded();
+        }
+        self.attempted(
+            lease.deployment(),
+            f.kind.label(),
+            !f.kind.is_deployments_fault(),
+        );
+        self.metrics
+            .continuation(&self.model.name, method.label(), "failed");
+        tracing::info!(message = "Continuation attempt failed.", request_id = ?self.request_id, deployment = %f.deployment, method = method.label(), kind = f.kind.label(), error = %f.message);
+        lease.finish(f.outcome());
+        Tried::Failed
+    }
+
+    fn attempted(&self, dep: &Deployment, outcome: &'static str, ok: bool) {
+        self.metrics.attempt(&dep.id, outcome);
+        self.model.sli.family(self.endpoint.index()).attempt(ok);
+        dep.sli()
+            .attempt(ok, (outcome != "success").then_some(outcome));
+    }
+}
+
+/// Whether a 400 answer is about an assistant prefill (a trailing
+/// assistant message): Anthropic's "does not support assistant message
+/// prefill", "final assistant content cannot end with trailing
+/// whitespace", llama.cpp's "Assistant response prefill is incompatible
+/// with enable_thinking", and the like.
+pub(super) fn prefill_refusal(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body).to_ascii_lowercase();
+    text.contains("prefill")
+        || (text.contains("assistant")
+            && (text.contains("final")
+                || text.contains("last")
+                || text.contains("trailing")
+                || text.contains("must end with a user")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn prefill_refusals_are_told_from_other_client_errors() {
+        use super::prefill_refusal;
+        assert!(prefill_refusal(br#"{"type":"error","error":{"type":"invalid_request_error","message":"This model does not support assistant message prefill. The conversation must end with a user message."}}"#));
+        assert!(prefill_refusal(br#"{"error":{"message":"final assistant content cannot end with trailing whitespace"}}"#));
+        assert!(!prefill_refusal(
+            br#"{"error":{"message":"max_tokens is too large"}}"#
+        ));
+        assert!(!prefill_refusal(b""));
+    }
+}

@@ -1,0 +1,156 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+fn chunk(id: &str, delta: &str, finish: &str) -> String {
+    format!("data: {{\"id\":\"{id}\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n")
+}
+
+fn text(id: &str, t: &str) -> String {
+    chunk(
+        id,
+        &format!("{{\"content\":{}}}", serde_json::Value::from(t)),
+        "null",
+    )
+}
+
+fn role(id: &str) -> String {
+    chunk(id, "{\"role\":\"assistant\",\"content\":\"\"}", "null")
+}
+
+fn sent(parts: &[&str]) -> Sent {
+    let chunks: Vec<Bytes> = parts.iter().map(|p| Bytes::from(p.to_string())).collect();
+    Sent::parse(&chunks)
+}
+
+/// The client's text and ids after a splice.
+fn client_text(out: &[u8]) -> (String, Vec<String>) {
+    let s = sent(&[std::str::from_utf8(out).unwrap()]);
+    let ids = std::str::from_utf8(out)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+        .filter_map(|v| v["id"].as_str().map(str::to_owned))
+        .collect();
+    (s.text, ids)
+}
+
+#[test]
+fn what_was_sent_is_learnt_from_the_client_bytes() {
+    let s = sent(&[&role("a"), &text("a", "Hello"), &text("a", " world ")]);
+    assert_eq!(s.id.as_deref(), Some("a"));
+    assert_eq!(s.text, "Hello world ");
+    assert!(!s.tool_call && !s.ended && s.at_boundary);
+    let s = sent(&[
+        &text("a", "x"),
+        &chunk(
+            "a",
+            r#"{"tool_calls":[{"index":0,"function":{"name":"f"}}]}"#,
+            "null",
+        ),
+    ]);
+    assert!(s.tool_call);
+    let s = sent(&[&text("a", "x"), &chunk("a", "{}", "\"stop\"")]);
+    assert!(s.ended);
+    let s = sent(&["data: {\"id\":\"a\"}\n"]);
+    assert!(!s.at_boundary);
+}
+
+#[test]
+fn seam_is_the_longest_tail_that_reappears() {
+    let sent = "one two three four five six seven eight nine ten eleven twelve";
+    // The model repeats the last three words, then goes on.
+    let new = "ten eleven twelve thirteen";
+    let (end, tail) = find_seam(sent, new).unwrap();
+    assert_eq!(tail, "ten eleven twelve");
+    assert_eq!(&new[end..], " thirteen");
+    // Repeating more: the longest tail (40 bytes at most) wins.
+    let new = "nine ten eleven twelve thirteen";
+    let (end, _) = find_seam(sent, new).unwrap();
+    assert_eq!(&new[end..], " thirteen");
+    // Too short a repetition is no seam.
+    assert!(find_seam(sent, "twelve thirteen").is_none());
+    // A short answer so far: the whole of it is enough.
+    assert_eq!(find_seam("Hi", "Hi there").map(|(e, _)| e), Some(2));
+    assert!(find_seam("", "x").is_none());
+}
+
+#[test]
+fn prefill_drops_the_role_chunk_keeps_the_id_and_skips_sent_whitespace() {
+    let s = sent(&[&text("first", "alpha beta ")]);
+    let mut sp = Splice::new(
+        Method::Prefill,
+        &s,
+        trailing_comment(1, Method::Prefill, "p1/m"),
+    );
+    let input = format!(
+        "{}{}{}{}data: [DONE]\n\n",
+        role("second"),
+        text("second", " gamma"),
+        text("second", " delta"),
+        chunk("second", "{}", "\"stop\"")
+    );
+    let r = sp.feed(input.as_bytes());
+    assert!(r.misfit.is_none());
+    let out = std::str::from_utf8(&r.out).unwrap();
+    let (t, ids) = client_text(&r.out);
+    assert_eq!(t, "gamma delta");
+    assert!(ids.iter().all(|i| i == "first"), "{out}");
+    assert!(!out.contains("role"), "{out}");
+    assert!(
+        out.ends_with(": lifeline continued=1 method=prefill deployment=p1/m\n\ndata: [DONE]\n\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn instruction_relays_only_what_follows_the_seam_even_across_chunks() {
+    let s = sent(&[&text("a", "w1 w2 w3 w4 w5 w6 w7")]);
+    let mut sp = Splice::new(Method::Instruction, &s, Bytes::new());
+    // "w5 w6 w7" is 8 bytes (< MIN_SEAM): the model repeats four words.
+    let r = sp.feed(
+        format!(
+            "{}{}{}",
+            role("b"),
+            text("b", "w4 w5 w"),
+            text("b", "6 w7 w8")
+        )
+        .as_bytes(),
+    );
+    assert!(r.misfit.is_none());
+    assert_eq!(r.seam.as_deref(), Some("w4 w5 w6 w7"));
+    let r2 = sp.feed(text("b", " w9").as_bytes());
+    let mut all = r.out.to_vec();
+    all.extend_from_slice(&r2.out);
+    assert_eq!(client_text(&all).0, " w8 w9");
+}
+
+#[test]
+fn instruction_without_a_seam_in_the_window_is_a_misfit() {
+    let s = sent(&[&text("a", "the quick brown fox jumps")]);
+    let mut sp = Splice::new(Method::Instruction, &s, Bytes::new());
+    let long = "z".repeat(SEAM_WINDOW + 1);
+    let r = sp.feed(text("b", &long).as_bytes());
+    assert!(r.misfit.is_some());
+    assert!(r.out.is_empty());
+    let mut sp = Splice::new(Method::Instruction, &s, Bytes::new());
+    let r = sp.feed(chunk("b", "{}", "\"stop\"").as_bytes());
+    assert!(r.misfit.is_some());
+}
+
+#[test]
+fn replay_relays_the_remainder_or_gives_up_on_a_difference() {
+    let s = sent(&[&text("a", "v1 v2"), &text("a", " v3")]);
+    let mut sp = Splice::new(Method::Replay, &s, Bytes::new());
+    let r = sp.feed(format!("{}{}", role("b"), text("b", "v1")).as_bytes());
+    assert!(r.out.is_empty() && r.misfit.is_none());
+    let r = sp.feed(text("b", " v2 v3 v4").as_bytes());
+    assert_eq!(client_text(&r.out).0, " v4");
+    let r = sp.feed(text("b", " v5").as_bytes());
+    assert_eq!(client_text(&r.out).0, " v5");
+
+    let mut sp = Splice::new(Method::Replay, &s, Bytes::new());
+    let r = sp.feed(text("b", "v1 X").as_bytes());
+    assert!(r.misfit.is_some() && r.out.is_empty());
+}
