@@ -20,7 +20,8 @@ use tokio::time::{Instant, Sleep};
 
 use crate::stats::{Ending, Recorder};
 
-/// What a stream sends in place of the chunk named by `malformed_chunk_at`.
+/// What an OpenAI-style stream sends in place of the chunk named by
+/// `malformed_chunk_at`.
 pub(crate) const MALFORMED_CHUNK: &[u8] = b"data: {\"broken\n\n";
 
 /// Records the end of one counted request exactly once.
@@ -75,6 +76,8 @@ pub(crate) struct StreamPlan {
     pub(crate) cut_after: Option<u32>,
     pub(crate) stall_after: Option<u32>,
     pub(crate) malformed_at: Option<u32>,
+    /// What is sent in place of the event `malformed_at` names.
+    pub(crate) malformed: &'static [u8],
 }
 
 /// A paced SSE stream with stream faults applied.
@@ -172,7 +175,7 @@ impl SseBody {
         }
         let mut bytes = self.next.take().unwrap_or_default();
         if self.plan.malformed_at == Some(self.sent) {
-            bytes = Bytes::from_static(MALFORMED_CHUNK);
+            bytes = Bytes::from_static(self.plan.malformed);
         }
         self.sent += 1;
         Poll::Ready(Some(Ok(Frame::data(bytes))))
