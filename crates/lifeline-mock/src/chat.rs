@@ -12,7 +12,7 @@
 use bytes::Bytes;
 use http::{Response, StatusCode};
 
-use crate::body::{EventSource, MockBody, Pace};
+use crate::body::{EventSource, MockBody, Pace, CHAT_GRAMMAR};
 use crate::convo::{self, Refusal, Reply, Wire, TOOL_ARGUMENTS, TOOL_CALL_TOKENS, TOOL_FRAGMENTS};
 use crate::reply::{unix_now, Ctx};
 
@@ -86,7 +86,7 @@ pub(crate) async fn answer(ctx: Ctx) -> Response<MockBody> {
             no_done: ctx.config.faults.no_done,
             step: 0,
         };
-        return ctx.sse_reply(Box::new(source));
+        return ctx.sse_reply(Box::new(source), CHAT_GRAMMAR);
     }
     ctx.generate_whole(tokens).await;
     let message = match reply {

@@ -130,6 +130,11 @@ pub struct Faults {
     pub stall_after_chunks: Option<u32>,
     /// Stream: chunk N (0-based) is `data: {"broken\n\n` (invalid JSON).
     pub malformed_chunk_at: Option<u32>,
+    /// Stream: after N chunks send an in-band error event and end the
+    /// stream there (HTTP 200 already sent): chat `data: {"error":{...}}`,
+    /// `/v1/messages` `event: error` (`overloaded_error`), responses
+    /// `event: error`.
+    pub error_after_chunks: Option<u32>,
     /// Stream: end cleanly but without `data: [DONE]` (`message_stop` on
     /// `/v1/messages`, `response.completed` on responses).
     pub no_done: bool,

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::Value;
 
-use crate::body::{EventSource, MockBody, Pace};
+use crate::body::{EventSource, Grammar, MockBody, Pace};
 use crate::convo::{self, Refusal, Reply, Wire, TOOL_CALL_TOKENS, TOOL_FRAGMENTS};
 use crate::reply::{Ctx, MAX_ANSWER_TOKENS};
 
@@ -26,8 +26,12 @@ pub(crate) const PREFILL_REJECTED: &str = "This model does not support assistant
 /// Anthropic's 400 for a prefill ending in whitespace.
 pub(crate) const TRAILING_WHITESPACE: &str =
     "messages: final assistant content cannot end with trailing whitespace";
-/// What a stream sends in place of the event `malformed_chunk_at` names.
-pub(crate) const MALFORMED_EVENT: &[u8] = b"event: content_block_delta\ndata: {\"broken\n\n";
+/// What the stream faults send: a `content_block_delta` that is not JSON,
+/// and Anthropic's in-band `error` event (`overloaded_error`).
+const GRAMMAR: Grammar = Grammar {
+    malformed: b"event: content_block_delta\ndata: {\"broken\n\n",
+    error: b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded (simulated)\"}}\n\n",
+};
 
 const PING: &[u8] = b"event: ping\ndata: {\"type\":\"ping\"}\n\n";
 const TEXT_START: &[u8] = b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
@@ -127,7 +131,7 @@ pub(crate) async fn answer(ctx: Ctx) -> Response<MockBody> {
             no_done: ctx.config.faults.no_done,
             step: 0,
         };
-        return ctx.sse_reply_with(Box::new(source), MALFORMED_EVENT);
+        return ctx.sse_reply(Box::new(source), GRAMMAR);
     }
     ctx.generate_whole(output_tokens).await;
     let content = match reply {

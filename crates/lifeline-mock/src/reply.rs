@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
-use crate::body::{EventSource, Guard, MockBody, StreamPlan, MALFORMED_CHUNK};
+use crate::body::{EventSource, Grammar, Guard, MockBody, StreamPlan};
 use crate::MockConfig;
 
 /// Everything an endpoint needs to answer one request.
@@ -113,16 +113,11 @@ impl Ctx {
     }
 
     /// A paced SSE answer built from `source`, with this config's stream faults.
-    pub(crate) fn sse_reply(self, source: Box<dyn EventSource>) -> Response<MockBody> {
-        self.sse_reply_with(source, MALFORMED_CHUNK)
-    }
-
-    /// [`sse_reply`](Self::sse_reply) with the bytes a `malformed_chunk_at`
-    /// fault sends instead of the named event.
-    pub(crate) fn sse_reply_with(
+    /// `grammar` holds what the stream faults send in this API's grammar.
+    pub(crate) fn sse_reply(
         self,
         source: Box<dyn EventSource>,
-        malformed: &'static [u8],
+        grammar: Grammar,
     ) -> Response<MockBody> {
         let faults = &self.config.faults;
         let tps = self.config.tokens_per_second;
@@ -141,7 +136,8 @@ impl Ctx {
             cut_after: faults.cut_after_chunks,
             stall_after: faults.stall_after_chunks,
             malformed_at: faults.malformed_chunk_at,
-            malformed,
+            error_after: faults.error_after_chunks,
+            grammar,
         };
         let body = MockBody::sse(source, plan, self.guard);
         let mut response = Response::new(body);

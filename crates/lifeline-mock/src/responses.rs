@@ -7,11 +7,18 @@
 use bytes::Bytes;
 use http::{Response, StatusCode};
 
-use crate::body::{EventSource, MockBody, Pace};
+use crate::body::{EventSource, Grammar, MockBody, Pace};
 use crate::convo::Words;
 use crate::reply::{sse_named, unix_now, Ctx};
 
 const LIMIT_KEYS: &[&str] = &["max_output_tokens"];
+
+/// What the stream faults send: a chunk that is not JSON, and the Responses
+/// API's in-band `error` event.
+const GRAMMAR: Grammar = Grammar {
+    malformed: b"data: {\"broken\n\n",
+    error: b"event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"Overloaded (simulated)\",\"param\":null}\n\n",
+};
 
 pub(crate) fn answer(ctx: Ctx) -> Response<MockBody> {
     let (n, _) = ctx.answer_len(LIMIT_KEYS);
@@ -34,7 +41,7 @@ pub(crate) fn answer(ctx: Ctx) -> Response<MockBody> {
             no_done: ctx.config.faults.no_done,
             step: 0,
         };
-        return ctx.sse_reply(Box::new(source));
+        return ctx.sse_reply(Box::new(source), GRAMMAR);
     }
     let body = shell.object("completed", &words.text());
     ctx.json_reply(StatusCode::OK, &body)

@@ -59,12 +59,14 @@ impl Endpoint {
             .map(|(_, endpoint)| *endpoint)
     }
 
-    /// Anthropic's API on `/messages`, OpenAI's everywhere else.
-    fn wire(path: &str) -> Wire {
-        if Self::from_path(path.trim_end_matches('/')) == Some(Self::Messages) {
-            Wire::Anthropic
-        } else {
-            Wire::OpenAi
+    /// Anthropic's API on `/messages`, and on `/models` when the request
+    /// carries `anthropic-version` (an Anthropic client's health probe);
+    /// OpenAI's everywhere else.
+    fn wire(path: &str, headers: &HeaderMap) -> Wire {
+        match Self::from_path(path.trim_end_matches('/')) {
+            Some(Self::Messages) => Wire::Anthropic,
+            Some(Self::Models) if headers.contains_key("anthropic-version") => Wire::Anthropic,
+            _ => Wire::OpenAi,
         }
     }
 
@@ -133,7 +135,7 @@ pub(crate) async fn handle(
     let guard = Guard::start(Arc::clone(&shared.recorder), &path);
     let seq = shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
     let errors = Errors {
-        wire: Endpoint::wire(&path),
+        wire: Endpoint::wire(&path, request.headers()),
         seq,
     };
     let mut response = data(shared, abort, request, path, guard, errors).await;
@@ -231,7 +233,7 @@ async fn data(
         );
     }
     if endpoint == Endpoint::Models {
-        return models(guard);
+        return models(guard, errors.wire);
     }
     let json: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(json @ serde_json::Value::Object(_)) => json,
@@ -274,7 +276,7 @@ async fn data(
         Endpoint::Embeddings => embeddings::answer(ctx),
         Endpoint::Images => images::answer(ctx),
         Endpoint::Responses => responses::answer(ctx),
-        Endpoint::Models => models(ctx.guard),
+        Endpoint::Models => models(ctx.guard, errors.wire),
     }
 }
 
@@ -390,23 +392,33 @@ async fn inject_faults(
     Ok(guard)
 }
 
-fn models(guard: Guard) -> Response<MockBody> {
-    let ids = [
-        "mock-model",
-        "gpt-4o",
-        "gpt-4o-mini",
-        "text-embedding-3-small",
-        "gpt-image-1",
-    ];
-    let data: Vec<serde_json::Value> = ids
-        .iter()
-        .map(|id| serde_json::json!({ "id": id, "object": "model", "created": 1_700_000_000, "owned_by": "lifeline-mock" }))
-        .collect();
-    json_response(
-        StatusCode::OK,
-        &serde_json::json!({ "object": "list", "data": data }),
-        Some(guard),
-    )
+/// The model list, in OpenAI's shape or Anthropic's.
+fn models(guard: Guard, wire: Wire) -> Response<MockBody> {
+    let body = match wire {
+        Wire::OpenAi => {
+            let ids = [
+                "mock-model",
+                "gpt-4o",
+                "gpt-4o-mini",
+                "text-embedding-3-small",
+                "gpt-image-1",
+            ];
+            let data: Vec<serde_json::Value> = ids
+                .iter()
+                .map(|id| serde_json::json!({ "id": id, "object": "model", "created": 1_700_000_000, "owned_by": "lifeline-mock" }))
+                .collect();
+            serde_json::json!({ "object": "list", "data": data })
+        }
+        Wire::Anthropic => {
+            let ids = ["claude-mock", "mock-model"];
+            let data: Vec<serde_json::Value> = ids
+                .iter()
+                .map(|id| serde_json::json!({ "type": "model", "id": id, "display_name": id, "created_at": "2025-01-01T00:00:00Z" }))
+                .collect();
+            serde_json::json!({ "data": data, "has_more": false, "first_id": ids[0], "last_id": ids[1] })
+        }
+    };
+    json_response(StatusCode::OK, &body, Some(guard))
 }
 
 /// `/_mock/*`: faults, stats, config, the image. Never faulted or counted.

@@ -513,3 +513,69 @@ async fn messages_whole_answer_takes_the_generation_time() {
     // 50 ms + 10 tokens at 100 per second.
     assert!(started.elapsed() >= Duration::from_millis(150));
 }
+
+/// `error_after_chunks`: an in-band `error` event after HTTP 200, then the
+/// end, in Anthropic's grammar.
+#[tokio::test]
+async fn messages_in_band_error_event() {
+    let mock = start(quick()).await;
+    mock.set_faults(Faults {
+        error_after_chunks: Some(4),
+        ..Faults::default()
+    });
+    let (events, error) = stream(&mock, &hello(5, true)).await;
+    assert!(error.is_none(), "the stream ends cleanly after the error");
+    assert_eq!(
+        names(&events),
+        [
+            "message_start",
+            "ping",
+            "content_block_start",
+            "content_block_delta",
+            "error"
+        ]
+    );
+    assert_eq!(
+        events[4].1,
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded (simulated)"}})
+    );
+    eventually(&mock, |s| s.completed == 1 && s.in_flight == 0).await;
+}
+
+/// A health probe from an Anthropic client (`anthropic-version`) gets
+/// Anthropic's model list; faults there take Anthropic's shape.
+#[tokio::test]
+async fn models_in_anthropics_shape_for_anthropic_clients() {
+    let mock = start(quick()).await;
+    let get = |mock: &MockHandle| {
+        let request = Request::get(url(mock, "/v1/models"))
+            .header("x-api-key", "k")
+            .header("anthropic-version", "2023-06-01")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        client().request(request)
+    };
+    let response = get(&mock).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().contains_key("request-id"));
+    let body: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["data"][0]["type"], "model");
+    assert_eq!(body["has_more"], false);
+    assert_eq!(body["first_id"], body["data"][0]["id"]);
+
+    mock.set_faults(Faults {
+        error_rate: 1.0,
+        error_status: 529,
+        ..Faults::default()
+    });
+    let response = get(&mock).await.unwrap();
+    assert_eq!(response.status().as_u16(), 529);
+    let body: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_anthropic_error(&body, "overloaded_error");
+    // Without the header: OpenAI's list, as before.
+    mock.clear_faults();
+    let (_, body) = super::call_json(&mock, "GET", "/v1/models", Value::Null).await;
+    assert_eq!(body["object"], "list");
+}

@@ -70,6 +70,9 @@ pub struct MockArgs {
     /// Streams: stop sending after N chunks, keeping the connection open.
     #[arg(long, value_name = "N")]
     pub stall_after_chunks: Option<u32>,
+    /// Streams: after N chunks send an in-band error event and end.
+    #[arg(long, value_name = "N")]
+    pub error_after_chunks: Option<u32>,
     /// Streams: send invalid JSON as chunk N (0-based).
     #[arg(long, value_name = "N")]
     pub malformed_chunk_at: Option<u32>,
@@ -110,6 +113,7 @@ impl MockArgs {
                 cut_after_chunks: self.cut_after_chunks,
                 stall_after_chunks: self.stall_after_chunks,
                 malformed_chunk_at: self.malformed_chunk_at,
+                error_after_chunks: self.error_after_chunks,
                 no_done: self.no_done,
                 maintenance: self.maintenance,
                 max_injected: self.max_injected,
