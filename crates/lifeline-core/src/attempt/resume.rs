@@ -93,8 +93,12 @@ impl Resume for Continuer {
 
 impl Continuer {
     async fn run(&mut self, ask: Ask) -> Option<Resumed> {
+        // A way that did not fit: the next way goes to the same deployment
+        // first (it answered; only the way did not fit).
+        let mut prefer = None;
         if let Some(method) = ask.abandoned {
             self.failed.push((ask.broken.clone(), method));
+            prefer = Some(ask.broken.clone());
         }
         let text = split_trailing_whitespace(&ask.text).0.to_owned();
         let policy = &self.model.policy;
@@ -112,16 +116,28 @@ impl Continuer {
                 up_to_tier: None,
                 refused: &[],
             };
-            let (mut lease, again) = match pick(&self.model, scope) {
-                Pick::Lease {
-                    lease,
-                    retry_of_tried,
-                    ..
-                } => (lease, retry_of_tried),
-                _ => {
-                    tracing::info!(message = "Stream not continued: no deployment available.", request_id = ?self.request_id);
-                    return None;
-                }
+            let preferred = prefer
+                .take()
+                .filter(|d| {
+                    Method::ALL
+                        .iter()
+                        .any(|m| self.allows(d, *m, text.is_empty()))
+                })
+                .and_then(|d| d.lease());
+            let (mut lease, again) = match preferred {
+                // Answered a moment ago: no pause needed.
+                Some(lease) => (lease, false),
+                None => match pick(&self.model, scope) {
+                    Pick::Lease {
+                        lease,
+                        retry_of_tried,
+                        ..
+                    } => (lease, retry_of_tried),
+                    _ => {
+                        tracing::info!(message = "Stream not continued: no deployment available.", request_id = ?self.request_id);
+                        return None;
+                    }
+                },
             };
             let dep = lease.deployment().clone();
             let methods: Vec<Method> = Method::ALL
@@ -156,7 +172,7 @@ impl Continuer {
                     Some(l) => l,
                     None => continue,
                 };
-            } else {
+            } else if !self.tried.iter().any(|t| Arc::ptr_eq(t, &dep)) {
                 self.tried.push(dep.clone());
             }
             for method in methods {

@@ -13,6 +13,7 @@ mod breaker;
 mod browser;
 mod capacity;
 mod cli;
+mod continuation;
 mod deadlines;
 mod docs;
 mod extension;

@@ -1,0 +1,314 @@
+//! Streams that survive their provider: a chat stream that breaks after
+//! content reached the client (reset, killed server, stall, cut, malformed
+//! chunk) is continued from another deployment in the same client stream,
+//! by prefill, instruction and seam, or replay; the client gets one
+//! complete answer, no word lost or doubled, and `[DONE]`.
+//!
+//! The simulated provider's words are `{voice}{k}`: the numbers tell
+//! whether every word of the answer arrived exactly once, whichever
+//! deployment wrote it.
+
+use std::time::Duration;
+
+use lifeline_mock::{Faults, MockConfig, MockHandle, MockServer};
+use tokio::time::Instant;
+
+use crate::harness::{config, Env};
+use crate::streaming::{metrics, stream_body, two_tiers};
+
+/// Mocks p0, p1, ... with these voices, `tokens` words per answer.
+async fn voiced(voices: &[&str], tokens: u32, tokens_per_second: f64) -> Vec<MockHandle> {
+    let mut v = Vec::new();
+    for (i, voice) in voices.iter().enumerate() {
+        let cfg = MockConfig {
+            name: format!("p{i}"),
+            voice: Some((*voice).to_string()),
+            tokens_per_second,
+            ttft_ms: 0,
+            completion_tokens: tokens,
+            ..MockConfig::default()
+        };
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        v.push(MockServer::start(addr, cfg).await.expect("mock starts"));
+    }
+    v
+}
+
+/// The text of a chat stream as the client reads it, and its chunk ids.
+fn client_view(body: &str) -> (String, Vec<String>) {
+    let mut text = String::new();
+    let mut ids = Vec::new();
+    for line in body.lines() {
+        let Some(p) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(p) else {
+            continue;
+        };
+        if let Some(id) = v["id"].as_str() {
+            ids.push(id.to_string());
+        }
+        if let Some(t) = v["choices"][0]["delta"]["content"].as_str() {
+            text.push_str(t);
+        }
+    }
+    (text, ids)
+}
+
+/// The word numbers of the answer, in order.
+fn numbers(text: &str) -> Vec<u32> {
+    text.split_whitespace()
+        .map(|w| {
+            w.trim_start_matches(|c: char| c.is_alphabetic())
+                .parse()
+                .unwrap_or_else(|_| panic!("word {w:?} in {text:?}"))
+        })
+        .collect()
+}
+
+/// One complete answer of `n` words (each once, in order, single spaces),
+/// ending with `[DONE]`, one chunk id throughout, continued by `method`.
+fn assert_whole(body: &str, n: u32, method: &str) {
+    assert!(body.ends_with("data: [DONE]\n\n"), "not complete: {body}");
+    assert!(!body.contains("event: error"), "{body}");
+    assert!(
+        !body.contains("\"error\""),
+        "an error reached the client: {body}"
+    );
+    let (text, ids) = client_view(body);
+    assert_eq!(
+        numbers(&text),
+        (1..=n).collect::<Vec<_>>(),
+        "words lost or doubled: {text:?}\n{body}"
+    );
+    assert!(!text.contains("  ") && !text.starts_with(' '), "{text:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "chunk ids changed: {ids:?}"
+    );
+    assert!(
+        body.contains(&format!(
+            ": lifeline continued=1 method={method} deployment="
+        )),
+        "no trailing comment for {method}: {body}"
+    );
+}
+
+async fn counter(env: &Env, series: &str) -> f64 {
+    let text = metrics(env).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn cut_after_content_is_continued_by_instruction_and_seam() {
+    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
+    m[0].set_faults(Faults {
+        cut_after_chunks: Some(6),
+        ..Faults::default()
+    });
+    let env = Env::boot(&config(&m, "", &two_tiers("")), m).await;
+    let (status, headers, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["x-lifeline-deployment"], "p0/up-0");
+    assert_whole(&body, 20, "instruction");
+    assert!(body.contains("deployment=p1/up-1"), "{body}");
+    let (text, _) = client_view(&body);
+    assert!(text.contains("alpha5 beta6"), "{text}");
+    let series = "lifeline_stream_continuations_total{model=\"m\",method=\"instruction\",outcome=\"continued\"}";
+    assert_eq!(counter(&env, series).await, 1.0);
+    let complete = "lifeline_streams_total{model=\"m\",outcome=\"complete\"}";
+    assert_eq!(counter(&env, complete).await, 1.0);
+    // The client's request went to p1 with the partial answer and the
+    // instruction to continue.
+    let sent = &env.mocks[1].stats().recent[0].body;
+    assert!(
+        sent.contains("alpha1 alpha2 alpha3 alpha4 alpha5"),
+        "{sent}"
+    );
+    assert!(
+        sent.contains("Continue exactly where you stopped"),
+        "{sent}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_chunk_after_content_is_continued() {
+    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
+    m[0].set_faults(Faults {
+        malformed_chunk_at: Some(7),
+        ..Faults::default()
+    });
+    let env = Env::boot(&config(&m, "", &two_tiers("")), m).await;
+    let (status, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("{\"broken"), "{body}");
+    assert_whole(&body, 20, "instruction");
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_killed_server_mid_stream_is_continued() {
+    let m = voiced(&["alpha", "beta"], 40, 40.0).await;
+    let env = Env::boot(&config(&m, "", &two_tiers("")), m).await;
+    let mut resp = env
+        .client
+        .post(env.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(stream_body("m"))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
+    let mut body = String::new();
+    // Some words reached the client; then the server dies (RST).
+    while !body.contains("alpha5") {
+        let chunk = resp.chunk().await.unwrap().expect("stream goes on");
+        body.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    env.mocks[0].kill();
+    while let Some(chunk) = resp.chunk().await.unwrap() {
+        body.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert_whole(&body, 40, "instruction");
+    env.stop().await;
+}
+
+/// `prefill = true` on a provider: the partial answer goes as an assistant
+/// prefill and the new output is appended as it comes.
+#[tokio::test]
+async fn prefill_continues_where_the_provider_takes_one() {
+    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
+    m[0].set_faults(Faults {
+        cut_after_chunks: Some(6),
+        ..Faults::default()
+    });
+    let toml = config(&m, "", &two_tiers("")).replace(
+        "api_key = \"sk-upstream-1\"\n",
+        "api_key = \"sk-upstream-1\"\nprefill = true\n",
+    );
+    let env = Env::boot(&toml, m).await;
+    let (status, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_whole(&body, 20, "prefill");
+    let sent = &env.mocks[1].stats().recent[0].body;
+    let v: serde_json::Value = serde_json::from_str(sent).unwrap();
+    let last = v["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["role"], "assistant", "{sent}");
+    assert_eq!(last["content"], "alpha1 alpha2 alpha3 alpha4 alpha5");
+    env.stop().await;
+}
+
+/// A fallback that rejects the prefill (400 about the trailing assistant
+/// message): instruction and seam on the same deployment, the 400 never
+/// reaches the client, and the deployment is not asked for a prefill again.
+#[tokio::test]
+async fn a_rejected_prefill_falls_back_to_instruction_and_is_remembered() {
+    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
+    m[0].set_faults(Faults {
+        cut_after_chunks: Some(6),
+        ..Faults::default()
+    });
+    m[1].set_faults(Faults {
+        reject_prefill: true,
+        ..Faults::default()
+    });
+    let toml = config(&m, "", &two_tiers("")).replace(
+        "api_key = \"sk-upstream-1\"\n",
+        "api_key = \"sk-upstream-1\"\nprefill = true\n",
+    );
+    let env = Env::boot(&toml, m).await;
+    let (status, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_whole(&body, 20, "instruction");
+    assert!(!body.to_lowercase().contains("prefill\""), "{body}");
+    assert_eq!(
+        env.mocks[1].stats().requests,
+        2,
+        "prefill, then instruction"
+    );
+    // Remembered: the next broken stream goes straight to the instruction.
+    let (_, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
+    assert_whole(&body, 20, "instruction");
+    assert_eq!(env.mocks[1].stats().requests, 3);
+    let rejected =
+        "lifeline_stream_continuations_total{model=\"m\",method=\"prefill\",outcome=\"failed\"}";
+    assert_eq!(counter(&env, rejected).await, 1.0);
+    env.stop().await;
+}
+
+/// Two deployments of one model with identical output (same voice): the
+/// instruction's answer repeats too little to find a seam (three words of
+/// 8 characters), so the request is replayed and relayed from where it
+/// passes the text already sent.
+#[tokio::test]
+async fn replay_continues_a_deterministic_model() {
+    let m = voiced(&["v", "v"], 40, 0.0).await;
+    m[0].set_faults(Faults {
+        cut_after_chunks: Some(10),
+        ..Faults::default()
+    });
+    let env = Env::boot(&config(&m, "", &two_tiers("")), m).await;
+    let (status, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_whole(&body, 40, "replay");
+    let failed = "lifeline_stream_continuations_total{model=\"m\",method=\"instruction\",outcome=\"failed\"}";
+    assert_eq!(counter(&env, failed).await, 1.0);
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn continuation_off_for_a_model_ends_honestly() {
+    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
+    m[0].set_faults(Faults {
+        cut_after_chunks: Some(6),
+        ..Faults::default()
+    });
+    let env = Env::boot(&config(&m, "", &two_tiers("continuation = false")), m).await;
+    let (status, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("event: error") && body.contains("stream_interrupted"),
+        "{body}"
+    );
+    assert!(!body.contains("[DONE]"), "{body}");
+    assert!(!body.contains(": lifeline continued"), "{body}");
+    assert_eq!(env.mocks[1].stats().requests, 0);
+    env.stop().await;
+}
+
+/// A deployment whose streams flow without gaps, frozen mid-answer: the
+/// stall is caught by its adaptive stall figure (a multiple of its p99 gap,
+/// floored), far sooner than `stream_idle_timeout`, and the stream goes on
+/// elsewhere.
+#[tokio::test]
+async fn a_stall_after_content_is_caught_adaptively_and_continued() {
+    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
+    let toml = config(
+        &m,
+        "stream_idle_timeout_ms = 60000\nadaptive_timeout_floor_ms = 300",
+        &two_tiers(""),
+    );
+    let env = Env::boot(&toml, m).await;
+    // Enough complete streams for a p99 of the gaps.
+    for _ in 0..30 {
+        let (_, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
+        assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    }
+    env.mocks[0].set_faults(Faults {
+        stall_after_chunks: Some(6),
+        ..Faults::default()
+    });
+    let t = Instant::now();
+    let (status, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
+    let took = t.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert_whole(&body, 20, "instruction");
+    assert!(
+        took < Duration::from_secs(20),
+        "waited {took:?}, as long as the idle timeout"
+    );
+    env.stop().await;
+}
