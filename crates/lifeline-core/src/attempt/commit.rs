@@ -7,8 +7,9 @@
 //! first-byte deadline, a silence after the first event longer than the
 //! stall timeout (`stream_idle_timeout`, or shorter when adaptive), a
 //! malformed chunk or an upstream error event is an ordinary failed attempt,
-//! retried elsewhere. After, the stream belongs to the client (a failover
-//! would be a resume, not a retry). Every event (not a keep-alive comment,
+//! retried elsewhere. After, the stream belongs to the client (a failure is
+//! a continuation, `resume.rs`, not a retry; a continuation attempt is read
+//! to its first content here too). Every event (not a keep-alive comment,
 //! which is no progress) restarts the stall timer and is reported to the
 //! lease ([`Lease::activity`]), which tracks the stream's longest silence.
 

@@ -33,7 +33,9 @@
 //!    refusal is returned as the provider sent it.
 //! 7. Streams are read until their first content (`commit.rs`); a failure
 //!    before that is retried like any other, after it the stream is the
-//!    client's and ends honestly ([`crate::relay`]).
+//!    client's: a chat stream is continued from another deployment
+//!    (`resume.rs`, [`crate::relay::resume`]) or ends honestly
+//!    ([`crate::relay`]).
 //! 8. When attempts run out: 503 listing every attempt's error, with
 //!    `x-should-retry: false` so official SDKs do not multiply the retries.
 

@@ -13,10 +13,19 @@
 //!   the client finishes promptly. Anything sent meanwhile (the usage chunk
 //!   of `stream_options.include_usage`) is relayed first, and restarts the
 //!   grace.
+//! - **continued**: a chat stream handed a [`resume::Resume`] at commit
+//!   (continuation on) that breaks after content is not ended: the broken
+//!   deployment's lease records a failure, a continuation attempt runs, and
+//!   its stream is relayed into the same client stream through a
+//!   [`resume::Splice`] (see [`resume`]); it may break and be continued
+//!   again. Such a stream counts as broken after the deployment's adaptive
+//!   stall figure rather than the idle timeout. It then ends in one of the
+//!   other ways, counted once.
 //! - **broken**: the upstream reset, stalled past the idle timeout, sent a
-//!   malformed chunk, or closed before the answer finished. The client gets
-//!   an SSE `error` event and no `[DONE]`: a broken answer never looks
-//!   complete. Counted as a failure of the deployment.
+//!   malformed chunk, or closed before the answer finished, and nothing
+//!   continued it. The client gets an SSE `error` event and no `[DONE]`: a
+//!   broken answer never looks complete. Counted as a failure of the
+//!   deployment.
 //! - **cancelled**: the client went away; the upstream body is dropped at
 //!   once, which closes the upstream connection.
 
@@ -149,6 +158,9 @@ struct Continuation {
     why: String,
     /// Data events of the upstream streams before the current one.
     prior_events: u64,
+    /// The client's bytes stopped inside an event (no blank line after
+    /// it): the continuation's first bytes start with one.
+    separate: bool,
 }
 
 /// What the relay does after a break or the end of an upstream.
@@ -221,6 +233,7 @@ impl RelayBody {
             last: None,
             why: String::new(),
             prior_events: 0,
+            separate: false,
         }));
         self
     }
@@ -381,7 +394,7 @@ impl RelayBody {
         let comment = trailing_comment(c.continued + 1, r.method, &dep);
         c.splice = Some(Splice::new(r.method, at_break, comment));
         c.trying = Some(r.method);
-        let separator = !at_break.at_boundary;
+        c.separate = !at_break.at_boundary;
         self.upstream = Some(r.body);
         self.scanner = r.scanner;
         self.lease = Some(r.lease);
@@ -390,9 +403,6 @@ impl RelayBody {
         let wait = self.wait();
         self.idle.as_mut().reset(Instant::now() + wait);
         match self.spliced(r.prefix) {
-            Ok(out) if separator && !out.is_empty() => {
-                self.prefix = Some(join(Bytes::from_static(b"\n"), out));
-            }
             Ok(out) => self.prefix = (!out.is_empty()).then_some(out),
             Err(why) => self.abandon(&why),
         }
@@ -430,6 +440,10 @@ impl RelayBody {
                 tracing::info!(message = "Stream continued.", request_id = ?e.request_id, deployment = %dep, method = method.label(), seam, continued = c.continued);
                 c.last = Some((method, dep));
             }
+        }
+        if c.separate && !s.out.is_empty() {
+            c.separate = false;
+            return Ok(join(Bytes::from_static(b"\n"), s.out));
         }
         Ok(s.out)
     }

@@ -54,13 +54,18 @@ async fn raw_provider(reply: &'static [u8]) -> SocketAddr {
 /// 0`: these tests are about what counts as a failed attempt, so the request
 /// goes straight to tier 2 instead of first retrying the raw provider.
 async fn boot_with_raw(reply: &'static [u8]) -> Env {
+    boot_with_raw_model(reply, "").await
+}
+
+/// [`boot_with_raw`] with `extra` lines in the model's table.
+async fn boot_with_raw_model(reply: &'static [u8], extra: &str) -> Env {
     let raw = raw_provider(reply).await;
     let m = mocks(1).await;
     let toml = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nadmin_listen = \"127.0.0.1:0\"\nfirst_byte_timeout_ms = 2000\ntier_wait_ms = 0\n\n\
          [[providers]]\nname = \"raw\"\nkind = \"openai-compatible\"\nbase_url = \"http://{raw}/v1\"\nprobe_path = \"\"\n\n\
          [[providers]]\nname = \"good\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n\
-         [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ], [ {{ provider = \"good\", model = \"g\" }} ] ]\n",
+         [[models]]\nname = \"m\"\n{extra}\ntiers = [ [ {{ provider = \"raw\", model = \"r\" }} ], [ {{ provider = \"good\", model = \"g\" }} ] ]\n",
         m[0].base_url()
     );
     Env::boot(&toml, m).await
@@ -169,7 +174,11 @@ const CONTENT: &str =
     "data: {\"choices\":[{\"delta\":{\"content\":\"Hello\"},\"finish_reason\":null}]}\n";
 
 async fn stream_through(reply: &'static [u8]) -> (Env, String) {
-    let env = boot_with_raw(reply).await;
+    stream_through_model(reply, "").await
+}
+
+async fn stream_through_model(reply: &'static [u8], extra: &str) -> (Env, String) {
+    let env = boot_with_raw_model(reply, extra).await;
     let (status, headers, body) = env.chat(true).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
@@ -185,7 +194,7 @@ async fn stream_through(reply: &'static [u8]) -> (Env, String) {
 #[tokio::test]
 async fn error_event_after_a_half_written_event_stands_alone() {
     let reply: &'static str = Box::leak(format!("{SSE_HEAD}{CONTENT}").into_boxed_str());
-    let (env, body) = stream_through(reply.as_bytes()).await;
+    let (env, body) = stream_through_model(reply.as_bytes(), "continuation = false").await;
     let at = body
         .find("event: error")
         .unwrap_or_else(|| panic!("no error event: {body:?}"));
@@ -194,6 +203,23 @@ async fn error_event_after_a_half_written_event_stands_alone() {
         "error event glued to the previous one: {body:?}"
     );
     assert!(!body.contains("[DONE]"));
+    env.stop().await;
+}
+
+/// The same, continued from another deployment: the continuation's first
+/// event starts on its own too.
+#[tokio::test]
+async fn continuation_after_a_half_written_event_stands_alone() {
+    let reply: &'static str = Box::leak(format!("{SSE_HEAD}{CONTENT}").into_boxed_str());
+    let (env, body) = stream_through(reply.as_bytes()).await;
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body:?}");
+    assert!(body.contains(": lifeline continued=1"), "{body:?}");
+    for (at, _) in body.match_indices("data: ").skip(1) {
+        assert!(
+            body[..at].ends_with("\n\n"),
+            "an event glued to the previous one: {body:?}"
+        );
+    }
     env.stop().await;
 }
 
