@@ -21,6 +21,7 @@
 //! - [`retry`]: backoff, `Retry-After` and the retry budget.
 //! - [`providers`]: upstream URL and header shapes (OpenAI, Azure, compatible).
 //! - [`relay`]: SSE relay, commit-before-first-content, honest endings.
+//! - [`translate`]: OpenAI ↔ Anthropic requests, answers, errors and streams.
 //! - [`health`]: per-deployment breaker, latency, and the health events.
 //! - [`telemetry`]: Prometheus metrics and request ids.
 //! - [`admin`]: the admin API on its own listener.
@@ -54,6 +55,7 @@ pub mod retry;
 pub mod route;
 pub mod server;
 pub mod telemetry;
+pub mod translate;
 
 pub use config::Config;
 pub use gateway::Gateway;
