@@ -104,6 +104,8 @@ pub(super) struct State {
     cache_creation: u64,
     cache_read: u64,
     output: u64,
+    /// Output tokens of the streams before the last resume.
+    output_before: u64,
     /// `finish_reason` from `message_delta`.
     finish_reason: Option<&'static str>,
     /// The `finish_reason` chunk (and the usage chunk) went out.
@@ -124,6 +126,7 @@ impl State {
             cache_creation: 0,
             cache_read: 0,
             output: 0,
+            output_before: 0,
             finish_reason: None,
             finished: false,
             over: false,
@@ -138,6 +141,11 @@ impl State {
         out: &mut BytesMut,
     ) -> Result<(), String> {
         if self.over {
+            return Ok(());
+        }
+        // Not Anthropic's grammar, but an end all the same.
+        if data.trim_ascii() == b"[DONE]" {
+            self.finish(out);
             return Ok(());
         }
         let ev: Event<'_> = serde_json::from_slice(data)
@@ -195,6 +203,16 @@ impl State {
         }
         out.extend_from_slice(b"data: [DONE]\n\n");
         self.over = true;
+    }
+
+    /// What follows comes from another upstream stream that continues this
+    /// answer: its `message_start` is skipped (the client has its first
+    /// chunk), its blocks are new, its tool calls are numbered after the
+    /// ones already sent, its output adds to what was already counted.
+    pub(super) fn resume(&mut self) {
+        self.blocks.clear();
+        self.output_before += self.output;
+        self.output = 0;
     }
 
     fn started(&self) -> Result<(), String> {
@@ -381,9 +399,10 @@ impl State {
         out.extend_from_slice(b"],\"usage\":{\"prompt_tokens\":");
         put_u64(out, prompt);
         out.extend_from_slice(b",\"completion_tokens\":");
-        put_u64(out, self.output);
+        let output = self.output_before + self.output;
+        put_u64(out, output);
         out.extend_from_slice(b",\"total_tokens\":");
-        put_u64(out, prompt + self.output);
+        put_u64(out, prompt + output);
         if self.cache_read > 0 {
             out.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
             put_u64(out, self.cache_read);

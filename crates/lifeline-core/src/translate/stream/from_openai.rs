@@ -26,7 +26,7 @@ struct Chunk<'a> {
 #[derive(Deserialize)]
 struct Choice<'a> {
     #[serde(default)]
-    index: u64,
+    index: Option<u64>,
     #[serde(default, borrow)]
     delta: Option<Delta<'a>>,
     #[serde(default, borrow)]
@@ -46,7 +46,7 @@ struct Delta<'a> {
 #[derive(Deserialize)]
 struct ToolCall<'a> {
     #[serde(default)]
-    index: u64,
+    index: Option<u64>,
     #[serde(default, borrow)]
     id: Option<&'a RawValue>,
     #[serde(default, borrow)]
@@ -83,6 +83,9 @@ enum Open {
     Text,
     /// A tool call, by its OpenAI `index`.
     Tool(u64),
+    /// A tool call of the stream before a [`State::resume`]: complete, and
+    /// closed when the next block opens.
+    Earlier,
 }
 
 /// The stream's state.
@@ -100,8 +103,11 @@ pub(super) struct State {
     stop_reason: Option<&'static str>,
     /// The last usage the upstream reported: prompt, completion, cached.
     usage: Option<(u64, u64, u64)>,
-    /// Chunks that carried content: the output tokens when no usage comes.
+    /// Chunks that carried content (since the last resume): the output
+    /// tokens when no usage comes.
     content_chunks: u64,
+    /// Output tokens of the streams before the last resume.
+    output_before: u64,
     /// `message_stop` went out, or an error: nothing more is written.
     over: bool,
 }
@@ -126,7 +132,12 @@ impl State {
         if !self.started {
             self.message_start(chunk.id, chunk.model, out);
         }
-        for choice in chunk.choices.iter().flatten().filter(|c| c.index == 0) {
+        for choice in chunk
+            .choices
+            .iter()
+            .flatten()
+            .filter(|c| c.index.unwrap_or(0) == 0)
+        {
             if let Some(d) = &choice.delta {
                 for text in [d.content, d.refusal].into_iter().flatten() {
                     if is_text(text) {
@@ -174,6 +185,7 @@ impl State {
             }
             None => (None, self.content_chunks, 0),
         };
+        let output = self.output_before + output;
         put(
             out,
             &[
@@ -196,6 +208,21 @@ impl State {
         put_u64(out, output);
         out.extend_from_slice(b"}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
         self.over = true;
+    }
+
+    /// What follows comes from another upstream stream that continues this
+    /// answer: its first chunk starts nothing, its tool calls open new
+    /// blocks, its output adds to what was already counted.
+    pub(super) fn resume(&mut self) {
+        self.output_before += match self.usage.take() {
+            Some((_, completion, _)) => completion,
+            None => self.content_chunks,
+        };
+        self.content_chunks = 0;
+        self.last_tool = None;
+        if let Some((Open::Tool(_), i)) = self.open {
+            self.open = Some((Open::Earlier, i));
+        }
     }
 
     fn message_start(
@@ -243,13 +270,13 @@ impl State {
 
     fn tool_call(&mut self, call: &ToolCall<'_>, out: &mut BytesMut) -> Result<(), String> {
         let function = call.function.as_ref();
+        let tool = call.index.unwrap_or(0);
         let index = match self.open {
-            Some((Open::Tool(t), i)) if t == call.index => i,
+            Some((Open::Tool(t), i)) if t == tool => i,
             _ => {
-                if self.last_tool.is_some_and(|t| call.index <= t) {
+                if self.last_tool.is_some_and(|t| tool <= t) {
                     return Err(format!(
-                        "OpenAI tool call {} continued after another one started",
-                        call.index
+                        "OpenAI tool call {tool} continued after another one started"
                     ));
                 }
                 let id = call
@@ -261,8 +288,8 @@ impl State {
                     .filter(|v| is_string(v))
                     .ok_or("an OpenAI tool call that starts without function.name")?;
                 self.close(out);
-                self.last_tool = Some(call.index);
-                let i = self.open_block(Open::Tool(call.index));
+                self.last_tool = Some(tool);
+                let i = self.open_block(Open::Tool(tool));
                 block_start(
                     out,
                     i,

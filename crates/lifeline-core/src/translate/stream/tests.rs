@@ -5,6 +5,8 @@ use serde_json::Value;
 use super::{StreamOptions, Transcoder};
 use crate::translate::Wire;
 
+mod resume;
+
 const A: Wire = Wire::Anthropic;
 const O: Wire = Wire::OpenAi;
 
