@@ -23,6 +23,7 @@
 //! - [`translate`]: requests, answers and errors between OpenAI Chat
 //!   Completions and Anthropic Messages (pure functions).
 //! - [`relay`]: SSE relay, commit-before-first-content, honest endings.
+//! - [`translate`]: OpenAI ↔ Anthropic requests, answers, errors and streams.
 //! - [`health`]: per-deployment breaker, latency, and the health events.
 //! - [`telemetry`]: Prometheus metrics and request ids.
 //! - [`admin`]: the admin API on its own listener.
