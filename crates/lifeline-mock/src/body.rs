@@ -20,8 +20,20 @@ use tokio::time::{Instant, Sleep};
 
 use crate::stats::{Ending, Recorder};
 
-/// What a stream sends in place of the chunk named by `malformed_chunk_at`.
-pub(crate) const MALFORMED_CHUNK: &[u8] = b"data: {\"broken\n\n";
+/// The bytes a stream's faults send in its API's grammar.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Grammar {
+    /// Sent in place of the event `malformed_chunk_at` names.
+    pub(crate) malformed: &'static [u8],
+    /// The in-band error event `error_after_chunks` sends.
+    pub(crate) error: &'static [u8],
+}
+
+/// Chat completions' stream faults.
+pub(crate) const CHAT_GRAMMAR: Grammar = Grammar {
+    malformed: b"data: {\"broken\n\n",
+    error: b"data: {\"error\":{\"message\":\"Overloaded (simulated)\",\"type\":\"server_error\",\"param\":null,\"code\":null}}\n\n",
+};
 
 /// Records the end of one counted request exactly once.
 pub(crate) struct Guard {
@@ -75,6 +87,9 @@ pub(crate) struct StreamPlan {
     pub(crate) cut_after: Option<u32>,
     pub(crate) stall_after: Option<u32>,
     pub(crate) malformed_at: Option<u32>,
+    /// After this many events, the in-band error event, then the end.
+    pub(crate) error_after: Option<u32>,
+    pub(crate) grammar: Grammar,
 }
 
 /// A paced SSE stream with stream faults applied.
@@ -153,6 +168,16 @@ impl SseBody {
                 self.stalled = true;
                 return Poll::Pending;
             }
+            if self.plan.error_after == Some(self.sent) {
+                // An error reported inside the stream, as providers do when
+                // they fail after the headers: then a clean end.
+                self.done = true;
+                self.sent += 1;
+                self.guard.end(Ending::Completed);
+                return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
+                    self.plan.grammar.error,
+                )))));
+            }
             match self.fetch() {
                 Some(bytes) => self.next = Some(bytes),
                 None => {
@@ -172,7 +197,7 @@ impl SseBody {
         }
         let mut bytes = self.next.take().unwrap_or_default();
         if self.plan.malformed_at == Some(self.sent) {
-            bytes = Bytes::from_static(MALFORMED_CHUNK);
+            bytes = Bytes::from_static(self.plan.grammar.malformed);
         }
         self.sent += 1;
         Poll::Ready(Some(Ok(Frame::data(bytes))))

@@ -1,16 +1,26 @@
-//! A simulated OpenAI-compatible provider with injectable faults.
+//! A simulated OpenAI- and Anthropic-compatible provider with injectable
+//! faults.
 //!
 //! Lifeline's demo, tests, benchmarks and chaos scenarios all need an upstream
-//! that speaks the OpenAI HTTP API, streams token by token at a known rate, and
-//! fails on command: errors, 429 bursts, latency, hangs, TCP resets, mid-stream
-//! cuts, stalls, malformed chunks, missing `[DONE]`, maintenance 503s, and the
-//! whole process dying and coming back. This crate is that upstream.
+//! that speaks the OpenAI HTTP API (and Anthropic's Messages API on
+//! `/v1/messages`, on the same address), streams token by token at a known
+//! rate, and fails on command: errors, 429 bursts, latency, hangs, TCP
+//! resets, mid-stream cuts, stalls, malformed chunks, missing terminators,
+//! maintenance 503s, and the whole process dying and coming back. It
+//! continues an assistant prefill (or refuses it, on command), answers a
+//! request to continue with a findable seam, and calls tools, so stream
+//! continuation and protocol translation can be tested end to end. This
+//! crate is that upstream.
 //!
 //! # Layout
 //!
 //! - [`server`]: accept loop, one task per connection, kill/revive, resets.
 //! - `router`: path routing, fault injection, the `/_mock/*` control API.
-//! - `chat`, `embeddings`, `images`, `responses`: one file per endpoint.
+//! - `chat`, `messages`, `embeddings`, `images`, `responses`: one file per
+//!   endpoint.
+//! - `convo`: what a chat or messages request is answered with (plain
+//!   words, prefill continuation, the instruction-to-continue seam, a tool
+//!   call).
 //! - `body`: the response body types (whole and paced SSE) and the guard that
 //!   counts a request as completed or cancelled.
 //! - [`stats`]: what the mock saw, for assertions.
@@ -20,8 +30,10 @@
 
 mod body;
 mod chat;
+mod convo;
 mod embeddings;
 mod images;
+mod messages;
 mod reply;
 mod responses;
 mod router;
@@ -53,6 +65,11 @@ pub struct MockConfig {
     /// bytes) is larger is answered 400 `context_length_exceeded`, in
     /// OpenAI's shape, like a real provider.
     pub context_window: Option<u32>,
+    /// The stem of generated words instead of `name` (`{voice}1 {voice}2
+    /// ...`), so several mocks can be deployments of one model with
+    /// identical, deterministic output (replay tests). `name` still marks
+    /// `system_fingerprint`.
+    pub voice: Option<String>,
     /// Faults injected into data-path requests.
     pub faults: Faults,
 }
@@ -65,6 +82,7 @@ impl Default for MockConfig {
             ttft_ms: 20,
             completion_tokens: 16,
             context_window: None,
+            voice: None,
             faults: Faults::default(),
         }
     }
@@ -75,7 +93,11 @@ impl Default for MockConfig {
 ///
 /// They are checked in this order: `maintenance`, `reset`, `hang`,
 /// `capacity`, `rate_limit_rate`, `error_rate`, `latency_ms`, then the
-/// normal answer with the stream faults applied.
+/// normal answer (`reject_prefill` refusing it) with the stream faults
+/// applied. On `/v1/messages` errors take Anthropic's shape (the type from
+/// the status: 429 `rate_limit_error`, 529 `overloaded_error`, ...;
+/// `error_code` is OpenAI's only), and stream faults count Anthropic's
+/// events (`ping` included); `no_done` drops `message_stop`.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
@@ -108,7 +130,13 @@ pub struct Faults {
     pub stall_after_chunks: Option<u32>,
     /// Stream: chunk N (0-based) is `data: {"broken\n\n` (invalid JSON).
     pub malformed_chunk_at: Option<u32>,
-    /// Stream: end cleanly but without `data: [DONE]`.
+    /// Stream: after N chunks send an in-band error event and end the
+    /// stream there (HTTP 200 already sent): chat `data: {"error":{...}}`,
+    /// `/v1/messages` `event: error` (`overloaded_error`), responses
+    /// `event: error`.
+    pub error_after_chunks: Option<u32>,
+    /// Stream: end cleanly but without `data: [DONE]` (`message_stop` on
+    /// `/v1/messages`, `response.completed` on responses).
     pub no_done: bool,
     /// 503 `service_unavailable` / `maintenance` to everything.
     pub maintenance: bool,
@@ -116,6 +144,13 @@ pub struct Faults {
     /// answer after the faults (or the config) are set; later requests are
     /// answered normally, as after a passing blip. Unlimited when unset.
     pub max_injected: Option<u32>,
+    /// Refuse assistant prefill: a request whose last message is the
+    /// assistant's is answered 400 (chat: OpenAI's shape, a message about
+    /// the trailing assistant message; `/v1/messages`: Anthropic's
+    /// `invalid_request_error` "This model does not support assistant
+    /// message prefill. ..."), as Anthropic's newest models and servers
+    /// without prefill do. Not limited by `max_injected`.
+    pub reject_prefill: bool,
 }
 
 impl Faults {

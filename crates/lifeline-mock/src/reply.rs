@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
-use crate::body::{EventSource, Guard, MockBody, StreamPlan};
+use crate::body::{EventSource, Grammar, Guard, MockBody, StreamPlan};
 use crate::MockConfig;
 
 /// Everything an endpoint needs to answer one request.
@@ -69,6 +69,31 @@ impl Ctx {
         self.json.get("stream").and_then(serde_json::Value::as_bool) == Some(true)
     }
 
+    /// The stem of generated words: the configured `voice`, else the name.
+    pub(crate) fn stem(&self) -> &str {
+        self.config.voice.as_deref().unwrap_or(&self.config.name)
+    }
+
+    /// Waits as long as generating `tokens` tokens takes at the configured
+    /// pace: a real server answers a non-streaming request only once the
+    /// whole answer is generated, as long as its stream would take.
+    pub(crate) async fn generate_whole(&self, tokens: u32) {
+        let tps = self.config.tokens_per_second;
+        let per_token = if tps > 0.0 && tps.is_finite() {
+            f64::from(tokens) / tps
+        } else {
+            0.0
+        };
+        let first = self
+            .config
+            .ttft_ms
+            .saturating_add(self.config.faults.first_token_delay_ms);
+        let delay = Duration::from_millis(first) + Duration::from_secs_f64(per_token.min(3600.0));
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+
     pub(crate) fn fingerprint(&self) -> String {
         format!("lifeline-mock-{}", self.config.name)
     }
@@ -82,8 +107,18 @@ impl Ctx {
         json_response(status, value, Some(self.guard))
     }
 
+    /// An Anthropic-shaped error that completes this request.
+    pub(crate) fn anthropic_error(self, status: StatusCode, message: &str) -> Response<MockBody> {
+        anthropic_error_response(status, message, self.seq, Some(self.guard))
+    }
+
     /// A paced SSE answer built from `source`, with this config's stream faults.
-    pub(crate) fn sse_reply(self, source: Box<dyn EventSource>) -> Response<MockBody> {
+    /// `grammar` holds what the stream faults send in this API's grammar.
+    pub(crate) fn sse_reply(
+        self,
+        source: Box<dyn EventSource>,
+        grammar: Grammar,
+    ) -> Response<MockBody> {
         let faults = &self.config.faults;
         let tps = self.config.tokens_per_second;
         let interval = if tps > 0.0 && tps.is_finite() {
@@ -101,6 +136,8 @@ impl Ctx {
             cut_after: faults.cut_after_chunks,
             stall_after: faults.stall_after_chunks,
             malformed_at: faults.malformed_chunk_at,
+            error_after: faults.error_after_chunks,
+            grammar,
         };
         let body = MockBody::sse(source, plan, self.guard);
         let mut response = Response::new(body);
@@ -116,34 +153,6 @@ impl Ctx {
 
 /// Upper bound on generated tokens, so a huge `max_tokens` cannot exhaust memory.
 pub(crate) const MAX_ANSWER_TOKENS: u32 = 100_000;
-
-/// Generated word number `k` (1-based): the provider name and the number, so a
-/// test can tell which mock answered and how many tokens arrived.
-pub(crate) fn word(name: &str, k: u32) -> String {
-    format!("{name}{k}")
-}
-
-/// The whole answer text: `n` words separated by spaces.
-pub(crate) fn answer_text(name: &str, n: u32) -> String {
-    let mut text = String::with_capacity(n as usize * (name.len() + 4));
-    for k in 1..=n {
-        if k > 1 {
-            text.push(' ');
-        }
-        text.push_str(&word(name, k));
-    }
-    text
-}
-
-/// Stream piece for token `k`: the word, with a leading space after the first,
-/// so the pieces concatenate to [`answer_text`].
-pub(crate) fn token_piece(name: &str, k: u32) -> String {
-    if k == 1 {
-        word(name, k)
-    } else {
-        format!(" {}", word(name, k))
-    }
-}
 
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
@@ -212,4 +221,43 @@ pub(crate) fn with_retry_after(
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
+}
+
+/// Anthropic's `error.type` for an HTTP status (its error reference).
+pub(crate) fn anthropic_error_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        409 => "conflict_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        504 => "timeout_error",
+        529 => "overloaded_error",
+        500..=599 => "api_error",
+        _ => "invalid_request_error",
+    }
+}
+
+/// An Anthropic-shaped error response, with `request-id` set by the router:
+/// `{"type":"error","error":{"type","message"},"request_id"}`.
+pub(crate) fn anthropic_error_response(
+    status: StatusCode,
+    message: &str,
+    seq: u64,
+    guard: Option<Guard>,
+) -> Response<MockBody> {
+    let body = serde_json::json!({
+        "type": "error",
+        "error": { "type": anthropic_error_type(status), "message": message },
+        "request_id": request_id(seq),
+    });
+    json_response(status, &body, guard)
+}
+
+/// The id of request number `seq`, in `x-request-id` and Anthropic's
+/// `request-id` and error bodies.
+pub(crate) fn request_id(seq: u64) -> String {
+    format!("req_mock_{seq}")
 }

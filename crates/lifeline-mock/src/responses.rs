@@ -7,10 +7,18 @@
 use bytes::Bytes;
 use http::{Response, StatusCode};
 
-use crate::body::{EventSource, MockBody, Pace};
-use crate::reply::{answer_text, sse_named, token_piece, unix_now, Ctx};
+use crate::body::{EventSource, Grammar, MockBody, Pace};
+use crate::convo::Words;
+use crate::reply::{sse_named, unix_now, Ctx};
 
 const LIMIT_KEYS: &[&str] = &["max_output_tokens"];
+
+/// What the stream faults send: a chunk that is not JSON, and the Responses
+/// API's in-band `error` event.
+const GRAMMAR: Grammar = Grammar {
+    malformed: b"data: {\"broken\n\n",
+    error: b"event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\",\"message\":\"Overloaded (simulated)\",\"param\":null}\n\n",
+};
 
 pub(crate) fn answer(ctx: Ctx) -> Response<MockBody> {
     let (n, _) = ctx.answer_len(LIMIT_KEYS);
@@ -23,18 +31,19 @@ pub(crate) fn answer(ctx: Ctx) -> Response<MockBody> {
         input_tokens,
         output_tokens: n,
     };
+    let words = Words::plain(ctx.stem(), n);
     if ctx.wants_stream() {
         let source = ResponseStream {
             text: String::new(),
             shell,
-            name: ctx.config.name.clone(),
+            words,
             tokens: n,
             no_done: ctx.config.faults.no_done,
             step: 0,
         };
-        return ctx.sse_reply(Box::new(source));
+        return ctx.sse_reply(Box::new(source), GRAMMAR);
     }
-    let body = shell.object("completed", &answer_text(&ctx.config.name, n));
+    let body = shell.object("completed", &words.text());
     ctx.json_reply(StatusCode::OK, &body)
 }
 
@@ -88,7 +97,7 @@ struct ResponseStream {
     /// Text sent so far, for the final object.
     text: String,
     shell: Shell,
-    name: String,
+    words: Words,
     tokens: u32,
     no_done: bool,
     step: u32,
@@ -107,7 +116,7 @@ impl EventSource for ResponseStream {
             return Some((Pace::First, sse_named("response.created", &event)));
         }
         if step <= self.tokens {
-            let piece = token_piece(&self.name, step);
+            let piece = self.words.piece(step - 1);
             self.text.push_str(&piece);
             let event = serde_json::json!({
                 "type": "response.output_text.delta",

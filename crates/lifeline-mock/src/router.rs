@@ -2,9 +2,12 @@
 //!
 //! Data paths are matched by suffix so the mock answers under any prefix
 //! (`/v1/chat/completions`, `/chat/completions`, Azure's
-//! `/openai/deployments/{deployment}/chat/completions`). Faults are checked in
-//! the documented order before routing, so they hit every data path, GET
-//! models included (health probes must see them). `/_mock/*` is never
+//! `/openai/deployments/{deployment}/chat/completions`, Anthropic's
+//! `/v1/messages`). Faults are checked in the documented order before
+//! routing, so they hit every data path, GET models included (health probes
+//! must see them); on `/messages` (and on `/models` asked with
+//! `anthropic-version`) every error is in Anthropic's shape and every answer
+//! carries Anthropic's `request-id` header. `/_mock/*` is never
 //! faulted and never counted.
 
 use std::convert::Infallible;
@@ -19,12 +22,14 @@ use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
 
 use crate::body::{Guard, MockBody};
+use crate::convo::Wire;
 use crate::reply::{
-    error_body, error_response, error_type_for, json_response, with_retry_after, Ctx,
+    anthropic_error_response, error_body, error_response, error_type_for, json_response,
+    request_id, with_retry_after, Ctx,
 };
 use crate::server::Shared;
 use crate::stats::{recorded_body, Ending, RecordedRequest};
-use crate::{chat, embeddings, images, responses, Faults, MockConfig};
+use crate::{chat, embeddings, images, messages, responses, Faults, MockConfig};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -35,6 +40,7 @@ enum Endpoint {
     Embeddings,
     Images,
     Responses,
+    Messages,
     Models,
 }
 
@@ -45,12 +51,24 @@ impl Endpoint {
             ("/embeddings", Self::Embeddings),
             ("/images/generations", Self::Images),
             ("/responses", Self::Responses),
+            ("/messages", Self::Messages),
             ("/models", Self::Models),
         ];
         table
             .iter()
             .find(|(suffix, _)| path.ends_with(suffix))
             .map(|(_, endpoint)| *endpoint)
+    }
+
+    /// Anthropic's API on `/messages`, and on `/models` when the request
+    /// carries `anthropic-version` (an Anthropic client's health probe);
+    /// OpenAI's everywhere else.
+    fn wire(path: &str, headers: &HeaderMap) -> Wire {
+        match Self::from_path(path.trim_end_matches('/')) {
+            Some(Self::Messages) => Wire::Anthropic,
+            Some(Self::Models) if headers.contains_key("anthropic-version") => Wire::Anthropic,
+            _ => Wire::OpenAi,
+        }
     }
 
     fn method(self) -> Method {
@@ -68,13 +86,24 @@ fn azure_deployment(path: &str) -> Option<String> {
     Some(deployment.to_owned())
 }
 
+/// Every header as received, names in lower case, in order.
+fn recorded_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect()
+}
+
 fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
 }
 
-async fn read_body(body: Incoming) -> Result<Bytes, Response<MockBody>> {
+async fn read_body(body: Incoming, errors: Errors) -> Result<Bytes, Response<MockBody>> {
     match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) => {
@@ -89,13 +118,7 @@ async fn read_body(body: Incoming) -> Result<Bytes, Response<MockBody>> {
                     format!("could not read request body: {error}"),
                 )
             };
-            Err(error_response(
-                status,
-                &message,
-                "invalid_request_error",
-                None,
-                None,
-            ))
+            Err(errors.response(status, &message, "invalid_request_error", None, None))
         }
     }
 }
@@ -112,11 +135,44 @@ pub(crate) async fn handle(
     }
     let guard = Guard::start(Arc::clone(&shared.recorder), &path);
     let seq = shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
-    let mut response = data(shared, abort, request, path, guard, seq).await;
-    if let Ok(value) = HeaderValue::from_str(&format!("req_mock_{seq}")) {
+    let errors = Errors {
+        wire: Endpoint::wire(&path, request.headers()),
+        seq,
+    };
+    let mut response = data(shared, abort, request, path, guard, errors).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id(seq)) {
+        if errors.wire == Wire::Anthropic {
+            response.headers_mut().insert("request-id", value.clone());
+        }
         response.headers_mut().insert("x-request-id", value);
     }
     Ok(response)
+}
+
+/// Errors in the shape of the API the path belongs to.
+#[derive(Clone, Copy)]
+struct Errors {
+    wire: Wire,
+    seq: u64,
+}
+
+impl Errors {
+    /// OpenAI's `{"error":{message,type,code,param}}` with `kind` and `code`,
+    /// or Anthropic's `{"type":"error","error":{type,message},"request_id"}`
+    /// with the type its API gives `status`.
+    fn response(
+        self,
+        status: StatusCode,
+        message: &str,
+        kind: &str,
+        code: Option<&str>,
+        guard: Option<Guard>,
+    ) -> Response<MockBody> {
+        match self.wire {
+            Wire::OpenAi => error_response(status, message, kind, code, guard),
+            Wire::Anthropic => anthropic_error_response(status, message, self.seq, guard),
+        }
+    }
 }
 
 async fn data(
@@ -125,10 +181,10 @@ async fn data(
     request: Request<Incoming>,
     path: String,
     mut guard: Guard,
-    seq: u64,
+    errors: Errors,
 ) -> Response<MockBody> {
     let (parts, body) = request.into_parts();
-    let body = match read_body(body).await {
+    let body = match read_body(body, errors).await {
         Ok(body) => body,
         Err(response) => {
             guard.end(Ending::Completed);
@@ -143,12 +199,15 @@ async fn data(
             .map_or_else(|| path.clone(), ToString::to_string),
         authorization: header_string(&parts.headers, "authorization"),
         api_key: header_string(&parts.headers, "api-key"),
+        x_api_key: header_string(&parts.headers, "x-api-key"),
+        anthropic_version: header_string(&parts.headers, "anthropic-version"),
         request_id: header_string(&parts.headers, "x-request-id"),
+        headers: recorded_headers(&parts.headers),
         body: recorded_body(&body),
     });
 
     let config = shared.config();
-    let guard = match inject_faults(&shared, &config.faults, &abort, guard).await {
+    let guard = match inject_faults(&shared, &config.faults, &abort, guard, errors).await {
         Ok(guard) => guard,
         Err(response) => return response,
     };
@@ -156,7 +215,7 @@ async fn data(
     let trimmed = path.trim_end_matches('/');
     let Some(endpoint) = Endpoint::from_path(trimmed) else {
         let message = format!("Unknown request URL: {} {path}", parts.method);
-        return error_response(
+        return errors.response(
             StatusCode::NOT_FOUND,
             &message,
             "invalid_request_error",
@@ -166,7 +225,7 @@ async fn data(
     };
     if parts.method != endpoint.method() {
         let message = format!("Method {} not allowed on {path}", parts.method);
-        return error_response(
+        return errors.response(
             StatusCode::METHOD_NOT_ALLOWED,
             &message,
             "invalid_request_error",
@@ -175,13 +234,13 @@ async fn data(
         );
     }
     if endpoint == Endpoint::Models {
-        return models(guard);
+        return models(guard, errors.wire);
     }
     let json: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(json @ serde_json::Value::Object(_)) => json,
         Ok(_) => {
             let message = "We could not parse the JSON body of your request: expected an object";
-            return error_response(
+            return errors.response(
                 StatusCode::BAD_REQUEST,
                 message,
                 "invalid_request_error",
@@ -191,7 +250,7 @@ async fn data(
         }
         Err(error) => {
             let message = format!("We could not parse the JSON body of your request: {error}");
-            return error_response(
+            return errors.response(
                 StatusCode::BAD_REQUEST,
                 &message,
                 "invalid_request_error",
@@ -205,39 +264,42 @@ async fn data(
         body,
         json,
         deployment: azure_deployment(trimmed),
-        seq,
+        seq: errors.seq,
         base: shared.origin.clone(),
         guard,
     };
     if let Some((window, prompt)) = over_context_window(endpoint, &ctx) {
-        return context_length_exceeded(ctx, window, prompt);
-    }
-    if endpoint == Endpoint::Chat && !ctx.wants_stream() {
-        // A real server answers a non-streaming request only once the whole
-        // answer is generated: time to first token plus one token interval
-        // per token, as the stream would take.
-        tokio::time::sleep(generation_time(&ctx)).await;
+        return context_length_exceeded(ctx, window, prompt, errors.wire);
     }
     match endpoint {
-        Endpoint::Chat => chat::answer(ctx),
+        Endpoint::Chat => chat::answer(ctx).await,
+        Endpoint::Messages => messages::answer(ctx).await,
         Endpoint::Embeddings => embeddings::answer(ctx),
         Endpoint::Images => images::answer(ctx),
         Endpoint::Responses => responses::answer(ctx),
-        Endpoint::Models => models(ctx.guard),
+        Endpoint::Models => models(ctx.guard, errors.wire),
     }
 }
 
 /// The prompt's size in tokens if it does not fit the configured
-/// `context_window` (chat completions and responses only).
+/// `context_window` (chat completions, messages and responses only).
 fn over_context_window(endpoint: Endpoint, ctx: &Ctx) -> Option<(u32, u32)> {
     let window = ctx.config.context_window?;
     let prompt = ctx.prompt_tokens();
-    (matches!(endpoint, Endpoint::Chat | Endpoint::Responses) && prompt > window)
-        .then_some((window, prompt))
+    let limited = matches!(
+        endpoint,
+        Endpoint::Chat | Endpoint::Messages | Endpoint::Responses
+    );
+    (limited && prompt > window).then_some((window, prompt))
 }
 
-/// OpenAI's 400 `context_length_exceeded`.
-fn context_length_exceeded(ctx: Ctx, window: u32, prompt: u32) -> Response<MockBody> {
+/// OpenAI's 400 `context_length_exceeded`, or Anthropic's "prompt is too
+/// long" on `/messages`.
+fn context_length_exceeded(ctx: Ctx, window: u32, prompt: u32, wire: Wire) -> Response<MockBody> {
+    if wire == Wire::Anthropic {
+        let message = format!("prompt is too long: {prompt} tokens > {window} maximum");
+        return ctx.anthropic_error(StatusCode::BAD_REQUEST, &message);
+    }
     let message = format!(
         "This model's maximum context length is {window} tokens. However, your messages resulted in {prompt} tokens. Please reduce the length of the messages."
     );
@@ -252,22 +314,6 @@ fn context_length_exceeded(ctx: Ctx, window: u32, prompt: u32) -> Response<MockB
     json_response(StatusCode::BAD_REQUEST, &body, Some(ctx.guard))
 }
 
-/// How long generating the whole answer to `ctx` takes at the configured pace.
-fn generation_time(ctx: &Ctx) -> Duration {
-    let (tokens, _) = ctx.answer_len(&["max_completion_tokens", "max_tokens"]);
-    let tps = ctx.config.tokens_per_second;
-    let per_token = if tps > 0.0 && tps.is_finite() {
-        f64::from(tokens) / tps
-    } else {
-        0.0
-    };
-    Duration::from_millis(
-        ctx.config
-            .ttft_ms
-            .saturating_add(ctx.config.faults.first_token_delay_ms),
-    ) + Duration::from_secs_f64(per_token.min(3600.0))
-}
-
 fn hit(rate: f64) -> bool {
     rate > 0.0 && fastrand::f64() < rate
 }
@@ -278,17 +324,16 @@ async fn inject_faults(
     faults: &Faults,
     abort: &CancellationToken,
     mut guard: Guard,
+    errors: Errors,
 ) -> Result<Guard, Response<MockBody>> {
     if faults.maintenance {
-        let body = serde_json::json!({
-            "error": {
-                "message": "The service is under maintenance (simulated)",
-                "type": "service_unavailable",
-                "code": "maintenance",
-                "param": null,
-            }
-        });
-        let response = json_response(StatusCode::SERVICE_UNAVAILABLE, &body, Some(guard));
+        let response = errors.response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The service is under maintenance (simulated)",
+            "service_unavailable",
+            Some("maintenance"),
+            Some(guard),
+        );
         return Err(with_retry_after(response, faults.retry_after_secs));
     }
     if faults.reset {
@@ -306,7 +351,7 @@ async fn inject_faults(
         .capacity
         .is_some_and(|cap| shared.recorder.over_capacity(cap))
     {
-        let response = error_response(
+        let response = errors.response(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many concurrent requests (simulated capacity)",
             "rate_limit_error",
@@ -316,7 +361,7 @@ async fn inject_faults(
         return Err(with_retry_after(response, faults.retry_after_secs));
     }
     if hit(faults.rate_limit_rate) && shared.may_inject(faults) {
-        let response = error_response(
+        let response = errors.response(
             StatusCode::TOO_MANY_REQUESTS,
             "Rate limit reached (simulated)",
             "rate_limit_error",
@@ -328,7 +373,7 @@ async fn inject_faults(
     if hit(faults.error_rate) && shared.may_inject(faults) {
         let status = StatusCode::from_u16(faults.effective_error_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let response = error_response(
+        let response = errors.response(
             status,
             "Simulated error",
             error_type_for(status),
@@ -348,29 +393,43 @@ async fn inject_faults(
     Ok(guard)
 }
 
-fn models(guard: Guard) -> Response<MockBody> {
-    let ids = [
-        "mock-model",
-        "gpt-4o",
-        "gpt-4o-mini",
-        "text-embedding-3-small",
-        "gpt-image-1",
-    ];
-    let data: Vec<serde_json::Value> = ids
-        .iter()
-        .map(|id| serde_json::json!({ "id": id, "object": "model", "created": 1_700_000_000, "owned_by": "lifeline-mock" }))
-        .collect();
-    json_response(
-        StatusCode::OK,
-        &serde_json::json!({ "object": "list", "data": data }),
-        Some(guard),
-    )
+/// The model list, in OpenAI's shape or Anthropic's.
+fn models(guard: Guard, wire: Wire) -> Response<MockBody> {
+    let body = match wire {
+        Wire::OpenAi => {
+            let ids = [
+                "mock-model",
+                "gpt-4o",
+                "gpt-4o-mini",
+                "text-embedding-3-small",
+                "gpt-image-1",
+            ];
+            let data: Vec<serde_json::Value> = ids
+                .iter()
+                .map(|id| serde_json::json!({ "id": id, "object": "model", "created": 1_700_000_000, "owned_by": "lifeline-mock" }))
+                .collect();
+            serde_json::json!({ "object": "list", "data": data })
+        }
+        Wire::Anthropic => {
+            let ids = ["claude-mock", "mock-model"];
+            let data: Vec<serde_json::Value> = ids
+                .iter()
+                .map(|id| serde_json::json!({ "type": "model", "id": id, "display_name": id, "created_at": "2025-01-01T00:00:00Z" }))
+                .collect();
+            serde_json::json!({ "data": data, "has_more": false, "first_id": ids[0], "last_id": ids[1] })
+        }
+    };
+    json_response(StatusCode::OK, &body, Some(guard))
 }
 
 /// `/_mock/*`: faults, stats, config, the image. Never faulted or counted.
 async fn control(shared: &Shared, action: &str, request: Request<Incoming>) -> Response<MockBody> {
     let method = request.method().clone();
-    let body = match read_body(request.into_body()).await {
+    let errors = Errors {
+        wire: Wire::OpenAi,
+        seq: 0,
+    };
+    let body = match read_body(request.into_body(), errors).await {
         Ok(body) => body,
         Err(response) => return response,
     };

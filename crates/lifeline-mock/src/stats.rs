@@ -46,10 +46,29 @@ pub struct RecordedRequest {
     pub authorization: Option<String>,
     /// The `api-key` header (Azure).
     pub api_key: Option<String>,
+    /// The `x-api-key` header (Anthropic).
+    #[serde(default)]
+    pub x_api_key: Option<String>,
+    /// The `anthropic-version` header.
+    #[serde(default)]
+    pub anthropic_version: Option<String>,
     /// `x-request-id`.
     pub request_id: Option<String>,
+    /// Every header as received (names in lower case), in order.
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
     /// Request body (UTF-8 lossy), capped at [`RECORDED_BODY_CAP`].
     pub body: String,
+}
+
+impl RecordedRequest {
+    /// The first value of header `name` (case-insensitive), if it was sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 /// How a counted request ended.

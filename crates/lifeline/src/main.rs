@@ -38,7 +38,7 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Gateway + simulated providers + traffic + an outage, with a live summary.
     Demo(cli::demo::DemoArgs),
-    /// Run one simulated OpenAI-compatible provider.
+    /// Run one simulated provider (OpenAI and Anthropic APIs, injectable faults).
     Mock(cli::mock::MockArgs),
     /// Validate a config file and explain each error.
     Check(cli::check::CheckArgs),

@@ -378,3 +378,29 @@ async fn max_injected_makes_a_passing_blip() {
         (StatusCode::TOO_MANY_REQUESTS, StatusCode::OK)
     );
 }
+
+#[tokio::test]
+async fn error_after_chunks_sends_an_in_band_error() {
+    let mock = start(quick()).await;
+    mock.set_faults(Faults {
+        error_after_chunks: Some(2),
+        ..Faults::default()
+    });
+    let response = send(&mock, "POST", "/v1/chat/completions", STREAM)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (frames, error) = frames(&mut response.into_body()).await;
+    assert!(error.is_none());
+    let events = events(&frames);
+    assert_eq!(events.len(), 3, "role, one token, the error: {events:?}");
+    assert_eq!(events[2]["error"]["type"], "server_error");
+    assert!(!frames.concat().contains("[DONE]"));
+
+    let body = r#"{"input":"hi","stream":true,"max_output_tokens":5}"#;
+    let response = send(&mock, "POST", "/v1/responses", body).await.unwrap();
+    let (received, _) = super::frames(&mut response.into_body()).await;
+    assert_eq!(received.len(), 3);
+    assert!(received[2].starts_with("event: error\n"), "{received:?}");
+    eventually(&mock, |s| s.completed == 2).await;
+}

@@ -1,10 +1,13 @@
 //! Tests over real sockets on 127.0.0.1:0: response shapes here, faults and
-//! kill/revive in `faults`.
+//! kill/revive in `faults`, Anthropic's `/v1/messages` in `messages`,
+//! prefill, the continuation seam, `voice` and chat tool calls in `prefill`.
 //!
 //! A plain hyper client talks to the mock, so what is checked is what any
 //! HTTP client would see on the wire.
 
 mod faults;
+mod messages;
+mod prefill;
 
 use std::time::Duration;
 
@@ -109,6 +112,30 @@ fn events(frames: &[String]) -> Vec<Value> {
         .split("\n\n")
         .filter_map(|event| event.lines().find_map(|line| line.strip_prefix("data: ")))
         .map(|data| serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_owned())))
+        .collect()
+}
+
+/// Anthropic's stream: `(event name, data)` per event; a `data` that is not
+/// JSON is kept as a string.
+fn anthropic_events(frames: &[String]) -> Vec<(String, Value)> {
+    frames
+        .concat()
+        .split("\n\n")
+        .filter(|event| !event.is_empty())
+        .map(|event| {
+            let name = event
+                .lines()
+                .find_map(|line| line.strip_prefix("event: "))
+                .unwrap_or_default()
+                .to_owned();
+            let data = event
+                .lines()
+                .find_map(|line| line.strip_prefix("data: "))
+                .unwrap_or_default();
+            let data =
+                serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_owned()));
+            (name, data)
+        })
         .collect()
 }
 

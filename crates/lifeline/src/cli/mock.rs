@@ -1,4 +1,5 @@
-//! `lifeline mock`: run one simulated OpenAI-compatible provider.
+//! `lifeline mock`: run one simulated provider (OpenAI's API, and
+//! Anthropic's Messages API on `/v1/messages`).
 //!
 //! Handy for trying the gateway without API keys, and for chaos runs by hand:
 //! start it with faults from the command line, then change them while it runs
@@ -9,7 +10,7 @@ use std::net::SocketAddr;
 use anyhow::Context as _;
 use lifeline_mock::{Faults, MockConfig, MockServer};
 
-/// Run one simulated provider (OpenAI-compatible, with injectable faults).
+/// Run one simulated provider (OpenAI- and Anthropic-compatible, with injectable faults).
 #[derive(clap::Args, Debug)]
 pub struct MockArgs {
     /// Address to listen on (port 0 picks a free port).
@@ -31,6 +32,10 @@ pub struct MockArgs {
     /// get 400 context_length_exceeded.
     #[arg(long, value_name = "TOKENS")]
     pub context_window: Option<u32>,
+    /// Stem of generated words instead of --name, so several mocks answer
+    /// identically (deployments of one model).
+    #[arg(long, value_name = "STEM")]
+    pub voice: Option<String>,
 
     /// Fraction (0..=1) of requests answered with --error-status.
     #[arg(long, default_value_t = 0.0, value_parser = parse_fraction)]
@@ -65,6 +70,9 @@ pub struct MockArgs {
     /// Streams: stop sending after N chunks, keeping the connection open.
     #[arg(long, value_name = "N")]
     pub stall_after_chunks: Option<u32>,
+    /// Streams: after N chunks send an in-band error event and end.
+    #[arg(long, value_name = "N")]
+    pub error_after_chunks: Option<u32>,
     /// Streams: send invalid JSON as chunk N (0-based).
     #[arg(long, value_name = "N")]
     pub malformed_chunk_at: Option<u32>,
@@ -77,6 +85,9 @@ pub struct MockArgs {
     /// At most N injected 429s and errors, then normal answers.
     #[arg(long, value_name = "N")]
     pub max_injected: Option<u32>,
+    /// Answer a trailing assistant message (prefill) with a 400.
+    #[arg(long)]
+    pub reject_prefill: bool,
 }
 
 impl MockArgs {
@@ -88,6 +99,7 @@ impl MockArgs {
             ttft_ms: self.ttft_ms,
             completion_tokens: self.completion_tokens,
             context_window: self.context_window,
+            voice: self.voice.clone(),
             faults: Faults {
                 error_rate: self.error_rate,
                 error_status: self.error_status,
@@ -101,10 +113,12 @@ impl MockArgs {
                 cut_after_chunks: self.cut_after_chunks,
                 stall_after_chunks: self.stall_after_chunks,
                 malformed_chunk_at: self.malformed_chunk_at,
+                error_after_chunks: self.error_after_chunks,
                 no_done: self.no_done,
                 maintenance: self.maintenance,
                 max_injected: self.max_injected,
                 capacity: None,
+                reject_prefill: self.reject_prefill,
             },
         }
     }
