@@ -456,4 +456,54 @@ mod tests {
             Some("http://127.0.0.1:9/v1/models".into())
         );
     }
+
+    #[test]
+    fn anthropic_uses_v1_messages_x_api_key_and_its_version() {
+        let mut cfg = provider(ProviderKind::Anthropic);
+        cfg.probe_path = Some("/v1/models".into());
+        cfg.anthropic = Some(AnthropicSettings {
+            version: "2023-06-01".into(),
+            default_max_tokens: 4096,
+        });
+        let up = Upstream::new(&cfg, "https://api.anthropic.com".into())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(up.wire, Wire::Anthropic);
+        assert_eq!(
+            up.uri(Endpoint::ChatCompletions, "claude").ok(),
+            "https://api.anthropic.com/v1/messages".parse().ok()
+        );
+        assert!(!up.serves(Endpoint::Embeddings) && up.serves(Endpoint::Messages));
+        let mut h = HeaderMap::new();
+        up.headers(&mut h);
+        assert_eq!(h["x-api-key"], "sk-secret");
+        assert!(h["x-api-key"].is_sensitive());
+        assert_eq!(h["anthropic-version"], "2023-06-01");
+        assert!(!h.contains_key(http::header::AUTHORIZATION));
+        // Probes carry the same headers.
+        let probe = up.probe_request("claude", b"\"claude\"");
+        let probe = probe.unwrap_or_else(|| panic!("a probe"));
+        assert_eq!(probe.uri(), "https://api.anthropic.com/v1/models");
+        assert_eq!(probe.headers()["anthropic-version"], "2023-06-01");
+        assert_eq!(probe.headers()["x-api-key"], "sk-secret");
+    }
+
+    #[test]
+    fn the_same_wire_is_spliced_without_a_copy() {
+        let up = Upstream::new(
+            &provider(ProviderKind::OpenAiCompatible),
+            "http://h/v1".into(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let body = Bytes::from_static(br#"{"model":"up","messages":[]}"#);
+        let req = RequestBody {
+            client: Wire::OpenAi,
+            body: &body,
+            model_span: &(9..13),
+            model: "up",
+            model_json: br#""up""#,
+        };
+        let out = up.request_body(&req).unwrap_or_default();
+        // Same model name: the very same buffer, not a copy.
+        assert_eq!(out.as_ptr(), body.as_ptr());
+    }
 }

@@ -629,3 +629,31 @@ async fn a_simulated_provider_can_speak_anthropic() {
     );
     env.stop().await;
 }
+
+#[tokio::test]
+async fn a_finished_stream_without_its_terminal_event_ends_in_the_clients_grammar() {
+    // Passthrough: an Anthropic stream without `message_stop` gets one.
+    let env = boot(&[P::Anthropic], &[&[0]]).await;
+    env.mocks[0].set_faults(Faults {
+        no_done: true,
+        ..Faults::default()
+    });
+    let (status, _, body) = post_with(&env, "/v1/messages", &[], MESSAGES_STREAM).await;
+    assert_eq!(status, 200, "{body}");
+    let names: Vec<String> = events(&body).into_iter().map(|e| e.0).collect();
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("message_stop"),
+        "{body}"
+    );
+    assert_eq!(names.iter().filter(|n| *n == "message_stop").count(), 1);
+    assert!(!body.contains("[DONE]"), "{body}");
+    // Translated: the OpenAI client gets its `[DONE]`, once.
+    let (status, _, body) = env.post("/v1/chat/completions", CHAT_STREAM).await;
+    assert_eq!(status, 200, "{body}");
+    let ev = events(&body);
+    assert_eq!(ev.last().map(|e| e.1.as_str()), Some("[DONE]"), "{body}");
+    assert_eq!(ev.iter().filter(|e| e.1 == "[DONE]").count(), 1, "{body}");
+    assert!(!body.contains("event:"), "{body}");
+    env.stop().await;
+}
