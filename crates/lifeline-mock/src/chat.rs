@@ -5,7 +5,9 @@
 //! mock answered and that no token was lost or duplicated across a
 //! failover. A trailing assistant message is continued, a request to
 //! continue is answered with a seam, and tools are called, as `convo`
-//! decides. Stream chunks are written from a precomputed JSON prefix
+//! decides; vLLM's extra parameters for a prefill are accepted
+//! (`continue_final_message` with `add_generation_prompt: false`), and
+//! refused as vLLM refuses them when `add_generation_prompt` is left true. Stream chunks are written from a precomputed JSON prefix
 //! rather than built as `serde_json::Value`s: the mock is the floor the
 //! gateway is benchmarked against, so it should cost little per token.
 
@@ -22,7 +24,25 @@ const LIMIT_KEYS: &[&str] = &["max_completion_tokens", "max_tokens"];
 /// gives (`reject_prefill`).
 pub(crate) const PREFILL_REJECTED: &str = "The last message is an assistant message, and assistant message prefill is not supported by this server: the conversation must end with a user or tool message.";
 
+/// vLLM's 400 when a request asks to continue the final message and to add
+/// a generation prompt (its default) at once.
+pub(crate) const CONTINUE_AND_PROMPT: &str =
+    "Cannot set both `continue_final_message` and `add_generation_prompt` to True.";
+
 pub(crate) async fn answer(ctx: Ctx) -> Response<MockBody> {
+    let flag = |key: &str| ctx.json.get(key).and_then(serde_json::Value::as_bool);
+    if flag("continue_final_message") == Some(true) && flag("add_generation_prompt") != Some(false)
+    {
+        let body = serde_json::json!({
+            "error": {
+                "message": CONTINUE_AND_PROMPT,
+                "type": "invalid_request_error",
+                "param": null,
+                "code": null,
+            }
+        });
+        return ctx.json_reply(StatusCode::BAD_REQUEST, &body);
+    }
     let model = ctx.model();
     let (n, at_limit) = ctx.answer_len(LIMIT_KEYS);
     let reject = ctx.config.faults.reject_prefill;

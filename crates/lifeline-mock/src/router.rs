@@ -5,8 +5,9 @@
 //! `/openai/deployments/{deployment}/chat/completions`, Anthropic's
 //! `/v1/messages`). Faults are checked in the documented order before
 //! routing, so they hit every data path, GET models included (health probes
-//! must see them); on `/messages` every error is in Anthropic's shape and
-//! every answer carries Anthropic's `request-id` header. `/_mock/*` is never
+//! must see them); on `/messages` (and on `/models` asked with
+//! `anthropic-version`) every error is in Anthropic's shape and every answer
+//! carries Anthropic's `request-id` header. `/_mock/*` is never
 //! faulted and never counted.
 
 use std::convert::Infallible;

@@ -38,14 +38,15 @@ use super::upstream::build_request;
 use crate::balance::{pick, Pick, Scope};
 use crate::health::latency::{adaptive_timeout, LatencyKind};
 use crate::providers::Endpoint;
+use crate::providers::{RequestBody, Wire};
 use crate::relay::resume::{
     split_trailing_whitespace, Ask, Method, Resume, Resumed, Resuming, CONTINUE_INSTRUCTION,
 };
 use crate::relay::{Protocol, Scanner};
-use crate::request::splice;
 use crate::retry::full_jitter;
 use crate::route::{Deployment, Lease, Model};
 use crate::telemetry::Metrics;
+use crate::translate::stream::{StreamOptions, Transcoder};
 
 /// Most bytes of a 400 answer read to tell a prefill rejection.
 const MAX_REFUSAL_BYTES: usize = 64 * 1024;
@@ -72,6 +73,13 @@ pub(super) struct Continuer {
     pub(super) want_usage: bool,
     /// Adaptive deadlines apply.
     pub(super) adaptive: bool,
+    /// Deployments of this wire cannot take the request (the attempt
+    /// loop's finding).
+    pub(super) ineligible: Option<Wire>,
+    /// The client's `anthropic-beta` header.
+    pub(super) beta: Option<HeaderValue>,
+    /// The OpenAI client asked for the usage chunk.
+    pub(super) include_usage: bool,
 }
 
 /// How one way of continuing went on a deployment.
@@ -115,6 +123,7 @@ impl Continuer {
                 tried: &self.tried,
                 up_to_tier: None,
                 refused: &[],
+                ineligible: self.ineligible,
             };
             let preferred = prefer
                 .take()
@@ -228,15 +237,28 @@ impl Continuer {
         )
     }
 
-    /// The request body for `method` on `dep`.
+    /// The request body for `method` on `dep`: the client's request (in
+    /// the client's wire; a chat message `{role, content}` is the same in
+    /// both), with the partial answer added, then spliced or translated by
+    /// the deployment's adapter as for any attempt.
     fn body_for(&self, dep: &Deployment, method: Method, text: &str) -> Result<Bytes, String> {
+        let up = &dep.upstream;
+        let client = self.endpoint.wire();
         if method == Method::Replay {
-            return Ok(splice(&self.body, &self.model_span, &dep.model_json));
+            return up
+                .request_body(&RequestBody {
+                    client,
+                    body: &self.body,
+                    model_span: &self.model_span,
+                    model: &dep.model,
+                    model_json: &dep.model_json,
+                })
+                .map_err(|u| u.0);
         }
         let mut v: serde_json::Value =
             serde_json::from_slice(&self.body).map_err(|e| e.to_string())?;
         let obj = v.as_object_mut().ok_or("the body is not an object")?;
-        obj.insert("model".into(), dep.model.clone().into());
+        let model = obj.remove("model").unwrap_or_default();
         let messages = obj
             .get_mut("messages")
             .and_then(|m| m.as_array_mut())
@@ -245,9 +267,21 @@ impl Continuer {
         if method == Method::Instruction {
             messages.push(serde_json::json!({"role": "user", "content": CONTINUE_INSTRUCTION}));
         }
-        serde_json::to_vec(&v)
-            .map(Bytes::from)
-            .map_err(|e| e.to_string())
+        // `model` first, so that its span is known to the adapter.
+        let model = model.to_string();
+        let rest = serde_json::to_string(&v).map_err(|e| e.to_string())?;
+        let rest = rest.strip_prefix('{').unwrap_or(&rest);
+        let comma = if rest.starts_with('}') { "" } else { "," };
+        let body = Bytes::from(format!("{{\"model\":{model}{comma}{rest}"));
+        let span = 9..9 + model.len();
+        up.request_body(&RequestBody {
+            client,
+            body: &body,
+            model_span: &span,
+            model: &dep.model,
+            model_json: &dep.model_json,
+        })
+        .map_err(|u| u.0)
     }
 
     /// One way of continuing on the leased deployment.
@@ -257,9 +291,16 @@ impl Continuer {
         let start = Instant::now();
         let first_byte = self.timeout(&dep, LatencyKind::FirstContent, policy.first_byte_timeout);
         let attempt_deadline = self.deadline.min(start + first_byte);
-        let req = self
-            .body_for(&dep, method, text)
-            .and_then(|body| build_request(self.endpoint, &dep, body, true, &self.request_id));
+        let req = self.body_for(&dep, method, text).and_then(|body| {
+            build_request(
+                self.endpoint,
+                &dep,
+                body,
+                true,
+                &self.request_id,
+                self.beta.as_ref(),
+            )
+        });
         let req = match req {
             Ok(r) => r,
             Err(what) => {
@@ -330,9 +371,34 @@ impl Continuer {
             return self.failed(lease, method, f.after(start.elapsed()));
         }
         let stall = self.timeout(&dep, LatencyKind::StreamGap, policy.stream_idle_timeout);
-        let scanner = Scanner::new(Protocol::Chat).usage(self.want_usage);
-        match commit::first_content(resp, scanner, attempt_deadline, stall, &mut lease).await {
-            Ok(c) => {
+        let scanner =
+            Scanner::new(Protocol::of(dep.upstream.wire, self.endpoint)).usage(self.want_usage);
+        let first = commit::first_content(resp, scanner, attempt_deadline, stall, &mut lease).await;
+        // A deployment of the other protocol: its stream goes through a
+        // transcoder of its own to the client's wire.
+        let first = match first {
+            Ok(mut c) if dep.upstream.wire != self.endpoint.wire() => {
+                let mut t = Transcoder::new(
+                    dep.upstream.wire,
+                    self.endpoint.wire(),
+                    StreamOptions {
+                        include_usage: self.include_usage,
+                    },
+                );
+                match t.feed(&c.prefix) {
+                    Ok(prefix) => {
+                        c.prefix = prefix;
+                        Ok((c, Some(t)))
+                    }
+                    Err(why) => Err(commit::Stopped::failed(format!(
+                        "an event that cannot be translated ({why}) before any content"
+                    ))),
+                }
+            }
+            other => other.map(|c| (c, None)),
+        };
+        match first {
+            Ok((c, transcoder)) => {
                 let ttft = start.elapsed();
                 lease.first_content(ttft);
                 self.attempted(&dep, "success", true);
@@ -344,6 +410,7 @@ impl Continuer {
                     method,
                     stall,
                     ttft,
+                    transcoder,
                 }))
             }
             Err(stop) => {

@@ -25,13 +25,13 @@ use crate::body::ProxyBody;
 use crate::error::ApiError;
 use crate::health::latency::{adaptive_timeout, LatencyKind};
 use crate::health::Outcome;
-use crate::providers::Endpoint;
+use crate::providers::{Endpoint, Wire};
 use crate::relay::resume::Resume;
 use crate::relay::{Protocol, RelayBody, StreamEnd};
-use crate::request::splice;
 use crate::retry::retry_after;
 use crate::route::{Deployment, Lease};
 use crate::telemetry::X_REQUEST_ID;
+use crate::translate::stream::{StreamOptions, Transcoder};
 
 /// How an upstream answer is treated.
 enum Class {
@@ -105,6 +105,7 @@ impl Call {
     pub(super) async fn attempt(
         &self,
         mut lease: Lease,
+        body: Bytes,
         deadline: Instant,
         scope: Scope<'_>,
         adaptive: &mut bool,
@@ -121,7 +122,7 @@ impl Call {
         };
         let first_byte = self.timeout(&dep, kind, policy.first_byte_timeout, *adaptive);
         let attempt_deadline = deadline.min(start + first_byte);
-        let req = match self.upstream_request(&dep) {
+        let req = match self.upstream_request(&dep, body) {
             Ok(r) => r,
             Err(what) => {
                 return self.failed(lease, Failure::new(FailureKind::BadUrl, &dep.id, what));
@@ -169,12 +170,26 @@ impl Call {
                         return self.failed(lease, f.after(start.elapsed()));
                     }
                 };
-                let kind = client_error_kind(status.as_u16(), &body);
+                let kind = client_error_kind(&dep.upstream, status.as_u16(), &body);
+                // A 4xx to a request Lifeline translated is the client's
+                // own error only when the client's request was wrong, which
+                // a translated request cannot tell apart from a translation
+                // the provider refused. It is still returned, converted to
+                // the client's wire, not retried: every deployment of that
+                // protocol gets the same translation and would refuse it the
+                // same way, and the provider's own words are what the client
+                // needs to see (a 503 would hide them). It stays neutral for
+                // the deployment's health, as the client's errors do.
+                let translated = dep.upstream.wire != self.endpoint.wire();
                 let what = match kind {
                     FailureKind::ContextLength => "the prompt exceeds this model's context window",
                     FailureKind::ContentPolicy => "refused by the provider's content policy",
+                    _ if translated => "the request's own error, or its translation's",
                     _ => "the request's own error",
                 };
+                let body = dep
+                    .upstream
+                    .error_body(self.endpoint.wire(), status.as_u16(), body);
                 let f = Failure::new(kind, &dep.id, format!("HTTP {}: {what}", status.as_u16()))
                     .after(start.elapsed());
                 self.record(lease, &f);
@@ -227,6 +242,9 @@ impl Call {
                     // Not retryable (e.g. 501): the provider's answer stands.
                     let body_deadline = deadline.min(Instant::now() + policy.stream_idle_timeout);
                     if let Ok((parts, body)) = self.read_body(resp, body_deadline).await {
+                        let body =
+                            dep.upstream
+                                .error_body(self.endpoint.wire(), status.as_u16(), body);
                         let body = ProxyBody::full(body);
                         return Attempted::Answer(self.answer(parts, body, &dep.id, n));
                     }
@@ -240,11 +258,7 @@ impl Call {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if stream && is_sse {
-            let protocol = match self.endpoint {
-                Endpoint::Responses => Protocol::Responses,
-                Endpoint::ChatCompletions => Protocol::Chat,
-                Endpoint::ImagesGenerations | Endpoint::Embeddings => Protocol::Generic,
-            };
+            let protocol = Protocol::of(dep.upstream.wire, self.endpoint);
             let stall = self.timeout(
                 &dep,
                 LatencyKind::StreamGap,
@@ -255,8 +269,32 @@ impl Call {
                 .choices(self.inspected.choices)
                 .usage(self.ctx.charge.is_some());
             let first = commit::first_content(resp, scanner, attempt_deadline, stall, &mut lease);
-            return match first.await {
-                Ok(c) => {
+            let first = match first.await {
+                // A translated stream: what was read so far goes to the
+                // client in its own grammar; an event that cannot be
+                // translated is a failed attempt like a malformed one.
+                Ok(mut c) if dep.upstream.wire != self.endpoint.wire() => {
+                    let mut t = Transcoder::new(
+                        dep.upstream.wire,
+                        self.endpoint.wire(),
+                        StreamOptions {
+                            include_usage: self.inspected.include_usage,
+                        },
+                    );
+                    match t.feed(&c.prefix) {
+                        Ok(prefix) => {
+                            c.prefix = prefix;
+                            Ok((c, Some(t)))
+                        }
+                        Err(why) => Err(commit::Stopped::failed(format!(
+                            "an event that cannot be translated ({why}) before any content"
+                        ))),
+                    }
+                }
+                other => other.map(|c| (c, None)),
+            };
+            return match first {
+                Ok((c, transcoder)) => {
                     let ttft = start.elapsed();
                     lease.first_content(ttft);
                     self.attempted(&dep, "success", true);
@@ -281,8 +319,14 @@ impl Call {
                         policy.stream_idle_timeout,
                         lease,
                         end,
-                    );
-                    if let Some(resume) = self.continuer(scope.tried, deadline, *adaptive) {
+                    )
+                    .client(self.endpoint.wire());
+                    if let Some(t) = transcoder {
+                        relay = relay.transcode(t);
+                    }
+                    if let Some(resume) =
+                        self.continuer(scope.tried, scope.ineligible, deadline, *adaptive)
+                    {
                         relay = relay.continuation(resume, stall);
                     }
                     self.metrics.in_flight().inc();
@@ -316,7 +360,7 @@ impl Call {
         }
         match self.read_body(resp, body_deadline).await {
             Err(ReadFail::Memory(shed)) => self.shed(lease, shed, n),
-            Ok((_, body)) if !is_json_answer(&body) => {
+            Ok((_, body)) if !dep.upstream.is_answer(&body) => {
                 let what = format!(
                     "HTTP {} with a body that is not a JSON answer ({} bytes)",
                     status.as_u16(),
@@ -326,6 +370,19 @@ impl Call {
                 self.failed(lease, f.after(start.elapsed()))
             }
             Ok((parts, body)) => {
+                // In the client's wire; an answer that cannot be translated
+                // is a bad answer, retried elsewhere.
+                let body = match dep.upstream.answer_body(self.endpoint.wire(), body) {
+                    Ok(body) => body,
+                    Err(why) => {
+                        let what = format!(
+                            "HTTP {} with an answer that cannot be translated: {why}",
+                            status.as_u16()
+                        );
+                        let f = Failure::new(FailureKind::BadBody, &dep.id, what);
+                        return self.failed(lease, f.after(start.elapsed()));
+                    }
+                };
                 self.attempted(&dep, "success", true);
                 if !stream {
                     dep.observe_latency(LatencyKind::Answer, head_latency);
@@ -559,14 +616,18 @@ impl Call {
         }
     }
 
-    fn upstream_request(&self, dep: &Deployment) -> Result<Request<Full<Bytes>>, String> {
-        let body = splice(&self.body, &self.inspected.model_span, &dep.model_json);
+    fn upstream_request(
+        &self,
+        dep: &Deployment,
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, String> {
         build_request(
             self.endpoint,
             dep,
             body,
             self.inspected.stream,
             &self.ctx.id,
+            self.beta.as_ref(),
         )
     }
 
@@ -575,11 +636,12 @@ impl Call {
     fn continuer(
         &self,
         tried: &[Arc<Deployment>],
+        ineligible: Option<Wire>,
         deadline: Instant,
         adaptive: bool,
     ) -> Option<Box<dyn Resume>> {
         if !self.model.continuation
-            || self.endpoint != Endpoint::ChatCompletions
+            || !self.endpoint.is_chat()
             || !self.inspected.stream
             || self.inspected.choices > 1
         {
@@ -598,6 +660,9 @@ impl Call {
             failed: Vec::new(),
             want_usage: self.ctx.charge.is_some(),
             adaptive,
+            ineligible,
+            beta: self.beta.clone(),
+            include_usage: self.inspected.include_usage,
         }))
     }
 }
@@ -610,6 +675,7 @@ pub(super) fn build_request(
     body: Bytes,
     stream: bool,
     request_id: &HeaderValue,
+    beta: Option<&HeaderValue>,
 ) -> Result<Request<Full<Bytes>>, String> {
     let uri = dep.uri(endpoint)?;
     let mut req = Request::new(Full::new(body));
@@ -629,26 +695,13 @@ pub(super) fn build_request(
         }),
     );
     h.insert(X_REQUEST_ID, request_id.clone());
-    if let Some((name, value)) = dep.upstream.auth() {
-        h.insert(name.clone(), value.clone());
+    dep.upstream.headers(h);
+    if let Some(beta) = beta {
+        if dep.upstream.wire == Wire::Anthropic {
+            h.insert(crate::providers::anthropic::BETA, beta.clone());
+        }
     }
     Ok(req)
-}
-
-/// Whether a 2xx non-streaming body is a JSON object that is not an error.
-///
-/// Some servers (proxies in front of a provider, a few OpenAI-compatible
-/// servers) answer 200 with an HTML page, a truncated body or
-/// `{"error": ...}`. Relaying that would hand the client's SDK something it
-/// cannot parse; it is a failed attempt, retried elsewhere. The check looks
-/// at the ends and the first key only, so it costs nothing measurable.
-fn is_json_answer(body: &[u8]) -> bool {
-    let b = body.trim_ascii();
-    if !(b.first() == Some(&b'{') && b.last() == Some(&b'}')) {
-        return false;
-    }
-    let inner = b[1..].trim_ascii_start();
-    !inner.starts_with(b"\"error\"")
 }
 
 /// Why an upstream body was not read.
@@ -702,15 +755,6 @@ fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_answers_are_told_from_junk() {
-        assert!(is_json_answer(br#" {"id":"x","choices":[]} "#));
-        assert!(!is_json_answer(b"<html>502 Bad Gateway</html>"));
-        assert!(!is_json_answer(br#"{"id":"x","choi"#));
-        assert!(!is_json_answer(br#"{ "error": {"message": "overloaded"}}"#));
-        assert!(!is_json_answer(b""));
-    }
 
     #[test]
     fn classification_follows_the_issue() {

@@ -319,6 +319,21 @@ pub enum ProviderKind {
     OpenAiCompatible,
     /// Lifeline's simulated provider, run in-process on a loopback port.
     Mock,
+    /// Anthropic's Messages API: `{base_url}/v1/messages`, `x-api-key`,
+    /// `anthropic-version` (default base URL `https://api.anthropic.com`).
+    Anthropic,
+}
+
+/// How a provider speaking Anthropic's Messages API is called: present
+/// for `kind = "anthropic"` and for `kind = "mock"` with
+/// `protocol = "anthropic"`, absent for every OpenAI-shaped provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnthropicSettings {
+    /// The `anthropic-version` header (`anthropic_version`, default `2023-06-01`).
+    pub version: String,
+    /// `max_tokens` for a translated request that sets none
+    /// (`default_max_tokens`, default 4096): Anthropic requires it.
+    pub default_max_tokens: u32,
 }
 
 /// `[[providers]]`.
@@ -351,18 +366,24 @@ pub struct ProviderConfig {
     pub prefill: Option<bool>,
     /// Settings of the in-process simulated provider (`[providers.mock]`), for `kind = "mock"`.
     pub mock: Option<SimulatedSettings>,
+    /// `Some` when the provider speaks Anthropic's Messages API instead of
+    /// OpenAI's ([`AnthropicSettings`]).
+    pub anthropic: Option<AnthropicSettings>,
 }
 
 impl ProviderConfig {
     /// Whether its deployments take an assistant prefill: the `prefill`
-    /// key, else the kind's default. The simulated provider continues a
-    /// trailing assistant message; OpenAI documents no prefill (and Azure
-    /// OpenAI follows it), and OpenAI-compatible servers differ (llama.cpp's
-    /// server continues one by default, vLLM only with
+    /// key, else the kind's default. Anthropic and the simulated provider
+    /// continue a trailing assistant message (Anthropic's newest models
+    /// refuse it with a 400, which is then remembered); OpenAI documents no
+    /// prefill (and Azure OpenAI follows it), and OpenAI-compatible servers
+    /// differ (llama.cpp's server continues one by default, vLLM only with
     /// `continue_final_message`), so those are off unless declared.
     pub fn prefill(&self) -> bool {
-        self.prefill
-            .unwrap_or(matches!(self.kind, ProviderKind::Mock))
+        self.prefill.unwrap_or(matches!(
+            self.kind,
+            ProviderKind::Mock | ProviderKind::Anthropic
+        ))
     }
 }
 

@@ -28,6 +28,17 @@
 //!   deployment.
 //! - **cancelled**: the client went away; the upstream body is dropped at
 //!   once, which closes the upstream connection.
+//!
+//! The endings speak the client's wire ([`RelayBody::client`]): an
+//! Anthropic client's broken stream ends with Anthropic's `event: error`
+//! (`{"type":"error","error":{"type":"api_error",...}}`), and an answer that
+//! finished without its terminal event gets `message_stop` instead of
+//! `[DONE]`. A translated stream ([`RelayBody::transcode`]: the deployment
+//! speaks the other protocol) is scanned in the upstream's grammar, and
+//! each batch of whole lines the scanner releases goes through a
+//! [`Transcoder`] to the client's; its missing end is
+//! [`Transcoder::finish`]'s, and an event it cannot translate ends the
+//! stream as broken, like a malformed one.
 
 pub mod resume;
 pub mod sse;
@@ -50,6 +61,8 @@ use crate::health::Outcome;
 use crate::providers::Endpoint;
 use crate::route::{Lease, Model};
 use crate::telemetry::{Metrics, StreamEnding};
+use crate::translate::stream::Transcoder;
+use crate::translate::Wire;
 use resume::{trailing_comment, Ask, Method, Resume, Resumed, Resuming, Sent, Splice, MAX_SENT};
 pub use sse::{Protocol, Scanner};
 
@@ -86,10 +99,11 @@ impl StreamEnd {
     /// Counts the stream's request in the model's SLI counters: its answer
     /// time is its time to first token.
     fn stream_ended(&self, status: u16, ending: StreamEnding) {
-        self.model
-            .sli
-            .family(self.endpoint.index())
-            .stream(status, self.first_token, ending);
+        self.model.sli.family(self.endpoint.family_index()).stream(
+            status,
+            self.first_token,
+            ending,
+        );
     }
 
     fn key_id(&self) -> &str {
@@ -130,6 +144,10 @@ pub struct RelayBody {
     hold: Option<Hold>,
     end: StreamEnd,
     ended: bool,
+    /// The client's wire, for the endings Lifeline writes.
+    client: Wire,
+    /// Upstream grammar → the client's, for a translated stream.
+    transcoder: Option<Box<Transcoder>>,
     /// Continuation after a break, when on ([`resume`]).
     cont: Option<Box<Continuation>>,
 }
@@ -205,6 +223,8 @@ impl RelayBody {
             hold: None,
             end,
             ended: false,
+            client: Wire::OpenAi,
+            transcoder: None,
             cont: None,
         }
     }
@@ -214,7 +234,10 @@ impl RelayBody {
     /// deployment's adaptive stall figure) instead of the idle timeout.
     #[must_use]
     pub fn continuation(mut self, resume: Box<dyn Resume>, stall: Duration) -> Self {
-        if self.scanner.protocol() != Protocol::Chat {
+        if !matches!(
+            self.scanner.protocol(),
+            Protocol::Chat | Protocol::Anthropic
+        ) {
             return self;
         }
         self.stall = stall.min(self.idle_timeout);
@@ -235,6 +258,22 @@ impl RelayBody {
             prior_events: 0,
             separate: false,
         }));
+        self
+    }
+
+    /// The client speaks `wire` (default OpenAI's): the endings Lifeline
+    /// writes are in its grammar.
+    #[must_use]
+    pub fn client(mut self, wire: Wire) -> Self {
+        self.client = wire;
+        self
+    }
+
+    /// Translates the relayed lines with `t` (the prefix given to
+    /// [`RelayBody::new`] is already the client's).
+    #[must_use]
+    pub fn transcode(mut self, t: Transcoder) -> Self {
+        self.transcoder = Some(Box::new(t));
         self
     }
 
@@ -314,7 +353,10 @@ impl RelayBody {
             None
         } else {
             tracing::warn!(message = "Stream broken after content was sent.", request_id = ?e.request_id, key_id = e.key_id(), deployment = ?deployment, reason = why, continued);
-            Some(error_event(why))
+            Some(match self.client {
+                Wire::OpenAi => error_event(why),
+                Wire::Anthropic => anthropic_error_event(why),
+            })
         }
     }
 
@@ -328,7 +370,7 @@ impl RelayBody {
         let Some(c) = self.cont.as_mut() else {
             return false;
         };
-        let sent = Sent::parse(&c.sent);
+        let sent = Sent::parse(&c.sent, self.client);
         if sent.ended || sent.tool_call {
             return false;
         }
@@ -396,6 +438,7 @@ impl RelayBody {
         c.trying = Some(r.method);
         c.separate = !at_break.at_boundary;
         self.upstream = Some(r.body);
+        self.transcoder = r.transcoder.map(Box::new);
         self.scanner = r.scanner;
         self.lease = Some(r.lease);
         self.lease_ttft = r.ttft;
@@ -475,8 +518,21 @@ pub fn error_event(why: &str) -> Bytes {
     Bytes::from(format!("\nevent: error\ndata: {body}\n\n"))
 }
 
+/// The Anthropic `error` event that ends a broken stream of an Anthropic
+/// client.
+pub fn anthropic_error_event(why: &str) -> Bytes {
+    let body = serde_json::json!({"type": "error", "error": {
+        "type": "api_error",
+        "message": format!("The upstream stream was interrupted: {why}. The answer is incomplete."),
+    }});
+    Bytes::from(format!("\nevent: error\ndata: {body}\n\n"))
+}
+
 /// Added when an answer finished without `[DONE]`; starts on an event boundary.
 const DONE: &[u8] = b"\ndata: [DONE]\n\n";
+
+/// Added when an Anthropic answer finished without `message_stop`.
+const MESSAGE_STOP: &[u8] = b"\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
 
 impl Body for RelayBody {
     type Data = Bytes;
@@ -542,14 +598,24 @@ impl Body for RelayBody {
                             lease.activity(now);
                         }
                     }
-                    let forward = match this.spliced(feed.forward) {
+                    let (forward, bad) = match this.transcoder.as_mut() {
+                        None => (feed.forward, feed.bad),
+                        Some(t) => match t.feed(&feed.forward) {
+                            Ok(out) => (out, feed.bad),
+                            Err(why) => (
+                                Bytes::new(),
+                                Some(format!("an event that cannot be translated ({why})")),
+                            ),
+                        },
+                    };
+                    let forward = match this.spliced(forward) {
                         Ok(f) => f,
                         Err(why) => {
                             this.abandon(&why);
                             continue;
                         }
                     };
-                    if let Some(bad) = feed.bad {
+                    if let Some(bad) = bad {
                         if this.try_continue(&bad) {
                             if forward.is_empty() {
                                 continue;
@@ -622,13 +688,18 @@ impl RelayBody {
                 self.finish(true, "");
                 return Next::Frame(None);
             }
-            if self.scanner.finished && self.scanner.protocol() == Protocol::Chat {
+            let protocol = self.scanner.protocol();
+            if self.scanner.finished && matches!(protocol, Protocol::Chat | Protocol::Anthropic) {
+                // What the client's grammar still needs to end, after the
+                // trailing comment of a continued stream.
                 let comment = self.comment();
+                let end = match (self.transcoder.as_mut(), protocol) {
+                    (Some(t), _) => t.finish(),
+                    (None, Protocol::Anthropic) => Bytes::from_static(MESSAGE_STOP),
+                    (None, _) => Bytes::from_static(DONE),
+                };
                 self.finish(true, "");
-                return Next::Frame(Some(Ok(Frame::data(join(
-                    comment,
-                    Bytes::from_static(DONE),
-                )))));
+                return Next::Frame(Some(Ok(Frame::data(join(comment, end)))));
             }
         }
         if self.try_continue(why) {

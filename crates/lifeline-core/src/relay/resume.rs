@@ -38,6 +38,8 @@ use hyper::body::Incoming;
 
 use super::Scanner;
 use crate::route::{Deployment, Lease};
+use crate::translate::stream::Transcoder;
+use crate::translate::Wire;
 
 /// Most client bytes kept per stream for a continuation; past it the stream
 /// is not continued (its memory stays bounded).
@@ -112,6 +114,9 @@ pub struct Resumed {
     pub stall: Duration,
     /// Time from the continuation's request to its first content.
     pub ttft: Duration,
+    /// From the deployment's wire to the client's, when they differ (the
+    /// prefix is already the client's).
+    pub transcoder: Option<Transcoder>,
 }
 
 /// The future a [`Resume`] returns: itself back (for the next break), and
@@ -126,31 +131,41 @@ pub trait Resume: Send {
 }
 
 /// What the client was sent, learnt from its bytes at a break.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Sent {
-    /// The first chunk's `id` (a JSON string).
+    /// The client's wire.
+    pub wire: Wire,
+    /// The first chunk's `id` (a JSON string; OpenAI's wire).
     pub id: Option<String>,
-    /// The text of `choices[0].delta.content`, concatenated.
+    /// The answer's text so far: `choices[0].delta.content` (OpenAI), the
+    /// `text_delta`s (Anthropic), concatenated.
     pub text: String,
+    /// The index of the open text block (Anthropic).
+    pub text_index: Option<i64>,
     /// A tool call (or legacy function call) started: not continued.
     pub tool_call: bool,
-    /// The answer finished (a `finish_reason`) or failed (an error event):
-    /// nothing to continue.
+    /// The answer finished (a `finish_reason`, a stop reason) or failed (an
+    /// error event): nothing to continue.
     pub ended: bool,
     /// Whether the bytes end on an event boundary (a blank line).
     pub at_boundary: bool,
 }
 
 impl Sent {
-    /// Parses the chat chunks the client received.
-    pub fn parse(chunks: &[Bytes]) -> Self {
+    /// Parses the events the client received, in its `wire`.
+    pub fn parse(chunks: &[Bytes], wire: Wire) -> Self {
         let mut all = BytesMut::new();
         for c in chunks {
             all.extend_from_slice(c);
         }
         let mut sent = Sent {
+            wire,
+            id: None,
+            text: String::new(),
+            text_index: None,
+            tool_call: false,
+            ended: false,
             at_boundary: all.ends_with(b"\n\n") || all.ends_with(b"\n\r\n") || all.is_empty(),
-            ..Sent::default()
         };
         for line in all[..].split(|b: &u8| *b == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -167,33 +182,72 @@ impl Sent {
             let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
                 continue;
             };
-            if v.get("error").is_some() {
-                sent.ended = true;
-            }
-            if sent.id.is_none() {
-                sent.id = v.get("id").and_then(|i| i.as_str()).map(str::to_owned);
-            }
-            let Some(choices) = v.get("choices").and_then(|c| c.as_array()) else {
-                continue;
-            };
-            for c in choices {
-                if c.get("finish_reason").is_some_and(|f| !f.is_null()) {
-                    sent.ended = true;
-                }
-                let Some(delta) = c.get("delta") else {
-                    continue;
-                };
-                if delta.get("tool_calls").is_some_and(|t| !t.is_null())
-                    || delta.get("function_call").is_some_and(|t| !t.is_null())
-                {
-                    sent.tool_call = true;
-                }
-                if let Some(t) = delta.get("content").and_then(|t| t.as_str()) {
-                    sent.text.push_str(t);
-                }
+            match wire {
+                Wire::OpenAi => sent.openai(&v),
+                Wire::Anthropic => sent.anthropic(&v),
             }
         }
         sent
+    }
+
+    fn openai(&mut self, v: &serde_json::Value) {
+        if v.get("error").is_some() {
+            self.ended = true;
+        }
+        if self.id.is_none() {
+            self.id = v.get("id").and_then(|i| i.as_str()).map(str::to_owned);
+        }
+        let Some(choices) = v.get("choices").and_then(|c| c.as_array()) else {
+            return;
+        };
+        for c in choices {
+            if c.get("finish_reason").is_some_and(|f| !f.is_null()) {
+                self.ended = true;
+            }
+            let Some(delta) = c.get("delta") else {
+                continue;
+            };
+            if delta.get("tool_calls").is_some_and(|t| !t.is_null())
+                || delta.get("function_call").is_some_and(|t| !t.is_null())
+            {
+                self.tool_call = true;
+            }
+            if let Some(t) = delta.get("content").and_then(|t| t.as_str()) {
+                self.text.push_str(t);
+            }
+        }
+    }
+
+    fn anthropic(&mut self, v: &serde_json::Value) {
+        let index = v.get("index").and_then(serde_json::Value::as_i64);
+        match v.get("type").and_then(|t| t.as_str()).unwrap_or("") {
+            "content_block_start" => {
+                match v.pointer("/content_block/type").and_then(|t| t.as_str()) {
+                    Some("text") => self.text_index = index,
+                    Some("tool_use" | "server_tool_use") => self.tool_call = true,
+                    _ => {}
+                }
+            }
+            "content_block_delta" => match v.pointer("/delta/type").and_then(|t| t.as_str()) {
+                Some("text_delta") => {
+                    self.text_index = index;
+                    if let Some(t) = v.pointer("/delta/text").and_then(|t| t.as_str()) {
+                        self.text.push_str(t);
+                    }
+                }
+                Some("input_json_delta") => self.tool_call = true,
+                _ => {}
+            },
+            "message_delta" => {
+                if v.pointer("/delta/stop_reason")
+                    .is_some_and(|r| !r.is_null())
+                {
+                    self.ended = true;
+                }
+            }
+            "message_stop" | "error" => self.ended = true,
+            _ => {}
+        }
     }
 }
 
@@ -275,23 +329,45 @@ pub struct Spliced {
     pub seam: Option<String>,
 }
 
-/// Filters a continuation stream's events into the client's stream.
+/// What one event of the new stream carries.
+#[derive(Debug, Default)]
+struct Parts {
+    /// Text of the answer (non-empty).
+    text: Option<String>,
+    /// Something that cannot come before the seam (a tool call, the end of
+    /// the answer, usage, an error): a misfit there, relayed after it.
+    hard: bool,
+    /// Something else worth relaying after the seam (reasoning), dropped
+    /// before it.
+    soft: bool,
+    /// The answer's terminal event (`message_stop`): the trailing comment
+    /// goes before it.
+    terminal: bool,
+}
+
+/// Filters a continuation stream's events, in the client's wire, into the
+/// client's stream.
 pub struct Splice {
+    wire: Wire,
     method: Method,
     id: Option<serde_json::Value>,
     /// The text sent: whole (replay) or without its trailing whitespace.
     sent: Arc<str>,
     /// The trailing whitespace already sent, not to be sent again.
     ws: String,
+    /// Anthropic: the index of the client's open text block, and how far the
+    /// new stream's block indexes are moved to follow on from it.
+    text_index: i64,
+    index_shift: Option<i64>,
     state: State,
-    /// The trailing comment, sent before `data: [DONE]`.
+    /// The trailing comment, sent before the terminal event.
     comment: Bytes,
     seam: Option<String>,
 }
 
 impl Splice {
-    /// A filter for a stream continuing `sent` by `method`; `id` is the
-    /// first stream's chunk id; `comment` the trailing comment.
+    /// A filter for a stream continuing `sent` by `method`; `comment` is
+    /// the trailing comment.
     pub fn new(method: Method, sent: &Sent, comment: Bytes) -> Self {
         let (trimmed, ws) = split_trailing_whitespace(&sent.text);
         let (text, state) = match method {
@@ -306,19 +382,17 @@ impl Splice {
             Method::Replay => (sent.text.as_str(), State::Matching(0)),
         };
         Self {
+            wire: sent.wire,
             method,
             id: sent.id.clone().map(serde_json::Value::String),
             sent: text.into(),
             ws: ws.to_owned(),
+            text_index: sent.text_index.unwrap_or(0),
+            index_shift: None,
             state,
             comment,
             seam: None,
         }
-    }
-
-    /// The trailing comment.
-    pub fn comment(&self) -> Bytes {
-        self.comment.clone()
     }
 
     /// Filters complete SSE lines of the new stream.
@@ -327,7 +401,9 @@ impl Splice {
         for line in lines.split_inclusive(|b| *b == b'\n') {
             let bare = line.strip_suffix(b"\n").unwrap_or(line);
             let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
-            if bare.is_empty() {
+            // Blank lines end events (re-written whole below); `event:`
+            // lines are written again from each event's `type`.
+            if bare.is_empty() || bare.starts_with(b"event:") {
                 continue;
             }
             let Some(payload) = data_payload(bare) else {
@@ -347,7 +423,7 @@ impl Splice {
                 continue;
             }
             let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
-                return self.misfit("the new stream sent a chunk that is not JSON");
+                return self.misfit("the new stream sent an event that is not JSON");
             };
             if let Err(why) = self.event(v, &mut out) {
                 return self.misfit(why);
@@ -368,24 +444,125 @@ impl Splice {
         }
     }
 
-    /// One chunk of the new stream.
-    fn event(&mut self, mut v: serde_json::Value, out: &mut BytesMut) -> Result<(), &'static str> {
-        if let (Some(id), Some(slot)) = (&self.id, v.get_mut("id")) {
-            *slot = id.clone();
+    /// What an event carries, in the client's wire (with the first
+    /// stream's id and block indexes).
+    fn parts(&mut self, v: &mut serde_json::Value) -> Parts {
+        match self.wire {
+            Wire::OpenAi => {
+                if let (Some(id), Some(slot)) = (&self.id, v.get_mut("id")) {
+                    *slot = id.clone();
+                }
+                openai_parts(v)
+            }
+            Wire::Anthropic => self.anthropic_parts(v),
         }
-        let (text, other) = chunk_parts(&mut v);
+    }
+
+    fn anthropic_parts(&mut self, v: &mut serde_json::Value) -> Parts {
+        let kind = v
+            .get("type")
+            .and_then(|t| t.as_str())
+            .unwrap_or("")
+            .to_owned();
+        let index = v.get("index").and_then(serde_json::Value::as_i64);
+        let delta = v
+            .pointer("/delta/type")
+            .and_then(|t| t.as_str())
+            .unwrap_or("")
+            .to_owned();
+        let block = v
+            .pointer("/content_block/type")
+            .and_then(|t| t.as_str())
+            .unwrap_or("")
+            .to_owned();
+        let is_text = (kind == "content_block_start" && block == "text")
+            || (kind == "content_block_delta" && delta == "text_delta");
+        if let (true, None, Some(i)) = (is_text, self.index_shift, index) {
+            // The new stream's text block continues the client's.
+            self.index_shift = Some(self.text_index - i);
+        }
+        if let (Some(i), Some(slot)) = (index, v.get_mut("index")) {
+            *slot = (i + self.index_shift.unwrap_or(0)).into();
+        }
+        match kind.as_str() {
+            // The start of a message, again: nothing the client needs.
+            "message_start" | "ping" => Parts::default(),
+            "content_block_start" if block == "text" => Parts::default(),
+            "content_block_start" => Parts {
+                hard: block.contains("tool_use"),
+                soft: !block.contains("tool_use"),
+                ..Parts::default()
+            },
+            "content_block_delta" if delta == "text_delta" => Parts {
+                text: v
+                    .pointer("/delta/text")
+                    .and_then(|t| t.as_str())
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned),
+                ..Parts::default()
+            },
+            "content_block_delta" => Parts {
+                hard: delta == "input_json_delta",
+                soft: delta != "input_json_delta",
+                ..Parts::default()
+            },
+            "message_stop" => Parts {
+                hard: true,
+                terminal: true,
+                ..Parts::default()
+            },
+            _ => Parts {
+                hard: true,
+                ..Parts::default()
+            },
+        }
+    }
+
+    fn set_text(&self, v: &mut serde_json::Value, text: &str) {
+        let at = match self.wire {
+            Wire::OpenAi => "/choices/0/delta",
+            Wire::Anthropic => "/delta",
+        };
+        let key = match self.wire {
+            Wire::OpenAi => "content",
+            Wire::Anthropic => "text",
+        };
+        if let Some(o) = v.pointer_mut(at).and_then(|d| d.as_object_mut()) {
+            o.insert(key.into(), serde_json::Value::String(text.into()));
+        }
+    }
+
+    fn emit(&self, out: &mut BytesMut, v: &serde_json::Value, terminal: bool) {
+        if terminal {
+            out.extend_from_slice(&self.comment);
+        }
+        if self.wire == Wire::Anthropic {
+            if let Some(kind) = v.get("type").and_then(|t| t.as_str()) {
+                out.extend_from_slice(b"event: ");
+                out.extend_from_slice(kind.as_bytes());
+                out.extend_from_slice(b"\n");
+            }
+        }
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(v.to_string().as_bytes());
+        out.extend_from_slice(b"\n\n");
+    }
+
+    /// One event of the new stream.
+    fn event(&mut self, mut v: serde_json::Value, out: &mut BytesMut) -> Result<(), &'static str> {
+        let parts = self.parts(&mut v);
         match &mut self.state {
             State::Passing => {
-                if text.is_some() || other {
-                    emit(out, &v);
+                if parts.text.is_some() || parts.hard || parts.soft {
+                    self.emit(out, &v, parts.terminal);
                 }
             }
-            State::Whitespace(_) => self.skip_whitespace(v, text, other, out),
+            State::Whitespace(_) => self.skip_whitespace(v, parts, out),
             State::Matching(at) => {
-                if other {
+                if parts.hard {
                     return Err("a tool call or the end of the answer before the replay point");
                 }
-                let Some(t) = text else { return Ok(()) };
+                let Some(t) = parts.text else { return Ok(()) };
                 let rest = &self.sent[*at..];
                 if rest.starts_with(t.as_str()) {
                     *at += t.len();
@@ -395,18 +572,18 @@ impl Splice {
                     }
                 } else if let Some(after) = t.strip_prefix(rest) {
                     self.seam = Some(format!("replayed {} bytes", self.sent.len()));
-                    set_content(&mut v, after);
-                    emit(out, &v);
                     self.state = State::Passing;
+                    self.set_text(&mut v, after);
+                    self.emit(out, &v, false);
                 } else {
                     return Err("the replayed text differs from what was sent");
                 }
             }
             State::Seeking { text: seen, held } => {
-                if other {
+                if parts.hard {
                     return Err("a tool call or the end of the answer before the seam");
                 }
-                let Some(t) = text else { return Ok(()) };
+                let Some(t) = parts.text else { return Ok(()) };
                 held.push((v, seen.len()));
                 seen.push_str(&t);
                 if let Some((end, tail)) = find_seam(&self.sent, seen) {
@@ -420,9 +597,12 @@ impl Splice {
                             continue;
                         }
                         let from = end.max(start);
-                        set_content(&mut chunk, &seen[from..stop]);
-                        let piece = seen[from..stop].to_owned();
-                        self.skip_whitespace(chunk, Some(piece), false, out);
+                        self.set_text(&mut chunk, &seen[from..stop]);
+                        let piece = Parts {
+                            text: Some(seen[from..stop].to_owned()),
+                            ..Parts::default()
+                        };
+                        self.skip_whitespace(chunk, piece, out);
                     }
                 } else if seen.len() > SEAM_WINDOW {
                     return Err("no seam in the window");
@@ -434,22 +614,17 @@ impl Splice {
 
     /// Drops the leading whitespace of the new output that the client
     /// already has, then relays.
-    fn skip_whitespace(
-        &mut self,
-        mut v: serde_json::Value,
-        text: Option<String>,
-        other: bool,
-        out: &mut BytesMut,
-    ) {
+    fn skip_whitespace(&mut self, mut v: serde_json::Value, parts: Parts, out: &mut BytesMut) {
         let State::Whitespace(at) = &mut self.state else {
-            emit(out, &v);
+            self.emit(out, &v, parts.terminal);
             return;
         };
-        let Some(t) = text else {
-            // A role chunk says nothing; anything else ends the skipping.
-            if other {
+        let Some(t) = parts.text else {
+            // A start of a message says nothing; anything else ends the
+            // skipping.
+            if parts.hard || parts.soft {
                 self.state = State::Passing;
-                emit(out, &v);
+                self.emit(out, &v, parts.terminal);
             }
             return;
         };
@@ -461,62 +636,58 @@ impl Splice {
             .last()
             .map_or(0, |((i, a), _)| i + a.len_utf8());
         *at += common;
+        let done = *at >= self.ws.len();
         let rest = &t[common..];
-        if !rest.is_empty() || *at >= self.ws.len() {
+        if !rest.is_empty() || done {
             self.state = State::Passing;
         }
         if rest.len() != t.len() {
-            set_content(&mut v, rest);
+            let rest = rest.to_owned();
+            self.set_text(&mut v, &rest);
         }
-        if !rest.is_empty() || other {
-            emit(out, &v);
+        if !rest.is_empty() {
+            self.emit(out, &v, false);
         }
     }
 }
 
-/// A chunk's text (`choices[0].delta.content`, when non-empty) and whether
-/// it carries anything else that matters (a tool call, a finish, usage,
-/// another choice); the `role` of a first chunk is removed.
-fn chunk_parts(v: &mut serde_json::Value) -> (Option<String>, bool) {
+/// An OpenAI chunk's parts; the `role` of a first chunk is removed.
+fn openai_parts(v: &mut serde_json::Value) -> Parts {
     let usage = v.get("usage").is_some_and(|u| !u.is_null());
+    let error = v.get("error").is_some();
     let Some(choices) = v.get_mut("choices").and_then(|c| c.as_array_mut()) else {
-        return (None, true);
+        return Parts {
+            hard: true,
+            ..Parts::default()
+        };
     };
-    let mut other = usage || choices.len() > 1;
-    let mut text = None;
+    let mut parts = Parts {
+        hard: usage || error || choices.len() > 1,
+        ..Parts::default()
+    };
     if let Some(c) = choices.first_mut() {
         if c.get("finish_reason").is_some_and(|f| !f.is_null()) {
-            other = true;
+            parts.hard = true;
         }
         if let Some(delta) = c.get_mut("delta").and_then(|d| d.as_object_mut()) {
             delta.remove("role");
             if delta.get("tool_calls").is_some_and(|t| !t.is_null())
                 || delta.get("function_call").is_some_and(|t| !t.is_null())
             {
-                other = true;
+                parts.hard = true;
             }
-            text = delta
+            parts.text = delta
                 .get("content")
                 .and_then(|t| t.as_str())
                 .filter(|t| !t.is_empty())
                 .map(str::to_owned);
+            // Reasoning and the like: relayed after the seam.
+            parts.soft = delta
+                .iter()
+                .any(|(k, val)| k != "content" && !val.is_null() && val.as_str() != Some(""));
         }
     }
-    (text, other)
-}
-
-fn set_content(v: &mut serde_json::Value, text: &str) {
-    if let Some(delta) = v.pointer_mut("/choices/0/delta") {
-        if let Some(o) = delta.as_object_mut() {
-            o.insert("content".into(), serde_json::Value::String(text.into()));
-        }
-    }
-}
-
-fn emit(out: &mut BytesMut, v: &serde_json::Value) {
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(v.to_string().as_bytes());
-    out.extend_from_slice(b"\n\n");
+    parts
 }
 
 /// The trailing comment of a continued stream.

@@ -390,3 +390,29 @@ async fn prefill_streams_take_the_stream_faults() {
         .collect();
     assert_eq!(text, " b4 b5");
 }
+
+/// vLLM's parameters for a prefill: accepted with `add_generation_prompt:
+/// false`, refused as vLLM refuses them without it.
+#[tokio::test]
+async fn vllm_prefill_parameters() {
+    let mock = start(MockConfig {
+        name: "b".into(),
+        completion_tokens: 4,
+        ..quick()
+    })
+    .await;
+    let conversation =
+        json!([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "a1"}]);
+    let fine = json!({"model": "m", "messages": conversation,
+        "continue_final_message": true, "add_generation_prompt": false});
+    let (status, body) = call_json(&mock, "POST", "/v1/chat/completions", fine).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["choices"][0]["message"]["content"], " b2 b3 b4");
+    let both = json!({"model": "m", "messages": conversation, "continue_final_message": true});
+    let (status, body) = call_json(&mock, "POST", "/v1/chat/completions", both).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"]["message"],
+        "Cannot set both `continue_final_message` and `add_generation_prompt` to True."
+    );
+}

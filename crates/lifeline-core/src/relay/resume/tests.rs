@@ -20,7 +20,7 @@ fn role(id: &str) -> String {
 
 fn sent(parts: &[&str]) -> Sent {
     let chunks: Vec<Bytes> = parts.iter().map(|p| Bytes::from(p.to_string())).collect();
-    Sent::parse(&chunks)
+    Sent::parse(&chunks, Wire::OpenAi)
 }
 
 /// The client's text and ids after a splice.
@@ -153,4 +153,87 @@ fn replay_relays_the_remainder_or_gives_up_on_a_difference() {
     let mut sp = Splice::new(Method::Replay, &s, Bytes::new());
     let r = sp.feed(text("b", "v1 X").as_bytes());
     assert!(r.misfit.is_some() && r.out.is_empty());
+}
+
+fn ev(kind: &str, json: &str) -> String {
+    format!("event: {kind}\ndata: {json}\n\n")
+}
+
+fn text_delta(index: u32, t: &str) -> String {
+    ev(
+        "content_block_delta",
+        &format!(
+            "{{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"text_delta\",\"text\":{}}}}}",
+            serde_json::Value::from(t)
+        ),
+    )
+}
+
+/// Anthropic's wire: the client's text is learnt from its `text_delta`s;
+/// the new stream's `message_start`, `ping` and text block start are
+/// dropped, its block follows on from the client's open one, and the
+/// trailing comment comes before `message_stop`.
+#[test]
+fn anthropic_events_are_spliced_in_their_own_grammar() {
+    let first = format!(
+        "{}{}{}{}",
+        ev(
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[]}}"#
+        ),
+        ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#
+        ),
+        text_delta(1, "one two three"),
+        text_delta(1, " four five"),
+    );
+    let s = Sent::parse(&[Bytes::from(first)], Wire::Anthropic);
+    assert_eq!(s.text, "one two three four five");
+    assert_eq!(s.text_index, Some(1));
+    assert!(!s.ended && !s.tool_call);
+    let mut sp = Splice::new(
+        Method::Instruction,
+        &s,
+        trailing_comment(1, Method::Instruction, "a/m"),
+    );
+    let new = format!(
+        "{}{}{}{}{}{}{}{}",
+        ev(
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"msg_2","type":"message","role":"assistant","content":[]}}"#
+        ),
+        ev("ping", r#"{"type":"ping"}"#),
+        ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#
+        ),
+        text_delta(0, "three four five"),
+        text_delta(0, " six"),
+        ev(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#
+        ),
+        ev(
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":4}}"#
+        ),
+        ev("message_stop", r#"{"type":"message_stop"}"#),
+    );
+    let r = sp.feed(new.as_bytes());
+    assert!(r.misfit.is_none(), "{:?}", r.misfit);
+    let out = std::str::from_utf8(&r.out).unwrap();
+    assert!(
+        !out.contains("message_start") && !out.contains("ping"),
+        "{out}"
+    );
+    assert!(!out.contains("content_block_start"), "{out}");
+    assert!(out.contains("event: content_block_delta\ndata: "), "{out}");
+    assert!(out.contains("\"index\":1"), "{out}");
+    assert!(!out.contains("\"index\":0"), "{out}");
+    let all = Sent::parse(&[Bytes::from(out.to_owned())], Wire::Anthropic);
+    assert_eq!(all.text, " six");
+    assert!(out.ends_with(
+        ": lifeline continued=1 method=instruction deployment=a/m\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
+    ), "{out}");
 }
