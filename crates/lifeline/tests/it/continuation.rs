@@ -312,3 +312,103 @@ async fn a_stall_after_content_is_caught_adaptively_and_continued() {
     );
     env.stop().await;
 }
+
+/// Providers p0.. over the mocks: `anthropic[i]` makes p{i} a
+/// `kind = "anthropic"` provider pointed at the mock's `/v1/messages`.
+fn mixed(m: &[MockHandle], anthropic: &[bool], models: &str) -> String {
+    let mut providers = String::new();
+    for (i, (mock, a)) in m.iter().zip(anthropic).enumerate() {
+        let url = mock.base_url();
+        providers.push_str(&if *a {
+            format!(
+                "[[providers]]\nname = \"p{i}\"\nkind = \"anthropic\"\nbase_url = \"{}\"\napi_key = \"sk-ant-{i}\"\n\n",
+                url.trim_end_matches("/v1")
+            )
+        } else {
+            format!(
+                "[[providers]]\nname = \"p{i}\"\nkind = \"openai-compatible\"\nbase_url = \"{url}\"\napi_key = \"sk-oai-{i}\"\n\n"
+            )
+        });
+    }
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nauth = \"none\"\n\n[health]\ncooldown_ms = 1000\nprobe_interval_ms = 100\nprobe_timeout_ms = 500\n\n{providers}{models}"
+    )
+}
+
+/// The text of an Anthropic stream (its `text_delta`s) and how many
+/// `message_start`s it has.
+fn anthropic_view(body: &str) -> (String, usize) {
+    let mut text = String::new();
+    let mut starts = 0;
+    for line in body.lines() {
+        let Some(p) = line.strip_prefix("data: ") else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(p) else {
+            continue;
+        };
+        if v["type"] == "message_start" {
+            starts += 1;
+        }
+        if v["type"] == "content_block_delta" && v["delta"]["type"] == "text_delta" {
+            text.push_str(v["delta"]["text"].as_str().unwrap_or(""));
+        }
+    }
+    (text, starts)
+}
+
+/// An Anthropic client (`POST /v1/messages`) on Anthropic deployments: the
+/// broken stream is continued by prefill (Anthropic's native way) in
+/// Anthropic's grammar: one `message_start`, the words in order, the
+/// trailing comment, `message_stop`.
+#[tokio::test]
+async fn an_anthropic_stream_is_continued_in_anthropics_grammar() {
+    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
+    m[0].set_faults(Faults {
+        cut_after_chunks: Some(9),
+        ..Faults::default()
+    });
+    let env = Env::boot(&mixed(&m, &[true, true], &two_tiers("")), m).await;
+    let body = r#"{"model":"m","max_tokens":20,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let (status, _, body) = env.post("/v1/messages", body).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("event: error"), "{body}");
+    let (text, starts) = anthropic_view(&body);
+    assert_eq!(starts, 1, "{body}");
+    assert_eq!(
+        numbers(&text),
+        (1..=20).collect::<Vec<_>>(),
+        "{text:?}\n{body}"
+    );
+    assert!(text.contains("beta"), "not continued elsewhere: {text}");
+    assert!(
+        body.contains(
+            ": lifeline continued=1 method=prefill deployment=p1/up-1\n\nevent: message_stop"
+        ),
+        "{body}"
+    );
+    let sent = &env.mocks[1].stats().recent[0];
+    assert!(sent.path_and_query.ends_with("/v1/messages"), "{sent:?}");
+    env.stop().await;
+}
+
+/// An OpenAI client whose fallback speaks Anthropic: the continuation is
+/// translated there (a prefill), and its stream transcoded back into the
+/// client's chunks, one id throughout.
+#[tokio::test]
+async fn an_openai_stream_is_continued_on_an_anthropic_deployment() {
+    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
+    m[0].set_faults(Faults {
+        cut_after_chunks: Some(6),
+        ..Faults::default()
+    });
+    let env = Env::boot(&mixed(&m, &[false, true], &two_tiers("")), m).await;
+    let (status, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_whole(&body, 20, "prefill");
+    let sent = &env.mocks[1].stats().recent[0].body;
+    let v: serde_json::Value = serde_json::from_str(sent).unwrap();
+    let last = v["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["role"], "assistant", "{sent}");
+    env.stop().await;
+}
