@@ -412,3 +412,62 @@ async fn an_openai_stream_is_continued_on_an_anthropic_deployment() {
     assert_eq!(last["role"], "assistant", "{sent}");
     env.stop().await;
 }
+
+/// Sustained streaming load (30 concurrent clients, slow tokens) over three
+/// providers, one of them killed mid-run: every stream completes, whole,
+/// the ones in flight on the killed provider continued elsewhere. The
+/// retry budget is sized for the burst of continuations a kill causes
+/// (about a third of the streams in flight at once).
+#[tokio::test]
+async fn under_streaming_load_a_killed_provider_fails_no_stream() {
+    let m = voiced(&["alpha", "bravo", "charlie"], 30, 60.0).await;
+    let members: Vec<String> = (0..3)
+        .map(|i| format!("{{ provider = \"p{i}\", model = \"up-{i}\" }}"))
+        .collect();
+    let models = format!(
+        "[[models]]\nname = \"m\"\nretry_budget_min_per_sec = 50\ntiers = [ [ {} ] ]\n",
+        members.join(", ")
+    );
+    let env = std::sync::Arc::new(Env::boot(&config(&m, "", &models), m).await);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..30 {
+        let (env, stop) = (env.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
+                results.push((status, body));
+            }
+            results
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    env.mocks[0].kill();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut total, mut continued) = (0, 0);
+    for c in clients {
+        for (status, body) in c.await.unwrap() {
+            total += 1;
+            assert_eq!(status, 200, "{body}");
+            assert!(
+                body.ends_with("data: [DONE]\n\n"),
+                "a stream failed: {body}"
+            );
+            assert!(!body.contains("event: error"), "{body}");
+            let (text, _) = client_view(&body);
+            assert_eq!(numbers(&text), (1..=30).collect::<Vec<_>>(), "{text:?}");
+            if body.contains(": lifeline continued=") {
+                continued += 1;
+            }
+        }
+    }
+    assert!(total >= 60, "only {total} streams");
+    assert!(
+        continued >= 1,
+        "no stream was in flight on the killed provider"
+    );
+    let env = std::sync::Arc::try_unwrap(env).unwrap_or_else(|_| panic!("env still shared"));
+    env.stop().await;
+}
