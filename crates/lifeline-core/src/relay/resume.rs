@@ -238,12 +238,11 @@ impl Sent {
                 Some("input_json_delta") => self.tool_call = true,
                 _ => {}
             },
-            "message_delta" => {
+            "message_delta"
                 if v.pointer("/delta/stop_reason")
-                    .is_some_and(|r| !r.is_null())
-                {
-                    self.ended = true;
-                }
+                    .is_some_and(|r| !r.is_null()) =>
+            {
+                self.ended = true;
             }
             "message_stop" | "error" => self.ended = true,
             _ => {}
