@@ -386,6 +386,7 @@ impl RelayBody {
         c.trying = None;
         c.why = why.to_owned();
         c.prior_events += self.scanner.events;
+        self.scanner.events = 0;
         let text: Arc<str> = sent.text.as_str().into();
         c.at_break = Some(sent);
         tracing::info!(message = "Stream broke after content; continuing it elsewhere.", request_id = ?self.end.request_id, deployment = %broken.id, reason = why);
@@ -412,6 +413,7 @@ impl RelayBody {
         };
         c.splice = None;
         c.prior_events += self.scanner.events;
+        self.scanner.events = 0;
         let broken = lease.deployment().clone();
         // It answered: neither its fault nor its success.
         drop(lease);

@@ -471,3 +471,26 @@ async fn under_streaming_load_a_killed_provider_fails_no_stream() {
     let env = std::sync::Arc::try_unwrap(env).unwrap_or_else(|_| panic!("env still shared"));
     env.stop().await;
 }
+
+/// A stream cut inside a tool call is not continued (its arguments would
+/// be split across two generations): it ends honestly, as before.
+#[tokio::test]
+async fn a_stream_cut_inside_a_tool_call_ends_honestly() {
+    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
+    m[0].set_faults(Faults {
+        cut_after_chunks: Some(2),
+        ..Faults::default()
+    });
+    let env = Env::boot(&config(&m, "", &two_tiers("")), m).await;
+    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"What is the weather in Paris?"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]}"#;
+    let (status, _, body) = env.post("/v1/chat/completions", body).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("get_weather"), "{body}");
+    assert!(
+        body.contains("event: error") && !body.contains("[DONE]"),
+        "{body}"
+    );
+    assert!(!body.contains(": lifeline continued"), "{body}");
+    assert_eq!(env.mocks[1].stats().requests, 0);
+    env.stop().await;
+}
