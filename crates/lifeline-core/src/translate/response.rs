@@ -35,7 +35,11 @@ use serde_json::{json, Map, Value};
 /// an Anthropic message (treat it like a malformed answer).
 pub fn anthropic_to_openai(body: &[u8]) -> Result<Vec<u8>, String> {
     let mut msg = object(body)?;
-    if msg.get("type").and_then(Value::as_str) != Some("message") {
+    if msg
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t != "message")
+    {
         return Err("the answer is not an Anthropic message".into());
     }
     let Some(Value::Array(blocks)) = msg.remove("content") else {

@@ -347,3 +347,50 @@ fn sampling_fixup_leaves_acceptable_bodies_alone() {
         None
     );
 }
+
+#[test]
+fn whitespace_only_texts_are_left_out() {
+    let out = to_anthropic(json!({"model": "m", "messages": [
+        {"role": "system", "content": " "},
+        {"role": "user", "content": [{"type": "text", "text": "\n"}, {"type": "text", "text": "a"}]},
+        {"role": "assistant", "content": " \t"},
+        {"role": "user", "content": "b"}]}))
+    .unwrap();
+    assert!(out.get("system").is_none(), "{out}");
+    assert_eq!(
+        out["messages"],
+        json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}])
+    );
+}
+
+#[test]
+fn an_empty_tool_result_has_no_content() {
+    let out = to_anthropic(json!({"model": "m", "messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": ""}]}))
+    .unwrap();
+    assert_eq!(
+        out["messages"][2]["content"],
+        json!([{"type": "tool_result", "tool_use_id": "c1"}])
+    );
+}
+
+#[test]
+fn image_jpg_is_sent_as_image_jpeg() {
+    let out = to_anthropic(
+        json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/jpg;base64,/9j/"}}]}]}),
+    )
+    .unwrap();
+    assert_eq!(
+        out["messages"][0]["content"],
+        json!([{"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/"}}])
+    );
+}
+
+#[test]
+fn safety_identifier_stands_in_for_user() {
+    let out = to_anthropic(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "safety_identifier": "hash-1"})).unwrap();
+    assert_eq!(out["metadata"], json!({"user_id": "hash-1"}));
+}
