@@ -394,3 +394,54 @@ fn safety_identifier_stands_in_for_user() {
     let out = to_anthropic(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "safety_identifier": "hash-1"})).unwrap();
     assert_eq!(out["metadata"], json!({"user_id": "hash-1"}));
 }
+
+#[test]
+fn malformed_requests_are_refused_or_translated_never_a_panic() {
+    let openai = [
+        json!(null),
+        json!([]),
+        json!("x"),
+        json!({}),
+        json!({"messages": {}}),
+        json!({"messages": [1, "x", null]}),
+        json!({"messages": [{"role": 5}]}),
+        json!({"messages": [{"role": "user", "content": 5}]}),
+        json!({"messages": [{"role": "user", "content": [1, {"type": "image_url"}, {"type": "image_url", "image_url": 5}]}]}),
+        json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}]}),
+        json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:"}}]}]}),
+        json!({"messages": [{"role": "assistant", "tool_calls": [1]}]}),
+        json!({"messages": [{"role": "assistant", "tool_calls": [{"function": "f"}]}]}),
+        json!({"messages": [{"role": "assistant", "tool_calls": [{"function": {"arguments": 5}}]}]}),
+        json!({"messages": [{"role": "assistant", "tool_calls": 5}]}),
+        json!({"messages": [{"role": "tool", "tool_call_id": "c", "content": [{"type": "text"}]}]}),
+        json!({"messages": [{"role": "tool", "content": "x"}]}),
+        json!({"messages": [{"role": "system", "content": [5]}]}),
+        json!({"messages": [], "tools": [1]}),
+        json!({"messages": [], "tools": [{"type": "function"}]}),
+        json!({"messages": [], "tools": [{"type": "function", "function": 5}]}),
+        json!({"messages": [], "tools": [{"function": {"name": "f"}}], "tool_choice": {"type": "function", "function": "x"}}),
+        json!({"messages": [], "tools": [{"function": {"name": "f"}}], "tool_choice": 5}),
+        json!({"messages": [], "stop": [1, null], "temperature": "hot", "n": "2", "response_format": {"type": "json_schema"}}),
+    ];
+    for body in openai {
+        let _ = to_anthropic(body);
+    }
+    let anthropic = [
+        json!(null),
+        json!({}),
+        json!({"messages": [5]}),
+        json!({"messages": [{"role": "user"}]}),
+        json!({"system": [5], "messages": []}),
+        json!({"system": 5, "messages": []}),
+        json!({"messages": [{"role": "user", "content": [5, {"type": "image", "source": 5}, {"type": "image", "source": {"type": "file"}}]}]}),
+        json!({"messages": [{"role": "user", "content": [{"type": "tool_result", "content": [5]}]}]}),
+        json!({"messages": [{"role": "user", "content": [{"type": "tool_result", "content": 5}]}]}),
+        json!({"messages": [{"role": "assistant", "content": [{"type": "tool_use", "input": "x"}, 5]}]}),
+        json!({"messages": [], "tools": [5], "tool_choice": "auto"}),
+        json!({"messages": [], "tools": [{"name": "f"}], "tool_choice": {"type": "weird"}}),
+        json!({"messages": [], "metadata": 5, "output_config": {"format": 5}, "thinking": 5}),
+    ];
+    for body in anthropic {
+        let _ = to_openai(body);
+    }
+}

@@ -131,3 +131,24 @@ fn answers_that_are_not_answers_are_errors() {
     let err = openai_to_anthropic(&bytes(&bad_arguments)).unwrap_err();
     assert!(err.contains("call_1"), "{err}");
 }
+
+#[test]
+fn malformed_answers_are_errors_or_answers_never_a_panic() {
+    for body in [
+        json!(null),
+        json!({}),
+        json!({"type": "message", "content": [5, {"type": "tool_use"}, {"type": "text", "text": 5}], "usage": 5}),
+        json!({"content": []}),
+    ] {
+        let _ = anthropic_to_openai(&bytes(&body));
+    }
+    for body in [
+        json!({"choices": [5]}),
+        json!({"choices": [{"message": 5}]}),
+        json!({"choices": [{"message": {"tool_calls": [5]}}]}),
+        json!({"choices": [{"message": {"tool_calls": [{"function": 5}]}}]}),
+        json!({"choices": [{"message": {"tool_calls": [{"id": "c", "function": {"arguments": 5}}], "content": 5}}], "usage": 5}),
+    ] {
+        let _ = openai_to_anthropic(&bytes(&body));
+    }
+}
