@@ -445,3 +445,30 @@ fn malformed_requests_are_refused_or_translated_never_a_panic() {
         let _ = to_openai(body);
     }
 }
+
+#[test]
+fn round_trips_give_back_the_original_request() {
+    let mut checked = 0;
+    for (name, case) in fixtures("request") {
+        if case["direction"] != "both" {
+            continue;
+        }
+        let model = case["openai"]["model"].as_str().unwrap();
+        let there = openai_to_anthropic(&bytes(&case["openai"]), &opts(&case)).unwrap();
+        let back = anthropic_to_openai(&there, &ToOpenAi { model }).unwrap();
+        assert_eq!(
+            parse(&back),
+            case["openai"],
+            "{name}: OpenAI → Anthropic → OpenAI"
+        );
+        let there = anthropic_to_openai(&bytes(&case["anthropic"]), &ToOpenAi { model }).unwrap();
+        let back = openai_to_anthropic(&there, &opts(&case)).unwrap();
+        assert_eq!(
+            parse(&back),
+            case["anthropic"],
+            "{name}: Anthropic → OpenAI → Anthropic"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 6, "{checked} round-trip fixtures");
+}

@@ -46,10 +46,24 @@
 //! `functions`/`function_call`/`function` messages; non-function tools and
 //! the `allowed_tools` choice; `web_search_options`.
 //!
-//! Dropped silently, as Anthropic's compatibility layer does: `seed`,
+//! Where gateways differ, refusing is chosen whenever the answer would
+//! otherwise differ in form: for `n > 1` Anthropic's compatibility layer
+//! requires 1 and LiteLLM errors unless told to drop parameters, but
+//! Portkey drops it and returns one choice, which breaks a client that
+//! reads `choices[1]`; `logprobs` are ignored by the compatibility layer and
+//! answered with `logprobs: null` by Portkey, which a client that asked for
+//! them cannot use; for `json_object` LiteLLM forces a synthetic tool and
+//! returns its arguments as the content, and the compatibility layer
+//! ignores it (an answer that may not be JSON at all). Another deployment
+//! of the model, of OpenAI's protocol, gives the answer the client asked
+//! for.
+//!
+//! Dropped silently, as Anthropic's compatibility layer does: `seed`
+//! (LiteLLM refuses it unless told to drop parameters; Anthropic has no
+//! seeded sampling, and a seed only makes repeats likelier),
 //! `presence_penalty` and `frequency_penalty` (Anthropic has no penalties;
-//! LiteLLM drops them too, so a client that relies on them for variety gets
-//! the model's default behaviour), `stream_options` (the stream
+//! a client that relies on them against repetition gets the model's own
+//! behaviour, as through the compatibility layer), `stream_options` (the stream
 //! transcoder produces the usage chunk itself), `service_tier`, `store`,
 //! `metadata` (OpenAI's stored-completion tags; Anthropic's `metadata` holds
 //! only `user_id`), `reasoning_effort` (extended thinking would need

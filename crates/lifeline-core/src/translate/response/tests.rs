@@ -152,3 +152,29 @@ fn malformed_answers_are_errors_or_answers_never_a_panic() {
         let _ = openai_to_anthropic(&bytes(&body));
     }
 }
+
+#[test]
+fn round_trips_give_back_the_original_answer() {
+    let mut checked = 0;
+    for (name, case) in fixtures("response") {
+        if case.get("direction").and_then(Value::as_str) != Some("both") {
+            continue;
+        }
+        let there = anthropic_to_openai(&bytes(&case["anthropic"])).unwrap();
+        let back = openai_to_anthropic(&there).unwrap();
+        assert_eq!(
+            parse(&back),
+            case["anthropic"],
+            "{name}: Anthropic → OpenAI → Anthropic"
+        );
+        let there = openai_to_anthropic(&bytes(&case["openai"])).unwrap();
+        let back = anthropic_to_openai(&there).unwrap();
+        assert_eq!(
+            without_created(parse(&back)),
+            case["openai"],
+            "{name}: OpenAI → Anthropic → OpenAI"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 3, "{checked} round-trip fixtures");
+}
