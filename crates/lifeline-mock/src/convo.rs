@@ -78,10 +78,10 @@ pub(crate) struct Words {
 impl Words {
     /// Words `1 ..= n`.
     pub(crate) fn plain(stem: &str, n: u32) -> Self {
-        Self::from(stem, 1, n)
+        Self::numbered(stem, 1, n)
     }
 
-    fn from(stem: &str, first: u32, last: u32) -> Self {
+    fn numbered(stem: &str, first: u32, last: u32) -> Self {
         Self {
             repeat: Vec::new(),
             stem: stem.to_owned(),
@@ -230,7 +230,7 @@ pub(crate) fn decide(
             return Err(Refusal::TrailingWhitespace);
         }
         let k = u32::try_from(text.split_whitespace().count()).unwrap_or(u32::MAX);
-        let mut words = Words::from(stem, k.saturating_add(1), total);
+        let mut words = Words::numbered(stem, k.saturating_add(1), total);
         words.leading_space = !trimmed.is_empty() && trimmed.len() == text.len();
         return Ok(Reply::Text(words));
     }
@@ -245,7 +245,7 @@ pub(crate) fn decide(
             let text = text_of(partial);
             let said: Vec<&str> = text.split_whitespace().collect();
             let k = u32::try_from(said.len()).unwrap_or(u32::MAX);
-            let mut words = Words::from(stem, k.saturating_add(1), total);
+            let mut words = Words::numbered(stem, k.saturating_add(1), total);
             let seam = said.len().saturating_sub(SEAM_WORDS);
             words.repeat = said[seam..].iter().map(|word| (*word).to_owned()).collect();
             return Ok(Reply::Text(words));

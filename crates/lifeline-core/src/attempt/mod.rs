@@ -16,8 +16,11 @@
 //! 3. An attempt after the first needs a token from the model's
 //!    [`crate::retry::RetryBudget`]; retrying a deployment already tried first waits a
 //!    full-jitter backoff.
-//! 4. The upstream answer is classified (`upstream.rs`) into a success, the
-//!    client's own error (returned as the provider gave it, never retried),
+//! 4. The request body goes out in the deployment's protocol (its adapter,
+//!    [`crate::providers::Upstream::request_body`]); the upstream answer is
+//!    classified (`upstream.rs`) into a success (in the client's protocol),
+//!    the client's own error (returned as the provider gave it, in the
+//!    client's protocol, never retried),
 //!    a refusal by the upstream model, or a [`Failure`] (`failure.rs`), whose
 //!    kind says what comes next ([`Next`]).
 //! 5. After a transient failure the request stays in its tier
@@ -31,6 +34,12 @@
 //!    ([`crate::balance::Refusal`]); the next attempt, free of the retry
 //!    budget, goes to another model. If none takes the request, the last
 //!    refusal is returned as the provider sent it.
+//!    A deployment whose protocol cannot take the request (its adapter does
+//!    not serve the endpoint, or the request cannot be translated to it
+//!    faithfully: `Call::convert`) is ineligible before any attempt: the
+//!    deployments of that protocol are skipped ([`Scope::ineligible`]), with
+//!    no attempt, health outcome or budget token; if no deployment can take
+//!    the request, a 400 `no_eligible_deployment` says why for each.
 //! 7. Streams are read until their first content (`commit.rs`); a failure
 //!    before that is retried like any other, after it the stream is the
 //!    client's: a chat stream is continued from another deployment

@@ -3,8 +3,10 @@
 //! The relay forwards upstream bytes as they are; this scanner only looks at
 //! complete lines to learn four things: whether content has started (until
 //! then a failure can still move to another deployment), whether the stream
-//! finished (`[DONE]`, a `finish_reason` for every choice asked for, or the
-//! Responses API's terminal events), whether a chunk is malformed (its JSON
+//! finished (`[DONE]`, a `finish_reason` for every choice asked for, the
+//! Responses API's terminal events, or Anthropic's `message_delta` stop
+//! reason and `message_stop`: one grammar per [`Protocol`]), whether a
+//! chunk is malformed (its JSON
 //! does not parse; it is then never forwarded, since it would crash the
 //! client's SDK), and how many chunks carried content. Only complete lines
 //! are released, so a malformed line is caught before any of it leaves.

@@ -35,7 +35,11 @@ use serde_json::{json, Map, Value};
 /// an Anthropic message (treat it like a malformed answer).
 pub fn anthropic_to_openai(body: &[u8]) -> Result<Vec<u8>, String> {
     let mut msg = object(body)?;
-    if msg.get("type").and_then(Value::as_str) != Some("message") {
+    if msg
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t != "message")
+    {
         return Err("the answer is not an Anthropic message".into());
     }
     let Some(Value::Array(blocks)) = msg.remove("content") else {
@@ -117,27 +121,8 @@ pub fn openai_to_anthropic(body: &[u8]) -> Result<Vec<u8>, String> {
         }
     }
     if let Some(Value::Array(calls)) = message.remove("tool_calls") {
-        for mut call in calls {
-            let arguments = call["function"]["arguments"].as_str().unwrap_or_default();
-            let input = if arguments.trim().is_empty() {
-                json!({})
-            } else {
-                match serde_json::from_str::<Value>(arguments) {
-                    Ok(v @ Value::Object(_)) => v,
-                    _ => {
-                        return Err(format!(
-                            "the arguments of tool call {} are not a JSON object",
-                            call["id"]
-                        ))
-                    }
-                }
-            };
-            content.push(json!({
-                "type": "tool_use",
-                "id": call["id"].take(),
-                "name": call["function"]["name"].take(),
-                "input": input,
-            }));
+        for call in calls {
+            content.push(tool_use(call)?);
         }
     }
     let stop_reason = match choice.get("finish_reason").and_then(Value::as_str) {
@@ -157,6 +142,32 @@ pub fn openai_to_anthropic(body: &[u8]) -> Result<Vec<u8>, String> {
         "usage": anthropic_usage(completion.get("usage")),
     });
     serde_json::to_vec(&message).map_err(|e| e.to_string())
+}
+
+/// An OpenAI tool call → a `tool_use` block; the arguments must be a JSON
+/// object (empty arguments count as `{}`).
+fn tool_use(call: Value) -> Result<Value, String> {
+    let Value::Object(mut call) = call else {
+        return Err("a tool call is not an object".into());
+    };
+    let id = call.remove("id").unwrap_or_default();
+    let Some(Value::Object(mut function)) = call.remove("function") else {
+        return Err(format!("tool call {id} has no function"));
+    };
+    let input = match function.get("arguments").and_then(Value::as_str) {
+        None => json!({}),
+        Some(a) if a.trim().is_empty() => json!({}),
+        Some(a) => match serde_json::from_str::<Value>(a) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                return Err(format!(
+                    "the arguments of tool call {id} are not a JSON object"
+                ))
+            }
+        },
+    };
+    let name = function.remove("name").unwrap_or_default();
+    Ok(json!({ "type": "tool_use", "id": id, "name": name, "input": input }))
 }
 
 /// Anthropic's `stop_reason` → OpenAI's `finish_reason` (module docs).

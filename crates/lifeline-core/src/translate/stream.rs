@@ -58,8 +58,6 @@
 //! upstream wrote, never unescaped and escaped again; the output is written
 //! into one buffer that is reused from call to call.
 
-use std::borrow::Cow;
-
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -220,12 +218,16 @@ impl Transcoder {
             // JSON over several lines.
             let r = if data.trim_ascii().is_empty() {
                 Ok(())
-            } else {
+            } else if let Ok(data) = std::str::from_utf8(data) {
+                // Validated once here, the JSON parsers below read it as
+                // `str`: no string of it is validated again.
                 match &mut self.dir {
                     Direction::Same => Ok(()),
                     Direction::ToOpenAi(s) => s.event(&self.event, data, &mut self.out),
                     Direction::ToAnthropic(s) => s.event(data, &mut self.out),
                 }
+            } else {
+                Err("an upstream event that is not UTF-8".into())
             };
             self.event.clear();
             return r;
@@ -245,11 +247,18 @@ impl Transcoder {
 #[derive(Deserialize)]
 struct ErrorBody<'a> {
     #[serde(default, borrow, rename = "type")]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<&'a RawValue>,
     #[serde(default, borrow)]
     message: Option<&'a RawValue>,
     #[serde(default, borrow)]
     code: Option<&'a RawValue>,
+}
+
+/// The text of a JSON string that names something (a type, a reason),
+/// without its quotes; escapes are left as written (no name has any).
+fn word(raw: Option<&RawValue>) -> Option<&str> {
+    let s = raw?.get();
+    s.strip_prefix('"')?.strip_suffix('"')
 }
 
 /// Whether `raw` is a JSON string.

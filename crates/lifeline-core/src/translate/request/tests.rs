@@ -347,3 +347,128 @@ fn sampling_fixup_leaves_acceptable_bodies_alone() {
         None
     );
 }
+
+#[test]
+fn whitespace_only_texts_are_left_out() {
+    let out = to_anthropic(json!({"model": "m", "messages": [
+        {"role": "system", "content": " "},
+        {"role": "user", "content": [{"type": "text", "text": "\n"}, {"type": "text", "text": "a"}]},
+        {"role": "assistant", "content": " \t"},
+        {"role": "user", "content": "b"}]}))
+    .unwrap();
+    assert!(out.get("system").is_none(), "{out}");
+    assert_eq!(
+        out["messages"],
+        json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}])
+    );
+}
+
+#[test]
+fn an_empty_tool_result_has_no_content() {
+    let out = to_anthropic(json!({"model": "m", "messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": ""}]}))
+    .unwrap();
+    assert_eq!(
+        out["messages"][2]["content"],
+        json!([{"type": "tool_result", "tool_use_id": "c1"}])
+    );
+}
+
+#[test]
+fn image_jpg_is_sent_as_image_jpeg() {
+    let out = to_anthropic(
+        json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/jpg;base64,/9j/"}}]}]}),
+    )
+    .unwrap();
+    assert_eq!(
+        out["messages"][0]["content"],
+        json!([{"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/"}}])
+    );
+}
+
+#[test]
+fn safety_identifier_stands_in_for_user() {
+    let out = to_anthropic(json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "safety_identifier": "hash-1"})).unwrap();
+    assert_eq!(out["metadata"], json!({"user_id": "hash-1"}));
+}
+
+#[test]
+fn malformed_requests_are_refused_or_translated_never_a_panic() {
+    let openai = [
+        json!(null),
+        json!([]),
+        json!("x"),
+        json!({}),
+        json!({"messages": {}}),
+        json!({"messages": [1, "x", null]}),
+        json!({"messages": [{"role": 5}]}),
+        json!({"messages": [{"role": "user", "content": 5}]}),
+        json!({"messages": [{"role": "user", "content": [1, {"type": "image_url"}, {"type": "image_url", "image_url": 5}]}]}),
+        json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}]}),
+        json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:"}}]}]}),
+        json!({"messages": [{"role": "assistant", "tool_calls": [1]}]}),
+        json!({"messages": [{"role": "assistant", "tool_calls": [{"function": "f"}]}]}),
+        json!({"messages": [{"role": "assistant", "tool_calls": [{"function": {"arguments": 5}}]}]}),
+        json!({"messages": [{"role": "assistant", "tool_calls": 5}]}),
+        json!({"messages": [{"role": "tool", "tool_call_id": "c", "content": [{"type": "text"}]}]}),
+        json!({"messages": [{"role": "tool", "content": "x"}]}),
+        json!({"messages": [{"role": "system", "content": [5]}]}),
+        json!({"messages": [], "tools": [1]}),
+        json!({"messages": [], "tools": [{"type": "function"}]}),
+        json!({"messages": [], "tools": [{"type": "function", "function": 5}]}),
+        json!({"messages": [], "tools": [{"function": {"name": "f"}}], "tool_choice": {"type": "function", "function": "x"}}),
+        json!({"messages": [], "tools": [{"function": {"name": "f"}}], "tool_choice": 5}),
+        json!({"messages": [], "stop": [1, null], "temperature": "hot", "n": "2", "response_format": {"type": "json_schema"}}),
+    ];
+    for body in openai {
+        let _ = to_anthropic(body);
+    }
+    let anthropic = [
+        json!(null),
+        json!({}),
+        json!({"messages": [5]}),
+        json!({"messages": [{"role": "user"}]}),
+        json!({"system": [5], "messages": []}),
+        json!({"system": 5, "messages": []}),
+        json!({"messages": [{"role": "user", "content": [5, {"type": "image", "source": 5}, {"type": "image", "source": {"type": "file"}}]}]}),
+        json!({"messages": [{"role": "user", "content": [{"type": "tool_result", "content": [5]}]}]}),
+        json!({"messages": [{"role": "user", "content": [{"type": "tool_result", "content": 5}]}]}),
+        json!({"messages": [{"role": "assistant", "content": [{"type": "tool_use", "input": "x"}, 5]}]}),
+        json!({"messages": [], "tools": [5], "tool_choice": "auto"}),
+        json!({"messages": [], "tools": [{"name": "f"}], "tool_choice": {"type": "weird"}}),
+        json!({"messages": [], "metadata": 5, "output_config": {"format": 5}, "thinking": 5}),
+    ];
+    for body in anthropic {
+        let _ = to_openai(body);
+    }
+}
+
+#[test]
+fn round_trips_give_back_the_original_request() {
+    let mut checked = 0;
+    for (name, case) in fixtures("request") {
+        if case["direction"] != "both" {
+            continue;
+        }
+        let model = case["openai"]["model"].as_str().unwrap();
+        let there = openai_to_anthropic(&bytes(&case["openai"]), &opts(&case)).unwrap();
+        let back = anthropic_to_openai(&there, &ToOpenAi { model }).unwrap();
+        assert_eq!(
+            parse(&back),
+            case["openai"],
+            "{name}: OpenAI → Anthropic → OpenAI"
+        );
+        let there = anthropic_to_openai(&bytes(&case["anthropic"]), &ToOpenAi { model }).unwrap();
+        let back = openai_to_anthropic(&there, &opts(&case)).unwrap();
+        assert_eq!(
+            parse(&back),
+            case["anthropic"],
+            "{name}: Anthropic → OpenAI → Anthropic"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 6, "{checked} round-trip fixtures");
+}

@@ -9,12 +9,14 @@
 //!   `image_url` with a `data:…;base64,` URL → an `image` block with a
 //!   `base64` source (the media type split off), any other URL → a `url`
 //!   source; `detail` is dropped. A `refusal` (part or field) of an earlier
-//!   assistant turn becomes its text. Empty texts are left out, and a turn
-//!   left empty is dropped (Anthropic refuses empty content).
+//!   assistant turn becomes its text; `image/jpg` is sent as `image/jpeg`.
+//!   Texts that are empty or only whitespace are left out, and a turn left
+//!   empty is dropped (Anthropic refuses both with a 400).
 //! - assistant `tool_calls` → `tool_use` blocks after the turn's text, with
 //!   `input` = the parsed `arguments` (an empty string counts as `{}`).
 //! - `tool` messages → `tool_result` blocks of one user turn, placed before
-//!   any text of that turn (Anthropic requires it).
+//!   any text of that turn (Anthropic requires it); an empty result has no
+//!   `content`.
 //! - Consecutive turns of one role are merged into one turn (Anthropic
 //!   requires alternation; its API merges them the same way). A turn that
 //!   is one plain text is sent as a string.
@@ -44,10 +46,24 @@
 //! `functions`/`function_call`/`function` messages; non-function tools and
 //! the `allowed_tools` choice; `web_search_options`.
 //!
-//! Dropped silently, as Anthropic's compatibility layer does: `seed`,
+//! Where gateways differ, refusing is chosen whenever the answer would
+//! otherwise differ in form: for `n > 1` Anthropic's compatibility layer
+//! requires 1 and LiteLLM errors unless told to drop parameters, but
+//! Portkey drops it and returns one choice, which breaks a client that
+//! reads `choices[1]`; `logprobs` are ignored by the compatibility layer and
+//! answered with `logprobs: null` by Portkey, which a client that asked for
+//! them cannot use; for `json_object` LiteLLM forces a synthetic tool and
+//! returns its arguments as the content, and the compatibility layer
+//! ignores it (an answer that may not be JSON at all). Another deployment
+//! of the model, of OpenAI's protocol, gives the answer the client asked
+//! for.
+//!
+//! Dropped silently, as Anthropic's compatibility layer does: `seed`
+//! (LiteLLM refuses it unless told to drop parameters; Anthropic has no
+//! seeded sampling, and a seed only makes repeats likelier),
 //! `presence_penalty` and `frequency_penalty` (Anthropic has no penalties;
-//! LiteLLM drops them too, so a client that relies on them for variety gets
-//! the model's default behaviour), `stream_options` (the stream
+//! a client that relies on them against repetition gets the model's own
+//! behaviour, as through the compatibility layer), `stream_options` (the stream
 //! transcoder produces the usage chunk itself), `service_tier`, `store`,
 //! `metadata` (OpenAI's stored-completion tags; Anthropic's `metadata` holds
 //! only `user_id`), `reasoning_effort` (extended thinking would need
@@ -170,7 +186,7 @@ fn messages(messages: Option<Value>) -> Result<(String, Vec<Value>), Untranslata
         let (role, blocks) = match role {
             "system" | "developer" => {
                 let text = system_text(m.remove("content"), i)?;
-                if !text.is_empty() {
+                if !text.trim().is_empty() {
                     system.push(text);
                 }
                 continue;
@@ -289,9 +305,11 @@ fn content_blocks(content: Option<Value>, i: usize) -> Result<Vec<Value>, Untran
     Ok(blocks)
 }
 
-/// A text block, or none for an empty text.
+/// A text block, or none for a text that is empty or only whitespace
+/// (Anthropic refuses both: "text content blocks must contain
+/// non-whitespace text").
 fn text_block(text: String) -> Option<Value> {
-    (!text.is_empty()).then(|| json!({ "type": "text", "text": text }))
+    (!text.trim().is_empty()).then(|| json!({ "type": "text", "text": text }))
 }
 
 /// An `image_url` part → an image block: a data URL becomes a base64
@@ -311,7 +329,11 @@ fn image_block(image: Option<Value>, i: usize) -> Result<Value, Untranslatable> 
         return refuse(format!("messages[{i}]: an image data URL without data"));
     };
     let mut params = meta.split(';');
-    let media_type = params.next().unwrap_or_default().to_owned();
+    let media_type = match params.next().unwrap_or_default() {
+        // A common misspelling that Anthropic refuses.
+        "image/jpg" => "image/jpeg".to_owned(),
+        other => other.to_owned(),
+    };
     if !params.any(|p| p == "base64") {
         return refuse(format!(
             "messages[{i}]: an image data URL that is not base64"
@@ -396,6 +418,7 @@ fn tool_use(call: Value, i: usize) -> Result<Value, Untranslatable> {
 }
 
 /// A `tool` message → a `tool_result` block (its text; images refused).
+/// An empty result has no `content` (Anthropic refuses empty text).
 fn tool_result(mut m: Map<String, Value>, i: usize) -> Result<Value, Untranslatable> {
     let Some(id @ Value::String(_)) = m.remove("tool_call_id") else {
         return refuse(format!(
@@ -403,23 +426,27 @@ fn tool_result(mut m: Map<String, Value>, i: usize) -> Result<Value, Untranslata
         ));
     };
     let content = match m.remove("content") {
-        None | Some(Value::Null) => Value::String(String::new()),
-        Some(s @ Value::String(_)) => s,
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => (!s.trim().is_empty()).then_some(Value::String(s)),
         Some(Value::Array(parts)) => {
             let mut blocks = Vec::with_capacity(parts.len());
             for part in parts {
-                match (part["type"].as_str(), part.get("text")) {
-                    (Some("text"), Some(Value::String(text))) => {
-                        blocks.push(json!({ "type": "text", "text": text }));
+                let text = match part {
+                    Value::Object(mut p)
+                        if p.get("type").and_then(Value::as_str) == Some("text") =>
+                    {
+                        p.remove("text")
                     }
-                    _ => {
-                        return refuse(
-                            "image results in tool messages cannot be translated to Anthropic",
-                        )
-                    }
-                }
+                    _ => None,
+                };
+                let Some(Value::String(text)) = text else {
+                    return refuse(
+                        "image results in tool messages cannot be translated to Anthropic",
+                    );
+                };
+                blocks.extend(text_block(text));
             }
-            Value::Array(blocks)
+            (!blocks.is_empty()).then_some(Value::Array(blocks))
         }
         Some(_) => {
             return refuse(format!(
@@ -427,7 +454,11 @@ fn tool_result(mut m: Map<String, Value>, i: usize) -> Result<Value, Untranslata
             ))
         }
     };
-    Ok(json!({ "type": "tool_result", "tool_use_id": id, "content": content }))
+    let mut block = json!({ "type": "tool_result", "tool_use_id": id });
+    if let Some(content) = content {
+        block["content"] = content;
+    }
+    Ok(block)
 }
 
 /// Anthropic refuses a prefill that ends with whitespace: trim the last

@@ -20,11 +20,13 @@
 //! - `tools` → `function` tools (`input_schema` → `parameters`, `strict`);
 //!   `tool_choice` `auto`/`any`/`none`/`tool` → `auto`/`required`/`none`/
 //!   named; `disable_parallel_tool_use: true` → `parallel_tool_calls: false`.
-//! - `max_tokens` → `max_tokens`, not `max_completion_tokens`: vLLM,
-//!   llama.cpp's server, SGLang, TGI, Ollama and LM Studio all read
-//!   `max_tokens` (several of them only that), and OpenAI still accepts it
-//!   for every non-reasoning model; only OpenAI's o-series insist on
-//!   `max_completion_tokens`.
+//! - `max_tokens` → `max_tokens`, not `max_completion_tokens`: it is the
+//!   field every OpenAI-compatible server reads (vLLM, llama.cpp's server,
+//!   SGLang, TGI, Ollama, LM Studio), while `max_completion_tokens` is newer
+//!   and not read by all of them (an ignored limit lets the answer run to
+//!   the context's end). OpenAI accepts `max_tokens` on its non-reasoning
+//!   models; its reasoning models (o-series, GPT-5) refuse it, which the
+//!   README says.
 //! - `stop_sequences` → `stop`; `temperature`, `top_p` as they are;
 //!   `metadata.user_id` → `user`; `stream: true` → `stream: true` with
 //!   `stream_options.include_usage: true` (so the stream's usage can be

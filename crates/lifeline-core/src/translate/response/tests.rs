@@ -131,3 +131,50 @@ fn answers_that_are_not_answers_are_errors() {
     let err = openai_to_anthropic(&bytes(&bad_arguments)).unwrap_err();
     assert!(err.contains("call_1"), "{err}");
 }
+
+#[test]
+fn malformed_answers_are_errors_or_answers_never_a_panic() {
+    for body in [
+        json!(null),
+        json!({}),
+        json!({"type": "message", "content": [5, {"type": "tool_use"}, {"type": "text", "text": 5}], "usage": 5}),
+        json!({"content": []}),
+    ] {
+        let _ = anthropic_to_openai(&bytes(&body));
+    }
+    for body in [
+        json!({"choices": [5]}),
+        json!({"choices": [{"message": 5}]}),
+        json!({"choices": [{"message": {"tool_calls": [5]}}]}),
+        json!({"choices": [{"message": {"tool_calls": [{"function": 5}]}}]}),
+        json!({"choices": [{"message": {"tool_calls": [{"id": "c", "function": {"arguments": 5}}], "content": 5}}], "usage": 5}),
+    ] {
+        let _ = openai_to_anthropic(&bytes(&body));
+    }
+}
+
+#[test]
+fn round_trips_give_back_the_original_answer() {
+    let mut checked = 0;
+    for (name, case) in fixtures("response") {
+        if case.get("direction").and_then(Value::as_str) != Some("both") {
+            continue;
+        }
+        let there = anthropic_to_openai(&bytes(&case["anthropic"])).unwrap();
+        let back = openai_to_anthropic(&there).unwrap();
+        assert_eq!(
+            parse(&back),
+            case["anthropic"],
+            "{name}: Anthropic → OpenAI → Anthropic"
+        );
+        let there = openai_to_anthropic(&bytes(&case["openai"])).unwrap();
+        let back = anthropic_to_openai(&there).unwrap();
+        assert_eq!(
+            without_created(parse(&back)),
+            case["openai"],
+            "{name}: OpenAI → Anthropic → OpenAI"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 3, "{checked} round-trip fixtures");
+}

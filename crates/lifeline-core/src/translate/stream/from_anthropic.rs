@@ -1,20 +1,19 @@
 //! Anthropic's stream events → OpenAI's chat completion chunks.
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{decimal, is_string, is_text, put, put_u64, string_or, ErrorBody, StreamOptions};
+use super::{decimal, is_string, is_text, put, put_u64, string_or, word, ErrorBody, StreamOptions};
 
 /// One Anthropic stream event: the union of the fields of every kind, each
 /// read only by the kinds that have it.
 #[derive(Deserialize)]
 struct Event<'a> {
     #[serde(default, borrow, rename = "type")]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<&'a RawValue>,
     #[serde(default, borrow)]
     message: Option<Message<'a>>,
     #[serde(default)]
@@ -42,7 +41,7 @@ struct Message<'a> {
 #[derive(Deserialize)]
 struct Block<'a> {
     #[serde(default, borrow, rename = "type")]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<&'a RawValue>,
     #[serde(default, borrow)]
     text: Option<&'a RawValue>,
     #[serde(default, borrow)]
@@ -55,13 +54,13 @@ struct Block<'a> {
 #[derive(Deserialize)]
 struct Delta<'a> {
     #[serde(default, borrow, rename = "type")]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<&'a RawValue>,
     #[serde(default, borrow)]
     text: Option<&'a RawValue>,
     #[serde(default, borrow)]
     partial_json: Option<&'a RawValue>,
     #[serde(default, borrow)]
-    stop_reason: Option<Cow<'a, str>>,
+    stop_reason: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -137,21 +136,21 @@ impl State {
     pub(super) fn event(
         &mut self,
         name: &[u8],
-        data: &[u8],
+        data: &str,
         out: &mut BytesMut,
     ) -> Result<(), String> {
         if self.over {
             return Ok(());
         }
         // Not Anthropic's grammar, but an end all the same.
-        if data.trim_ascii() == b"[DONE]" {
+        if data.trim_ascii() == "[DONE]" {
             self.finish(out);
             return Ok(());
         }
-        let ev: Event<'_> = serde_json::from_slice(data)
+        let ev: Event<'_> = serde_json::from_str(data)
             .map_err(|e| format!("an Anthropic stream event that does not parse: {e}"))?;
-        let kind = match &ev.kind {
-            Some(k) => k.as_ref(),
+        let kind = match word(ev.kind) {
+            Some(k) => k,
             None => std::str::from_utf8(name).unwrap_or_default(),
         };
         match kind {
@@ -166,7 +165,7 @@ impl State {
             }
             "message_delta" => {
                 self.started()?;
-                if let Some(r) = ev.delta.as_ref().and_then(|d| d.stop_reason.as_deref()) {
+                if let Some(r) = word(ev.delta.as_ref().and_then(|d| d.stop_reason)) {
                     self.finish_reason = Some(finish_reason(r));
                 }
                 if let Some(u) = ev.usage {
@@ -268,7 +267,7 @@ impl State {
         let block = ev
             .content_block
             .ok_or("an Anthropic content_block_start without content_block")?;
-        let kind = match block.kind.as_deref() {
+        let kind = match word(block.kind) {
             Some("text") => {
                 if let Some(text) = block.text.filter(|t| is_text(t)) {
                     self.chunk(out, &[b"{\"content\":", text.get().as_bytes(), b"}"], None);
@@ -326,7 +325,7 @@ impl State {
             .find(|(b, _)| *b == index)
             .map(|(_, k)| *k)
             .ok_or("an Anthropic content_block_delta for a block that is not open")?;
-        match (kind, delta.kind.as_deref()) {
+        match (kind, word(delta.kind)) {
             (Kind::Text, Some("text_delta")) => {
                 let text = delta
                     .text
@@ -367,12 +366,11 @@ impl State {
     fn error(&mut self, body: Option<ErrorBody<'_>>, out: &mut BytesMut) {
         let (kind, message) = match &body {
             Some(b) => (
-                b.kind.as_deref().unwrap_or("api_error"),
+                string_or(b.kind, "\"api_error\""),
                 string_or(b.message, "\"\""),
             ),
-            None => ("api_error", "\"\""),
+            None => ("\"api_error\"", "\"\""),
         };
-        let kind = serde_json::to_string(kind).unwrap_or_else(|_| "\"api_error\"".into());
         put(
             out,
             &[

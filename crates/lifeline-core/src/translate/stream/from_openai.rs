@@ -1,12 +1,10 @@
 //! OpenAI's chat completion chunks → Anthropic's stream events.
 
-use std::borrow::Cow;
-
 use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{decimal, is_string, is_text, put, put_u64, string_or, ErrorBody};
+use super::{decimal, is_string, is_text, put, put_u64, string_or, word, ErrorBody};
 
 /// One chunk (or `{"error": …}`).
 #[derive(Deserialize)]
@@ -15,12 +13,41 @@ struct Chunk<'a> {
     id: Option<&'a RawValue>,
     #[serde(default, borrow)]
     model: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    choices: Option<Vec<Choice<'a>>>,
+    /// The first choice (index 0): Anthropic has only one.
+    #[serde(default, borrow, deserialize_with = "first_choice")]
+    choices: Option<Choice<'a>>,
     #[serde(default)]
     usage: Option<Usage>,
     #[serde(default, borrow)]
     error: Option<&'a RawValue>,
+}
+
+/// The choice of index 0 from `choices` (`null` or absent: none), read
+/// without collecting the others.
+fn first_choice<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Choice<'de>>, D::Error> {
+    struct First;
+    impl<'de> serde::de::Visitor<'de> for First {
+        type Value = Option<Choice<'de>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of choices")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut first = None;
+            while let Some(c) = seq.next_element::<Choice<'de>>()? {
+                if first.is_none() && c.index.unwrap_or(0) == 0 {
+                    first = Some(c);
+                }
+            }
+            Ok(first)
+        }
+    }
+    d.deserialize_any(First)
 }
 
 #[derive(Deserialize)]
@@ -30,7 +57,7 @@ struct Choice<'a> {
     #[serde(default, borrow)]
     delta: Option<Delta<'a>>,
     #[serde(default, borrow)]
-    finish_reason: Option<Cow<'a, str>>,
+    finish_reason: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -114,15 +141,15 @@ pub(super) struct State {
 
 impl State {
     /// One event's data.
-    pub(super) fn event(&mut self, data: &[u8], out: &mut BytesMut) -> Result<(), String> {
+    pub(super) fn event(&mut self, data: &str, out: &mut BytesMut) -> Result<(), String> {
         if self.over {
             return Ok(());
         }
-        if data.trim_ascii() == b"[DONE]" {
+        if data.trim_ascii() == "[DONE]" {
             self.finish(out);
             return Ok(());
         }
-        let chunk: Chunk<'_> = serde_json::from_slice(data)
+        let chunk: Chunk<'_> = serde_json::from_str(data)
             .map_err(|e| format!("an OpenAI stream chunk that does not parse: {e}"))?;
         if let Some(e) = chunk.error {
             error(e, out);
@@ -132,12 +159,7 @@ impl State {
         if !self.started {
             self.message_start(chunk.id, chunk.model, out);
         }
-        for choice in chunk
-            .choices
-            .iter()
-            .flatten()
-            .filter(|c| c.index.unwrap_or(0) == 0)
-        {
+        if let Some(choice) = &chunk.choices {
             if let Some(d) = &choice.delta {
                 for text in [d.content, d.refusal].into_iter().flatten() {
                     if is_text(text) {
@@ -148,7 +170,7 @@ impl State {
                     self.tool_call(call, out)?;
                 }
             }
-            if let Some(r) = choice.finish_reason.as_deref() {
+            if let Some(r) = word(choice.finish_reason) {
                 if self.stop_reason.is_none() {
                     self.close(out);
                     self.stop_reason = Some(stop_reason(r));
@@ -380,14 +402,8 @@ fn error(e: &RawValue, out: &mut BytesMut) {
     };
     let (kind, message) = match &body {
         Some(b) => {
-            let code = b
-                .code
-                .filter(|c| is_string(c))
-                .map(|c| c.get().trim_matches('"'));
-            (
-                error_type(b.kind.as_deref(), code),
-                string_or(b.message, "\"\""),
-            )
+            let code = word(b.code);
+            (error_type(word(b.kind), code), string_or(b.message, "\"\""))
         }
         None => ("api_error", string_or(Some(e), "\"\"")),
     };

@@ -118,11 +118,15 @@ fn tolerated_variations() {
         .to_string()
         + &chunk(r#"{"tool_calls":[{"index":null,"id":"call_1","function":{"name":"f","arguments":null}}]}"#, "null")
         + &chunk(r#"{"refusal":"no."}"#, r#""content_filter""#)
-        + "data: [DONE]\n\n";
+        + "data: {\"id\":\"c1\",\"choices\":null,\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":3,\"prompt_tokens_details\":null}}\n\n";
     let a = anthropic_answer(&run(O, A, false, &input));
     assert_eq!(a.blocks.len(), 3);
     assert_eq!(a.blocks[2]["text"], "no.");
     assert_eq!(a.stop_reason.as_deref(), Some("refusal"));
+    assert_eq!(
+        (&a.usage["input_tokens"], &a.usage["output_tokens"]),
+        (&Value::from(2), &Value::from(3))
+    );
 
     let input = message_start(1) + &text_block(0, "x") + "data: [DONE]\n\n";
     let a = openai_answer(&run(A, O, false, &input));
