@@ -117,9 +117,13 @@ impl Call {
         let Self { hold, body, .. } = self;
         if let Some(memory) = &hold.memory {
             // From here the request holds its answer's bytes only (a
-            // stream buffers none): its own body is freed just below.
+            // stream buffers none): its own body is freed just below. A
+            // stream that may be continued keeps the body (a continuation
+            // re-sends it); the bytes it keeps of its answer are reserved
+            // as they go ([`crate::relay`]).
             let answer = match resp.body() {
                 ProxyBody::Full(Some(b)) | ProxyBody::Held(Some(b), _) => b.len() as u64,
+                ProxyBody::Relay(r) if r.continues() => body.len() as u64,
                 _ => 0,
             };
             let _ = memory.resize(answer.min(memory.bytes()));

@@ -69,6 +69,10 @@ pub use sse::{Protocol, Scanner};
 /// Errors a response body can end with (the connection is then closed).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The memory reservation for the bytes a continued stream keeps grows in
+/// steps of this much.
+const SENT_STEP: u64 = 16 * 1024;
+
 /// How long after a `finish_reason` the relay waits for `[DONE]`.
 pub const FINISH_GRACE: Duration = Duration::from_secs(2);
 
@@ -179,6 +183,8 @@ struct Continuation {
     /// The client's bytes stopped inside an event (no blank line after
     /// it): the continuation's first bytes start with one.
     separate: bool,
+    /// Bytes of `sent` reserved in the request's memory budget.
+    reserved: u64,
 }
 
 /// What the relay does after a break or the end of an upstream.
@@ -257,6 +263,7 @@ impl RelayBody {
             why: String::new(),
             prior_events: 0,
             separate: false,
+            reserved: 0,
         }));
         self
     }
@@ -297,16 +304,37 @@ impl RelayBody {
         self.scanner.events + self.cont.as_ref().map_or(0, |c| c.prior_events)
     }
 
-    /// Bytes going to the client, kept for a continuation (up to [`MAX_SENT`]).
+    /// Whether the stream may still be continued after a break.
+    pub fn continues(&self) -> bool {
+        self.cont.is_some()
+    }
+
+    /// Bytes going to the client, kept for a continuation (up to
+    /// [`MAX_SENT`], reserved in the request's memory budget in steps).
     fn out(&mut self, b: Bytes) -> Option<Result<Frame<Bytes>, BoxError>> {
         if let Some(c) = self.cont.as_mut() {
             c.sent_len += b.len();
-            if c.sent_len > MAX_SENT {
-                // Too long to keep: this stream is no longer continued.
+            let mut keep = c.sent_len <= MAX_SENT;
+            let memory = self.hold.as_ref().and_then(|h| h.memory.as_ref());
+            if let (true, Some(memory)) = (keep, memory) {
+                if c.sent_len as u64 > c.reserved {
+                    let step = (c.sent_len as u64 - c.reserved).max(SENT_STEP);
+                    keep = memory.grow(step).is_ok();
+                    if keep {
+                        c.reserved += step;
+                    }
+                }
+            }
+            if keep {
+                c.sent.push(b.clone());
+            } else {
+                // Too long to keep, or the memory budget cannot hold it:
+                // this stream is no longer continued.
+                if let Some(memory) = memory {
+                    let _ = memory.resize(memory.bytes().saturating_sub(c.reserved));
+                }
                 self.cont = None;
                 self.stall = self.idle_timeout;
-            } else {
-                c.sent.push(b.clone());
             }
         }
         Some(Ok(Frame::data(b)))
