@@ -263,7 +263,21 @@ impl Continuer {
             .get_mut("messages")
             .and_then(|m| m.as_array_mut())
             .ok_or("the body has no messages")?;
-        messages.push(serde_json::json!({"role": "assistant", "content": text}));
+        // A client's own prefill (a last assistant message of text) is
+        // what the answer continues: the partial answer extends it, rather
+        // than following it as a second assistant turn.
+        let own_prefill = messages
+            .last_mut()
+            .filter(|m| m.get("role").and_then(|r| r.as_str()) == Some("assistant"))
+            .and_then(|m| m.get_mut("content"))
+            .filter(|c| c.is_string());
+        match own_prefill {
+            Some(content) => {
+                let joined = format!("{}{text}", content.as_str().unwrap_or(""));
+                *content = joined.trim_end().into();
+            }
+            None => messages.push(serde_json::json!({"role": "assistant", "content": text})),
+        }
         if method == Method::Instruction {
             messages.push(serde_json::json!({"role": "user", "content": CONTINUE_INSTRUCTION}));
         }
