@@ -494,3 +494,32 @@ async fn a_stream_cut_inside_a_tool_call_ends_honestly() {
     assert_eq!(env.mocks[1].stats().requests, 0);
     env.stop().await;
 }
+
+/// A continuation that breaks in turn is continued again: three providers,
+/// the first two cut mid-answer, one answer in the end.
+#[tokio::test]
+async fn a_stream_that_breaks_twice_is_continued_twice() {
+    let m = voiced(&["alpha", "beta", "gamma"], 24, 0.0).await;
+    m[0].set_faults(Faults {
+        cut_after_chunks: Some(6),
+        ..Faults::default()
+    });
+    m[1].set_faults(Faults {
+        cut_after_chunks: Some(9),
+        ..Faults::default()
+    });
+    let models = "[[models]]\nname = \"m\"\ntiers = [ [ { provider = \"p0\", model = \"up-0\" } ], [ { provider = \"p1\", model = \"up-1\" } ], [ { provider = \"p2\", model = \"up-2\" } ] ]\n";
+    let env = Env::boot(&config(&m, "", models), m).await;
+    let (status, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    let (text, ids) = client_view(&body);
+    assert_eq!(numbers(&text), (1..=24).collect::<Vec<_>>(), "{text:?}");
+    assert!(text.contains("beta") && text.contains("gamma"), "{text}");
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+    assert!(
+        body.contains(": lifeline continued=2 method=instruction deployment=p2/up-2"),
+        "{body}"
+    );
+    env.stop().await;
+}
