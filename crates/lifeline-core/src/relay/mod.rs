@@ -252,7 +252,7 @@ impl RelayBody {
         }
         self.cont = Some(Box::new(Continuation {
             resume: Some(resume),
-            sent: Vec::new(),
+            sent: Vec::with_capacity(32),
             sent_len: 0,
             resuming: None,
             at_break: None,
@@ -424,6 +424,19 @@ impl RelayBody {
             abandoned: None,
         }));
         true
+    }
+
+    /// Whether a break now would be continued (what [`Self::try_continue`]
+    /// checks before it starts): parses what was sent, so only at a stall.
+    fn may_continue(&self) -> bool {
+        let Some(c) = self.cont.as_ref() else {
+            return false;
+        };
+        if self.scanner.upstream_error || c.resume.is_none() {
+            return false;
+        }
+        let sent = Sent::parse(&c.sent, self.client);
+        !(sent.ended || sent.tool_call)
     }
 
     /// The continuation stream does not fit (`why`): nothing of it was
@@ -682,6 +695,18 @@ impl Body for RelayBody {
                 Poll::Pending => {
                     if this.idle.as_mut().poll(cx).is_ready() {
                         let stall = this.wait();
+                        if stall < this.idle_timeout
+                            && !this.scanner.finished
+                            && !this.may_continue()
+                        {
+                            // Nothing could continue it (a tool call has
+                            // started, say): the configured idle timeout
+                            // applies, as to a stream without continuation.
+                            let at = this.idle.deadline() + (this.idle_timeout - stall);
+                            this.stall = this.idle_timeout;
+                            this.idle.as_mut().reset(at);
+                            continue;
+                        }
                         if stall < this.idle_timeout && !this.scanner.finished {
                             // An adaptive stall: the silence is a sample of
                             // this deployment's gaps, so a deployment that

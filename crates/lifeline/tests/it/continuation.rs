@@ -523,3 +523,33 @@ async fn a_stream_that_breaks_twice_is_continued_twice() {
     );
     env.stop().await;
 }
+
+/// The adaptive stall figure cuts a stream early only when it would be
+/// continued: a stream paused inside a tool call (which is not continued)
+/// keeps the configured `stream_idle_timeout`.
+#[tokio::test]
+async fn a_stream_that_cannot_be_continued_keeps_the_idle_timeout() {
+    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
+    let toml = config(
+        &m,
+        "stream_idle_timeout_ms = 3000\nadaptive_timeout_floor_ms = 200",
+        &two_tiers(""),
+    );
+    let env = Env::boot(&toml, m).await;
+    for _ in 0..30 {
+        let (_, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
+        assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    }
+    env.mocks[0].set_faults(Faults {
+        stall_after_chunks: Some(2),
+        ..Faults::default()
+    });
+    let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"What is the weather in Paris?"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]}"#;
+    let t = Instant::now();
+    let (status, _, body) = env.post("/v1/chat/completions", body).await;
+    let took = t.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("no data for 3000 ms"), "{body}");
+    assert!(took >= Duration::from_millis(2900), "cut after {took:?}");
+    env.stop().await;
+}
