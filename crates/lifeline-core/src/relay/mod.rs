@@ -19,7 +19,8 @@
 //!   its stream is relayed into the same client stream through a
 //!   [`resume::Splice`] (see [`resume`]); it may break and be continued
 //!   again. Such a stream counts as broken after the deployment's adaptive
-//!   stall figure rather than the idle timeout. It then ends in one of the
+//!   stall figure rather than the idle timeout, while it could be
+//!   continued (no tool call started). It then ends in one of the
 //!   other ways, counted once.
 //! - **broken**: the upstream reset, stalled past the idle timeout, sent a
 //!   malformed chunk, or closed before the answer finished, and nothing
