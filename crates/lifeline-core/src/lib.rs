@@ -20,6 +20,8 @@
 //! - [`attempt`]: the attempt loop (deadline, retries, failover).
 //! - [`retry`]: backoff, `Retry-After` and the retry budget.
 //! - [`providers`]: upstream URL and header shapes (OpenAI, Azure, compatible).
+//! - [`translate`]: requests, answers and errors between OpenAI Chat
+//!   Completions and Anthropic Messages (pure functions).
 //! - [`relay`]: SSE relay, commit-before-first-content, honest endings.
 //! - [`health`]: per-deployment breaker, latency, and the health events.
 //! - [`telemetry`]: Prometheus metrics and request ids.
@@ -54,6 +56,7 @@ pub mod retry;
 pub mod route;
 pub mod server;
 pub mod telemetry;
+pub mod translate;
 
 pub use config::Config;
 pub use gateway::Gateway;
