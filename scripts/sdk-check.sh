@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The official OpenAI SDKs, Python and Node, against a real Lifeline and two
 # real `lifeline mock` processes: normal use, then every provider failing,
-# then a stream broken mid-answer. Needs python3 with `pip install openai`,
-# and node with npm (the Node SDK is installed into a temporary folder).
+# then a stream broken mid-answer; then the official Anthropic Python SDK on
+# /v1/messages (passthrough to an Anthropic deployment, translated to OpenAI
+# ones, tools, typed errors) and the OpenAI SDK on a model whose first tier
+# is an Anthropic deployment. Needs python3 with `pip install openai
+# anthropic`, and node with npm (the Node SDK is installed into a temporary
+# folder).
 # usage: scripts/sdk-check.sh       (builds the release binary first)
 #        LIFELINE_BIN=target/debug/lifeline scripts/sdk-check.sh   (uses that binary)
 set -euo pipefail
@@ -21,13 +25,24 @@ trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$dir"' EXIT
 "$bin" mock --listen 127.0.0.1:$M2 --name bravo --ttft-ms 0 >/dev/null 2>&1 & pids+=($!)
 cat >"$dir/lifeline.toml" <<TOML
 [server]
-auth = "none"
 listen = "127.0.0.1:$GW"
 admin_listen = "127.0.0.1:$AD"
 [health]
 consecutive_failures = 100
 [store]
 url = "sqlite://$dir/status.db"
+[[keys]]
+name = "sdk"
+key = "unused"
+[[keys]]
+name = "limited"
+key = "sk-limited"
+rpm = 1
+[[providers]]
+name = "claude"
+kind = "anthropic"
+base_url = "http://127.0.0.1:$M1"
+api_key = "sk-ant-sdk"
 [[providers]]
 name = "alpha"
 kind = "openai-compatible"
@@ -39,6 +54,9 @@ base_url = "http://127.0.0.1:$M2/v1"
 [[models]]
 name = "demo"
 tiers = [ [ { provider = "alpha", model = "alpha-1" }, { provider = "bravo", model = "bravo-1" } ] ]
+[[models]]
+name = "claude-first"
+tiers = [ [ { provider = "claude", model = "claude-1" } ], [ { provider = "bravo", model = "bravo-1" } ] ]
 TOML
 "$bin" serve --config "$dir/lifeline.toml" 2>"$dir/log" & pids+=($!)
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$GW/healthz" >/dev/null && break; sleep 0.1; done
@@ -50,3 +68,4 @@ python3 "$root/scripts/sdk-check.py" "http://127.0.0.1:$GW/v1" "http://127.0.0.1
     npm install --silent --no-audit --no-fund openai >/dev/null; } )
 cp "$root/scripts/sdk-check.mjs" "$dir/"
 node "$dir/sdk-check.mjs" "http://127.0.0.1:$GW/v1" "http://127.0.0.1:$M1/v1" "http://127.0.0.1:$M2/v1"
+python3 "$root/scripts/sdk-check-anthropic.py" "http://127.0.0.1:$GW" "http://127.0.0.1:$M1/v1" "http://127.0.0.1:$M2/v1"

@@ -75,7 +75,8 @@ impl KeySet {
         self.open
     }
 
-    /// Checks the request's key (`Authorization: Bearer`, or `api-key`);
+    /// Checks the request's key (`Authorization: Bearer`, `api-key`, or
+    /// Anthropic's `x-api-key`);
     /// returns the key's tenant.
     pub fn check(&self, headers: &HeaderMap) -> Result<Option<Arc<Tenant>>, ApiError> {
         self.check_with(&DynamicKeys::default(), headers)
@@ -103,10 +104,12 @@ impl KeySet {
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .or_else(|| headers.get("api-key").and_then(|v| v.to_str().ok()))
+            // Anthropic's SDKs send the key as `x-api-key`.
+            .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
             .map(str::trim);
         let Some(presented) = presented.filter(|k| !k.is_empty()) else {
             return Err(ApiError::unauthorized(
-                "You didn't provide an API key. Provide it in the Authorization header (Authorization: Bearer YOUR_KEY).",
+                "You didn't provide an API key. Provide it in the Authorization header (Authorization: Bearer YOUR_KEY) or the x-api-key header.",
             ));
         };
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
@@ -274,6 +277,20 @@ mod tests {
                 .map(|t| t.name.to_string())
                 .as_deref(),
             Some("app")
+        );
+        // Anthropic's SDKs send `x-api-key`.
+        assert_eq!(
+            s.check(&headers("x-api-key", "sk-good"))
+                .ok()
+                .flatten()
+                .map(|t| t.name.to_string())
+                .as_deref(),
+            Some("app")
+        );
+        assert_eq!(
+            s.check(&headers("x-api-key", "sk-bad"))
+                .map_err(|e| e.status.as_u16()),
+            Err(401)
         );
         assert_eq!(
             s.check(&headers("authorization", "Bearer sk-bad"))

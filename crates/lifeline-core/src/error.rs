@@ -1,10 +1,14 @@
-//! The error vocabulary of the data plane and OpenAI's error body.
+//! The error vocabulary of the data plane, and its body in each client wire.
 //!
-//! Every answer Lifeline gives on its own behalf uses OpenAI's shape,
-//! `{"error":{"message","type","code","param"}}`, with the status code the
-//! official SDKs map to their usual exceptions. [`ApiError`] is built once,
-//! where the failure is understood, and rendered once, in
-//! [`ApiError::into_response`].
+//! Every answer Lifeline gives on its own behalf uses the shape of the
+//! client's wire, with the status code the official SDKs map to their usual
+//! exceptions: OpenAI's `{"error":{"message","type","code","param"}}`, or,
+//! on Anthropic's `POST /v1/messages` (and `GET /v1/models` asked with
+//! `anthropic-version`), Anthropic's `{"type":"error","error":{"type",
+//! "message"}}` with the `type` its SDKs expect for the status
+//! ([`crate::translate::error::anthropic_error_type`]). [`ApiError`] is
+//! built once, where the failure is understood, and rendered once, in
+//! [`ApiError::into_response_for`].
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -14,6 +18,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 
 use crate::admission::{Shed, ShedReason};
 use crate::body::ProxyBody;
+use crate::translate::Wire;
 
 /// An error answered to the client by Lifeline itself.
 #[derive(Debug, Clone)]
@@ -201,9 +206,32 @@ impl ApiError {
         .to_string()
     }
 
-    /// Renders the error as an HTTP response.
+    /// Anthropic's JSON body, `{"type":"error","error":{"type","message"}}`:
+    /// the `type` follows the status, as Anthropic's SDKs read it.
+    pub fn anthropic_body_json(&self) -> String {
+        serde_json::json!({
+            "type": "error",
+            "error": {
+                "type": crate::translate::error::anthropic_error_type(self.status.as_u16()),
+                "message": self.message,
+            }
+        })
+        .to_string()
+    }
+
+    /// Renders the error as an HTTP response in OpenAI's shape.
     pub fn into_response(self) -> Response<ProxyBody> {
-        let mut resp = Response::new(ProxyBody::full(Bytes::from(self.body_json())));
+        self.into_response_for(Wire::OpenAi)
+    }
+
+    /// Renders the error as an HTTP response in the shape of the client's
+    /// `wire`.
+    pub fn into_response_for(self, wire: Wire) -> Response<ProxyBody> {
+        let body = match wire {
+            Wire::OpenAi => self.body_json(),
+            Wire::Anthropic => self.anthropic_body_json(),
+        };
+        let mut resp = Response::new(ProxyBody::full(Bytes::from(body)));
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
         h.insert(
@@ -315,6 +343,24 @@ mod tests {
             msg.contains("`batch`") && msg.contains("(overload)"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn anthropic_clients_get_anthropic_shape_with_the_same_status() {
+        let r = ApiError::unknown_model("nope").into_response_for(Wire::Anthropic);
+        assert_eq!(r.status(), StatusCode::NOT_FOUND);
+        let e = ApiError::unavailable("down", Duration::from_secs(2));
+        let v: serde_json::Value =
+            serde_json::from_str(&e.anthropic_body_json()).unwrap_or_default();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["message"], "down");
+        assert_eq!(
+            v["error"]["type"],
+            crate::translate::error::anthropic_error_type(503)
+        );
+        let r = e.into_response_for(Wire::Anthropic);
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
     }
 
     #[test]

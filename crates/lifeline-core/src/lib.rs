@@ -19,9 +19,10 @@
 //!   bounded wait for a slot at it.
 //! - [`attempt`]: the attempt loop (deadline, retries, failover).
 //! - [`retry`]: backoff, `Retry-After` and the retry budget.
-//! - [`providers`]: upstream URL and header shapes (OpenAI, Azure, compatible).
-//! - [`translate`]: requests, answers and errors between OpenAI Chat
-//!   Completions and Anthropic Messages (pure functions).
+//! - [`providers`]: the protocol adapters (OpenAI, Azure, compatible;
+//!   Anthropic): URLs, headers, request and answer conversion.
+//! - [`translate`]: OpenAI ↔ Anthropic requests, answers, errors and streams
+//!   (pure functions).
 //! - [`relay`]: SSE relay, commit-before-first-content, honest endings.
 //! - [`health`]: per-deployment breaker, latency, and the health events.
 //! - [`telemetry`]: Prometheus metrics and request ids.

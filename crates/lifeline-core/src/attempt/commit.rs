@@ -91,7 +91,7 @@ pub struct Stopped {
 }
 
 impl Stopped {
-    fn failed(message: String) -> Self {
+    pub(super) fn failed(message: String) -> Self {
         Self {
             kind: FailureKind::StreamFailed,
             message,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::health::Outcome;
+use crate::providers::{Refused, Upstream};
 
 /// What went wrong with an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,12 @@ pub enum FailureKind {
     /// A stream that broke, sent a malformed chunk or an error event, or
     /// stalled before its first content.
     StreamFailed,
+    /// No attempt was made: the deployment cannot take this request
+    /// faithfully (its protocol cannot express it, or its adapter does not
+    /// serve the endpoint). Not the deployment's fault and no attempt: no
+    /// health outcome, no retry-budget charge, not counted as an attempt;
+    /// only its line in the final error.
+    Ineligible,
 }
 
 /// What the attempt loop does after a failure.
@@ -83,6 +90,7 @@ impl FailureKind {
             Self::Redirect => "redirect",
             Self::BadBody => "bad_body",
             Self::StreamFailed => "stream_failed",
+            Self::Ineligible => "ineligible",
         }
     }
 
@@ -91,7 +99,7 @@ impl FailureKind {
     pub fn is_deployments_fault(self) -> bool {
         !matches!(
             self,
-            Self::ClientError | Self::ContextLength | Self::ContentPolicy
+            Self::ClientError | Self::ContextLength | Self::ContentPolicy | Self::Ineligible
         )
     }
 
@@ -102,6 +110,9 @@ impl FailureKind {
         match self {
             Self::ClientError | Self::Unsupported | Self::ContentPolicy => Next::Return,
             Self::ContextLength => Next::OtherModel,
+            // Every deployment of the same protocol is ineligible too: the
+            // attempt loop skips them all ([`crate::balance::Scope`]).
+            Self::Ineligible => Next::Persistent,
             // One bad answer or a broken connection: the next is likely fine.
             Self::Reset | Self::RateLimited | Self::StatusError | Self::BadBody => Next::Transient,
             Self::StreamFailed => Next::Transient,
@@ -169,41 +180,14 @@ impl Failure {
 }
 
 /// Sorts a provider's 4xx answer: a context-window or content-policy
-/// refusal, or the client's own error.
-///
-/// Recognised, on a 400 only (the error object is read from `error`, or
-/// from the top level as older vLLM versions send it):
-///
-/// - context window: `code` `context_length_exceeded` (OpenAI, Azure
-///   OpenAI, LiteLLM), `type` `exceed_context_size_error` (llama.cpp's
-///   server), or a `message` containing "maximum context length" (OpenAI's
-///   wording, which vLLM and most OpenAI-compatible servers copy);
-/// - content policy: `code` `content_policy_violation` (OpenAI) or
-///   `content_filter` (Azure OpenAI).
-///
-/// Anything else is [`FailureKind::ClientError`]. Called only for 4xx
-/// answers, which are read whole anyway.
-pub fn client_error_kind(status: u16, body: &[u8]) -> FailureKind {
-    if status != 400 {
-        return FailureKind::ClientError;
+/// refusal, or the client's own error. What a 400 means is the adapter's
+/// to read, in its protocol's wording ([`crate::providers::Upstream::refusal`]).
+pub fn client_error_kind(upstream: &Upstream, status: u16, body: &[u8]) -> FailureKind {
+    match upstream.refusal(status, body) {
+        Some(Refused::ContextLength) => FailureKind::ContextLength,
+        Some(Refused::ContentPolicy) => FailureKind::ContentPolicy,
+        None => FailureKind::ClientError,
     }
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return FailureKind::ClientError;
-    };
-    let err = v.get("error").filter(|e| e.is_object()).unwrap_or(&v);
-    let field = |k: &str| err.get(k).and_then(serde_json::Value::as_str);
-    let code = field("code");
-    if code == Some("context_length_exceeded")
-        || field("type") == Some("exceed_context_size_error")
-        || field("message")
-            .is_some_and(|m| m.to_ascii_lowercase().contains("maximum context length"))
-    {
-        return FailureKind::ContextLength;
-    }
-    if matches!(code, Some("content_policy_violation" | "content_filter")) {
-        return FailureKind::ContentPolicy;
-    }
-    FailureKind::ClientError
 }
 
 impl fmt::Display for Failure {
@@ -217,7 +201,7 @@ mod tests {
     use super::*;
     use crate::health::OutcomeClass;
 
-    const ALL: [FailureKind; 14] = [
+    const ALL: [FailureKind; 15] = [
         FailureKind::BadUrl,
         FailureKind::Connect,
         FailureKind::Reset,
@@ -232,11 +216,13 @@ mod tests {
         FailureKind::Redirect,
         FailureKind::BadBody,
         FailureKind::StreamFailed,
+        FailureKind::Ineligible,
     ];
 
     #[test]
     fn every_label_is_counted_per_deployment() {
-        for kind in ALL {
+        // An ineligible deployment made no attempt: nothing is counted on it.
+        for kind in ALL.into_iter().filter(|k| *k != FailureKind::Ineligible) {
             assert!(
                 crate::telemetry::sli::FAILURE_LABELS.contains(&kind.label()),
                 "{}",
@@ -260,7 +246,10 @@ mod tests {
             );
             let neutral = matches!(
                 kind,
-                FailureKind::ClientError | FailureKind::ContextLength | FailureKind::ContentPolicy
+                FailureKind::ClientError
+                    | FailureKind::ContextLength
+                    | FailureKind::ContentPolicy
+                    | FailureKind::Ineligible
             );
             assert_eq!(o.class == OutcomeClass::Neutral, neutral, "{kind:?}");
             assert_eq!(o.misconfigured, kind == FailureKind::Misconfigured);
@@ -275,6 +264,27 @@ mod tests {
         assert_eq!(FailureKind::ContextLength.next(), Next::OtherModel);
         assert_eq!(FailureKind::ContentPolicy.next(), Next::Return);
         assert_eq!(FailureKind::Unsupported.next(), Next::Return);
+    }
+
+    fn upstream(anthropic: Option<crate::config::AnthropicSettings>) -> Upstream {
+        let kind = if anthropic.is_some() {
+            crate::config::ProviderKind::Anthropic
+        } else {
+            crate::config::ProviderKind::OpenAiCompatible
+        };
+        let cfg = crate::config::ProviderConfig {
+            name: "p".into(),
+            kind,
+            base_url: Some("http://127.0.0.1:9".into()),
+            api_key: None,
+            max_concurrency: None,
+            api_version: "2024-10-21".into(),
+            probe_path: None,
+            probe_completion: false,
+            mock: None,
+            anthropic,
+        };
+        Upstream::new(&cfg, "http://127.0.0.1:9".into()).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
@@ -322,9 +332,34 @@ mod tests {
                 FailureKind::ClientError,
             ),
         ];
+        let openai = upstream(None);
         for (status, body, kind) in cases {
-            assert_eq!(client_error_kind(status, body.as_bytes()), kind, "{body}");
+            assert_eq!(
+                client_error_kind(&openai, status, body.as_bytes()),
+                kind,
+                "{body}"
+            );
         }
+        // Anthropic's wording, read by its adapter.
+        let anthropic = upstream(Some(crate::config::AnthropicSettings {
+            version: "2023-06-01".into(),
+            default_max_tokens: 4096,
+        }));
+        let too_long = r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}"#;
+        assert_eq!(
+            client_error_kind(&anthropic, 400, too_long.as_bytes()),
+            FailureKind::ContextLength
+        );
+        let own = r#"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: Field required"}}"#;
+        assert_eq!(
+            client_error_kind(&anthropic, 400, own.as_bytes()),
+            FailureKind::ClientError
+        );
+        // OpenAI's code means nothing to the Anthropic adapter.
+        assert_eq!(
+            client_error_kind(&anthropic, 400, cases[0].1.as_bytes()),
+            FailureKind::ClientError
+        );
     }
 
     #[test]

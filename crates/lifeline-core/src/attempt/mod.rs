@@ -16,8 +16,11 @@
 //! 3. An attempt after the first needs a token from the model's
 //!    [`crate::retry::RetryBudget`]; retrying a deployment already tried first waits a
 //!    full-jitter backoff.
-//! 4. The upstream answer is classified (`upstream.rs`) into a success, the
-//!    client's own error (returned as the provider gave it, never retried),
+//! 4. The request body goes out in the deployment's protocol (its adapter,
+//!    [`crate::providers::Upstream::request_body`]); the upstream answer is
+//!    classified (`upstream.rs`) into a success (in the client's protocol),
+//!    the client's own error (returned as the provider gave it, in the
+//!    client's protocol, never retried),
 //!    a refusal by the upstream model, or a [`Failure`] (`failure.rs`), whose
 //!    kind says what comes next ([`Next`]).
 //! 5. After a transient failure the request stays in its tier
@@ -31,6 +34,12 @@
 //!    ([`crate::balance::Refusal`]); the next attempt, free of the retry
 //!    budget, goes to another model. If none takes the request, the last
 //!    refusal is returned as the provider sent it.
+//!    A deployment whose protocol cannot take the request (its adapter does
+//!    not serve the endpoint, or the request cannot be translated to it
+//!    faithfully: `Call::convert`) is ineligible before any attempt: the
+//!    deployments of that protocol are skipped ([`Scope::ineligible`]), with
+//!    no attempt, health outcome or budget token; if no deployment can take
+//!    the request, a 400 `no_eligible_deployment` says why for each.
 //! 7. Streams are read until their first content (`commit.rs`); a failure
 //!    before that is retried like any other, after it the stream is the
 //!    client's and ends honestly ([`crate::relay`]).
@@ -81,6 +90,10 @@ pub struct Call {
     pub body: Bytes,
     /// What [`crate::request::inspect`] read from it.
     pub inspected: Inspected,
+    /// The client's `anthropic-beta` header (on `/v1/messages` only),
+    /// passed to Anthropic deployments: on passthrough only, since a beta
+    /// feature is not something a translation can promise.
+    pub beta: Option<HeaderValue>,
     /// Who asked, and when: request id, peer, arrival time, key
     /// ([`RequestContext`]).
     pub ctx: RequestContext,
@@ -135,11 +148,15 @@ impl Call {
         // wait until a slot is found, and the end of that wait.
         let mut waiting = None;
         let mut wait_until: Option<Instant> = None;
+        // The protocol whose deployments cannot take this request (see
+        // `Call::convert`).
+        let mut ineligible = None;
         while (tried.len() as u32) < policy.max_attempts {
             let scope = Scope {
                 tried: &tried,
                 up_to_tier: held.map(|(tier, _)| tier),
                 refused: &refused,
+                ineligible,
             };
             let (lease, retry_of_tried, place) = match pick(&self.model, scope) {
                 Pick::Lease {
@@ -195,7 +212,7 @@ impl Call {
                     }
                 }
                 Pick::Unavailable { until } => {
-                    if tried.is_empty() {
+                    if tried.is_empty() && failures.is_empty() {
                         let wait = until.map_or(Duration::from_secs(1), |u| {
                             u.saturating_duration_since(Instant::now())
                         });
@@ -254,6 +271,20 @@ impl Call {
             if Instant::now() >= deadline {
                 break;
             }
+            // The body for this deployment's protocol. A deployment that
+            // cannot take the request is skipped before it costs anything:
+            // no attempt, no health outcome (the lease ends neutral), no
+            // retry-budget token; only its reason in the final error.
+            let body = match self.convert(lease.deployment()) {
+                Ok(body) => body,
+                Err(f) => {
+                    ineligible = Some(lease.deployment().upstream.wire);
+                    drop(lease);
+                    tracing::debug!(message = "Deployment ineligible.", request_id = ?self.ctx.id, deployment = %f.deployment, error = %f.message);
+                    failures.push(f);
+                    continue;
+                }
+            };
             // Charged only for an attempt that is really made. The attempt
             // after a refusal is not: see `Refusal` in the README.
             if !tried.is_empty() {
@@ -270,14 +301,19 @@ impl Call {
                 tried: &tried,
                 up_to_tier: held.map(|(tier, _)| tier),
                 refused: &refused,
+                ineligible,
             };
-            let f = match self.attempt(lease, deadline, scope, &mut adaptive).await {
+            let f = match self
+                .attempt(lease, body, deadline, scope, &mut adaptive)
+                .await
+            {
                 Attempted::Answer(resp) => return resp,
                 Attempted::Failed(f) => {
                     let scope = Scope {
                         tried: &tried,
                         up_to_tier: None,
                         refused: &refused,
+                        ineligible,
                     };
                     held = self.stay(&f, &dep, place.tier, tier_waited, deadline, scope);
                     f
@@ -348,6 +384,37 @@ impl Call {
         Some((tier, f.retry_after.map(|ra| Instant::now() + ra)))
     }
 
+    /// The body to send to `dep`: the client's, spliced or translated by
+    /// the deployment's adapter. A [`FailureKind::Ineligible`] failure when
+    /// the adapter does not serve the endpoint (embeddings to an Anthropic
+    /// deployment) or the request cannot be translated faithfully to its
+    /// protocol (`n > 1`, `logprobs` to Anthropic): every deployment of
+    /// that protocol is then skipped for this request.
+    fn convert(&self, dep: &Deployment) -> Result<Bytes, Failure> {
+        let up = &dep.upstream;
+        let ineligible = |why: String| {
+            Failure::new(
+                FailureKind::Ineligible,
+                &dep.id,
+                format!("ineligible: {why}"),
+            )
+        };
+        if !up.serves(self.endpoint) {
+            return Err(ineligible(format!(
+                "an Anthropic deployment does not serve the {} endpoint",
+                self.endpoint.family()
+            )));
+        }
+        up.request_body(&crate::providers::RequestBody {
+            client: self.endpoint.wire(),
+            body: &self.body,
+            model_span: &self.inspected.model_span,
+            model: &dep.model,
+            model_json: &dep.model_json,
+        })
+        .map_err(|u| ineligible(u.0))
+    }
+
     /// Whether the request may wait `wait` more to stay in its tier.
     fn may_wait(&self, wait: Duration, tier_waited: Duration, deadline: Instant) -> bool {
         let policy = &self.model.policy;
@@ -394,7 +461,7 @@ impl Call {
             return;
         }
         let used = match body {
-            ProxyBody::Full(Some(b)) => crate::relay::sse::total_tokens(b),
+            ProxyBody::Full(Some(b)) => crate::relay::sse::answer_tokens(self.endpoint.wire(), b),
             _ => None,
         };
         // Settled even at the estimate: the key's token counter counts it.
@@ -412,7 +479,7 @@ impl Call {
 
     /// The SLI counters of this request's model and endpoint family.
     fn sli(&self) -> &FamilySli {
-        self.model.sli.family(self.endpoint.index())
+        self.model.sli.family(self.endpoint.family_index())
     }
 
     fn exhausted(
@@ -427,7 +494,19 @@ impl Call {
             .map(Failure::to_string)
             .collect::<Vec<_>>()
             .join("; ");
-        let mut e = if Instant::now() >= deadline {
+        let mut e = if attempts == 0 && !failures.is_empty() {
+            // No deployment of the model could take the request at all:
+            // the request, not the deployments, must change.
+            let mut e = ApiError::bad_request(
+                format!(
+                    "No deployment of model `{}` can take this request: {list}.",
+                    self.model.name
+                ),
+                None,
+            );
+            e.code = Some("no_eligible_deployment");
+            e
+        } else if Instant::now() >= deadline {
             ApiError::deadline(format!(
                 "Model `{}` did not answer within the request deadline of {} ms after {attempts} attempt(s): {list}.",
                 self.model.name,
@@ -464,7 +543,7 @@ impl Call {
 
     fn error(&self, e: ApiError, attempts: usize) -> Response<ProxyBody> {
         let status = e.status.as_u16();
-        let mut resp = e.into_response();
+        let mut resp = e.into_response_for(self.endpoint.wire());
         resp.headers_mut()
             .insert(X_LIFELINE_ATTEMPTS, HeaderValue::from(attempts));
         resp.headers_mut().insert(X_REQUEST_ID, self.ctx.id.clone());
@@ -515,7 +594,7 @@ impl Drop for Pending {
                 .request(&self.model.name, 499, took.as_secs_f64());
             self.model
                 .sli
-                .family(self.endpoint.index())
+                .family(self.endpoint.family_index())
                 .request(499, took);
             tracing::info!(message = "Client went away before the answer; upstream attempt cancelled.", request_id = ?self.request_id, key_id = self.key_id.as_deref().unwrap_or("-"));
         }

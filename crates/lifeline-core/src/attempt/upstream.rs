@@ -23,12 +23,12 @@ use crate::body::ProxyBody;
 use crate::error::ApiError;
 use crate::health::latency::{adaptive_timeout, LatencyKind};
 use crate::health::Outcome;
-use crate::providers::Endpoint;
+use crate::providers::Wire;
 use crate::relay::{Protocol, RelayBody, StreamEnd};
-use crate::request::splice;
 use crate::retry::retry_after;
 use crate::route::{Deployment, Lease};
 use crate::telemetry::X_REQUEST_ID;
+use crate::translate::stream::{StreamOptions, Transcoder};
 
 /// How an upstream answer is treated.
 enum Class {
@@ -102,6 +102,7 @@ impl Call {
     pub(super) async fn attempt(
         &self,
         mut lease: Lease,
+        body: Bytes,
         deadline: Instant,
         scope: Scope<'_>,
         adaptive: &mut bool,
@@ -118,7 +119,7 @@ impl Call {
         };
         let first_byte = self.timeout(&dep, kind, policy.first_byte_timeout, *adaptive);
         let attempt_deadline = deadline.min(start + first_byte);
-        let req = match self.upstream_request(&dep) {
+        let req = match self.upstream_request(&dep, body) {
             Ok(r) => r,
             Err(what) => {
                 return self.failed(lease, Failure::new(FailureKind::BadUrl, &dep.id, what));
@@ -166,12 +167,26 @@ impl Call {
                         return self.failed(lease, f.after(start.elapsed()));
                     }
                 };
-                let kind = client_error_kind(status.as_u16(), &body);
+                let kind = client_error_kind(&dep.upstream, status.as_u16(), &body);
+                // A 4xx to a request Lifeline translated is the client's
+                // own error only when the client's request was wrong, which
+                // a translated request cannot tell apart from a translation
+                // the provider refused. It is still returned, converted to
+                // the client's wire, not retried: every deployment of that
+                // protocol gets the same translation and would refuse it the
+                // same way, and the provider's own words are what the client
+                // needs to see (a 503 would hide them). It stays neutral for
+                // the deployment's health, as the client's errors do.
+                let translated = dep.upstream.wire != self.endpoint.wire();
                 let what = match kind {
                     FailureKind::ContextLength => "the prompt exceeds this model's context window",
                     FailureKind::ContentPolicy => "refused by the provider's content policy",
+                    _ if translated => "the request's own error, or its translation's",
                     _ => "the request's own error",
                 };
+                let body = dep
+                    .upstream
+                    .error_body(self.endpoint.wire(), status.as_u16(), body);
                 let f = Failure::new(kind, &dep.id, format!("HTTP {}: {what}", status.as_u16()))
                     .after(start.elapsed());
                 self.record(lease, &f);
@@ -224,6 +239,9 @@ impl Call {
                     // Not retryable (e.g. 501): the provider's answer stands.
                     let body_deadline = deadline.min(Instant::now() + policy.stream_idle_timeout);
                     if let Ok((parts, body)) = self.read_body(resp, body_deadline).await {
+                        let body =
+                            dep.upstream
+                                .error_body(self.endpoint.wire(), status.as_u16(), body);
                         let body = ProxyBody::full(body);
                         return Attempted::Answer(self.answer(parts, body, &dep.id, n));
                     }
@@ -237,11 +255,7 @@ impl Call {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if stream && is_sse {
-            let protocol = match self.endpoint {
-                Endpoint::Responses => Protocol::Responses,
-                Endpoint::ChatCompletions => Protocol::Chat,
-                Endpoint::ImagesGenerations | Endpoint::Embeddings => Protocol::Generic,
-            };
+            let protocol = Protocol::of(dep.upstream.wire, self.endpoint);
             let stall = self.timeout(
                 &dep,
                 LatencyKind::StreamGap,
@@ -252,8 +266,32 @@ impl Call {
                 .choices(self.inspected.choices)
                 .usage(self.ctx.charge.is_some());
             let first = commit::first_content(resp, scanner, attempt_deadline, stall, &mut lease);
-            return match first.await {
-                Ok(c) => {
+            let first = match first.await {
+                // A translated stream: what was read so far goes to the
+                // client in its own grammar; an event that cannot be
+                // translated is a failed attempt like a malformed one.
+                Ok(mut c) if dep.upstream.wire != self.endpoint.wire() => {
+                    let mut t = Transcoder::new(
+                        dep.upstream.wire,
+                        self.endpoint.wire(),
+                        StreamOptions {
+                            include_usage: self.inspected.include_usage,
+                        },
+                    );
+                    match t.feed(&c.prefix) {
+                        Ok(prefix) => {
+                            c.prefix = prefix;
+                            Ok((c, Some(t)))
+                        }
+                        Err(why) => Err(commit::Stopped::failed(format!(
+                            "an event that cannot be translated ({why}) before any content"
+                        ))),
+                    }
+                }
+                other => other.map(|c| (c, None)),
+            };
+            return match first {
+                Ok((c, transcoder)) => {
                     let ttft = start.elapsed();
                     lease.first_content(ttft);
                     self.attempted(&dep, "success", true);
@@ -271,14 +309,18 @@ impl Call {
                         key_id: self.ctx.tenant.as_ref().map(|t| t.id.clone()),
                         charge: self.ctx.charge.clone(),
                     };
-                    let relay = RelayBody::new(
+                    let mut relay = RelayBody::new(
                         c.prefix,
                         c.body,
                         c.scanner,
                         policy.stream_idle_timeout,
                         lease,
                         end,
-                    );
+                    )
+                    .client(self.endpoint.wire());
+                    if let Some(t) = transcoder {
+                        relay = relay.transcode(t);
+                    }
                     self.metrics.in_flight().inc();
                     Attempted::Answer(self.answer(
                         c.parts,
@@ -310,7 +352,7 @@ impl Call {
         }
         match self.read_body(resp, body_deadline).await {
             Err(ReadFail::Memory(shed)) => self.shed(lease, shed, n),
-            Ok((_, body)) if !is_json_answer(&body) => {
+            Ok((_, body)) if !dep.upstream.is_answer(&body) => {
                 let what = format!(
                     "HTTP {} with a body that is not a JSON answer ({} bytes)",
                     status.as_u16(),
@@ -320,6 +362,19 @@ impl Call {
                 self.failed(lease, f.after(start.elapsed()))
             }
             Ok((parts, body)) => {
+                // In the client's wire; an answer that cannot be translated
+                // is a bad answer, retried elsewhere.
+                let body = match dep.upstream.answer_body(self.endpoint.wire(), body) {
+                    Ok(body) => body,
+                    Err(why) => {
+                        let what = format!(
+                            "HTTP {} with an answer that cannot be translated: {why}",
+                            status.as_u16()
+                        );
+                        let f = Failure::new(FailureKind::BadBody, &dep.id, what);
+                        return self.failed(lease, f.after(start.elapsed()));
+                    }
+                };
                 self.attempted(&dep, "success", true);
                 if !stream {
                     dep.observe_latency(LatencyKind::Answer, head_latency);
@@ -553,9 +608,12 @@ impl Call {
         }
     }
 
-    fn upstream_request(&self, dep: &Deployment) -> Result<Request<Full<Bytes>>, String> {
+    fn upstream_request(
+        &self,
+        dep: &Deployment,
+        body: Bytes,
+    ) -> Result<Request<Full<Bytes>>, String> {
         let uri = dep.uri(self.endpoint)?;
-        let body = splice(&self.body, &self.inspected.model_span, &dep.model_json);
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = http::Method::POST;
         *req.uri_mut() = uri;
@@ -573,27 +631,14 @@ impl Call {
             }),
         );
         h.insert(X_REQUEST_ID, self.ctx.id.clone());
-        if let Some((name, value)) = dep.upstream.auth() {
-            h.insert(name.clone(), value.clone());
+        dep.upstream.headers(h);
+        if let Some(beta) = &self.beta {
+            if dep.upstream.wire == Wire::Anthropic {
+                h.insert(crate::providers::anthropic::BETA, beta.clone());
+            }
         }
         Ok(req)
     }
-}
-
-/// Whether a 2xx non-streaming body is a JSON object that is not an error.
-///
-/// Some servers (proxies in front of a provider, a few OpenAI-compatible
-/// servers) answer 200 with an HTML page, a truncated body or
-/// `{"error": ...}`. Relaying that would hand the client's SDK something it
-/// cannot parse; it is a failed attempt, retried elsewhere. The check looks
-/// at the ends and the first key only, so it costs nothing measurable.
-fn is_json_answer(body: &[u8]) -> bool {
-    let b = body.trim_ascii();
-    if !(b.first() == Some(&b'{') && b.last() == Some(&b'}')) {
-        return false;
-    }
-    let inner = b[1..].trim_ascii_start();
-    !inner.starts_with(b"\"error\"")
 }
 
 /// Why an upstream body was not read.
@@ -647,15 +692,6 @@ fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_answers_are_told_from_junk() {
-        assert!(is_json_answer(br#" {"id":"x","choices":[]} "#));
-        assert!(!is_json_answer(b"<html>502 Bad Gateway</html>"));
-        assert!(!is_json_answer(br#"{"id":"x","choi"#));
-        assert!(!is_json_answer(br#"{ "error": {"message": "overloaded"}}"#));
-        assert!(!is_json_answer(b""));
-    }
 
     #[test]
     fn classification_follows_the_issue() {

@@ -11,7 +11,9 @@
 //!    if all were tried, the tier's tried ones are allowed again (later
 //!    tiers still come first if they have untried deployments).
 //!    Deployments of an upstream model that refused the request
-//!    ([`Refusal`]: its context window, or its content policy) are skipped,
+//!    ([`Refusal`]: its context window, or its content policy), and those
+//!    of a protocol the request is ineligible for ([`Scope::ineligible`]),
+//!    are skipped,
 //!    and after a context-length refusal only a later tier or a larger
 //!    configured `context_window` qualifies.
 //! 3. Power of two choices: draw two distinct candidates at random and take
@@ -113,6 +115,10 @@ pub struct Scope<'a> {
     pub up_to_tier: Option<usize>,
     /// Upstream models that refused the request.
     pub refused: &'a [Refusal],
+    /// Deployments speaking this wire are ineligible for the request (it
+    /// cannot be translated to it faithfully, or their adapter does not
+    /// serve the endpoint): skipped like a refusal, and never an attempt.
+    pub ineligible: Option<crate::translate::Wire>,
 }
 
 impl Scope<'_> {
@@ -126,9 +132,11 @@ impl Scope<'_> {
         self.tried.iter().any(|t| Arc::ptr_eq(t, d))
     }
 
-    /// Whether no refusal rules out `m` at `place`.
+    /// Whether no refusal rules out `m` at `place`, and its wire is
+    /// eligible.
     fn admits(&self, m: &Member, place: Place) -> bool {
-        self.refused.iter().all(|r| r.allows(&m.deployment, place))
+        self.ineligible != Some(m.deployment.upstream.wire)
+            && self.refused.iter().all(|r| r.allows(&m.deployment, place))
     }
 }
 

@@ -319,6 +319,21 @@ pub enum ProviderKind {
     OpenAiCompatible,
     /// Lifeline's simulated provider, run in-process on a loopback port.
     Mock,
+    /// Anthropic's Messages API: `{base_url}/v1/messages`, `x-api-key`,
+    /// `anthropic-version` (default base URL `https://api.anthropic.com`).
+    Anthropic,
+}
+
+/// How a provider speaking Anthropic's Messages API is called: present
+/// for `kind = "anthropic"` and for `kind = "mock"` with
+/// `protocol = "anthropic"`, absent for every OpenAI-shaped provider.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnthropicSettings {
+    /// The `anthropic-version` header (`anthropic_version`, default `2023-06-01`).
+    pub version: String,
+    /// `max_tokens` for a translated request that sets none
+    /// (`default_max_tokens`, default 4096): Anthropic requires it.
+    pub default_max_tokens: u32,
 }
 
 /// `[[providers]]`.
@@ -347,6 +362,9 @@ pub struct ProviderConfig {
     pub probe_completion: bool,
     /// Settings of the in-process simulated provider (`[providers.mock]`), for `kind = "mock"`.
     pub mock: Option<SimulatedSettings>,
+    /// `Some` when the provider speaks Anthropic's Messages API instead of
+    /// OpenAI's ([`AnthropicSettings`]).
+    pub anthropic: Option<AnthropicSettings>,
 }
 
 /// `[providers.mock]`: the simulated provider's own settings, with the

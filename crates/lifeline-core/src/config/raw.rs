@@ -140,6 +140,14 @@ pub(super) struct RawProvider {
     pub probe_path: Option<Spanned<String>>,
     #[serde(default)]
     pub probe_completion: Option<Spanned<bool>>,
+    /// `kind = "anthropic"` (and `kind = "mock"` with `protocol = "anthropic"`).
+    #[serde(default)]
+    pub anthropic_version: Option<Spanned<String>>,
+    #[serde(default)]
+    pub default_max_tokens: Option<Spanned<u32>>,
+    /// `kind = "mock"` only: `openai` (default) or `anthropic`.
+    #[serde(default)]
+    pub protocol: Option<Spanned<String>>,
     /// `[providers.mock]`, handed whole to the simulated provider.
     #[serde(default)]
     pub mock: Option<Spanned<super::model::SimulatedSettings>>,

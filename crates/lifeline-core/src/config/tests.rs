@@ -501,3 +501,75 @@ fn listener_limits_have_defaults_and_can_be_set() {
     assert_eq!(s.max_connection_age, Duration::from_secs(1));
     assert_eq!(s.http2_max_concurrent_streams, 8);
 }
+
+#[test]
+fn anthropic_providers_get_their_defaults() {
+    let text = r#"
+[[providers]]
+name = "claude"
+kind = "anthropic"
+api_key = "sk-ant"
+
+[[providers]]
+name = "claude-old"
+kind = "anthropic"
+base_url = "http://127.0.0.1:9/"
+anthropic_version = "2023-01-01"
+default_max_tokens = 1024
+probe_path = ""
+
+[[models]]
+name = "m"
+tiers = [[{ provider = "claude", model = "claude-x" }, { provider = "claude-old", model = "claude-y" }]]
+"#;
+    let c = Config::parse(text, "<test>").unwrap();
+    let p = c.provider("claude").unwrap();
+    assert_eq!(p.kind, ProviderKind::Anthropic);
+    assert_eq!(p.base_url.as_deref(), Some("https://api.anthropic.com"));
+    assert_eq!(p.probe_path.as_deref(), Some("/v1/models"));
+    assert_eq!(
+        p.anthropic,
+        Some(AnthropicSettings {
+            version: "2023-06-01".into(),
+            default_max_tokens: 4096
+        })
+    );
+    let p = c.provider("claude-old").unwrap();
+    assert_eq!(p.base_url.as_deref(), Some("http://127.0.0.1:9"));
+    assert_eq!(p.probe_path, None);
+    assert_eq!(
+        p.anthropic,
+        Some(AnthropicSettings {
+            version: "2023-01-01".into(),
+            default_max_tokens: 1024
+        })
+    );
+}
+
+#[cfg(feature = "simulated")]
+#[test]
+fn a_simulated_provider_may_speak_anthropic() {
+    let text = r#"
+[[providers]]
+name = "sim"
+kind = "mock"
+protocol = "anthropic"
+
+[[providers]]
+name = "plain"
+kind = "mock"
+protocol = "openai"
+
+[[models]]
+name = "m"
+tiers = [[{ provider = "sim", model = "claude-x" }, { provider = "plain", model = "x" }]]
+"#;
+    let c = Config::parse(text, "<test>").unwrap();
+    let sim = c.provider("sim").unwrap();
+    assert_eq!(sim.kind, ProviderKind::Mock);
+    assert!(sim.anthropic.is_some());
+    assert_eq!(sim.probe_path.as_deref(), Some("/v1/models"));
+    let plain = c.provider("plain").unwrap();
+    assert!(plain.anthropic.is_none());
+    assert_eq!(plain.probe_path.as_deref(), Some("/models"));
+}

@@ -53,6 +53,11 @@ impl Gateway {
         let mut upstreams = HashMap::new();
         for p in &config.providers {
             let base_url = match (p.kind, &p.base_url) {
+                // Anthropic's base URL has no `/v1` (its paths carry it).
+                (ProviderKind::Mock, _) if p.anthropic.is_some() => {
+                    let url = self.simulated_url(p).await?;
+                    url.strip_suffix("/v1").map(str::to_owned).unwrap_or(url)
+                }
                 (ProviderKind::Mock, _) => self.simulated_url(p).await?,
                 (ProviderKind::OpenAi, None) => "https://api.openai.com/v1".to_string(),
                 (_, Some(u)) => u.clone(),

@@ -345,17 +345,17 @@ impl Gateway {
     /// copies names: no lock the request path takes.
     pub fn sli_totals(&self) -> SliTotals {
         let live = self.live();
-        let mut models = Vec::with_capacity(live.config.models.len() * Endpoint::ALL.len());
+        let mut models = Vec::with_capacity(live.config.models.len() * Endpoint::FAMILIES.len());
         let mut users: HashMap<&str, Vec<String>> = HashMap::new();
         for m in &live.config.models {
             let Some(route) = live.routes.models.get(&m.name) else {
                 continue;
             };
-            for e in Endpoint::ALL {
+            for e in Endpoint::FAMILIES {
                 models.push(ModelTotals {
                     family: e.family(),
                     model: m.name.clone(),
-                    counts: route.sli.family(e.index()).totals(),
+                    counts: route.sli.family(e.family_index()).totals(),
                 });
             }
             for member in route.tiers.iter().flatten() {

@@ -111,10 +111,12 @@ pub fn estimate(endpoint: Endpoint, inspected: &Inspected, body_len: usize) -> E
     let choices = u64::from(inspected.choices);
     let (output, explicit) = match endpoint {
         Endpoint::Embeddings | Endpoint::ImagesGenerations => (0, true),
-        Endpoint::ChatCompletions | Endpoint::Responses => match inspected.max_output {
-            Some(n) => (n.saturating_mul(choices), true),
-            None => (DEFAULT_OUTPUT_TOKENS.saturating_mul(choices), false),
-        },
+        Endpoint::ChatCompletions | Endpoint::Responses | Endpoint::Messages => {
+            match inspected.max_output {
+                Some(n) => (n.saturating_mul(choices), true),
+                None => (DEFAULT_OUTPUT_TOKENS.saturating_mul(choices), false),
+            }
+        }
     };
     Estimate {
         prompt,
@@ -233,7 +235,7 @@ pub fn admit(
             // One line per refusal: debug (a runaway client must not flood
             // the log); counted in lifeline_rate_limited_total{key,kind}.
             tracing::debug!(message = "Request rate-limited.", request_id = ?ctx.id, key_id = &*tenant.id, kind = r.kind.label(), retry_after_ms = r.retry_after.map(|d| d.as_millis() as u64));
-            let mut resp = e.into_response();
+            let mut resp = e.into_response_for(endpoint.wire());
             let h = resp.headers_mut();
             if let Some(ra) = r.retry_after {
                 h.insert("retry-after-ms", HeaderValue::from(ra.as_millis() as u64));

@@ -99,6 +99,7 @@ fn estimates_count_prompt_bytes_and_the_output_allowance() {
         stream: false,
         choices,
         max_output,
+        include_usage: false,
     };
     let e = estimate(Endpoint::ChatCompletions, &inspected(Some(100), 2), 401);
     assert_eq!((e.prompt, e.output, e.explicit), (101, 200, true));

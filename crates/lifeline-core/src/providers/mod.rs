@@ -1,20 +1,44 @@
-//! Provider adapters: how one upstream wants its URL and its credentials.
+//! Provider adapters: how one upstream wants its URL, its credentials and
+//! its bodies.
 //!
-//! All providers Lifeline speaks to today use OpenAI's request and response
-//! bodies, so an adapter only decides the URL (OpenAI paths, or Azure's
-//! `/openai/deployments/{deployment}/...?api-version=`) and the auth header
-//! (`Authorization: Bearer` or Azure's `api-key`). Providers know nothing
-//! about balancing or health.
+//! A provider speaks one protocol ([`Wire`]), and each protocol is one
+//! adapter: [`openai`] (OpenAI, Azure OpenAI's URL and `api-key`, any
+//! OpenAI-compatible server, the simulated provider) and [`anthropic`]
+//! (Anthropic's Messages API: `{base_url}/v1/messages`, `x-api-key`,
+//! `anthropic-version`). [`Upstream`] dispatches on its wire with a `match`
+//! (two variants, no trait object on the request path) for:
+//!
+//! - the URL of an endpoint, and whether the adapter serves it at all
+//!   ([`Upstream::serves`]: an Anthropic deployment serves chat only);
+//! - the headers: auth, and `anthropic-version`;
+//! - the request body ([`Upstream::request_body`]): when the client's wire is
+//!   the deployment's, the upstream model name spliced into the client's
+//!   bytes ([`splice`]'s zero-copy path, plus
+//!   [`crate::translate::request::anthropic_sampling_fixup`] for Anthropic);
+//!   otherwise translated by [`crate::translate::request`], or
+//!   [`Untranslatable`] (the deployment is then ineligible for the request);
+//! - a whole answer and an error body in the client's wire
+//!   ([`Upstream::answer_body`], [`Upstream::error_body`]);
+//! - what a 400 means ([`Upstream::refusal`]: a context-window or
+//!   content-policy refusal, in the wording of its protocol), and whether a
+//!   2xx body is an answer at all ([`Upstream::is_answer`]).
+//!
+//! The stream grammar of each protocol is [`crate::relay::Protocol`]'s.
+//! Providers know nothing about balancing or health.
 
+pub mod anthropic;
 mod client;
+pub mod openai;
 pub mod probe;
 
 use std::sync::Arc;
 
-use http::{HeaderName, HeaderValue, Uri};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use tokio::sync::Semaphore;
 
-use crate::config::{ProviderConfig, ProviderKind};
+use crate::config::{AnthropicSettings, ProviderConfig, ProviderKind};
+pub use crate::translate::{Untranslatable, Wire};
 pub use client::{build as build_client, HttpClient};
 
 /// The data-plane endpoints Lifeline relays.
@@ -28,11 +52,22 @@ pub enum Endpoint {
     ImagesGenerations,
     /// `POST /v1/responses`.
     Responses,
+    /// `POST /v1/messages` (Anthropic's Messages API, inbound).
+    Messages,
 }
 
 impl Endpoint {
     /// Every endpoint, in [`Endpoint::index`] order.
-    pub const ALL: [Endpoint; 4] = [
+    pub const ALL: [Endpoint; 5] = [
+        Self::ChatCompletions,
+        Self::Embeddings,
+        Self::ImagesGenerations,
+        Self::Responses,
+        Self::Messages,
+    ];
+
+    /// One endpoint per SLI family, in [`Endpoint::family_index`] order.
+    pub const FAMILIES: [Endpoint; 4] = [
         Self::ChatCompletions,
         Self::Embeddings,
         Self::ImagesGenerations,
@@ -44,10 +79,33 @@ impl Endpoint {
         self as usize
     }
 
-    /// Path below the provider's base URL.
+    /// Position of the endpoint's family in [`Endpoint::FAMILIES`] (and in
+    /// the SLI counters): `/v1/messages` counts with chat completions.
+    pub fn family_index(self) -> usize {
+        match self {
+            Self::Messages => 0,
+            other => other as usize,
+        }
+    }
+
+    /// The wire the client speaks on this endpoint.
+    pub fn wire(self) -> Wire {
+        match self {
+            Self::Messages => Wire::Anthropic,
+            _ => Wire::OpenAi,
+        }
+    }
+
+    /// A chat endpoint (either wire): what both adapters serve.
+    pub fn is_chat(self) -> bool {
+        matches!(self, Self::ChatCompletions | Self::Messages)
+    }
+
+    /// Path below an OpenAI-shaped provider's base URL (a chat request
+    /// goes to `/chat/completions` whichever wire the client spoke).
     pub fn path(self) -> &'static str {
         match self {
-            Self::ChatCompletions => "/chat/completions",
+            Self::ChatCompletions | Self::Messages => "/chat/completions",
             Self::Embeddings => "/embeddings",
             Self::ImagesGenerations => "/images/generations",
             Self::Responses => "/responses",
@@ -55,11 +113,12 @@ impl Endpoint {
     }
 
     /// The endpoint family's name in the status side's SLI totals
-    /// ([`crate::telemetry::sli`]): `chat`, `embeddings`, `images`,
-    /// `responses`.
+    /// ([`crate::telemetry::sli`]): `chat` (chat completions and
+    /// messages: one API family, whichever wire the client speaks),
+    /// `embeddings`, `images`, `responses`.
     pub fn family(self) -> &'static str {
         match self {
-            Self::ChatCompletions => "chat",
+            Self::ChatCompletions | Self::Messages => "chat",
             Self::Embeddings => "embeddings",
             Self::ImagesGenerations => "images",
             Self::Responses => "responses",
@@ -68,12 +127,22 @@ impl Endpoint {
 
     /// The endpoint of a family name ([`Self::family`]).
     pub fn from_family(family: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|e| e.family() == family)
+        Self::FAMILIES.into_iter().find(|e| e.family() == family)
     }
 }
 
-// The SLI counters hold one family per endpoint, by index.
-const _: () = assert!(crate::telemetry::sli::FAMILIES == Endpoint::ALL.len());
+// The SLI counters hold one family per family endpoint, by family index.
+const _: () = assert!(crate::telemetry::sli::FAMILIES == Endpoint::FAMILIES.len());
+
+/// A 400 that refuses the request for this upstream model, not for the
+/// request's own fault: another upstream model may take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The prompt does not fit the model's context window.
+    ContextLength,
+    /// The provider's content policy refused it.
+    ContentPolicy,
+}
 
 /// One provider, ready to build requests for.
 pub struct Upstream {
@@ -81,9 +150,13 @@ pub struct Upstream {
     pub name: Arc<str>,
     /// Protocol and URL shape.
     pub kind: ProviderKind,
+    /// The protocol its bodies are in.
+    pub wire: Wire,
     /// Base URL without trailing slash.
     pub base_url: String,
     auth: Option<(HeaderName, HeaderValue)>,
+    /// `anthropic-version`, for an Anthropic provider.
+    version: Option<HeaderValue>,
     api_version: String,
     /// Cap on in-flight requests (`max_concurrency`).
     pub limit: Option<Arc<Semaphore>>,
@@ -97,6 +170,7 @@ impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstream")
             .field("name", &self.name)
+            .field("wire", &self.wire)
             .field("base_url", &self.base_url)
             .finish_non_exhaustive()
     }
@@ -110,6 +184,20 @@ pub struct UpstreamError {
     message: String,
 }
 
+/// What a request's body becomes for one deployment.
+pub struct RequestBody<'a> {
+    /// The client's wire.
+    pub client: Wire,
+    /// The client's body, as received.
+    pub body: &'a Bytes,
+    /// Byte range of its `model` value.
+    pub model_span: &'a std::ops::Range<usize>,
+    /// The upstream model name.
+    pub model: &'a str,
+    /// `model`, JSON-encoded.
+    pub model_json: &'a [u8],
+}
+
 impl Upstream {
     /// Builds the adapter. `base_url` is the configured one, or the address of
     /// the in-process simulated provider for `kind = "mock"`.
@@ -118,18 +206,29 @@ impl Upstream {
             provider: config.name.clone(),
             message,
         };
-        let auth = match (&config.api_key, config.kind) {
-            (None, _) => None,
-            (Some(key), ProviderKind::Azure) => Some((
-                HeaderName::from_static("api-key"),
-                sensitive(key.expose())
-                    .map_err(|_| err("api_key is not a valid header value".into()))?,
-            )),
-            (Some(key), _) => Some((
-                http::header::AUTHORIZATION,
-                sensitive(&format!("Bearer {}", key.expose()))
-                    .map_err(|_| err("api_key is not a valid header value".into()))?,
-            )),
+        let wire = if config.anthropic.is_some() {
+            Wire::Anthropic
+        } else {
+            Wire::OpenAi
+        };
+        let auth = match &config.api_key {
+            None => None,
+            Some(key) => {
+                let (name, value) = match (wire, config.kind) {
+                    (Wire::Anthropic, _) => anthropic::auth(key.expose()),
+                    (_, ProviderKind::Azure) => openai::azure_auth(key.expose()),
+                    _ => openai::auth(key.expose()),
+                };
+                let value = value.map_err(|_| err("api_key is not a valid header value".into()))?;
+                Some((name, value))
+            }
+        };
+        let version = match &config.anthropic {
+            Some(AnthropicSettings { version, .. }) => Some(
+                HeaderValue::from_str(version)
+                    .map_err(|_| err("anthropic_version is not a valid header value".into()))?,
+            ),
+            None => None,
         };
         let probe_uri = match &config.probe_path {
             None => None,
@@ -147,8 +246,10 @@ impl Upstream {
         let up = Self {
             name: config.name.as_str().into(),
             kind: config.kind,
+            wire,
             base_url,
             auth,
+            version,
             api_version: config.api_version.clone(),
             limit: config
                 .max_concurrency
@@ -162,19 +263,26 @@ impl Upstream {
         Ok(up)
     }
 
-    /// The upstream URL for `endpoint` and upstream model `model`.
-    pub fn uri(&self, endpoint: Endpoint, model: &str) -> Result<Uri, http::uri::InvalidUri> {
-        match self.kind {
-            ProviderKind::Azure => format!(
-                "{}/openai/deployments/{}{}?api-version={}",
-                self.base_url,
-                model,
-                endpoint.path(),
-                self.api_version
-            )
-            .parse(),
-            _ => format!("{}{}", self.base_url, endpoint.path()).parse(),
+    /// Whether this provider's adapter serves `endpoint` at all (an
+    /// Anthropic deployment serves chat only, from either wire).
+    pub fn serves(&self, endpoint: Endpoint) -> bool {
+        match self.wire {
+            Wire::OpenAi => true,
+            Wire::Anthropic => endpoint.is_chat(),
         }
+    }
+
+    /// The upstream URL for `endpoint` and upstream model `model`.
+    pub fn uri(&self, endpoint: Endpoint, model: &str) -> Result<Uri, String> {
+        let uri = match (self.wire, self.kind) {
+            (Wire::Anthropic, _) => anthropic::uri(&self.base_url, endpoint)?,
+            (Wire::OpenAi, ProviderKind::Azure) => {
+                openai::azure_uri(&self.base_url, endpoint, model, &self.api_version)
+            }
+            (Wire::OpenAi, _) => format!("{}{}", self.base_url, endpoint.path()),
+        };
+        uri.parse()
+            .map_err(|e: http::uri::InvalidUri| e.to_string())
     }
 
     /// Whether active probes run at all.
@@ -186,12 +294,106 @@ impl Upstream {
     pub fn auth(&self) -> Option<&(HeaderName, HeaderValue)> {
         self.auth.as_ref()
     }
+
+    /// Adds the headers every request to this provider carries: its auth
+    /// header, and `anthropic-version` for an Anthropic provider.
+    pub fn headers(&self, h: &mut HeaderMap) {
+        if let Some((name, value)) = &self.auth {
+            h.insert(name.clone(), value.clone());
+        }
+        if let Some(v) = &self.version {
+            h.insert(anthropic::VERSION, v.clone());
+        }
+    }
+
+    /// The body to send for a request from a client speaking `req.client`:
+    /// the client's bytes with the model name spliced in when the wires
+    /// match (the zero-copy path), else the translated request.
+    pub fn request_body(&self, req: &RequestBody<'_>) -> Result<Bytes, Untranslatable> {
+        let spliced = || splice(req.body, req.model_span, req.model_json);
+        match (req.client, self.wire, &self.config.anthropic) {
+            (Wire::OpenAi, Wire::OpenAi, _) => Ok(spliced()),
+            (Wire::Anthropic, Wire::Anthropic, Some(a)) => {
+                Ok(anthropic::passthrough(spliced(), req.model, a))
+            }
+            (Wire::OpenAi, Wire::Anthropic, Some(a)) => anthropic::from_openai(req, a),
+            (Wire::Anthropic, Wire::OpenAi, _) => openai::from_anthropic(req),
+            // Anthropic wire without settings: not built by `new`.
+            (_, Wire::Anthropic, None) => Ok(spliced()),
+        }
+    }
+
+    /// A whole 2xx answer of this provider in the `client`'s wire.
+    pub fn answer_body(&self, client: Wire, body: Bytes) -> Result<Bytes, String> {
+        match (self.wire, client) {
+            (a, b) if a == b => Ok(body),
+            (Wire::Anthropic, _) => {
+                crate::translate::response::anthropic_to_openai(&body).map(Bytes::from)
+            }
+            (Wire::OpenAi, _) => {
+                crate::translate::response::openai_to_anthropic(&body).map(Bytes::from)
+            }
+        }
+    }
+
+    /// An error body of this provider (with its `status`) in the
+    /// `client`'s wire.
+    pub fn error_body(&self, client: Wire, status: u16, body: Bytes) -> Bytes {
+        match (self.wire, client) {
+            (a, b) if a == b => body,
+            (Wire::Anthropic, _) => Bytes::from(crate::translate::error::to_openai(status, &body)),
+            (Wire::OpenAi, _) => Bytes::from(crate::translate::error::to_anthropic(status, &body)),
+        }
+    }
+
+    /// Whether a 4xx answer (`status`, `body`) refuses the request for this
+    /// upstream model rather than for its own fault ([`Refused`]).
+    pub fn refusal(&self, status: u16, body: &[u8]) -> Option<Refused> {
+        match self.wire {
+            Wire::OpenAi => openai::refusal(status, body),
+            Wire::Anthropic => anthropic::refusal(status, body),
+        }
+    }
+
+    /// Whether a 2xx non-streaming body is an answer of this protocol (a
+    /// JSON object that is not an error).
+    pub fn is_answer(&self, body: &[u8]) -> bool {
+        match self.wire {
+            Wire::OpenAi => openai::is_answer(body),
+            Wire::Anthropic => anthropic::is_answer(body),
+        }
+    }
 }
 
+/// Replaces the bytes at `span` with `replacement` (an already JSON-encoded
+/// string), copying the body once.
+pub fn splice(body: &Bytes, span: &std::ops::Range<usize>, replacement: &[u8]) -> Bytes {
+    if &body[span.clone()] == replacement {
+        return body.clone();
+    }
+    let mut out = BytesMut::with_capacity(body.len() + replacement.len());
+    out.extend_from_slice(&body[..span.start]);
+    out.extend_from_slice(replacement);
+    out.extend_from_slice(&body[span.end..]);
+    out.freeze()
+}
+
+/// A header value marked sensitive (never logged, not HPACK-indexed).
 fn sensitive(value: &str) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
     let mut v = HeaderValue::from_str(value)?;
     v.set_sensitive(true);
     Ok(v)
+}
+
+/// Whether `body`, trimmed, is `{...}` whose first key is not `key`
+/// (`"error"`, or `"type":"error"`): the cheap check of an answer's shape.
+fn object_not_starting_with(body: &[u8], key: &[u8]) -> bool {
+    let b = body.trim_ascii();
+    if !(b.first() == Some(&b'{') && b.last() == Some(&b'}')) {
+        return false;
+    }
+    let inner = b[1..].trim_ascii_start();
+    !inner.starts_with(key)
 }
 
 #[cfg(test)]
@@ -210,6 +412,7 @@ mod tests {
             probe_path: Some("/models".into()),
             probe_completion: false,
             mock: None,
+            anthropic: None,
         }
     }
 
@@ -252,5 +455,55 @@ mod tests {
             up.probe_uri.as_ref().map(|u| u.to_string()),
             Some("http://127.0.0.1:9/v1/models".into())
         );
+    }
+
+    #[test]
+    fn anthropic_uses_v1_messages_x_api_key_and_its_version() {
+        let mut cfg = provider(ProviderKind::Anthropic);
+        cfg.probe_path = Some("/v1/models".into());
+        cfg.anthropic = Some(AnthropicSettings {
+            version: "2023-06-01".into(),
+            default_max_tokens: 4096,
+        });
+        let up = Upstream::new(&cfg, "https://api.anthropic.com".into())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(up.wire, Wire::Anthropic);
+        assert_eq!(
+            up.uri(Endpoint::ChatCompletions, "claude").ok(),
+            "https://api.anthropic.com/v1/messages".parse().ok()
+        );
+        assert!(!up.serves(Endpoint::Embeddings) && up.serves(Endpoint::Messages));
+        let mut h = HeaderMap::new();
+        up.headers(&mut h);
+        assert_eq!(h["x-api-key"], "sk-secret");
+        assert!(h["x-api-key"].is_sensitive());
+        assert_eq!(h["anthropic-version"], "2023-06-01");
+        assert!(!h.contains_key(http::header::AUTHORIZATION));
+        // Probes carry the same headers.
+        let probe = up.probe_request("claude", b"\"claude\"");
+        let probe = probe.unwrap_or_else(|| panic!("a probe"));
+        assert_eq!(probe.uri(), "https://api.anthropic.com/v1/models");
+        assert_eq!(probe.headers()["anthropic-version"], "2023-06-01");
+        assert_eq!(probe.headers()["x-api-key"], "sk-secret");
+    }
+
+    #[test]
+    fn the_same_wire_is_spliced_without_a_copy() {
+        let up = Upstream::new(
+            &provider(ProviderKind::OpenAiCompatible),
+            "http://h/v1".into(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let body = Bytes::from_static(br#"{"model":"up","messages":[]}"#);
+        let req = RequestBody {
+            client: Wire::OpenAi,
+            body: &body,
+            model_span: &(9..13),
+            model: "up",
+            model_json: br#""up""#,
+        };
+        let out = up.request_body(&req).unwrap_or_default();
+        // Same model name: the very same buffer, not a copy.
+        assert_eq!(out.as_ptr(), body.as_ptr());
     }
 }

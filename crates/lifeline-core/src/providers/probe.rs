@@ -20,7 +20,9 @@ impl Upstream {
     /// JSON-encoded name); `None` when probes are disabled or the URL is bad.
     pub fn probe_request(&self, model: &str, model_json: &[u8]) -> Option<Request<Full<Bytes>>> {
         let mut req = if self.config.probe_completion {
-            // One token for this deployment's own model: the truest signal, at a cost.
+            // One token for this deployment's own model: the truest signal,
+            // at a cost. The body is valid in both protocols (Anthropic's
+            // requires `max_tokens`, which it has).
             let uri = self.uri(Endpoint::ChatCompletions, model).ok()?;
             let body = format!(
                 r#"{{"model":{},"max_tokens":1,"messages":[{{"role":"user","content":"ping"}}]}}"#,
@@ -39,9 +41,9 @@ impl Upstream {
             *req.uri_mut() = self.probe_uri.clone()?;
             req
         };
-        if let Some((name, value)) = self.auth() {
-            req.headers_mut().insert(name.clone(), value.clone());
-        }
+        // The same headers as a request: an Anthropic provider wants its
+        // `anthropic-version` on `GET /v1/models` too.
+        self.headers(req.headers_mut());
         Some(req)
     }
 }

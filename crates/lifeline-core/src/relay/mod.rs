@@ -19,6 +19,17 @@
 //!   complete. Counted as a failure of the deployment.
 //! - **cancelled**: the client went away; the upstream body is dropped at
 //!   once, which closes the upstream connection.
+//!
+//! The endings speak the client's wire ([`RelayBody::client`]): an
+//! Anthropic client's broken stream ends with Anthropic's `event: error`
+//! (`{"type":"error","error":{"type":"api_error",...}}`), and an answer that
+//! finished without its terminal event gets `message_stop` instead of
+//! `[DONE]`. A translated stream ([`RelayBody::transcode`]: the deployment
+//! speaks the other protocol) is scanned in the upstream's grammar, and
+//! each batch of whole lines the scanner releases goes through a
+//! [`Transcoder`] to the client's; its missing end is
+//! [`Transcoder::finish`]'s, and an event it cannot translate ends the
+//! stream as broken, like a malformed one.
 
 pub mod sse;
 
@@ -39,6 +50,8 @@ use crate::health::Outcome;
 use crate::providers::Endpoint;
 use crate::route::{Lease, Model};
 use crate::telemetry::{Metrics, StreamEnding};
+use crate::translate::stream::Transcoder;
+use crate::translate::Wire;
 pub use sse::{Protocol, Scanner};
 
 /// Errors a response body can end with (the connection is then closed).
@@ -74,10 +87,11 @@ impl StreamEnd {
     /// Counts the stream's request in the model's SLI counters: its answer
     /// time is its time to first token.
     fn stream_ended(&self, status: u16, ending: StreamEnding) {
-        self.model
-            .sli
-            .family(self.endpoint.index())
-            .stream(status, self.first_token, ending);
+        self.model.sli.family(self.endpoint.family_index()).stream(
+            status,
+            self.first_token,
+            ending,
+        );
     }
 
     fn key_id(&self) -> &str {
@@ -111,6 +125,10 @@ pub struct RelayBody {
     hold: Option<Hold>,
     end: StreamEnd,
     ended: bool,
+    /// The client's wire, for the endings Lifeline writes.
+    client: Wire,
+    /// Upstream grammar → the client's, for a translated stream.
+    transcoder: Option<Box<Transcoder>>,
 }
 
 impl RelayBody {
@@ -144,7 +162,25 @@ impl RelayBody {
             hold: None,
             end,
             ended: false,
+            client: Wire::OpenAi,
+            transcoder: None,
         }
+    }
+
+    /// The client speaks `wire` (default OpenAI's): the endings Lifeline
+    /// writes are in its grammar.
+    #[must_use]
+    pub fn client(mut self, wire: Wire) -> Self {
+        self.client = wire;
+        self
+    }
+
+    /// Translates the relayed lines with `t` (the prefix given to
+    /// [`RelayBody::new`] is already the client's).
+    #[must_use]
+    pub fn transcode(mut self, t: Transcoder) -> Self {
+        self.transcoder = Some(Box::new(t));
+        self
     }
 
     /// Holds the request's admission slot and memory reservation until the
@@ -192,7 +228,10 @@ impl RelayBody {
             None
         } else {
             tracing::warn!(message = "Stream broken after content was sent.", request_id = ?e.request_id, key_id = e.key_id(), deployment = ?deployment, reason = why);
-            Some(error_event(why))
+            Some(match self.client {
+                Wire::OpenAi => error_event(why),
+                Wire::Anthropic => anthropic_error_event(why),
+            })
         }
     }
 }
@@ -211,8 +250,21 @@ pub fn error_event(why: &str) -> Bytes {
     Bytes::from(format!("\nevent: error\ndata: {body}\n\n"))
 }
 
+/// The Anthropic `error` event that ends a broken stream of an Anthropic
+/// client.
+pub fn anthropic_error_event(why: &str) -> Bytes {
+    let body = serde_json::json!({"type": "error", "error": {
+        "type": "api_error",
+        "message": format!("The upstream stream was interrupted: {why}. The answer is incomplete."),
+    }});
+    Bytes::from(format!("\nevent: error\ndata: {body}\n\n"))
+}
+
 /// Added when an answer finished without `[DONE]`; starts on an event boundary.
 const DONE: &[u8] = b"\ndata: [DONE]\n\n";
+
+/// Added when an Anthropic answer finished without `message_stop`.
+const MESSAGE_STOP: &[u8] = b"\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
 
 impl Body for RelayBody {
     type Data = Bytes;
@@ -261,15 +313,25 @@ impl Body for RelayBody {
                             lease.activity(now);
                         }
                     }
-                    if let Some(bad) = feed.bad {
+                    let (forward, bad) = match this.transcoder.as_mut() {
+                        None => (feed.forward, feed.bad),
+                        Some(t) => match t.feed(&feed.forward) {
+                            Ok(out) => (out, feed.bad),
+                            Err(why) => (
+                                Bytes::new(),
+                                Some(format!("an event that cannot be translated ({why})")),
+                            ),
+                        },
+                    };
+                    if let Some(bad) = bad {
                         let ev = this.finish(false, &bad).unwrap_or_default();
-                        return Poll::Ready(Some(Ok(Frame::data(join(feed.forward, ev)))));
+                        return Poll::Ready(Some(Ok(Frame::data(join(forward, ev)))));
                     }
                     if this.scanner.done {
                         this.finish(true, "");
                     }
-                    if !feed.forward.is_empty() {
-                        return Poll::Ready(Some(Ok(Frame::data(feed.forward))));
+                    if !forward.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(forward))));
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
@@ -307,9 +369,16 @@ impl RelayBody {
             self.finish(true, "");
             return None;
         }
-        if self.scanner.finished && self.scanner.protocol() == Protocol::Chat {
+        let protocol = self.scanner.protocol();
+        if self.scanner.finished && matches!(protocol, Protocol::Chat | Protocol::Anthropic) {
+            // What the client's grammar still needs to end.
+            let end = match (self.transcoder.as_mut(), protocol) {
+                (Some(t), _) => t.finish(),
+                (None, Protocol::Anthropic) => Bytes::from_static(MESSAGE_STOP),
+                (None, _) => Bytes::from_static(DONE),
+            };
             self.finish(true, "");
-            return Some(Ok(Frame::data(Bytes::from_static(DONE))));
+            return Some(Ok(Frame::data(end)));
         }
         let ev = self.finish(false, why).unwrap_or_default();
         Some(Ok(Frame::data(ev)))

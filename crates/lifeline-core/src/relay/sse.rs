@@ -3,8 +3,10 @@
 //! The relay forwards upstream bytes as they are; this scanner only looks at
 //! complete lines to learn four things: whether content has started (until
 //! then a failure can still move to another deployment), whether the stream
-//! finished (`[DONE]`, a `finish_reason` for every choice asked for, or the
-//! Responses API's terminal events), whether a chunk is malformed (its JSON
+//! finished (`[DONE]`, a `finish_reason` for every choice asked for, the
+//! Responses API's terminal events, or Anthropic's `message_delta` stop
+//! reason and `message_stop`: one grammar per [`Protocol`]), whether a
+//! chunk is malformed (its JSON
 //! does not parse; it is then never forwarded, since it would crash the
 //! client's SDK), and how many chunks carried content. Only complete lines
 //! are released, so a malformed line is caught before any of it leaves.
@@ -37,6 +39,28 @@ pub enum Protocol {
     /// Any other stream (image generation): content is any data line, and a
     /// clean close is the end.
     Generic,
+    /// Anthropic's Messages API: `event: message_start` …
+    /// `content_block_*` … `message_delta` … `message_stop`, no `[DONE]`.
+    /// Content: a `text_delta` (or `thinking_delta`) with text, a
+    /// `tool_use` block starting, an `input_json_delta`; finished: a
+    /// `message_delta` with its `stop_reason`; done: `message_stop`; an
+    /// in-band error: `event: error`; usage: `message_start`'s
+    /// `input_tokens` plus `message_delta`'s cumulative `output_tokens`.
+    Anthropic,
+}
+
+impl Protocol {
+    /// The grammar of a stream from a deployment speaking `upstream` for
+    /// `endpoint`.
+    pub fn of(upstream: crate::providers::Wire, endpoint: crate::providers::Endpoint) -> Self {
+        use crate::providers::{Endpoint, Wire};
+        match (upstream, endpoint) {
+            (Wire::Anthropic, _) => Self::Anthropic,
+            (Wire::OpenAi, Endpoint::ChatCompletions | Endpoint::Messages) => Self::Chat,
+            (Wire::OpenAi, Endpoint::Responses) => Self::Responses,
+            (Wire::OpenAi, Endpoint::ImagesGenerations | Endpoint::Embeddings) => Self::Generic,
+        }
+    }
 }
 
 /// What one call to [`Scanner::feed`] found.
@@ -83,6 +107,8 @@ pub struct Scanner {
     /// Whether to look for `usage` at all: only a request with a key's
     /// token charge to settle needs it (see [`Scanner::usage`]).
     want_usage: bool,
+    /// Anthropic: the latest `input_tokens` and `output_tokens` seen.
+    tokens: (u64, u64),
     /// Bytes scanned for line ends plus bytes copied.
     #[cfg(test)]
     work: usize,
@@ -103,6 +129,7 @@ impl Scanner {
             events: 0,
             usage: None,
             want_usage: true,
+            tokens: (0, 0),
             #[cfg(test)]
             work: 0,
         }
@@ -248,6 +275,7 @@ impl Scanner {
                 {
                     self.done = true
                 }
+                b"message_stop" if self.protocol == Protocol::Anthropic => self.done = true,
                 _ => {}
             }
             return Ok(true);
@@ -256,6 +284,10 @@ impl Scanner {
     }
 
     fn data(&mut self, p: &[u8]) {
+        if self.protocol == Protocol::Anthropic {
+            self.anthropic(p);
+            return;
+        }
         if self.want_usage {
             if let Some(n) = total_tokens(p) {
                 self.usage = Some(n);
@@ -342,6 +374,56 @@ impl Scanner {
     }
 }
 
+impl Scanner {
+    /// One event of Anthropic's grammar ([`Protocol::Anthropic`]).
+    fn anthropic(&mut self, p: &[u8]) {
+        if self.want_usage {
+            let input = last_integer(p, &INPUT_TOKENS);
+            let output = last_integer(p, &OUTPUT_TOKENS);
+            if input.is_some() || output.is_some() {
+                self.tokens.0 = input.unwrap_or(self.tokens.0);
+                self.tokens.1 = output.unwrap_or(self.tokens.1);
+                self.usage = Some(self.tokens.0 + self.tokens.1);
+            }
+        }
+        if ERROR_TYPE.find(p).is_some_and(|i| i < 4) {
+            self.upstream_error = true;
+            return;
+        }
+        if !self.content {
+            // A thinking model's reasoning is the answer's start too (as
+            // `reasoning_content` is on OpenAI's wire).
+            let has_content = (TEXT_DELTA.find(p).is_some() && non_empty_string_after(p, &TEXT))
+                || (THINKING_DELTA.find(p).is_some() && non_empty_string_after(p, &THINKING))
+                || TOOL_USE.find(p).is_some()
+                || INPUT_JSON_DELTA.find(p).is_some();
+            if has_content {
+                self.content = true;
+                return;
+            }
+        }
+        if MESSAGE_DELTA.find(p).is_some() && non_empty_string_after(p, &STOP_REASON) {
+            self.finished = true;
+        } else if MESSAGE_STOP.find(p).is_some() {
+            self.done = true;
+        }
+    }
+}
+
+/// The last integer value of `key` in `p` (see [`total_tokens`]).
+fn last_integer(p: &[u8], key: &Key) -> Option<u64> {
+    let len = key.needle().len();
+    let mut found = None;
+    let mut from = 0;
+    while let Some(i) = key.find(&p[from..]) {
+        from += i + len;
+        if let Some(n) = integer_after_colon(&p[from..]) {
+            found = Some(n);
+        }
+    }
+    found
+}
+
 /// A cheap check of one event's JSON: it opens and closes as an object or
 /// array.
 ///
@@ -380,6 +462,18 @@ keys! {
     FUNCTION_CALL = b"\"function_call\":{";
     AUDIO = b"\"audio\":{";
     RESPONSE_COMPLETED = b"\"type\":\"response.completed\"";
+    ERROR_TYPE = b"\"type\":\"error\"";
+    TEXT = b"\"text\":";
+    TEXT_DELTA = b"\"type\":\"text_delta\"";
+    THINKING = b"\"thinking\":";
+    THINKING_DELTA = b"\"type\":\"thinking_delta\"";
+    TOOL_USE = b"\"type\":\"tool_use\"";
+    INPUT_JSON_DELTA = b"\"type\":\"input_json_delta\"";
+    MESSAGE_DELTA = b"\"type\":\"message_delta\"";
+    MESSAGE_STOP = b"\"type\":\"message_stop\"";
+    STOP_REASON = b"\"stop_reason\":";
+    INPUT_TOKENS = b"\"input_tokens\"";
+    OUTPUT_TOKENS = b"\"output_tokens\"";
 }
 
 /// `"total_tokens"`, searched from the end: `usage` closes an answer.
@@ -388,6 +482,18 @@ keys! {
 // with `FinderRev` it cost about 500 instructions an event, a quarter of a
 // 50-event stream's whole cost (callgrind, bench/instructions.sh).
 static TOTAL_TOKENS: Key = std::sync::LazyLock::new(|| memmem::Finder::new(b"\"total_tokens\""));
+
+/// The tokens a whole answer in `wire`'s shape reports: OpenAI's
+/// `usage.total_tokens`, Anthropic's `input_tokens + output_tokens`.
+pub fn answer_tokens(wire: crate::providers::Wire, p: &[u8]) -> Option<u64> {
+    match wire {
+        crate::providers::Wire::OpenAi => total_tokens(p),
+        crate::providers::Wire::Anthropic => {
+            let input = last_integer(p, &INPUT_TOKENS)?;
+            Some(input + last_integer(p, &OUTPUT_TOKENS).unwrap_or(0))
+        }
+    }
+}
 
 /// `usage.total_tokens` in a JSON answer or event, found without parsing:
 /// the last `"total_tokens"` key followed by `:` and an integer. Inside a
@@ -710,5 +816,126 @@ mod tests {
             &["data: {\"error\":{\"message\":\"overloaded\"}}\n\n"],
         );
         assert!(s.upstream_error && !s.committable());
+    }
+
+    fn ev(name: &str, data: &str) -> String {
+        format!("event: {name}\ndata: {data}\n\n")
+    }
+
+    const A_START: &str = r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":40,"output_tokens":1}}}"#;
+
+    #[test]
+    fn anthropic_text_stream_commits_on_text_and_ends_on_message_stop() {
+        let mut s = Scanner::new(Protocol::Anthropic);
+        feed_all(
+            &mut s,
+            &[
+                &ev("message_start", A_START),
+                &ev(
+                    "content_block_start",
+                    r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+                ),
+                "event: ping\ndata: {\"type\": \"ping\"}\n\n",
+                &ev(
+                    "content_block_delta",
+                    r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":""}}"#,
+                ),
+            ],
+        );
+        // message_start, an empty text block, a ping and an empty delta are not content.
+        assert!(!s.committable());
+        feed_all(
+            &mut s,
+            &[&ev(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#,
+            )],
+        );
+        assert!(s.committable() && !s.finished);
+        feed_all(
+            &mut s,
+            &[
+                &ev(
+                    "content_block_stop",
+                    r#"{"type":"content_block_stop","index":0}"#,
+                ),
+                &ev(
+                    "message_delta",
+                    r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":22}}"#,
+                ),
+            ],
+        );
+        assert!(s.finished && !s.done);
+        assert_eq!(s.usage, Some(62));
+        feed_all(&mut s, &[&ev("message_stop", r#"{"type":"message_stop"}"#)]);
+        assert!(s.done && !s.upstream_error);
+    }
+
+    #[test]
+    fn anthropic_tool_use_and_json_deltas_are_content() {
+        let mut s = Scanner::new(Protocol::Anthropic);
+        feed_all(&mut s, &[&ev("message_start", A_START)]);
+        feed_all(
+            &mut s,
+            &[&ev(
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_1","name":"get_weather","input":{}}}"#,
+            )],
+        );
+        assert!(s.committable());
+        let mut s = Scanner::new(Protocol::Anthropic);
+        feed_all(
+            &mut s,
+            &[&ev(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":""}}"#,
+            )],
+        );
+        assert!(s.committable());
+        // A message_delta without a stop reason finishes nothing.
+        let mut s = Scanner::new(Protocol::Anthropic);
+        feed_all(
+            &mut s,
+            &[&ev(
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":null},"usage":{"output_tokens":3}}"#,
+            )],
+        );
+        assert!(!s.finished);
+    }
+
+    #[test]
+    fn anthropic_error_event_is_flagged_and_not_content() {
+        let mut s = Scanner::new(Protocol::Anthropic);
+        feed_all(&mut s, &[&ev("message_start", A_START)]);
+        feed_all(
+            &mut s,
+            &[&ev(
+                "error",
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            )],
+        );
+        assert!(s.upstream_error && !s.committable());
+        // The data alone says it too (a server that writes no event names).
+        let mut s = Scanner::new(Protocol::Anthropic);
+        feed_all(&mut s, &["data: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"x\"}}\n\n"]);
+        assert!(s.upstream_error);
+        // A malformed event is caught as on the OpenAI wire.
+        let mut s = Scanner::new(Protocol::Anthropic);
+        let (_, bad) = feed_all(
+            &mut s,
+            &["event: content_block_delta\ndata: {\"type\":\"content_bl\n\n"],
+        );
+        assert!(bad.is_some());
+    }
+
+    #[test]
+    fn answer_tokens_read_each_wire() {
+        use crate::providers::Wire;
+        let a = br#"{"id":"msg_1","type":"message","content":[{"type":"text","text":"\"input_tokens\":9"}],"usage":{"input_tokens":12,"output_tokens":5}}"#;
+        assert_eq!(answer_tokens(Wire::Anthropic, a), Some(17));
+        let o = br#"{"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}"#;
+        assert_eq!(answer_tokens(Wire::OpenAi, o), Some(12));
+        assert_eq!(answer_tokens(Wire::Anthropic, o), None);
     }
 }

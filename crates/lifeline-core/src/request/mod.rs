@@ -22,13 +22,15 @@
 //!   arrays of integers;
 //! - image generations: `prompt` a string;
 //! - responses: `input` a string or an array (it may be absent when a stored
-//!   `prompt` is used).
+//!   `prompt` is used);
+//! - Anthropic's messages (`POST /v1/messages`): `messages` as for chat
+//!   completions, and `max_tokens`, which Anthropic requires (a 400
+//!   without it, in Anthropic's shape like every error of that route).
 
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Range;
 
-use bytes::{Bytes, BytesMut};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -53,6 +55,9 @@ pub struct Inspected {
     /// `max_output_tokens` (`None` when it sets none). Part of the token
     /// estimate a per-key token limit charges at admission.
     pub max_output: Option<u64>,
+    /// `stream_options.include_usage: true` (an OpenAI client asked for the
+    /// usage chunk of a stream).
+    pub include_usage: bool,
 }
 
 /// Most choices tracked in a stream (OpenAI's own limit on `n`).
@@ -72,6 +77,8 @@ struct Head<'a> {
     max_completion_tokens: Option<&'a RawValue>,
     #[serde(borrow, default)]
     max_output_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    stream_options: Option<&'a RawValue>,
     // `null` is kept (as "null") for the required fields below, so that it
     // is reported as a wrong type, not as a missing field.
     #[serde(borrow, default, deserialize_with = "present")]
@@ -166,6 +173,12 @@ pub fn inspect_within(
     };
     match endpoint {
         Endpoint::ChatCompletions => check_messages(head.messages)?,
+        Endpoint::Messages => {
+            check_messages(head.messages)?;
+            if matches!(head.max_tokens.map(RawValue::get), None | Some("null")) {
+                return Err(missing("max_tokens"));
+            }
+        }
         Endpoint::Embeddings => check_embeddings_input(head.input)?,
         Endpoint::ImagesGenerations => match head.prompt.map(RawValue::get) {
             None => return Err(missing("prompt")),
@@ -202,12 +215,21 @@ pub fn inspect_within(
         .unwrap_or(1)
         .clamp(1, MAX_CHOICES);
     let start = raw_model.get().as_ptr() as usize - body.as_ptr() as usize;
+    let include_usage = head.stream_options.is_some_and(|o| {
+        #[derive(Deserialize)]
+        struct Options {
+            #[serde(default)]
+            include_usage: Option<bool>,
+        }
+        serde_json::from_str::<Options>(o.get()).is_ok_and(|o| o.include_usage == Some(true))
+    });
     Ok(Inspected {
         model,
         model_span: start..start + raw_model.get().len(),
         stream,
         choices,
         max_output,
+        include_usage,
     })
 }
 
@@ -552,18 +574,7 @@ fn kind_of(raw: &str) -> &'static str {
     }
 }
 
-/// Replaces the bytes at `span` with `replacement` (an already JSON-encoded
-/// string), copying the body once.
-pub fn splice(body: &Bytes, span: &Range<usize>, replacement: &[u8]) -> Bytes {
-    if &body[span.clone()] == replacement {
-        return body.clone();
-    }
-    let mut out = BytesMut::with_capacity(body.len() + replacement.len());
-    out.extend_from_slice(&body[..span.start]);
-    out.extend_from_slice(replacement);
-    out.extend_from_slice(&body[span.end..]);
-    out.freeze()
-}
+pub use crate::providers::splice;
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! Unit tests of request inspection.
 
 use super::*;
+use bytes::Bytes;
 
 const CHAT: Endpoint = Endpoint::ChatCompletions;
 const MSGS: &str = r#""messages":[{"role":"user","content":"hi"}]"#;
@@ -355,4 +356,46 @@ fn the_depth_limit_is_the_listeners() {
     assert!(e.message.contains("deeper than 8 levels"), "{}", e.message);
     // Never beyond serde_json's own limit.
     assert!(inspect_within(CHAT, nested(200).as_bytes(), 10_000).is_err());
+}
+
+#[test]
+fn anthropic_messages_need_max_tokens_and_well_formed_messages() {
+    let m = Endpoint::Messages;
+    let i = ok_on(
+        m,
+        &format!(r#"{{"model":"claude","max_tokens":256,"stream":true,{MSGS}}}"#),
+    );
+    assert_eq!(
+        (i.model.as_str(), i.stream, i.max_output),
+        ("claude", true, Some(256))
+    );
+    let e = err_on(m, &format!(r#"{{"model":"claude",{MSGS}}}"#));
+    assert_eq!(e.param.as_deref(), Some("max_tokens"));
+    let e = err_on(
+        m,
+        &format!(r#"{{"model":"claude","max_tokens":null,{MSGS}}}"#),
+    );
+    assert_eq!(e.param.as_deref(), Some("max_tokens"));
+    let e = err_on(
+        m,
+        &format!(r#"{{"model":"claude","max_tokens":"many",{MSGS}}}"#),
+    );
+    assert_eq!(e.param.as_deref(), Some("max_tokens"));
+    let e = err_on(m, r#"{"model":"claude","max_tokens":5,"messages":[]}"#);
+    assert_eq!(e.param.as_deref(), Some("messages"));
+    let e = err_on(m, r#"{"model":"claude","max_tokens":5}"#);
+    assert_eq!(e.param.as_deref(), Some("messages"));
+}
+
+#[test]
+fn include_usage_is_read_from_stream_options() {
+    let i = ok(&format!(
+        r#"{{"model":"m","stream":true,"stream_options":{{"include_usage": true}},{MSGS}}}"#
+    ));
+    assert!(i.include_usage);
+    let i = ok(&format!(
+        r#"{{"model":"m","stream":true,"stream_options":{{"include_usage":false}},{MSGS}}}"#
+    ));
+    assert!(!i.include_usage);
+    assert!(!ok(&format!(r#"{{"model":"m",{MSGS}}}"#)).include_usage);
 }

@@ -78,7 +78,7 @@ pub struct Deployment {
     pub model_json: Bytes,
     /// Upstream URL per endpoint ([`Endpoint::index`]), built once: cloning a
     /// `Uri` is a reference-count bump, building one is a format and a parse.
-    uris: [Result<http::Uri, String>; 4],
+    uris: [Result<http::Uri, String>; Endpoint::ALL.len()],
     health: Mutex<HealthRecord>,
     health_cfg: HealthConfig,
     /// Recent latency percentiles, for adaptive deadlines.

@@ -3,7 +3,10 @@
 //!
 //! 1. request context ([`RequestContext`]): request id (`x-request-id`,
 //!    accepted or generated), peer address, arrival time;
-//! 2. path table: operations endpoints, data-plane endpoints, 404, 405;
+//! 2. path table: operations endpoints, data-plane endpoints, 404, 405
+//!    (every error of `POST /v1/messages`, and of `GET /v1/models` asked
+//!    with `anthropic-version`, in Anthropic's shape, with a `request-id`
+//!    header beside `x-request-id`);
 //!    a `GET`/`HEAD` that would be a 404 goes to the installed
 //!    [`crate::extension::Extension`] first (on the status listener, or on
 //!    the data-plane listener when there is none), so the data-plane
@@ -39,8 +42,31 @@ use crate::body::ProxyBody;
 use crate::context::RequestContext;
 use crate::error::ApiError;
 use crate::gateway::Gateway;
-use crate::providers::Endpoint;
+use crate::providers::{Endpoint, Wire};
 use crate::telemetry::{request_id, X_REQUEST_ID};
+
+/// Anthropic's request id header, on the answers to Anthropic's clients.
+const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("request-id");
+
+/// The wire of a `GET /v1/models` request: Anthropic's when it carries
+/// `anthropic-version` (Anthropic's SDKs always send it).
+fn models_wire(h: &http::HeaderMap) -> Wire {
+    if h.contains_key(crate::providers::anthropic::VERSION) {
+        Wire::Anthropic
+    } else {
+        Wire::OpenAi
+    }
+}
+
+/// A JSON answer.
+fn json(body: Bytes) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
 
 /// What a path resolves to.
 enum Route {
@@ -82,6 +108,7 @@ fn route(side: Side, method: &Method, path: &str, admin_elsewhere: bool) -> Rout
         (Side::Data, "/v1/embeddings") => post(Endpoint::Embeddings),
         (Side::Data, "/v1/images/generations") => post(Endpoint::ImagesGenerations),
         (Side::Data, "/v1/responses") => post(Endpoint::Responses),
+        (Side::Data, "/v1/messages") => post(Endpoint::Messages),
         (Side::Data, "/v1/models") => get(Route::Models),
         (Side::Data, p) if p.starts_with("/v1/models/") => get(Route::Model),
         _ => Route::Unknown,
@@ -102,7 +129,15 @@ pub async fn handle(
     let started = ctx.started;
     let live = gw.live();
     let admin_elsewhere = live.config.server.admin_listen.is_some();
-    let mut resp = match route(side, req.method(), req.uri().path(), admin_elsewhere) {
+    let path = req.uri().path();
+    let req_wire = if path == "/v1/messages"
+        || (path.starts_with("/v1/models") && models_wire(req.headers()) == Wire::Anthropic)
+    {
+        Wire::Anthropic
+    } else {
+        Wire::OpenAi
+    };
+    let mut resp = match route(side, req.method(), path, admin_elsewhere) {
         Route::Healthz => text(StatusCode::OK, "ok\n"),
         Route::Readyz if gw.is_ready() => text(StatusCode::OK, "ready\n"),
         Route::Readyz => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
@@ -126,43 +161,64 @@ pub async fn handle(
             .await
         }
         Route::WrongMethod => {
-            ApiError::method_not_allowed(req.method(), req.uri().path()).into_response()
+            let wire = if req.uri().path() == "/v1/messages" {
+                Wire::Anthropic
+            } else {
+                Wire::OpenAi
+            };
+            ApiError::method_not_allowed(req.method(), req.uri().path()).into_response_for(wire)
         }
         Route::Unknown => unknown(&gw, side, status_elsewhere, req),
-        Route::Models => match gw.authenticate(&live, peer, req.headers()) {
-            Err(e) => e.into_response(),
-            Ok(tenant) => {
-                let (all, created) = (&live.routes.models_json, live.routes.created);
-                let list = crate::limit::models_json(&live.config, all, created, tenant.as_deref());
-                let mut r = Response::new(ProxyBody::full(list));
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                r
+        Route::Models => {
+            // Anthropic's SDKs send `anthropic-version` on every request:
+            // they get Anthropic's list shape and error shape.
+            let wire = models_wire(req.headers());
+            match gw.authenticate(&live, peer, req.headers()) {
+                Err(e) => e.into_response_for(wire),
+                Ok(tenant) => {
+                    let (all, created) = (&live.routes.models_json, live.routes.created);
+                    let list = match wire {
+                        Wire::OpenAi => {
+                            crate::limit::models_json(&live.config, all, created, tenant.as_deref())
+                        }
+                        Wire::Anthropic => crate::providers::anthropic::models_json(
+                            live.config
+                                .models
+                                .iter()
+                                .map(|m| m.name.as_str())
+                                .filter(|m| tenant.as_ref().is_none_or(|t| t.allows(m))),
+                            created,
+                        ),
+                    };
+                    json(list)
+                }
             }
-        },
-        Route::Model => match gw.authenticate(&live, peer, req.headers()) {
-            Err(e) => e.into_response(),
-            Ok(tenant) => {
-                let name = req.uri().path().trim_start_matches("/v1/models/");
-                let allowed = tenant.is_none_or(|t| t.allows(name));
-                match live.routes.models.get(name).filter(|_| allowed) {
-                    None => ApiError::unknown_model(name).into_response(),
-                    Some(m) => {
-                        let body = serde_json::json!({
-                            "id": &*m.name, "object": "model", "created": live.routes.created, "owned_by": "lifeline",
-                        });
-                        let mut r = Response::new(ProxyBody::full(Bytes::from(body.to_string())));
-                        r.headers_mut().insert(
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static("application/json"),
-                        );
-                        r
+        }
+        Route::Model => {
+            let wire = models_wire(req.headers());
+            match gw.authenticate(&live, peer, req.headers()) {
+                Err(e) => e.into_response_for(wire),
+                Ok(tenant) => {
+                    let name = req.uri().path().trim_start_matches("/v1/models/");
+                    let allowed = tenant.is_none_or(|t| t.allows(name));
+                    match live.routes.models.get(name).filter(|_| allowed) {
+                        None => ApiError::unknown_model(name).into_response_for(wire),
+                        Some(m) => json(match wire {
+                            Wire::OpenAi => Bytes::from(
+                                serde_json::json!({
+                                    "id": &*m.name, "object": "model", "created": live.routes.created, "owned_by": "lifeline",
+                                })
+                                .to_string(),
+                            ),
+                            Wire::Anthropic => Bytes::from(
+                                crate::providers::anthropic::model_json(&m.name, live.routes.created)
+                                    .to_string(),
+                            ),
+                        }),
                     }
                 }
             }
-        },
+        }
         Route::Data(endpoint) => match data(&gw, &live, endpoint, req, &mut ctx).await {
             Ok(r) => r,
             Err(e) => {
@@ -188,10 +244,16 @@ pub async fn handle(
                 } else {
                     tracing::info!(message = "Request rejected.", request_id = ?ctx.id, key_id = ctx.key_id(), status = e.status.as_u16(), error = %e.message);
                 }
-                e.into_response()
+                e.into_response_for(endpoint.wire())
             }
         },
     };
+    if req_wire == Wire::Anthropic {
+        // Anthropic's own header for the request id, beside ours.
+        resp.headers_mut()
+            .entry(REQUEST_ID)
+            .or_insert_with(|| ctx.id.clone());
+    }
     resp.headers_mut().entry(X_REQUEST_ID).or_insert(ctx.id);
     Ok(resp)
 }
@@ -204,6 +266,14 @@ async fn data(
     ctx: &mut RequestContext,
 ) -> Result<Response<ProxyBody>, ApiError> {
     ctx.tenant = gw.authenticate(live, ctx.peer, req.headers())?;
+    // Passed to an Anthropic deployment with an Anthropic client's request.
+    let beta = match endpoint {
+        Endpoint::Messages => req
+            .headers()
+            .get(crate::providers::anthropic::BETA)
+            .cloned(),
+        _ => None,
+    };
     let server = &live.config.server;
     let limit = server.max_body_bytes;
     let declared = req
@@ -291,6 +361,7 @@ async fn data(
         endpoint,
         body,
         inspected,
+        beta,
         ctx: ctx.clone(),
         hold: Hold {
             permit: Some(permit),

@@ -11,6 +11,8 @@
 //!   refuse sampling parameters.
 //! - [`response`]: whole (non-streaming) answers both ways.
 //! - [`error`]: provider error bodies both ways, same HTTP status.
+//! - [`stream`]: a streamed answer, event by event, from one grammar to the
+//!   other ([`stream::Transcoder`]).
 //!
 //! What cannot be translated faithfully (e.g. `n > 1` or `logprobs` to
 //! Anthropic, extended thinking to OpenAI) is refused with an
@@ -48,6 +50,7 @@ impl std::error::Error for Untranslatable {}
 pub mod error;
 pub mod request;
 pub mod response;
+pub mod stream;
 
 #[cfg(test)]
 mod testing;

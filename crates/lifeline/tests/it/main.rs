@@ -8,6 +8,7 @@
 mod adaptive;
 mod admin_keys;
 mod admission;
+mod anthropic;
 mod api;
 mod breaker;
 mod browser;

@@ -107,7 +107,7 @@ fn provider_kind_and_base_url() {
     let e = errors(&with_models(&[
         "[[providers]]",
         "name = \"a\"",
-        "kind = \"anthropic\"",
+        "kind = \"gemini\"",
         "base_url = \"http://x\"",
         "[[providers]]",
         "name = \"b\"",
@@ -126,7 +126,7 @@ fn provider_kind_and_base_url() {
         &e,
         3,
         "providers[0].kind",
-        "unknown provider kind \"anthropic\" (valid: openai, azure, openai-compatible, mock)",
+        "unknown provider kind \"gemini\" (valid: openai, azure, openai-compatible, anthropic, mock)",
     );
     assert_has(&e, 5, "providers[1].base_url", "is required");
     assert_has(&e, 11, "providers[2].base_url", "must be absent");
@@ -631,4 +631,50 @@ fn admin_beyond_loopback_needs_tls_and_a_token() {
         let c = parse(&with_models(&["[server]", &admin]));
         assert!(c.server.admin_listen.is_some());
     }
+}
+
+#[test]
+fn anthropic_keys_are_checked_where_they_apply() {
+    let e = errors(&with_models(&[
+        "[[providers]]",
+        "name = \"a\"",
+        "kind = \"anthropic\"",
+        "anthropic_version = \"June 2023\"",
+        "default_max_tokens = 0",
+        "[[providers]]",
+        "name = \"b\"",
+        "kind = \"openai\"",
+        "anthropic_version = \"2023-06-01\"",
+        "protocol = \"anthropic\"",
+        "[[providers]]",
+        "name = \"c\"",
+        "kind = \"mock\"",
+        "protocol = \"grpc\"",
+    ]));
+    assert_eq!(e.len(), 5, "{e:#?}");
+    assert_has(
+        &e,
+        4,
+        "providers[0].anthropic_version",
+        "\"June 2023\" is not an Anthropic API version",
+    );
+    assert_has(
+        &e,
+        5,
+        "providers[0].default_max_tokens",
+        "must be at least 1",
+    );
+    assert_has(
+        &e,
+        9,
+        "providers[1].anthropic_version",
+        "applies only to kind = \"anthropic\"",
+    );
+    assert_has(
+        &e,
+        10,
+        "providers[1].protocol",
+        "applies only to kind = \"mock\"",
+    );
+    assert_has(&e, 14, "providers[2].protocol", "unknown protocol \"grpc\"");
 }

@@ -14,13 +14,20 @@ use crate::config::model::*;
 use crate::config::raw::{RawDeployment, RawModel, RawProvider};
 
 /// The `kind` values, in the order error messages list them.
-const KINDS: [(&str, ProviderKind); 4] = [
+const KINDS: [(&str, ProviderKind); 5] = [
     ("openai", ProviderKind::OpenAi),
     ("azure", ProviderKind::Azure),
     ("openai-compatible", ProviderKind::OpenAiCompatible),
+    ("anthropic", ProviderKind::Anthropic),
     ("mock", ProviderKind::Mock),
 ];
 const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+/// Anthropic's SDKs take the host alone: paths carry `/v1/...`.
+const ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+const DEFAULT_MAX_TOKENS: u32 = 4096;
+/// Anthropic's model list, relative to its base URL (which has no `/v1`).
+const ANTHROPIC_PROBE_PATH: &str = "/v1/models";
 const AZURE_API_VERSION: &str = "2024-10-21";
 const PROBE_PATH: &str = "/models";
 
@@ -63,6 +70,7 @@ impl Validator<'_> {
             }
             (None, Some(ProviderKind::Mock) | None) => None,
             (None, Some(ProviderKind::OpenAi)) => Some(OPENAI_BASE_URL.to_owned()),
+            (None, Some(ProviderKind::Anthropic)) => Some(ANTHROPIC_BASE_URL.to_owned()),
             (None, Some(_)) => {
                 let msg = format!(
                     "is required for kind = {:?}, e.g. base_url = \"http://127.0.0.1:8000/v1\"",
@@ -97,7 +105,9 @@ impl Validator<'_> {
             Some(v) => v.get_ref().clone(),
             None => AZURE_API_VERSION.to_owned(),
         };
+        let anthropic = self.anthropic(&raw, kind, &f);
         let probe_path = match &raw.probe_path {
+            None if anthropic.is_some() => Some(ANTHROPIC_PROBE_PATH.to_owned()),
             None => Some(PROBE_PATH.to_owned()),
             Some(p) if p.get_ref().is_empty() => None,
             Some(p) => {
@@ -123,7 +133,82 @@ impl Validator<'_> {
             probe_path,
             probe_completion: raw.probe_completion.is_some_and(|b| *b.get_ref()),
             mock,
+            anthropic,
         }
+    }
+
+    /// `protocol`, `anthropic_version` and `default_max_tokens`: the
+    /// settings of a provider that speaks Anthropic's Messages API
+    /// (`kind = "anthropic"`, or `kind = "mock"` with
+    /// `protocol = "anthropic"`); the two Anthropic keys are errors on any
+    /// other provider.
+    fn anthropic(
+        &mut self,
+        raw: &RawProvider,
+        kind: Option<ProviderKind>,
+        f: &dyn Fn(&str) -> String,
+    ) -> Option<AnthropicSettings> {
+        let speaks = match (&raw.protocol, kind) {
+            (None, k) => k == Some(ProviderKind::Anthropic),
+            (Some(p), Some(ProviderKind::Mock)) => match p.get_ref().as_str() {
+                "openai" => false,
+                "anthropic" => true,
+                other => {
+                    let msg = format!("unknown protocol {other:?} (valid: openai, anthropic)");
+                    self.at(p, f("protocol"), msg);
+                    false
+                }
+            },
+            (Some(p), Some(_)) => {
+                let msg = "applies only to kind = \"mock\" (the protocol of the others follows from their kind)";
+                self.at(p, f("protocol"), msg);
+                false
+            }
+            (Some(_), None) => false,
+        };
+        if !speaks {
+            for (key, span) in [
+                (
+                    "anthropic_version",
+                    raw.anthropic_version.as_ref().map(Spanned::span),
+                ),
+                (
+                    "default_max_tokens",
+                    raw.default_max_tokens.as_ref().map(Spanned::span),
+                ),
+            ] {
+                if let (Some(span), Some(_)) = (span, kind) {
+                    let msg = "applies only to kind = \"anthropic\" (or kind = \"mock\" with protocol = \"anthropic\")";
+                    self.at(&Spanned::new(span, ()), f(key), msg);
+                }
+            }
+            return None;
+        }
+        let version = match &raw.anthropic_version {
+            None => ANTHROPIC_VERSION.to_owned(),
+            Some(v) if !is_anthropic_version(v.get_ref()) => {
+                let msg = format!(
+                    "{:?} is not an Anthropic API version: a date, YYYY-MM-DD (default {ANTHROPIC_VERSION})",
+                    v.get_ref()
+                );
+                self.at(v, f("anthropic_version"), msg);
+                ANTHROPIC_VERSION.to_owned()
+            }
+            Some(v) => v.get_ref().clone(),
+        };
+        let default_max_tokens = match &raw.default_max_tokens {
+            None => DEFAULT_MAX_TOKENS,
+            Some(n) if *n.get_ref() == 0 => {
+                let msg = format!("must be at least 1 (default {DEFAULT_MAX_TOKENS})");
+                self.at(n, f("default_max_tokens"), msg);
+                DEFAULT_MAX_TOKENS
+            }
+            Some(n) => *n.get_ref(),
+        };
+        Some(AnthropicSettings {
+            version,
+            default_max_tokens,
+        })
     }
 
     /// `[providers.mock]`: the simulated provider's settings, defaulted and
@@ -287,4 +372,14 @@ impl Validator<'_> {
                 .filter(|w| *w > 0),
         }
     }
+}
+
+/// `YYYY-MM-DD`, as Anthropic names its API versions.
+fn is_anthropic_version(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            _ => c.is_ascii_digit(),
+        })
 }
