@@ -128,6 +128,13 @@ fn tolerated_variations() {
         (&Value::from(2), &Value::from(3))
     );
 
+    let mut t = transcoder(A, O, false);
+    t.feed(message_start(1).as_bytes()).unwrap();
+    let out = t
+        .feed(b"data: {\"error\":{\"type\":\"api_error\",\"message\":\"m\"}}\n\n")
+        .unwrap();
+    assert_eq!(&out[..], b"data: {\"error\":{\"message\":\"m\",\"type\":\"api_error\",\"param\":null,\"code\":null}}\n\n");
+
     let input = message_start(1) + &text_block(0, "x") + "data: [DONE]\n\n";
     let a = openai_answer(&run(A, O, false, &input));
     assert_eq!(
