@@ -19,6 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("health", 1),
     ("concurrency", 1),
     ("retry", 1),
+    ("degraded", 1),
     ("providers", 2),
     ("route", 3),
     ("balance", 4),
