@@ -564,6 +564,8 @@ mod tests {
         m.deployment_concurrency_limit(&dep).set(12);
         m.capacity_wait(&model);
         m.capacity_refusal(&model, "waiters");
+        m.hedge(&model, "won");
+        m.degraded_answer(&model);
         let text = m.encode();
         for name in [
             "lifeline_requests_total{model=\"gpt-4o\",status=\"200\"} 1",
@@ -577,6 +579,8 @@ mod tests {
             "lifeline_deployment_concurrency_limit{deployment=\"p/gpt-4o\"} 12",
             "lifeline_capacity_waits_total{model=\"gpt-4o\"} 1",
             "lifeline_capacity_refusals_total{model=\"gpt-4o\",reason=\"waiters\"} 1",
+            "lifeline_hedges_total{model=\"gpt-4o\",outcome=\"won\"} 1",
+            "lifeline_degraded_answers_total{model=\"gpt-4o\"} 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

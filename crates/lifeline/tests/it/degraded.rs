@@ -132,3 +132,29 @@ async fn without_degraded_mode_nothing_is_served_stale() {
     assert!((25..=30).contains(&retry_after), "{retry_after}: {text}");
     env.stop().await;
 }
+
+#[tokio::test]
+async fn the_final_503_waits_for_the_upstreams_retry_after() {
+    let m = mocks(2).await;
+    let models = "[[models]]\nname = \"m\"\ntiers = [ [ { provider = \"p0\", model = \"up-0\" }, { provider = \"p1\", model = \"up-1\" } ] ]\n";
+    // Breakers that stay closed: only the providers' `Retry-After` tells.
+    let health = &[("consecutive_failures", "100"), ("min_requests", "100")];
+    let env = Env::boot(&cfg(&m, SERVER, health, models), m).await;
+    for mock in &env.mocks {
+        mock.set_faults(lifeline_mock::Faults {
+            retry_after_secs: Some(20),
+            ..crate::fo_support::failing(429)
+        });
+    }
+    let (status, h, text) = env
+        .post("/v1/chat/completions", &body("hi", Some(0.0), "a"))
+        .await;
+    assert_eq!(status, 503, "{text}");
+    let retry_after: u64 = header(&h, "retry-after").unwrap().parse().unwrap();
+    assert!((15..=20).contains(&retry_after), "{retry_after}: {text}");
+    assert!(
+        text.contains(&format!("expected back in about {retry_after} s")),
+        "{text}"
+    );
+    env.stop().await;
+}

@@ -13,12 +13,14 @@ use tokio::time::Instant;
 use crate::fo_support::{attempts, cfg, chat_requests, dep, deployment, eventually, metrics};
 use crate::harness::{mocks, Env};
 
-/// Timeouts far above the delays used here, a fixed in-flight limit (so
+/// Timeouts far above the delays used here (adaptive ones too: a slow
+/// attempt ends only when the hedge wins), a fixed in-flight limit (so
 /// that bursts all go to tier 1), and breakers that never open.
 const SERVER: &[(&str, &str)] = &[
     ("first_byte_timeout_ms", "20000"),
     ("stream_idle_timeout_ms", "20000"),
     ("request_timeout_ms", "30000"),
+    ("adaptive_timeout_floor_ms", "15000"),
     ("adaptive_concurrency", "false"),
 ];
 const HEALTH: &[(&str, &str)] = &[
@@ -175,5 +177,44 @@ async fn a_stream_is_hedged_before_its_first_content() {
         env.mocks[0].stats().cancelled >= 1
     })
     .await;
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn when_the_hedged_attempt_fails_the_hedge_is_simply_the_next_attempt() {
+    let m = mocks(2).await;
+    let env = Env::boot(&cfg(&m, SERVER, HEALTH, &model(100)), m).await;
+    env.mocks[0].set_faults(slow_first_token(200));
+    warm(&env, true, 25).await;
+
+    // p0's stream breaks after its role chunk, at 1 s: after the hedge
+    // started (p95 about 200 ms), before the hedge's first content (2 s).
+    env.mocks[0].set_faults(Faults {
+        first_token_delay_ms: 1000,
+        cut_after_chunks: Some(1),
+        ..Faults::default()
+    });
+    env.mocks[1].set_faults(slow_first_token(2000));
+    let (status, h, text) = env.post("/v1/chat/completions", &body(true)).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!((deployment(&h), attempts(&h)), (dep(1), 2), "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert_eq!(
+        (chat_requests(&env.mocks[0]), chat_requests(&env.mocks[1])),
+        (26, 1)
+    );
+    let text = metrics(&env).await;
+    assert_eq!(hedges(&text, "won"), 1, "{text}");
+    // Not a retry on top of the hedge: one extra attempt in all.
+    assert!(
+        !text.contains("lifeline_retries_total{model=\"m\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "lifeline_attempts_total{deployment=\"p0/up-0\",outcome=\"stream_failed\"} 1"
+        ),
+        "{text}"
+    );
     env.stop().await;
 }
