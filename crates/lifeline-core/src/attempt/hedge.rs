@@ -35,7 +35,7 @@ use tokio::time::{sleep_until, Instant};
 
 use super::upstream::Attempted;
 use super::Call;
-use crate::balance::{pick, Pick, Place, Refusal, Scope};
+use crate::balance::{pick, Pick, Place, Scope};
 use crate::health::latency::LatencyKind;
 use crate::route::{Deployment, Lease};
 use crate::telemetry::X_LIFELINE_ATTEMPTS;
@@ -54,23 +54,24 @@ impl Call {
     }
 
     /// Runs the attempt reserved by `lease` (already in `tried`), with a
-    /// hedge beside it when it takes longer than its deployment's p95. Ends
+    /// hedge beside it when it takes longer than its deployment's p95.
+    /// `base` is the attempt's scope but for `tried` (which it ignores):
+    /// the hedged attempt's is `base` with `tried`, the hedge's is picked
+    /// and run in `base` with every tier and `tried` grown by it. Ends
     /// with the client's answer (the first value, alone), or with every
     /// attempt that failed, in the order they ended. `hedged` is set once a
     /// hedge was started or refused by the budget; a hedge is pushed to
     /// `tried`.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn race(
         &self,
         lease: Lease,
         place: Place,
-        deadline: Instant,
         tried: &mut Vec<Arc<Deployment>>,
-        up_to_tier: Option<usize>,
-        refused: &[Refusal],
+        base: Scope<'_>,
         adaptive: &mut bool,
         hedged: &mut bool,
     ) -> (Ended, Option<Ended>) {
+        let deadline = self.ctx.started + self.model.policy.request_timeout;
         let dep = lease.deployment().clone();
         let kind = if self.inspected.stream {
             LatencyKind::FirstContent
@@ -78,11 +79,7 @@ impl Call {
             LatencyKind::Answer
         };
         let Some(p95) = dep.latency_p95(kind) else {
-            let scope = Scope {
-                tried,
-                up_to_tier,
-                refused,
-            };
+            let scope = Scope { tried, ..base };
             let a = self.attempt(lease, deadline, scope, adaptive).await;
             return ((dep, place, a), None);
         };
@@ -97,8 +94,7 @@ impl Call {
                 deadline,
                 Scope {
                     tried: &mine,
-                    up_to_tier,
-                    refused,
+                    ..base
                 },
                 adaptive,
             );
@@ -107,7 +103,7 @@ impl Call {
                 a = &mut first => return ((dep, place, a), None),
                 () = sleep_until(fire) => {}
             }
-            let (lease_b, place_b) = match self.hedge_lease(tried, refused, deadline) {
+            let (lease_b, place_b) = match self.hedge_lease(tried, base, deadline) {
                 Hedge::Nowhere => return ((dep, place, first.await), None),
                 Hedge::Refused => {
                     *hedged = true;
@@ -127,7 +123,7 @@ impl Call {
                 Scope {
                     tried: &theirs,
                     up_to_tier: None,
-                    refused,
+                    ..base
                 },
                 &mut adaptive_b,
             );
@@ -164,12 +160,7 @@ impl Call {
 
     /// The hedge's reservation, when one is due now, with both budgets'
     /// tokens taken.
-    fn hedge_lease(
-        &self,
-        tried: &[Arc<Deployment>],
-        refused: &[Refusal],
-        deadline: Instant,
-    ) -> Hedge {
+    fn hedge_lease(&self, tried: &[Arc<Deployment>], base: Scope<'_>, deadline: Instant) -> Hedge {
         let Some(hedges) = self.model.hedge_budget.as_ref() else {
             return Hedge::Nowhere;
         };
@@ -179,7 +170,7 @@ impl Call {
         let scope = Scope {
             tried,
             up_to_tier: None,
-            refused,
+            ..base
         };
         if !(hedges.can_withdraw() && self.model.budget.can_withdraw()) {
             self.metrics.hedge(&self.model.name, "refused_budget");

@@ -287,18 +287,14 @@ impl Call {
             // One attempt, or with a hedge beside it (`hedge.rs`): each
             // that failed is handled in turn.
             let (first, second) = if self.may_hedge(hedged, tried.len()) {
-                let (t, r) = (&mut tried, &refused);
-                self.race(
-                    lease,
-                    place,
-                    deadline,
-                    t,
+                let base = Scope {
+                    tried: &[],
                     up_to_tier,
-                    r,
-                    &mut adaptive,
-                    &mut hedged,
-                )
-                .await
+                    refused: &refused,
+                };
+                let t = &mut tried;
+                self.race(lease, place, t, base, &mut adaptive, &mut hedged)
+                    .await
             } else {
                 let scope = Scope {
                     tried: &tried,
