@@ -1,15 +1,17 @@
 //! Degraded mode in the attempt loop, and when the model is expected back.
 //!
 //! With `degraded = true` on a model, every successful whole answer (status
-//! 200, non-streaming) to a request that qualifies
+//! 200, non-streaming; a stream is not stored) to a request that qualifies
 //! ([`crate::degraded::fingerprint`]: an explicit `temperature: 0` unless
 //! `degraded_any_temperature`) is remembered in the gateway's bounded
 //! [`crate::degraded::AnswerCache`] ([`Call::remember`]). When every
 //! deployment has failed (the attempt loop's final 503/504, or no
 //! deployment available before any attempt), an identical request made
 //! within `degraded_max_age_ms` is answered from it ([`Call::stale`]):
-//! status 200, the stored body, `x-lifeline-cache: stale` and `Age` in
-//! seconds, counted in `lifeline_degraded_answers_total{model}`. Models
+//! status 200, the stored body (to a streaming chat request, re-emitted as
+//! a chat stream: [`crate::degraded::chat_answer_as_sse`]),
+//! `x-lifeline-cache: stale` and `Age` in seconds, counted in
+//! `lifeline_degraded_answers_total{model}`. Models
 //! without degraded mode pay nothing: no parse, no hash, no lock.
 //!
 //! Otherwise the final 503's `Retry-After` (and its message) says when the
@@ -24,7 +26,8 @@ use http::{header, HeaderValue, Response, StatusCode};
 
 use super::Call;
 use crate::body::ProxyBody;
-use crate::degraded::{fingerprint, Fingerprint};
+use crate::degraded::{chat_answer_as_sse, fingerprint, Fingerprint};
+use crate::providers::Endpoint;
 use crate::telemetry::{X_LIFELINE_ATTEMPTS, X_REQUEST_ID};
 
 /// `x-lifeline-cache`, on an answer served by degraded mode.
@@ -35,7 +38,8 @@ impl Call {
     /// the request qualifies.
     fn fingerprint(&self) -> Option<Fingerprint> {
         self.model.answers.as_ref()?;
-        if self.inspected.stream {
+        // A stream can be answered only in the chat grammar.
+        if self.inspected.stream && self.endpoint != Endpoint::ChatCompletions {
             return None;
         }
         fingerprint(
@@ -70,12 +74,19 @@ impl Call {
         let key = self.fingerprint()?;
         let stored = cache.get(&key, self.model.policy.degraded.max_age)?;
         let age = stored.stored.elapsed().as_secs();
-        let mut resp = Response::new(ProxyBody::full(stored.body));
+        let (body, content_type) = if self.inspected.stream {
+            let include_usage = serde_json::from_slice::<serde_json::Value>(&self.body)
+                .ok()
+                .and_then(|v| v.pointer("/stream_options/include_usage")?.as_bool())
+                .unwrap_or(false);
+            let sse = chat_answer_as_sse(&stored.body, include_usage)?;
+            (sse, "text/event-stream")
+        } else {
+            (stored.body, "application/json")
+        };
+        let mut resp = Response::new(ProxyBody::full(body));
         let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         h.insert(X_LIFELINE_CACHE, HeaderValue::from_static("stale"));
         h.insert(header::AGE, HeaderValue::from(age));
         h.insert(X_LIFELINE_ATTEMPTS, HeaderValue::from(attempts));

@@ -1,6 +1,7 @@
 //! Degraded mode over real sockets: with every deployment down, a request
 //! identical to a recent successful temperature-0 one (volatile `user`
-//! aside) is answered from the cache, marked stale with its age; any other
+//! aside) is answered from the cache, marked stale with its age (a stream
+//! gets the whole answer re-emitted as a chat stream); any other
 //! gets the final 503 with `Retry-After` saying when the first deployment
 //! is expected back (its breaker's cooldown).
 
@@ -76,6 +77,32 @@ async fn with_every_deployment_down_an_identical_request_is_answered_stale() {
     assert!((1..=30).contains(&age), "Age {age}");
     assert!(header(&h, "x-request-id").is_some());
 
+    // The same request as a stream: the whole answer re-emitted as a chat
+    // stream, stale too.
+    let stream = body("hi", Some(0.0), "carol").replacen('{', "{\"stream\":true,", 1);
+    let (status, h, sse) = env.post(path, &stream).await;
+    assert_eq!(status, 200, "{sse}");
+    assert_eq!(header(&h, "x-lifeline-cache"), Some("stale"));
+    assert!(header(&h, "content-type")
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert!(sse.ends_with("data: [DONE]\n\n"), "{sse}");
+    let answer: serde_json::Value = serde_json::from_str(&fresh).unwrap();
+    let first: serde_json::Value = serde_json::from_str(
+        sse.split("\n\n")
+            .next()
+            .unwrap()
+            .strip_prefix("data: ")
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(first["object"], "chat.completion.chunk");
+    assert_eq!(first["id"], answer["id"]);
+    assert_eq!(
+        first["choices"][0]["delta"]["content"],
+        answer["choices"][0]["message"]["content"]
+    );
+
     // Not the same request: no answer to give, the 503 with the cooldown.
     let (status, h, text) = env.post(path, &body("hello", Some(0.0), "bob")).await;
     assert_eq!(status, 503, "{text}");
@@ -90,7 +117,7 @@ async fn with_every_deployment_down_an_identical_request_is_answered_stale() {
     }
     let text = metrics(&env).await;
     assert!(
-        text.contains("lifeline_degraded_answers_total{model=\"m\"} 1"),
+        text.contains("lifeline_degraded_answers_total{model=\"m\"} 2"),
         "{text}"
     );
     env.stop().await;
