@@ -59,7 +59,7 @@ impl Call {
     /// the hedged attempt's is `base` with `tried`, the hedge's is picked
     /// and run in `base` with every tier and `tried` grown by it. Ends
     /// with the client's answer (the first value, alone), or with every
-    /// attempt that failed, in the order they ended. `hedged` is set once a
+    /// attempt that failed, the hedged one first. `hedged` is set once a
     /// hedge was started or refused by the budget; a hedge is pushed to
     /// `tried`.
     pub(super) async fn race(
