@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("concurrency", 1),
     ("retry", 1),
     ("translate", 1),
+    ("degraded", 1),
     ("providers", 2),
     ("route", 3),
     ("balance", 4),

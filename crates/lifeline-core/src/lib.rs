@@ -41,6 +41,7 @@ pub mod body;
 pub mod concurrency;
 pub mod config;
 pub mod context;
+pub mod degraded;
 pub mod error;
 pub mod extension;
 pub mod gateway;

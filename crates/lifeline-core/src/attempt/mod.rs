@@ -46,14 +46,24 @@
 //!    (`resume.rs`, [`crate::relay::resume`]) or ends honestly
 //!    ([`crate::relay`]).
 //! 8. When attempts run out: 503 listing every attempt's error, with
-//!    `x-should-retry: false` so official SDKs do not multiply the retries.
+//!    `x-should-retry: false` so official SDKs do not multiply the retries,
+//!    and `Retry-After` set to when the first deployment is expected back
+//!    (`degraded.rs`). With degraded mode on the model, an identical recent
+//!    request's answer is served instead, marked stale (`degraded.rs`; the
+//!    model's successful whole answers are remembered as they are returned).
+//! 9. With `hedge` on the model, an attempt slower than its deployment's p95
+//!    gets a second one beside it on another deployment; the first to
+//!    commit wins (`hedge.rs`).
 
 mod commit;
+mod degraded;
 mod failure;
+mod hedge;
 mod resume;
 mod upstream;
 mod wait;
 
+pub use degraded::X_LIFELINE_CACHE;
 pub use failure::{client_error_kind, Failure, FailureKind, Next};
 
 use std::sync::Arc;
@@ -136,6 +146,10 @@ impl Call {
         let policy = &self.model.policy;
         let deadline = self.ctx.started + policy.request_timeout;
         self.model.budget.deposit();
+        if let Some(hedges) = &self.model.hedge_budget {
+            hedges.deposit();
+        }
+        let mut hedged = false;
         let mut tried: Vec<Arc<Deployment>> = Vec::new();
         let mut failures: Vec<Failure> = Vec::new();
         // Upstream models that refused the request, and the last refusal's
@@ -220,11 +234,14 @@ impl Call {
                 }
                 Pick::Unavailable { until } => {
                     if tried.is_empty() && failures.is_empty() {
+                        if let Some(stale) = self.stale(0) {
+                            return stale;
+                        }
                         let wait = until.map_or(Duration::from_secs(1), |u| {
                             u.saturating_duration_since(Instant::now())
                         });
                         let mut e = ApiError::unavailable(
-                            format!("No deployment of model `{}` is available right now (all are failing, open or drained).", self.model.name),
+                            format!("No deployment of model `{}` is available right now (all are failing, open or drained).{}", self.model.name, degraded::expected_back_in(wait)),
                             wait,
                         );
                         e.code = Some("no_deployment_available");
@@ -304,41 +321,59 @@ impl Call {
             }
             let dep = lease.deployment().clone();
             tried.push(dep.clone());
-            let scope = Scope {
-                tried: &tried,
-                up_to_tier: held.map(|(tier, _)| tier),
-                refused: &refused,
-                ineligible,
+            let up_to_tier = held.map(|(tier, _)| tier);
+            // One attempt, or with a hedge beside it (`hedge.rs`): each
+            // that failed is handled in turn.
+            let (first, second) = if self.may_hedge(hedged, tried.len()) {
+                let base = Scope {
+                    tried: &[],
+                    up_to_tier,
+                    refused: &refused,
+                    ineligible,
+                };
+                let t = &mut tried;
+                self.race(lease, body, place, t, base, &mut adaptive, &mut hedged)
+                    .await
+            } else {
+                let scope = Scope {
+                    tried: &tried,
+                    up_to_tier,
+                    refused: &refused,
+                    ineligible,
+                };
+                let a = self
+                    .attempt(lease, body, deadline, scope, &mut adaptive)
+                    .await;
+                ((dep, place, a), None)
             };
-            let f = match self
-                .attempt(lease, body, deadline, scope, &mut adaptive)
-                .await
-            {
-                Attempted::Answer(resp) => return resp,
-                Attempted::Failed(f) => {
-                    let scope = Scope {
-                        tried: &tried,
-                        up_to_tier: None,
-                        refused: &refused,
-                        ineligible,
-                    };
-                    held = self.stay(&f, &dep, place.tier, tier_waited, deadline, scope);
-                    f
-                }
-                Attempted::Refused(f, parts, body) => {
-                    refused.push(Refusal {
-                        deployment: dep,
-                        place,
-                        context_length: f.kind == FailureKind::ContextLength,
-                    });
-                    refusal = Some((parts, body, f.deployment.clone()));
-                    free_retry = true;
-                    held = None;
-                    f
-                }
-            };
-            tracing::info!(message = "Attempt failed.", request_id = ?self.ctx.id, key_id = self.ctx.key_id(), deployment = %f.deployment, kind = f.kind.label(), error = %f.message);
-            failures.push(f);
+            for (dep, place, ended) in std::iter::once(first).chain(second) {
+                let f = match ended {
+                    Attempted::Answer(resp) => return self.remember(resp),
+                    Attempted::Failed(f) => {
+                        let scope = Scope {
+                            tried: &tried,
+                            up_to_tier: None,
+                            refused: &refused,
+                            ineligible,
+                        };
+                        held = self.stay(&f, &dep, place.tier, tier_waited, deadline, scope);
+                        f
+                    }
+                    Attempted::Refused(f, parts, body) => {
+                        refused.push(Refusal {
+                            deployment: dep,
+                            place,
+                            context_length: f.kind == FailureKind::ContextLength,
+                        });
+                        refusal = Some((parts, body, f.deployment.clone()));
+                        free_retry = true;
+                        held = None;
+                        f
+                    }
+                };
+                tracing::info!(message = "Attempt failed.", request_id = ?self.ctx.id, key_id = self.ctx.key_id(), deployment = %f.deployment, kind = f.kind.label(), error = %f.message);
+                failures.push(f);
+            }
         }
         if let Some((parts, body, deployment)) = refusal {
             return self.answer(parts, ProxyBody::full(body), &deployment, tried.len());
@@ -496,6 +531,9 @@ impl Call {
         budget_refused: bool,
         deadline: Instant,
     ) -> Response<ProxyBody> {
+        if let Some(stale) = self.stale(attempts) {
+            return stale;
+        }
         let list = failures
             .iter()
             .map(Failure::to_string)
@@ -525,12 +563,14 @@ impl Call {
             } else {
                 ""
             };
+            let back = self.expected_back();
             ApiError::unavailable(
                 format!(
-                    "All {attempts} attempt(s) for model `{}` failed{why}: {list}.",
-                    self.model.name
+                    "All {attempts} attempt(s) for model `{}` failed{why}: {list}.{}",
+                    self.model.name,
+                    degraded::expected_back_in(back)
                 ),
-                Duration::from_secs(1),
+                back,
             )
         };
         e.should_retry = Some(false);

@@ -95,6 +95,9 @@ pub struct ServerConfig {
     pub defaults: RequestPolicy,
     /// Adaptive concurrency per deployment, and waiting at the cap.
     pub concurrency: ConcurrencyConfig,
+    /// Bound of the degraded-mode answer cache, all models together
+    /// (`degraded_cache_bytes`, default 64 MiB).
+    pub degraded_cache_bytes: u64,
 }
 
 /// `[server]` keys of the in-flight limit per deployment and of the wait
@@ -465,6 +468,55 @@ pub struct RequestPolicy {
     pub adaptive_multiplier: f64,
     /// Shortest adaptive deadline (`adaptive_timeout_floor_ms`, default 2 s).
     pub adaptive_floor: Duration,
+    /// Hedged requests (`hedge`, `hedge_budget_percent`).
+    pub hedge: HedgePolicy,
+    /// Degraded mode (`degraded`, `degraded_max_age_ms`,
+    /// `degraded_any_temperature`).
+    pub degraded: DegradedPolicy,
+}
+
+/// Hedged requests of one model: a second attempt on another deployment
+/// once the first has waited longer than its deployment's recent p95.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HedgePolicy {
+    /// On (`hedge`, default false).
+    pub enabled: bool,
+    /// Most hedges, in percent of the model's requests over the retry
+    /// budget's window (`hedge_budget_percent`, default 5); each hedge also
+    /// takes a retry-budget token.
+    pub budget_percent: f64,
+}
+
+impl Default for HedgePolicy {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            budget_percent: 5.0,
+        }
+    }
+}
+
+/// Degraded mode of one model: when every deployment failed, an identical
+/// recent request's answer, from a bounded cache.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DegradedPolicy {
+    /// On (`degraded`, default false).
+    pub enabled: bool,
+    /// Oldest answer served (`degraded_max_age_ms`, default 10 min).
+    pub max_age: Duration,
+    /// Answers to requests with any temperature qualify
+    /// (`degraded_any_temperature`, default false: only `temperature: 0`).
+    pub any_temperature: bool,
+}
+
+impl Default for DegradedPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            max_age: Duration::from_secs(600),
+            any_temperature: false,
+        }
+    }
 }
 
 /// `[[keys]]`: one client key, kept only as its SHA-256.
@@ -566,6 +618,8 @@ impl Default for RequestPolicy {
             adaptive_timeouts: true,
             adaptive_multiplier: 3.0,
             adaptive_floor: Duration::from_secs(2),
+            hedge: HedgePolicy::default(),
+            degraded: DegradedPolicy::default(),
         }
     }
 }

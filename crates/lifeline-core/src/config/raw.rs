@@ -83,6 +83,14 @@ pub(super) struct RawServer {
     pub adaptive_max_limit: Option<Spanned<u32>>,
     pub capacity_waiters: Option<Spanned<u32>>,
     pub capacity_wait_ms: Option<Spanned<u64>>,
+    // Hedged requests and degraded mode (policy keys too).
+    pub hedge: Option<Spanned<bool>>,
+    pub hedge_budget_percent: Option<Spanned<f64>>,
+    pub degraded: Option<Spanned<bool>>,
+    pub degraded_max_age_ms: Option<Spanned<u64>>,
+    pub degraded_any_temperature: Option<Spanned<bool>>,
+    /// The degraded-mode cache's bound, gateway-wide.
+    pub degraded_cache_bytes: Option<Spanned<u64>>,
 }
 
 /// `[admission]`: global admission, priority shedding and the memory budget.
@@ -191,6 +199,16 @@ pub(super) struct RawModel {
     pub adaptive_timeout_floor_ms: Option<Spanned<u64>>,
     #[serde(default)]
     pub continuation: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub hedge: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub hedge_budget_percent: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub degraded: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub degraded_max_age_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub degraded_any_temperature: Option<Spanned<bool>>,
 }
 
 /// One `{ provider, model, weight, context_window }` entry of a tier.
@@ -330,6 +348,11 @@ pub(super) struct RawPolicy {
     pub adaptive_timeouts: Option<Spanned<bool>>,
     pub adaptive_timeout_multiplier: Option<Spanned<f64>>,
     pub adaptive_timeout_floor_ms: Option<Spanned<u64>>,
+    pub hedge: Option<Spanned<bool>>,
+    pub hedge_budget_percent: Option<Spanned<f64>>,
+    pub degraded: Option<Spanned<bool>>,
+    pub degraded_max_age_ms: Option<Spanned<u64>>,
+    pub degraded_any_temperature: Option<Spanned<bool>>,
 }
 
 impl RawServer {
@@ -350,6 +373,11 @@ impl RawServer {
             adaptive_timeouts: self.adaptive_timeouts.clone(),
             adaptive_timeout_multiplier: self.adaptive_timeout_multiplier.clone(),
             adaptive_timeout_floor_ms: self.adaptive_timeout_floor_ms.clone(),
+            hedge: self.hedge.clone(),
+            hedge_budget_percent: self.hedge_budget_percent.clone(),
+            degraded: self.degraded.clone(),
+            degraded_max_age_ms: self.degraded_max_age_ms.clone(),
+            degraded_any_temperature: self.degraded_any_temperature.clone(),
         }
     }
 }
@@ -372,6 +400,11 @@ impl RawModel {
             adaptive_timeouts: self.adaptive_timeouts.clone(),
             adaptive_timeout_multiplier: self.adaptive_timeout_multiplier.clone(),
             adaptive_timeout_floor_ms: self.adaptive_timeout_floor_ms.clone(),
+            hedge: self.hedge.clone(),
+            hedge_budget_percent: self.hedge_budget_percent.clone(),
+            degraded: self.degraded.clone(),
+            degraded_max_age_ms: self.degraded_max_age_ms.clone(),
+            degraded_any_temperature: self.degraded_any_temperature.clone(),
         }
     }
 }

@@ -12,6 +12,7 @@ use super::*;
 
 mod admission;
 mod errors;
+mod resil;
 mod status;
 
 const PRIMARY_SECRET: &str = "sk-primary-0123456789";
@@ -206,6 +207,8 @@ fn full_example_parses_with_expected_values() {
         adaptive_timeouts: false,
         adaptive_multiplier: 4.0,
         adaptive_floor: Duration::from_millis(500),
+        hedge: HedgePolicy::default(),
+        degraded: DegradedPolicy::default(),
     };
     assert_eq!(s.defaults, server_policy);
     assert_eq!(

@@ -13,10 +13,12 @@
 //! keys, and is the only place that sees a secret's value; [`status`]
 //! checks `[store]` and `[status]` (the status page's components, SLOs and
 //! provider feeds, and their references to models and providers);
-//! [`admission`] checks `[admission]`.
+//! [`admission`] checks `[admission]`; [`resil`] the keys of hedged
+//! requests and degraded mode.
 
 mod admission;
 mod concurrency;
+mod resil;
 mod secrets;
 mod status;
 mod tls;
@@ -252,6 +254,7 @@ impl Validator<'_> {
             tls: self.tls(raw),
             defaults: self.policy(&raw.policy(), "server", &RequestPolicy::default()),
             concurrency: self.concurrency(raw),
+            degraded_cache_bytes: self.degraded_cache_bytes(raw),
         }
     }
 
@@ -482,6 +485,8 @@ impl Validator<'_> {
                 &f("adaptive_timeout_floor_ms"),
                 base.adaptive_floor,
             ),
+            hedge: self.hedge_policy(raw, prefix, &base.hedge),
+            degraded: self.degraded_policy(raw, prefix, &base.degraded),
         };
         if policy.backoff_base > policy.backoff_max {
             let msg = format!(

@@ -13,6 +13,8 @@
 //! - a model's retry budget, when `retry_budget_ratio` and
 //!   `retry_budget_min_per_sec` are unchanged: a reload during an outage
 //!   does not hand out a fresh allowance of retries;
+//! - a model's hedge budget, when `hedge_budget_percent` is unchanged, and
+//!   the degraded-mode cache, when `degraded_cache_bytes` is;
 //! - the SLI counters ([`crate::telemetry::sli`]) of a model kept by name
 //!   and of a deployment kept or rebuilt under the same id, so they stay
 //!   monotonic; a model or deployment the reload adds starts at 0.
@@ -37,6 +39,7 @@ use tokio::sync::Semaphore;
 use super::{ApplyError, Gateway, Live};
 use crate::auth::KeySet;
 use crate::config::{Config, ProviderConfig, ProviderKind};
+use crate::degraded::AnswerCache;
 use crate::health::Change;
 use crate::providers::Upstream;
 use crate::retry::RetryBudget;
@@ -83,6 +86,12 @@ impl Gateway {
         }
         // 2. Deployments and models.
         let mut models = HashMap::new();
+        // Degraded mode's answers: one cache for every model, kept while
+        // its bound is.
+        let answers = match &old.routes.answers {
+            Some(a) if a.bound() == config.server.degraded_cache_bytes => a.clone(),
+            _ => Arc::new(AnswerCache::new(config.server.degraded_cache_bytes)),
+        };
         let mut used: HashMap<String, Arc<Deployment>> = HashMap::new();
         let mut order = Vec::new();
         for m in &config.models {
@@ -170,7 +179,21 @@ impl Gateway {
                 .get(&m.name)
                 .map(|o| o.sli.clone())
                 .unwrap_or_default();
+            let hedge_budget = m.policy.hedge.enabled.then(|| {
+                let ratio = m.policy.hedge.budget_percent / 100.0;
+                match old
+                    .routes
+                    .models
+                    .get(&m.name)
+                    .and_then(|o| o.hedge_budget.as_ref())
+                {
+                    Some(b) if old_hedge_ratio(&old, &m.name) == Some(ratio) => b.clone(),
+                    _ => Arc::new(RetryBudget::new(ratio, 0)),
+                }
+            });
             let model = Model {
+                hedge_budget,
+                answers: m.policy.degraded.enabled.then(|| answers.clone()),
                 name: m.name.as_str().into(),
                 tiers,
                 budget,
@@ -198,6 +221,11 @@ impl Gateway {
                 models,
                 models_json,
                 created,
+                answers: config
+                    .models
+                    .iter()
+                    .any(|m| m.policy.degraded.enabled)
+                    .then_some(answers),
             },
             deployments: order,
             config: Arc::new(config),
@@ -347,6 +375,15 @@ fn retire_when_released(sem: &Arc<Semaphore>, owed: u32) {
             });
         }
     }
+}
+
+/// The hedge budget's ratio of model `name` in `live`, if it hedges.
+fn old_hedge_ratio(live: &Live, name: &str) -> Option<f64> {
+    let m = live.routes.models.get(name)?;
+    m.policy
+        .hedge
+        .enabled
+        .then(|| m.policy.hedge.budget_percent / 100.0)
 }
 
 #[cfg(test)]

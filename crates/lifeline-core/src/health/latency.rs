@@ -9,6 +9,10 @@
 //! ([`adaptive_timeout`]). Until [`MIN_SAMPLES`] samples exist the
 //! configured values apply.
 //!
+//! The p95 is kept beside the p99, recomputed with it: a hedged request
+//! ([`crate::config::HedgePolicy`]) sends a second attempt once the first
+//! has waited longer than its deployment's p95 for that phase.
+//!
 //! Each kind of sample ([`LatencyKind`]) keeps a ring of the last [`RING`]
 //! samples in milliseconds. Recording one costs a short lock and a store;
 //! the p99 is recomputed (a selection over the ring, no sort and no
@@ -74,6 +78,7 @@ pub struct RecentP99 {
     next: usize,
     pending: u32,
     p99_ms: Option<u32>,
+    p95_ms: Option<u32>,
 }
 
 impl Default for RecentP99 {
@@ -84,6 +89,7 @@ impl Default for RecentP99 {
             next: 0,
             pending: 0,
             p99_ms: None,
+            p95_ms: None,
         }
     }
 }
@@ -107,9 +113,22 @@ impl RecentP99 {
         let live = &mut sorted[..self.len];
         // Nearest rank: the smallest sample with at least 99 % at or below it.
         let rank = (self.len * 99).div_ceil(100).max(1) - 1;
-        let (_, p99, _) = live.select_nth_unstable(rank);
+        let (below, p99, _) = live.select_nth_unstable(rank);
         self.p99_ms = Some(*p99);
+        // The p95's rank is below the p99's: a selection among those.
+        let rank95 = (self.len * 95).div_ceil(100).max(1) - 1;
+        self.p95_ms = Some(if rank95 < below.len() {
+            *below.select_nth_unstable(rank95).1
+        } else {
+            *p99
+        });
         self.p99()
+    }
+
+    /// The p95 as last computed (with the p99); `None` before
+    /// [`MIN_SAMPLES`] samples.
+    pub fn p95(&self) -> Option<Duration> {
+        self.p95_ms.map(|ms| Duration::from_millis(u64::from(ms)))
     }
 
     /// The p99 as last computed; `None` before [`MIN_SAMPLES`] samples.
@@ -134,20 +153,33 @@ pub struct Latencies {
     rings: Mutex<[RecentP99; 3]>,
     /// Published p99 per kind in milliseconds, plus one (0: not known yet).
     p99: [AtomicU32; 3],
+    /// Published p95 per kind, the same way.
+    p95: [AtomicU32; 3],
 }
 
 impl Latencies {
     /// Records a sample; returns the kind's new p99 when it was recomputed
     /// (for a gauge).
     pub fn observe(&self, kind: LatencyKind, sample: Duration) -> Option<Duration> {
-        let p99 = {
+        let (p99, p95) = {
             // A panic while holding this lock leaves a consistent ring.
             let mut rings = self.rings.lock().unwrap_or_else(|p| p.into_inner());
-            rings[kind.index()].observe(sample)?
+            let ring = &mut rings[kind.index()];
+            let p99 = ring.observe(sample)?;
+            (p99, ring.p95().unwrap_or(p99))
         };
-        let ms = u32::try_from(p99.as_millis()).unwrap_or(u32::MAX - 1);
-        self.p99[kind.index()].store(ms + 1, Ordering::Relaxed);
+        let published = |d: Duration| u32::try_from(d.as_millis()).unwrap_or(u32::MAX - 1) + 1;
+        self.p99[kind.index()].store(published(p99), Ordering::Relaxed);
+        self.p95[kind.index()].store(published(p95), Ordering::Relaxed);
         Some(p99)
+    }
+
+    /// The kind's recent p95, without a lock; `None` until enough samples.
+    pub fn p95(&self, kind: LatencyKind) -> Option<Duration> {
+        match self.p95[kind.index()].load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(Duration::from_millis(u64::from(n - 1))),
+        }
     }
 
     /// The kind's recent p99, without a lock; `None` until enough samples.
@@ -211,6 +243,31 @@ mod tests {
         }
         assert_eq!(r.p99(), Some(ms(2000)));
         assert_eq!(r.len(), RING);
+    }
+
+    #[test]
+    fn p95_sits_below_the_p99_and_needs_as_many_samples() {
+        let l = Latencies::default();
+        for i in 0..(MIN_SAMPLES as u64 - 1) {
+            l.observe(LatencyKind::Answer, ms(100 + i));
+        }
+        assert_eq!(l.p95(LatencyKind::Answer), None, "too few samples");
+        // 100 samples: 1..=100 ms. Nearest rank: p95 = 95 ms, p99 = 99 ms.
+        let l = Latencies::default();
+        let mut r = RecentP99::default();
+        for i in 1..=100u64 {
+            l.observe(LatencyKind::FirstContent, ms(i));
+            r.observe(ms(i));
+        }
+        assert_eq!(r.p95(), Some(ms(95)));
+        assert_eq!(r.p99(), Some(ms(99)));
+        let (p95, p99) = (
+            l.p95(LatencyKind::FirstContent).unwrap_or_default(),
+            l.p99(LatencyKind::FirstContent).unwrap_or_default(),
+        );
+        // Published at the last recomputation (every few samples).
+        assert!(p95 <= p99 && p95 >= ms(85), "{p95:?} {p99:?}");
+        assert_eq!(l.p95(LatencyKind::Answer), None, "kinds apart");
     }
 
     #[test]

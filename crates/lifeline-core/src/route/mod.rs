@@ -39,6 +39,7 @@ use tokio::time::Instant;
 
 use crate::concurrency::{Limiter, RttKind, WaitRoom};
 use crate::config::{ConcurrencyConfig, HealthConfig, RequestPolicy};
+use crate::degraded::AnswerCache;
 use crate::health::latency::{Latencies, LatencyKind};
 use crate::health::{
     Availability, BreakerState, Change, DeploymentStatus, HealthBus, HealthRecord, Outcome,
@@ -297,6 +298,12 @@ impl Deployment {
     /// The recent p99 of `kind`, without a lock; `None` until enough samples.
     pub fn latency_p99(&self, kind: LatencyKind) -> Option<std::time::Duration> {
         self.latencies.p99(kind)
+    }
+
+    /// The recent p95 of `kind`, without a lock; `None` until enough
+    /// samples (what a hedged request waits before its second attempt).
+    pub fn latency_p95(&self, kind: LatencyKind) -> Option<std::time::Duration> {
+        self.latencies.p95(kind)
     }
 
     /// Records a latency sample for adaptive deadlines; the p99 gauge follows
@@ -781,6 +788,13 @@ pub struct Model {
     pub sli: Arc<ModelSli>,
     /// Requests waiting for a slot when every deployment is at its limit.
     pub waiting: WaitRoom,
+    /// With `hedge = true`: hedges allowed, as `hedge_budget_percent` of
+    /// recent requests (a [`RetryBudget`] without floor); carried over by a
+    /// reload that keeps the percentage.
+    pub hedge_budget: Option<Arc<RetryBudget>>,
+    /// With `degraded = true`: the gateway's cache of recent answers
+    /// ([`crate::degraded`]), shared by every model.
+    pub answers: Option<Arc<AnswerCache>>,
 }
 
 /// All public models.
@@ -792,6 +806,9 @@ pub struct RouteTable {
     pub models_json: Bytes,
     /// `created` of every model object (when this config was applied).
     pub created: u64,
+    /// The degraded-mode cache, when a model uses it; carried over by a
+    /// reload that keeps `degraded_cache_bytes`.
+    pub answers: Option<Arc<AnswerCache>>,
 }
 
 fn unix_ms(t: SystemTime) -> u64 {

@@ -71,6 +71,14 @@ struct CapRefusal {
     reason: &'static str,
 }
 
+/// `{model, outcome}` of `lifeline_hedges_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HedgeLabels {
+    model: Arc<str>,
+    /// `won`, `lost` or `refused_budget`.
+    outcome: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Dep {
     deployment: Arc<str>,
@@ -143,6 +151,8 @@ pub struct Metrics {
     capacity_waits: Family<Name, Counter>,
     capacity_refusals: Family<CapRefusal, Counter>,
     listener_refusals: Family<RefusalLabels, Counter>,
+    hedges: Family<HedgeLabels, Counter>,
+    degraded_answers: Family<Name, Counter>,
 }
 
 /// `{reason}` of a per-IP refusal.
@@ -191,6 +201,8 @@ impl Metrics {
             capacity_waits: Family::default(),
             capacity_refusals: Family::default(),
             listener_refusals: Family::default(),
+            hedges: Family::default(),
+            degraded_answers: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -303,6 +315,16 @@ impl Metrics {
             "Connections and requests refused by a listener limit, by listener and reason",
             m.listener_refusals.clone(),
         );
+        registry.register(
+            "hedges",
+            "Hedged attempts by model and outcome: won (the hedge answered first), lost (the first attempt did), refused_budget (due, but over the hedge or retry budget)",
+            m.hedges.clone(),
+        );
+        registry.register(
+            "degraded_answers",
+            "Requests answered from the degraded-mode cache (x-lifeline-cache: stale) after every deployment failed",
+            m.degraded_answers.clone(),
+        );
         Self { registry, ..m }
     }
 
@@ -368,6 +390,25 @@ impl Metrics {
             .get_or_create(&CapRefusal {
                 model: model.clone(),
                 reason,
+            })
+            .inc();
+    }
+
+    /// A hedge of a request of `model`: `won`, `lost` or `refused_budget`.
+    pub fn hedge(&self, model: &Arc<str>, outcome: &'static str) {
+        self.hedges
+            .get_or_create(&HedgeLabels {
+                model: model.clone(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// A request of `model` answered from the degraded-mode cache.
+    pub fn degraded_answer(&self, model: &Arc<str>) {
+        self.degraded_answers
+            .get_or_create(&Name {
+                model: model.clone(),
             })
             .inc();
     }
@@ -551,6 +592,8 @@ mod tests {
         m.deployment_concurrency_limit(&dep).set(12);
         m.capacity_wait(&model);
         m.capacity_refusal(&model, "waiters");
+        m.hedge(&model, "won");
+        m.degraded_answer(&model);
         let text = m.encode();
         for name in [
             "lifeline_requests_total{model=\"gpt-4o\",status=\"200\"} 1",
@@ -564,6 +607,8 @@ mod tests {
             "lifeline_deployment_concurrency_limit{deployment=\"p/gpt-4o\"} 12",
             "lifeline_capacity_waits_total{model=\"gpt-4o\"} 1",
             "lifeline_capacity_refusals_total{model=\"gpt-4o\",reason=\"waiters\"} 1",
+            "lifeline_hedges_total{model=\"gpt-4o\",outcome=\"won\"} 1",
+            "lifeline_degraded_answers_total{model=\"gpt-4o\"} 1",
         ] {
             assert!(text.contains(name), "missing {name} in\n{text}");
         }

@@ -53,10 +53,12 @@
 //! [`Transcoder::resume`] is for a broken stream continued by another
 //! upstream stream: the client keeps reading one answer.
 //!
-//! Cost: each upstream event is parsed once, into borrowed structs;
-//! strings (text, arguments, ids, names) are copied as the raw JSON the
-//! upstream wrote, never unescaped and escaped again; the output is written
-//! into one buffer that is reused from call to call.
+//! Cost: each upstream event is checked for UTF-8 once and parsed once,
+//! into borrowed structs; strings (text, arguments, ids, names) are copied
+//! as the raw JSON the upstream wrote, never unescaped and escaped again;
+//! the output is written into one buffer that is reused from call to call,
+//! so an event costs no allocation of its own (the buffers and the chunk
+//! prefix are per stream).
 
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;

@@ -149,8 +149,11 @@ impl State {
         }
         let ev: Event<'_> = serde_json::from_str(data)
             .map_err(|e| format!("an Anthropic stream event that does not parse: {e}"))?;
+        // The JSON's `type` is the event's name; an `error` object alone (as
+        // OpenAI writes errors) is an error too.
         let kind = match word(ev.kind) {
             Some(k) => k,
+            None if ev.error.is_some() => "error",
             None => std::str::from_utf8(name).unwrap_or_default(),
         };
         match kind {

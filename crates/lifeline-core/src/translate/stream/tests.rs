@@ -671,6 +671,12 @@ fn events_that_cannot_be_translated_are_errors() {
             A,
             "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}\n\n".to_string(),
         ),
+        // A raw control character would end the client's SSE line.
+        (
+            O,
+            A,
+            "data: {\"choices\":[{\"delta\":{\"content\":\"a\rb\"}}]}\n\n".to_string(),
+        ),
         (
             O,
             A,
