@@ -622,7 +622,16 @@ impl Body for RelayBody {
                 return Poll::Ready(None);
             }
             let Some(up) = this.upstream.as_mut() else {
-                return Poll::Ready(None);
+                // Not ended, yet nothing to read and no continuation running:
+                // end honestly rather than silently.
+                let why = this
+                    .cont
+                    .as_mut()
+                    .map(|c| std::mem::take(&mut c.why))
+                    .filter(|w| !w.is_empty())
+                    .unwrap_or_else(|| "the stream could not be continued".into());
+                let ev = this.finish(false, &why).unwrap_or_default();
+                return Poll::Ready(Some(Ok(Frame::data(ev))));
             };
             match Pin::new(up).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
