@@ -553,3 +553,49 @@ async fn a_stream_that_cannot_be_continued_keeps_the_idle_timeout() {
     assert!(took >= Duration::from_millis(2900), "cut after {took:?}");
     env.stop().await;
 }
+
+/// With `stream_options.include_usage`, a continued stream carries one
+/// usage chunk, the last deployment's, before `[DONE]`.
+#[tokio::test]
+async fn a_continued_stream_carries_the_last_deployments_usage() {
+    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
+    m[0].set_faults(Faults {
+        cut_after_chunks: Some(6),
+        ..Faults::default()
+    });
+    let env = Env::boot(&config(&m, "", &two_tiers("")), m).await;
+    let body = r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#;
+    let (status, _, body) = env.post("/v1/chat/completions", body).await;
+    assert_eq!(status, 200, "{body}");
+    assert_whole(&body, 20, "instruction");
+    let usage: Vec<serde_json::Value> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+        .filter(|v| !v["usage"].is_null())
+        .collect();
+    assert_eq!(usage.len(), 1, "{body}");
+    assert!(
+        usage[0]["usage"]["completion_tokens"].as_u64().unwrap_or(0) > 0,
+        "{body}"
+    );
+    env.stop().await;
+}
+
+/// The relay keeps at most 1 MiB of a stream for a continuation: a stream
+/// that broke after more than that is not continued (it ends honestly).
+#[tokio::test]
+async fn a_stream_past_the_kept_bound_is_not_continued() {
+    let m = voiced(&["alpha", "beta"], 9000, 0.0).await;
+    m[0].set_faults(Faults {
+        cut_after_chunks: Some(8000),
+        ..Faults::default()
+    });
+    let env = Env::boot(&config(&m, "", &two_tiers("")), m).await;
+    let (status, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
+    assert_eq!(status, 200);
+    assert!(body.len() > 1 << 20, "{}", body.len());
+    assert!(body.contains("event: error") && !body.contains("[DONE]"));
+    assert_eq!(env.mocks[1].stats().requests, 0);
+    env.stop().await;
+}
