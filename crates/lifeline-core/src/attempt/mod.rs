@@ -47,11 +47,12 @@
 //!    `x-should-retry: false` so official SDKs do not multiply the retries,
 //!    and `Retry-After` set to when the first deployment is expected back
 //!    (`degraded.rs`). With degraded mode on the model, an identical recent
-//!    request's answer is served instead, marked stale (`degraded.rs`; the
+//!    request's answer (the same key's) is served instead, marked stale (`degraded.rs`; the
 //!    model's successful whole answers are remembered as they are returned).
 //! 9. With `hedge` on the model, an attempt slower than its deployment's p95
 //!    gets a second one beside it on another deployment; the first to
-//!    commit wins (`hedge.rs`).
+//!    commit with a 2xx wins, any other end of one side waits for the
+//!    other's (`hedge.rs`).
 
 mod commit;
 mod degraded;
