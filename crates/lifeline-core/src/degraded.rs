@@ -4,7 +4,8 @@
 //! When every deployment of a model with `degraded = true` has failed, the
 //! attempt loop (`attempt/degraded.rs`) answers a request identical to a
 //! recent successful one from here, marked stale. What "identical" means is
-//! [`fingerprint`]: same endpoint, same public model, same JSON body apart
+//! [`fingerprint`]: same key (tenant), same endpoint, same public model,
+//! same JSON body apart
 //! from volatile fields (`user`, `stream_options`, Anthropic's
 //! `metadata.user_id`, `stream`), key order ignored. Only whole answers are
 //! stored; a streaming chat request gets one re-emitted as a stream
@@ -169,7 +170,9 @@ impl AnswerCache {
 /// qualify: not a JSON object, or (unless `any_temperature`) a temperature
 /// other than an explicit 0.
 ///
-/// `endpoint` and `model` (the public model) are part of it; in the body,
+/// `endpoint`, `model` (the public model) and `tenant` (the key's id:
+/// one key's answers are never served to another; requests without a key
+/// are their own scope) are part of it; in the body,
 /// `user`, `stream`, `stream_options` and `metadata.user_id` are ignored
 /// (a streaming chat request may be answered with a whole answer
 /// re-emitted as a stream: [`chat_answer_as_sse`]), a zero temperature is `0` however written, and key order does
@@ -178,6 +181,7 @@ impl AnswerCache {
 pub fn fingerprint(
     endpoint: &str,
     model: &str,
+    tenant: Option<&str>,
     body: &[u8],
     any_temperature: bool,
 ) -> Option<Fingerprint> {
@@ -205,6 +209,15 @@ pub fn fingerprint(
     h.update([0]);
     h.update(model.as_bytes());
     h.update([0]);
+    // Length-prefixed: no id can read as another's, nor as "no key".
+    match tenant {
+        None => h.update([0]),
+        Some(id) => {
+            h.update([1]);
+            h.update((id.len() as u64).to_le_bytes());
+            h.update(id.as_bytes());
+        }
+    }
     h.update(&canonical);
     Some(h.finalize().into())
 }
@@ -336,7 +349,7 @@ mod tests {
 
     #[test]
     fn volatile_fields_and_key_order_do_not_matter() {
-        let fp = |b: &str| fingerprint("chat", "m", b.as_bytes(), false);
+        let fp = |b: &str| fingerprint("chat", "m", None, b.as_bytes(), false);
         let a = fp(r#"{"model":"m","temperature":0,"messages":[{"role":"user","content":"hi"}]}"#);
         assert!(a.is_some());
         let b = fp(
@@ -345,7 +358,7 @@ mod tests {
         assert_eq!(a, b);
         let c = fp(r#"{"model":"m","temperature":0,"messages":[{"role":"user","content":"hi!"}]}"#);
         assert_ne!(a, c, "the content matters");
-        let anthropic = |b: &str| fingerprint("messages", "m", b.as_bytes(), false);
+        let anthropic = |b: &str| fingerprint("messages", "m", None, b.as_bytes(), false);
         assert_eq!(
             anthropic(
                 r#"{"model":"m","temperature":0,"max_tokens":5,"metadata":{"user_id":"u1"}}"#
@@ -355,15 +368,25 @@ mod tests {
             ),
         );
         assert_ne!(
-            fingerprint("chat", "m", br#"{"temperature":0}"#, false),
-            fingerprint("embeddings", "m", br#"{"temperature":0}"#, false),
+            fingerprint("chat", "m", None, br#"{"temperature":0}"#, false),
+            fingerprint("embeddings", "m", None, br#"{"temperature":0}"#, false),
             "the endpoint matters"
         );
         assert_ne!(
-            fingerprint("chat", "m", br#"{"temperature":0}"#, false),
-            fingerprint("chat", "n", br#"{"temperature":0}"#, false),
+            fingerprint("chat", "m", None, br#"{"temperature":0}"#, false),
+            fingerprint("chat", "n", None, br#"{"temperature":0}"#, false),
             "the model matters"
         );
+    }
+
+    #[test]
+    fn one_keys_answer_is_not_anothers() {
+        let fp = |tenant| fingerprint("chat", "m", tenant, br#"{"temperature":0}"#, false);
+        assert_ne!(fp(Some("a")), fp(Some("b")), "the key matters");
+        assert_ne!(fp(Some("a")), fp(None), "no key is its own scope");
+        assert_ne!(fp(Some("")), fp(None));
+        assert_eq!(fp(Some("a")), fp(Some("a")));
+        assert!(fp(Some("a")).is_some());
     }
 
     #[test]
@@ -409,7 +432,7 @@ mod tests {
 
     #[test]
     fn only_temperature_zero_and_whole_answers_qualify() {
-        let fp = |b: &str, any| fingerprint("chat", "m", b.as_bytes(), any);
+        let fp = |b: &str, any| fingerprint("chat", "m", None, b.as_bytes(), any);
         assert!(fp(r#"{"messages":[]}"#, false).is_none(), "default is 1");
         assert!(fp(r#"{"temperature":1,"messages":[]}"#, false).is_none());
         assert!(fp(r#"{"temperature":0.2,"messages":[]}"#, false).is_none());

@@ -104,7 +104,9 @@ impl Budget {
 }
 
 /// Bytes of one request's bodies, reserved against the budget; released
-/// when dropped. Used by one task at a time (the request's).
+/// when dropped. Used by the request's task; two reads may fill it at once
+/// (a hedged attempt and its hedge: [`collect`]), each growing and
+/// shrinking it by its own bytes only.
 pub struct Reservation {
     inner: Arc<Inner>,
     priority: Priority,
@@ -143,6 +145,14 @@ impl Reservation {
         self.spare.load(Ordering::Relaxed)
     }
 
+    /// Takes the bytes held for a transient copy ([`Self::set_spare`]),
+    /// leaving none: of two reads into one reservation at once (a hedged
+    /// attempt and its hedge), only the first to ask may use them. A read
+    /// that fails gives them back with [`Self::set_spare`].
+    pub fn take_spare(&self) -> u64 {
+        self.spare.swap(0, Ordering::Relaxed)
+    }
+
     /// Bytes reserved.
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
@@ -173,9 +183,35 @@ impl Reservation {
         Ok(())
     }
 
-    /// Grows the reservation by `n` bytes.
+    /// Grows the reservation by `n` bytes; a growth the budget cannot hold
+    /// leaves it as it was and is refused. Relative: bytes another read
+    /// into the same reservation holds stay as they are.
     pub fn grow(&self, n: u64) -> Result<(), Shed> {
-        self.resize(self.bytes().saturating_add(n))
+        let inner = &self.inner;
+        if !inner.memory.try_add(n, self.priority, &inner.metrics) {
+            tracing::debug!(
+                message = "Memory budget cannot hold a body.",
+                reserved = self.bytes(),
+                wanted = n,
+                used = inner.memory.used()
+            );
+            return Err(inner.refuse(self.priority, ShedReason::Memory));
+        }
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Releases `n` of the reserved bytes (at most all of them). Relative,
+    /// like [`Self::grow`].
+    pub fn shrink(&self, n: u64) {
+        let mut freed = 0;
+        let _ = self
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                freed = n.min(b);
+                Some(b - freed)
+            });
+        self.inner.memory.sub(freed, &self.inner.metrics);
     }
 }
 
@@ -207,7 +243,11 @@ pub enum Collect<E> {
 /// once sent, for its answer): the read uses them before it reserves more;
 /// the remainder stays reserved as it was. A body that arrives in one
 /// frame is kept as it came (no copy). On success the reservation holds
-/// the remainder plus the body's buffer.
+/// the remainder plus the body's buffer. The read accounts only for what
+/// it adds (relative growth): another read into the same reservation at
+/// the same time keeps its own bytes, and a read that fails, or is dropped
+/// unfinished (a hedge race's loser), releases what it added, leaving the
+/// prepaid bytes reserved as they were.
 pub async fn collect<B>(
     body: B,
     limit: usize,
@@ -218,9 +258,12 @@ pub async fn collect<B>(
 where
     B: Body<Data = Bytes>,
 {
-    let base = res.bytes().saturating_sub(prepaid);
     // During the read the prepaid bytes stay held: the body may use them.
-    let hold = |held: usize| res.resize(base + (held as u64).max(prepaid));
+    let mut grown = Grown {
+        res,
+        prepaid,
+        added: 0,
+    };
     // How far the buffer may grow at once: the declared length, else the
     // limit.
     let bound = expected
@@ -247,7 +290,7 @@ where
         match (&mut buf, first.take()) {
             (None, None) => {
                 // Already held by `data`: account for it as it is.
-                hold(len).map_err(Collect::Memory)?;
+                grown.hold(len).map_err(Collect::Memory)?;
                 first = Some(data);
             }
             (None, Some(f)) => {
@@ -255,7 +298,7 @@ where
                 // The frames being copied are the connection's read
                 // buffers, freed as they are consumed: the buffer is what
                 // this request holds.
-                hold(cap).map_err(Collect::Memory)?;
+                grown.hold(cap).map_err(Collect::Memory)?;
                 let mut b = BytesMut::with_capacity(cap);
                 b.extend_from_slice(&f);
                 b.extend_from_slice(&data);
@@ -267,7 +310,7 @@ where
                     let want = room(len);
                     // Old and new allocation live during the move; a new
                     // buffer of exactly `want` (a `reserve` may take more).
-                    hold(b.capacity() + want).map_err(Collect::Memory)?;
+                    grown.hold(b.capacity() + want).map_err(Collect::Memory)?;
                     let mut nb = BytesMut::with_capacity(want);
                     nb.extend_from_slice(&b[..]);
                     *b = nb;
@@ -276,20 +319,59 @@ where
             }
         }
         if let Some(b) = &buf {
-            hold(b.capacity()).map_err(Collect::Memory)?;
+            grown.hold(b.capacity()).map_err(Collect::Memory)?;
         }
     }
     let (out, held) = match (buf, first) {
         (Some(b), _) => {
-            let cap = b.capacity() as u64;
+            let cap = b.capacity();
             (b.freeze(), cap)
         }
         (None, Some(f)) => {
-            let n = f.len() as u64;
+            let n = f.len();
             (f, n)
         }
         (None, None) => (Bytes::new(), 0),
     };
-    res.resize(base + held).map_err(Collect::Memory)?;
+    grown.finish(held).map_err(Collect::Memory)?;
     Ok(out)
+}
+
+/// What one [`collect`] added to its reservation beyond its prepaid bytes:
+/// released when the read ends without a body (dropped unfinished).
+struct Grown<'a> {
+    res: &'a Reservation,
+    prepaid: u64,
+    added: u64,
+}
+
+impl Grown<'_> {
+    /// Holds `held` bytes for the body: its prepaid bytes first, then
+    /// growth (or less growth: a buffer replaced by a smaller one).
+    fn hold(&mut self, held: usize) -> Result<(), Shed> {
+        let want = (held as u64).saturating_sub(self.prepaid);
+        if want > self.added {
+            self.res.grow(want - self.added)?;
+        } else {
+            self.res.shrink(self.added - want);
+        }
+        self.added = want;
+        Ok(())
+    }
+
+    /// The body is read and holds `held` bytes: the reservation keeps
+    /// them, and of the prepaid bytes only those the body took over.
+    fn finish(mut self, held: usize) -> Result<(), Shed> {
+        self.hold(held)?;
+        self.res.shrink(self.prepaid.saturating_sub(held as u64));
+        // Kept: the body holds them now.
+        self.added = 0;
+        Ok(())
+    }
+}
+
+impl Drop for Grown<'_> {
+    fn drop(&mut self) {
+        self.res.shrink(self.added);
+    }
 }

@@ -333,6 +333,86 @@ async fn bodies_are_reserved_before_they_are_buffered() {
     );
 }
 
+/// A body fed by the test: each message a frame, or the body's failure;
+/// it ends when the sender is dropped.
+struct Fed(tokio::sync::mpsc::UnboundedReceiver<Result<Bytes, &'static str>>);
+
+impl Body for Fed {
+    type Data = Bytes;
+    type Error = &'static str;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|m| m.map(|r| r.map(Frame::data)))
+    }
+}
+
+fn fed() -> (
+    tokio::sync::mpsc::UnboundedSender<Result<Bytes, &'static str>>,
+    Fed,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    (tx, Fed(rx))
+}
+
+fn bytes(n: usize) -> Result<Bytes, &'static str> {
+    Ok(Bytes::from(vec![b'x'; n]))
+}
+
+/// A hedged attempt and its hedge read their answers at once into the
+/// request's one reservation: each accounts for its own bytes only, the
+/// request copy's spare goes to one of them, and when one fails the
+/// reservation holds exactly the other's answer.
+#[tokio::test(start_paused = true)]
+async fn two_reads_into_one_reservation_account_for_their_own_bytes() {
+    let (a, _) = admission(&cfg(10, 10));
+    let r = a.reserve(Priority::Standard, 0).unwrap();
+    // The request's copy sent upstream: spare for the answer's buffer.
+    r.grow(100).unwrap();
+    r.set_spare(100);
+    // The spare goes to the first read that asks, and to it only.
+    let (spare_b, spare_a) = (r.take_spare(), r.take_spare());
+    assert_eq!((spare_a, spare_b), (0, 100));
+    let (tx_a, body_a) = fed();
+    let (tx_b, body_b) = fed();
+    let read_a = collect(body_a, 10_000, None, spare_a, &r);
+    let read_b = collect(body_b, 10_000, None, spare_b, &r);
+    let drive = async {
+        settle().await;
+        tx_a.send(bytes(150)).unwrap();
+        settle().await;
+        assert_eq!(r.bytes(), 250, "a's 150 beside the spare");
+        tx_b.send(bytes(200)).unwrap();
+        settle().await;
+        assert_eq!(r.bytes(), 350, "b's 200 in its spare 100 and 100 more");
+        tx_a.send(bytes(100)).unwrap();
+        settle().await;
+        // a's frames joined in a buffer of twice the data.
+        assert_eq!(r.bytes(), 700);
+        tx_a.send(Err("reset")).unwrap();
+        settle().await;
+        assert_eq!(r.bytes(), 200, "a's failure releases a's bytes only");
+        drop(tx_b);
+    };
+    let (a_end, b_end, ()) = tokio::join!(read_a, read_b, drive);
+    assert!(matches!(a_end, Err(Collect::Read("reset"))), "{a_end:?}");
+    assert_eq!(b_end.unwrap().len(), 200);
+    assert_eq!((r.bytes(), a.memory_used()), (200, 200), "b's answer only");
+    // A read dropped unfinished (the race's loser, cancelled) releases
+    // what it added.
+    let (tx_c, body_c) = fed();
+    let mut read_c = Box::pin(collect(body_c, 10_000, None, r.take_spare(), &r));
+    tx_c.send(bytes(300)).unwrap();
+    assert!(tokio::time::timeout(Duration::from_secs(1), &mut read_c)
+        .await
+        .is_err());
+    assert_eq!(r.bytes(), 500);
+    drop(read_c);
+    assert_eq!((r.bytes(), a.memory_used()), (200, 200));
+}
+
 /// A body that never arrives: pending forever after its head.
 struct Silent;
 

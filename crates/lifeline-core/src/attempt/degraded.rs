@@ -4,10 +4,11 @@
 //! 200, non-streaming; a stream is not stored) to a request that qualifies
 //! ([`crate::degraded::fingerprint`]: an explicit `temperature: 0` unless
 //! `degraded_any_temperature`) is remembered in the gateway's bounded
-//! [`crate::degraded::AnswerCache`] ([`Call::remember`]). When every
+//! [`crate::degraded::AnswerCache`] ([`Call::remember`]), under the key
+//! that asked (one key's answers are never another's). When every
 //! deployment has failed (the attempt loop's final 503/504, or no
 //! deployment available before any attempt), an identical request made
-//! within `degraded_max_age_ms` is answered from it ([`Call::stale`]):
+//! within `degraded_max_age_ms` by the same key is answered from it ([`Call::stale`]):
 //! status 200, the stored body (to a streaming chat request, re-emitted as
 //! a chat stream: [`crate::degraded::chat_answer_as_sse`]),
 //! `x-lifeline-cache: stale` and `Age` in seconds, counted in
@@ -45,6 +46,7 @@ impl Call {
         fingerprint(
             self.endpoint.path(),
             &self.model.name,
+            self.ctx.tenant.as_ref().map(|t| &*t.id),
             &self.body,
             self.model.policy.degraded.any_temperature,
         )

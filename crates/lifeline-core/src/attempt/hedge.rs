@@ -15,15 +15,23 @@
 //! 3. The deployment is picked as a retry's would be, but only an untried
 //!    one that has a free slot now ([`crate::balance::pick`]): a hedge
 //!    never waits for a slot, never backs off, and never goes to the
-//!    deployment it hedges.
-//! 4. The first of the two to commit (a whole answer read, a stream's first
-//!    content) is the client's answer; the other is dropped at once: its
-//!    upstream request is cancelled and its lease ends neutral
-//!    ([`crate::route::Lease`]'s drop), since being slower is not a
-//!    failure. `won`: the hedge answered; `lost`: the hedged attempt did.
-//! 5. If one fails meanwhile, the other simply goes on as the request's
-//!    next attempt (it was already counted as one); if both fail, the
-//!    attempt loop goes on after both failures.
+//!    deployment it hedges. One whose protocol cannot take the request
+//!    (`Call::convert`) is skipped before any token is taken, and the pick
+//!    is made again without its protocol: it is neither an attempt nor a
+//!    hedge.
+//! 4. Only a 2xx wins: the first of the two to commit (a whole 2xx answer
+//!    read, a stream's first content) is the client's answer; the other is
+//!    dropped at once: its upstream request is cancelled and its lease
+//!    ends neutral ([`crate::route::Lease`]'s drop), since being slower is
+//!    not a failure. `won`: the hedge answered; `lost`: the hedged attempt
+//!    did, or neither did.
+//! 5. Any other end of one side (a failure, a refusal, or an answer that
+//!    is not a 2xx: the client's own error as a provider gave it, a 501, a
+//!    memory shed) is held while the other runs, so a hedge whose provider
+//!    rejects the request never beats a slow 200. If both end that way,
+//!    both go back to the attempt loop, the hedged attempt first, which
+//!    handles them in turn: failures as failures, an error answer as the
+//!    request's answer (counted only then).
 //!
 //! `x-lifeline-attempts` counts both attempts; `x-lifeline-deployment`
 //! names the winner's deployment.
@@ -38,6 +46,7 @@ use super::upstream::Attempted;
 use super::Call;
 use crate::balance::{pick, Pick, Place, Scope};
 use crate::health::latency::LatencyKind;
+use crate::retry::RetryBudget;
 use crate::route::{Deployment, Lease};
 use crate::telemetry::X_LIFELINE_ATTEMPTS;
 
@@ -107,19 +116,13 @@ impl Call {
                 a = &mut first => return ((dep, place, a), None),
                 () = sleep_until(fire) => {}
             }
-            let (lease_b, place_b) = match self.hedge_lease(tried, base, deadline) {
+            let (lease_b, place_b, body_b) = match self.hedge_lease(tried, base, deadline) {
                 Hedge::Nowhere => return ((dep, place, first.await), None),
                 Hedge::Refused => {
                     *hedged = true;
                     return ((dep, place, first.await), None);
                 }
-                Hedge::Lease(lease_b, place_b) => (lease_b, place_b),
-            };
-            // The hedge's body in its deployment's protocol; one that cannot
-            // take the request is no hedge (the lease ends neutral).
-            let Ok(body_b) = self.convert(lease_b.deployment()) else {
-                drop(lease_b);
-                return ((dep, place, first.await), None);
+                Hedge::Lease(lease_b, place_b, body_b) => (lease_b, place_b, body_b),
             };
             *hedged = true;
             let dep_b = lease_b.deployment().clone();
@@ -139,6 +142,8 @@ impl Call {
                 &mut adaptive_b,
             );
             tokio::pin!(second);
+            // Only a 2xx wins; any other end of one side waits for the
+            // other's.
             let (mut a_end, mut b_end) = (None, None);
             loop {
                 tokio::select! {
@@ -163,14 +168,23 @@ impl Call {
                 }
             }
         };
-        // Both failed: the hedge did not answer.
+        // Neither answered 2xx: the hedge did not answer. An error answer
+        // that ends the request counts both attempts too.
         self.metrics.hedge(&self.model.name, "lost");
         *adaptive &= adaptive_b;
-        ((dep, place, a), Some(second))
+        let (dep_b, place_b, b) = second;
+        let attempts = tried.len();
+        (
+            (dep, place, held(a, attempts)),
+            Some((dep_b, place_b, held(b, attempts))),
+        )
     }
 
-    /// The hedge's reservation, when one is due now, with both budgets'
-    /// tokens taken.
+    /// The hedge's reservation and its body, when one is due now, with
+    /// both budgets' tokens taken. A deployment whose protocol cannot take
+    /// the request is skipped before any token is taken (its lease ends
+    /// neutral, it is no attempt), and the pick is made again without its
+    /// protocol.
     fn hedge_lease(&self, tried: &[Arc<Deployment>], base: Scope<'_>, deadline: Instant) -> Hedge {
         let Some(hedges) = self.model.hedge_budget.as_ref() else {
             return Hedge::Nowhere;
@@ -178,42 +192,80 @@ impl Call {
         if Instant::now() >= deadline {
             return Hedge::Nowhere;
         }
-        let scope = Scope {
-            tried,
-            up_to_tier: None,
-            ..base
-        };
         if !(hedges.can_withdraw() && self.model.budget.can_withdraw()) {
             self.metrics.hedge(&self.model.name, "refused_budget");
             return Hedge::Refused;
         }
-        let Pick::Lease {
-            lease,
-            retry_of_tried: false,
-            place,
-        } = pick(&self.model, scope)
-        else {
-            // Nothing untried with a free slot (a lease of a tried
-            // deployment is given back here, neutral).
-            return Hedge::Nowhere;
+        let mut ineligible = base.ineligible;
+        let (lease, place, body) = loop {
+            let scope = Scope {
+                tried,
+                up_to_tier: None,
+                ineligible,
+                ..base
+            };
+            let Pick::Lease {
+                lease,
+                retry_of_tried: false,
+                place,
+            } = pick(&self.model, scope)
+            else {
+                // Nothing untried with a free slot (a lease of a tried
+                // deployment is given back here, neutral).
+                return Hedge::Nowhere;
+            };
+            match self.convert(lease.deployment()) {
+                Ok(body) => break (lease, place, body),
+                // A second protocol that cannot take it: none can.
+                Err(_) if ineligible.is_some() => return Hedge::Nowhere,
+                Err(f) => {
+                    ineligible = Some(lease.deployment().upstream.wire);
+                    tracing::debug!(message = "Hedge deployment ineligible.", request_id = ?self.ctx.id, deployment = %f.deployment, error = %f.message);
+                }
+            }
         };
-        if !(hedges.withdraw() && self.model.budget.withdraw()) {
+        if !take_both(hedges, &self.model.budget) {
             self.metrics.hedge(&self.model.name, "refused_budget");
             return Hedge::Refused;
         }
-        Hedge::Lease(lease, place)
+        Hedge::Lease(lease, place, body)
     }
+}
+
+/// Takes a token of the hedge budget and one of the retry budget, or
+/// neither: `can_withdraw` was checked before the pick, but concurrent
+/// requests may have spent either since.
+fn take_both(hedges: &RetryBudget, retries: &RetryBudget) -> bool {
+    if !retries.withdraw() {
+        return false;
+    }
+    if hedges.withdraw() {
+        return true;
+    }
+    retries.give_back();
+    false
 }
 
 /// What [`Call::hedge_lease`] found.
 enum Hedge {
-    /// The deadline passed, or no untried deployment has a free slot:
-    /// nothing counted, a later attempt of the request may still hedge.
+    /// The deadline passed, or no untried deployment that can take the
+    /// request has a free slot: nothing counted, a later attempt of the
+    /// request may still hedge.
     Nowhere,
     /// A budget refused it (counted).
     Refused,
-    /// The hedge's reservation and its place.
-    Lease(Lease, Place),
+    /// The hedge's reservation, its place, and its body in its
+    /// deployment's protocol.
+    Lease(Lease, Place, Bytes),
+}
+
+/// An end of a race that neither side won: an error answer counts both
+/// attempts in `x-lifeline-attempts`, as a winner's does.
+fn held(ended: Attempted, attempts: usize) -> Attempted {
+    match ended {
+        Attempted::Error(resp) => Attempted::Error(counted(resp, attempts)),
+        other => other,
+    }
 }
 
 /// The winner's answer, with `x-lifeline-attempts` counting both attempts.
@@ -224,4 +276,33 @@ fn counted(
     resp.headers_mut()
         .insert(X_LIFELINE_ATTEMPTS, HeaderValue::from(attempts));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hedge_takes_both_tokens_or_neither() {
+        // The retry budget is spent: the hedge token stays.
+        let hedges = RetryBudget::new(0.5, 0);
+        let retries = RetryBudget::new(0.0, 0);
+        hedges.deposit();
+        hedges.deposit();
+        assert!(!take_both(&hedges, &retries));
+        assert!(hedges.withdraw(), "the hedge token was given back");
+        assert!(!hedges.withdraw());
+        // The hedge budget is spent: the retry token stays.
+        let retries = RetryBudget::new(0.5, 0);
+        retries.deposit();
+        retries.deposit();
+        assert!(!take_both(&hedges, &retries));
+        assert!(retries.withdraw(), "the retry token was given back");
+        // Both have one: both are taken.
+        let (hedges, retries) = (RetryBudget::new(1.0, 0), RetryBudget::new(1.0, 0));
+        hedges.deposit();
+        retries.deposit();
+        assert!(take_both(&hedges, &retries));
+        assert!(!hedges.can_withdraw() && !retries.can_withdraw());
+    }
 }

@@ -49,11 +49,12 @@
 //!    `x-should-retry: false` so official SDKs do not multiply the retries,
 //!    and `Retry-After` set to when the first deployment is expected back
 //!    (`degraded.rs`). With degraded mode on the model, an identical recent
-//!    request's answer is served instead, marked stale (`degraded.rs`; the
+//!    request's answer (the same key's) is served instead, marked stale (`degraded.rs`; the
 //!    model's successful whole answers are remembered as they are returned).
 //! 9. With `hedge` on the model, an attempt slower than its deployment's p95
 //!    gets a second one beside it on another deployment; the first to
-//!    commit wins (`hedge.rs`).
+//!    commit with a 2xx wins, any other end of one side waits for the
+//!    other's (`hedge.rs`).
 
 mod commit;
 mod degraded;
@@ -349,6 +350,7 @@ impl Call {
             for (dep, place, ended) in std::iter::once(first).chain(second) {
                 let f = match ended {
                     Attempted::Answer(resp) => return self.remember(resp),
+                    Attempted::Error(resp) => return self.count(resp),
                     Attempted::Failed(f) => {
                         let scope = Scope {
                             tried: &tried,
@@ -467,8 +469,20 @@ impl Call {
     }
 
     /// The client's response: upstream status and headers (hop-by-hop ones
-    /// removed), plus Lifeline's.
+    /// removed), plus Lifeline's; counted ([`Self::count`]).
     fn answer(
+        &self,
+        parts: http::response::Parts,
+        body: ProxyBody,
+        deployment: &str,
+        attempts: usize,
+    ) -> Response<ProxyBody> {
+        self.count(self.reply(parts, body, deployment, attempts))
+    }
+
+    /// [`Self::answer`]'s response, not counted yet: an error answer held
+    /// by a hedge race (`hedge.rs`) is counted only if it is returned.
+    fn reply(
         &self,
         parts: http::response::Parts,
         body: ProxyBody,
@@ -483,6 +497,13 @@ impl Call {
         }
         h.insert(X_LIFELINE_ATTEMPTS, HeaderValue::from(attempts));
         h.insert(X_REQUEST_ID, self.ctx.id.clone());
+        resp
+    }
+
+    /// Counts the response the request ends with (a committed stream
+    /// counts when it ends): its metrics, SLI counters and the key's
+    /// token charge.
+    fn count(&self, resp: Response<ProxyBody>) -> Response<ProxyBody> {
         if !matches!(resp.body(), ProxyBody::Relay(_)) {
             self.finished(resp.status().as_u16());
             self.settle(resp.status(), resp.body());
@@ -589,16 +610,17 @@ impl Call {
     }
 
     fn error(&self, e: ApiError, attempts: usize) -> Response<ProxyBody> {
-        let status = e.status.as_u16();
+        // Counted as an error: no answer came from a provider, nothing
+        // was used.
+        self.count(self.error_reply(e, attempts))
+    }
+
+    /// [`Self::error`]'s response, not counted yet ([`Self::reply`]).
+    fn error_reply(&self, e: ApiError, attempts: usize) -> Response<ProxyBody> {
         let mut resp = e.into_response_for(self.endpoint.wire());
         resp.headers_mut()
             .insert(X_LIFELINE_ATTEMPTS, HeaderValue::from(attempts));
         resp.headers_mut().insert(X_REQUEST_ID, self.ctx.id.clone());
-        self.finished(status);
-        // No answer came from a provider: nothing was used.
-        if let Some(charge) = &self.ctx.charge {
-            charge.settle(0);
-        }
         resp
     }
 }

@@ -84,8 +84,15 @@ impl GaveUp {
 
 /// What an attempt produced.
 pub(super) enum Attempted {
-    /// Send this to the client; the request is over.
+    /// A 2xx (a whole answer, or a stream that committed): send this to
+    /// the client; the request is over. Counted already.
     Answer(Response<ProxyBody>),
+    /// Any other answer that ends the request (the client's own error as
+    /// the provider gave it, a 501, a memory shed's 503), not counted yet:
+    /// the loop counts it as it returns it ([`Call::count`]); a hedge race
+    /// holds it like a failure while the other attempt may still answer
+    /// 2xx (`hedge.rs`).
+    Error(Response<ProxyBody>),
     /// Try again elsewhere.
     Failed(Failure),
     /// The upstream model refused the request (context window, or content
@@ -201,7 +208,7 @@ impl Call {
                 if fallback {
                     return Attempted::Refused(f, parts, body);
                 }
-                return Attempted::Answer(self.answer(parts, ProxyBody::full(body), &dep.id, n));
+                return Attempted::Error(self.reply(parts, ProxyBody::full(body), &dep.id, n));
             }
             Class::Redirect => {
                 let what = format!(
@@ -246,7 +253,7 @@ impl Call {
                             dep.upstream
                                 .error_body(self.endpoint.wire(), status.as_u16(), body);
                         let body = ProxyBody::full(body);
-                        return Attempted::Answer(self.answer(parts, body, &dep.id, n));
+                        return Attempted::Error(self.reply(parts, body, &dep.id, n));
                     }
                 }
                 return Attempted::Failed(f);
@@ -402,12 +409,17 @@ impl Call {
     /// deployment did nothing wrong: its lease ends neutral.
     fn shed(&self, lease: Lease, shed: Shed, n: usize) -> Attempted {
         drop(lease);
-        Attempted::Answer(self.error(ApiError::from(shed), n))
+        Attempted::Error(self.error_reply(ApiError::from(shed), n))
     }
 
     /// Reads a whole upstream body, within `deadline` and
     /// [`MAX_RESPONSE_BYTES`], reserving its bytes against the memory
     /// budget first ([`collect`]); a body read but not used is released.
+    ///
+    /// A hedged attempt and its hedge may read at once into the request's
+    /// one reservation: each read grows and shrinks it by its own bytes
+    /// only, and the request copy's spare bytes go to the first read that
+    /// asks (a read that fails gives them back for the next attempt).
     async fn read_body(
         &self,
         resp: Response<hyper::body::Incoming>,
@@ -417,7 +429,6 @@ impl Call {
         let Some(memory) = self.hold.memory.as_ref() else {
             return read_body(parts, body, deadline).await;
         };
-        let base = memory.bytes();
         let expected = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -425,12 +436,10 @@ impl Call {
             .and_then(|v| v.parse::<u64>().ok());
         // Once the answer comes, the copy of the request sent upstream is
         // gone: its bytes are the answer's first.
-        let read = collect(body, MAX_RESPONSE_BYTES, expected, memory.spare(), memory);
+        let spare = memory.take_spare();
+        let read = collect(body, MAX_RESPONSE_BYTES, expected, spare, memory);
         let failed = match timeout_at(deadline, read).await {
-            Ok(Ok(body)) => {
-                memory.set_spare(0);
-                return Ok((parts, body));
-            }
+            Ok(Ok(body)) => return Ok((parts, body)),
             Err(_) => ReadFail::Attempt(
                 FailureKind::Timeout,
                 "response body not received in time".into(),
@@ -444,8 +453,9 @@ impl Call {
                 ReadFail::Attempt(FailureKind::Reset, format!("response body failed: {e}"))
             }
         };
-        // A shrink never fails.
-        let _ = memory.resize(base);
+        // What the read added is released already (`collect`); the spare
+        // bytes it was given are still reserved, for the next read.
+        memory.set_spare(spare);
         Err(failed)
     }
 

@@ -74,6 +74,22 @@ impl RetryBudget {
         })
     }
 
+    /// Gives back one retry taken by [`Self::withdraw`] and not made (a
+    /// hedge that another budget refused): the newest withdrawal still in
+    /// the window is undone.
+    pub fn give_back(&self) {
+        self.with_bucket(|b, epoch| {
+            let newest = b
+                .iter_mut()
+                .filter(|x| x.epoch + BUCKETS as u64 > epoch && x.epoch <= epoch)
+                .filter(|x| x.withdrawals > 0)
+                .max_by_key(|x| x.epoch);
+            if let Some(x) = newest {
+                x.withdrawals -= 1;
+            }
+        });
+    }
+
     /// Whether a retry would be granted now, without taking it (so that a
     /// request does not wait for a retry it will not be allowed to make).
     pub fn can_withdraw(&self) -> bool {
@@ -117,5 +133,24 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(11)).await;
         let granted = (0..100).filter(|_| b.withdraw()).count();
         assert_eq!(granted, 10, "only the floor once the requests age out");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_given_back_may_be_taken_again() {
+        let b = RetryBudget::new(0.5, 0);
+        b.deposit();
+        b.deposit();
+        assert!(b.withdraw());
+        assert!(!b.can_withdraw(), "half of two requests: one");
+        b.give_back();
+        assert!(b.withdraw(), "given back");
+        // One second later (another bucket), the withdrawal is still the
+        // newest in the window, and giving back more than was taken does
+        // not mint retries.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        b.give_back();
+        b.give_back();
+        assert!(b.withdraw());
+        assert!(!b.withdraw());
     }
 }

@@ -123,6 +123,45 @@ async fn with_every_deployment_down_an_identical_request_is_answered_stale() {
     env.stop().await;
 }
 
+/// POSTs `body` with `key` as its bearer token.
+async fn post_as(env: &Env, key: &str, body: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let resp = env
+        .client
+        .post(env.url("/v1/chat/completions"))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
+    let (status, h) = (resp.status().as_u16(), resp.headers().clone());
+    (status, h, resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn one_keys_answer_is_never_served_to_another() {
+    let m = mocks(1).await;
+    let models = "[[models]]\nname = \"m\"\ndegraded = true\ntiers = [ [ { provider = \"p0\", model = \"up-0\" } ] ]\n";
+    let toml = cfg(&m, SERVER, HEALTH, models).replace("auth = \"none\"", "auth = \"keys\"")
+        + "\n[[keys]]\nname = \"a\"\nkey = \"sk-a\"\n\n[[keys]]\nname = \"b\"\nkey = \"sk-b\"\n";
+    let env = Env::boot(&toml, m).await;
+    // The same prompt (a shared template), asked by key a only.
+    let prompt = body("the shared template", Some(0.0), "u");
+    let (status, _, fresh) = post_as(&env, "sk-a", &prompt).await;
+    assert_eq!(status, 200, "{fresh}");
+    env.mocks[0].kill();
+    // Key b never asked it: no answer of a's for b, the 503.
+    let (status, h, text) = post_as(&env, "sk-b", &prompt).await;
+    assert_eq!(status, 503, "{text}");
+    assert_eq!(header(&h, "x-lifeline-cache"), None);
+    // Key a gets its own answer back, stale.
+    let (status, h, stale) = post_as(&env, "sk-a", &prompt).await;
+    assert_eq!((status, stale), (200, fresh));
+    assert_eq!(header(&h, "x-lifeline-cache"), Some("stale"));
+    env.stop().await;
+}
+
 #[tokio::test]
 async fn any_temperature_qualifies_when_configured_and_old_answers_do_not() {
     let m = mocks(1).await;

@@ -10,7 +10,9 @@ use futures::future::join_all;
 use lifeline_mock::Faults;
 use tokio::time::Instant;
 
-use crate::fo_support::{attempts, cfg, chat_requests, dep, deployment, eventually, metrics};
+use crate::fo_support::{
+    attempts, cfg, chat_requests, dep, deployment, eventually, failing, metrics,
+};
 use crate::harness::{mocks, Env};
 
 /// Timeouts far above the delays used here (adaptive ones too: a slow
@@ -214,6 +216,185 @@ async fn when_the_hedged_attempt_fails_the_hedge_is_simply_the_next_attempt() {
         text.contains(
             "lifeline_attempts_total{deployment=\"p0/up-0\",outcome=\"stream_failed\"} 1"
         ),
+        "{text}"
+    );
+    env.stop().await;
+}
+
+/// The value of `lifeline_requests_total{model="m",status}`.
+fn requests(metrics: &str, status: u16) -> u64 {
+    let series = format!("lifeline_requests_total{{model=\"m\",status=\"{status}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn an_error_answer_never_beats_a_slow_success() {
+    let m = mocks(2).await;
+    let env = Env::boot(&cfg(&m, SERVER, HEALTH, &model(100)), m).await;
+    env.mocks[0].set_faults(slow(200));
+    warm(&env, false, 25).await;
+
+    // p0 answers 200 in 1.5 s; the hedge's provider rejects the request
+    // at once (a 400 returned as the client's own error).
+    env.mocks[0].set_faults(slow(1500));
+    env.mocks[1].set_faults(failing(400));
+    let t = Instant::now();
+    let (status, h, text) = env.post("/v1/chat/completions", &body(false)).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!((deployment(&h), attempts(&h)), (dep(0), 2), "{text}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(chat_requests(&env.mocks[1]), 1, "the hedge was made");
+    let text = metrics(&env).await;
+    assert_eq!(
+        (hedges(&text, "won"), hedges(&text, "lost")),
+        (0, 1),
+        "{text}"
+    );
+    // The held 400 was never the answer, nor counted as one.
+    assert_eq!(
+        (requests(&text, 200), requests(&text, 400)),
+        (26, 0),
+        "{text}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn when_neither_answers_2xx_the_error_answer_is_returned_after_both() {
+    let m = mocks(2).await;
+    // p0's attempts end at 1.5 s without headers (a failure).
+    let server: Vec<(&str, &str)> = SERVER
+        .iter()
+        .map(|&(k, v)| {
+            (
+                k,
+                if k == "first_byte_timeout_ms" {
+                    "1500"
+                } else {
+                    v
+                },
+            )
+        })
+        .collect();
+    let env = Env::boot(&cfg(&m, &server, HEALTH, &model(100)), m).await;
+    env.mocks[0].set_faults(slow(200));
+    warm(&env, false, 25).await;
+
+    env.mocks[0].set_faults(Faults {
+        hang: true,
+        ..Faults::default()
+    });
+    env.mocks[1].set_faults(failing(400));
+    let t = Instant::now();
+    let (status, h, text) = env.post("/v1/chat/completions", &body(false)).await;
+    assert_eq!(status, 400, "{text}");
+    // Held until the hedged attempt failed too.
+    assert!(
+        t.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!((deployment(&h), attempts(&h)), (dep(1), 2), "{text}");
+    let text = metrics(&env).await;
+    assert_eq!(hedges(&text, "lost"), 1, "{text}");
+    assert_eq!(
+        (requests(&text, 200), requests(&text, 400)),
+        (25, 1),
+        "{text}"
+    );
+    assert!(
+        text.contains("lifeline_attempts_total{deployment=\"p0/up-0\",outcome=\"timeout\"} 1"),
+        "{text}"
+    );
+    env.stop().await;
+}
+
+/// `toml` with provider `p{i}` (mock `m`) made an Anthropic one.
+fn anthropic(toml: &str, i: usize, m: &lifeline_mock::MockHandle) -> String {
+    let url = m.base_url();
+    let openai = format!("name = \"p{i}\"\nkind = \"openai-compatible\"\nbase_url = \"{url}\"");
+    assert!(toml.contains(&openai), "{toml}");
+    let url = url.trim_end_matches("/v1");
+    toml.replace(
+        &openai,
+        &format!("name = \"p{i}\"\nkind = \"anthropic\"\nbase_url = \"{url}\""),
+    )
+}
+
+/// A body Anthropic deployments cannot take (`logprobs`).
+fn with_logprobs() -> String {
+    body(false).replacen('{', "{\"logprobs\":true,", 1)
+}
+
+fn messages_requests(m: &lifeline_mock::MockHandle) -> u64 {
+    m.stats().by_path.get("/v1/messages").copied().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_hedge_skips_a_deployment_that_cannot_take_the_request() {
+    let m = mocks(3).await;
+    // Tier 1 p0, tier 2 p1 (Anthropic), tier 3 p2.
+    let models = "[[models]]\nname = \"m\"\nhedge = true\nhedge_budget_percent = 100\ntiers = [ [ { provider = \"p0\", model = \"up-0\" } ], [ { provider = \"p1\", model = \"up-1\" } ], [ { provider = \"p2\", model = \"up-2\" } ] ]\n";
+    let toml = anthropic(&cfg(&m, SERVER, HEALTH, models), 1, &m[1]);
+    let env = Env::boot(&toml, m).await;
+    env.mocks[0].set_faults(slow(200));
+    let b = with_logprobs();
+    for (status, h, text) in join_all((0..25).map(|_| env.post("/v1/chat/completions", &b))).await {
+        assert_eq!((status, deployment(&h)), (200, dep(0)), "{text}");
+    }
+
+    env.mocks[0].set_faults(slow(8000));
+    let t = Instant::now();
+    let (status, h, text) = env.post("/v1/chat/completions", &b).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    // The hedge went past the Anthropic deployment to p2; the skipped one
+    // is no attempt.
+    assert_eq!((deployment(&h), attempts(&h)), (dep(2), 2), "{text}");
+    assert_eq!(messages_requests(&env.mocks[1]), 0);
+    let text = metrics(&env).await;
+    assert_eq!(hedges(&text, "won"), 1, "{text}");
+    assert!(
+        !text.contains("lifeline_attempts_total{deployment=\"p1/up-1\""),
+        "{text}"
+    );
+    env.stop().await;
+}
+
+#[tokio::test]
+async fn a_hedge_that_finds_only_ineligible_deployments_spends_no_token() {
+    let m = mocks(2).await;
+    // One hedge token per 25 requests: 4 %.
+    let models = "[[models]]\nname = \"m\"\nhedge = true\nhedge_budget_percent = 4\ntiers = [ [ { provider = \"p0\", model = \"up-0\" } ], [ { provider = \"p1\", model = \"up-1\" } ] ]\n";
+    let toml = anthropic(&cfg(&m, SERVER, HEALTH, models), 1, &m[1]);
+    let env = Env::boot(&toml, m).await;
+    env.mocks[0].set_faults(slow(200));
+    warm(&env, false, 25).await;
+
+    // 26 requests: one hedge token. This one cannot go to the Anthropic
+    // deployment: no hedge, the token stays.
+    env.mocks[0].set_faults(slow(1500));
+    let (status, h, text) = env.post("/v1/chat/completions", &with_logprobs()).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!((deployment(&h), attempts(&h)), (dep(0), 1), "{text}");
+    assert_eq!(messages_requests(&env.mocks[1]), 0);
+    assert!(!metrics(&env).await.contains("lifeline_hedges_total{"));
+    // 27 requests: still one token, for a request the hedge can take.
+    env.mocks[0].set_faults(slow(8000));
+    let (status, h, text) = env.post("/v1/chat/completions", &body(false)).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!((deployment(&h), attempts(&h)), (dep(1), 2), "{text}");
+    let text = metrics(&env).await;
+    assert_eq!(
+        (hedges(&text, "won"), hedges(&text, "refused_budget")),
+        (1, 0),
         "{text}"
     );
     env.stop().await;
