@@ -5,8 +5,10 @@
 //! `alpha` is killed hard (listener closed, every connection reset); at 35 %
 //! `bravo` turns slow (2.5 s before answering, past the demo's 1 s
 //! first-byte timeout); at 60 % `alpha` comes back; at 70 % `bravo` recovers.
-//! Model `demo` has tier 1 = alpha + bravo and tier 2 = charlie, so the demo
-//! shows failover, breakers opening, the fallback tier serving, probes
+//! Model `demo` has tier 1 = alpha + bravo and tier 2 = charlie, which speaks
+//! Anthropic's protocol (OpenAI requests that reach it are translated both
+//! ways), so the demo shows failover across providers and protocols,
+//! breakers opening, the fallback tier serving, probes
 //! half-opening and traffic returning. Streams cut when alpha dies are
 //! continued from another deployment (the report counts them apart). Exit
 //! status 0 only if every request succeeded.
@@ -96,7 +98,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .context("starting the status page")?;
 
     let mut out = std::io::stdout().lock();
-    writeln!(out, "Lifeline demo: gateway on http://{addr}/v1, model `demo` = tier 1 [alpha, bravo], tier 2 [charlie].")?;
+    writeln!(out, "Lifeline demo: gateway on http://{addr}/v1, model `demo` = tier 1 [alpha, bravo], tier 2 [charlie, which speaks Anthropic's protocol].")?;
     writeln!(out, "Status page: http://{addr}/status (JSON: http://{addr}/api/v2/summary.json); its clock runs 60x, a minute per second.")?;
     writeln!(out, "{} clients for {} s; alpha dies at {:.0}s, bravo turns slow at {:.0}s; both recover later.\n", args.concurrency, duration.as_secs(), secs(duration, 0.15), secs(duration, 0.35))?;
     drop(out);
@@ -232,6 +234,18 @@ fn demo_config(mocks: &[MockHandle], store: &std::path::Path) -> String {
         store.display()
     ));
     for (name, m) in names.iter().zip(mocks) {
+        if *name == "charlie" {
+            // The fallback speaks Anthropic's protocol (the simulated
+            // provider serves `/v1/messages` too): requests that reach it
+            // are translated, and streams broken on tier 1 are continued
+            // across protocols.
+            let root = m.base_url();
+            let root = root.strip_suffix("/v1").unwrap_or(&root);
+            s.push_str(&format!(
+                "[[providers]]\nname = \"{name}\"\nkind = \"anthropic\"\nbase_url = \"{root}\"\napi_key = \"demo\"\n\n"
+            ));
+            continue;
+        }
         s.push_str(&format!(
             "[[providers]]\nname = \"{name}\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n",
             m.base_url()
