@@ -198,7 +198,13 @@ impl Call {
                 if fallback {
                     return Attempted::Refused(f, parts, body);
                 }
-                return Attempted::Answer(self.answer(parts, ProxyBody::full(body), &dep.id, n));
+                return Attempted::Answer(self.answer(
+                    parts,
+                    ProxyBody::full(body),
+                    &dep.id,
+                    dep.upstream.wire,
+                    n,
+                ));
             }
             Class::Redirect => {
                 let what = format!(
@@ -243,7 +249,13 @@ impl Call {
                             dep.upstream
                                 .error_body(self.endpoint.wire(), status.as_u16(), body);
                         let body = ProxyBody::full(body);
-                        return Attempted::Answer(self.answer(parts, body, &dep.id, n));
+                        return Attempted::Answer(self.answer(
+                            parts,
+                            body,
+                            &dep.id,
+                            dep.upstream.wire,
+                            n,
+                        ));
                     }
                 }
                 return Attempted::Failed(f);
@@ -326,6 +338,7 @@ impl Call {
                         c.parts,
                         ProxyBody::Relay(Box::new(relay)),
                         &dep.id,
+                        dep.upstream.wire,
                         n,
                     ))
                 }
@@ -380,7 +393,13 @@ impl Call {
                     dep.observe_latency(LatencyKind::Answer, head_latency);
                 }
                 lease.finish(Outcome::success(start.elapsed()));
-                Attempted::Answer(self.answer(parts, ProxyBody::full(body), &dep.id, n))
+                Attempted::Answer(self.answer(
+                    parts,
+                    ProxyBody::full(body),
+                    &dep.id,
+                    dep.upstream.wire,
+                    n,
+                ))
             }
             Err(ReadFail::Attempt(kind, what)) => {
                 let f = Failure::new(kind, &dep.id, what);
