@@ -562,6 +562,50 @@ mod tests {
     }
 
     #[test]
+    fn model_rules_are_read_once_and_passthrough_uses_them() {
+        let mut cfg = provider(ProviderKind::Anthropic);
+        cfg.anthropic = Some(AnthropicSettings {
+            version: "2023-06-01".into(),
+            default_max_tokens: 4096,
+        });
+        let up = Upstream::new(&cfg, "http://h".into())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_models(["claude-opus-4-7", "claude-3-5-haiku", "claude-opus-4-7"]);
+        assert_eq!(up.models.len(), 2, "one entry per model");
+        assert_eq!(
+            up.rules("claude-opus-4-7"),
+            ModelRules {
+                sampling: Sampling::None,
+                rejects_prefill: true
+            }
+        );
+        // A model the table lacks (added by a reload) is computed.
+        assert_eq!(
+            up.rules("claude-sonnet-4-5").sampling,
+            Sampling::TemperatureOrTopP
+        );
+        let body =
+            Bytes::from_static(br#"{"model":"x","temperature":0.5,"max_tokens":1,"messages":[]}"#);
+        let req = |model: &'static str, json: &'static [u8]| RequestBody {
+            client: Wire::Anthropic,
+            body: &body,
+            model_span: &(9..12),
+            model,
+            model_json: json,
+        };
+        // A model that takes every sampling parameter: the splice as it is.
+        let out = up
+            .request_body(&req("claude-3-5-haiku", br#""x""#))
+            .unwrap_or_default();
+        assert_eq!(out.as_ptr(), body.as_ptr());
+        // One that takes none: the temperature is dropped.
+        let out = up
+            .request_body(&req("claude-opus-4-7", br#""x""#))
+            .unwrap_or_default();
+        assert!(!out.windows(11).any(|w| w == b"temperature"));
+    }
+
+    #[test]
     fn the_same_wire_is_spliced_without_a_copy() {
         let up = Upstream::new(
             &provider(ProviderKind::OpenAiCompatible),
