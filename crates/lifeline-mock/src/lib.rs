@@ -44,7 +44,7 @@ pub mod stats;
 mod tests;
 
 pub use server::{MockHandle, MockServer};
-pub use stats::{RecordedRequest, Stats};
+pub use stats::{redact, RecordedRequest, Stats};
 
 /// Settings of one simulated provider.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]

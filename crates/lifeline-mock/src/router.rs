@@ -87,14 +87,27 @@ fn azure_deployment(path: &str) -> Option<String> {
 }
 
 /// Every header as received, names in lower case, in order.
+/// The headers that carry a provider key: recorded redacted only.
+const CREDENTIALS: [&str; 3] = ["authorization", "api-key", "x-api-key"];
+
 fn recorded_headers(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(name, value)| {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            let value = String::from_utf8_lossy(value.as_bytes());
+            let value = if CREDENTIALS.contains(&name.as_str()) {
+                crate::stats::redact(&value)
+            } else {
+                value.into_owned()
+            };
             (name.as_str().to_owned(), value)
         })
         .collect()
+}
+
+/// A credential header, redacted ([`crate::stats::redact`]).
+fn credential(headers: &HeaderMap, name: &str) -> Option<String> {
+    header_string(headers, name).map(|v| crate::stats::redact(&v))
 }
 
 fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -197,9 +210,9 @@ async fn data(
             .uri
             .path_and_query()
             .map_or_else(|| path.clone(), ToString::to_string),
-        authorization: header_string(&parts.headers, "authorization"),
-        api_key: header_string(&parts.headers, "api-key"),
-        x_api_key: header_string(&parts.headers, "x-api-key"),
+        authorization: credential(&parts.headers, "authorization"),
+        api_key: credential(&parts.headers, "api-key"),
+        x_api_key: credential(&parts.headers, "x-api-key"),
         anthropic_version: header_string(&parts.headers, "anthropic-version"),
         request_id: header_string(&parts.headers, "x-request-id"),
         headers: recorded_headers(&parts.headers),

@@ -42,11 +42,12 @@ pub struct RecordedRequest {
     pub method: String,
     /// Path and query string as received.
     pub path_and_query: String,
-    /// The `Authorization` header as received (tests check the key arrives).
+    /// The `Authorization` header, redacted ([`redact`]: tests check that
+    /// the right key arrives without the stats serving it).
     pub authorization: Option<String>,
-    /// The `api-key` header (Azure).
+    /// The `api-key` header (Azure), redacted.
     pub api_key: Option<String>,
-    /// The `x-api-key` header (Anthropic).
+    /// The `x-api-key` header (Anthropic), redacted.
     #[serde(default)]
     pub x_api_key: Option<String>,
     /// The `anthropic-version` header.
@@ -54,11 +55,35 @@ pub struct RecordedRequest {
     pub anthropic_version: Option<String>,
     /// `x-request-id`.
     pub request_id: Option<String>,
-    /// Every header as received (names in lower case), in order.
+    /// Every header as received (names in lower case), in order; the
+    /// credential headers (`authorization`, `api-key`, `x-api-key`)
+    /// redacted.
     #[serde(default)]
     pub headers: Vec<(String, String)>,
     /// Request body (UTF-8 lossy), capped at [`RECORDED_BODY_CAP`].
     pub body: String,
+}
+
+/// How a credential is recorded: its first characters (at most 6, at most
+/// half of it), `…`, and the first 8 hex digits of its SHA-256, so that a
+/// test can tell which key arrived (compare with `redact(expected)`) while
+/// a real key pointed at `lifeline mock` never shows on `/_mock/stats`.
+/// An `Authorization` value keeps its scheme (`Bearer sk-…`).
+pub fn redact(value: &str) -> String {
+    use sha2::Digest;
+    let (scheme, secret) = match value.split_once(' ') {
+        Some((scheme, secret)) if scheme.eq_ignore_ascii_case("bearer") => {
+            (&value[..=scheme.len()], secret)
+        }
+        _ => ("", value),
+    };
+    let shown: String = secret
+        .chars()
+        .take((secret.chars().count() / 2).min(6))
+        .collect();
+    let digest = sha2::Sha256::digest(secret.as_bytes());
+    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{scheme}{shown}…{hex}")
 }
 
 impl RecordedRequest {

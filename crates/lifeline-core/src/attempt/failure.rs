@@ -110,8 +110,8 @@ impl FailureKind {
         match self {
             Self::ClientError | Self::Unsupported | Self::ContentPolicy => Next::Return,
             Self::ContextLength => Next::OtherModel,
-            // Every deployment of the same protocol is ineligible too: the
-            // attempt loop skips them all ([`crate::balance::Scope`]).
+            // The attempt loop skips that deployment for the rest of the
+            // request ([`crate::balance::Scope::ineligible`]).
             Self::Ineligible => Next::Persistent,
             // One bad answer or a broken connection: the next is likely fine.
             Self::Reset | Self::RateLimited | Self::StatusError | Self::BadBody => Next::Transient,

@@ -196,12 +196,14 @@ impl Call {
             self.metrics.hedge(&self.model.name, "refused_budget");
             return Hedge::Refused;
         }
-        let mut ineligible = base.ineligible;
+        // Deployments found ineligible while looking for the hedge's: the
+        // request's own, then each one skipped here.
+        let mut ineligible: Vec<Arc<Deployment>> = base.ineligible.to_vec();
         let (lease, place, body) = loop {
             let scope = Scope {
                 tried,
                 up_to_tier: None,
-                ineligible,
+                ineligible: &ineligible,
                 ..base
             };
             let Pick::Lease {
@@ -216,10 +218,8 @@ impl Call {
             };
             match self.convert(lease.deployment()) {
                 Ok(body) => break (lease, place, body),
-                // A second protocol that cannot take it: none can.
-                Err(_) if ineligible.is_some() => return Hedge::Nowhere,
                 Err(f) => {
-                    ineligible = Some(lease.deployment().upstream.wire);
+                    ineligible.push(lease.deployment().clone());
                     tracing::debug!(message = "Hedge deployment ineligible.", request_id = ?self.ctx.id, deployment = %f.deployment, error = %f.message);
                 }
             }

@@ -34,12 +34,19 @@
 //!    ([`crate::balance::Refusal`]); the next attempt, free of the retry
 //!    budget, goes to another model. If none takes the request, the last
 //!    refusal is returned as the provider sent it.
-//!    A deployment whose protocol cannot take the request (its adapter does
-//!    not serve the endpoint, or the request cannot be translated to it
-//!    faithfully: `Call::convert`) is ineligible before any attempt: the
-//!    deployments of that protocol are skipped ([`Scope::ineligible`]), with
-//!    no attempt, health outcome or budget token; if no deployment can take
-//!    the request, a 400 `no_eligible_deployment` says why for each.
+//!    A deployment that cannot take the request (its adapter does not serve
+//!    the endpoint, the request cannot be translated to its protocol
+//!    faithfully, a final assistant message goes to a deployment that does
+//!    not continue it, an `anthropic-beta` to an OpenAI-shaped one:
+//!    `Call::convert`) is ineligible before any attempt: it is skipped
+//!    ([`Scope::ineligible`]), with no attempt, health outcome or budget
+//!    token. If no deployment of the model can take the request at all, a
+//!    400 `no_eligible_deployment` says why for each; if some can but none
+//!    of them is available, the 503 of step 2, with the reasons of the
+//!    others in its message.
+//!    A translated body is made once per target (protocol, upstream model
+//!    and settings) and kept in the `Call` ([`Converted`]): a retry, a hedge
+//!    or a second deployment of that target reuses it.
 //! 7. Streams are read until their first content (`commit.rs`); a failure
 //!    before that is retried like any other, after it the stream is the
 //!    client's: a chat stream is continued from another deployment
@@ -79,7 +86,7 @@ use crate::balance::{has_untried_after, pick, Pick, Refusal, Scope};
 use crate::body::ProxyBody;
 use crate::context::RequestContext;
 use crate::error::ApiError;
-use crate::providers::Endpoint;
+use crate::providers::{Endpoint, Wire};
 use crate::request::Inspected;
 use crate::retry::full_jitter;
 use crate::route::{Deployment, Model};
@@ -111,6 +118,9 @@ pub struct Call {
     /// Who asked, and when: request id, peer, arrival time, key
     /// ([`RequestContext`]).
     pub ctx: RequestContext,
+    /// The translated bodies made for this request so far
+    /// (`Call::convert`); start with `Converted::default()`.
+    pub converted: Converted,
     /// The request's admission slot and memory reservation
     /// ([`crate::admission`]): non-streaming answers are reserved in it
     /// before they are read, and the answer's body holds it to its end.
@@ -156,7 +166,7 @@ impl Call {
         // Upstream models that refused the request, and the last refusal's
         // answer, returned as it was if no other model takes the request.
         let mut refused: Vec<Refusal> = Vec::new();
-        let mut refusal: Option<(http::response::Parts, Bytes, Arc<str>)> = None;
+        let mut refusal: Option<(http::response::Parts, Bytes, Arc<str>, Wire)> = None;
         let mut free_retry = false;
         // Held in a tier after a transient failure: the tier, and the end of
         // the `Retry-After` being waited for, if any.
@@ -170,15 +180,15 @@ impl Call {
         // wait until a slot is found, and the end of that wait.
         let mut waiting = None;
         let mut wait_until: Option<Instant> = None;
-        // The protocol whose deployments cannot take this request (see
+        // The deployments that cannot take this request (see
         // `Call::convert`).
-        let mut ineligible = None;
+        let mut ineligible: Vec<Arc<Deployment>> = Vec::new();
         while (tried.len() as u32) < policy.max_attempts {
             let scope = Scope {
                 tried: &tried,
                 up_to_tier: held.map(|(tier, _)| tier),
                 refused: &refused,
-                ineligible,
+                ineligible: &ineligible,
             };
             let (lease, retry_of_tried, place) = match pick(&self.model, scope) {
                 Pick::Lease {
@@ -234,15 +244,25 @@ impl Call {
                     }
                 }
                 Pick::Unavailable { until } => {
-                    if tried.is_empty() && failures.is_empty() {
+                    // No attempt made: nothing is available, or only
+                    // deployments that cannot take the request were found.
+                    if tried.is_empty() {
+                        if !failures.is_empty() && !self.any_eligible(&ineligible) {
+                            return self.no_eligible(&failures);
+                        }
                         if let Some(stale) = self.stale(0) {
                             return stale;
                         }
                         let wait = until.map_or(Duration::from_secs(1), |u| {
                             u.saturating_duration_since(Instant::now())
                         });
+                        let others = if failures.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" Others cannot take this request: {}.", list(&failures))
+                        };
                         let mut e = ApiError::unavailable(
-                            format!("No deployment of model `{}` is available right now (all are failing, open or drained).{}", self.model.name, degraded::expected_back_in(wait)),
+                            format!("No deployment of model `{}` is available right now (all are failing, open or drained).{others}{}", self.model.name, degraded::expected_back_in(wait)),
                             wait,
                         );
                         e.code = Some("no_deployment_available");
@@ -303,7 +323,7 @@ impl Call {
             let body = match self.convert(lease.deployment()) {
                 Ok(body) => body,
                 Err(f) => {
-                    ineligible = Some(lease.deployment().upstream.wire);
+                    ineligible.push(lease.deployment().clone());
                     drop(lease);
                     tracing::debug!(message = "Deployment ineligible.", request_id = ?self.ctx.id, deployment = %f.deployment, error = %f.message);
                     failures.push(f);
@@ -330,7 +350,7 @@ impl Call {
                     tried: &[],
                     up_to_tier,
                     refused: &refused,
-                    ineligible,
+                    ineligible: &ineligible,
                 };
                 let t = &mut tried;
                 self.race(lease, body, place, t, base, &mut adaptive, &mut hedged)
@@ -340,7 +360,7 @@ impl Call {
                     tried: &tried,
                     up_to_tier,
                     refused: &refused,
-                    ineligible,
+                    ineligible: &ineligible,
                 };
                 let a = self
                     .attempt(lease, body, deadline, scope, &mut adaptive)
@@ -356,18 +376,19 @@ impl Call {
                             tried: &tried,
                             up_to_tier: None,
                             refused: &refused,
-                            ineligible,
+                            ineligible: &ineligible,
                         };
                         held = self.stay(&f, &dep, place.tier, tier_waited, deadline, scope);
                         f
                     }
                     Attempted::Refused(f, parts, body) => {
+                        let wire = dep.upstream.wire;
                         refused.push(Refusal {
                             deployment: dep,
                             place,
                             context_length: f.kind == FailureKind::ContextLength,
                         });
-                        refusal = Some((parts, body, f.deployment.clone()));
+                        refusal = Some((parts, body, f.deployment.clone(), wire));
                         free_retry = true;
                         held = None;
                         f
@@ -377,8 +398,8 @@ impl Call {
                 failures.push(f);
             }
         }
-        if let Some((parts, body, deployment)) = refusal {
-            return self.answer(parts, ProxyBody::full(body), &deployment, tried.len());
+        if let Some((parts, body, deployment, wire)) = refusal {
+            return self.answer(parts, ProxyBody::full(body), &deployment, wire, tried.len());
         }
         self.exhausted(&failures, tried.len(), budget_refused, deadline)
     }
@@ -431,12 +452,18 @@ impl Call {
     /// The body to send to `dep`: the client's, spliced or translated by
     /// the deployment's adapter. A [`FailureKind::Ineligible`] failure when
     /// the adapter does not serve the endpoint (embeddings to an Anthropic
-    /// deployment) or the request cannot be translated faithfully to its
-    /// protocol (`n > 1`, `logprobs` to Anthropic): every deployment of
-    /// that protocol is then skipped for this request.
-    fn convert(&self, dep: &Deployment) -> Result<Bytes, Failure> {
+    /// deployment), the request carries an `anthropic-beta` and `dep` is
+    /// OpenAI-shaped (a beta changes the answer in ways a translation
+    /// cannot promise), or the request cannot be translated faithfully to
+    /// its protocol (`n > 1`, `logprobs` to Anthropic; a final assistant
+    /// message to a deployment that does not continue it, [`Call::takes_prefill`]):
+    /// `dep` is then skipped for this request.
+    ///
+    /// A translation is made once per target ([`Converted`]); a splice
+    /// (same protocol) costs next to nothing and is not kept.
+    fn convert(&self, dep: &Arc<Deployment>) -> Result<Bytes, Failure> {
         let up = &dep.upstream;
-        let ineligible = |why: String| {
+        let ineligible = |why: &str| {
             Failure::new(
                 FailureKind::Ineligible,
                 &dep.id,
@@ -444,19 +471,85 @@ impl Call {
             )
         };
         if !up.serves(self.endpoint) {
-            return Err(ineligible(format!(
+            return Err(ineligible(&format!(
                 "an Anthropic deployment does not serve the {} endpoint",
                 self.endpoint.family()
             )));
         }
-        up.request_body(&crate::providers::RequestBody {
-            client: self.endpoint.wire(),
+        let client = self.endpoint.wire();
+        if up.wire == Wire::OpenAi
+            && self
+                .beta
+                .as_ref()
+                .is_some_and(|b| !b.as_bytes().trim_ascii().is_empty())
+        {
+            return Err(ineligible(
+                "the request asks for Anthropic beta features (anthropic-beta), which an OpenAI-shaped deployment cannot honour",
+            ));
+        }
+        let req = crate::providers::RequestBody {
+            client,
             body: &self.body,
             model_span: &self.inspected.model_span,
             model: &dep.model,
             model_json: &dep.model_json,
-        })
-        .map_err(|u| ineligible(u.0))
+        };
+        if up.wire == client {
+            return up.request_body(&req).map_err(|u| ineligible(&u.0));
+        }
+        let prefill = self.takes_prefill(dep);
+        if let Some(made) = self.converted.find(dep, prefill) {
+            return made.map_err(|why| ineligible(&why));
+        }
+        let made = up.request_body_for(&req, prefill).map_err(|u| u.0);
+        self.converted.keep(dep, prefill, made.clone());
+        made.map_err(|why| ineligible(&why))
+    }
+
+    /// Whether `dep` takes an assistant prefill, which decides whether a
+    /// translated request that ends with one may go to it: its tier entry's
+    /// `prefill` (per deployment, else its provider's; by default Anthropic
+    /// and the simulated provider do, OpenAI, Azure OpenAI and
+    /// OpenAI-compatible servers are not known to), and
+    /// [`model_takes_prefill`].
+    fn takes_prefill(&self, dep: &Deployment) -> bool {
+        model_takes_prefill(dep)
+            && self
+                .model
+                .tiers
+                .iter()
+                .flatten()
+                .find(|m| std::ptr::eq(&*m.deployment, dep))
+                .is_some_and(|m| m.prefill)
+    }
+
+    /// Whether any deployment of the model could take the request: one not
+    /// found `ineligible` whose body can be made (it may be unavailable).
+    fn any_eligible(&self, ineligible: &[Arc<Deployment>]) -> bool {
+        self.model
+            .tiers
+            .iter()
+            .flatten()
+            .map(|m| &m.deployment)
+            .filter(|d| !ineligible.iter().any(|i| Arc::ptr_eq(i, d)))
+            .any(|d| self.convert(d).is_ok())
+    }
+
+    /// 400 `no_eligible_deployment`: no deployment of the model can take the
+    /// request at all. The request, not the deployments, must change.
+    fn no_eligible(&self, failures: &[Failure]) -> Response<ProxyBody> {
+        let mut e = ApiError::bad_request(
+            format!(
+                "No deployment of model `{}` can take this request: {}.",
+                self.model.name,
+                list(failures)
+            ),
+            None,
+        );
+        e.code = Some("no_eligible_deployment");
+        e.should_retry = Some(false);
+        tracing::warn!(message = "Request failed.", request_id = ?self.ctx.id, peer = %self.ctx.peer, key_id = self.ctx.key_id(), model = %self.model.name, attempts = 0, error = %e.message);
+        self.error(e, 0)
     }
 
     /// Whether the request may wait `wait` more to stay in its tier.
@@ -469,15 +562,20 @@ impl Call {
     }
 
     /// The client's response: upstream status and headers (hop-by-hop ones
-    /// removed), plus Lifeline's; counted ([`Self::count`]).
+    /// removed), plus Lifeline's; counted ([`Self::count`]). A translated
+    /// answer (`wire`, the deployment's, is not the client's) loses the
+    /// provider's own protocol headers ([`strip_protocol_headers`]) and says
+    /// what its body now is in `content-type`. The key's own
+    /// `x-ratelimit-*` are added after this, by the pipeline.
     fn answer(
         &self,
         parts: http::response::Parts,
         body: ProxyBody,
         deployment: &str,
+        wire: Wire,
         attempts: usize,
     ) -> Response<ProxyBody> {
-        self.count(self.reply(parts, body, deployment, attempts))
+        self.count(self.reply(parts, body, deployment, wire, attempts))
     }
 
     /// [`Self::answer`]'s response, not counted yet: an error answer held
@@ -487,11 +585,24 @@ impl Call {
         parts: http::response::Parts,
         body: ProxyBody,
         deployment: &str,
+        wire: Wire,
         attempts: usize,
     ) -> Response<ProxyBody> {
         let mut resp = Response::from_parts(parts, body);
+        let stream = matches!(resp.body(), ProxyBody::Relay(_));
         let h = resp.headers_mut();
         strip_hop_by_hop(h);
+        if wire != self.endpoint.wire() {
+            strip_protocol_headers(h, wire);
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(if stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                }),
+            );
+        }
         if let Ok(v) = HeaderValue::from_str(deployment) {
             h.insert(X_LIFELINE_DEPLOYMENT, v);
         }
@@ -555,24 +666,8 @@ impl Call {
         if let Some(stale) = self.stale(attempts) {
             return stale;
         }
-        let list = failures
-            .iter()
-            .map(Failure::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
-        let mut e = if attempts == 0 && !failures.is_empty() {
-            // No deployment of the model could take the request at all:
-            // the request, not the deployments, must change.
-            let mut e = ApiError::bad_request(
-                format!(
-                    "No deployment of model `{}` can take this request: {list}.",
-                    self.model.name
-                ),
-                None,
-            );
-            e.code = Some("no_eligible_deployment");
-            e
-        } else if Instant::now() >= deadline {
+        let list = list(failures);
+        let mut e = if Instant::now() >= deadline {
             ApiError::deadline(format!(
                 "Model `{}` did not answer within the request deadline of {} ms after {attempts} attempt(s): {list}.",
                 self.model.name,
@@ -670,6 +765,92 @@ impl Drop for Pending {
     }
 }
 
+/// The failures, one after the other, for an error message.
+fn list(failures: &[Failure]) -> String {
+    failures
+        .iter()
+        .map(Failure::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Whether `dep`'s upstream model continues a final assistant message (an
+/// assistant prefill) as far as the model alone tells: not a Claude model
+/// known to refuse one (Claude 4.6 and later:
+/// [`crate::translate::request::rejects_prefill`], read once per model,
+/// [`crate::providers::ModelRules`]), and not found refusing one since the
+/// last reload ([`Deployment::prefill_rejected`], learned by stream
+/// continuation). The configured `prefill` of its tier entry is the other
+/// half ([`Call::takes_prefill`]).
+fn model_takes_prefill(dep: &Deployment) -> bool {
+    !dep.prefill_rejected() && !dep.upstream.rules(&dep.model).rejects_prefill
+}
+
+/// The translated bodies of one request, by target: made once each by
+/// `Call::convert`, reused by a retry, a hedge and every deployment of the
+/// same target. A target is the deployment's protocol, its upstream model,
+/// its Anthropic settings (version, default `max_tokens`) and whether it
+/// continues a prefill: what the translation reads. A refusal
+/// (untranslatable) is kept too. The lock is taken only on the translated
+/// path, never contended (one request's attempts; a hedge at most).
+#[derive(Default)]
+pub struct Converted(std::sync::Mutex<Vec<Made>>);
+
+/// One translated body (or why there is none), and a deployment of its
+/// target.
+type Made = (Arc<Deployment>, bool, Result<Bytes, String>);
+
+impl Converted {
+    fn same_target(a: &Deployment, b: &Deployment) -> bool {
+        a.upstream.wire == b.upstream.wire
+            && a.model == b.model
+            && a.upstream.config.anthropic == b.upstream.config.anthropic
+    }
+
+    /// The body kept for `dep`'s target, made with `prefill` allowed or not.
+    fn find(&self, dep: &Deployment, prefill: bool) -> Option<Result<Bytes, String>> {
+        let made = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        made.iter()
+            .find(|(d, p, _)| *p == prefill && Self::same_target(d, dep))
+            .map(|(_, _, body)| body.clone())
+    }
+
+    fn keep(&self, dep: &Arc<Deployment>, prefill: bool, body: Result<Bytes, String>) {
+        let mut made = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        made.push((dep.clone(), prefill, body));
+    }
+
+    /// How many bodies are kept.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// Removes from a translated answer the provider's own protocol headers,
+/// which describe the other protocol: from an Anthropic provider every
+/// `anthropic-*` header (`anthropic-ratelimit-*`, `anthropic-organization-id`)
+/// and its `request-id`; from an OpenAI-shaped one every `openai-*` header
+/// (`openai-organization`, `openai-processing-ms`, `openai-version`) and its
+/// `x-ratelimit-*` (the key's own are added after, by the pipeline).
+/// `retry-after` and `x-should-retry` mean the same in both and stay.
+fn strip_protocol_headers(h: &mut HeaderMap, provider: Wire) {
+    let foreign: Vec<header::HeaderName> = h
+        .keys()
+        .filter(|name| {
+            let n = name.as_str();
+            match provider {
+                Wire::Anthropic => n.starts_with("anthropic-") || n == "request-id",
+                Wire::OpenAi => n.starts_with("openai-") || n.starts_with("x-ratelimit-"),
+            }
+        })
+        .cloned()
+        .collect();
+    for name in foreign {
+        h.remove(name);
+    }
+}
+
 fn strip_hop_by_hop(h: &mut HeaderMap) {
     for name in [
         header::CONNECTION,
@@ -683,4 +864,135 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
         h.remove(name);
     }
     h.remove(KEEP_ALIVE);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::config::Config;
+    use crate::health::HealthBus;
+    use crate::providers::Upstream;
+
+    /// Deployments `provider/model` of the providers in `providers` (TOML).
+    fn deployments(providers: &str, entries: &[(&str, &str)]) -> Vec<Arc<Deployment>> {
+        let members: Vec<String> = entries
+            .iter()
+            .map(|(p, m)| format!("{{ provider = \"{p}\", model = \"{m}\" }}"))
+            .collect();
+        let text = format!(
+            "{providers}\n[[models]]\nname = \"m\"\ntiers = [ [ {} ] ]\n",
+            members.join(", ")
+        );
+        let config = Config::parse(&text, "<test>").unwrap();
+        entries
+            .iter()
+            .map(|(p, m)| {
+                let cfg = config.providers.iter().find(|c| c.name == *p).unwrap();
+                let up = Upstream::new(cfg, "http://127.0.0.1:9".into())
+                    .unwrap()
+                    .with_models([*m]);
+                Arc::new(Deployment::new(
+                    Arc::new(up),
+                    m,
+                    crate::config::HealthConfig::default(),
+                    Arc::new(HealthBus::new(4)),
+                    Arc::new(Metrics::new()),
+                ))
+            })
+            .collect()
+    }
+
+    const PROVIDERS: &str = "[[providers]]\nname = \"a\"\nkind = \"anthropic\"\napi_key = \"k\"\nbase_url = \"http://127.0.0.1:9\"\n\n[[providers]]\nname = \"b\"\nkind = \"anthropic\"\napi_key = \"k\"\nbase_url = \"http://127.0.0.1:9\"\n\n[[providers]]\nname = \"c\"\nkind = \"anthropic\"\napi_key = \"k\"\nbase_url = \"http://127.0.0.1:9\"\nanthropic_version = \"2026-10-21\"\n\n[[providers]]\nname = \"o\"\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:9/v1\"\n";
+
+    #[test]
+    fn a_translation_is_made_once_per_target() {
+        let d = deployments(
+            PROVIDERS,
+            &[
+                ("a", "claude-sonnet-4-5"),
+                ("b", "claude-sonnet-4-5"),
+                ("c", "claude-sonnet-4-5"),
+                ("a", "claude-opus-4-6"),
+            ],
+        );
+        let made = Converted::default();
+        made.keep(&d[0], true, Ok(Bytes::from_static(b"{}")));
+        // The same model and settings on another provider: the same body.
+        assert_eq!(made.find(&d[1], true), Some(Ok(Bytes::from_static(b"{}"))));
+        assert_eq!(made.find(&d[0], true), made.find(&d[1], true));
+        // Without prefill, another API version (sampling rules), another
+        // model: their own.
+        assert_eq!(made.find(&d[0], false), None);
+        assert_eq!(made.find(&d[2], true), None);
+        assert_eq!(made.find(&d[3], true), None);
+        made.keep(&d[3], false, Err("prefill".into()));
+        assert_eq!(made.find(&d[3], false), Some(Err("prefill".into())));
+        assert_eq!(made.len(), 2);
+    }
+
+    #[test]
+    fn prefill_is_taken_by_anthropic_models_that_continue_one() {
+        let d = deployments(
+            PROVIDERS,
+            &[
+                ("a", "claude-sonnet-4-5"),
+                ("a", "claude-opus-4-6"),
+                ("o", "gpt-4o"),
+            ],
+        );
+        assert!(model_takes_prefill(&d[0]));
+        assert!(!model_takes_prefill(&d[1]), "Claude 4.6 refuses a prefill");
+        assert!(
+            model_takes_prefill(&d[2]),
+            "the tier entry's `prefill` decides"
+        );
+        d[0].set_prefill_rejected(true);
+        assert!(!model_takes_prefill(&d[0]), "learned: rejects a prefill");
+    }
+
+    #[test]
+    fn translated_answers_lose_the_other_protocols_headers() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("anthropic-ratelimit-requests-remaining", "9"),
+            ("request-id", "req_1"),
+            ("retry-after", "2"),
+            ("x-should-retry", "true"),
+            ("openai-processing-ms", "12"),
+            ("x-ratelimit-remaining-requests", "5"),
+        ] {
+            h.insert(
+                header::HeaderName::from_static(k),
+                HeaderValue::from_static(v),
+            );
+        }
+        let mut from_anthropic = h.clone();
+        strip_protocol_headers(&mut from_anthropic, Wire::Anthropic);
+        let names = |h: &HeaderMap| {
+            let mut n: Vec<String> = h.keys().map(|k| k.to_string()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(
+            names(&from_anthropic),
+            [
+                "openai-processing-ms",
+                "retry-after",
+                "x-ratelimit-remaining-requests",
+                "x-should-retry"
+            ]
+        );
+        strip_protocol_headers(&mut h, Wire::OpenAi);
+        assert_eq!(
+            names(&h),
+            [
+                "anthropic-ratelimit-requests-remaining",
+                "request-id",
+                "retry-after",
+                "x-should-retry"
+            ]
+        );
+    }
 }

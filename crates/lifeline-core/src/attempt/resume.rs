@@ -38,7 +38,7 @@ use super::upstream::build_request;
 use crate::balance::{pick, Pick, Scope};
 use crate::health::latency::{adaptive_timeout, LatencyKind};
 use crate::providers::Endpoint;
-use crate::providers::{RequestBody, Wire};
+use crate::providers::RequestBody;
 use crate::relay::resume::{
     split_trailing_whitespace, Ask, Method, Resume, Resumed, Resuming, CONTINUE_INSTRUCTION,
 };
@@ -73,9 +73,9 @@ pub(super) struct Continuer {
     pub(super) want_usage: bool,
     /// Adaptive deadlines apply.
     pub(super) adaptive: bool,
-    /// Deployments of this wire cannot take the request (the attempt
-    /// loop's finding).
-    pub(super) ineligible: Option<Wire>,
+    /// Deployments that cannot take the request (the attempt loop's
+    /// finding).
+    pub(super) ineligible: Vec<Arc<Deployment>>,
     /// The client's `anthropic-beta` header.
     pub(super) beta: Option<HeaderValue>,
     /// The OpenAI client asked for the usage chunk.
@@ -123,7 +123,7 @@ impl Continuer {
                 tried: &self.tried,
                 up_to_tier: None,
                 refused: &[],
-                ineligible: self.ineligible,
+                ineligible: &self.ineligible,
             };
             let preferred = prefer
                 .take()

@@ -208,7 +208,13 @@ impl Call {
                 if fallback {
                     return Attempted::Refused(f, parts, body);
                 }
-                return Attempted::Error(self.reply(parts, ProxyBody::full(body), &dep.id, n));
+                return Attempted::Error(self.reply(
+                    parts,
+                    ProxyBody::full(body),
+                    &dep.id,
+                    dep.upstream.wire,
+                    n,
+                ));
             }
             Class::Redirect => {
                 let what = format!(
@@ -253,7 +259,13 @@ impl Call {
                             dep.upstream
                                 .error_body(self.endpoint.wire(), status.as_u16(), body);
                         let body = ProxyBody::full(body);
-                        return Attempted::Error(self.reply(parts, body, &dep.id, n));
+                        return Attempted::Error(self.reply(
+                            parts,
+                            body,
+                            &dep.id,
+                            dep.upstream.wire,
+                            n,
+                        ));
                     }
                 }
                 return Attempted::Failed(f);
@@ -341,6 +353,7 @@ impl Call {
                         c.parts,
                         ProxyBody::Relay(Box::new(relay)),
                         &dep.id,
+                        dep.upstream.wire,
                         n,
                     ))
                 }
@@ -395,7 +408,13 @@ impl Call {
                     dep.observe_latency(LatencyKind::Answer, head_latency);
                 }
                 lease.finish(Outcome::success(start.elapsed()));
-                Attempted::Answer(self.answer(parts, ProxyBody::full(body), &dep.id, n))
+                Attempted::Answer(self.answer(
+                    parts,
+                    ProxyBody::full(body),
+                    &dep.id,
+                    dep.upstream.wire,
+                    n,
+                ))
             }
             Err(ReadFail::Attempt(kind, what)) => {
                 let f = Failure::new(kind, &dep.id, what);
@@ -646,7 +665,7 @@ impl Call {
     fn continuer(
         &self,
         tried: &[Arc<Deployment>],
-        ineligible: Option<Wire>,
+        ineligible: &[Arc<Deployment>],
         deadline: Instant,
         adaptive: bool,
     ) -> Option<Box<dyn Resume>> {
@@ -670,7 +689,7 @@ impl Call {
             failed: Vec::new(),
             want_usage: self.ctx.charge.is_some(),
             adaptive,
-            ineligible,
+            ineligible: ineligible.to_vec(),
             beta: self.beta.clone(),
             include_usage: self.inspected.include_usage,
         }))

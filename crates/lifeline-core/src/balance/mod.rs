@@ -11,8 +11,8 @@
 //!    if all were tried, the tier's tried ones are allowed again (later
 //!    tiers still come first if they have untried deployments).
 //!    Deployments of an upstream model that refused the request
-//!    ([`Refusal`]: its context window, or its content policy), and those
-//!    of a protocol the request is ineligible for ([`Scope::ineligible`]),
+//!    ([`Refusal`]: its context window, or its content policy), and the
+//!    deployments found ineligible for the request ([`Scope::ineligible`]),
 //!    are skipped,
 //!    and after a context-length refusal only a later tier or a larger
 //!    configured `context_window` qualifies.
@@ -115,10 +115,11 @@ pub struct Scope<'a> {
     pub up_to_tier: Option<usize>,
     /// Upstream models that refused the request.
     pub refused: &'a [Refusal],
-    /// Deployments speaking this wire are ineligible for the request (it
-    /// cannot be translated to it faithfully, or their adapter does not
-    /// serve the endpoint): skipped like a refusal, and never an attempt.
-    pub ineligible: Option<crate::translate::Wire>,
+    /// Deployments found ineligible for the request (it cannot be
+    /// translated to their protocol faithfully, their adapter does not
+    /// serve the endpoint, they do not continue its prefill): skipped like
+    /// a refusal, and never an attempt.
+    pub ineligible: &'a [Arc<Deployment>],
 }
 
 impl Scope<'_> {
@@ -135,7 +136,10 @@ impl Scope<'_> {
     /// Whether no refusal rules out `m` at `place`, and its wire is
     /// eligible.
     fn admits(&self, m: &Member, place: Place) -> bool {
-        self.ineligible != Some(m.deployment.upstream.wire)
+        !self
+            .ineligible
+            .iter()
+            .any(|d| Arc::ptr_eq(d, &m.deployment))
             && self.refused.iter().all(|r| r.allows(&m.deployment, place))
     }
 }

@@ -55,6 +55,14 @@ impl Gateway {
         // 1. Providers: start or update simulated ones, reuse unchanged adapters.
         let mut upstreams = HashMap::new();
         for p in &config.providers {
+            // The upstream models its deployments name: their rules are
+            // read once, here (`Upstream::with_models`).
+            let names = config
+                .models
+                .iter()
+                .flat_map(|m| m.tiers.iter().flatten())
+                .filter(|r| r.provider == p.name)
+                .map(|r| r.model.as_str());
             let base_url = match (p.kind, &p.base_url) {
                 // Anthropic's base URL has no `/v1` (its paths carry it).
                 (ProviderKind::Mock, _) if p.anthropic.is_some() => {
@@ -76,11 +84,11 @@ impl Gateway {
             let up = match previous {
                 Some(prev) if prev.config == *p && prev.base_url == base_url => prev,
                 Some(prev) => {
-                    let mut up = Upstream::new(p, base_url)?;
+                    let mut up = Upstream::new(p, base_url)?.with_models(names);
                     up.limit = carried_limit(&prev, p);
                     Arc::new(up)
                 }
-                None => Arc::new(Upstream::new(p, base_url)?),
+                None => Arc::new(Upstream::new(p, base_url)?.with_models(names)),
             };
             upstreams.insert(p.name.clone(), up);
         }

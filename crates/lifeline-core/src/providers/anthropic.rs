@@ -13,7 +13,9 @@ use http::{HeaderName, HeaderValue};
 
 use super::{object_not_starting_with, sensitive, Endpoint, Refused, RequestBody};
 use crate::config::AnthropicSettings;
-use crate::translate::request::{anthropic_sampling_fixup, openai_to_anthropic, ToAnthropic};
+use crate::translate::request::{
+    anthropic_sampling_fixup, openai_to_anthropic, Sampling, ToAnthropic,
+};
 use crate::translate::Untranslatable;
 
 /// `anthropic-version`.
@@ -46,20 +48,31 @@ pub fn uri(base: &str, endpoint: Endpoint) -> Result<String, String> {
 
 /// An Anthropic client's body (the model already spliced in) as it goes
 /// to this provider: untouched unless the target model or API version
-/// refuses its sampling parameters.
-pub fn passthrough(spliced: Bytes, model: &str, a: &AnthropicSettings) -> Bytes {
-    match anthropic_sampling_fixup(&spliced, model, &a.version) {
+/// refuses its sampling parameters (`sampling`, the model's rule, computed
+/// once per model: with [`Sampling::Any`] the body is not looked at).
+///
+/// A client's own prefill goes as it is, also to a model that refuses one
+/// (Claude 4.6 and later): it is the client's request, and Anthropic's 400
+/// is the answer it would get without Lifeline.
+pub fn passthrough(spliced: Bytes, sampling: Sampling) -> Bytes {
+    match anthropic_sampling_fixup(&spliced, sampling) {
         Some(fixed) => Bytes::from(fixed),
         None => spliced,
     }
 }
 
-/// An OpenAI client's request, translated to the Messages API.
-pub fn from_openai(req: &RequestBody<'_>, a: &AnthropicSettings) -> Result<Bytes, Untranslatable> {
+/// An OpenAI client's request, translated to the Messages API, for a
+/// target that continues a final assistant message or not (`prefill`).
+pub fn from_openai(
+    req: &RequestBody<'_>,
+    a: &AnthropicSettings,
+    prefill: bool,
+) -> Result<Bytes, Untranslatable> {
     let opts = ToAnthropic {
         model: req.model,
         default_max_tokens: a.default_max_tokens,
         version: &a.version,
+        prefill,
     };
     openai_to_anthropic(req.body, &opts).map(Bytes::from)
 }
@@ -71,9 +84,11 @@ pub fn is_answer(body: &[u8]) -> bool {
         && object_not_starting_with(body, b"\"type\": \"error\"")
 }
 
-/// Sorts an Anthropic 400: `prompt is too long: N tokens > M maximum`
-/// (its wording for a prompt over the context window) is a refusal by this
-/// model; anything else the request's own error. Anthropic refuses on
+/// Sorts an Anthropic 400: `prompt is too long: N tokens > M maximum` and
+/// ``input length and `max_tokens` exceed context limit: X + Y > Z`` (its
+/// wordings for a prompt, or a prompt and its `max_tokens`, over the
+/// context window) are a refusal by this model; anything else the
+/// request's own error. Anthropic refuses on
 /// content grounds in a 200 (`stop_reason: "refusal"`), never with a 400.
 pub fn refusal(status: u16, body: &[u8]) -> Option<Refused> {
     if status != 400 {
@@ -82,8 +97,11 @@ pub fn refusal(status: u16, body: &[u8]) -> Option<Refused> {
     let v = serde_json::from_slice::<serde_json::Value>(body).ok()?;
     let message = v.get("error")?.get("message")?.as_str()?;
     let m = message.to_ascii_lowercase();
-    (m.contains("prompt is too long") || m.contains("context window"))
-        .then_some(Refused::ContextLength)
+    let context = m.contains("prompt is too long")
+        || m.contains("context window")
+        || m.contains("context limit")
+        || (m.contains("exceed") && m.contains("context"));
+    context.then_some(Refused::ContextLength)
 }
 
 /// One public model as Anthropic's `GET /v1/models` lists it.
@@ -154,6 +172,30 @@ mod tests {
             Some("http://h/v1/messages".into())
         );
         assert!(uri("http://h", Endpoint::Embeddings).is_err());
+    }
+
+    #[test]
+    fn both_context_window_wordings_are_refusals() {
+        let body = |m: &str| {
+            format!(
+                r#"{{"type":"error","error":{{"type":"invalid_request_error","message":"{m}"}}}}"#
+            )
+        };
+        for m in [
+            "prompt is too long: 250000 tokens > 200000 maximum",
+            "input length and `max_tokens` exceed context limit: 197000 + 8192 > 200000, decrease input length or `max_tokens` and try again",
+        ] {
+            assert_eq!(
+                refusal(400, body(m).as_bytes()),
+                Some(Refused::ContextLength),
+                "{m}"
+            );
+        }
+        assert_eq!(
+            refusal(400, body("max_tokens: field required").as_bytes()),
+            None
+        );
+        assert_eq!(refusal(429, body("prompt is too long").as_bytes()), None);
     }
 
     #[test]

@@ -14,9 +14,11 @@
 //! - the request body ([`Upstream::request_body`]): when the client's wire is
 //!   the deployment's, the upstream model name spliced into the client's
 //!   bytes ([`splice`]'s zero-copy path, plus
-//!   [`crate::translate::request::anthropic_sampling_fixup`] for Anthropic);
-//!   otherwise translated by [`crate::translate::request`], or
-//!   [`Untranslatable`] (the deployment is then ineligible for the request);
+//!   [`crate::translate::request::anthropic_sampling_fixup`] for Anthropic,
+//!   with the model's [`ModelRules`], computed once per upstream model when
+//!   the provider is built); otherwise translated by
+//!   [`crate::translate::request`], or [`Untranslatable`] (the deployment is
+//!   then ineligible for the request);
 //! - a whole answer and an error body in the client's wire
 //!   ([`Upstream::answer_body`], [`Upstream::error_body`]);
 //! - what a 400 means ([`Upstream::refusal`]: a context-window or
@@ -38,6 +40,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use tokio::sync::Semaphore;
 
 use crate::config::{AnthropicSettings, ProviderConfig, ProviderKind};
+use crate::translate::request::{rejects_prefill, sampling_rule, Sampling};
 pub use crate::translate::{Untranslatable, Wire};
 pub use client::{build as build_client, HttpClient};
 
@@ -164,6 +167,23 @@ pub struct Upstream {
     pub probe_uri: Option<Uri>,
     /// The config it was built from, to tell whether a reload changed it.
     pub config: ProviderConfig,
+    /// The rules of the upstream models its deployments name
+    /// ([`Self::with_models`]), computed once when it is built.
+    models: Box<[(Box<str>, ModelRules)]>,
+}
+
+/// What an upstream model accepts that depends on its name (and, for
+/// Anthropic, on the `anthropic-version` sent): read from the name once per
+/// model when the provider is built ([`Upstream::rules`]), not per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelRules {
+    /// Which sampling parameters it accepts
+    /// ([`crate::translate::request::sampling_rule`]; [`Sampling::Any`] for
+    /// an OpenAI-shaped provider).
+    pub sampling: Sampling,
+    /// A Claude model known to refuse an assistant prefill
+    /// ([`crate::translate::request::rejects_prefill`]).
+    pub rejects_prefill: bool,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -256,11 +276,46 @@ impl Upstream {
                 .map(|n| Arc::new(Semaphore::new(n as usize))),
             probe_uri,
             config: config.clone(),
+            models: Box::default(),
         };
         // Fail at build time, not on the first request.
         up.uri(Endpoint::ChatCompletions, "check")
             .map_err(|e| err(format!("base_url: {e}")))?;
         Ok(up)
+    }
+
+    /// With the [`ModelRules`] of `models` (the upstream models its
+    /// deployments name) computed now, so that requests only look them up.
+    #[must_use]
+    pub fn with_models<'a>(mut self, models: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut table: Vec<(Box<str>, ModelRules)> = Vec::new();
+        for m in models {
+            if !table.iter().any(|(name, _)| &**name == m) {
+                table.push((m.into(), self.compute_rules(m)));
+            }
+        }
+        self.models = table.into_boxed_slice();
+        self
+    }
+
+    /// The [`ModelRules`] of upstream model `model`: looked up (a provider
+    /// names few models); computed, without allocating, for a model that a
+    /// reload added to a provider it kept as it was.
+    pub fn rules(&self, model: &str) -> ModelRules {
+        self.models
+            .iter()
+            .find(|(name, _)| &**name == model)
+            .map_or_else(|| self.compute_rules(model), |(_, r)| *r)
+    }
+
+    fn compute_rules(&self, model: &str) -> ModelRules {
+        ModelRules {
+            sampling: match &self.config.anthropic {
+                Some(a) => sampling_rule(model, &a.version),
+                None => Sampling::Any,
+            },
+            rejects_prefill: rejects_prefill(model),
+        }
     }
 
     /// Whether this provider's adapter serves `endpoint` at all (an
@@ -308,16 +363,35 @@ impl Upstream {
 
     /// The body to send for a request from a client speaking `req.client`:
     /// the client's bytes with the model name spliced in when the wires
-    /// match (the zero-copy path), else the translated request.
+    /// match (the zero-copy path), else the translated request, for a
+    /// target that continues a final assistant message (a prefill: a
+    /// stream's continuation asks only such targets for one). See
+    /// [`Self::request_body_for`].
     pub fn request_body(&self, req: &RequestBody<'_>) -> Result<Bytes, Untranslatable> {
+        self.request_body_for(req, true)
+    }
+
+    /// [`Self::request_body`], for a target that continues a final
+    /// assistant message or not (`prefill`): when the request must be
+    /// translated and ends with an assistant message, a target without
+    /// prefill cannot give the continuation the client asked for, and the
+    /// request is [`Untranslatable`] to it. On passthrough (same wire) the
+    /// request is the client's own and goes as it is: a Claude model that
+    /// refuses a prefill answers the client's prefill with its own 400.
+    pub fn request_body_for(
+        &self,
+        req: &RequestBody<'_>,
+        prefill: bool,
+    ) -> Result<Bytes, Untranslatable> {
         let spliced = || splice(req.body, req.model_span, req.model_json);
         match (req.client, self.wire, &self.config.anthropic) {
             (Wire::OpenAi, Wire::OpenAi, _) => Ok(spliced()),
-            (Wire::Anthropic, Wire::Anthropic, Some(a)) => {
-                Ok(anthropic::passthrough(spliced(), req.model, a))
-            }
-            (Wire::OpenAi, Wire::Anthropic, Some(a)) => anthropic::from_openai(req, a),
-            (Wire::Anthropic, Wire::OpenAi, _) => openai::from_anthropic(req),
+            (Wire::Anthropic, Wire::Anthropic, Some(_)) => Ok(anthropic::passthrough(
+                spliced(),
+                self.rules(req.model).sampling,
+            )),
+            (Wire::OpenAi, Wire::Anthropic, Some(a)) => anthropic::from_openai(req, a, prefill),
+            (Wire::Anthropic, Wire::OpenAi, _) => openai::from_anthropic(req, prefill),
             // Anthropic wire without settings: not built by `new`.
             (_, Wire::Anthropic, None) => Ok(spliced()),
         }
@@ -486,6 +560,50 @@ mod tests {
         assert_eq!(probe.uri(), "https://api.anthropic.com/v1/models");
         assert_eq!(probe.headers()["anthropic-version"], "2023-06-01");
         assert_eq!(probe.headers()["x-api-key"], "sk-secret");
+    }
+
+    #[test]
+    fn model_rules_are_read_once_and_passthrough_uses_them() {
+        let mut cfg = provider(ProviderKind::Anthropic);
+        cfg.anthropic = Some(AnthropicSettings {
+            version: "2023-06-01".into(),
+            default_max_tokens: 4096,
+        });
+        let up = Upstream::new(&cfg, "http://h".into())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_models(["claude-opus-4-7", "claude-3-5-haiku", "claude-opus-4-7"]);
+        assert_eq!(up.models.len(), 2, "one entry per model");
+        assert_eq!(
+            up.rules("claude-opus-4-7"),
+            ModelRules {
+                sampling: Sampling::None,
+                rejects_prefill: true
+            }
+        );
+        // A model the table lacks (added by a reload) is computed.
+        assert_eq!(
+            up.rules("claude-sonnet-4-5").sampling,
+            Sampling::TemperatureOrTopP
+        );
+        let body =
+            Bytes::from_static(br#"{"model":"x","temperature":0.5,"max_tokens":1,"messages":[]}"#);
+        let req = |model: &'static str, json: &'static [u8]| RequestBody {
+            client: Wire::Anthropic,
+            body: &body,
+            model_span: &(9..12),
+            model,
+            model_json: json,
+        };
+        // A model that takes every sampling parameter: the splice as it is.
+        let out = up
+            .request_body(&req("claude-3-5-haiku", br#""x""#))
+            .unwrap_or_default();
+        assert_eq!(out.as_ptr(), body.as_ptr());
+        // One that takes none: the temperature is dropped.
+        let out = up
+            .request_body(&req("claude-opus-4-7", br#""x""#))
+            .unwrap_or_default();
+        assert!(!out.windows(11).any(|w| w == b"temperature"));
     }
 
     #[test]

@@ -40,9 +40,17 @@ pub fn azure_uri(base: &str, endpoint: Endpoint, model: &str, api_version: &str)
     )
 }
 
-/// An Anthropic client's request, translated to Chat Completions.
-pub fn from_anthropic(req: &RequestBody<'_>) -> Result<bytes::Bytes, Untranslatable> {
-    anthropic_to_openai(req.body, &ToOpenAi { model: req.model }).map(bytes::Bytes::from)
+/// An Anthropic client's request, translated to Chat Completions, for a
+/// target that continues a final assistant message or not (`prefill`).
+pub fn from_anthropic(
+    req: &RequestBody<'_>,
+    prefill: bool,
+) -> Result<bytes::Bytes, Untranslatable> {
+    let opts = ToOpenAi {
+        model: req.model,
+        prefill,
+    };
+    anthropic_to_openai(req.body, &opts).map(bytes::Bytes::from)
 }
 
 /// Whether a 2xx body is a JSON answer, not `{"error": ...}`.

@@ -38,8 +38,9 @@
 //!   empty body, and offers no hook to change it. A write on a connection
 //!   with no request in flight whose bytes are exactly such a canned head
 //!   (status line, then only `content-length: 0`, `date` and `connection`)
-//!   is replaced by the same status with a JSON body in OpenAI's error
-//!   shape ([`canned`]). Our own answers are always written while their
+//!   is replaced by the same status with a JSON error body that both
+//!   protocols' SDKs read ([`canned`]: the request's path is unknown, since
+//!   its head could not be parsed). Our own answers are always written while their
 //!   request is in flight, so they are never taken for one.
 //!
 //! Every refusal here is counted in `lifeline_listener_refusals_total`
@@ -642,7 +643,11 @@ pub(super) mod canned {
         Some((status, reason))
     }
 
-    /// The same status with a JSON body in OpenAI's error shape.
+    /// The same status with a JSON error body that OpenAI's and
+    /// Anthropic's SDKs both read: Anthropic's
+    /// `{"type":"error","error":{"type","message"}}` with OpenAI's `code`
+    /// and `param` beside them in `error` (the path of a request whose head
+    /// could not be parsed is unknown, so its protocol is too).
     pub(super) fn answer(status: u16, reason: &str, header_bytes: usize) -> Bytes {
         let (message, code) = match status {
             431 => (
@@ -660,6 +665,7 @@ pub(super) mod canned {
             ),
         };
         let body = serde_json::json!({
+            "type": "error",
             "error": {
                 "message": message,
                 "type": "invalid_request_error",
@@ -711,7 +717,7 @@ pub(super) mod canned {
         }
 
         #[test]
-        fn the_answer_is_openai_shaped() {
+        fn the_answer_is_read_by_both_protocols() {
             let a = answer(431, "Request Header Fields Too Large", 65536);
             let text = std::str::from_utf8(&a).unwrap();
             let (head, body) = text.split_once("\r\n\r\n").unwrap();
@@ -722,6 +728,9 @@ pub(super) mod canned {
             assert_eq!(v["error"]["code"], "headers_too_large");
             assert_eq!(v["error"]["type"], "invalid_request_error");
             assert!(v["error"]["param"].is_null());
+            // Anthropic's shape too.
+            assert_eq!(v["type"], "error");
+            assert!(v["error"]["message"].is_string());
         }
     }
 }

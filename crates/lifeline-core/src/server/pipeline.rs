@@ -4,9 +4,10 @@
 //! 1. request context ([`RequestContext`]): request id (`x-request-id`,
 //!    accepted or generated), peer address, arrival time;
 //! 2. path table: operations endpoints, data-plane endpoints, 404, 405
-//!    (every error of `POST /v1/messages`, and of `GET /v1/models` asked
-//!    with `anthropic-version`, in Anthropic's shape, with a `request-id`
-//!    header beside `x-request-id`);
+//!    (every error of `POST /v1/messages` and of the paths below it, such
+//!    as `/v1/messages/count_tokens`, which Lifeline does not serve, and of
+//!    `/v1/models` asked with `anthropic-version`, in Anthropic's shape,
+//!    with a `request-id` header beside `x-request-id`);
 //!    a `GET`/`HEAD` that would be a 404 goes to the installed
 //!    [`crate::extension::Extension`] first (on the status listener, or on
 //!    the data-plane listener when there is none), so the data-plane
@@ -131,6 +132,7 @@ pub async fn handle(
     let admin_elsewhere = live.config.server.admin_listen.is_some();
     let path = req.uri().path();
     let req_wire = if path == "/v1/messages"
+        || path.starts_with("/v1/messages/")
         || (path.starts_with("/v1/models") && models_wire(req.headers()) == Wire::Anthropic)
     {
         Wire::Anthropic
@@ -161,14 +163,9 @@ pub async fn handle(
             .await
         }
         Route::WrongMethod => {
-            let wire = if req.uri().path() == "/v1/messages" {
-                Wire::Anthropic
-            } else {
-                Wire::OpenAi
-            };
-            ApiError::method_not_allowed(req.method(), req.uri().path()).into_response_for(wire)
+            ApiError::method_not_allowed(req.method(), req.uri().path()).into_response_for(req_wire)
         }
-        Route::Unknown => unknown(&gw, side, status_elsewhere, req),
+        Route::Unknown => unknown(&gw, side, status_elsewhere, req, req_wire),
         Route::Models => {
             // Anthropic's SDKs send `anthropic-version` on every request:
             // they get Anthropic's list shape and error shape.
@@ -363,6 +360,7 @@ async fn data(
         inspected,
         beta,
         ctx: ctx.clone(),
+        converted: Default::default(),
         hold: Hold {
             permit: Some(permit),
             memory: Some(memory),
@@ -383,11 +381,13 @@ async fn data(
 /// answers it; otherwise 404. A `HEAD` gets the answer's head, with the
 /// length its body would have (the body's, or the extension's own
 /// `content-length` when it answered without the body), and no body.
+/// The 404 is in the shape of `wire` (Anthropic's below `/v1/messages/`).
 fn unknown(
     gw: &Gateway,
     side: Side,
     status_elsewhere: bool,
     req: Request<RequestBody>,
+    wire: Wire,
 ) -> Response<ProxyBody> {
     let public = match side {
         Side::Status => true,
@@ -413,11 +413,13 @@ fn unknown(
                     }
                     Response::from_parts(parts, ProxyBody::full(body))
                 }
-                None => ApiError::unknown_path(&parts.method, parts.uri.path()).into_response(),
+                None => {
+                    ApiError::unknown_path(&parts.method, parts.uri.path()).into_response_for(wire)
+                }
             };
         }
     }
-    ApiError::unknown_path(req.method(), req.uri().path()).into_response()
+    ApiError::unknown_path(req.method(), req.uri().path()).into_response_for(wire)
 }
 
 /// Counts a refusal by a data-plane listener limit (rare: the label lookup

@@ -42,6 +42,11 @@ pub struct ToAnthropic<'a> {
     pub default_max_tokens: u32,
     /// The `anthropic-version` the request will be sent with.
     pub version: &'a str,
+    /// Whether the target continues a final assistant message (a
+    /// prefill). When it does not, a request ending with an assistant
+    /// message is [`Untranslatable`]: the answer would not be the
+    /// continuation the client asked for (or a 400 from the target).
+    pub prefill: bool,
 }
 
 /// An OpenAI Chat Completions request → an Anthropic Messages request for
@@ -57,6 +62,11 @@ pub fn openai_to_anthropic(body: &[u8], opts: &ToAnthropic<'_>) -> Result<Vec<u8
 pub struct ToOpenAi<'a> {
     /// The upstream model name (the deployment's `model`).
     pub model: &'a str,
+    /// Whether the target continues a final assistant message (a
+    /// prefill; most OpenAI-shaped servers answer it with a new message).
+    /// When it does not, a request ending with an assistant message (an
+    /// Anthropic client's prefill) is [`Untranslatable`].
+    pub prefill: bool,
 }
 
 /// An Anthropic Messages request → an OpenAI Chat Completions request for
@@ -105,13 +115,27 @@ pub fn sampling_rule(model: &str, version: &str) -> Sampling {
     }
 }
 
-/// Anthropic → Anthropic (passthrough) when the target model or version
-/// refuses sampling parameters: `Some(new body)` with them dropped (or
-/// `temperature` + `top_p` reduced to `temperature`), `None` when the body
-/// is fine as it is (also when it is not a JSON object: the upstream will
-/// say so).
-pub fn anthropic_sampling_fixup(body: &[u8], model: &str, version: &str) -> Option<Vec<u8>> {
-    let rule = sampling_rule(model, version);
+/// Whether a Claude model is known to refuse an assistant prefill (a 400
+/// "This model does not support assistant message prefill"): Claude 4.6
+/// and later (Opus and Sonnet 4.6, Opus 4.7 and later, any later version
+/// of a family, and the Mythos family). A name not recognised as a Claude
+/// model is not known to refuse it.
+pub fn rejects_prefill(model: &str) -> bool {
+    match claude_model(model) {
+        Some((Family::Mythos, _, _)) => true,
+        Some((_, major, minor)) => (major, minor) >= (4, 6),
+        None => false,
+    }
+}
+
+/// Anthropic → Anthropic (passthrough) when the target refuses sampling
+/// parameters (`rule`: [`sampling_rule`] of its model and version, which
+/// the caller computes once per deployment): `Some(new body)` with them
+/// dropped (or `temperature` + `top_p` reduced to `temperature`), `None`
+/// when the body is fine as it is (also when it is not a JSON object: the
+/// upstream will say so). With [`Sampling::Any`] the body is not even
+/// looked at.
+pub fn anthropic_sampling_fixup(body: &[u8], rule: Sampling) -> Option<Vec<u8>> {
     if rule == Sampling::Any {
         return None;
     }
@@ -152,43 +176,60 @@ enum Family {
     Opus,
     Sonnet,
     Haiku,
+    /// Claude Mythos (no sampling rule known; refuses prefill).
+    Mythos,
 }
 
 /// The family and version of a Claude model name: the version numbers
 /// follow the family (`claude-opus-4-1-…`) or, in the older spelling,
 /// precede it (`claude-3-5-sonnet-…`). A date (8 digits) is not a version.
+/// Allocates nothing: it walks the name's alphanumeric tokens.
 fn claude_model(model: &str) -> Option<(Family, u32, u32)> {
-    let tokens: Vec<&str> = model
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|t| !t.is_empty())
-        .collect();
-    let (at, family) = tokens.iter().enumerate().find_map(|(i, t)| {
-        let family = match t.to_ascii_lowercase().as_str() {
-            "opus" => Family::Opus,
-            "sonnet" => Family::Sonnet,
-            "haiku" => Family::Haiku,
-            _ => return None,
+    let tokens = || {
+        model
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|t| !t.is_empty())
+    };
+    let (at, family) = tokens().enumerate().find_map(|(i, t)| {
+        let family = if t.eq_ignore_ascii_case("opus") {
+            Family::Opus
+        } else if t.eq_ignore_ascii_case("sonnet") {
+            Family::Sonnet
+        } else if t.eq_ignore_ascii_case("haiku") {
+            Family::Haiku
+        } else if t.eq_ignore_ascii_case("mythos") {
+            Family::Mythos
+        } else {
+            return None;
         };
         Some((i, family))
     })?;
     // A version number has one or two digits; a date has eight.
-    let number = |t: &&str| {
+    let number = |t: &str| {
         (t.len() <= 2 && t.bytes().all(|b| b.is_ascii_digit()))
             .then(|| t.parse::<u32>().ok())
             .flatten()
     };
-    let mut numbers: Vec<u32> = tokens[at + 1..].iter().map_while(number).take(2).collect();
-    if numbers.is_empty() {
-        numbers = tokens[..at]
-            .iter()
-            .rev()
-            .map_while(number)
-            .take(2)
-            .collect();
-        numbers.reverse();
+    let mut after = tokens().skip(at + 1).map_while(number);
+    if let Some(major) = after.next() {
+        return Some((family, major, after.next().unwrap_or(0)));
     }
-    let major = *numbers.first()?;
-    Some((family, major, numbers.get(1).copied().unwrap_or(0)))
+    // The older spelling: the (at most two) numbers right before the
+    // family, e.g. `3-5-sonnet`.
+    let mut last_two = (None, None);
+    for t in tokens().take(at) {
+        last_two = match number(t) {
+            Some(n) => (last_two.1, Some(n)),
+            None => (None, None),
+        };
+    }
+    match last_two {
+        (Some(major), Some(minor)) => Some((family, major, minor)),
+        (None, Some(major)) => Some((family, major, 0)),
+        // A family that has no numbered versions (yet).
+        _ if family == Family::Mythos => Some((family, 0, 0)),
+        _ => None,
+    }
 }
 
 /// `YYYY-MM-DD`, so that versions compare as strings.

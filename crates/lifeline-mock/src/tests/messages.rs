@@ -102,7 +102,10 @@ async fn messages_whole_answer_shape_headers_and_recording() {
     let stats = mock.stats();
     assert_eq!(stats.by_path["/v1/messages"], 2);
     let last = stats.recent.last().unwrap();
-    assert_eq!(last.x_api_key.as_deref(), Some("sk-ant-test"));
+    assert_eq!(
+        last.x_api_key.as_deref(),
+        Some(crate::redact("sk-ant-test").as_str())
+    );
     assert_eq!(last.anthropic_version.as_deref(), Some("2023-06-01"));
     assert_eq!(last.header("anthropic-beta"), Some("tools-2024-04-04"));
     assert_eq!(last.header("Anthropic-Version"), Some("2023-06-01"));
@@ -115,7 +118,10 @@ async fn messages_whole_answer_shape_headers_and_recording() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["request-id"], "req_mock_3");
     let last = mock.stats().recent.pop().unwrap();
-    assert_eq!(last.authorization.as_deref(), Some("Bearer sk-test"));
+    assert_eq!(
+        last.authorization.as_deref(),
+        Some(crate::redact("Bearer sk-test").as_str())
+    );
 }
 
 #[tokio::test]

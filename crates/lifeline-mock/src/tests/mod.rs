@@ -393,13 +393,34 @@ async fn stats_count_requests_and_bodies() {
     assert_eq!(stats.by_path["/v1/chat/completions"], 3);
     assert_eq!(stats.recent.len(), 3);
     let last = stats.recent.last().unwrap();
-    assert_eq!(last.authorization.as_deref(), Some("Bearer sk-test"));
+    assert_eq!(
+        last.authorization.as_deref(),
+        Some(crate::redact("Bearer sk-test").as_str())
+    );
     assert_eq!(last.request_id.as_deref(), Some("rid-1"));
     assert!(last.body.contains("\"model\":\"m\""));
     eventually(&mock, |s| s.completed == 3 && s.in_flight == 0).await;
 
     let (_, over_http) = call_json(&mock, "GET", "/_mock/stats", Value::Null).await;
     assert_eq!(over_http["requests"], 3);
+    // The key never shows in the clear, in the fields or in the headers.
+    assert!(!over_http.to_string().contains("sk-test"), "{over_http}");
+    assert_eq!(last.header("authorization"), last.authorization.as_deref());
+}
+
+#[test]
+fn credentials_are_recorded_redacted() {
+    let r = crate::redact("sk-ant-api03-abcdefghijklmnop");
+    assert!(
+        r.starts_with("sk-ant…") && r.len() == "sk-ant…".len() + 8,
+        "{r}"
+    );
+    assert!(!r.contains("abcdef"));
+    // The scheme stays; a short key shows at most half of itself.
+    assert!(crate::redact("Bearer sk-oai-0").starts_with("Bearer sk-o…"));
+    assert!(crate::redact("abcd").starts_with("ab…"));
+    // Different keys, different records.
+    assert_ne!(crate::redact("sk-ant-1"), crate::redact("sk-ant-2"));
 }
 
 #[tokio::test]

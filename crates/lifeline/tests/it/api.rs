@@ -173,7 +173,10 @@ async fn azure_gets_deployment_url_and_api_key_header() {
             last.path_and_query,
             "/openai/deployments/gpt4-prod/chat/completions?api-version=2024-10-21"
         );
-        assert_eq!(last.api_key.as_deref(), Some("az-key"));
+        assert_eq!(
+            last.api_key.as_deref(),
+            Some(lifeline_mock::redact("az-key").as_str())
+        );
         assert_eq!(last.authorization, None);
     }
     let (status, _, body) = env

@@ -1,6 +1,6 @@
 //! The listener's limits against hostile or broken clients, over raw TCP
 //! sockets and real HTTP/2 connections: hyper's own answers to a head it
-//! cannot parse (431, 400) in OpenAI's shape; the JSON nesting limit; the
+//! cannot parse (431, 400) in a shape both OpenAI's and Anthropic's SDKs read; the JSON nesting limit; the
 //! keep-alive limits (requests per connection, connection age); and the
 //! count of every refusal in `lifeline_listener_refusals_total`. Short
 //! configured timeouts and generous waits: nothing asserts an exact timing.
@@ -111,6 +111,13 @@ async fn heads_hyper_refuses_get_openai_errors() {
     assert_eq!(status, 431, "{head}\n{body}");
     assert!(head.contains("content-type: application/json"), "{head}");
     assert_eq!(error_code(&body), "headers_too_large");
+    // Anthropic's SDKs read it too (the path is unknown: both shapes).
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["type"].as_str(), v["error"]["type"].as_str()),
+        (Some("error"), Some("invalid_request_error")),
+        "{body}"
+    );
     assert!(closed_within(&mut s, WAIT).await);
 
     // A malformed request line, and a malformed header.

@@ -194,7 +194,10 @@ async fn reload_applies_limits_and_rotated_keys() {
             .rfind(|r| r.method == "POST")
             .and_then(|r| r.authorization.clone())
     };
-    assert_eq!(last_auth().as_deref(), Some("Bearer sk-upstream-0"));
+    assert_eq!(
+        last_auth().as_deref(),
+        Some(lifeline_mock::redact("Bearer sk-upstream-0").as_str())
+    );
 
     let changed = base
         .replace("sk-upstream-0", "sk-rotated")
@@ -206,7 +209,10 @@ async fn reload_applies_limits_and_rotated_keys() {
     std::fs::write(&path, changed.replace("max_body_bytes = 16\n", "")).unwrap();
     assert_eq!(env.reload().await.0, 200);
     assert_eq!(env.chat("m").await.0, 200);
-    assert_eq!(last_auth().as_deref(), Some("Bearer sk-rotated"));
+    assert_eq!(
+        last_auth().as_deref(),
+        Some(lifeline_mock::redact("Bearer sk-rotated").as_str())
+    );
 
     // A missing environment variable is a config error; the key stays.
     let var = "LIFELINE_TEST_SURELY_UNSET_VAR_41";
@@ -220,7 +226,10 @@ async fn reload_applies_limits_and_rotated_keys() {
     assert!(body.contains(var), "{body}");
     assert!(!body.contains("sk-rotated"), "{body}");
     assert_eq!(env.chat("m").await.0, 200);
-    assert_eq!(last_auth().as_deref(), Some("Bearer sk-rotated"));
+    assert_eq!(
+        last_auth().as_deref(),
+        Some(lifeline_mock::redact("Bearer sk-rotated").as_str())
+    );
     env.stop().await;
 }
 

@@ -107,7 +107,10 @@ async fn sdk_parses_a_chat_completion() {
         .last()
         .cloned()
         .expect("recorded");
-    assert_eq!(seen.authorization.as_deref(), Some("Bearer sk-upstream-0"));
+    assert_eq!(
+        seen.authorization,
+        Some(lifeline_mock::redact("Bearer sk-upstream-0"))
+    );
     assert!(seen.body.contains(r#""model":"up-0""#), "{}", seen.body);
     env.stop().await;
 }

@@ -15,6 +15,7 @@ fn opts(case: &Value) -> ToAnthropic<'_> {
         model: o["model"].as_str().unwrap(),
         default_max_tokens: u32::try_from(o["default_max_tokens"].as_u64().unwrap()).unwrap(),
         version: o["version"].as_str().unwrap(),
+        prefill: true,
     }
 }
 
@@ -27,8 +28,14 @@ fn run(name: &str, case: &Value) {
     }
     if direction != "to_anthropic" {
         let model = case["openai"]["model"].as_str().unwrap();
-        let out = anthropic_to_openai(&bytes(&case["anthropic"]), &ToOpenAi { model })
-            .unwrap_or_else(|e| panic!("{name}: refused: {e}"));
+        let out = anthropic_to_openai(
+            &bytes(&case["anthropic"]),
+            &ToOpenAi {
+                model,
+                prefill: true,
+            },
+        )
+        .unwrap_or_else(|e| panic!("{name}: refused: {e}"));
         assert_eq!(parse(&out), case["openai"], "{name}: Anthropic → OpenAI");
     }
 }
@@ -44,12 +51,20 @@ fn to_anthropic(body: Value) -> Result<Value, Untranslatable> {
         model: "claude-sonnet-4-5",
         default_max_tokens: 4096,
         version: "2023-06-01",
+        prefill: true,
     };
     openai_to_anthropic(&bytes(&body), &opts).map(|b| parse(&b))
 }
 
 fn to_openai(body: Value) -> Result<Value, Untranslatable> {
-    anthropic_to_openai(&bytes(&body), &ToOpenAi { model: "gpt-4o" }).map(|b| parse(&b))
+    anthropic_to_openai(
+        &bytes(&body),
+        &ToOpenAi {
+            model: "gpt-4o",
+            prefill: true,
+        },
+    )
+    .map(|b| parse(&b))
 }
 
 #[test]
@@ -187,6 +202,72 @@ fn prefill_is_kept_with_trailing_whitespace_trimmed() {
 }
 
 #[test]
+fn a_prefill_to_a_target_that_does_not_continue_it_is_refused() {
+    let openai = json!({"model": "m", "messages": [
+        {"role": "user", "content": "Say a colour"}, {"role": "assistant", "content": "The colour is"}]});
+    let opts = ToAnthropic {
+        model: "claude-opus-4-6",
+        default_max_tokens: 64,
+        version: "2023-06-01",
+        prefill: false,
+    };
+    let e = openai_to_anthropic(&bytes(&openai), &opts).unwrap_err();
+    assert!(e.0.contains("prefill"), "{e}");
+    let anthropic = json!({"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "Say a colour"}, {"role": "assistant", "content": "The colour is"}]});
+    let e = anthropic_to_openai(
+        &bytes(&anthropic),
+        &ToOpenAi {
+            model: "gpt-4o",
+            prefill: false,
+        },
+    )
+    .unwrap_err();
+    assert!(e.0.contains("prefill"), "{e}");
+    // A conversation ending with the user is fine either way.
+    let ends_with_user = json!({"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "hi"}]});
+    assert!(anthropic_to_openai(
+        &bytes(&ends_with_user),
+        &ToOpenAi {
+            model: "gpt-4o",
+            prefill: false
+        }
+    )
+    .is_ok());
+    // A whitespace-only final assistant message is no prefill.
+    let blank = json!({"model": "m", "messages": [
+        {"role": "user", "content": "x"}, {"role": "assistant", "content": " "}]});
+    assert!(openai_to_anthropic(&bytes(&blank), &opts).is_ok());
+}
+
+#[test]
+fn claude_4_6_and_later_reject_prefill() {
+    for model in [
+        "claude-opus-4-6",
+        "claude-sonnet-4-6",
+        "claude-opus-4-7",
+        "claude-opus-4.7",
+        "anthropic.claude-sonnet-4-6-20260101-v1:0",
+        "claude-sonnet-5",
+        "claude-haiku-5-0",
+        "claude-mythos-preview",
+    ] {
+        assert!(rejects_prefill(model), "{model}");
+    }
+    for model in [
+        "claude-opus-4-5",
+        "claude-sonnet-4-5-20250929",
+        "claude-3-5-sonnet-20241022",
+        "claude-opus-4-1-20250805",
+        "gpt-4o",
+        "up-0",
+    ] {
+        assert!(!rejects_prefill(model), "{model}");
+    }
+}
+
+#[test]
 fn json_schema_response_format_round_trips() {
     check("json_schema");
 }
@@ -306,21 +387,30 @@ fn the_sampling_rule_follows_model_and_version() {
 #[test]
 fn sampling_fixup_drops_what_the_target_refuses() {
     let body = br#"{"model":"claude-opus-4-7","max_tokens":5,"temperature":0.5,"top_p":0.9,"top_k":4,"messages":[{"role":"user","content":"x"}]}"#;
-    let out = parse(&anthropic_sampling_fixup(body, "claude-opus-4-7", "2023-06-01").unwrap());
+    let out = parse(
+        &anthropic_sampling_fixup(body, sampling_rule("claude-opus-4-7", "2023-06-01")).unwrap(),
+    );
     assert_eq!(
         out,
         json!({"model":"claude-opus-4-7","max_tokens":5,"messages":[{"role":"user","content":"x"}]})
     );
 
-    let out = parse(&anthropic_sampling_fixup(body, "claude-sonnet-4-5", "2023-06-01").unwrap());
+    let out = parse(
+        &anthropic_sampling_fixup(body, sampling_rule("claude-sonnet-4-5", "2023-06-01")).unwrap(),
+    );
     assert_eq!(out["temperature"], json!(0.5));
     assert!(
         out.get("top_p").is_none() && out["top_k"] == json!(4),
         "{out}"
     );
 
-    let out =
-        parse(&anthropic_sampling_fixup(body, "claude-3-5-haiku-20241022", "2026-10-21").unwrap());
+    let out = parse(
+        &anthropic_sampling_fixup(
+            body,
+            sampling_rule("claude-3-5-haiku-20241022", "2026-10-21"),
+        )
+        .unwrap(),
+    );
     assert!(out.get("temperature").is_none(), "{out}");
 }
 
@@ -328,22 +418,28 @@ fn sampling_fixup_drops_what_the_target_refuses() {
 fn sampling_fixup_leaves_acceptable_bodies_alone() {
     let both = br#"{"model":"m","max_tokens":5,"temperature":0.5,"top_p":0.9,"messages":[]}"#;
     assert_eq!(
-        anthropic_sampling_fixup(both, "claude-3-5-sonnet-20241022", "2023-06-01"),
+        anthropic_sampling_fixup(
+            both,
+            sampling_rule("claude-3-5-sonnet-20241022", "2023-06-01")
+        ),
         None
     );
     let one = br#"{"model":"m","max_tokens":5,"top_p":0.9,"messages":[]}"#;
     assert_eq!(
-        anthropic_sampling_fixup(one, "claude-sonnet-4-5", "2023-06-01"),
+        anthropic_sampling_fixup(one, sampling_rule("claude-sonnet-4-5", "2023-06-01")),
         None
     );
     let none =
         br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"temperature"}]}"#;
     assert_eq!(
-        anthropic_sampling_fixup(none, "claude-opus-4-7", "2023-06-01"),
+        anthropic_sampling_fixup(none, sampling_rule("claude-opus-4-7", "2023-06-01")),
         None
     );
     assert_eq!(
-        anthropic_sampling_fixup(b"not json \"top_p\"", "claude-opus-4-7", "2023-06-01"),
+        anthropic_sampling_fixup(
+            b"not json \"top_p\"",
+            sampling_rule("claude-opus-4-7", "2023-06-01")
+        ),
         None
     );
 }
@@ -455,13 +551,27 @@ fn round_trips_give_back_the_original_request() {
         }
         let model = case["openai"]["model"].as_str().unwrap();
         let there = openai_to_anthropic(&bytes(&case["openai"]), &opts(&case)).unwrap();
-        let back = anthropic_to_openai(&there, &ToOpenAi { model }).unwrap();
+        let back = anthropic_to_openai(
+            &there,
+            &ToOpenAi {
+                model,
+                prefill: true,
+            },
+        )
+        .unwrap();
         assert_eq!(
             parse(&back),
             case["openai"],
             "{name}: OpenAI → Anthropic → OpenAI"
         );
-        let there = anthropic_to_openai(&bytes(&case["anthropic"]), &ToOpenAi { model }).unwrap();
+        let there = anthropic_to_openai(
+            &bytes(&case["anthropic"]),
+            &ToOpenAi {
+                model,
+                prefill: true,
+            },
+        )
+        .unwrap();
         let back = openai_to_anthropic(&there, &opts(&case)).unwrap();
         assert_eq!(
             parse(&back),

@@ -21,7 +21,9 @@
 //!   requires alternation; its API merges them the same way). A turn that
 //!   is one plain text is sent as a string.
 //! - A final assistant message is Anthropic's prefill, kept as such, its
-//!   trailing whitespace trimmed (Anthropic refuses it with a 400).
+//!   trailing whitespace trimmed (Anthropic refuses it with a 400). To a
+//!   target that refuses a prefill (`ToAnthropic::prefill` false: Claude
+//!   4.6 and later) such a request is refused ([`Untranslatable`]).
 //! - `tools` (`function` tools) → `{name, description, input_schema, strict}`
 //!   (no `parameters` → an empty object schema); `tool_choice` `none`/`auto`/
 //!   `required`/named → `none`/`auto`/`any`/`{type:"tool",name}`;
@@ -84,6 +86,11 @@ pub(super) fn translate(body: &[u8], opts: &ToAnthropic<'_>) -> Result<Vec<u8>, 
     out.insert("model".into(), opts.model.into());
 
     let (system, messages) = messages(req.remove("messages"))?;
+    if !opts.prefill && messages.last().is_some_and(|m| m["role"] == "assistant") {
+        return refuse(
+            "the conversation ends with an assistant message (a prefill), which this Claude model does not continue",
+        );
+    }
     if !system.is_empty() {
         out.insert("system".into(), system.into());
     }

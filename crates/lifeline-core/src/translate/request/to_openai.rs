@@ -14,9 +14,12 @@
 //! - Assistant content: text blocks → `content` (concatenated), `tool_use`
 //!   → `tool_calls` with `arguments` = the input as a JSON string.
 //!   `thinking` and `redacted_thinking` blocks of earlier turns are dropped
-//!   (OpenAI has no field for them). A final assistant message stays the
-//!   final message: whether the target continues it (prefill) is the
-//!   gateway's decision, per deployment.
+//!   (OpenAI has no field for them). A final assistant message (a prefill)
+//!   stays the final message when the target continues it
+//!   (`ToOpenAi::prefill`, the gateway's decision per deployment); to any
+//!   other target the request is refused ([`Untranslatable`]): OpenAI and
+//!   most compatible servers answer it with a new message, not its
+//!   continuation.
 //! - `tools` → `function` tools (`input_schema` → `parameters`, `strict`);
 //!   `tool_choice` `auto`/`any`/`none`/`tool` → `auto`/`required`/`none`/
 //!   named; `disable_parallel_tool_use: true` → `parallel_tool_calls: false`.
@@ -80,6 +83,11 @@ pub(super) fn translate(body: &[u8], opts: &ToOpenAi<'_>) -> Result<Vec<u8>, Unt
                 ))
             }
         }
+    }
+    if !opts.prefill && messages.last().is_some_and(|m| m["role"] == "assistant") {
+        return refuse(
+            "the conversation ends with an assistant message (a prefill), which this deployment does not continue",
+        );
     }
     out.insert("messages".into(), messages.into());
 
