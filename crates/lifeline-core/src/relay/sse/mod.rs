@@ -502,8 +502,8 @@ fn looks_like_json(p: &[u8]) -> bool {
 static TOTAL_TOKENS: Key = std::sync::LazyLock::new(|| memmem::Finder::new(b"\"total_tokens\""));
 
 /// The tokens a whole answer in `wire`'s shape reports: OpenAI's
-/// `usage.total_tokens`, Anthropic's prompt and output tokens
-/// ([`anthropic::answer_tokens`]).
+/// `usage.total_tokens`; Anthropic's prompt (`input_tokens` plus the
+/// cache's reads and writes) and output tokens ([`anthropic`]).
 pub fn answer_tokens(wire: crate::providers::Wire, p: &[u8]) -> Option<u64> {
     match wire {
         crate::providers::Wire::OpenAi => total_tokens(p),
