@@ -9,9 +9,10 @@
 //! malformed chunk or an upstream error event is an ordinary failed attempt,
 //! retried elsewhere. After, the stream belongs to the client (a failure is
 //! a continuation, `resume.rs`, not a retry; a continuation attempt is read
-//! to its first content here too). Every event (not a keep-alive comment,
-//! which is no progress) restarts the stall timer and is reported to the
-//! lease ([`Lease::activity`]), which tracks the stream's longest silence.
+//! to its first content here too). Every event (not a keep-alive: a
+//! comment, or Anthropic's `ping` event, is no progress) restarts the stall
+//! timer and is reported to the lease ([`Lease::activity`]), which tracks
+//! the stream's longest silence.
 
 use bytes::{Bytes, BytesMut};
 
@@ -151,8 +152,9 @@ pub async fn first_content(
         };
         let feed = scanner.feed(data);
         // As in the relay: only data, events and bytes of a line still being
-        // written are progress. A keep-alive comment neither holds off the
-        // stall timer nor counts as an event in the stream's silences.
+        // written are progress. A keep-alive (comment or `ping` event)
+        // neither holds off the stall timer nor counts as an event in the
+        // stream's silences.
         if feed.activity {
             let now = Instant::now();
             last = Some(now);

@@ -25,7 +25,11 @@
 //!   content-policy refusal, in the wording of its protocol), and whether a
 //!   2xx body is an answer at all ([`Upstream::is_answer`]).
 //!
-//! The stream grammar of each protocol is [`crate::relay::Protocol`]'s.
+//! The stream grammar of each protocol (what counts as first content, as a
+//! clean end, as an in-band error, as a keep-alive, and its usage) is one
+//! file of [`crate::relay::sse`] each ([`crate::relay::sse::chat`],
+//! [`crate::relay::sse::responses`], [`crate::relay::sse::anthropic`]),
+//! which [`crate::relay::Protocol::of`] picks by the deployment's wire.
 //! Providers know nothing about balancing or health.
 
 pub mod anthropic;

@@ -36,10 +36,21 @@
 //! finished without its terminal event gets `message_stop` instead of
 //! `[DONE]`. A translated stream ([`RelayBody::transcode`]: the deployment
 //! speaks the other protocol) is scanned in the upstream's grammar, and
-//! each batch of whole lines the scanner releases goes through a
-//! [`Transcoder`] to the client's; its missing end is
+//! each batch the scanner releases (whole lines, or whole events) goes
+//! through a [`Transcoder`] to the client's; its missing end is
 //! [`Transcoder::finish`]'s, and an event it cannot translate ends the
 //! stream as broken, like a malformed one.
+//!
+//! Lifeline's endings always start a new event, and never make one without
+//! data: the scanner releases whole events of the event grammars (Anthropic's,
+//! the Responses API's) and never an `event:` line without the line after
+//! it, and a transcoder writes whole events, so the client is on an event
+//! boundary, except in a chat stream relayed as is, which is released line
+//! by line: there the ending starts with a blank line, which ends the event
+//! whose `data:` line went out last ([`Protocol::whole_events`]).
+//!
+//! Keep-alives (`: ping` comments, Anthropic's `ping` events) are no
+//! progress: they restart neither the idle timer nor the stream's gaps.
 
 pub mod resume;
 pub mod sse;
@@ -383,8 +394,8 @@ impl RelayBody {
         } else {
             tracing::warn!(message = "Stream broken after content was sent.", request_id = ?e.request_id, key_id = e.key_id(), deployment = ?deployment, reason = why, continued);
             Some(match self.client {
-                Wire::OpenAi => error_event(why),
-                Wire::Anthropic => anthropic_error_event(why),
+                Wire::OpenAi => error_event(why, self.open()),
+                Wire::Anthropic => anthropic_error_event(why, self.open()),
             })
         }
     }
@@ -548,35 +559,60 @@ impl RelayBody {
     }
 }
 
-/// The SSE event that ends a broken stream.
-pub fn error_event(why: &str) -> Bytes {
+impl RelayBody {
+    /// Whether the client may be inside an event: a line grammar relayed as
+    /// is releases a `data:` line before its blank line has come. Whole
+    /// events (an event grammar, or a translated stream, whose transcoder
+    /// writes whole events) leave it on an event boundary.
+    fn open(&self) -> bool {
+        self.transcoder.is_none() && !self.scanner.protocol().whole_events()
+    }
+}
+
+/// The SSE event that ends a broken stream. `open`: the client may be
+/// inside an event ([`Protocol::whole_events`]), so a blank line first ends
+/// that one, which has its whole `data:` line (the scanner never releases
+/// an `event:` line without the line after it), and the error event is
+/// never merged into it. On an event boundary no blank line is written
+/// (one would be harmless: an event with neither name nor data is not
+/// dispatched).
+pub fn error_event(why: &str, open: bool) -> Bytes {
     let body = serde_json::json!({"error": {
         "message": format!("The upstream stream was interrupted: {why}. The answer is incomplete."),
         "type": "server_error",
         "code": "stream_interrupted",
         "param": null,
     }});
-    // The leading blank line ends whatever event the upstream left half
-    // written, so this one is never merged into it (a blank line between
-    // events is harmless).
-    Bytes::from(format!("\nevent: error\ndata: {body}\n\n"))
+    Bytes::from(format!("{}event: error\ndata: {body}\n\n", lead(open)))
 }
 
 /// The Anthropic `error` event that ends a broken stream of an Anthropic
-/// client.
-pub fn anthropic_error_event(why: &str) -> Bytes {
+/// client (`open` as for [`error_event`]).
+pub fn anthropic_error_event(why: &str, open: bool) -> Bytes {
     let body = serde_json::json!({"type": "error", "error": {
         "type": "api_error",
         "message": format!("The upstream stream was interrupted: {why}. The answer is incomplete."),
     }});
-    Bytes::from(format!("\nevent: error\ndata: {body}\n\n"))
+    Bytes::from(format!("{}event: error\ndata: {body}\n\n", lead(open)))
 }
 
-/// Added when an answer finished without `[DONE]`; starts on an event boundary.
+fn lead(open: bool) -> &'static str {
+    if open {
+        "\n"
+    } else {
+        ""
+    }
+}
+
+/// Added when a chat answer finished without `[DONE]`; the chat grammar
+/// is released line by line, so it starts with a blank line that ends the
+/// event the client may be inside.
 const DONE: &[u8] = b"\ndata: [DONE]\n\n";
 
-/// Added when an Anthropic answer finished without `message_stop`.
-const MESSAGE_STOP: &[u8] = b"\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+/// Added when an Anthropic answer finished without `message_stop`: the
+/// stream was released in whole events, so the client is on an event
+/// boundary.
+const MESSAGE_STOP: &[u8] = b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
 
 impl Body for RelayBody {
     type Data = Bytes;
@@ -640,8 +676,9 @@ impl Body for RelayBody {
                     };
                     let feed = this.scanner.feed(data);
                     // Only data, events and bytes of a line still being
-                    // written prove progress: a keep-alive comment from a
-                    // stuck upstream must not hold the stream.
+                    // written prove progress: a keep-alive (comment or
+                    // `ping` event) from a stuck upstream must not hold
+                    // the stream.
                     if feed.activity {
                         let now = Instant::now();
                         let wait = this.wait();

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::config::Config;
+use std::time::Duration;
 
 /// A provider with `max_concurrency = cap` (none: 0).
 fn upstream(cap: u32) -> Arc<Upstream> {

@@ -1,10 +1,11 @@
 //! A streamed chat answer from one wire's event grammar to the other's.
 //!
 //! The relay feeds a [`Transcoder`] the complete SSE lines of the upstream
-//! stream (as [`crate::relay`]'s scanner releases them: whole lines, several
-//! events at once, or one event's `event:` and `data:` lines in different
-//! calls) and sends the client what comes back, which is always whole
-//! events. Nothing here does I/O.
+//! stream (as [`crate::relay`]'s scanner releases them: whole events of
+//! Anthropic's grammar, whole lines of OpenAI's chat grammar, several events
+//! at once; the transcoder also takes one event's `event:` and `data:`
+//! lines in different calls) and sends the client what comes back, which
+//! is always whole events. Nothing here does I/O.
 //!
 //! **Anthropic → OpenAI** (an OpenAI client, an Anthropic deployment):
 //! `message_start` becomes the first chunk (`delta: {role: "assistant",
@@ -137,8 +138,8 @@ impl Transcoder {
         self
     }
 
-    /// Complete SSE lines of the upstream stream (whole lines, possibly
-    /// several events, as `relay::Scanner::feed` forwards them) → the
+    /// Complete SSE lines of the upstream stream (whole lines or whole
+    /// events, possibly several, as `relay::Scanner::feed` forwards them) → the
     /// client's bytes (whole events). Err: an upstream event cannot be
     /// translated (its JSON does not parse, or it lacks what it must have);
     /// what the same call had translated before it is dropped too.
