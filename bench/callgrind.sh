@@ -8,7 +8,8 @@
 #   Starts `$BIN serve --config CONFIG` under callgrind with instrumentation
 #   off, waits for /healthz, runs 5 s of the load as a warm-up that is not
 #   counted, then counts the instructions of SECONDS of it. The load: wrk
-#   -t1 -c8 POSTing BODY to /v1/chat/completions (none if BODY is empty)
+#   -t1 -c8 POSTing BODY to CG_PATH (default /v1/chat/completions; none if
+#   BODY is empty)
 #   and, with `pages`, a second wrk -t1 -c8 at the same time GETting
 #   /status and /api/v2/summary.json in turn (bench/pages.lua); with
 #   neither, SECONDS of idling. Every
@@ -39,7 +40,7 @@ cg_load() {
   fi
   if [ -n "$body" ]; then
     BODY=$body wrk -t1 -c8 -d"${d}s" -s "$HARNESS/post.lua" \
-      "http://127.0.0.1:$LPORT/v1/chat/completions" >"$OUT/wrk.data" 2>&1
+      "http://127.0.0.1:$LPORT${CG_PATH:-/v1/chat/completions}" >"$OUT/wrk.data" 2>&1
   fi
   [ -z "$wp" ] || wait "$wp"
   [ -n "$body" ] || [ -n "$pages" ] || sleep "$d"

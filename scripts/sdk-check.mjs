@@ -22,6 +22,21 @@ for await (const c of stream) {
 check(text.length > 0 && usage, "stream");
 console.log("node stream:", JSON.stringify(text.slice(0, 30)), "usage", usage.total_tokens);
 
+// A model whose first tier is an Anthropic deployment: translated both ways.
+const c = await client.chat.completions.create({ model: "claude-first", messages: [{ role: "user", content: "Hello" }] });
+check(c.choices[0].message.content && c.choices[0].finish_reason && c.usage.total_tokens > 0, "claude-first chat");
+const tools = [{ type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
+let args = "", finish = null;
+const ts = await client.chat.completions.create({
+  model: "claude-first", messages: [{ role: "user", content: "What is the weather?" }], tools, tool_choice: "required", stream: true,
+});
+for await (const ch of ts) {
+  for (const t of ch.choices[0]?.delta?.tool_calls ?? []) args += t.function?.arguments ?? "";
+  finish = ch.choices[0]?.finish_reason ?? finish;
+}
+check(finish === "tool_calls" && JSON.parse(args).city === "Paris", `claude-first tool stream: ${finish} ${args}`);
+console.log("node on claude-first (Anthropic deployment):", JSON.stringify(c.choices[0].message.content.slice(0, 30)), "and a streamed tool call", args);
+
 const e = await client.embeddings.create({ model: "demo", input: ["a", "b"] }); // the SDK asks for base64
 check(e.data.length === 2 && e.data[0].embedding.length > 0 && typeof e.data[0].embedding[0] === "number", "embeddings");
 console.log("node embeddings:", e.data.length, "vectors of", e.data[0].embedding.length);

@@ -138,9 +138,12 @@ async fn an_anthropic_stream_cut_inside_a_data_line_ends_with_whole_events() {
         Duration::from_millis(150),
     )
     .await;
+    // Continuation off: this upstream answers every request with the same
+    // broken stream (it ignores a prefill), and what is checked here is how
+    // a stream that cannot be continued ends.
     let toml = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nadmin_listen = \"127.0.0.1:0\"\n\n{}\
-         [[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"raw\", model = \"up\" }} ] ]\n",
+         [[models]]\nname = \"m\"\ncontinuation = false\ntiers = [ [ {{ provider = \"raw\", model = \"up\" }} ] ]\n",
         anthropic_provider("raw", &format!("http://{up}"))
     );
     let env = Env::boot(&toml, Vec::new()).await;
