@@ -64,6 +64,7 @@
 //!    other's (`hedge.rs`).
 
 mod commit;
+mod convert;
 mod degraded;
 mod failure;
 mod hedge;
@@ -93,6 +94,7 @@ use crate::route::{Deployment, Model};
 use crate::telemetry::{
     FamilySli, Metrics, KEEP_ALIVE, X_LIFELINE_ATTEMPTS, X_LIFELINE_DEPLOYMENT, X_REQUEST_ID,
 };
+pub use convert::Converted;
 use upstream::Attempted;
 use wait::Slot;
 
@@ -449,109 +451,6 @@ impl Call {
         Some((tier, f.retry_after.map(|ra| Instant::now() + ra)))
     }
 
-    /// The body to send to `dep`: the client's, spliced or translated by
-    /// the deployment's adapter. A [`FailureKind::Ineligible`] failure when
-    /// the adapter does not serve the endpoint (embeddings to an Anthropic
-    /// deployment), the request carries an `anthropic-beta` and `dep` is
-    /// OpenAI-shaped (a beta changes the answer in ways a translation
-    /// cannot promise), or the request cannot be translated faithfully to
-    /// its protocol (`n > 1`, `logprobs` to Anthropic; a final assistant
-    /// message to a deployment that does not continue it, [`Call::takes_prefill`]):
-    /// `dep` is then skipped for this request.
-    ///
-    /// A translation is made once per target ([`Converted`]); a splice
-    /// (same protocol) costs next to nothing and is not kept.
-    fn convert(&self, dep: &Arc<Deployment>) -> Result<Bytes, Failure> {
-        let up = &dep.upstream;
-        let ineligible = |why: &str| {
-            Failure::new(
-                FailureKind::Ineligible,
-                &dep.id,
-                format!("ineligible: {why}"),
-            )
-        };
-        if !up.serves(self.endpoint) {
-            return Err(ineligible(&format!(
-                "an Anthropic deployment does not serve the {} endpoint",
-                self.endpoint.family()
-            )));
-        }
-        let client = self.endpoint.wire();
-        if up.wire == Wire::OpenAi
-            && self
-                .beta
-                .as_ref()
-                .is_some_and(|b| !b.as_bytes().trim_ascii().is_empty())
-        {
-            return Err(ineligible(
-                "the request asks for Anthropic beta features (anthropic-beta), which an OpenAI-shaped deployment cannot honour",
-            ));
-        }
-        let req = crate::providers::RequestBody {
-            client,
-            body: &self.body,
-            model_span: &self.inspected.model_span,
-            model: &dep.model,
-            model_json: &dep.model_json,
-        };
-        if up.wire == client {
-            return up.request_body(&req).map_err(|u| ineligible(&u.0));
-        }
-        let prefill = self.takes_prefill(dep);
-        if let Some(made) = self.converted.find(dep, prefill) {
-            return made.map_err(|why| ineligible(&why));
-        }
-        let made = up.request_body_for(&req, prefill).map_err(|u| u.0);
-        self.converted.keep(dep, prefill, made.clone());
-        made.map_err(|why| ineligible(&why))
-    }
-
-    /// Whether `dep` takes an assistant prefill, which decides whether a
-    /// translated request that ends with one may go to it: its tier entry's
-    /// `prefill` (per deployment, else its provider's; by default Anthropic
-    /// and the simulated provider do, OpenAI, Azure OpenAI and
-    /// OpenAI-compatible servers are not known to), and
-    /// [`model_takes_prefill`].
-    fn takes_prefill(&self, dep: &Deployment) -> bool {
-        model_takes_prefill(dep)
-            && self
-                .model
-                .tiers
-                .iter()
-                .flatten()
-                .find(|m| std::ptr::eq(&*m.deployment, dep))
-                .is_some_and(|m| m.prefill)
-    }
-
-    /// Whether any deployment of the model could take the request: one not
-    /// found `ineligible` whose body can be made (it may be unavailable).
-    fn any_eligible(&self, ineligible: &[Arc<Deployment>]) -> bool {
-        self.model
-            .tiers
-            .iter()
-            .flatten()
-            .map(|m| &m.deployment)
-            .filter(|d| !ineligible.iter().any(|i| Arc::ptr_eq(i, d)))
-            .any(|d| self.convert(d).is_ok())
-    }
-
-    /// 400 `no_eligible_deployment`: no deployment of the model can take the
-    /// request at all. The request, not the deployments, must change.
-    fn no_eligible(&self, failures: &[Failure]) -> Response<ProxyBody> {
-        let mut e = ApiError::bad_request(
-            format!(
-                "No deployment of model `{}` can take this request: {}.",
-                self.model.name,
-                list(failures)
-            ),
-            None,
-        );
-        e.code = Some("no_eligible_deployment");
-        e.should_retry = Some(false);
-        tracing::warn!(message = "Request failed.", request_id = ?self.ctx.id, peer = %self.ctx.peer, key_id = self.ctx.key_id(), model = %self.model.name, attempts = 0, error = %e.message);
-        self.error(e, 0)
-    }
-
     /// Whether the request may wait `wait` more to stay in its tier.
     fn may_wait(&self, wait: Duration, tier_waited: Duration, deadline: Instant) -> bool {
         let policy = &self.model.policy;
@@ -774,59 +673,6 @@ fn list(failures: &[Failure]) -> String {
         .join("; ")
 }
 
-/// Whether `dep`'s upstream model continues a final assistant message (an
-/// assistant prefill) as far as the model alone tells: not a Claude model
-/// known to refuse one (Claude 4.6 and later:
-/// [`crate::translate::request::rejects_prefill`], read once per model,
-/// [`crate::providers::ModelRules`]), and not found refusing one since the
-/// last reload ([`Deployment::prefill_rejected`], learned by stream
-/// continuation). The configured `prefill` of its tier entry is the other
-/// half ([`Call::takes_prefill`]).
-fn model_takes_prefill(dep: &Deployment) -> bool {
-    !dep.prefill_rejected() && !dep.upstream.rules(&dep.model).rejects_prefill
-}
-
-/// The translated bodies of one request, by target: made once each by
-/// `Call::convert`, reused by a retry, a hedge and every deployment of the
-/// same target. A target is the deployment's protocol, its upstream model,
-/// its Anthropic settings (version, default `max_tokens`) and whether it
-/// continues a prefill: what the translation reads. A refusal
-/// (untranslatable) is kept too. The lock is taken only on the translated
-/// path, never contended (one request's attempts; a hedge at most).
-#[derive(Default)]
-pub struct Converted(std::sync::Mutex<Vec<Made>>);
-
-/// One translated body (or why there is none), and a deployment of its
-/// target.
-type Made = (Arc<Deployment>, bool, Result<Bytes, String>);
-
-impl Converted {
-    fn same_target(a: &Deployment, b: &Deployment) -> bool {
-        a.upstream.wire == b.upstream.wire
-            && a.model == b.model
-            && a.upstream.config.anthropic == b.upstream.config.anthropic
-    }
-
-    /// The body kept for `dep`'s target, made with `prefill` allowed or not.
-    fn find(&self, dep: &Deployment, prefill: bool) -> Option<Result<Bytes, String>> {
-        let made = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        made.iter()
-            .find(|(d, p, _)| *p == prefill && Self::same_target(d, dep))
-            .map(|(_, _, body)| body.clone())
-    }
-
-    fn keep(&self, dep: &Arc<Deployment>, prefill: bool, body: Result<Bytes, String>) {
-        let mut made = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        made.push((dep.clone(), prefill, body));
-    }
-
-    /// How many bodies are kept.
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-}
-
 /// Removes from a translated answer the provider's own protocol headers,
 /// which describe the other protocol: from an Anthropic provider every
 /// `anthropic-*` header (`anthropic-ratelimit-*`, `anthropic-organization-id`)
@@ -867,132 +713,4 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::*;
-    use crate::config::Config;
-    use crate::health::HealthBus;
-    use crate::providers::Upstream;
-
-    /// Deployments `provider/model` of the providers in `providers` (TOML).
-    fn deployments(providers: &str, entries: &[(&str, &str)]) -> Vec<Arc<Deployment>> {
-        let members: Vec<String> = entries
-            .iter()
-            .map(|(p, m)| format!("{{ provider = \"{p}\", model = \"{m}\" }}"))
-            .collect();
-        let text = format!(
-            "{providers}\n[[models]]\nname = \"m\"\ntiers = [ [ {} ] ]\n",
-            members.join(", ")
-        );
-        let config = Config::parse(&text, "<test>").unwrap();
-        entries
-            .iter()
-            .map(|(p, m)| {
-                let cfg = config.providers.iter().find(|c| c.name == *p).unwrap();
-                let up = Upstream::new(cfg, "http://127.0.0.1:9".into())
-                    .unwrap()
-                    .with_models([*m]);
-                Arc::new(Deployment::new(
-                    Arc::new(up),
-                    m,
-                    crate::config::HealthConfig::default(),
-                    Arc::new(HealthBus::new(4)),
-                    Arc::new(Metrics::new()),
-                ))
-            })
-            .collect()
-    }
-
-    const PROVIDERS: &str = "[[providers]]\nname = \"a\"\nkind = \"anthropic\"\napi_key = \"k\"\nbase_url = \"http://127.0.0.1:9\"\n\n[[providers]]\nname = \"b\"\nkind = \"anthropic\"\napi_key = \"k\"\nbase_url = \"http://127.0.0.1:9\"\n\n[[providers]]\nname = \"c\"\nkind = \"anthropic\"\napi_key = \"k\"\nbase_url = \"http://127.0.0.1:9\"\nanthropic_version = \"2026-10-21\"\n\n[[providers]]\nname = \"o\"\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:9/v1\"\n";
-
-    #[test]
-    fn a_translation_is_made_once_per_target() {
-        let d = deployments(
-            PROVIDERS,
-            &[
-                ("a", "claude-sonnet-4-5"),
-                ("b", "claude-sonnet-4-5"),
-                ("c", "claude-sonnet-4-5"),
-                ("a", "claude-opus-4-6"),
-            ],
-        );
-        let made = Converted::default();
-        made.keep(&d[0], true, Ok(Bytes::from_static(b"{}")));
-        // The same model and settings on another provider: the same body.
-        assert_eq!(made.find(&d[1], true), Some(Ok(Bytes::from_static(b"{}"))));
-        assert_eq!(made.find(&d[0], true), made.find(&d[1], true));
-        // Without prefill, another API version (sampling rules), another
-        // model: their own.
-        assert_eq!(made.find(&d[0], false), None);
-        assert_eq!(made.find(&d[2], true), None);
-        assert_eq!(made.find(&d[3], true), None);
-        made.keep(&d[3], false, Err("prefill".into()));
-        assert_eq!(made.find(&d[3], false), Some(Err("prefill".into())));
-        assert_eq!(made.len(), 2);
-    }
-
-    #[test]
-    fn prefill_is_taken_by_anthropic_models_that_continue_one() {
-        let d = deployments(
-            PROVIDERS,
-            &[
-                ("a", "claude-sonnet-4-5"),
-                ("a", "claude-opus-4-6"),
-                ("o", "gpt-4o"),
-            ],
-        );
-        assert!(model_takes_prefill(&d[0]));
-        assert!(!model_takes_prefill(&d[1]), "Claude 4.6 refuses a prefill");
-        assert!(
-            model_takes_prefill(&d[2]),
-            "the tier entry's `prefill` decides"
-        );
-        d[0].set_prefill_rejected(true);
-        assert!(!model_takes_prefill(&d[0]), "learned: rejects a prefill");
-    }
-
-    #[test]
-    fn translated_answers_lose_the_other_protocols_headers() {
-        let mut h = HeaderMap::new();
-        for (k, v) in [
-            ("anthropic-ratelimit-requests-remaining", "9"),
-            ("request-id", "req_1"),
-            ("retry-after", "2"),
-            ("x-should-retry", "true"),
-            ("openai-processing-ms", "12"),
-            ("x-ratelimit-remaining-requests", "5"),
-        ] {
-            h.insert(
-                header::HeaderName::from_static(k),
-                HeaderValue::from_static(v),
-            );
-        }
-        let mut from_anthropic = h.clone();
-        strip_protocol_headers(&mut from_anthropic, Wire::Anthropic);
-        let names = |h: &HeaderMap| {
-            let mut n: Vec<String> = h.keys().map(|k| k.to_string()).collect();
-            n.sort();
-            n
-        };
-        assert_eq!(
-            names(&from_anthropic),
-            [
-                "openai-processing-ms",
-                "retry-after",
-                "x-ratelimit-remaining-requests",
-                "x-should-retry"
-            ]
-        );
-        strip_protocol_headers(&mut h, Wire::OpenAi);
-        assert_eq!(
-            names(&h),
-            [
-                "anthropic-ratelimit-requests-remaining",
-                "request-id",
-                "retry-after",
-                "x-should-retry"
-            ]
-        );
-    }
-}
+mod tests;

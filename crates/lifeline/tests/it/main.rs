@@ -9,6 +9,7 @@ mod adaptive;
 mod admin_keys;
 mod admission;
 mod anthropic;
+mod anthropic_eligibility;
 mod anthropic_wire;
 mod api;
 mod breaker;
