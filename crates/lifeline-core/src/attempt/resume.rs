@@ -454,7 +454,10 @@ impl Continuer {
 
     fn attempted(&self, dep: &Deployment, outcome: &'static str, ok: bool) {
         self.metrics.attempt(&dep.id, outcome);
-        self.model.sli.family(self.endpoint.index()).attempt(ok);
+        self.model
+            .sli
+            .family(self.endpoint.family_index())
+            .attempt(ok);
         dep.sli()
             .attempt(ok, (outcome != "success").then_some(outcome));
     }

@@ -313,6 +313,16 @@ impl RelayBody {
     /// Bytes going to the client, kept for a continuation (up to
     /// [`MAX_SENT`], reserved in the request's memory budget in steps).
     fn out(&mut self, b: Bytes) -> Option<Result<Frame<Bytes>, BoxError>> {
+        self.keep(&b);
+        Some(Ok(Frame::data(b)))
+    }
+
+    /// Keeps `b` (going to the client) for a continuation, if the stream
+    /// may be continued.
+    fn keep(&mut self, b: &Bytes) {
+        if b.is_empty() {
+            return;
+        }
         if let Some(c) = self.cont.as_mut() {
             c.sent_len += b.len();
             let mut keep = c.sent_len <= MAX_SENT;
@@ -338,7 +348,6 @@ impl RelayBody {
                 self.stall = self.idle_timeout;
             }
         }
-        Some(Ok(Frame::data(b)))
     }
 
     fn finish(&mut self, ok: bool, why: &str) -> Option<Bytes> {
@@ -390,10 +399,10 @@ impl RelayBody {
     }
 
     /// The upstream broke after content: starts a continuation attempt if
-    /// this stream may be continued (continuation on, no upstream error
-    /// event, no tool call started, the answer not finished).
+    /// this stream may be continued (continuation on, no error event
+    /// relayed, no tool call started, the answer not finished).
     fn try_continue(&mut self, why: &str) -> bool {
-        if self.scanner.upstream_error || self.ended {
+        if self.ended {
             return false;
         }
         let Some(c) = self.cont.as_mut() else {
@@ -427,13 +436,31 @@ impl RelayBody {
         true
     }
 
+    /// The upstream's error event in `feed` becomes a break (`feed.bad`)
+    /// when the stream may be continued: the bytes before the event go on,
+    /// the event does not. If nothing continues the stream, the client gets
+    /// Lifeline's error event, which names the upstream's error.
+    fn withhold_error(&mut self, feed: &mut sse::Feed) {
+        if !self.may_continue() {
+            return;
+        }
+        let Some(at) = resume::error_event_start(&feed.forward) else {
+            return;
+        };
+        let why = resume::error_reason(&feed.forward[at..]);
+        feed.forward = feed.forward.slice(..at);
+        feed.bad = Some(why);
+        // Not relayed: not the client's either.
+        self.scanner.upstream_error = false;
+    }
+
     /// Whether a break now would be continued (what [`Self::try_continue`]
     /// checks before it starts): parses what was sent, so only at a stall.
     fn may_continue(&self) -> bool {
         let Some(c) = self.cont.as_ref() else {
             return false;
         };
-        if self.scanner.upstream_error || c.resume.is_none() {
+        if c.resume.is_none() {
             return false;
         }
         let sent = Sent::parse(&c.sent, self.client);
@@ -638,7 +665,16 @@ impl Body for RelayBody {
                     let Ok(data) = frame.into_data() else {
                         continue;
                     };
-                    let feed = this.scanner.feed(data);
+                    let was_error = this.scanner.upstream_error;
+                    let mut feed = this.scanner.feed(data);
+                    if this.scanner.upstream_error && !was_error && feed.bad.is_none() {
+                        // An error event after content (Anthropic's
+                        // `overloaded_error` after HTTP 200, OpenAI's
+                        // `{"error":…}` chunk) is a break like any other:
+                        // while the stream may be continued, the client
+                        // does not get it.
+                        this.withhold_error(&mut feed);
+                    }
                     // Only data, events and bytes of a line still being
                     // written prove progress: a keep-alive comment from a
                     // stuck upstream must not hold the stream.
@@ -669,14 +705,17 @@ impl Body for RelayBody {
                         }
                     };
                     if let Some(bad) = bad {
+                        // What came before the bad event is the client's,
+                        // and part of what a continuation continues.
+                        this.keep(&forward);
                         if this.try_continue(&bad) {
                             if forward.is_empty() {
                                 continue;
                             }
-                            return Poll::Ready(this.out(forward));
+                            return Poll::Ready(Some(Ok(Frame::data(forward))));
                         }
                         let ev = this.finish(false, &bad).unwrap_or_default();
-                        return Poll::Ready(this.out(join(forward, ev)));
+                        return Poll::Ready(Some(Ok(Frame::data(join(forward, ev)))));
                     }
                     if this.scanner.done {
                         this.finish(true, "");

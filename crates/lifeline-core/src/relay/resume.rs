@@ -250,6 +250,63 @@ impl Sent {
     }
 }
 
+/// Where the first error event in `lines` (complete SSE lines of an
+/// upstream stream, in either wire) starts: its `event: error` line, or the
+/// start of the event whose data is an error (OpenAI's `{"error":…}`,
+/// Anthropic's `{"type":"error",…}`).
+pub fn error_event_start(lines: &[u8]) -> Option<usize> {
+    let mut event = 0;
+    let mut at = 0;
+    for line in lines.split_inclusive(|b| *b == b'\n') {
+        let bare = line.strip_suffix(b"\n").unwrap_or(line);
+        let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
+        at += line.len();
+        if bare.is_empty() {
+            event = at;
+            continue;
+        }
+        if let Some(name) = bare.strip_prefix(b"event:") {
+            if name.trim_ascii() == b"error" {
+                return Some(event);
+            }
+            continue;
+        }
+        if data_payload(bare).is_some_and(is_error_payload) {
+            return Some(event);
+        }
+    }
+    None
+}
+
+/// Whether an event's data is an error (either wire).
+fn is_error_payload(p: &[u8]) -> bool {
+    p.starts_with(b"{\"error\"")
+        || p.starts_with(b"{\"type\":\"error\"")
+        || p.starts_with(b"{\"type\": \"error\"")
+}
+
+/// Why an upstream error event broke the stream, for the logs and the
+/// client's final error event: the error's type and message, if it says.
+pub fn error_reason(event: &[u8]) -> String {
+    let payload = event
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .find_map(data_payload);
+    let v = payload.and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok());
+    let error = v.as_ref().and_then(|v| v.get("error"));
+    let kind = error
+        .and_then(|e| e.get("type"))
+        .and_then(|t| t.as_str())
+        .unwrap_or("error");
+    match error
+        .and_then(|e| e.get("message"))
+        .and_then(|m| m.as_str())
+    {
+        Some(message) => format!("the upstream sent an error event ({kind}: {message})"),
+        None => format!("the upstream sent an error event ({kind})"),
+    }
+}
+
 /// The payload of a `data:` line.
 fn data_payload(line: &[u8]) -> Option<&[u8]> {
     let rest = line.strip_prefix(b"data:")?;

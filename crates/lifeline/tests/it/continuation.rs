@@ -599,3 +599,73 @@ async fn a_stream_past_the_kept_bound_is_not_continued() {
     assert_eq!(env.mocks[1].stats().requests, 0);
     env.stop().await;
 }
+
+/// An in-band error chunk after content (OpenAI's `data: {"error":…}`
+/// after HTTP 200) is a break like any other: the client never sees it,
+/// and the stream is continued.
+#[tokio::test]
+async fn an_in_band_error_after_content_is_continued() {
+    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
+    m[0].set_faults(Faults {
+        error_after_chunks: Some(6),
+        ..Faults::default()
+    });
+    let env = Env::boot(&config(&m, "", &two_tiers("")), m).await;
+    let (status, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("Overloaded"), "{body}");
+    assert_whole(&body, 20, "instruction");
+    env.stop().await;
+}
+
+/// Anthropic's `event: error` (`overloaded_error`) after content, on an
+/// Anthropic client's stream: withheld, and the stream is continued in
+/// Anthropic's grammar.
+#[tokio::test]
+async fn an_anthropic_error_event_after_content_is_continued() {
+    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
+    m[0].set_faults(Faults {
+        error_after_chunks: Some(9),
+        ..Faults::default()
+    });
+    let env = Env::boot(&mixed(&m, &[true, true], &two_tiers("")), m).await;
+    let body = r#"{"model":"m","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let (status, _, body) = env.post("/v1/messages", body).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body.contains("event: error") && !body.contains("overloaded_error"),
+        "{body}"
+    );
+    let (text, starts) = anthropic_view(&body);
+    assert_eq!(starts, 1, "{body}");
+    assert_eq!(
+        numbers(&text),
+        (1..=20).collect::<Vec<_>>(),
+        "{text:?}\n{body}"
+    );
+    assert!(text.contains("beta"), "not continued elsewhere: {text}");
+    assert!(body.contains(": lifeline continued=1 method="), "{body}");
+    assert!(
+        body.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"),
+        "{body}"
+    );
+    env.stop().await;
+}
+
+/// With nothing to continue the stream (continuation off), the upstream's
+/// error event reaches the client as it was sent.
+#[tokio::test]
+async fn an_in_band_error_is_relayed_when_nothing_continues() {
+    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
+    m[0].set_faults(Faults {
+        error_after_chunks: Some(6),
+        ..Faults::default()
+    });
+    let env = Env::boot(&config(&m, "", &two_tiers("continuation = false")), m).await;
+    let (status, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Overloaded (simulated)"), "{body}");
+    assert!(!body.contains("[DONE]"), "{body}");
+    assert_eq!(env.mocks[1].stats().requests, 0);
+    env.stop().await;
+}
