@@ -55,6 +55,12 @@ pub const SEAM_TAIL: usize = 40;
 /// few characters would match anywhere.
 pub const MIN_SEAM: usize = 10;
 
+/// A tail of at least this many bytes (or the whole text sent, if
+/// shorter) is a seam as soon as it appears: shorter ones also match a
+/// recap of earlier text ("sat on the mat"), so they count only once the
+/// window is complete, and only if they occur exactly once in it.
+pub const FULL_SEAM: usize = 24;
+
 /// The user turn of [`Method::Instruction`].
 pub const CONTINUE_INSTRUCTION: &str =
     "Continue exactly where you stopped, without repeating anything.";
@@ -323,7 +329,12 @@ pub fn split_trailing_whitespace(text: &str) -> (&str, &str) {
 /// longest tail of `sent` (at most [`SEAM_TAIL`] bytes, starting at a word
 /// boundary or [`SEAM_TAIL`] bytes back; at least [`MIN_SEAM`] bytes unless
 /// `sent` is shorter), and that tail. `sent` has no trailing whitespace.
-pub fn find_seam<'a>(sent: &'a str, new: &str) -> Option<(usize, &'a str)> {
+///
+/// A tail shorter than [`FULL_SEAM`] (unless it is all of `sent`) is a seam
+/// only when `complete` (the window is full, or the new stream ended) and
+/// it occurs exactly once in `new`: early in the new output, a short tail
+/// is as likely a recap of earlier text as the place the answer stopped.
+pub fn find_seam<'a>(sent: &'a str, new: &str, complete: bool) -> Option<(usize, &'a str)> {
     if sent.is_empty() {
         return None;
     }
@@ -349,9 +360,14 @@ pub fn find_seam<'a>(sent: &'a str, new: &str) -> Option<(usize, &'a str)> {
         if tail.len() < min {
             break;
         }
-        if let Some(i) = new.find(tail) {
+        let Some(i) = new.find(tail) else { continue };
+        if tail.len() >= FULL_SEAM.min(sent.len()) {
             return Some((i + tail.len(), tail));
         }
+        // The longest tail that appears is short: a shorter one would be
+        // no surer.
+        let once = !new[i + tail.len()..].contains(tail);
+        return (complete && once).then_some((i + tail.len(), tail));
     }
     None
 }
@@ -637,35 +653,52 @@ impl Splice {
             }
             State::Seeking { text: seen, held } => {
                 if parts.hard {
-                    return Err("a tool call or the end of the answer before the seam");
+                    // The new output ends here: the window is complete.
+                    if !self.seam_in_window(true, out) {
+                        return Err("a tool call or the end of the answer before the seam");
+                    }
+                    self.skip_whitespace(v, parts, out);
+                    return Ok(());
                 }
                 let Some(t) = parts.text else { return Ok(()) };
                 held.push((v, seen.len()));
                 seen.push_str(&t);
-                if let Some((end, tail)) = find_seam(&self.sent, seen) {
-                    self.seam = Some(tail.to_owned());
-                    let held = std::mem::take(held);
-                    let seen = std::mem::take(seen);
-                    self.state = State::Whitespace(0);
-                    for (i, (mut chunk, start)) in held.iter().cloned().enumerate() {
-                        let stop = held.get(i + 1).map_or(seen.len(), |(_, s)| *s);
-                        if stop <= end {
-                            continue;
-                        }
-                        let from = end.max(start);
-                        self.set_text(&mut chunk, &seen[from..stop]);
-                        let piece = Parts {
-                            text: Some(seen[from..stop].to_owned()),
-                            ..Parts::default()
-                        };
-                        self.skip_whitespace(chunk, piece, out);
-                    }
-                } else if seen.len() > SEAM_WINDOW {
+                let complete = seen.len() >= SEAM_WINDOW;
+                if !self.seam_in_window(complete, out) && complete {
                     return Err("no seam in the window");
                 }
             }
         }
         Ok(())
+    }
+
+    /// Looks for the seam in the text held (`complete`: no more of the
+    /// window will come); if found, relays what follows it.
+    fn seam_in_window(&mut self, complete: bool, out: &mut BytesMut) -> bool {
+        let State::Seeking { text: seen, held } = &mut self.state else {
+            return false;
+        };
+        let Some((end, tail)) = find_seam(&self.sent, seen, complete) else {
+            return false;
+        };
+        self.seam = Some(tail.to_owned());
+        let held = std::mem::take(held);
+        let seen = std::mem::take(seen);
+        self.state = State::Whitespace(0);
+        for (i, (mut chunk, start)) in held.iter().cloned().enumerate() {
+            let stop = held.get(i + 1).map_or(seen.len(), |(_, s)| *s);
+            if stop <= end {
+                continue;
+            }
+            let from = end.max(start);
+            self.set_text(&mut chunk, &seen[from..stop]);
+            let piece = Parts {
+                text: Some(seen[from..stop].to_owned()),
+                ..Parts::default()
+            };
+            self.skip_whitespace(chunk, piece, out);
+        }
+        true
     }
 
     /// Drops the leading whitespace of the new output that the client

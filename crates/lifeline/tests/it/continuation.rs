@@ -496,10 +496,13 @@ async fn a_stream_cut_inside_a_tool_call_ends_honestly() {
 }
 
 /// A continuation that breaks in turn is continued again: three providers,
-/// the first two cut mid-answer, one answer in the end.
+/// the first two cut mid-answer, one answer in the end. (Long words, so
+/// that the three words the model repeats are a full seam: a short one
+/// waits for the end of the new output, which the second provider never
+/// reaches.)
 #[tokio::test]
 async fn a_stream_that_breaks_twice_is_continued_twice() {
-    let m = voiced(&["alpha", "beta", "gamma"], 24, 0.0).await;
+    let m = voiced(&["alphaalpha", "betabeta", "gammagamma"], 24, 0.0).await;
     m[0].set_faults(Faults {
         cut_after_chunks: Some(6),
         ..Faults::default()

@@ -60,20 +60,78 @@ fn what_was_sent_is_learnt_from_the_client_bytes() {
 #[test]
 fn seam_is_the_longest_tail_that_reappears() {
     let sent = "one two three four five six seven eight nine ten eleven twelve";
-    // The model repeats the last three words, then goes on.
+    // The model repeats the last three words, then goes on: a short tail,
+    // a seam once the window is complete (and it occurs once in it).
     let new = "ten eleven twelve thirteen";
-    let (end, tail) = find_seam(sent, new).unwrap();
+    assert!(find_seam(sent, new, false).is_none());
+    let (end, tail) = find_seam(sent, new, true).unwrap();
     assert_eq!(tail, "ten eleven twelve");
     assert_eq!(&new[end..], " thirteen");
-    // Repeating more: the longest tail (40 bytes at most) wins.
-    let new = "nine ten eleven twelve thirteen";
-    let (end, _) = find_seam(sent, new).unwrap();
+    // Repeating more: the longest tail (40 bytes at most) wins, at once
+    // when it is long enough to be sure.
+    let new = "seven eight nine ten eleven twelve thirteen";
+    let (end, tail) = find_seam(sent, new, false).unwrap();
+    assert!(tail.len() >= FULL_SEAM, "{tail}");
     assert_eq!(&new[end..], " thirteen");
     // Too short a repetition is no seam.
-    assert!(find_seam(sent, "twelve thirteen").is_none());
+    assert!(find_seam(sent, "twelve thirteen", true).is_none());
     // A short answer so far: the whole of it is enough.
-    assert_eq!(find_seam("Hi", "Hi there").map(|(e, _)| e), Some(2));
-    assert!(find_seam("", "x").is_none());
+    assert_eq!(find_seam("Hi", "Hi there", false).map(|(e, _)| e), Some(2));
+    assert!(find_seam("", "x", true).is_none());
+}
+
+/// A recap of earlier text that ends like the text sent is no seam: the
+/// seam waits for the full tail, or for a short tail that occurs exactly
+/// once in a complete window.
+#[test]
+fn a_recap_that_ends_like_the_tail_is_not_the_seam() {
+    let sent = "A: the cat sat on the mat. B: the dog sat on the mat";
+    // The recap's first sentence ends with "sat on the mat" (14 bytes).
+    let early = "the cat sat on the mat.";
+    assert!(find_seam(sent, early, false).is_none());
+    let more = "the cat sat on the mat. B: the dog sat on the mat. C: the bird flew";
+    let (end, _) = find_seam(sent, more, false).unwrap();
+    assert_eq!(&more[end..], ". C: the bird flew");
+    // A complete window where the short tail occurs twice: no seam.
+    let twice = "the cat sat on the mat, then it sat on the mat again";
+    assert!(find_seam(sent, twice, true).is_none());
+    // Through the splice, chunk by chunk: B's sentence is not sent twice.
+    let s = sent_of(sent);
+    let mut sp = Splice::new(Method::Instruction, &s, Bytes::new());
+    let mut out = Vec::new();
+    for piece in [
+        "the cat sat on the mat.",
+        " B: the dog",
+        " sat on the mat",
+        ". C: the bird",
+        " flew.",
+    ] {
+        let r = sp.feed(text("b", piece).as_bytes());
+        assert!(r.misfit.is_none(), "{:?}", r.misfit);
+        out.extend_from_slice(&r.out);
+    }
+    assert_eq!(client_text(&out).0, ". C: the bird flew.");
+}
+
+/// A recap followed by new text, with only a short tail repeated: the
+/// seam waits for the end of the new output, and is taken when the tail
+/// occurs once.
+#[test]
+fn a_short_tail_is_taken_when_the_new_output_ends() {
+    let s = sent_of("A: the cat sat on the mat. B: the dog sat on the mat");
+    let mut sp = Splice::new(Method::Instruction, &s, Bytes::new());
+    let r = sp.feed(text("b", "the dog sat on the mat. C: the end.").as_bytes());
+    assert!(r.misfit.is_none() && r.out.is_empty());
+    let r = sp.feed(chunk("b", "{}", "\"stop\"").as_bytes());
+    assert!(r.misfit.is_none(), "{:?}", r.misfit);
+    assert!(r.seam.is_some());
+    let (t, _) = client_text(&r.out);
+    assert_eq!(t, ". C: the end.");
+    assert!(std::str::from_utf8(&r.out).unwrap().contains("\"stop\""));
+}
+
+fn sent_of(t: &str) -> Sent {
+    sent(&[&role("a"), &text("a", t)])
 }
 
 #[test]
@@ -118,12 +176,13 @@ fn instruction_relays_only_what_follows_the_seam_even_across_chunks() {
         )
         .as_bytes(),
     );
-    assert!(r.misfit.is_none());
-    assert_eq!(r.seam.as_deref(), Some("w4 w5 w6 w7"));
-    let r2 = sp.feed(text("b", " w9").as_bytes());
-    let mut all = r.out.to_vec();
-    all.extend_from_slice(&r2.out);
-    assert_eq!(client_text(&all).0, " w8 w9");
+    // A short tail: the seam waits for the window to complete (here, the
+    // end of the new output).
+    assert!(r.misfit.is_none() && r.out.is_empty());
+    let r2 = sp.feed(format!("{}{}", text("b", " w9"), chunk("b", "{}", "\"stop\"")).as_bytes());
+    assert!(r2.misfit.is_none());
+    assert_eq!(r2.seam.as_deref(), Some("w4 w5 w6 w7"));
+    assert_eq!(client_text(&r2.out).0, " w8 w9");
 }
 
 #[test]
