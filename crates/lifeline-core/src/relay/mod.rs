@@ -400,7 +400,10 @@ impl RelayBody {
 
     /// The upstream broke after content: starts a continuation attempt if
     /// this stream may be continued (continuation on, no error event
-    /// relayed, no tool call started, the answer not finished).
+    /// relayed, no tool call started, the answer not finished). `true`:
+    /// a continuation runs, or the output already reached the client's
+    /// limit and the stream ends as finished by its length (its end is
+    /// the next frame).
     fn try_continue(&mut self, why: &str) -> bool {
         if self.ended {
             return false;
@@ -420,18 +423,33 @@ impl RelayBody {
         lease.finish(Outcome::failure(self.lease_ttft));
         self.end.metrics.attempt(&broken.id, "stream_failed");
         self.upstream = None;
+        if resume.max_output().is_some_and(|max| sent.output >= max) {
+            // Nothing is left of the client's `max_tokens`: the answer is
+            // as long as the client allowed, and ends so.
+            let comment = c
+                .last
+                .as_ref()
+                .map(|(m, d)| trailing_comment(c.continued, *m, d))
+                .unwrap_or_default();
+            self.prefix = Some(resume::length_ending(&sent, &comment));
+            tracing::info!(message = "Stream broke at the client's max_tokens; ended as finished by length.", request_id = ?self.end.request_id, deployment = %broken.id, reason = why, output = sent.output);
+            self.finish(true, "");
+            return true;
+        }
         c.splice = None;
         c.trying = None;
         c.why = why.to_owned();
         c.prior_events += self.scanner.events;
         self.scanner.events = 0;
         let text: Arc<str> = sent.text.as_str().into();
+        let output = sent.output;
         c.at_break = Some(sent);
         tracing::info!(message = "Stream broke after content; continuing it elsewhere.", request_id = ?self.end.request_id, deployment = %broken.id, reason = why);
         c.resuming = Some(resume.resume(Ask {
             text,
             broken,
             abandoned: None,
+            output,
         }));
         true
     }
@@ -494,6 +512,7 @@ impl RelayBody {
             text: at_break.text.as_str().into(),
             broken,
             abandoned: Some(method),
+            output: at_break.output,
         }));
     }
 

@@ -102,6 +102,9 @@ pub struct Ask {
     /// `Some`: the continuation by this method on `broken` was abandoned (it
     /// did not fit); `None`: the stream broke.
     pub abandoned: Option<Method>,
+    /// Output tokens the client has so far ([`Sent::output`]): a
+    /// continuation's `max_tokens` is the client's less this.
+    pub output: u64,
 }
 
 /// A new upstream stream, read to its first content.
@@ -134,6 +137,11 @@ pub type Resuming = Pin<Box<dyn Future<Output = (Box<dyn Resume>, Option<Resumed
 pub trait Resume: Send {
     /// A continuation attempt for `ask`.
     fn resume(self: Box<Self>, ask: Ask) -> Resuming;
+
+    /// The client's limit on output tokens (`max_tokens`,
+    /// `max_completion_tokens`), if it set one: a stream whose output
+    /// reached it is not continued but ends as finished by its length.
+    fn max_output(&self) -> Option<u64>;
 }
 
 /// What the client was sent, learnt from its bytes at a break.
@@ -148,6 +156,20 @@ pub struct Sent {
     pub text: String,
     /// The index of the open text block (Anthropic).
     pub text_index: Option<i64>,
+    /// The index of the block still open, if one is (Anthropic).
+    pub open_block: Option<i64>,
+    /// The index after the highest block index sent (Anthropic).
+    pub next_index: i64,
+    /// Output tokens so far: the most a `usage` said (`completion_tokens`,
+    /// `output_tokens`), or the content events sent (about one token
+    /// each), whichever is more.
+    pub output: u64,
+    /// Content events sent (text, reasoning, tool-call deltas).
+    pub deltas: u64,
+    /// The first chunk's `model` (OpenAI's wire).
+    pub model: Option<serde_json::Value>,
+    /// The first chunk's `created` (OpenAI's wire).
+    pub created: Option<serde_json::Value>,
     /// A tool call (or legacy function call) started: not continued.
     pub tool_call: bool,
     /// The answer finished (a `finish_reason`, a stop reason) or failed (an
@@ -169,6 +191,12 @@ impl Sent {
             id: None,
             text: String::new(),
             text_index: None,
+            open_block: None,
+            next_index: 0,
+            output: 0,
+            deltas: 0,
+            model: None,
+            created: None,
             tool_call: false,
             ended: false,
             at_boundary: all.ends_with(b"\n\n") || all.ends_with(b"\n\r\n") || all.is_empty(),
@@ -193,6 +221,7 @@ impl Sent {
                 Wire::Anthropic => sent.anthropic(&v),
             }
         }
+        sent.output = sent.output.max(sent.deltas);
         sent
     }
 
@@ -202,6 +231,14 @@ impl Sent {
         }
         if self.id.is_none() {
             self.id = v.get("id").and_then(|i| i.as_str()).map(str::to_owned);
+            self.model = v.get("model").cloned();
+            self.created = v.get("created").cloned();
+        }
+        if let Some(n) = v
+            .pointer("/usage/completion_tokens")
+            .and_then(serde_json::Value::as_u64)
+        {
+            self.output = self.output.max(n);
         }
         let Some(choices) = v.get("choices").and_then(|c| c.as_array()) else {
             return;
@@ -218,6 +255,14 @@ impl Sent {
             {
                 self.tool_call = true;
             }
+            if delta
+                .as_object()
+                .into_iter()
+                .flatten()
+                .any(|(k, val)| k != "role" && !val.is_null() && val.as_str() != Some(""))
+            {
+                self.deltas += 1;
+            }
             if let Some(t) = delta.get("content").and_then(|t| t.as_str()) {
                 self.text.push_str(t);
             }
@@ -226,8 +271,23 @@ impl Sent {
 
     fn anthropic(&mut self, v: &serde_json::Value) {
         let index = v.get("index").and_then(serde_json::Value::as_i64);
-        match v.get("type").and_then(|t| t.as_str()).unwrap_or("") {
+        if let Some(i) = index {
+            self.next_index = self.next_index.max(i + 1);
+        }
+        let usage = v
+            .pointer("/usage/output_tokens")
+            .or_else(|| v.pointer("/message/usage/output_tokens"));
+        if let Some(n) = usage.and_then(serde_json::Value::as_u64) {
+            self.output = self.output.max(n);
+        }
+        let kind = v.get("type").and_then(|t| t.as_str()).unwrap_or("");
+        if kind == "content_block_delta" {
+            self.deltas += 1;
+        }
+        match kind {
+            "content_block_stop" => self.open_block = None,
             "content_block_start" => {
+                self.open_block = index;
                 match v.pointer("/content_block/type").and_then(|t| t.as_str()) {
                     Some("text") => self.text_index = index,
                     Some("tool_use" | "server_tool_use") => self.tool_call = true,
@@ -777,6 +837,55 @@ fn openai_parts(v: &mut serde_json::Value) -> Parts {
         }
     }
     parts
+}
+
+/// The end of a stream whose output reached the client's limit at a
+/// break: what the client's grammar says when an answer is cut by its
+/// `max_tokens` (`finish_reason: "length"`, then `[DONE]`; or the open
+/// block's `content_block_stop`, `stop_reason: "max_tokens"` and
+/// `message_stop`), after `comment` (the trailing comment of a stream
+/// continued before, or nothing).
+pub fn length_ending(sent: &Sent, comment: &[u8]) -> Bytes {
+    let mut out = BytesMut::new();
+    if !sent.at_boundary {
+        out.extend_from_slice(b"\n");
+    }
+    match sent.wire {
+        Wire::OpenAi => {
+            let mut chunk = serde_json::json!({
+                "id": sent.id.as_deref().unwrap_or("chatcmpl-lifeline"),
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}],
+            });
+            if let Some(o) = chunk.as_object_mut() {
+                if let Some(created) = &sent.created {
+                    o.insert("created".into(), created.clone());
+                }
+                if let Some(model) = &sent.model {
+                    o.insert("model".into(), model.clone());
+                }
+            }
+            out.extend_from_slice(format!("data: {chunk}\n\n").as_bytes());
+            out.extend_from_slice(comment);
+            out.extend_from_slice(b"data: [DONE]\n\n");
+        }
+        Wire::Anthropic => {
+            if let Some(i) = sent.open_block {
+                out.extend_from_slice(
+                    format!("event: content_block_stop\ndata: {{\"type\":\"content_block_stop\",\"index\":{i}}}\n\n").as_bytes(),
+                );
+            }
+            let delta = serde_json::json!({
+                "type": "message_delta",
+                "delta": {"stop_reason": "max_tokens", "stop_sequence": null},
+                "usage": {"output_tokens": sent.output},
+            });
+            out.extend_from_slice(format!("event: message_delta\ndata: {delta}\n\n").as_bytes());
+            out.extend_from_slice(comment);
+            out.extend_from_slice(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+        }
+    }
+    out.freeze()
 }
 
 /// The trailing comment of a continued stream.

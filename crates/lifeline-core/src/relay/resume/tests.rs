@@ -312,3 +312,20 @@ fn an_error_event_is_found_where_its_event_starts() {
     assert!(error_reason(&anthropic[at..]).contains("overloaded_error"));
     assert_eq!(error_event_start(b"data: {\"choices\":[]}\n\n"), None);
 }
+
+#[test]
+fn the_output_sent_is_the_usage_or_the_content_events() {
+    // No usage yet: one token per content event (the role chunk is none).
+    let s = sent(&[&role("a"), &text("a", "one"), &text("a", " two")]);
+    assert_eq!((s.deltas, s.output), (2, 2));
+    // A usage that says more wins.
+    let usage = "data: {\"id\":\"a\",\"choices\":[],\"usage\":{\"completion_tokens\":9}}\n\n";
+    let s = sent(&[&role("a"), &text("a", "one"), usage]);
+    assert_eq!(s.output, 9);
+    let end = length_ending(&s, b"");
+    let end = std::str::from_utf8(&end).unwrap();
+    assert!(
+        end.contains("\"finish_reason\":\"length\"") && end.ends_with("data: [DONE]\n\n"),
+        "{end}"
+    );
+}
