@@ -487,10 +487,22 @@ pub struct Splice {
     sent: Arc<str>,
     /// The trailing whitespace already sent, not to be sent again.
     ws: String,
-    /// Anthropic: the index of the client's open text block, and how far the
-    /// new stream's block indexes are moved to follow on from it.
-    text_index: i64,
+    /// Anthropic: the client's open text block, which a new text block
+    /// continues, if the client has one open.
+    text_open: Option<i64>,
+    /// Anthropic: the client's open block of another kind (closed before
+    /// the new stream's first block).
+    other_open: Option<i64>,
+    /// Anthropic: the first index after the client's blocks.
+    next_index: i64,
+    /// Anthropic: how far the new stream's block indexes are moved, set by
+    /// the first of its events that reaches the client.
     index_shift: Option<i64>,
+    /// Anthropic: the new stream's blocks (by its own index) whose start
+    /// the client has, or that continue the client's open text block.
+    opened: Vec<i64>,
+    /// Anthropic: the new stream's index of the text being held or read.
+    text_raw: Option<i64>,
     state: State,
     /// The trailing comment, sent before the terminal event.
     comment: Bytes,
@@ -519,8 +531,12 @@ impl Splice {
             id: sent.id.clone().map(serde_json::Value::String),
             sent: text.into(),
             ws: ws.to_owned(),
-            text_index: sent.text_index.unwrap_or(0),
+            text_open: sent.open_block.filter(|o| Some(*o) == sent.text_index),
+            other_open: sent.open_block.filter(|o| Some(*o) != sent.text_index),
+            next_index: sent.next_index,
             index_shift: None,
+            opened: Vec::new(),
+            text_raw: None,
             state,
             comment,
             seam: None,
@@ -607,19 +623,27 @@ impl Splice {
             .and_then(|t| t.as_str())
             .unwrap_or("")
             .to_owned();
-        let is_text = (kind == "content_block_start" && block == "text")
-            || (kind == "content_block_delta" && delta == "text_delta");
-        if let (true, None, Some(i)) = (is_text, self.index_shift, index) {
-            // The new stream's text block continues the client's.
-            self.index_shift = Some(self.text_index - i);
-        }
-        if let (Some(i), Some(slot)) = (index, v.get_mut("index")) {
-            *slot = (i + self.index_shift.unwrap_or(0)).into();
+        if kind == "content_block_delta" && delta == "text_delta" {
+            self.text_raw = index;
         }
         match kind.as_str() {
             // The start of a message, again: nothing the client needs.
             "message_start" | "ping" => Parts::default(),
+            // A text block's start goes out with its first text, if that
+            // does not continue the client's open block ([`Self::emit`]).
             "content_block_start" if block == "text" => Parts::default(),
+            // The end of a block the client has, or of the text being
+            // read (the answer's text ends there); a block dropped before
+            // the seam (reasoning) ends unseen.
+            "content_block_stop"
+                if index.is_some_and(|i| self.opened.contains(&i) || Some(i) == self.text_raw) =>
+            {
+                Parts {
+                    hard: true,
+                    ..Parts::default()
+                }
+            }
+            "content_block_stop" => Parts::default(),
             "content_block_start" => Parts {
                 hard: block.contains("tool_use"),
                 soft: !block.contains("tool_use"),
@@ -664,20 +688,83 @@ impl Splice {
         }
     }
 
-    fn emit(&self, out: &mut BytesMut, v: &serde_json::Value, terminal: bool) {
+    fn emit(&mut self, out: &mut BytesMut, v: &serde_json::Value, terminal: bool) {
         if terminal {
             out.extend_from_slice(&self.comment);
         }
         if self.wire == Wire::Anthropic {
-            if let Some(kind) = v.get("type").and_then(|t| t.as_str()) {
-                out.extend_from_slice(b"event: ");
-                out.extend_from_slice(kind.as_bytes());
-                out.extend_from_slice(b"\n");
-            }
+            self.emit_anthropic(out, v.clone());
+            return;
         }
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(v.to_string().as_bytes());
         out.extend_from_slice(b"\n\n");
+    }
+
+    /// An Anthropic event, its block index moved to follow the client's
+    /// blocks. The first event of the new stream to reach the client sets
+    /// the move: text continues the client's open text block; anything
+    /// else (reasoning, a tool call, or text when the client has no text
+    /// block open) closes the client's open block and starts after it.
+    fn emit_anthropic(&mut self, out: &mut BytesMut, mut v: serde_json::Value) {
+        let index = v.get("index").and_then(serde_json::Value::as_i64);
+        let kind = v
+            .get("type")
+            .and_then(|t| t.as_str())
+            .unwrap_or("")
+            .to_owned();
+        let text = kind == "content_block_delta"
+            && v.pointer("/delta/type").and_then(|t| t.as_str()) == Some("text_delta");
+        if index.is_none() && kind == "message_delta" && self.index_shift.is_none() {
+            // The new stream ends with no block of its own: the client's
+            // open block ends first.
+            if let Some(o) = self.text_open.or(self.other_open) {
+                write_event(
+                    out,
+                    &serde_json::json!({"type": "content_block_stop", "index": o}),
+                );
+            }
+            self.index_shift = Some(0);
+        }
+        if let Some(i) = index {
+            let shift = match self.index_shift {
+                Some(shift) => shift,
+                None => {
+                    let shift = match self.text_open {
+                        Some(t) if text => {
+                            self.opened.push(i);
+                            t - i
+                        }
+                        open => {
+                            if let Some(o) = open.or(self.other_open) {
+                                write_event(
+                                    out,
+                                    &serde_json::json!({"type": "content_block_stop", "index": o}),
+                                );
+                            }
+                            self.next_index - i
+                        }
+                    };
+                    self.index_shift = Some(shift);
+                    shift
+                }
+            };
+            if kind == "content_block_start" {
+                self.opened.push(i);
+            } else if text && !self.opened.contains(&i) {
+                // Its start was held back: it goes out now.
+                self.opened.push(i);
+                write_event(
+                    out,
+                    &serde_json::json!({"type": "content_block_start", "index": i + shift,
+                        "content_block": {"type": "text", "text": ""}}),
+                );
+            }
+            if let Some(slot) = v.get_mut("index") {
+                *slot = (i + shift).into();
+            }
+        }
+        write_event(out, &v);
     }
 
     /// One event of the new stream.
@@ -798,6 +885,18 @@ impl Splice {
             self.emit(out, &v, false);
         }
     }
+}
+
+/// Writes an Anthropic event (`event:` line from its `type`).
+fn write_event(out: &mut BytesMut, v: &serde_json::Value) {
+    if let Some(kind) = v.get("type").and_then(|t| t.as_str()) {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(kind.as_bytes());
+        out.extend_from_slice(b"\n");
+    }
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(v.to_string().as_bytes());
+    out.extend_from_slice(b"\n\n");
 }
 
 /// An OpenAI chunk's parts; the `role` of a first chunk is removed.

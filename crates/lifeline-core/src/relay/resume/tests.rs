@@ -329,3 +329,180 @@ fn the_output_sent_is_the_usage_or_the_content_events() {
         "{end}"
     );
 }
+
+/// Checks an Anthropic stream as the SDKs accumulate it: every block is
+/// started once at a fresh index, each delta goes to an open block of its
+/// kind, each stop closes an open block, none is left open at the end.
+fn assert_blocks(stream: &str) {
+    let mut kinds: std::collections::HashMap<i64, String> = Default::default();
+    let mut open: Vec<i64> = Vec::new();
+    for p in stream.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        let v: serde_json::Value = serde_json::from_str(p).unwrap();
+        let i = v["index"].as_i64();
+        match v["type"].as_str().unwrap() {
+            "content_block_start" => {
+                let i = i.unwrap();
+                assert!(!kinds.contains_key(&i), "index {i} reused: {stream}");
+                kinds.insert(i, v["content_block"]["type"].as_str().unwrap().to_owned());
+                open.push(i);
+            }
+            "content_block_delta" => {
+                let i = i.unwrap();
+                assert!(open.contains(&i), "delta to a closed block {i}: {stream}");
+                let want = match v["delta"]["type"].as_str().unwrap() {
+                    "text_delta" => "text",
+                    "thinking_delta" | "signature_delta" => "thinking",
+                    _ => "tool_use",
+                };
+                assert_eq!(kinds[&i], want, "{stream}");
+            }
+            "content_block_stop" => {
+                let i = i.unwrap();
+                assert!(open.contains(&i), "stop of a closed block {i}: {stream}");
+                open.retain(|o| *o != i);
+            }
+            _ => {}
+        }
+    }
+    assert!(open.is_empty(), "left open {open:?}: {stream}");
+}
+
+fn client_start() -> String {
+    format!(
+        "{}{}{}",
+        ev(
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[]}}"#
+        ),
+        ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#
+        ),
+        text_delta(0, "one two three four five"),
+    )
+}
+
+fn message_end() -> String {
+    format!(
+        "{}{}",
+        ev(
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":4}}"#
+        ),
+        ev("message_stop", r#"{"type":"message_stop"}"#),
+    )
+}
+
+/// A continuation whose first block is reasoning (thinking): the client's
+/// open text block is closed, and the new blocks follow it, the text in a
+/// block of its own.
+#[test]
+fn a_continuation_starting_with_thinking_does_not_reuse_the_open_block() {
+    let first = client_start();
+    let s = Sent::parse(&[Bytes::from(first.clone())], Wire::Anthropic);
+    assert_eq!((s.open_block, s.next_index), (Some(0), 1));
+    let mut sp = Splice::new(Method::Prefill, &s, Bytes::new());
+    let new = format!(
+        "{}{}{}{}{}{}{}{}",
+        ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#
+        ),
+        ev(
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#
+        ),
+        ev(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#
+        ),
+        ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#
+        ),
+        text_delta(1, " six"),
+        ev(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":1}"#
+        ),
+        message_end(),
+        "",
+    );
+    let r = sp.feed(new.as_bytes());
+    assert!(r.misfit.is_none(), "{:?}", r.misfit);
+    let out = std::str::from_utf8(&r.out).unwrap();
+    assert!(
+        out.starts_with("event: content_block_stop\ndata: {\"index\":0,"),
+        "{out}"
+    );
+    assert_blocks(&format!("{first}{out}"));
+    let all = Sent::parse(&[Bytes::from(format!("{first}{out}"))], Wire::Anthropic);
+    assert_eq!(all.text, "one two three four five six");
+}
+
+/// A continuation whose first block is a tool call: the same.
+#[test]
+fn a_continuation_starting_with_a_tool_call_does_not_reuse_the_open_block() {
+    let first = client_start();
+    let s = Sent::parse(&[Bytes::from(first.clone())], Wire::Anthropic);
+    let mut sp = Splice::new(Method::Prefill, &s, Bytes::new());
+    let new = format!(
+        "{}{}{}{}",
+        ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t","name":"f","input":{}}}"#
+        ),
+        ev(
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#
+        ),
+        ev(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#
+        ),
+        message_end(),
+    );
+    let r = sp.feed(new.as_bytes());
+    assert!(r.misfit.is_none(), "{:?}", r.misfit);
+    let out = std::str::from_utf8(&r.out).unwrap();
+    assert!(out.contains("\"index\":1"), "{out}");
+    assert_blocks(&format!("{first}{out}"));
+}
+
+/// Instruction and seam on a thinking model: the reasoning before the seam
+/// is dropped whole (its end too), and the text continues the client's
+/// open block.
+#[test]
+fn reasoning_before_the_seam_is_dropped_and_the_text_continues_the_block() {
+    let first = client_start();
+    let s = Sent::parse(&[Bytes::from(first.clone())], Wire::Anthropic);
+    let mut sp = Splice::new(Method::Instruction, &s, Bytes::new());
+    let new = format!(
+        "{}{}{}{}{}{}{}",
+        ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#
+        ),
+        ev(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#
+        ),
+        ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#
+        ),
+        text_delta(1, "one two three four five"),
+        text_delta(1, " six"),
+        ev(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":1}"#
+        ),
+        message_end(),
+    );
+    let r = sp.feed(new.as_bytes());
+    assert!(r.misfit.is_none(), "{:?}", r.misfit);
+    let out = std::str::from_utf8(&r.out).unwrap();
+    assert_blocks(&format!("{first}{out}"));
+    let all = Sent::parse(&[Bytes::from(format!("{first}{out}"))], Wire::Anthropic);
+    assert_eq!(all.text, "one two three four five six");
+}
