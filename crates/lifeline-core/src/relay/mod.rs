@@ -74,6 +74,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// steps of this much.
 const SENT_STEP: u64 = 16 * 1024;
 
+/// Frames of a continued stream's client bytes kept without reallocating.
+const SENT_FRAMES: usize = 64;
+
 /// How long after a `finish_reason` the relay waits for `[DONE]`.
 pub const FINISH_GRACE: Duration = Duration::from_secs(2);
 
@@ -115,13 +118,16 @@ impl StreamEnd {
         self.key_id.as_deref().unwrap_or("-")
     }
 
-    /// Settles the key's token charge: the stream's `usage` if it sent one;
-    /// else, for chat and Responses streams, the prompt's estimate plus one
-    /// token per event (about what providers send); else the estimate stands.
-    fn settle(&self, scanner: &Scanner, events: u64) {
+    /// Settles the key's token charge: the stream's `usage` if it sent one
+    /// (plus `before`, the output of the upstream streams a continuation
+    /// replaced, which that usage does not count); else, for chat and
+    /// Responses streams, the prompt's estimate plus one token per event of
+    /// every upstream stream (about what providers send); else the estimate
+    /// stands.
+    fn settle(&self, scanner: &Scanner, events: u64, before: u64) {
         let Some(charge) = &self.charge else { return };
         let used = match (scanner.usage, scanner.protocol()) {
-            (Some(n), _) => n,
+            (Some(n), _) => n + before,
             (None, Protocol::Generic) => charge.estimate,
             (None, _) => charge.prompt + events,
         };
@@ -153,8 +159,9 @@ pub struct RelayBody {
     client: Wire,
     /// Upstream grammar → the client's, for a translated stream.
     transcoder: Option<Box<Transcoder>>,
-    /// Continuation after a break, when on ([`resume`]).
-    cont: Option<Box<Continuation>>,
+    /// Continuation after a break, when on ([`resume`]); inline, so that
+    /// a stream that may be continued costs no allocation for it.
+    cont: Option<Continuation>,
 }
 
 /// A stream's continuation state ([`resume`]).
@@ -186,6 +193,9 @@ struct Continuation {
     separate: bool,
     /// Bytes of `sent` reserved in the request's memory budget.
     reserved: u64,
+    /// Output tokens the client had when the current upstream stream took
+    /// over (0 before a continuation): its usage does not count them.
+    output_before: u64,
 }
 
 /// What the relay does after a break or the end of an upstream.
@@ -251,9 +261,11 @@ impl RelayBody {
         if !self.scanner.finished {
             self.idle.as_mut().reset(Instant::now() + self.stall);
         }
-        self.cont = Some(Box::new(Continuation {
+        self.cont = Some(Continuation {
             resume: Some(resume),
-            sent: Vec::with_capacity(32),
+            // Room for a typical answer's frames: pushing a frame is then
+            // a reference count, not a reallocation.
+            sent: Vec::with_capacity(SENT_FRAMES),
             sent_len: 0,
             resuming: None,
             at_break: None,
@@ -265,7 +277,8 @@ impl RelayBody {
             prior_events: 0,
             separate: false,
             reserved: 0,
-        }));
+            output_before: 0,
+        });
         self
     }
 
@@ -303,6 +316,12 @@ impl RelayBody {
     /// Data events of every upstream stream so far.
     fn events(&self) -> u64 {
         self.scanner.events + self.cont.as_ref().map_or(0, |c| c.prior_events)
+    }
+
+    /// Output tokens of the upstream streams before the current one (what
+    /// the client had when the current one took over).
+    fn output_before(&self) -> u64 {
+        self.cont.as_ref().map_or(0, |c| c.output_before)
     }
 
     /// Whether the stream may still be continued after a break.
@@ -384,7 +403,7 @@ impl RelayBody {
         };
         e.stream_ended(200, ending);
         e.metrics.in_flight().dec();
-        e.settle(&self.scanner, events);
+        e.settle(&self.scanner, events, self.output_before());
         let continued = self.cont.as_ref().map_or(0, |c| c.continued);
         if ok {
             tracing::debug!(message = "Stream complete.", request_id = ?e.request_id, key_id = e.key_id(), events, continued);
@@ -527,6 +546,12 @@ impl RelayBody {
         c.splice = Some(Splice::new(r.method, at_break, comment));
         c.trying = Some(r.method);
         c.separate = !at_break.at_boundary;
+        // A replay writes the whole answer again: its usage counts it all.
+        c.output_before = if r.method == Method::Replay {
+            0
+        } else {
+            at_break.output
+        };
         self.upstream = Some(r.body);
         self.transcoder = r.transcoder.map(Box::new);
         self.scanner = r.scanner;
@@ -854,7 +879,7 @@ impl Drop for RelayBody {
                 .request(&e.model.name, 499, e.started.elapsed().as_secs_f64());
             e.stream_ended(499, StreamEnding::Cancelled);
             e.metrics.in_flight().dec();
-            e.settle(&self.scanner, self.events());
+            e.settle(&self.scanner, self.events(), self.output_before());
             tracing::info!(message = "Client went away mid-stream.", request_id = ?e.request_id, key_id = e.key_id());
         }
     }
