@@ -543,15 +543,16 @@ impl RelayBody {
         };
         let dep = r.lease.deployment().id.clone();
         let comment = trailing_comment(c.continued + 1, r.method, &dep);
-        c.splice = Some(Splice::new(r.method, at_break, comment));
-        c.trying = Some(r.method);
-        c.separate = !at_break.at_boundary;
         // A replay writes the whole answer again: its usage counts it all.
-        c.output_before = if r.method == Method::Replay {
+        let before = if r.method == Method::Replay {
             0
         } else {
             at_break.output
         };
+        c.splice = Some(Splice::new(r.method, at_break, comment).before(before));
+        c.trying = Some(r.method);
+        c.separate = !at_break.at_boundary;
+        c.output_before = before;
         self.upstream = Some(r.body);
         self.transcoder = r.transcoder.map(Box::new);
         self.scanner = r.scanner;

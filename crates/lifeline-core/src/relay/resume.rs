@@ -507,6 +507,9 @@ pub struct Splice {
     /// The trailing comment, sent before the terminal event.
     comment: Bytes,
     seam: Option<String>,
+    /// Output tokens the client had from the streams this one continues:
+    /// added to its usage, which does not count them.
+    before: u64,
 }
 
 impl Splice {
@@ -540,6 +543,35 @@ impl Splice {
             state,
             comment,
             seam: None,
+            before: 0,
+        }
+    }
+
+    /// The client had `n` output tokens from the streams this one
+    /// continues: the usage this stream reports (OpenAI's usage chunk,
+    /// Anthropic's `message_delta`) counts them too, so that the final
+    /// usage is the whole answer's.
+    #[must_use]
+    pub fn before(mut self, n: u64) -> Self {
+        self.before = n;
+        self
+    }
+
+    /// Adds [`Self::before`] to a usage's output counts.
+    fn add_before(&self, v: &mut serde_json::Value) {
+        if self.before == 0 {
+            return;
+        }
+        let keys: &[&str] = match self.wire {
+            Wire::OpenAi => &["/usage/completion_tokens", "/usage/total_tokens"],
+            Wire::Anthropic => &["/usage/output_tokens"],
+        };
+        for key in keys {
+            if let Some(slot) = v.pointer_mut(key) {
+                if let Some(n) = slot.as_u64() {
+                    *slot = (n + self.before).into();
+                }
+            }
         }
     }
 
@@ -595,6 +627,9 @@ impl Splice {
     /// What an event carries, in the client's wire (with the first
     /// stream's id and block indexes).
     fn parts(&mut self, v: &mut serde_json::Value) -> Parts {
+        if v.get("usage").is_some_and(serde_json::Value::is_object) {
+            self.add_before(v);
+        }
         match self.wire {
             Wire::OpenAi => {
                 if let (Some(id), Some(slot)) = (&self.id, v.get_mut("id")) {

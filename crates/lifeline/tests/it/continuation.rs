@@ -763,3 +763,48 @@ async fn an_anthropic_stream_broken_at_its_max_tokens_ends_with_max_tokens() {
     assert_eq!(env.mocks[1].stats().requests, 0);
     env.stop().await;
 }
+
+/// A continued stream's token charge counts the whole answer: the last
+/// deployment's usage, plus the output the client had from the streams it
+/// replaced (which that usage does not count).
+#[tokio::test]
+async fn a_continued_streams_charge_counts_the_output_before_the_break() {
+    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
+    m[0].set_faults(Faults {
+        cut_after_chunks: Some(6),
+        ..Faults::default()
+    });
+    let toml = format!(
+        "{}\n[[keys]]\nname = \"tok\"\nkey = \"sk-tok\"\ntpm = 1000000\n",
+        config(&m, "auth = \"keys\"", &two_tiers(""))
+    );
+    let env = Env::boot(&toml, m).await;
+    let body = r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#;
+    let resp = env
+        .client
+        .post(env.url("/v1/chat/completions"))
+        .bearer_auth("sk-tok")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.text().await.unwrap();
+    assert_whole(&body, 20, "instruction");
+    let usage = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+        .find_map(|v| v.get("usage").filter(|u| u.is_object()).cloned())
+        .unwrap();
+    // The usage chunk counts the whole answer (20 words; the five sent
+    // before the cut added to what the last deployment wrote) ...
+    let completion = usage["completion_tokens"].as_u64().unwrap();
+    assert!(completion >= 20, "{usage}");
+    // ... and so does the key's charge.
+    let series = "lifeline_key_tokens_total{key=\"tok\"}";
+    let total = usage["total_tokens"].as_u64().unwrap();
+    assert_eq!(counter(&env, series).await, total as f64);
+    env.stop().await;
+}
