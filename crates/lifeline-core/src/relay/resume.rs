@@ -59,7 +59,7 @@ pub const MIN_SEAM: usize = 10;
 /// shorter) is a seam as soon as it appears: shorter ones also match a
 /// recap of earlier text ("sat on the mat"), so they count only once the
 /// window is complete, and only if they occur exactly once in it.
-pub const FULL_SEAM: usize = 24;
+pub const FULL_SEAM: usize = 20;
 
 /// The user turn of [`Method::Instruction`].
 pub const CONTINUE_INSTRUCTION: &str =

@@ -120,7 +120,7 @@ fn a_recap_that_ends_like_the_tail_is_not_the_seam() {
 fn a_short_tail_is_taken_when_the_new_output_ends() {
     let s = sent_of("A: the cat sat on the mat. B: the dog sat on the mat");
     let mut sp = Splice::new(Method::Instruction, &s, Bytes::new());
-    let r = sp.feed(text("b", "the dog sat on the mat. C: the end.").as_bytes());
+    let r = sp.feed(text("b", "dog sat on the mat. C: the end.").as_bytes());
     assert!(r.misfit.is_none() && r.out.is_empty());
     let r = sp.feed(chunk("b", "{}", "\"stop\"").as_bytes());
     assert!(r.misfit.is_none(), "{:?}", r.misfit);
