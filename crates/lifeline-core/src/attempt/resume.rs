@@ -17,6 +17,10 @@
 //!   answers a prefill: the deployment is remembered as not taking one
 //!   (not its fault), and the instruction goes to it at once, in the same
 //!   attempt;
+//! - a prefill or instruction request asks for what is left of the
+//!   client's `max_tokens` / `max_completion_tokens` (less the output
+//!   already sent; [`Resume::max_output`] tells the relay the limit, so a
+//!   stream that reached it ends as finished by length instead);
 //! - the upstream request is built as for any attempt, and read to its
 //!   first content by [`super::commit::first_content`].
 //!

@@ -20,8 +20,11 @@
 //!   [`resume::Splice`] (see [`resume`]); it may break and be continued
 //!   again. Such a stream counts as broken after the deployment's adaptive
 //!   stall figure rather than the idle timeout, while it could be
-//!   continued (no tool call started). It then ends in one of the
-//!   other ways, counted once.
+//!   continued (no tool call started). An upstream error event after
+//!   content is such a break: it is not relayed while the stream may be
+//!   continued. A stream whose output reached the client's `max_tokens`
+//!   is not continued but ends as finished by length. It then ends in one
+//!   of the other ways, counted once.
 //! - **broken**: the upstream reset, stalled past the idle timeout, sent a
 //!   malformed chunk, or closed before the answer finished, and nothing
 //!   continued it. The client gets an SSE `error` event and no `[DONE]`: a

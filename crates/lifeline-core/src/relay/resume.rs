@@ -11,13 +11,17 @@
 //! - text before the seam is dropped, and the one chunk the seam falls in
 //!   is rewritten to what follows it ([`Method::Instruction`]: the seam is
 //!   where the last words already sent reappear in the first
-//!   [`SEAM_WINDOW`] bytes; [`Method::Replay`]: the new output must begin
+//!   [`SEAM_WINDOW`] bytes, at once for a tail of [`FULL_SEAM`] bytes, at
+//!   the end of the window for a shorter one ([`find_seam`]); [`Method::Replay`]: the new output must begin
 //!   with exactly the text already sent, compared chunk by chunk);
 //! - the whitespace the prefill left out ([`Method::Prefill`]: a prefill
 //!   must not end with whitespace) is not sent twice;
 //! - every forwarded chunk gets the first stream's `id` (SDKs accumulate a
-//!   stream's chunks by id): the only per-chunk rewrite, and only on
-//!   continued streams;
+//!   stream's chunks by id), and Anthropic block indexes follow the
+//!   client's blocks (text continues the client's open text block; a first
+//!   block of another kind closes it and comes after it);
+//! - the usage the new stream reports counts the output the client had
+//!   before it ([`Splice::before`]);
 //! - a trailing SSE comment (`: lifeline continued=N method=M
 //!   deployment=D`) goes before `data: [DONE]`.
 //!
