@@ -14,10 +14,14 @@
 //!   by instruction and seam (the default for OpenAI-compatible providers),
 //!   then by prefill (`prefill = true` on the second provider);
 //! - `stall`: the first provider stops sending after [`CUT_AFTER`] chunks
-//!   and keeps the connection open, continued by prefill: the gap then
-//!   includes the stall detection (the deployment's adaptive stall figure;
-//!   `adaptive_timeout_floor_ms` is set to [`STALL_FLOOR_MS`] here, its
-//!   default is 2 s).
+//!   and keeps the connection open, continued by prefill ([`STALL_STREAMS`]
+//!   streams): the gap then includes the stall detection, the deployment's
+//!   adaptive stall figure (`adaptive_timeout_floor_ms` is set to
+//!   [`STALL_FLOOR_MS`] here, its default is 2 s), capped by
+//!   `stream_idle_timeout_ms` ([`STALL_CAP_MS`] here). Every stream of the
+//!   first provider stalls, so each stall is a sample of its gaps and its
+//!   figure climbs to the cap: this case measures the cap plus the
+//!   continuation.
 //!
 //! Each case first runs [`WARMUP`] streams that are not counted (the
 //! adaptive figures need 20 samples of a deployment before they apply).
@@ -51,6 +55,10 @@ const TOKENS_PER_SECOND: f64 = 200.0;
 const WARMUP: usize = 30;
 /// The adaptive stall floor of the stall case (ms).
 const STALL_FLOOR_MS: u64 = 100;
+/// `stream_idle_timeout_ms` of the stall case.
+const STALL_CAP_MS: u64 = 500;
+/// Streams of the stall case.
+const STALL_STREAMS: usize = 40;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -88,7 +96,7 @@ async fn run(stall: bool, prefill: bool) -> anyhow::Result<serde_json::Value> {
     });
     let toml = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nretry_budget_min_per_sec = 1000\n\
-         adaptive_timeout_floor_ms = {STALL_FLOOR_MS}\nstream_idle_timeout_ms = 2000\n\n\
+         adaptive_timeout_floor_ms = {STALL_FLOOR_MS}\nstream_idle_timeout_ms = {STALL_CAP_MS}\n\n\
          [health]\nconsecutive_failures = 1000000\nmin_requests = 1000000\n\n\
          [[providers]]\nname = \"p0\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n\
          [[providers]]\nname = \"p1\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\nprefill = {prefill}\n\n\
@@ -111,8 +119,13 @@ async fn run(stall: bool, prefill: bool) -> anyhow::Result<serde_json::Value> {
     );
     let (mut seam, mut normal) = (Vec::new(), Vec::new());
     let mut continued = 0;
-    for n in 0..WARMUP + STREAMS {
-        let counted = n >= WARMUP;
+    let (warmup, streams) = if stall {
+        (5, STALL_STREAMS)
+    } else {
+        (WARMUP, STREAMS)
+    };
+    for n in 0..warmup + streams {
+        let counted = n >= warmup;
         let req = http::Request::post(&url)
             .header("content-type", "application/json")
             .body(Full::new(body.clone()))?;
@@ -157,7 +170,7 @@ async fn run(stall: bool, prefill: bool) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::json!({
         "break": if stall { "stall" } else { "cut" },
         "method": if prefill { "prefill" } else { "instruction" },
-        "streams": STREAMS,
+        "streams": streams,
         "continued": continued,
         "token_gap_ms": {"p50": pct(&mut normal, 0.5), "p99": pct(&mut normal, 0.99)},
         "seam_gap_ms": {"p50": pct(&mut seam, 0.5), "p99": pct(&mut seam, 0.99)},
