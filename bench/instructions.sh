@@ -17,6 +17,8 @@
 #   every request), per-IP brute-force tracking, admission following the
 #   deployments. Default off: auth = "none", no key, no limits (admission's
 #   fast path still runs; it cannot be switched off).
+#   LIFELINE_BENCH_CONTINUATION=off turns stream continuation off for both
+#   models (bench/lifeline-config.sh), to measure what it costs.
 # needs: valgrind, nginx (Debian nginx-light), wrk, curl, python3.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

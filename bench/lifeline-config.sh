@@ -10,7 +10,16 @@
 #   no limits. on: that key with critical priority, both models, and rpm and
 #   tpm too high ever to refuse (both budgets charged and settled on every
 #   request).
+# LIFELINE_BENCH_CONTINUATION=off adds `continuation = false` to both models
+# (default on, as in production: every chat stream keeps what it sends for
+# a continuation), to measure what stream continuation costs an unbroken
+# stream.
 set -euo pipefail
+case ${LIFELINE_BENCH_CONTINUATION:-on} in
+  on) continuation="" ;;
+  off) continuation=$'\ncontinuation = false' ;;
+  *) echo "lifeline-config: LIFELINE_BENCH_CONTINUATION must be on or off, not ${LIFELINE_BENCH_CONTINUATION}" >&2; exit 2 ;;
+esac
 [ $# -ge 4 ] || { echo "usage: $0 LISTEN_PORT ADMIN_PORT UPSTREAM_PORT OUT_DIR [on|off] [off|key|on]" >&2; exit 2; }
 case ${5:-on} in
   on) enabled=true ;;
@@ -46,11 +55,11 @@ kind = "openai-compatible"
 base_url = "http://127.0.0.1:$3/stream/v1"
 
 [[models]]
-name = "bench"
+name = "bench"$continuation
 tiers = [ [ { provider = "upstream", model = "gpt-4o-mini" } ] ]
 
 [[models]]
-name = "bench-stream"
+name = "bench-stream"$continuation
 tiers = [ [ { provider = "upstream-sse", model = "gpt-4o-mini" } ] ]
 TOML
 case ${6:-off} in

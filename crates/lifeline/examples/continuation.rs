@@ -8,12 +8,26 @@
 //! [`STREAMS`] streams (one at a time, so nothing else competes), the
 //! client timestamps every text chunk as it arrives; the gap at the seam
 //! (the last word of the first provider to the first word of the second)
-//! is compared with the ordinary gap between two tokens. Run once with
-//! instruction and seam (the default for OpenAI-compatible providers) and
-//! once with prefill (`prefill = true` on the second provider). The first
-//! provider's breaker is kept closed (it would otherwise open after a few
-//! broken streams and send every stream to the second directly). Prints one
-//! JSON array, an object per method.
+//! is compared with the ordinary gap between two tokens. Cases:
+//!
+//! - `cut`: the connection is aborted mid-answer (seen at once), continued
+//!   by instruction and seam (the default for OpenAI-compatible providers),
+//!   then by prefill (`prefill = true` on the second provider);
+//! - `stall`: the first provider stops sending after [`CUT_AFTER`] chunks
+//!   and keeps the connection open, continued by prefill ([`STALL_STREAMS`]
+//!   streams): the gap then includes the stall detection, the deployment's
+//!   adaptive stall figure (`adaptive_timeout_floor_ms` is set to
+//!   [`STALL_FLOOR_MS`] here, its default is 2 s), capped by
+//!   `stream_idle_timeout_ms` ([`STALL_CAP_MS`] here). Every stream of the
+//!   first provider stalls, so each stall is a sample of its gaps and its
+//!   figure climbs to the cap: this case measures the cap plus the
+//!   continuation.
+//!
+//! Each case first runs [`WARMUP`] streams that are not counted (the
+//! adaptive figures need 20 samples of a deployment before they apply).
+//! The first provider's breaker is kept closed (it would otherwise open
+//! after a few broken streams and send every stream to the second
+//! directly). Prints one JSON array, an object per case.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -37,18 +51,26 @@ const TOKENS: u32 = 40;
 const CUT_AFTER: u32 = 20;
 /// Token rate of both providers.
 const TOKENS_PER_SECOND: f64 = 200.0;
+/// Streams run first and not counted, per case.
+const WARMUP: usize = 30;
+/// The adaptive stall floor of the stall case (ms).
+const STALL_FLOOR_MS: u64 = 100;
+/// `stream_idle_timeout_ms` of the stall case.
+const STALL_CAP_MS: u64 = 500;
+/// Streams of the stall case.
+const STALL_STREAMS: usize = 40;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut results = Vec::new();
-    for prefill in [false, true] {
-        results.push(run(prefill).await?);
+    for (stall, prefill) in [(false, false), (false, true), (true, true)] {
+        results.push(run(stall, prefill).await?);
     }
     println!("{}", serde_json::Value::Array(results));
     Ok(())
 }
 
-async fn run(prefill: bool) -> anyhow::Result<serde_json::Value> {
+async fn run(stall: bool, prefill: bool) -> anyhow::Result<serde_json::Value> {
     let mut mocks = Vec::new();
     for (i, voice) in ["alpha", "beta"].iter().enumerate() {
         let cfg = MockConfig {
@@ -61,12 +83,20 @@ async fn run(prefill: bool) -> anyhow::Result<serde_json::Value> {
         };
         mocks.push(MockServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), cfg).await?);
     }
-    mocks[0].set_faults(Faults {
-        cut_after_chunks: Some(CUT_AFTER),
-        ..Faults::default()
+    mocks[0].set_faults(if stall {
+        Faults {
+            stall_after_chunks: Some(CUT_AFTER),
+            ..Faults::default()
+        }
+    } else {
+        Faults {
+            cut_after_chunks: Some(CUT_AFTER),
+            ..Faults::default()
+        }
     });
     let toml = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nretry_budget_min_per_sec = 1000\n\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\nauth = \"none\"\nretry_budget_min_per_sec = 1000\n\
+         adaptive_timeout_floor_ms = {STALL_FLOOR_MS}\nstream_idle_timeout_ms = {STALL_CAP_MS}\n\n\
          [health]\nconsecutive_failures = 1000000\nmin_requests = 1000000\n\n\
          [[providers]]\nname = \"p0\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\n\n\
          [[providers]]\nname = \"p1\"\nkind = \"openai-compatible\"\nbase_url = \"{}\"\nprefill = {prefill}\n\n\
@@ -89,7 +119,13 @@ async fn run(prefill: bool) -> anyhow::Result<serde_json::Value> {
     );
     let (mut seam, mut normal) = (Vec::new(), Vec::new());
     let mut continued = 0;
-    for _ in 0..STREAMS {
+    let (warmup, streams) = if stall {
+        (5, STALL_STREAMS)
+    } else {
+        (WARMUP, STREAMS)
+    };
+    for n in 0..warmup + streams {
+        let counted = n >= warmup;
         let req = http::Request::post(&url)
             .header("content-type", "application/json")
             .body(Full::new(body.clone()))?;
@@ -109,7 +145,7 @@ async fn run(prefill: bool) -> anyhow::Result<serde_json::Value> {
             if !(chunk.contains("alpha") || beta) {
                 continue;
             }
-            if let Some((then, was_beta)) = last {
+            if let (Some((then, was_beta)), true) = (last, counted) {
                 let gap = now.duration_since(then).as_secs_f64() * 1000.0;
                 if beta && !was_beta {
                     seam.push(gap);
@@ -119,7 +155,8 @@ async fn run(prefill: bool) -> anyhow::Result<serde_json::Value> {
             }
             last = Some((now, beta));
         }
-        if text.contains(": lifeline continued=1") && text.ends_with("data: [DONE]\n\n") {
+        if counted && text.contains(": lifeline continued=1") && text.ends_with("data: [DONE]\n\n")
+        {
             continued += 1;
         }
     }
@@ -131,8 +168,9 @@ async fn run(prefill: bool) -> anyhow::Result<serde_json::Value> {
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(serde_json::json!({
+        "break": if stall { "stall" } else { "cut" },
         "method": if prefill { "prefill" } else { "instruction" },
-        "streams": STREAMS,
+        "streams": streams,
         "continued": continued,
         "token_gap_ms": {"p50": pct(&mut normal, 0.5), "p99": pct(&mut normal, 0.99)},
         "seam_gap_ms": {"p50": pct(&mut seam, 0.5), "p99": pct(&mut seam, 0.99)},

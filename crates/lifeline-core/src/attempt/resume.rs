@@ -17,6 +17,10 @@
 //!   answers a prefill: the deployment is remembered as not taking one
 //!   (not its fault), and the instruction goes to it at once, in the same
 //!   attempt;
+//! - a prefill or instruction request asks for what is left of the
+//!   client's `max_tokens` / `max_completion_tokens` (less the output
+//!   already sent; [`Resume::max_output`] tells the relay the limit, so a
+//!   stream that reached it ends as finished by length instead);
 //! - the upstream request is built as for any attempt, and read to its
 //!   first content by [`super::commit::first_content`].
 //!
@@ -97,7 +101,19 @@ impl Resume for Continuer {
             (self as Box<dyn Resume>, got)
         })
     }
+
+    fn max_output(&self) -> Option<u64> {
+        let v: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
+        LIMITS
+            .iter()
+            .filter_map(|k| v.get(*k).and_then(serde_json::Value::as_u64))
+            .min()
+    }
 }
+
+/// The request fields that limit the answer's tokens (OpenAI's two,
+/// Anthropic's `max_tokens`).
+const LIMITS: [&str; 2] = ["max_tokens", "max_completion_tokens"];
 
 impl Continuer {
     async fn run(&mut self, ask: Ask) -> Option<Resumed> {
@@ -109,6 +125,7 @@ impl Continuer {
             prefer = Some(ask.broken.clone());
         }
         let text = split_trailing_whitespace(&ask.text).0.to_owned();
+        let output = ask.output;
         let policy = &self.model.policy;
         loop {
             if self.attempts >= policy.max_attempts {
@@ -185,7 +202,7 @@ impl Continuer {
                 self.tried.push(dep.clone());
             }
             for method in methods {
-                match self.try_method(lease, method, &text).await {
+                match self.try_method(lease, method, &text, output).await {
                     Tried::Resumed(r) => return Some(*r),
                     Tried::PrefillRejected(l) => {
                         dep.set_prefill_rejected(true);
@@ -239,9 +256,16 @@ impl Continuer {
 
     /// The request body for `method` on `dep`: the client's request (in
     /// the client's wire; a chat message `{role, content}` is the same in
-    /// both), with the partial answer added, then spliced or translated by
-    /// the deployment's adapter as for any attempt.
-    fn body_for(&self, dep: &Deployment, method: Method, text: &str) -> Result<Bytes, String> {
+    /// both), with the partial answer added and its token limit lowered by
+    /// the `output` already sent, then spliced or translated by the
+    /// deployment's adapter as for any attempt.
+    fn body_for(
+        &self,
+        dep: &Deployment,
+        method: Method,
+        text: &str,
+        output: u64,
+    ) -> Result<Bytes, String> {
         let up = &dep.upstream;
         let client = self.endpoint.wire();
         if method == Method::Replay {
@@ -281,6 +305,14 @@ impl Continuer {
         if method == Method::Instruction {
             messages.push(serde_json::json!({"role": "user", "content": CONTINUE_INSTRUCTION}));
         }
+        // The continuation may write what is left of the client's limit
+        // (a replay writes the whole answer again: its limit stands).
+        for key in LIMITS {
+            if let Some(slot) = obj_limit(&mut v, key) {
+                let left = slot.as_u64().unwrap_or(0).saturating_sub(output).max(1);
+                *slot = left.into();
+            }
+        }
         // `model` first, so that its span is known to the adapter.
         let model = model.to_string();
         let rest = serde_json::to_string(&v).map_err(|e| e.to_string())?;
@@ -299,13 +331,13 @@ impl Continuer {
     }
 
     /// One way of continuing on the leased deployment.
-    async fn try_method(&self, mut lease: Lease, method: Method, text: &str) -> Tried {
+    async fn try_method(&self, mut lease: Lease, method: Method, text: &str, output: u64) -> Tried {
         let dep = lease.deployment().clone();
         let policy = &self.model.policy;
         let start = Instant::now();
         let first_byte = self.timeout(&dep, LatencyKind::FirstContent, policy.first_byte_timeout);
         let attempt_deadline = self.deadline.min(start + first_byte);
-        let req = self.body_for(&dep, method, text).and_then(|body| {
+        let req = self.body_for(&dep, method, text, output).and_then(|body| {
             build_request(
                 self.endpoint,
                 &dep,
@@ -454,10 +486,18 @@ impl Continuer {
 
     fn attempted(&self, dep: &Deployment, outcome: &'static str, ok: bool) {
         self.metrics.attempt(&dep.id, outcome);
-        self.model.sli.family(self.endpoint.index()).attempt(ok);
+        self.model
+            .sli
+            .family(self.endpoint.family_index())
+            .attempt(ok);
         dep.sli()
             .attempt(ok, (outcome != "success").then_some(outcome));
     }
+}
+
+/// The value of the limit `key`, if the body sets it to a number.
+fn obj_limit<'a>(v: &'a mut serde_json::Value, key: &str) -> Option<&'a mut serde_json::Value> {
+    v.get_mut(key).filter(|n| n.is_u64())
 }
 
 /// Whether a 400 answer is about an assistant prefill (a trailing

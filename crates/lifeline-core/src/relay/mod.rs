@@ -20,8 +20,11 @@
 //!   [`resume::Splice`] (see [`resume`]); it may break and be continued
 //!   again. Such a stream counts as broken after the deployment's adaptive
 //!   stall figure rather than the idle timeout, while it could be
-//!   continued (no tool call started). It then ends in one of the
-//!   other ways, counted once.
+//!   continued (no tool call started). An upstream error event after
+//!   content is such a break: it is not relayed while the stream may be
+//!   continued. A stream whose output reached the client's `max_tokens`
+//!   is not continued but ends as finished by length. It then ends in one
+//!   of the other ways, counted once.
 //! - **broken**: the upstream reset, stalled past the idle timeout, sent a
 //!   malformed chunk, or closed before the answer finished, and nothing
 //!   continued it. The client gets an SSE `error` event and no `[DONE]`: a
@@ -85,6 +88,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// steps of this much.
 const SENT_STEP: u64 = 16 * 1024;
 
+/// Frames of a continued stream's client bytes kept without reallocating.
+const SENT_FRAMES: usize = 64;
+
 /// How long after a `finish_reason` the relay waits for `[DONE]`.
 pub const FINISH_GRACE: Duration = Duration::from_secs(2);
 
@@ -126,13 +132,16 @@ impl StreamEnd {
         self.key_id.as_deref().unwrap_or("-")
     }
 
-    /// Settles the key's token charge: the stream's `usage` if it sent one;
-    /// else, for chat and Responses streams, the prompt's estimate plus one
-    /// token per event (about what providers send); else the estimate stands.
-    fn settle(&self, scanner: &Scanner, events: u64) {
+    /// Settles the key's token charge: the stream's `usage` if it sent one
+    /// (plus `before`, the output of the upstream streams a continuation
+    /// replaced, which that usage does not count); else, for chat and
+    /// Responses streams, the prompt's estimate plus one token per event of
+    /// every upstream stream (about what providers send); else the estimate
+    /// stands.
+    fn settle(&self, scanner: &Scanner, events: u64, before: u64) {
         let Some(charge) = &self.charge else { return };
         let used = match (scanner.usage, scanner.protocol()) {
-            (Some(n), _) => n,
+            (Some(n), _) => n + before,
             (None, Protocol::Generic) => charge.estimate,
             (None, _) => charge.prompt + events,
         };
@@ -164,8 +173,9 @@ pub struct RelayBody {
     client: Wire,
     /// Upstream grammar → the client's, for a translated stream.
     transcoder: Option<Box<Transcoder>>,
-    /// Continuation after a break, when on ([`resume`]).
-    cont: Option<Box<Continuation>>,
+    /// Continuation after a break, when on ([`resume`]); inline, so that
+    /// a stream that may be continued costs no allocation for it.
+    cont: Option<Continuation>,
 }
 
 /// A stream's continuation state ([`resume`]).
@@ -197,6 +207,9 @@ struct Continuation {
     separate: bool,
     /// Bytes of `sent` reserved in the request's memory budget.
     reserved: u64,
+    /// Output tokens the client had when the current upstream stream took
+    /// over (0 before a continuation): its usage does not count them.
+    output_before: u64,
 }
 
 /// What the relay does after a break or the end of an upstream.
@@ -262,9 +275,11 @@ impl RelayBody {
         if !self.scanner.finished {
             self.idle.as_mut().reset(Instant::now() + self.stall);
         }
-        self.cont = Some(Box::new(Continuation {
+        self.cont = Some(Continuation {
             resume: Some(resume),
-            sent: Vec::with_capacity(32),
+            // Room for a typical answer's frames: pushing a frame is then
+            // a reference count, not a reallocation.
+            sent: Vec::with_capacity(SENT_FRAMES),
             sent_len: 0,
             resuming: None,
             at_break: None,
@@ -276,7 +291,8 @@ impl RelayBody {
             prior_events: 0,
             separate: false,
             reserved: 0,
-        }));
+            output_before: 0,
+        });
         self
     }
 
@@ -316,6 +332,12 @@ impl RelayBody {
         self.scanner.events + self.cont.as_ref().map_or(0, |c| c.prior_events)
     }
 
+    /// Output tokens of the upstream streams before the current one (what
+    /// the client had when the current one took over).
+    fn output_before(&self) -> u64 {
+        self.cont.as_ref().map_or(0, |c| c.output_before)
+    }
+
     /// Whether the stream may still be continued after a break.
     pub fn continues(&self) -> bool {
         self.cont.is_some()
@@ -324,6 +346,16 @@ impl RelayBody {
     /// Bytes going to the client, kept for a continuation (up to
     /// [`MAX_SENT`], reserved in the request's memory budget in steps).
     fn out(&mut self, b: Bytes) -> Option<Result<Frame<Bytes>, BoxError>> {
+        self.keep(&b);
+        Some(Ok(Frame::data(b)))
+    }
+
+    /// Keeps `b` (going to the client) for a continuation, if the stream
+    /// may be continued.
+    fn keep(&mut self, b: &Bytes) {
+        if b.is_empty() {
+            return;
+        }
         if let Some(c) = self.cont.as_mut() {
             c.sent_len += b.len();
             let mut keep = c.sent_len <= MAX_SENT;
@@ -349,7 +381,6 @@ impl RelayBody {
                 self.stall = self.idle_timeout;
             }
         }
-        Some(Ok(Frame::data(b)))
     }
 
     fn finish(&mut self, ok: bool, why: &str) -> Option<Bytes> {
@@ -386,7 +417,7 @@ impl RelayBody {
         };
         e.stream_ended(200, ending);
         e.metrics.in_flight().dec();
-        e.settle(&self.scanner, events);
+        e.settle(&self.scanner, events, self.output_before());
         let continued = self.cont.as_ref().map_or(0, |c| c.continued);
         if ok {
             tracing::debug!(message = "Stream complete.", request_id = ?e.request_id, key_id = e.key_id(), events, continued);
@@ -401,10 +432,13 @@ impl RelayBody {
     }
 
     /// The upstream broke after content: starts a continuation attempt if
-    /// this stream may be continued (continuation on, no upstream error
-    /// event, no tool call started, the answer not finished).
+    /// this stream may be continued (continuation on, no error event
+    /// relayed, no tool call started, the answer not finished). `true`:
+    /// a continuation runs, or the output already reached the client's
+    /// limit and the stream ends as finished by its length (its end is
+    /// the next frame).
     fn try_continue(&mut self, why: &str) -> bool {
-        if self.scanner.upstream_error || self.ended {
+        if self.ended {
             return false;
         }
         let Some(c) = self.cont.as_mut() else {
@@ -422,20 +456,53 @@ impl RelayBody {
         lease.finish(Outcome::failure(self.lease_ttft));
         self.end.metrics.attempt(&broken.id, "stream_failed");
         self.upstream = None;
+        if resume.max_output().is_some_and(|max| sent.output >= max) {
+            // Nothing is left of the client's `max_tokens`: the answer is
+            // as long as the client allowed, and ends so.
+            let comment = c
+                .last
+                .as_ref()
+                .map(|(m, d)| trailing_comment(c.continued, *m, d))
+                .unwrap_or_default();
+            self.prefix = Some(resume::length_ending(&sent, &comment));
+            tracing::info!(message = "Stream broke at the client's max_tokens; ended as finished by length.", request_id = ?self.end.request_id, deployment = %broken.id, reason = why, output = sent.output);
+            self.finish(true, "");
+            return true;
+        }
         c.splice = None;
         c.trying = None;
         c.why = why.to_owned();
         c.prior_events += self.scanner.events;
         self.scanner.events = 0;
         let text: Arc<str> = sent.text.as_str().into();
+        let output = sent.output;
         c.at_break = Some(sent);
         tracing::info!(message = "Stream broke after content; continuing it elsewhere.", request_id = ?self.end.request_id, deployment = %broken.id, reason = why);
         c.resuming = Some(resume.resume(Ask {
             text,
             broken,
             abandoned: None,
+            output,
         }));
         true
+    }
+
+    /// The upstream's error event in `feed` becomes a break (`feed.bad`)
+    /// when the stream may be continued: the bytes before the event go on,
+    /// the event does not. If nothing continues the stream, the client gets
+    /// Lifeline's error event, which names the upstream's error.
+    fn withhold_error(&mut self, feed: &mut sse::Feed) {
+        if !self.may_continue() {
+            return;
+        }
+        let Some(at) = resume::error_event_start(&feed.forward) else {
+            return;
+        };
+        let why = resume::error_reason(&feed.forward[at..]);
+        feed.forward = feed.forward.slice(..at);
+        feed.bad = Some(why);
+        // Not relayed: not the client's either.
+        self.scanner.upstream_error = false;
     }
 
     /// Whether a break now would be continued (what [`Self::try_continue`]
@@ -444,7 +511,7 @@ impl RelayBody {
         let Some(c) = self.cont.as_ref() else {
             return false;
         };
-        if self.scanner.upstream_error || c.resume.is_none() {
+        if c.resume.is_none() {
             return false;
         }
         let sent = Sent::parse(&c.sent, self.client);
@@ -478,6 +545,7 @@ impl RelayBody {
             text: at_break.text.as_str().into(),
             broken,
             abandoned: Some(method),
+            output: at_break.output,
         }));
     }
 
@@ -489,9 +557,16 @@ impl RelayBody {
         };
         let dep = r.lease.deployment().id.clone();
         let comment = trailing_comment(c.continued + 1, r.method, &dep);
-        c.splice = Some(Splice::new(r.method, at_break, comment));
+        // A replay writes the whole answer again: its usage counts it all.
+        let before = if r.method == Method::Replay {
+            0
+        } else {
+            at_break.output
+        };
+        c.splice = Some(Splice::new(r.method, at_break, comment).before(before));
         c.trying = Some(r.method);
         c.separate = !at_break.at_boundary;
+        c.output_before = before;
         self.upstream = Some(r.body);
         self.transcoder = r.transcoder.map(Box::new);
         self.scanner = r.scanner;
@@ -674,7 +749,16 @@ impl Body for RelayBody {
                     let Ok(data) = frame.into_data() else {
                         continue;
                     };
-                    let feed = this.scanner.feed(data);
+                    let was_error = this.scanner.upstream_error;
+                    let mut feed = this.scanner.feed(data);
+                    if this.scanner.upstream_error && !was_error && feed.bad.is_none() {
+                        // An error event after content (Anthropic's
+                        // `overloaded_error` after HTTP 200, OpenAI's
+                        // `{"error":…}` chunk) is a break like any other:
+                        // while the stream may be continued, the client
+                        // does not get it.
+                        this.withhold_error(&mut feed);
+                    }
                     // Only data, events and bytes of a line still being
                     // written prove progress: a keep-alive (comment or
                     // `ping` event) from a stuck upstream must not hold
@@ -706,14 +790,17 @@ impl Body for RelayBody {
                         }
                     };
                     if let Some(bad) = bad {
+                        // What came before the bad event is the client's,
+                        // and part of what a continuation continues.
+                        this.keep(&forward);
                         if this.try_continue(&bad) {
                             if forward.is_empty() {
                                 continue;
                             }
-                            return Poll::Ready(this.out(forward));
+                            return Poll::Ready(Some(Ok(Frame::data(forward))));
                         }
                         let ev = this.finish(false, &bad).unwrap_or_default();
-                        return Poll::Ready(this.out(join(forward, ev)));
+                        return Poll::Ready(Some(Ok(Frame::data(join(forward, ev)))));
                     }
                     if this.scanner.done {
                         this.finish(true, "");
@@ -833,7 +920,7 @@ impl Drop for RelayBody {
                 .request(&e.model.name, 499, e.started.elapsed().as_secs_f64());
             e.stream_ended(499, StreamEnding::Cancelled);
             e.metrics.in_flight().dec();
-            e.settle(&self.scanner, self.events());
+            e.settle(&self.scanner, self.events(), self.output_before());
             tracing::info!(message = "Client went away mid-stream.", request_id = ?e.request_id, key_id = e.key_id());
         }
     }

@@ -60,20 +60,78 @@ fn what_was_sent_is_learnt_from_the_client_bytes() {
 #[test]
 fn seam_is_the_longest_tail_that_reappears() {
     let sent = "one two three four five six seven eight nine ten eleven twelve";
-    // The model repeats the last three words, then goes on.
+    // The model repeats the last three words, then goes on: a short tail,
+    // a seam once the window is complete (and it occurs once in it).
     let new = "ten eleven twelve thirteen";
-    let (end, tail) = find_seam(sent, new).unwrap();
+    assert!(find_seam(sent, new, false).is_none());
+    let (end, tail) = find_seam(sent, new, true).unwrap();
     assert_eq!(tail, "ten eleven twelve");
     assert_eq!(&new[end..], " thirteen");
-    // Repeating more: the longest tail (40 bytes at most) wins.
-    let new = "nine ten eleven twelve thirteen";
-    let (end, _) = find_seam(sent, new).unwrap();
+    // Repeating more: the longest tail (40 bytes at most) wins, at once
+    // when it is long enough to be sure.
+    let new = "seven eight nine ten eleven twelve thirteen";
+    let (end, tail) = find_seam(sent, new, false).unwrap();
+    assert!(tail.len() >= FULL_SEAM, "{tail}");
     assert_eq!(&new[end..], " thirteen");
     // Too short a repetition is no seam.
-    assert!(find_seam(sent, "twelve thirteen").is_none());
+    assert!(find_seam(sent, "twelve thirteen", true).is_none());
     // A short answer so far: the whole of it is enough.
-    assert_eq!(find_seam("Hi", "Hi there").map(|(e, _)| e), Some(2));
-    assert!(find_seam("", "x").is_none());
+    assert_eq!(find_seam("Hi", "Hi there", false).map(|(e, _)| e), Some(2));
+    assert!(find_seam("", "x", true).is_none());
+}
+
+/// A recap of earlier text that ends like the text sent is no seam: the
+/// seam waits for the full tail, or for a short tail that occurs exactly
+/// once in a complete window.
+#[test]
+fn a_recap_that_ends_like_the_tail_is_not_the_seam() {
+    let sent = "A: the cat sat on the mat. B: the dog sat on the mat";
+    // The recap's first sentence ends with "sat on the mat" (14 bytes).
+    let early = "the cat sat on the mat.";
+    assert!(find_seam(sent, early, false).is_none());
+    let more = "the cat sat on the mat. B: the dog sat on the mat. C: the bird flew";
+    let (end, _) = find_seam(sent, more, false).unwrap();
+    assert_eq!(&more[end..], ". C: the bird flew");
+    // A complete window where the short tail occurs twice: no seam.
+    let twice = "the cat sat on the mat, then it sat on the mat again";
+    assert!(find_seam(sent, twice, true).is_none());
+    // Through the splice, chunk by chunk: B's sentence is not sent twice.
+    let s = sent_of(sent);
+    let mut sp = Splice::new(Method::Instruction, &s, Bytes::new());
+    let mut out = Vec::new();
+    for piece in [
+        "the cat sat on the mat.",
+        " B: the dog",
+        " sat on the mat",
+        ". C: the bird",
+        " flew.",
+    ] {
+        let r = sp.feed(text("b", piece).as_bytes());
+        assert!(r.misfit.is_none(), "{:?}", r.misfit);
+        out.extend_from_slice(&r.out);
+    }
+    assert_eq!(client_text(&out).0, ". C: the bird flew.");
+}
+
+/// A recap followed by new text, with only a short tail repeated: the
+/// seam waits for the end of the new output, and is taken when the tail
+/// occurs once.
+#[test]
+fn a_short_tail_is_taken_when_the_new_output_ends() {
+    let s = sent_of("A: the cat sat on the mat. B: the dog sat on the mat");
+    let mut sp = Splice::new(Method::Instruction, &s, Bytes::new());
+    let r = sp.feed(text("b", "dog sat on the mat. C: the end.").as_bytes());
+    assert!(r.misfit.is_none() && r.out.is_empty());
+    let r = sp.feed(chunk("b", "{}", "\"stop\"").as_bytes());
+    assert!(r.misfit.is_none(), "{:?}", r.misfit);
+    assert!(r.seam.is_some());
+    let (t, _) = client_text(&r.out);
+    assert_eq!(t, ". C: the end.");
+    assert!(std::str::from_utf8(&r.out).unwrap().contains("\"stop\""));
+}
+
+fn sent_of(t: &str) -> Sent {
+    sent(&[&role("a"), &text("a", t)])
 }
 
 #[test]
@@ -118,12 +176,13 @@ fn instruction_relays_only_what_follows_the_seam_even_across_chunks() {
         )
         .as_bytes(),
     );
-    assert!(r.misfit.is_none());
-    assert_eq!(r.seam.as_deref(), Some("w4 w5 w6 w7"));
-    let r2 = sp.feed(text("b", " w9").as_bytes());
-    let mut all = r.out.to_vec();
-    all.extend_from_slice(&r2.out);
-    assert_eq!(client_text(&all).0, " w8 w9");
+    // A short tail: the seam waits for the window to complete (here, the
+    // end of the new output).
+    assert!(r.misfit.is_none() && r.out.is_empty());
+    let r2 = sp.feed(format!("{}{}", text("b", " w9"), chunk("b", "{}", "\"stop\"")).as_bytes());
+    assert!(r2.misfit.is_none());
+    assert_eq!(r2.seam.as_deref(), Some("w4 w5 w6 w7"));
+    assert_eq!(client_text(&r2.out).0, " w8 w9");
 }
 
 #[test]
@@ -236,4 +295,214 @@ fn anthropic_events_are_spliced_in_their_own_grammar() {
     assert!(out.ends_with(
         ": lifeline continued=1 method=instruction deployment=a/m\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
     ), "{out}");
+}
+
+#[test]
+fn an_error_event_is_found_where_its_event_starts() {
+    let openai = b"data: {\"choices\":[]}\n\ndata: {\"error\":{\"message\":\"m\",\"type\":\"server_error\"}}\n\n";
+    let at = error_event_start(openai).unwrap();
+    assert_eq!(&openai[..at], b"data: {\"choices\":[]}\n\n");
+    assert_eq!(
+        error_reason(&openai[at..]),
+        "the upstream sent an error event (server_error: m)"
+    );
+    let anthropic = b"event: ping\ndata: {\"type\":\"ping\"}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+    let at = error_event_start(anthropic).unwrap();
+    assert!(anthropic[at..].starts_with(b"event: error\n"));
+    assert!(error_reason(&anthropic[at..]).contains("overloaded_error"));
+    assert_eq!(error_event_start(b"data: {\"choices\":[]}\n\n"), None);
+}
+
+#[test]
+fn the_output_sent_is_the_usage_or_the_content_events() {
+    // No usage yet: one token per content event (the role chunk is none).
+    let s = sent(&[&role("a"), &text("a", "one"), &text("a", " two")]);
+    assert_eq!((s.deltas, s.output), (2, 2));
+    // A usage that says more wins.
+    let usage = "data: {\"id\":\"a\",\"choices\":[],\"usage\":{\"completion_tokens\":9}}\n\n";
+    let s = sent(&[&role("a"), &text("a", "one"), usage]);
+    assert_eq!(s.output, 9);
+    let end = length_ending(&s, b"");
+    let end = std::str::from_utf8(&end).unwrap();
+    assert!(
+        end.contains("\"finish_reason\":\"length\"") && end.ends_with("data: [DONE]\n\n"),
+        "{end}"
+    );
+}
+
+/// Checks an Anthropic stream as the SDKs accumulate it: every block is
+/// started once at a fresh index, each delta goes to an open block of its
+/// kind, each stop closes an open block, none is left open at the end.
+fn assert_blocks(stream: &str) {
+    let mut kinds: std::collections::HashMap<i64, String> = Default::default();
+    let mut open: Vec<i64> = Vec::new();
+    for p in stream.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        let v: serde_json::Value = serde_json::from_str(p).unwrap();
+        let i = v["index"].as_i64();
+        match v["type"].as_str().unwrap() {
+            "content_block_start" => {
+                let i = i.unwrap();
+                assert!(!kinds.contains_key(&i), "index {i} reused: {stream}");
+                kinds.insert(i, v["content_block"]["type"].as_str().unwrap().to_owned());
+                open.push(i);
+            }
+            "content_block_delta" => {
+                let i = i.unwrap();
+                assert!(open.contains(&i), "delta to a closed block {i}: {stream}");
+                let want = match v["delta"]["type"].as_str().unwrap() {
+                    "text_delta" => "text",
+                    "thinking_delta" | "signature_delta" => "thinking",
+                    _ => "tool_use",
+                };
+                assert_eq!(kinds[&i], want, "{stream}");
+            }
+            "content_block_stop" => {
+                let i = i.unwrap();
+                assert!(open.contains(&i), "stop of a closed block {i}: {stream}");
+                open.retain(|o| *o != i);
+            }
+            _ => {}
+        }
+    }
+    assert!(open.is_empty(), "left open {open:?}: {stream}");
+}
+
+fn client_start() -> String {
+    format!(
+        "{}{}{}",
+        ev(
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[]}}"#
+        ),
+        ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#
+        ),
+        text_delta(0, "one two three four five"),
+    )
+}
+
+fn message_end() -> String {
+    format!(
+        "{}{}",
+        ev(
+            "message_delta",
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":4}}"#
+        ),
+        ev("message_stop", r#"{"type":"message_stop"}"#),
+    )
+}
+
+/// A continuation whose first block is reasoning (thinking): the client's
+/// open text block is closed, and the new blocks follow it, the text in a
+/// block of its own.
+#[test]
+fn a_continuation_starting_with_thinking_does_not_reuse_the_open_block() {
+    let first = client_start();
+    let s = Sent::parse(&[Bytes::from(first.clone())], Wire::Anthropic);
+    assert_eq!((s.open_block, s.next_index), (Some(0), 1));
+    let mut sp = Splice::new(Method::Prefill, &s, Bytes::new());
+    let new = format!(
+        "{}{}{}{}{}{}{}{}",
+        ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#
+        ),
+        ev(
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#
+        ),
+        ev(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#
+        ),
+        ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#
+        ),
+        text_delta(1, " six"),
+        ev(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":1}"#
+        ),
+        message_end(),
+        "",
+    );
+    let r = sp.feed(new.as_bytes());
+    assert!(r.misfit.is_none(), "{:?}", r.misfit);
+    let out = std::str::from_utf8(&r.out).unwrap();
+    assert!(
+        out.starts_with("event: content_block_stop\ndata: {\"index\":0,"),
+        "{out}"
+    );
+    assert_blocks(&format!("{first}{out}"));
+    let all = Sent::parse(&[Bytes::from(format!("{first}{out}"))], Wire::Anthropic);
+    assert_eq!(all.text, "one two three four five six");
+}
+
+/// A continuation whose first block is a tool call: the same.
+#[test]
+fn a_continuation_starting_with_a_tool_call_does_not_reuse_the_open_block() {
+    let first = client_start();
+    let s = Sent::parse(&[Bytes::from(first.clone())], Wire::Anthropic);
+    let mut sp = Splice::new(Method::Prefill, &s, Bytes::new());
+    let new = format!(
+        "{}{}{}{}",
+        ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t","name":"f","input":{}}}"#
+        ),
+        ev(
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#
+        ),
+        ev(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#
+        ),
+        message_end(),
+    );
+    let r = sp.feed(new.as_bytes());
+    assert!(r.misfit.is_none(), "{:?}", r.misfit);
+    let out = std::str::from_utf8(&r.out).unwrap();
+    assert!(out.contains("\"index\":1"), "{out}");
+    assert_blocks(&format!("{first}{out}"));
+}
+
+/// Instruction and seam on a thinking model: the reasoning before the seam
+/// is dropped whole (its end too), and the text continues the client's
+/// open block.
+#[test]
+fn reasoning_before_the_seam_is_dropped_and_the_text_continues_the_block() {
+    let first = client_start();
+    let s = Sent::parse(&[Bytes::from(first.clone())], Wire::Anthropic);
+    let mut sp = Splice::new(Method::Instruction, &s, Bytes::new());
+    let new = format!(
+        "{}{}{}{}{}{}{}",
+        ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#
+        ),
+        ev(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":0}"#
+        ),
+        ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}"#
+        ),
+        text_delta(1, "one two three four five"),
+        text_delta(1, " six"),
+        ev(
+            "content_block_stop",
+            r#"{"type":"content_block_stop","index":1}"#
+        ),
+        message_end(),
+    );
+    let r = sp.feed(new.as_bytes());
+    assert!(r.misfit.is_none(), "{:?}", r.misfit);
+    let out = std::str::from_utf8(&r.out).unwrap();
+    assert_blocks(&format!("{first}{out}"));
+    let all = Sent::parse(&[Bytes::from(format!("{first}{out}"))], Wire::Anthropic);
+    assert_eq!(all.text, "one two three four five six");
 }
