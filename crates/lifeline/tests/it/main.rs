@@ -17,6 +17,7 @@ mod browser;
 mod capacity;
 mod cli;
 mod continuation;
+mod continuation_limits;
 mod deadlines;
 mod degraded;
 mod docs;
