@@ -51,8 +51,6 @@
 //! needs (the `finish_reason` chunk, the usage chunk and `[DONE]`; or
 //! `content_block_stop`, `message_delta` and `message_stop`). After an
 //! error event nothing more is written: the stream ends there.
-//! [`Transcoder::resume`] is for a broken stream continued by another
-//! upstream stream: the client keeps reading one answer.
 //!
 //! Cost: each upstream event is checked for UTF-8 once and parsed once,
 //! into borrowed structs; strings (text, arguments, ids, names) are copied
@@ -130,7 +128,8 @@ impl Transcoder {
     }
 
     /// Sets the `created` (Unix seconds) of the OpenAI chunks written
-    /// (default: when the transcoder was made).
+    /// (default: when the transcoder was made), for byte-exact tests.
+    #[cfg(test)]
     pub fn created(mut self, unix_secs: u64) -> Self {
         if let Direction::ToOpenAi(s) = &mut self.dir {
             s.created = unix_secs;
@@ -153,23 +152,6 @@ impl Transcoder {
                 self.out.clear();
                 Err(e)
             }
-        }
-    }
-
-    /// The bytes that follow come from another upstream stream of the same
-    /// wire that continues this answer (a continuation after a break): its
-    /// start is not repeated to the client (a second `message_start` or
-    /// role chunk adds nothing), its text continues the open text block,
-    /// its tool calls come after the ones already sent, and its output
-    /// tokens add to those already counted. A partial line of the broken
-    /// stream is dropped.
-    pub fn resume(&mut self) {
-        self.carry.clear();
-        self.event.clear();
-        match &mut self.dir {
-            Direction::Same => {}
-            Direction::ToOpenAi(s) => s.resume(),
-            Direction::ToAnthropic(s) => s.resume(),
         }
     }
 

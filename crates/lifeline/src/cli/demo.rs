@@ -465,3 +465,37 @@ fn report(tally: &Arc<Mutex<Tally>>) -> anyhow::Result<ExitCode> {
         ExitCode::FAILURE
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use lifeline_core::config::ProviderKind;
+
+    /// The demo's fallback tier speaks Anthropic's protocol, at the
+    /// simulated provider's root (Anthropic's base URL has no `/v1`); the
+    /// first tier speaks OpenAI's.
+    #[tokio::test]
+    async fn the_demo_fails_over_across_protocols() {
+        let mut mocks = Vec::new();
+        for name in ["alpha", "bravo", "charlie"] {
+            let cfg = MockConfig {
+                name: name.into(),
+                ..MockConfig::default()
+            };
+            let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+            mocks.push(MockServer::start(addr, cfg).await.unwrap());
+        }
+        let store = std::path::Path::new("/nonexistent/demo.db");
+        let config = Config::parse(&demo_config(&mocks, store), "<demo>").unwrap();
+        let kind = |name: &str| {
+            let p = config.providers.iter().find(|p| p.name == name).unwrap();
+            (p.kind, p.base_url.clone().unwrap_or_default())
+        };
+        assert_eq!(kind("alpha").0, ProviderKind::OpenAiCompatible);
+        let (charlie, url) = kind("charlie");
+        assert_eq!(charlie, ProviderKind::Anthropic);
+        assert_eq!(format!("{url}/v1"), mocks[2].base_url());
+    }
+}

@@ -103,8 +103,6 @@ pub(super) struct State {
     cache_creation: u64,
     cache_read: u64,
     output: u64,
-    /// Output tokens of the streams before the last resume.
-    output_before: u64,
     /// `finish_reason` from `message_delta`.
     finish_reason: Option<&'static str>,
     /// The `finish_reason` chunk (and the usage chunk) went out.
@@ -125,7 +123,6 @@ impl State {
             cache_creation: 0,
             cache_read: 0,
             output: 0,
-            output_before: 0,
             finish_reason: None,
             finished: false,
             over: false,
@@ -205,16 +202,6 @@ impl State {
         }
         out.extend_from_slice(b"data: [DONE]\n\n");
         self.over = true;
-    }
-
-    /// What follows comes from another upstream stream that continues this
-    /// answer: its `message_start` is skipped (the client has its first
-    /// chunk), its blocks are new, its tool calls are numbered after the
-    /// ones already sent, its output adds to what was already counted.
-    pub(super) fn resume(&mut self) {
-        self.blocks.clear();
-        self.output_before += self.output;
-        self.output = 0;
     }
 
     fn started(&self) -> Result<(), String> {
@@ -400,7 +387,7 @@ impl State {
         out.extend_from_slice(b"],\"usage\":{\"prompt_tokens\":");
         put_u64(out, prompt);
         out.extend_from_slice(b",\"completion_tokens\":");
-        let output = self.output_before + self.output;
+        let output = self.output;
         put_u64(out, output);
         out.extend_from_slice(b",\"total_tokens\":");
         put_u64(out, prompt + output);

@@ -110,9 +110,6 @@ enum Open {
     Text,
     /// A tool call, by its OpenAI `index`.
     Tool(u64),
-    /// A tool call of the stream before a [`State::resume`]: complete, and
-    /// closed when the next block opens.
-    Earlier,
 }
 
 /// The stream's state.
@@ -130,11 +127,9 @@ pub(super) struct State {
     stop_reason: Option<&'static str>,
     /// The last usage the upstream reported: prompt, completion, cached.
     usage: Option<(u64, u64, u64)>,
-    /// Chunks that carried content (since the last resume): the output
-    /// tokens when no usage comes.
+    /// Chunks that carried content: the output tokens when no usage
+    /// comes.
     content_chunks: u64,
-    /// Output tokens of the streams before the last resume.
-    output_before: u64,
     /// `message_stop` went out, or an error: nothing more is written.
     over: bool,
 }
@@ -207,7 +202,6 @@ impl State {
             }
             None => (None, self.content_chunks, 0),
         };
-        let output = self.output_before + output;
         put(
             out,
             &[
@@ -230,21 +224,6 @@ impl State {
         put_u64(out, output);
         out.extend_from_slice(b"}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
         self.over = true;
-    }
-
-    /// What follows comes from another upstream stream that continues this
-    /// answer: its first chunk starts nothing, its tool calls open new
-    /// blocks, its output adds to what was already counted.
-    pub(super) fn resume(&mut self) {
-        self.output_before += match self.usage.take() {
-            Some((_, completion, _)) => completion,
-            None => self.content_chunks,
-        };
-        self.content_chunks = 0;
-        self.last_tool = None;
-        if let Some((Open::Tool(_), i)) = self.open {
-            self.open = Some((Open::Earlier, i));
-        }
     }
 
     fn message_start(

@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::{StreamOptions, Transcoder};
 use crate::translate::Wire;
 
-mod resume;
+mod variations;
 
 const A: Wire = Wire::Anthropic;
 const O: Wire = Wire::OpenAi;
