@@ -98,6 +98,24 @@ pub(crate) fn assert_whole(body: &str, n: u32, method: &str) {
     );
 }
 
+/// Two deployments of model `m` in two tiers, the simulated providers p0
+/// and p1 with voices `alpha` and `beta` (20 words an answer, no pacing),
+/// p0 with `faults`; `model_extra`: more keys of the model.
+pub(crate) async fn first_breaks(faults: Faults, model_extra: &str) -> Env {
+    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
+    m[0].set_faults(faults);
+    Env::boot(&config(&m, "", &two_tiers(model_extra)), m).await
+}
+
+/// Enough complete streams of model `m` for a p99 of the deployments'
+/// gaps between events (their adaptive stall figure).
+async fn warm_up(env: &Env) {
+    for _ in 0..30 {
+        let (_, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
+        assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    }
+}
+
 pub(crate) async fn counter(env: &Env, series: &str) -> f64 {
     let text = metrics(env).await;
     text.lines()
@@ -107,12 +125,14 @@ pub(crate) async fn counter(env: &Env, series: &str) -> f64 {
 
 #[tokio::test]
 async fn cut_after_content_is_continued_by_instruction_and_seam() {
-    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
-    m[0].set_faults(Faults {
-        cut_after_chunks: Some(6),
-        ..Faults::default()
-    });
-    let env = Env::boot(&config(&m, "", &two_tiers("")), m).await;
+    let env = first_breaks(
+        Faults {
+            cut_after_chunks: Some(6),
+            ..Faults::default()
+        },
+        "",
+    )
+    .await;
     let (status, headers, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["x-lifeline-deployment"], "p0/up-0");
@@ -140,12 +160,14 @@ async fn cut_after_content_is_continued_by_instruction_and_seam() {
 
 #[tokio::test]
 async fn malformed_chunk_after_content_is_continued() {
-    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
-    m[0].set_faults(Faults {
-        malformed_chunk_at: Some(7),
-        ..Faults::default()
-    });
-    let env = Env::boot(&config(&m, "", &two_tiers("")), m).await;
+    let env = first_breaks(
+        Faults {
+            malformed_chunk_at: Some(7),
+            ..Faults::default()
+        },
+        "",
+    )
+    .await;
     let (status, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
     assert_eq!(status, 200, "{body}");
     assert!(!body.contains("{\"broken"), "{body}");
@@ -265,12 +287,14 @@ async fn replay_continues_a_deterministic_model() {
 
 #[tokio::test]
 async fn continuation_off_for_a_model_ends_honestly() {
-    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
-    m[0].set_faults(Faults {
-        cut_after_chunks: Some(6),
-        ..Faults::default()
-    });
-    let env = Env::boot(&config(&m, "", &two_tiers("continuation = false")), m).await;
+    let env = first_breaks(
+        Faults {
+            cut_after_chunks: Some(6),
+            ..Faults::default()
+        },
+        "continuation = false",
+    )
+    .await;
     let (status, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
     assert_eq!(status, 200, "{body}");
     assert!(
@@ -296,11 +320,7 @@ async fn a_stall_after_content_is_caught_adaptively_and_continued() {
         &two_tiers(""),
     );
     let env = Env::boot(&toml, m).await;
-    // Enough complete streams for a p99 of the gaps.
-    for _ in 0..30 {
-        let (_, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
-        assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
-    }
+    warm_up(&env).await;
     env.mocks[0].set_faults(Faults {
         stall_after_chunks: Some(6),
         ..Faults::default()
@@ -480,12 +500,14 @@ async fn under_streaming_load_a_killed_provider_fails_no_stream() {
 /// be split across two generations): it ends honestly, as before.
 #[tokio::test]
 async fn a_stream_cut_inside_a_tool_call_ends_honestly() {
-    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
-    m[0].set_faults(Faults {
-        cut_after_chunks: Some(2),
-        ..Faults::default()
-    });
-    let env = Env::boot(&config(&m, "", &two_tiers("")), m).await;
+    let env = first_breaks(
+        Faults {
+            cut_after_chunks: Some(2),
+            ..Faults::default()
+        },
+        "",
+    )
+    .await;
     let body = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"What is the weather in Paris?"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]}"#;
     let (status, _, body) = env.post("/v1/chat/completions", body).await;
     assert_eq!(status, 200, "{body}");
@@ -543,10 +565,7 @@ async fn a_stream_that_cannot_be_continued_keeps_the_idle_timeout() {
         &two_tiers(""),
     );
     let env = Env::boot(&toml, m).await;
-    for _ in 0..30 {
-        let (_, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
-        assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
-    }
+    warm_up(&env).await;
     env.mocks[0].set_faults(Faults {
         stall_after_chunks: Some(2),
         ..Faults::default()
@@ -565,12 +584,14 @@ async fn a_stream_that_cannot_be_continued_keeps_the_idle_timeout() {
 /// usage chunk, the last deployment's, before `[DONE]`.
 #[tokio::test]
 async fn a_continued_stream_carries_the_last_deployments_usage() {
-    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
-    m[0].set_faults(Faults {
-        cut_after_chunks: Some(6),
-        ..Faults::default()
-    });
-    let env = Env::boot(&config(&m, "", &two_tiers("")), m).await;
+    let env = first_breaks(
+        Faults {
+            cut_after_chunks: Some(6),
+            ..Faults::default()
+        },
+        "",
+    )
+    .await;
     let body = r#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#;
     let (status, _, body) = env.post("/v1/chat/completions", body).await;
     assert_eq!(status, 200, "{body}");

@@ -15,12 +15,14 @@ use crate::streaming::{stream_body, two_tiers};
 /// and the stream is continued.
 #[tokio::test]
 async fn an_in_band_error_after_content_is_continued() {
-    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
-    m[0].set_faults(Faults {
-        error_after_chunks: Some(6),
-        ..Faults::default()
-    });
-    let env = Env::boot(&config(&m, "", &two_tiers("")), m).await;
+    let env = first_breaks(
+        Faults {
+            error_after_chunks: Some(6),
+            ..Faults::default()
+        },
+        "",
+    )
+    .await;
     let (status, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
     assert_eq!(status, 200, "{body}");
     assert!(!body.contains("Overloaded"), "{body}");
@@ -66,12 +68,14 @@ async fn an_anthropic_error_event_after_content_is_continued() {
 /// error event reaches the client as it was sent.
 #[tokio::test]
 async fn an_in_band_error_is_relayed_when_nothing_continues() {
-    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
-    m[0].set_faults(Faults {
-        error_after_chunks: Some(6),
-        ..Faults::default()
-    });
-    let env = Env::boot(&config(&m, "", &two_tiers("continuation = false")), m).await;
+    let env = first_breaks(
+        Faults {
+            error_after_chunks: Some(6),
+            ..Faults::default()
+        },
+        "continuation = false",
+    )
+    .await;
     let (status, _, body) = env.post("/v1/chat/completions", &stream_body("m")).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Overloaded (simulated)"), "{body}");
@@ -117,12 +121,14 @@ async fn a_continuation_asks_only_for_what_is_left_of_max_tokens() {
 /// the client's grammar.
 #[tokio::test]
 async fn a_stream_broken_at_its_max_tokens_ends_finished_by_length() {
-    let m = voiced(&["alpha", "beta"], 20, 0.0).await;
-    m[0].set_faults(Faults {
-        cut_after_chunks: Some(6),
-        ..Faults::default()
-    });
-    let env = Env::boot(&config(&m, "", &two_tiers("")), m).await;
+    let env = first_breaks(
+        Faults {
+            cut_after_chunks: Some(6),
+            ..Faults::default()
+        },
+        "",
+    )
+    .await;
     let body =
         r#"{"model":"m","stream":true,"max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
     let (status, _, body) = env.post("/v1/chat/completions", body).await;
