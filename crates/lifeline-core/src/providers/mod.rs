@@ -25,15 +25,22 @@
 //!   content-policy refusal, in the wording of its protocol), and whether a
 //!   2xx body is an answer at all ([`Upstream::is_answer`]).
 //!
-//! The stream grammar of each protocol (what counts as first content, as a
-//! clean end, as an in-band error, as a keep-alive, and its usage) is one
-//! file of [`crate::relay::sse`] each ([`crate::relay::sse::chat`],
-//! [`crate::relay::sse::responses`], [`crate::relay::sse::anthropic`]),
-//! which [`crate::relay::Protocol::of`] picks by the deployment's wire.
+//! Each adapter owns its stream grammar too (`openai/stream.rs`: chat
+//! completions, the Responses API, generic streams; `anthropic/stream.rs`:
+//! the Messages API): what counts as first content, as the answer's
+//! finish, as a clean end, as an in-band error, as a keep-alive, and its
+//! usage. [`stream::Protocol`] picks the grammar by the deployment's wire
+//! and dispatches to it with a `match`; the relay's scanner splits lines
+//! and keeps the state, and asks. [`stream`] also writes Lifeline's own
+//! endings in a client's grammar. For continuation, each adapter parses
+//! what its client was sent and rewrites a continuation's events to follow
+//! it (`openai/continued.rs`, `anthropic/continued.rs`, dispatched by
+//! [`continued`]). [`sse`] is SSE's own syntax, which all of them share.
 //! Providers know nothing about balancing or health.
 
 pub mod anthropic;
 mod client;
+pub mod continued;
 pub mod openai;
 pub mod probe;
 pub mod sse;

@@ -281,4 +281,25 @@ mod tests {
         assert_eq!(answer_tokens(Wire::OpenAi, o), Some(12));
         assert_eq!(answer_tokens(Wire::Anthropic, o), None);
     }
+
+    #[test]
+    fn an_error_event_is_found_where_its_event_starts() {
+        let openai = b"data: {\"choices\":[]}\n\ndata: {\"error\":{\"message\":\"m\",\"type\":\"server_error\"}}\n\n";
+        let at = Protocol::Chat.error_event_start(openai).unwrap();
+        assert_eq!(&openai[..at], b"data: {\"choices\":[]}\n\n");
+        assert_eq!(
+            Protocol::Chat.error_reason(&openai[at..]),
+            "the upstream sent an error event (server_error: m)"
+        );
+        let anthropic = b"event: ping\ndata: {\"type\":\"ping\"}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+        let at = Protocol::Anthropic.error_event_start(anthropic).unwrap();
+        assert!(anthropic[at..].starts_with(b"event: error\n"));
+        assert!(Protocol::Anthropic
+            .error_reason(&anthropic[at..])
+            .contains("overloaded_error"));
+        assert_eq!(
+            Protocol::Chat.error_event_start(b"data: {\"choices\":[]}\n\n"),
+            None
+        );
+    }
 }
