@@ -9,8 +9,13 @@
 //!
 //! The relay's [`crate::relay::resume::Splice`] keeps the state machine
 //! (seam, replay point, whitespace already sent) and asks [`Rewrite`] what
-//! each event carries ([`Parts`]). None of this runs on the hot path of a
-//! stream that does not break.
+//! each event carries ([`Parts`]). The attempt side asks for the
+//! continuation's request ([`request`]: the partial answer added to the
+//! client's request, its output limit lowered) and the client's limit
+//! ([`max_output`]). None of this runs on the hot path of a stream that
+//! does not break.
+
+use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
@@ -98,6 +103,75 @@ pub fn length_ending(sent: &Sent, comment: &[u8]) -> Bytes {
         Wire::Anthropic => anthropic::continued::length_ending(sent, comment, &mut out),
     }
     out.freeze()
+}
+
+/// The request fields that limit an answer's tokens in the client's wire.
+fn limits(client: Wire) -> &'static [&'static str] {
+    match client {
+        Wire::OpenAi => openai::continued::LIMITS,
+        Wire::Anthropic => anthropic::continued::LIMITS,
+    }
+}
+
+/// The client's limit on output tokens (the least of its wire's limit
+/// fields it sets), if it set one.
+pub fn max_output(client: Wire, body: &[u8]) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    limits(client)
+        .iter()
+        .filter_map(|k| v.get(*k).and_then(serde_json::Value::as_u64))
+        .min()
+}
+
+/// The client's request (`body`, in its wire) continued: the partial
+/// answer `text` as the last assistant turn (extending the client's own
+/// prefill, a last assistant message of text, rather than following it),
+/// then `instruction` as a user turn if given, and each output limit less
+/// the `output` already sent (at least 1). A chat message `{role, content}`
+/// is the same in both wires. The body is written with `model` first, and
+/// comes with the span of its value.
+pub fn request(
+    client: Wire,
+    body: &[u8],
+    text: &str,
+    instruction: Option<&str>,
+    output: u64,
+) -> Result<(Bytes, Range<usize>), String> {
+    let mut v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let obj = v.as_object_mut().ok_or("the body is not an object")?;
+    let model = obj.remove("model").unwrap_or_default();
+    let messages = obj
+        .get_mut("messages")
+        .and_then(|m| m.as_array_mut())
+        .ok_or("the body has no messages")?;
+    let own_prefill = messages
+        .last_mut()
+        .filter(|m| m.get("role").and_then(|r| r.as_str()) == Some("assistant"))
+        .and_then(|m| m.get_mut("content"))
+        .filter(|c| c.is_string());
+    match own_prefill {
+        Some(content) => {
+            let joined = format!("{}{text}", content.as_str().unwrap_or(""));
+            *content = joined.trim_end().into();
+        }
+        None => messages.push(serde_json::json!({"role": "assistant", "content": text})),
+    }
+    if let Some(instruction) = instruction {
+        messages.push(serde_json::json!({"role": "user", "content": instruction}));
+    }
+    for key in limits(client) {
+        if let Some(slot) = obj.get_mut(*key).filter(|n| n.is_u64()) {
+            let left = slot.as_u64().unwrap_or(0).saturating_sub(output).max(1);
+            *slot = left.into();
+        }
+    }
+    // `model` first, so that its span is known to the adapter.
+    let model = model.to_string();
+    let rest = serde_json::to_string(&v).map_err(|e| e.to_string())?;
+    let rest = rest.strip_prefix('{').unwrap_or(&rest);
+    let comma = if rest.starts_with('}') { "" } else { "," };
+    let body = Bytes::from(format!("{{\"model\":{model}{comma}{rest}"));
+    Ok((body, 9..9 + model.len()))
 }
 
 /// What one event of a continuation stream carries.
@@ -210,5 +284,44 @@ pub(super) fn add_before(v: &mut serde_json::Value, before: u64, keys: &[&str]) 
                 *slot = (n + before).into();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_continuation_request_carries_the_partial_answer_and_what_is_left() {
+        let body = br#"{"messages":[{"role":"user","content":"Hi"}],"model":"m","max_tokens":100,"max_completion_tokens":50}"#;
+        let (out, span) = request(Wire::OpenAi, body, "Hello", Some("Go on."), 30).unwrap();
+        assert_eq!(&out[span], b"\"m\"");
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v["messages"][1],
+            serde_json::json!({"role":"assistant","content":"Hello"})
+        );
+        assert_eq!(
+            v["messages"][2],
+            serde_json::json!({"role":"user","content":"Go on."})
+        );
+        assert_eq!(
+            (
+                v["max_tokens"].as_u64(),
+                v["max_completion_tokens"].as_u64()
+            ),
+            (Some(70), Some(20))
+        );
+        assert_eq!(max_output(Wire::OpenAi, body), Some(50));
+        // Anthropic's limit is `max_tokens`; a client's own prefill is
+        // extended, not followed.
+        let body = br#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"Well,"}]}"#;
+        let (out, _) = request(Wire::Anthropic, body, " then ", None, 40).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["messages"].as_array().map(Vec::len), Some(2));
+        assert_eq!(v["messages"][1]["content"], "Well, then");
+        assert_eq!(v["max_tokens"], 1);
+        assert_eq!(max_output(Wire::Anthropic, body), Some(10));
+        assert!(request(Wire::OpenAi, b"{}", "x", None, 0).is_err());
     }
 }

@@ -453,6 +453,21 @@ impl Upstream {
     }
 }
 
+/// Whether a 400 answer is about an assistant prefill (a trailing
+/// assistant message), in any provider's wording: Anthropic's "does not
+/// support assistant message prefill", "final assistant content cannot end
+/// with trailing whitespace", llama.cpp's "Assistant response prefill is
+/// incompatible with enable_thinking", and the like.
+pub fn prefill_refusal(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body).to_ascii_lowercase();
+    text.contains("prefill")
+        || (text.contains("assistant")
+            && (text.contains("final")
+                || text.contains("last")
+                || text.contains("trailing")
+                || text.contains("must end with a user")))
+}
+
 /// Replaces the bytes at `span` with `replacement` (an already JSON-encoded
 /// string), copying the body once.
 pub fn splice(body: &Bytes, span: &std::ops::Range<usize>, replacement: &[u8]) -> Bytes {
@@ -488,6 +503,16 @@ fn object_not_starting_with(body: &[u8], key: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::config::Secret;
+
+    #[test]
+    fn prefill_refusals_are_told_from_other_client_errors() {
+        assert!(prefill_refusal(br#"{"type":"error","error":{"type":"invalid_request_error","message":"This model does not support assistant message prefill. The conversation must end with a user message."}}"#));
+        assert!(prefill_refusal(br#"{"error":{"message":"final assistant content cannot end with trailing whitespace"}}"#));
+        assert!(!prefill_refusal(
+            br#"{"error":{"message":"max_tokens is too large"}}"#
+        ));
+        assert!(!prefill_refusal(b""));
+    }
 
     fn provider(kind: ProviderKind) -> ProviderConfig {
         ProviderConfig {

@@ -10,6 +10,9 @@ use bytes::BytesMut;
 use crate::providers::continued::{add_before, Parts, Sent};
 use crate::providers::sse::{fields, Field};
 
+/// The request field that limits the answer's tokens.
+pub const LIMITS: &[&str] = &["max_tokens"];
+
 /// Reads the client's events into `sent`.
 pub fn parse(all: &[u8], sent: &mut Sent) {
     for field in fields(all) {

@@ -12,6 +12,9 @@ use super::stream::DONE_EVENT;
 use crate::providers::continued::{add_before, Parts, Sent};
 use crate::providers::sse::{fields, Field};
 
+/// The request fields that limit the answer's tokens.
+pub const LIMITS: &[&str] = &["max_tokens", "max_completion_tokens"];
+
 /// Reads the client's chunks into `sent`.
 pub fn parse(all: &[u8], sent: &mut Sent) {
     for field in fields(all) {
