@@ -66,6 +66,7 @@ pub fn fields(buf: &[u8]) -> impl Iterator<Item = Field<'_>> {
 /// The last integer value of `key` in `p`: the last occurrence of the key
 /// followed by `:` and an integer. Inside a JSON string the key's quotes
 /// would be escaped, so text a model wrote cannot pass for it.
+#[inline]
 pub fn last_integer(p: &[u8], key: &Key) -> Option<u64> {
     let len = key.needle().len();
     let mut found = None;
