@@ -8,8 +8,9 @@
 //! same JSON body apart
 //! from volatile fields (`user`, `stream_options`, Anthropic's
 //! `metadata.user_id`, `stream`), key order ignored. Only whole answers are
-//! stored; a streaming chat request gets one re-emitted as a stream
-//! ([`chat_answer_as_sse`]). Only requests with an explicit
+//! stored; a streaming chat or messages request gets one re-emitted as a
+//! stream in its wire's grammar, by the wire's adapter
+//! (`crate::providers::stream::answer_as_stream`, in the attempt loop). Only requests with an explicit
 //! `temperature: 0` qualify, unless the model sets
 //! `degraded_any_temperature` (an absent temperature is the API's default,
 //! 1: another answer would differ anyway).
@@ -174,8 +175,8 @@ impl AnswerCache {
 /// one key's answers are never served to another; requests without a key
 /// are their own scope) are part of it; in the body,
 /// `user`, `stream`, `stream_options` and `metadata.user_id` are ignored
-/// (a streaming chat request may be answered with a whole answer
-/// re-emitted as a stream: [`chat_answer_as_sse`]), a zero temperature is `0` however written, and key order does
+/// (a streaming request may be answered with a whole answer
+/// re-emitted as a stream), a zero temperature is `0` however written, and key order does
 /// not matter (the body is parsed and written
 /// back with sorted keys before it is hashed).
 pub fn fingerprint(
@@ -220,75 +221,6 @@ pub fn fingerprint(
     }
     h.update(&canonical);
     Some(h.finalize().into())
-}
-
-/// A stored whole chat answer (`chat.completion`) re-emitted as the chat
-/// stream a streaming request would have received: per choice, one chunk
-/// whose `delta` is the whole message (tool calls numbered by `index`),
-/// then one with its `finish_reason`; the answer's `usage` in a last chunk
-/// without choices when `include_usage`; then `data: [DONE]`. `None` when
-/// the answer is not a chat completion.
-pub fn chat_answer_as_sse(answer: &[u8], include_usage: bool) -> Option<Bytes> {
-    use serde_json::{json, Value};
-    let v: Value = serde_json::from_slice(answer).ok()?;
-    let o = v.as_object()?;
-    if o.get("object").and_then(Value::as_str) != Some("chat.completion") {
-        return None;
-    }
-    let mut head = serde_json::Map::new();
-    for k in [
-        "id",
-        "created",
-        "model",
-        "system_fingerprint",
-        "service_tier",
-    ] {
-        if let Some(x) = o.get(k) {
-            head.insert(k.into(), x.clone());
-        }
-    }
-    head.insert("object".into(), json!("chat.completion.chunk"));
-    let chunk = |choices: Value| {
-        let mut c = head.clone();
-        c.insert("choices".into(), choices);
-        Value::Object(c)
-    };
-    let mut out = Vec::new();
-    let mut event = |v: &Value| {
-        out.extend_from_slice(b"data: ");
-        // Writing a Value to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut out, v);
-        out.extend_from_slice(b"\n\n");
-    };
-    for (i, choice) in o.get("choices")?.as_array()?.iter().enumerate() {
-        let index = choice.get("index").cloned().unwrap_or_else(|| json!(i));
-        let mut delta = choice.get("message")?.as_object()?.clone();
-        if let Some(calls) = delta.get_mut("tool_calls").and_then(Value::as_array_mut) {
-            for (n, call) in calls.iter_mut().enumerate() {
-                if let Some(call) = call.as_object_mut() {
-                    call.insert("index".into(), json!(n));
-                }
-            }
-        }
-        event(&chunk(
-            json!([{"index": index, "delta": delta, "logprobs": null, "finish_reason": null}]),
-        ));
-        let finish = choice.get("finish_reason").cloned().unwrap_or(Value::Null);
-        event(&chunk(
-            json!([{"index": index, "delta": {}, "logprobs": null, "finish_reason": finish}]),
-        ));
-    }
-    if include_usage {
-        if let Some(usage) = o.get("usage") {
-            let mut c = chunk(json!([]));
-            if let Some(c) = c.as_object_mut() {
-                c.insert("usage".into(), usage.clone());
-            }
-            event(&c);
-        }
-    }
-    out.extend_from_slice(b"data: [DONE]\n\n");
-    Some(Bytes::from(out))
 }
 
 #[cfg(test)]
@@ -387,47 +319,6 @@ mod tests {
         assert_ne!(fp(Some("")), fp(None));
         assert_eq!(fp(Some("a")), fp(Some("a")));
         assert!(fp(Some("a")).is_some());
-    }
-
-    #[test]
-    fn a_whole_chat_answer_is_re_emitted_as_a_stream() {
-        let answer = br#"{"id":"c1","object":"chat.completion","created":7,"model":"up","choices":[{"index":0,"message":{"role":"assistant","content":"Hello","tool_calls":[{"id":"t","type":"function","function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}],"usage":{"total_tokens":3}}"#;
-        let sse = chat_answer_as_sse(answer, true).unwrap();
-        let text = std::str::from_utf8(&sse).unwrap();
-        let events: Vec<serde_json::Value> = text
-            .split("\n\n")
-            .filter(|e| !e.is_empty() && *e != "data: [DONE]")
-            .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
-            .collect();
-        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
-        assert_eq!(events.len(), 3, "{text}");
-        let first = &events[0];
-        assert_eq!(first["object"], "chat.completion.chunk");
-        assert_eq!(
-            (first["id"].as_str(), first["created"].as_u64()),
-            (Some("c1"), Some(7))
-        );
-        let delta = &first["choices"][0]["delta"];
-        assert_eq!(
-            (delta["role"].as_str(), delta["content"].as_str()),
-            (Some("assistant"), Some("Hello"))
-        );
-        assert_eq!(delta["tool_calls"][0]["index"], 0);
-        assert_eq!(delta["tool_calls"][0]["function"]["name"], "f");
-        assert!(first["choices"][0]["finish_reason"].is_null());
-        assert_eq!(events[1]["choices"][0]["finish_reason"], "tool_calls");
-        assert_eq!(events[2]["usage"]["total_tokens"], 3);
-        assert_eq!(events[2]["choices"].as_array().map(Vec::len), Some(0));
-        let without = chat_answer_as_sse(answer, false).unwrap();
-        assert_eq!(
-            std::str::from_utf8(&without)
-                .unwrap()
-                .matches("data: ")
-                .count(),
-            3
-        );
-        assert!(chat_answer_as_sse(br#"{"object":"list","data":[]}"#, false).is_none());
-        assert!(chat_answer_as_sse(b"junk", false).is_none());
     }
 
     #[test]

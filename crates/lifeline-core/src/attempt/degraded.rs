@@ -9,8 +9,9 @@
 //! deployment has failed (the attempt loop's final 503/504, or no
 //! deployment available before any attempt), an identical request made
 //! within `degraded_max_age_ms` by the same key is answered from it ([`Call::stale`]):
-//! status 200, the stored body (to a streaming chat request, re-emitted as
-//! a chat stream: [`crate::degraded::chat_answer_as_sse`]),
+//! status 200, the stored body (to a streaming chat or messages request,
+//! re-emitted as a stream in its wire's grammar by the adapter:
+//! [`crate::providers::stream::answer_as_stream`]),
 //! `x-lifeline-cache: stale` and `Age` in seconds, counted in
 //! `lifeline_degraded_answers_total{model}`. Models
 //! without degraded mode pay nothing: no parse, no hash, no lock.
@@ -27,7 +28,8 @@ use http::{header, HeaderValue, Response, StatusCode};
 
 use super::Call;
 use crate::body::ProxyBody;
-use crate::degraded::{chat_answer_as_sse, fingerprint, Fingerprint};
+use crate::degraded::{fingerprint, Fingerprint};
+use crate::providers::stream::answer_as_stream;
 use crate::providers::Endpoint;
 use crate::telemetry::{X_LIFELINE_ATTEMPTS, X_REQUEST_ID};
 
@@ -39,8 +41,13 @@ impl Call {
     /// the request qualifies.
     fn fingerprint(&self) -> Option<Fingerprint> {
         self.model.answers.as_ref()?;
-        // A stream can be answered only in the chat grammar.
-        if self.inspected.stream && self.endpoint != Endpoint::ChatCompletions {
+        // A stream can be answered only in the chat and messages grammars.
+        if self.inspected.stream
+            && !matches!(
+                self.endpoint,
+                Endpoint::ChatCompletions | Endpoint::Messages
+            )
+        {
             return None;
         }
         fingerprint(
@@ -77,7 +84,11 @@ impl Call {
         let stored = cache.get(&key, self.model.policy.degraded.max_age)?;
         let age = stored.stored.elapsed().as_secs();
         let (body, content_type) = if self.inspected.stream {
-            let sse = chat_answer_as_sse(&stored.body, self.inspected.include_usage)?;
+            let sse = answer_as_stream(
+                self.endpoint.wire(),
+                &stored.body,
+                self.inspected.include_usage,
+            )?;
             (sse, "text/event-stream")
         } else {
             (stored.body, "application/json")

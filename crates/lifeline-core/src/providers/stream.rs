@@ -275,6 +275,18 @@ pub fn answer_tokens(wire: Wire, p: &[u8]) -> Option<u64> {
     }
 }
 
+/// A whole answer in `client`'s shape re-emitted as the stream a streaming
+/// request of that wire would have received (degraded mode's stale answer
+/// to a streaming request): a chat completion as a chat stream (its usage
+/// chunk when `include_usage`), a message as a Messages event stream.
+/// `None` when the answer is not of that shape.
+pub fn answer_as_stream(client: Wire, answer: &[u8], include_usage: bool) -> Option<Bytes> {
+    match client {
+        Wire::OpenAi => openai::as_stream::answer_as_stream(answer, include_usage),
+        Wire::Anthropic => anthropic::as_stream::answer_as_stream(answer),
+    }
+}
+
 /// The event that ends a broken stream of a `client` speaking this wire,
 /// saying `why`. `open`: the client may be inside an event (a line grammar
 /// relayed as is), so a blank line first ends that one, which has its

@@ -224,3 +224,42 @@ async fn the_final_503_waits_for_the_upstreams_retry_after() {
     );
     env.stop().await;
 }
+
+#[tokio::test]
+async fn a_streaming_messages_request_gets_the_kept_answer_as_its_event_stream() {
+    let m = mocks(2).await;
+    let env = Env::boot(&cfg(&m, SERVER, HEALTH, &model("")), m).await;
+    let path = "/v1/messages";
+    let body = |stream: bool, user: &str| {
+        format!("{{\"model\":\"m\",\"max_tokens\":64,\"temperature\":0,\"stream\":{stream},\"metadata\":{{\"user_id\":\"{user}\"}},\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}")
+    };
+    let (status, _, fresh) = env.post(path, &body(false, "alice")).await;
+    assert_eq!(status, 200, "{fresh}");
+    for mock in &env.mocks {
+        mock.kill();
+    }
+    let (status, h, sse) = env.post(path, &body(true, "bob")).await;
+    assert_eq!(status, 200, "{sse}");
+    assert_eq!(header(&h, "x-lifeline-cache"), Some("stale"));
+    assert!(header(&h, "content-type")
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert!(
+        sse.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"),
+        "{sse}"
+    );
+    let answer: serde_json::Value = serde_json::from_str(&fresh).unwrap();
+    let mut text = String::new();
+    for event in sse.split("\n\n").filter(|e| !e.is_empty()) {
+        let data = event.split_once("\ndata: ").unwrap().1;
+        let v: serde_json::Value = serde_json::from_str(data).unwrap();
+        if v["type"] == "message_start" {
+            assert_eq!(v["message"]["id"], answer["id"]);
+        }
+        if let Some(t) = v["delta"]["text"].as_str() {
+            text.push_str(t);
+        }
+    }
+    assert_eq!(text, answer["content"][0]["text"].as_str().unwrap());
+    env.stop().await;
+}

@@ -11,6 +11,7 @@
 //! client was sent and a continuation's events rewritten for it are
 //! [`continued`].
 
+pub mod as_stream;
 pub mod continued;
 pub mod stream;
 

@@ -6,6 +6,7 @@
 //! OpenAI client was sent and a continuation's chunks rewritten for it
 //! ([`continued`]).
 
+pub mod as_stream;
 pub mod continued;
 pub mod stream;
 
