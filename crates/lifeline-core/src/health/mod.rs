@@ -20,6 +20,7 @@ mod breaker;
 mod events;
 mod ewma;
 pub mod latency;
+pub mod quota;
 mod window;
 
 use std::time::Duration;
