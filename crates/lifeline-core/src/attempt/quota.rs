@@ -45,9 +45,12 @@ mod tests {
     fn the_estimate_is_the_per_key_limits() {
         let chat: &[u8] = br#"{"model":"m","n":2,"max_tokens":50,"messages":[{"role":"user","content":"hello there"}]}"#;
         let embed: &[u8] = br#"{"model":"m","input":"hello there"}"#;
-        for (endpoint, body) in [(Endpoint::ChatCompletions, chat), (Endpoint::Embeddings, embed)] {
-            let inspected = crate::request::inspect(endpoint, body)
-                .unwrap_or_else(|e| panic!("{e:?}"));
+        for (endpoint, body) in [
+            (Endpoint::ChatCompletions, chat),
+            (Endpoint::Embeddings, embed),
+        ] {
+            let inspected =
+                crate::request::inspect(endpoint, body).unwrap_or_else(|e| panic!("{e:?}"));
             let limit = crate::limit::estimate(endpoint, &inspected, body.len());
             let prompt = (body.len() as u64).div_ceil(4);
             assert_eq!(prompt, limit.prompt);
@@ -57,7 +60,10 @@ mod tests {
         let inspected = crate::request::inspect(Endpoint::ChatCompletions, bare)
             .unwrap_or_else(|e| panic!("{e:?}"));
         let limit = crate::limit::estimate(Endpoint::ChatCompletions, &inspected, bare.len());
-        assert_eq!(output_allowance(Endpoint::ChatCompletions, &inspected), limit.output);
+        assert_eq!(
+            output_allowance(Endpoint::ChatCompletions, &inspected),
+            limit.output
+        );
         assert_eq!(DEFAULT_OUTPUT, crate::limit::DEFAULT_OUTPUT_TOKENS);
     }
 }

@@ -29,8 +29,10 @@
 //!   [`RECENT_WEIGHT`]: it follows a change within a bucket or two, where
 //!   the line's mean would lag and make the loop overshoot) plus a short
 //!   lead ([`LEAD_BUCKETS`] buckets) along a rising slope, against
-//!   [`HEADROOM`] of the quota: the pressure; the factor is multiplied by `1 / pressure`, at most halved
-//!   and at most ×1.25 per bucket, between [`MIN_FACTOR`] and 1. The
+//!   [`HEADROOM`] of the quota: the pressure. The factor is multiplied by
+//!   `1 / pressure²` while the pressure is over 1 (at most halved per
+//!   bucket) and by `1 / pressure` under it (at most ×1.25 per bucket),
+//!   between [`MIN_FACTOR`] and 1. The
 //!   balancer divides its cost by it, so the provider's share falls
 //!   smoothly as its traffic nears the quota and comes back once the
 //!   traffic falls. The observed rate is the steered one: the factor
@@ -326,10 +328,13 @@ impl Forecaster {
                 pressure: p,
             });
         }
-        let step = if pressure > 0.0 {
-            (1.0 / pressure).clamp(FALL_MAX, RISE_MAX)
-        } else {
-            RISE_MAX
+        // Falls faster than it rises: over the target, by the square of
+        // the excess (a climb outruns a proportional step), under it, in
+        // proportion.
+        let step = match pressure {
+            p if p > 1.0 => (1.0 / (p * p)).max(FALL_MAX),
+            p if p > 0.0 => (1.0 / p).min(RISE_MAX),
+            _ => RISE_MAX,
         };
         self.factor = (self.factor * step).clamp(MIN_FACTOR, 1.0);
         let horizon = self.settings.horizon.as_secs_f64();
@@ -338,8 +343,7 @@ impl Forecaster {
         let over = forecasts().any(|s| s <= 0.0);
         self.near = if near { self.near.saturating_add(1) } else { 0 };
         let was = self.warning;
-        self.warning =
-            over || self.near >= WARN_AFTER || (was && (near || self.factor < 1.0));
+        self.warning = over || self.near >= WARN_AFTER || (was && (near || self.factor < 1.0));
         let changed = (self.warning != was).then_some(self.warning);
         Step {
             kinds,

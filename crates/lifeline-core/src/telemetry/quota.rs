@@ -107,7 +107,9 @@ impl QuotaMetrics {
 
     /// A warning started for the provider, its `kind` quota nearest.
     pub fn warning(&self, provider: &Arc<str>, kind: &'static str) {
-        self.warnings.get_or_create(&Self::key(provider, kind)).inc();
+        self.warnings
+            .get_or_create(&Self::key(provider, kind))
+            .inc();
     }
 
     /// Removes the gauges of a provider that no longer has a quota (its

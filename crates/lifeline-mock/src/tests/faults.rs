@@ -149,7 +149,10 @@ async fn rpm_quota_refuses_the_requests_beyond_it_within_the_window() {
         let chat = json!({"model": "m", "messages": []});
         statuses.push(call_json(&mock, "POST", "/v1/chat/completions", chat).await);
     }
-    let ok = statuses.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let ok = statuses
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .count();
     assert_eq!(ok, 10, "{statuses:?}");
     let (status, body) = &statuses[14];
     assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS);
@@ -165,10 +168,16 @@ async fn rpm_quota_refuses_the_requests_beyond_it_within_the_window() {
     let chat = || json!({"model": "m", "messages": []});
     let window = Duration::from_millis(2100);
     tokio::time::sleep(window).await;
-    let first = call_json(&mock, "POST", "/v1/chat/completions", chat()).await.0;
-    let second = call_json(&mock, "POST", "/v1/chat/completions", chat()).await.0;
+    let first = call_json(&mock, "POST", "/v1/chat/completions", chat())
+        .await
+        .0;
+    let second = call_json(&mock, "POST", "/v1/chat/completions", chat())
+        .await
+        .0;
     tokio::time::sleep(window).await;
-    let later = call_json(&mock, "POST", "/v1/chat/completions", chat()).await.0;
+    let later = call_json(&mock, "POST", "/v1/chat/completions", chat())
+        .await
+        .0;
     assert_eq!(first, StatusCode::OK);
     assert_eq!(second, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(later, StatusCode::OK);

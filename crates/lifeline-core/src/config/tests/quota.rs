@@ -58,7 +58,12 @@ fn quotas_must_be_positive_and_their_timings_need_one() {
     assert_has(&e, 4, "providers[0].rpm", "positive");
     assert_has(&e, 5, "providers[0].tpm", "positive");
     assert_has(&e, 10, "providers[1].quota_horizon_ms", "above 0");
-    assert_has(&e, 11, "providers[1].quota_bucket_ms", "between 100 and 60000");
+    assert_has(
+        &e,
+        11,
+        "providers[1].quota_bucket_ms",
+        "between 100 and 60000",
+    );
     assert_has(&e, 15, "providers[2].quota_horizon_ms", "rpm or tpm");
     assert_has(&e, 16, "providers[2].quota_bucket_ms", "rpm or tpm");
     // A negative number is not a count at all.

@@ -185,7 +185,10 @@ fn steering_keeps_the_rate_under_the_quota() {
             _ => 200.0,
         };
         let sent = demand * factor;
-        assert!(sent < 600.0, "bucket {b}: {sent} rpm sent at factor {factor}");
+        assert!(
+            sent < 600.0,
+            "bucket {b}: {sent} rpm sent at factor {factor}"
+        );
         let step = f.close([per_bucket(sent), 0], BUCKET);
         factor = step.factor;
         if (150..200).contains(&b) {
