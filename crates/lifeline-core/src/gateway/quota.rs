@@ -147,3 +147,35 @@ pub(super) fn carried_quota(prev: &Upstream, p: &ProviderConfig) -> Option<Arc<Q
     meter.reconfigure(quota_settings(q));
     Some(meter.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn provider(quota: &str) -> ProviderConfig {
+        let text = format!(
+            "[[providers]]\nname = \"p\"\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:9/v1\"\n{quota}\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p\", model = \"x\" }} ] ]\n"
+        );
+        let mut config = Config::parse(&text, "<test>").unwrap();
+        config.providers.remove(0)
+    }
+
+    /// A reload that changes the quota keeps the meter (its trend and
+    /// factor) with the new settings; one that drops it drops the meter.
+    #[tokio::test]
+    async fn a_rebuilt_provider_keeps_its_meter_with_the_new_settings() {
+        let old = Upstream::new(&provider("rpm = 100\n"), "http://127.0.0.1:9/v1".into()).unwrap();
+        let meter = old.quota.clone().unwrap();
+        let changed = provider("rpm = 200\ntpm = 5000\nquota_bucket_ms = 500\n");
+        let carried = carried_quota(&old, &changed).unwrap();
+        assert!(Arc::ptr_eq(&carried, &meter));
+        let s = carried.settings();
+        assert_eq!((s.rpm, s.tpm), (Some(200), Some(5000)));
+        assert_eq!(s.bucket, Duration::from_millis(500));
+        assert!(carried_quota(&old, &provider("")).is_none());
+        let none = Upstream::new(&provider(""), "http://127.0.0.1:9/v1".into()).unwrap();
+        assert!(none.quota.is_none());
+        assert_eq!(none.quota_factor(), 1.0);
+    }
+}

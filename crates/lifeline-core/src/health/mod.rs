@@ -6,6 +6,9 @@
 //! drain and reload change is published as a [`HealthEvent`] with a
 //! wall-clock timestamp on the [`HealthBus`] (`events.rs`), which the
 //! gateway turns into a snapshot-then-deltas feed for the status page.
+//! [`quota`] forecasts when a provider's traffic reaches its `rpm`/`tpm`
+//! and steers traffic away before it does (its warnings are health events
+//! too).
 //!
 //! Nothing here imports the request path (routes, attempts, relay,
 //! providers, gateway): health sees outcomes and publishes events, and the

@@ -10,11 +10,11 @@
 //! [`Forecaster`], which is pure (no clock, no atomics) and tested alone:
 //!
 //! - **trend**: each bucket's count becomes a per-minute rate; over the
-//!   last [`WINDOW`] buckets a least-squares line gives the rate now (the
-//!   line's value at the newest bucket, less noisy than the bucket alone)
-//!   and its slope. A slope counts only when it stands out of the noise
-//!   (at least [`T_MIN`] standard errors), so steady traffic with the
-//!   usual jitter forecasts nothing;
+//!   last [`WINDOW`] buckets a least-squares line gives the rate now and
+//!   its slope. A slope counts only when it stands out of the noise (at
+//!   least [`T_MIN`] standard errors), so steady traffic with the usual
+//!   jitter forecasts nothing; the rate now is then the line's value at
+//!   the newest bucket, else the mean;
 //! - **forecast**: with a rising slope, the time until the line reaches
 //!   the quota, `(quota − rate) / slope`, the slope taken at its lower
 //!   confidence bound ([`SLOPE_MARGIN`] standard errors less: a 15-minute
@@ -23,8 +23,8 @@
 //!   quota, zero; flat or falling, none. A **warning** starts when a
 //!   forecast has been under the horizon (`quota_horizon_ms`, default 15
 //!   minutes) for [`WARN_AFTER`] buckets in a row (at once when the rate
-//!   is at the quota already) and ends when no
-//!   forecast is under it and the steering factor is back at 1;
+//!   is at the quota already), and ends when no forecast is under it and
+//!   the steering factor is back at 1;
 //! - **steering**: the recent rate (an EWMA of the buckets' rates, weight
 //!   [`RECENT_WEIGHT`]: it follows a change within a bucket or two, where
 //!   the line's mean would lag and make the loop overshoot) plus a short
@@ -32,11 +32,11 @@
 //!   [`HEADROOM`] of the quota: the pressure. The factor is multiplied by
 //!   `1 / pressure²` while the pressure is over 1 (at most halved per
 //!   bucket) and by `1 / pressure` under it (at most ×1.25 per bucket),
-//!   between [`MIN_FACTOR`] and 1. The
-//!   balancer divides its cost by it, so the provider's share falls
-//!   smoothly as its traffic nears the quota and comes back once the
-//!   traffic falls. The observed rate is the steered one: the factor
-//!   settles where the provider gets about [`HEADROOM`] of its quota.
+//!   between [`MIN_FACTOR`] and 1. The balancer divides its cost by it,
+//!   so the provider's share falls smoothly as its traffic nears the
+//!   quota and comes back once the traffic falls. The observed rate is
+//!   the steered one: the factor settles where the provider gets about
+//!   [`HEADROOM`] of its quota.
 //!
 //! Requests count when sent; tokens are the request's estimate (prompt
 //! bytes / 4 plus its output allowance, as the per-key limits estimate
