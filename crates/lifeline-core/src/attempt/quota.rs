@@ -27,12 +27,13 @@ pub(super) fn output_allowance(endpoint: Endpoint, inspected: &Inspected) -> u64
     }
 }
 
-/// Counts an attempt of `body_len` bytes with `output` tokens allowed
-/// against `dep`'s provider's quotas, if it has any.
-pub(super) fn count(dep: &Deployment, body_len: usize, output: u64) {
+/// Counts an attempt of `body_len` bytes with `output()` tokens allowed
+/// against `dep`'s provider's quotas, if it has any (else nothing is
+/// estimated).
+pub(super) fn count(dep: &Deployment, body_len: usize, output: impl FnOnce() -> u64) {
     if dep.upstream.quota.is_some() {
         let prompt = (body_len as u64).div_ceil(4);
-        dep.upstream.quota_sent(prompt.saturating_add(output));
+        dep.upstream.quota_sent(prompt.saturating_add(output()));
     }
 }
 

@@ -136,8 +136,9 @@ impl Call {
                 return self.failed(lease, Failure::new(FailureKind::BadUrl, &dep.id, what));
             }
         };
-        let output = super::quota::output_allowance(self.endpoint, &self.inspected);
-        super::quota::count(&dep, body_len, output);
+        super::quota::count(&dep, body_len, || {
+            super::quota::output_allowance(self.endpoint, &self.inspected)
+        });
         let resp = match self
             .response_head(&dep, req, start, first_byte, deadline, scope)
             .await
