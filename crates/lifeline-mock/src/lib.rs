@@ -92,7 +92,7 @@ impl Default for MockConfig {
 /// `POST /_mock/faults` is exactly this struct.
 ///
 /// They are checked in this order: `maintenance`, `reset`, `hang`,
-/// `capacity`, `rate_limit_rate`, `error_rate`, `latency_ms`, then the
+/// `capacity`, `rpm_quota`, `rate_limit_rate`, `error_rate`, `latency_ms`, then the
 /// normal answer (`reject_prefill` refusing it) with the stream faults
 /// applied. On `/v1/messages` errors take Anthropic's shape (the type from
 /// the status: 429 `rate_limit_error`, 529 `overloaded_error`, ...;
@@ -151,6 +151,18 @@ pub struct Faults {
     /// message prefill. ..."), as Anthropic's newest models and servers
     /// without prefill do. Not limited by `max_injected`.
     pub reject_prefill: bool,
+    /// A provider's request quota, per minute: a request arriving when
+    /// this many requests (scaled to `quota_window_ms`) were accepted
+    /// within the last window is answered 429 `rate_limit_exceeded` (with
+    /// `retry_after_secs`, if set), counted in `Stats::over_quota`; refused
+    /// requests do not count against the quota. Checked right after
+    /// `capacity`; not limited by `max_injected`.
+    pub rpm_quota: Option<u32>,
+    /// The length of `rpm_quota`'s sliding window, in ms (default 60 000,
+    /// a minute): shorter makes a test quick, the quota scaled with it
+    /// (`rpm_quota × quota_window_ms / 60 000` requests per window, at
+    /// least 1).
+    pub quota_window_ms: Option<u64>,
 }
 
 impl Faults {

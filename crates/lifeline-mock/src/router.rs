@@ -373,6 +373,23 @@ async fn inject_faults(
         );
         return Err(with_retry_after(response, faults.retry_after_secs));
     }
+    if faults.rpm_quota.is_some_and(|rpm| {
+        let window = Duration::from_millis(faults.quota_window_ms.unwrap_or(60_000).max(1));
+        let limit = (u128::from(rpm) * window.as_millis() / 60_000).max(1);
+        let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+        shared
+            .recorder
+            .over_quota(limit, window, tokio::time::Instant::now())
+    }) {
+        let response = errors.response(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Rate limit reached for requests per minute (simulated quota)",
+            "rate_limit_error",
+            Some("rate_limit_exceeded"),
+            Some(guard),
+        );
+        return Err(with_retry_after(response, faults.retry_after_secs));
+    }
     if hit(faults.rate_limit_rate) && shared.may_inject(faults) {
         let response = errors.response(
             StatusCode::TOO_MANY_REQUESTS,

@@ -6,6 +6,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// How many requests [`Stats::recent`] keeps.
 pub const RECENT_CAPACITY: usize = 64;
@@ -29,6 +32,9 @@ pub struct Stats {
     /// Requests answered 429 because more than `capacity` were in flight.
     #[serde(default)]
     pub over_capacity: u64,
+    /// Requests answered 429 because the `rpm_quota` was used up.
+    #[serde(default)]
+    pub over_quota: u64,
     /// Path without query -> count.
     pub by_path: BTreeMap<String, u64>,
     /// The last [`RECENT_CAPACITY`] requests, oldest first.
@@ -114,6 +120,10 @@ struct Counters {
     in_flight: u64,
     peak_in_flight: u64,
     over_capacity: u64,
+    over_quota: u64,
+    /// When each request the `rpm_quota` counts was accepted, oldest first
+    /// (those within the window only).
+    quota_log: VecDeque<Instant>,
     by_path: BTreeMap<String, u64>,
     recent: VecDeque<RecordedRequest>,
 }
@@ -176,6 +186,27 @@ impl Recorder {
         over
     }
 
+    /// Whether `limit` requests were accepted within the last `window`
+    /// before `now`; such a request is counted as over the quota, any other
+    /// counts against it.
+    pub(crate) fn over_quota(&self, limit: u64, window: Duration, now: Instant) -> bool {
+        let mut c = self.lock();
+        while c
+            .quota_log
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+        {
+            c.quota_log.pop_front();
+        }
+        let over = c.quota_log.len() as u64 >= limit;
+        if over {
+            c.over_quota += 1;
+        } else {
+            c.quota_log.push_back(now);
+        }
+        over
+    }
+
     pub(crate) fn snapshot(&self) -> Stats {
         let c = self.lock();
         Stats {
@@ -185,6 +216,7 @@ impl Recorder {
             in_flight: c.in_flight,
             peak_in_flight: c.peak_in_flight,
             over_capacity: c.over_capacity,
+            over_quota: c.over_quota,
             by_path: c.by_path.clone(),
             recent: c.recent.iter().cloned().collect(),
         }

@@ -284,6 +284,7 @@ mod tests {
             prefill: None,
             mock: None,
             anthropic,
+            quota: None,
         };
         Upstream::new(&cfg, "http://127.0.0.1:9".into()).unwrap_or_else(|e| panic!("{e}"))
     }

@@ -68,6 +68,7 @@ mod convert;
 mod degraded;
 mod failure;
 mod hedge;
+mod quota;
 mod resume;
 mod upstream;
 mod wait;

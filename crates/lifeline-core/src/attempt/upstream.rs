@@ -129,12 +129,16 @@ impl Call {
         };
         let first_byte = self.timeout(&dep, kind, policy.first_byte_timeout, *adaptive);
         let attempt_deadline = deadline.min(start + first_byte);
+        let body_len = body.len();
         let req = match self.upstream_request(&dep, body) {
             Ok(r) => r,
             Err(what) => {
                 return self.failed(lease, Failure::new(FailureKind::BadUrl, &dep.id, what));
             }
         };
+        super::quota::count(&dep, body_len, || {
+            super::quota::output_allowance(self.endpoint, &self.inspected)
+        });
         let resp = match self
             .response_head(&dep, req, start, first_byte, deadline, scope)
             .await

@@ -17,7 +17,10 @@
 //!    and after a context-length refusal only a later tier or a larger
 //!    configured `context_window` qualifies.
 //! 3. Power of two choices: draw two distinct candidates at random and take
-//!    the one with the lower `peak-EWMA latency × (in-flight + 1) / weight`.
+//!    the one with the lower `peak-EWMA latency × (in-flight + 1) / weight`,
+//!    the weight times its provider's quota steering factor
+//!    ([`crate::health::quota`]: 1, falling towards 0.01 as the provider's
+//!    traffic nears its `rpm`/`tpm`; one atomic load).
 //! 4. Reserve it ([`Deployment::lease`]); if that races with a breaker
 //!    transition, drop it from the candidates and draw again.
 //! 5. A deployment at its in-flight limit (adaptive, under its provider's
@@ -284,7 +287,9 @@ fn choose(candidates: &[&Member]) -> usize {
     if b >= a {
         b += 1;
     }
-    let cost = |m: &Member| m.deployment.load() / f64::from(m.weight.max(1));
+    let cost = |m: &Member| {
+        m.deployment.load() / (f64::from(m.weight.max(1)) * m.deployment.upstream.quota_factor())
+    };
     if cost(candidates[b]) < cost(candidates[a]) {
         b
     } else {

@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod quota;
 mod status;
+pub use quota::*;
 pub use status::*;
 
 /// A whole, validated Lifeline configuration.
@@ -375,6 +377,8 @@ pub struct ProviderConfig {
     /// `Some` when the provider speaks Anthropic's Messages API instead of
     /// OpenAI's ([`AnthropicSettings`]).
     pub anthropic: Option<AnthropicSettings>,
+    /// Its request and token quotas (`rpm`, `tpm`), if it has either.
+    pub quota: Option<QuotaConfig>,
 }
 
 impl ProviderConfig {

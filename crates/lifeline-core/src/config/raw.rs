@@ -161,6 +161,15 @@ pub(super) struct RawProvider {
     /// `[providers.mock]`, handed whole to the simulated provider.
     #[serde(default)]
     pub mock: Option<Spanned<super::model::SimulatedSettings>>,
+    /// The provider's quotas and their forecast (`validate/quota.rs`).
+    #[serde(default)]
+    pub rpm: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub tpm: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub quota_horizon_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub quota_bucket_ms: Option<Spanned<u64>>,
 }
 
 /// One `[[models]]` table. Its span is that of its `[[models]]` header.

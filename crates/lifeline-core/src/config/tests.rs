@@ -12,6 +12,7 @@ use super::*;
 
 mod admission;
 mod errors;
+mod quota;
 mod resil;
 mod status;
 

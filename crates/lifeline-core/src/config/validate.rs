@@ -18,6 +18,7 @@
 
 mod admission;
 mod concurrency;
+mod quota;
 mod resil;
 mod secrets;
 mod status;

@@ -6,6 +6,8 @@
 //! and disturbs no attempt in flight. A rebuilt deployment keeps an
 //! operator's drain. What else a reload carries over:
 //!
+//! - a provider's quota forecast (`rpm`, `tpm`): the new adapter keeps
+//!   the old one's meter (trend, steering factor) with the new settings;
 //! - a provider's concurrency cap (`max_concurrency`): the new adapter
 //!   shares the old one's semaphore, whose permits requests in flight still
 //!   hold, resized when the cap changed, so a reload never lets more than
@@ -86,6 +88,9 @@ impl Gateway {
                 Some(prev) => {
                     let mut up = Upstream::new(p, base_url)?.with_models(names);
                     up.limit = carried_limit(&prev, p);
+                    if let Some(meter) = super::quota::carried_quota(&prev, p) {
+                        up.quota = Some(meter);
+                    }
                     Arc::new(up)
                 }
                 None => Arc::new(Upstream::new(p, base_url)?.with_models(names)),

@@ -10,6 +10,8 @@
 //! - this file: the state itself and its accessors;
 //! - `apply.rs`: building the next state from a config, and reloads;
 //! - `prober.rs`: the task that probes open and idle deployments;
+//! - `quota.rs`: the task that closes the providers' quota buckets and
+//!   reports the forecast (metrics, log, health events);
 //! - `events.rs`: the health feed ([`Gateway::subscribe`]): a snapshot of
 //!   every deployment, then the changes;
 //! - `simulated.rs`: in-process simulated providers (`kind = "mock"`, with
@@ -28,6 +30,7 @@ mod apply;
 mod capacity;
 mod events;
 mod prober;
+mod quota;
 mod simulated;
 
 pub use events::{FeedItem, HealthFeed, HealthSnapshot};
@@ -153,6 +156,7 @@ impl Gateway {
         gw.apply(config).await?;
         gw.spawn_prober();
         gw.spawn_capacity_follower();
+        gw.spawn_quota_watch();
         Ok(gw)
     }
 

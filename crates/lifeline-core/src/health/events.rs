@@ -3,7 +3,8 @@
 //!
 //! An event says *what a field is now*, not by how much it changed: a breaker
 //! transition carries the new state, a drain the new flag, a deployment added
-//! or rebuilt by a reload its whole [`DeploymentStatus`]. Applying an event
+//! or rebuilt by a reload its whole [`DeploymentStatus`], a quota warning
+//! whether the provider is under one. Applying an event
 //! twice, or one a snapshot already reflects, therefore changes nothing.
 //!
 //! Every event has a sequence number, assigned in the order events enter the
@@ -66,6 +67,24 @@ pub enum Change {
     Rebuilt(DeploymentStatus),
     /// A reload removed the deployment.
     Removed,
+    /// Its provider's quota forecast ([`super::quota`]) started a warning
+    /// (the trend reaches the provider's `rpm` or `tpm` within the
+    /// horizon, and traffic is being steered away) or ended one. Published
+    /// for each deployment of the provider, on the change only.
+    Quota {
+        /// Under warning now.
+        warning: bool,
+        /// The quota nearest to being reached: `requests` or `tokens`.
+        kind: &'static str,
+        /// Its rate now, per minute.
+        rate: u64,
+        /// The quota, per minute.
+        quota: u64,
+        /// Seconds until the trend reaches the quota; `None`: it does not.
+        seconds_to_quota: Option<u64>,
+        /// The balancer's steering factor for the provider's deployments.
+        factor: f64,
+    },
 }
 
 /// One change of one deployment.

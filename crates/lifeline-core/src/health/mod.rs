@@ -6,6 +6,9 @@
 //! drain and reload change is published as a [`HealthEvent`] with a
 //! wall-clock timestamp on the [`HealthBus`] (`events.rs`), which the
 //! gateway turns into a snapshot-then-deltas feed for the status page.
+//! [`quota`] forecasts when a provider's traffic reaches its `rpm`/`tpm`
+//! and steers traffic away before it does (its warnings are health events
+//! too).
 //!
 //! Nothing here imports the request path (routes, attempts, relay,
 //! providers, gateway): health sees outcomes and publishes events, and the
@@ -20,6 +23,7 @@ mod breaker;
 mod events;
 mod ewma;
 pub mod latency;
+pub mod quota;
 mod window;
 
 use std::time::Duration;

@@ -36,7 +36,10 @@
 //! what its client was sent and rewrites a continuation's events to follow
 //! it (`openai/continued.rs`, `anthropic/continued.rs`, dispatched by
 //! [`continued`]). [`sse`] is SSE's own syntax, which all of them share.
-//! Providers know nothing about balancing or health.
+//! Providers know nothing about balancing or health; an [`Upstream`] only
+//! carries its provider's [`QuotaMeter`] (`rpm`/`tpm`), which its
+//! deployments share: the attempt loop counts into it, the balancer reads
+//! its steering factor, the gateway's quota task closes its buckets.
 
 pub mod anthropic;
 mod client;
@@ -52,11 +55,22 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use tokio::sync::Semaphore;
 
-use crate::config::{AnthropicSettings, ProviderConfig, ProviderKind};
+use crate::config::{AnthropicSettings, ProviderConfig, ProviderKind, QuotaConfig};
+use crate::health::quota::{QuotaMeter, QuotaSettings};
 use crate::translate::request::{rejects_prefill, sampling_rule, Sampling};
 pub use crate::translate::{Untranslatable, Wire};
 pub use client::{build as build_client, HttpClient};
 pub use stream::{answer_tokens, Protocol};
+
+/// The quota forecast's settings of a provider's validated quotas.
+pub fn quota_settings(q: &QuotaConfig) -> QuotaSettings {
+    QuotaSettings {
+        rpm: q.rpm,
+        tpm: q.tpm,
+        horizon: q.horizon,
+        bucket: q.bucket,
+    }
+}
 
 /// The data-plane endpoints Lifeline relays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +191,10 @@ pub struct Upstream {
     api_version: String,
     /// Cap on in-flight requests (`max_concurrency`).
     pub limit: Option<Arc<Semaphore>>,
+    /// The quota forecast's counters and steering factor, with `rpm` or
+    /// `tpm` ([`crate::health::quota`]); shared by its deployments and
+    /// carried across a reload that rebuilds the adapter.
+    pub quota: Option<Arc<QuotaMeter>>,
     /// Probe URL, if probes are enabled.
     pub probe_uri: Option<Uri>,
     /// The config it was built from, to tell whether a reload changed it.
@@ -289,6 +307,12 @@ impl Upstream {
                 .max_concurrency
                 .map(|n| Arc::new(Semaphore::new(n as usize))),
             probe_uri,
+            quota: config.quota.as_ref().map(|q| {
+                Arc::new(QuotaMeter::new(
+                    quota_settings(q),
+                    tokio::time::Instant::now(),
+                ))
+            }),
             config: config.clone(),
             models: Box::default(),
         };
@@ -329,6 +353,22 @@ impl Upstream {
                 None => Sampling::Any,
             },
             rejects_prefill: rejects_prefill(model),
+        }
+    }
+
+    /// The balancer's quota steering factor: 1 without a quota, else the
+    /// meter's (one atomic load).
+    #[inline]
+    pub fn quota_factor(&self) -> f64 {
+        self.quota.as_ref().map_or(1.0, |q| q.factor())
+    }
+
+    /// Counts a request sent to this provider, of an estimated `tokens`,
+    /// when it has a quota (two atomic adds).
+    #[inline]
+    pub fn quota_sent(&self, tokens: u64) {
+        if let Some(q) = &self.quota {
+            q.sent(tokens);
         }
     }
 
@@ -527,6 +567,7 @@ mod tests {
             prefill: None,
             mock: None,
             anthropic: None,
+            quota: None,
         }
     }
 

@@ -141,6 +141,7 @@ pub struct Metrics {
     breaker: Family<Dep, Gauge>,
     latency_p99: Family<DepKind, Gauge<f64, AtomicU64>>,
     admission: super::admission::AdmissionMetrics,
+    quota: super::quota::QuotaMetrics,
     key_requests: Family<Key, Counter>,
     rate_limited: Family<KeyKind, Counter>,
     key_tokens: Family<Key, Counter>,
@@ -191,6 +192,7 @@ impl Metrics {
             breaker: Family::default(),
             latency_p99: Family::default(),
             admission: super::admission::AdmissionMetrics::new(&mut registry),
+            quota: super::quota::QuotaMetrics::new(&mut registry),
             auth_failures: Counter::default(),
             admin_auth_failures: Counter::default(),
             ip_rate_limited: Family::default(),
@@ -561,6 +563,11 @@ impl Metrics {
     /// Global admission's and the memory budget's metrics.
     pub fn admission(&self) -> &super::admission::AdmissionMetrics {
         &self.admission
+    }
+
+    /// The quota forecast's metrics.
+    pub fn quota(&self) -> &super::quota::QuotaMetrics {
+        &self.quota
     }
 
     /// Prometheus text exposition.

@@ -8,6 +8,7 @@
 
 pub mod admission;
 mod metrics;
+pub mod quota;
 pub mod sli;
 
 pub use metrics::{AttemptLabels, KeyCounters, Metrics, ModelLabels, StreamLabels};

@@ -134,6 +134,55 @@ async fn capacity_refuses_the_requests_beyond_it() {
     assert!(stats.peak_in_flight >= 2);
 }
 
+/// Past its `rpm_quota` within a minute, the mock answers 429 and counts
+/// them; the refused requests do not use the quota up, and it frees as the
+/// window slides on.
+#[tokio::test]
+async fn rpm_quota_refuses_the_requests_beyond_it_within_the_window() {
+    let mock = start(quick()).await;
+    mock.set_faults(Faults {
+        rpm_quota: Some(10),
+        ..Faults::default()
+    });
+    let mut statuses = Vec::new();
+    for _ in 0..15 {
+        let chat = json!({"model": "m", "messages": []});
+        statuses.push(call_json(&mock, "POST", "/v1/chat/completions", chat).await);
+    }
+    let ok = statuses
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .count();
+    assert_eq!(ok, 10, "{statuses:?}");
+    let (status, body) = &statuses[14];
+    assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(mock.stats().over_quota, 5);
+    // A window of 2 s holds 10 × 2 000 / 60 000 → 1 request: the next
+    // one is refused, and one after the window is accepted again.
+    mock.set_faults(Faults {
+        rpm_quota: Some(10),
+        quota_window_ms: Some(2000),
+        ..Faults::default()
+    });
+    let chat = || json!({"model": "m", "messages": []});
+    let window = Duration::from_millis(2100);
+    tokio::time::sleep(window).await;
+    let first = call_json(&mock, "POST", "/v1/chat/completions", chat())
+        .await
+        .0;
+    let second = call_json(&mock, "POST", "/v1/chat/completions", chat())
+        .await
+        .0;
+    tokio::time::sleep(window).await;
+    let later = call_json(&mock, "POST", "/v1/chat/completions", chat())
+        .await
+        .0;
+    assert_eq!(first, StatusCode::OK);
+    assert_eq!(second, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(later, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn reset_is_a_connection_error() {
     let mock = start(quick()).await;

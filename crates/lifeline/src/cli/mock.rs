@@ -119,6 +119,8 @@ impl MockArgs {
                 max_injected: self.max_injected,
                 capacity: None,
                 reject_prefill: self.reject_prefill,
+                rpm_quota: None,
+                quota_window_ms: None,
             },
         }
     }

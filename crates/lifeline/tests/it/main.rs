@@ -35,6 +35,7 @@ mod ip_limits;
 mod keys;
 mod limits;
 mod listener;
+mod quota;
 mod raw_upstream;
 mod reload;
 mod retry;

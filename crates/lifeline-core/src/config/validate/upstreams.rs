@@ -121,6 +121,7 @@ impl Validator<'_> {
                 Some(p.get_ref().clone())
             }
         };
+        let quota = self.quota(&raw, &f);
         let mock = self.simulated(raw.mock, &raw.kind, kind, &name, &f);
         ProviderConfig {
             name,
@@ -135,6 +136,7 @@ impl Validator<'_> {
             prefill: raw.prefill.as_ref().map(|b| *b.get_ref()),
             mock,
             anthropic,
+            quota,
         }
     }
 
