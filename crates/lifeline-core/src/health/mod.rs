@@ -7,6 +7,11 @@
 //! wall-clock timestamp on the [`HealthBus`] (`events.rs`), which the
 //! gateway turns into a snapshot-then-deltas feed for the status page.
 //!
+//! Early warning (`drift.rs`): each deployment's latency, time to first
+//! token, error and 429 ratios are tallied on the request path and judged
+//! once per window against their own baseline and spread; a deployment
+//! drifting out of its band gets a weight factor below 1 (demoted).
+//!
 //! Nothing here imports the request path (routes, attempts, relay,
 //! providers, gateway): health sees outcomes and publishes events, and the
 //! layers above assemble what they need from it.
@@ -17,6 +22,7 @@
 //! (DESIGN.md §5) for no gain in a single process.
 
 mod breaker;
+pub mod drift;
 mod events;
 mod ewma;
 pub mod latency;
