@@ -17,7 +17,10 @@
 //!    and after a context-length refusal only a later tier or a larger
 //!    configured `context_window` qualifies.
 //! 3. Power of two choices: draw two distinct candidates at random and take
-//!    the one with the lower `peak-EWMA latency × (in-flight + 1) / weight`.
+//!    the one with the lower `peak-EWMA latency × (in-flight + 1) / weight`,
+//!    where the weight is the tier entry's times the deployment's
+//!    early-warning factor (below 1 while it drifts out of its normal band,
+//!    [`crate::health::drift`]).
 //! 4. Reserve it ([`Deployment::lease`]); if that races with a breaker
 //!    transition, drop it from the candidates and draw again.
 //! 5. A deployment at its in-flight limit (adaptive, under its provider's
@@ -284,7 +287,9 @@ fn choose(candidates: &[&Member]) -> usize {
     if b >= a {
         b += 1;
     }
-    let cost = |m: &Member| m.deployment.load() / f64::from(m.weight.max(1));
+    let cost = |m: &Member| {
+        m.deployment.load() / (f64::from(m.weight.max(1)) * m.deployment.early_warning_factor())
+    };
     if cost(candidates[b]) < cost(candidates[a]) {
         b
     } else {

@@ -270,6 +270,7 @@ pub(super) struct RawStatus {
     pub resolve_after_ms: Option<Spanned<u64>>,
     pub no_data_after_ms: Option<Spanned<u64>>,
     pub show_providers: Option<Spanned<bool>>,
+    pub early_warning: Option<Spanned<bool>>,
     pub static_dir: Option<Spanned<String>>,
     pub clock_speed: Option<Spanned<u32>>,
     pub slo: RawSlo,
