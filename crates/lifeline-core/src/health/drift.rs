@@ -32,8 +32,10 @@
 //! by the factor. After [`CONFIRM_IN`] windows in, it rises by [`UP`] per
 //! window back to 1 (0.1 → 1 in eight): *promoted*. In between it holds. A
 //! demoted deployment that gets too few requests to judge is promoted step
-//! by step all the same, so it is tried again; if it is still out of band,
-//! it falls again. A signal out of band for [`RELEARN`] windows in a row
+//! by step all the same after [`QUIET_HOLD`] windows, so it is tried again;
+//! if it is still out of band, it falls again. A window without any sample
+//! changes nothing otherwise (windows out of band stay in a row across
+//! it). A signal out of band for [`RELEARN`] windows in a row
 //! is taken as the new normal: its baseline is learnt afresh.
 //!
 //! Only upward drift counts: a deployment getting faster or failing less
@@ -58,6 +60,10 @@ pub const DOWN: f64 = 0.6;
 pub const UP: f64 = 0.75;
 /// How many windows ahead Holt's trend is projected.
 pub const HORIZON: f64 = 5.0;
+/// Windows without a sample after which a demoted deployment is promoted
+/// step by step all the same (30 s of 1 s windows), so that it is tried
+/// again.
+pub const QUIET_HOLD: u32 = 30;
 /// Windows out of band in a row after which a signal's level is the new
 /// normal (5 minutes of 1 s windows).
 pub const RELEARN: u32 = 300;
@@ -422,6 +428,7 @@ pub struct Detector {
     factor: f64,
     out_streak: u32,
     in_streak: u32,
+    quiet: u32,
 }
 
 impl Detector {
@@ -434,6 +441,7 @@ impl Detector {
             factor: 1.0,
             out_streak: 0,
             in_streak: 0,
+            quiet: 0,
         }
     }
 
@@ -447,8 +455,10 @@ impl Detector {
         let mut out: Option<Reading> = None;
         let mut closest: Option<Reading> = None;
         let mut all_in = true;
+        let mut any = false;
         for (signal, value) in Signal::ALL.into_iter().zip(w.values()) {
             let Some((x, n)) = value else { continue };
+            any = true;
             let (verdict, r) = self.tracks[signal.index()].judge(signal, x, n, self.band);
             match verdict {
                 Verdict::Out => {
@@ -464,7 +474,10 @@ impl Detector {
                 closest = Some(r);
             }
         }
-        if out.is_some() {
+        self.quiet = if any { 0 } else { self.quiet + 1 };
+        if !any && (self.factor >= 1.0 || self.quiet <= QUIET_HOLD) {
+            // No evidence either way.
+        } else if out.is_some() {
             self.out_streak += 1;
             self.in_streak = 0;
         } else if all_in {
