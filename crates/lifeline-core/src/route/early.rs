@@ -108,14 +108,6 @@ impl Deployment {
         }
         judge.since = now;
         let window = self.early.tally.take(self.early.cfg.min_samples);
-        if std::env::var_os("EW_DEBUG").is_some() {
-            eprintln!(
-                "EW {} {:?} factor {}",
-                self.id,
-                window,
-                judge.detector.factor()
-            );
-        }
         let Some(step) = judge.detector.observe(&window) else {
             return;
         };
