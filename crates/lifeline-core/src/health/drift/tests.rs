@@ -71,7 +71,7 @@ fn a_steady_climb_is_demoted_before_it_reaches_the_failure_threshold() {
     // Smoothly: in steps of DOWN, never below the floor.
     for pair in factors.windows(2) {
         let ratio = pair[1] / pair[0];
-        assert!(ratio >= DOWN - 1e-9 && ratio < 1.0, "{factors:?}");
+        assert!((DOWN - 1e-9..1.0).contains(&ratio), "{factors:?}");
     }
     assert!(factors.len() > 4, "{factors:?}");
     assert!((d.factor() - cfg().min_factor).abs() < 1e-9);
