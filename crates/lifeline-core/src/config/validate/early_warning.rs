@@ -70,3 +70,86 @@ impl Validator<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::config::{Config, ConfigError, EarlyWarningConfig};
+
+    fn parse(health: &str) -> Result<Config, Vec<ConfigError>> {
+        let text = format!(
+            "[server]\nauth = \"none\"\n\n[health]\n{health}\n\n\
+             [[providers]]\nname = \"p\"\nkind = \"openai-compatible\"\n\
+             base_url = \"http://127.0.0.1:9/v1\"\napi_key = \"sk-test\"\n\n\
+             [[models]]\nname = \"m\"\ntiers = [[{{ provider = \"p\", model = \"x\" }}]]\n"
+        );
+        Config::parse(&text, "t.toml").map_err(|e| e.0)
+    }
+
+    #[test]
+    fn early_warning_keys_default_and_parse() {
+        let c = parse("").unwrap();
+        assert_eq!(c.health.early_warning, EarlyWarningConfig::default());
+        assert!(c.health.early_warning.enabled);
+        let c = parse(
+            "early_warning = false\nearly_warning_window_ms = 500\nearly_warning_band = 6.5\n\
+             early_warning_min_factor = 0.25\nearly_warning_min_samples = 20",
+        )
+        .unwrap();
+        assert_eq!(
+            c.health.early_warning,
+            EarlyWarningConfig {
+                enabled: false,
+                window: Duration::from_millis(500),
+                band: 6.5,
+                min_factor: 0.25,
+                min_samples: 20,
+            }
+        );
+    }
+
+    #[test]
+    fn early_warning_keys_out_of_range_are_errors() {
+        for (line, field, needle) in [
+            (
+                "early_warning_band = 0.0",
+                "health.early_warning_band",
+                "above 0",
+            ),
+            (
+                "early_warning_band = 1000.0",
+                "health.early_warning_band",
+                "at most 100",
+            ),
+            (
+                "early_warning_min_factor = 0.0",
+                "health.early_warning_min_factor",
+                "(0, 1]",
+            ),
+            (
+                "early_warning_min_factor = 1.5",
+                "health.early_warning_min_factor",
+                "(0, 1]",
+            ),
+            (
+                "early_warning_window_ms = 0",
+                "health.early_warning_window_ms",
+                "above 0",
+            ),
+            (
+                "early_warning_min_samples = 0",
+                "health.early_warning_min_samples",
+                "at least 1",
+            ),
+        ] {
+            let errors = parse(line).unwrap_err();
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.field == field && e.message.contains(needle) && e.line == Some(5)),
+                "{line}: {errors:#?}"
+            );
+        }
+    }
+}
