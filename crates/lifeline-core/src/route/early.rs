@@ -186,3 +186,6 @@ impl Deployment {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
