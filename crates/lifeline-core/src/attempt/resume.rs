@@ -428,6 +428,9 @@ impl Continuer {
         if f.kind == FailureKind::Timeout {
             lease.overloaded();
         }
+        if f.kind == FailureKind::RateLimited {
+            lease.rate_limited();
+        }
         self.attempted(
             lease.deployment(),
             f.kind.label(),

@@ -494,6 +494,9 @@ impl Call {
             // Silence past the deadline: as good a sign of overload as a 429.
             lease.overloaded();
         }
+        if f.kind == FailureKind::RateLimited {
+            lease.rate_limited();
+        }
         self.attempted(
             lease.deployment(),
             f.kind.label(),

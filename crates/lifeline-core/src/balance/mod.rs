@@ -20,7 +20,9 @@
 //!    the one with the lower `peak-EWMA latency × (in-flight + 1) / weight`,
 //!    the weight times its provider's quota steering factor
 //!    ([`crate::health::quota`]: 1, falling towards 0.01 as the provider's
-//!    traffic nears its `rpm`/`tpm`; one atomic load).
+//!    traffic nears its `rpm`/`tpm`; one atomic load) and the deployment's
+//!    early-warning factor (below 1 while it drifts out of its normal band,
+//!    [`crate::health::drift`]).
 //! 4. Reserve it ([`Deployment::lease`]); if that races with a breaker
 //!    transition, drop it from the candidates and draw again.
 //! 5. A deployment at its in-flight limit (adaptive, under its provider's
@@ -288,7 +290,10 @@ fn choose(candidates: &[&Member]) -> usize {
         b += 1;
     }
     let cost = |m: &Member| {
-        m.deployment.load() / (f64::from(m.weight.max(1)) * m.deployment.upstream.quota_factor())
+        m.deployment.load()
+            / (f64::from(m.weight.max(1))
+                * m.deployment.upstream.quota_factor()
+                * m.deployment.early_warning_factor())
     };
     if cost(candidates[b]) < cost(candidates[a]) {
         b

@@ -314,6 +314,43 @@ pub struct HealthConfig {
     pub idle_probe_after: Duration,
     /// Timeout of one probe (`probe_timeout_ms`, default 3 s).
     pub probe_timeout: Duration,
+    /// Early warning: drift detection and demotion (`early_warning*`).
+    pub early_warning: EarlyWarningConfig,
+}
+
+/// `[health] early_warning*`: each deployment's latency, time to first
+/// token, error and 429 ratios watched for drift out of their normal band
+/// (`crate::health::drift`), and a drifting deployment demoted.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EarlyWarningConfig {
+    /// Watch and demote (`early_warning`, default true).
+    pub enabled: bool,
+    /// One judgement per window (`early_warning_window_ms`, default 1 s;
+    /// judged on the prober's round, so never more often than
+    /// `probe_interval_ms`).
+    pub window: Duration,
+    /// How far out of its baseline a window must be, in robust standard
+    /// deviations, to count as out of band (`early_warning_band`, default 4).
+    pub band: f64,
+    /// The lowest weight factor a demotion reaches, in (0, 1]
+    /// (`early_warning_min_factor`, default 0.1).
+    pub min_factor: f64,
+    /// Samples a signal needs before a window of it is judged
+    /// (`early_warning_min_samples`, default 10; fewer carry over to the
+    /// next window).
+    pub min_samples: u32,
+}
+
+impl Default for EarlyWarningConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            window: Duration::from_secs(1),
+            band: 4.0,
+            min_factor: 0.1,
+            min_samples: 10,
+        }
+    }
 }
 
 /// The protocol and URL shape of a provider.
@@ -644,6 +681,7 @@ impl Default for HealthConfig {
             probe_interval: Duration::from_secs(1),
             idle_probe_after: Duration::from_secs(30),
             probe_timeout: Duration::from_secs(3),
+            early_warning: EarlyWarningConfig::default(),
         }
     }
 }

@@ -128,6 +128,11 @@ pub(super) struct RawHealth {
     pub probe_interval_ms: Option<Spanned<u64>>,
     pub idle_probe_after_ms: Option<Spanned<u64>>,
     pub probe_timeout_ms: Option<Spanned<u64>>,
+    pub early_warning: Option<Spanned<bool>>,
+    pub early_warning_window_ms: Option<Spanned<u64>>,
+    pub early_warning_band: Option<Spanned<f64>>,
+    pub early_warning_min_factor: Option<Spanned<f64>>,
+    pub early_warning_min_samples: Option<Spanned<u32>>,
 }
 
 /// One `[[providers]]` table. Its span is that of its `[[providers]]` header.
@@ -274,6 +279,7 @@ pub(super) struct RawStatus {
     pub resolve_after_ms: Option<Spanned<u64>>,
     pub no_data_after_ms: Option<Spanned<u64>>,
     pub show_providers: Option<Spanned<bool>>,
+    pub early_warning: Option<Spanned<bool>>,
     pub static_dir: Option<Spanned<String>>,
     pub clock_speed: Option<Spanned<u32>>,
     pub slo: RawSlo,

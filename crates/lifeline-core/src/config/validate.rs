@@ -18,6 +18,7 @@
 
 mod admission;
 mod concurrency;
+mod early_warning;
 mod quota;
 mod resil;
 mod secrets;
@@ -553,6 +554,7 @@ impl Validator<'_> {
                 "health.probe_timeout_ms",
                 d.probe_timeout,
             ),
+            early_warning: self.early_warning(raw),
         };
         if health.cooldown > health.max_cooldown {
             let msg = format!(

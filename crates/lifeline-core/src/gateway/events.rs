@@ -2,9 +2,10 @@
 //!
 //! [`Gateway::subscribe`] returns a [`HealthFeed`]. Its first item is a
 //! [`HealthSnapshot`] (every deployment in use: id, provider, model, breaker
-//! state, drain, and since when); every later item is a
-//! [`HealthEvent`] (a breaker transition, a drain, a deployment a reload
-//! added, rebuilt or removed), each with its wall-clock time. Events carry
+//! state, drain, early-warning demotion, and since when); every later item
+//! is a [`HealthEvent`] (a breaker transition, a drain, an early-warning
+//! demotion or promotion, a deployment a reload added, rebuilt or
+//! removed), each with its wall-clock time. Events carry
 //! new values, not differences, so applying them to the snapshot in order
 //! keeps an exact copy of the gateway's view.
 //!

@@ -11,6 +11,11 @@
 //! deployment after one failed probe. What a probe sends is the provider's business
 //! ([`crate::providers::probe`]); what its result means is the breaker's
 //! ([`crate::health`]).
+//!
+//! Each round also closes every deployment's early-warning window when it
+//! is due ([`Deployment::early_warning_tick`]), so that drift is judged
+//! off the request path, and even while a demoted deployment gets no
+//! traffic.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +36,7 @@ pub fn round(
     let now = Instant::now();
     let mut started = 0;
     for dep in deployments {
+        dep.early_warning_tick(now);
         if dep.start_probe(now) {
             started += 1;
             let (client, dep) = (client.clone(), dep.clone());

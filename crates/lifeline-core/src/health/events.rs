@@ -2,9 +2,10 @@
 //! broadcast channel for whoever watches (the status page to come).
 //!
 //! An event says *what a field is now*, not by how much it changed: a breaker
-//! transition carries the new state, a drain the new flag, a deployment added
-//! or rebuilt by a reload its whole [`DeploymentStatus`], a quota warning
-//! whether the provider is under one. Applying an event
+//! transition carries the new state, a drain the new flag, an early warning
+//! whether the deployment is demoted now, a deployment added or rebuilt by
+//! a reload its whole [`DeploymentStatus`], a quota warning whether the
+//! provider is under one. Applying an event
 //! twice, or one a snapshot already reflects, therefore changes nothing.
 //!
 //! Every event has a sequence number, assigned in the order events enter the
@@ -38,6 +39,9 @@ pub struct DeploymentStatus {
     pub breaker: BreakerState,
     /// Drained by an operator.
     pub drained: bool,
+    /// Demoted by early warning: drifting out of its normal band, it gets
+    /// a smaller share of traffic ([`super::drift`]).
+    pub demoted: bool,
     /// Wall-clock time of the last change of `breaker` or `drained` (or of
     /// the deployment's creation, if neither changed since).
     pub since: SystemTime,
@@ -59,6 +63,19 @@ pub enum Change {
     Drain {
         /// Drained now.
         drained: bool,
+    },
+    /// Early warning demoted the deployment (its share of traffic falls
+    /// while it drifts out of its normal band) or promoted it back to its
+    /// full share.
+    EarlyWarning {
+        /// Demoted now; `false`: promoted back.
+        demoted: bool,
+        /// The signal that drifted: `latency`, `first_token`,
+        /// `error_ratio` or `rate_limited_ratio`.
+        signal: &'static str,
+        /// What was measured ("latency 180 ms against a baseline of 52 ms
+        /// (6.1 spreads, trend 8.0)").
+        reason: String,
     },
     /// A reload added the deployment.
     Added(DeploymentStatus),

@@ -10,6 +10,11 @@
 //! and steers traffic away before it does (its warnings are health events
 //! too).
 //!
+//! Early warning (`drift.rs`): each deployment's latency, time to first
+//! token, error and 429 ratios are tallied on the request path and judged
+//! once per window against their own baseline and spread; a deployment
+//! drifting out of its band gets a weight factor below 1 (demoted).
+//!
 //! Nothing here imports the request path (routes, attempts, relay,
 //! providers, gateway): health sees outcomes and publishes events, and the
 //! layers above assemble what they need from it.
@@ -20,6 +25,7 @@
 //! (DESIGN.md §5) for no gain in a single process.
 
 mod breaker;
+pub mod drift;
 mod events;
 mod ewma;
 pub mod latency;

@@ -1,5 +1,6 @@
 //! [`Lease`]: one attempt reserved on a deployment, and what it reports
-//! back (first content, overload, outcome) when it ends.
+//! back (first content, overload, outcome) when it ends: into the health
+//! record, the in-flight limiter and early warning's tally.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub struct Lease {
     pub(super) sampled: bool,
     /// Answered 429, an overload 503, or timed out.
     pub(super) overloaded: bool,
+    /// Answered 429 (early warning's 429 ratio).
+    pub(super) rate_limited: bool,
 }
 
 impl Lease {
@@ -51,6 +54,7 @@ impl Lease {
         self.ticket = ticket;
         dep.published(rec, transition);
         dep.observe_latency(LatencyKind::FirstContent, latency);
+        dep.early_latency(true, latency);
         self.sampled = true;
         dep.limit_moved(dep.limiter.sample(RttKind::FirstContent, latency, now));
     }
@@ -59,6 +63,12 @@ impl Lease {
     /// timed out: the limiter lowers the limit ([`Self::finish`] tells it).
     pub fn overloaded(&mut self) {
         self.overloaded = true;
+    }
+
+    /// The attempt was answered 429: counted in early warning's 429 ratio
+    /// rather than its error ratio.
+    pub fn rate_limited(&mut self) {
+        self.rate_limited = true;
     }
 
     /// A stream's event arrived at `now`: tracks the longest silence
@@ -95,6 +105,10 @@ impl Lease {
                 .limiter
                 .sample(RttKind::Answer, outcome.latency, Instant::now());
             dep.limit_moved(moved);
+            dep.early_latency(false, outcome.latency);
+        }
+        if outcome.class != OutcomeClass::Neutral {
+            dep.early_outcome(outcome.class == OutcomeClass::Failure, self.rate_limited);
         }
         dep.record(self.ticket, outcome);
     }

@@ -18,12 +18,17 @@
 //! a lease given back wakes one waiter of its deployment, a provider
 //! permit given back goes to the next in the semaphore's queue.
 //!
+//! Early warning (`early.rs`) watches each deployment's latency, time to
+//! first token, error and 429 ratios for drift out of their normal band
+//! ([`crate::health::drift`]) and lowers its weight factor while it drifts.
+//!
 //! A deployment a reload rebuilt or removed is *retired*
 //! ([`Deployment::retire`]): requests still in flight on it record their
 //! outcomes into its own record, but it publishes nothing more (no breaker
 //! or drain events, no gauges), since its id now names its replacement or
 //! nothing.
 
+mod early;
 mod lease;
 mod snapshot;
 
@@ -123,6 +128,8 @@ pub struct Deployment {
     /// The status side's counters, shared with the deployment this one
     /// replaces ([`Self::keep_counters_of`]).
     sli: Arc<DeploymentSli>,
+    /// Early warning: drift detection and the weight factor (`early.rs`).
+    early: early::EarlyWarning,
 }
 
 /// One probe of a deployment, which everyone who asks while it runs (or
@@ -167,6 +174,7 @@ impl Deployment {
         let model_json = Bytes::from(serde_json::Value::from(model).to_string());
         metrics.breaker(&id, 0);
         let gauge = metrics.deployment_in_flight(&id);
+        let early = early::EarlyWarning::new(health_cfg.early_warning, &id, &metrics);
         let cap = upstream.config.max_concurrency;
         let limiter = Limiter::new(&ConcurrencyConfig::default(), cap, Instant::now());
         let uris = Endpoint::ALL.map(|e| {
@@ -198,6 +206,7 @@ impl Deployment {
             metrics,
             gauge,
             sli: Arc::default(),
+            early,
             id,
         }
     }
@@ -441,6 +450,7 @@ impl Deployment {
             generation,
             sampled: false,
             overloaded: false,
+            rate_limited: false,
         })
     }
 
@@ -658,6 +668,7 @@ impl Deployment {
             if let (Some(limit), Some(g)) = (self.limiter.current(), &self.limit_gauge) {
                 g.set(i64::from(limit));
             }
+            self.early.gauge().set(self.early_warning_factor());
         }
     }
 

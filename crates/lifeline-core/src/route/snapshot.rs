@@ -40,6 +40,12 @@ pub struct DeploymentSnapshot {
     pub open_for_ms: Option<u64>,
     /// Milliseconds until the upstream's `Retry-After` ends, if any.
     pub retry_after_ms: Option<u64>,
+    /// Early warning's weight factor: 1 at its full share of traffic,
+    /// lower while demoted.
+    pub early_warning_factor: f64,
+    /// The signal that demoted it (`latency`, `first_token`,
+    /// `error_ratio`, `rate_limited_ratio`), while it is demoted.
+    pub early_warning: Option<&'static str>,
 }
 
 impl Deployment {
@@ -52,6 +58,7 @@ impl Deployment {
             model: self.model.clone(),
             breaker: rec.state(),
             drained: self.is_drained(),
+            demoted: self.demoted(),
             since: SystemTime::UNIX_EPOCH
                 + Duration::from_millis(self.since_ms.load(Ordering::Relaxed)),
         }
@@ -60,6 +67,7 @@ impl Deployment {
     /// A view for operators.
     pub fn snapshot(&self) -> DeploymentSnapshot {
         let now = Instant::now();
+        let early_warning = self.demoted_by();
         let rec = self.record_lock();
         let (ok, bad) = rec.counts(now);
         let total = ok + bad;
@@ -89,6 +97,8 @@ impl Deployment {
                 .not_before()
                 .filter(|nb| *nb > now)
                 .map(|nb| nb.saturating_duration_since(now).as_millis() as u64),
+            early_warning_factor: self.early_warning_factor(),
+            early_warning,
         }
     }
 }

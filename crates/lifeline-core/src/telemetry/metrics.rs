@@ -154,6 +154,15 @@ pub struct Metrics {
     listener_refusals: Family<RefusalLabels, Counter>,
     hedges: Family<HedgeLabels, Counter>,
     degraded_answers: Family<Name, Counter>,
+    early_warning_demotions: Family<DepSignal, Counter>,
+    early_warning_factor: Family<Dep, Gauge<f64, AtomicU64>>,
+}
+
+/// `{deployment, signal}` of an early-warning demotion.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DepSignal {
+    deployment: Arc<str>,
+    signal: &'static str,
 }
 
 /// `{reason}` of a per-IP refusal.
@@ -205,6 +214,8 @@ impl Metrics {
             listener_refusals: Family::default(),
             hedges: Family::default(),
             degraded_answers: Family::default(),
+            early_warning_demotions: Family::default(),
+            early_warning_factor: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -326,6 +337,16 @@ impl Metrics {
             "degraded_answers",
             "Requests answered from the degraded-mode cache (x-lifeline-cache: stale) after every deployment failed",
             m.degraded_answers.clone(),
+        );
+        registry.register(
+            "early_warning_demotions",
+            "Deployments demoted by early warning (drifting out of their normal band), by the signal that drifted",
+            m.early_warning_demotions.clone(),
+        );
+        registry.register(
+            "early_warning_factor",
+            "Each deployment's early-warning weight factor: 1 at its full share of traffic, lower while demoted",
+            m.early_warning_factor.clone(),
         );
         Self { registry, ..m }
     }
@@ -522,12 +543,34 @@ impl Metrics {
         self.concurrency_limit.remove(&Dep {
             deployment: deployment.clone(),
         });
+        self.early_warning_factor.remove(&Dep {
+            deployment: deployment.clone(),
+        });
         for &kind in p99_kinds {
             self.latency_p99.remove(&DepKind {
                 deployment: deployment.clone(),
                 kind,
             });
         }
+    }
+
+    /// A deployment was demoted by early warning because of `signal`.
+    pub fn early_warning_demotion(&self, deployment: &Arc<str>, signal: &'static str) {
+        self.early_warning_demotions
+            .get_or_create(&DepSignal {
+                deployment: deployment.clone(),
+                signal,
+            })
+            .inc();
+    }
+
+    /// A deployment's early-warning weight factor gauge, kept by the deployment.
+    pub fn early_warning_factor(&self, deployment: &Arc<str>) -> Gauge<f64, AtomicU64> {
+        self.early_warning_factor
+            .get_or_create(&Dep {
+                deployment: deployment.clone(),
+            })
+            .clone()
     }
 
     /// Sets a deployment's breaker gauge.

@@ -79,6 +79,9 @@ pub struct DeploymentState {
     pub breaker: Breaker,
     /// Drained (by an operator or for maintenance).
     pub drained: bool,
+    /// Demoted by the gateway's early warning (drifting out of its normal
+    /// band, before it fails).
+    pub demoted: bool,
     /// Attempts since the previous tick.
     pub attempts: u64,
     /// Of those, the successful ones.

@@ -432,11 +432,12 @@ impl Engine {
                 }
                 let open = mine.iter().filter(|d| d.state.breaker == B::Open).count();
                 let half = mine.iter().any(|d| d.state.breaker == B::HalfOpen);
+                let demoted = self.settings.early_warning && mine.iter().any(|d| d.state.demoted);
                 breaker_floor = if !mine.is_empty() && open == mine.len() {
                     ComponentStatus::MajorOutage
                 } else if open > 0 {
                     ComponentStatus::PartialOutage
-                } else if half {
+                } else if half || demoted {
                     ComponentStatus::DegradedPerformance
                 } else {
                     ComponentStatus::Operational

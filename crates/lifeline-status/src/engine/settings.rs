@@ -332,6 +332,9 @@ pub struct Settings {
     pub show_providers: bool,
     /// Provider names for that group; empty: those seen in deployments.
     pub providers: Vec<String>,
+    /// A provider's component shows degraded performance while the
+    /// gateway's early warning has demoted one of its deployments.
+    pub early_warning: bool,
     /// Default objectives.
     pub slo: SloSettings,
     /// Burn-rate rules.
@@ -352,6 +355,7 @@ impl Default for Settings {
             public_models: Vec::new(),
             show_providers: false,
             providers: Vec::new(),
+            early_warning: false,
             slo: SloSettings::default(),
             burn_rules: default_burn_rules(),
             thresholds: Thresholds::default(),

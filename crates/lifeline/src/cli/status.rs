@@ -45,6 +45,10 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         if let Some(ms) = d["retry_after_ms"].as_u64() {
             notes.push(format!("retry-after {:.1}s", ms as f64 / 1000.0));
         }
+        if let Some(signal) = d["early_warning"].as_str() {
+            let factor = d["early_warning_factor"].as_f64().unwrap_or(1.0);
+            notes.push(format!("demoted ({signal}, weight ×{factor:.2})"));
+        }
         writeln!(
             out,
             "{:<32} {:<10} {:>8} {:>10} {:>7.1}% {:>9}  {}",

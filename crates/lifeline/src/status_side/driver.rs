@@ -221,6 +221,7 @@ impl Driver {
                     models,
                     breaker: Breaker::parse(st.breaker.as_str()).unwrap_or_default(),
                     drained: st.drained,
+                    demoted: st.demoted,
                     attempts: delta.attempts,
                     ok: delta.ok,
                     failures: delta.failures,

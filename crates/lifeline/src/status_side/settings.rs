@@ -61,6 +61,7 @@ pub fn engine_settings(config: &Config) -> Settings {
         components,
         public_models: config.models.iter().map(|m| m.name.clone()).collect(),
         show_providers: s.show_providers,
+        early_warning: s.early_warning,
         providers: config.providers.iter().map(|p| p.name.clone()).collect(),
         slo: defaults,
         thresholds: Thresholds {

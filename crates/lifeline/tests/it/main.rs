@@ -21,6 +21,7 @@ mod continuation_limits;
 mod deadlines;
 mod degraded;
 mod docs;
+mod early_warning;
 mod extension;
 mod failover;
 mod fo_support;

@@ -55,6 +55,10 @@ pub struct StatusConfig {
     pub no_data_after: Duration,
     /// Show the "Upstream providers" group (`show_providers`, default false).
     pub show_providers: bool,
+    /// Show a provider's component as degraded performance while early
+    /// warning has demoted one of its deployments (`early_warning`,
+    /// default false; needs `show_providers`).
+    pub early_warning: bool,
     /// How much faster than real time the status side's clock runs
     /// (`clock_speed`, 1–3600, default 1). Only for demos and tests: at 60 a
     /// minute of status history (evaluation, hysteresis, incident timers,

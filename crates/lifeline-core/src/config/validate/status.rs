@@ -185,6 +185,7 @@ impl Validator<'_> {
                 NO_DATA_AFTER,
             ),
             show_providers: flag(&raw.show_providers, false),
+            early_warning: flag(&raw.early_warning, false),
             static_dir,
             clock_speed: match &raw.clock_speed {
                 Some(v) if !(1..=3600).contains(v.get_ref()) => {

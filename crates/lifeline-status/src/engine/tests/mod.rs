@@ -180,6 +180,7 @@ pub fn deployment(
         models: vec![model.to_string()],
         breaker,
         drained: false,
+        demoted: false,
         attempts,
         ok,
         failures: if attempts > ok {

@@ -521,3 +521,43 @@ fn component_and_group_ids_are_unique_and_never_empty() {
         assert_eq!(c.uptime.last().unwrap().requests, 10, "{}", c.id);
     }
 }
+
+#[test]
+fn a_demoted_deployment_shows_as_an_early_warning_when_configured() {
+    let demoted = || {
+        let mut deps = healthy();
+        deps[0].demoted = true;
+        deps
+    };
+    for early_warning in [true, false] {
+        let s = Settings {
+            show_providers: true,
+            early_warning,
+            ..settings()
+        };
+        let mut h = H::new(s);
+        h.minute(100, 100, healthy());
+        for _ in 0..3 {
+            h.minute(100, 100, demoted());
+        }
+        let want = if early_warning {
+            ComponentStatus::DegradedPerformance
+        } else {
+            ComponentStatus::Operational
+        };
+        assert_eq!(
+            h.status("provider-p1"),
+            want,
+            "early_warning = {early_warning}"
+        );
+        assert_eq!(h.status("provider-p2"), ComponentStatus::Operational);
+        // The public model's own component reflects its clients' traffic,
+        // which is fine.
+        assert_eq!(h.status("chat-m1"), ComponentStatus::Operational);
+        // Promoted back: operational again after the page's hysteresis.
+        for _ in 0..5 {
+            h.minute(100, 100, healthy());
+        }
+        assert_eq!(h.status("provider-p1"), ComponentStatus::Operational);
+    }
+}
