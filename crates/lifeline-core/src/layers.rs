@@ -35,6 +35,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("gateway", 9),
     ("admin", 10),
     ("server", 11),
+    // Test-only: the property-based fuzz tests of every parser.
+    ("fuzz", 12),
 ];
 
 #[cfg(test)]
