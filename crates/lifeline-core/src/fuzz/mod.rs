@@ -30,6 +30,7 @@ use proptest::test_runner::{Config, FileFailurePersistence};
 
 mod config;
 mod request;
+mod translate;
 
 /// The runner's configuration: `cases` cases unless `PROPTEST_CASES` says
 /// otherwise, failures persisted under `proptest-regressions/` beside `src/`.
@@ -48,14 +49,12 @@ fn cases(cases: u32) -> Config {
 
 /// Cut points for a buffer of any length: fractions of it, so that a
 /// shrunk case stays meaningful whatever the buffer became.
-#[allow(dead_code)]
 fn cuts() -> impl Strategy<Value = Vec<u16>> {
     prop::collection::vec(any::<u16>(), 0..12)
 }
 
 /// `data` cut at `cuts` (each a fraction of its length, in 1/65536ths),
 /// in order: the pieces, some possibly empty, concatenate to `data`.
-#[allow(dead_code)]
 fn split<'a>(data: &'a [u8], cuts: &[u16]) -> Vec<&'a [u8]> {
     let mut at: Vec<usize> = cuts
         .iter()
