@@ -534,7 +534,7 @@ impl Call {
             return;
         }
         let used = match body {
-            ProxyBody::Full(Some(b)) => crate::relay::sse::answer_tokens(self.endpoint.wire(), b),
+            ProxyBody::Full(Some(b)) => crate::providers::answer_tokens(self.endpoint.wire(), b),
             _ => None,
         };
         // Settled even at the estimate: the key's token counter counts it.

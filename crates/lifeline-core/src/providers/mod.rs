@@ -36,6 +36,8 @@ pub mod anthropic;
 mod client;
 pub mod openai;
 pub mod probe;
+pub mod sse;
+pub mod stream;
 
 use std::sync::Arc;
 
@@ -47,6 +49,7 @@ use crate::config::{AnthropicSettings, ProviderConfig, ProviderKind};
 use crate::translate::request::{rejects_prefill, sampling_rule, Sampling};
 pub use crate::translate::{Untranslatable, Wire};
 pub use client::{build as build_client, HttpClient};
+pub use stream::{answer_tokens, Protocol};
 
 /// The data-plane endpoints Lifeline relays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -74,6 +74,7 @@ use crate::admission::Hold;
 use crate::context::Charge;
 use crate::health::latency::LatencyKind;
 use crate::health::Outcome;
+use crate::providers::stream::broken_event;
 use crate::providers::Endpoint;
 use crate::route::{Lease, Model};
 use crate::telemetry::{Metrics, StreamEnding};
@@ -141,10 +142,10 @@ impl StreamEnd {
     /// stands.
     fn settle(&self, scanner: &Scanner, events: u64, before: u64) {
         let Some(charge) = &self.charge else { return };
-        let used = match (scanner.usage, scanner.protocol()) {
-            (Some(n), _) => n + before,
-            (None, Protocol::Generic) => charge.estimate,
-            (None, _) => charge.prompt + events,
+        let used = match scanner.usage {
+            Some(n) => n + before,
+            None if scanner.protocol().open_ended() => charge.estimate,
+            None => charge.prompt + events,
         };
         charge.settle(used);
     }
@@ -266,10 +267,7 @@ impl RelayBody {
     /// deployment's adaptive stall figure) instead of the idle timeout.
     #[must_use]
     pub fn continuation(mut self, resume: Box<dyn Resume>, stall: Duration) -> Self {
-        if !matches!(
-            self.scanner.protocol(),
-            Protocol::Chat | Protocol::Anthropic
-        ) {
+        if !self.scanner.protocol().is_chat() {
             return self;
         }
         self.stall = stall.min(self.idle_timeout);
@@ -392,10 +390,7 @@ impl RelayBody {
             None
         } else {
             tracing::warn!(message = "Stream broken after content was sent.", request_id = ?e.request_id, key_id = e.key_id(), deployment = ?deployment, reason = why, continued);
-            Some(match self.client {
-                Wire::OpenAi => error_event(why, self.open()),
-                Wire::Anthropic => anthropic_error_event(why, self.open()),
-            })
+            Some(broken_event(self.client, why, self.open()))
         }
     }
 }
@@ -409,51 +404,6 @@ impl RelayBody {
         self.transcoder.is_none() && !self.scanner.protocol().whole_events()
     }
 }
-
-/// The SSE event that ends a broken stream. `open`: the client may be
-/// inside an event ([`Protocol::whole_events`]), so a blank line first ends
-/// that one, which has its whole `data:` line (the scanner never releases
-/// an `event:` line without the line after it), and the error event is
-/// never merged into it. On an event boundary no blank line is written
-/// (one would be harmless: an event with neither name nor data is not
-/// dispatched).
-pub fn error_event(why: &str, open: bool) -> Bytes {
-    let body = serde_json::json!({"error": {
-        "message": format!("The upstream stream was interrupted: {why}. The answer is incomplete."),
-        "type": "server_error",
-        "code": "stream_interrupted",
-        "param": null,
-    }});
-    Bytes::from(format!("{}event: error\ndata: {body}\n\n", lead(open)))
-}
-
-/// The Anthropic `error` event that ends a broken stream of an Anthropic
-/// client (`open` as for [`error_event`]).
-pub fn anthropic_error_event(why: &str, open: bool) -> Bytes {
-    let body = serde_json::json!({"type": "error", "error": {
-        "type": "api_error",
-        "message": format!("The upstream stream was interrupted: {why}. The answer is incomplete."),
-    }});
-    Bytes::from(format!("{}event: error\ndata: {body}\n\n", lead(open)))
-}
-
-fn lead(open: bool) -> &'static str {
-    if open {
-        "\n"
-    } else {
-        ""
-    }
-}
-
-/// Added when a chat answer finished without `[DONE]`; the chat grammar
-/// is released line by line, so it starts with a blank line that ends the
-/// event the client may be inside.
-const DONE: &[u8] = b"\ndata: [DONE]\n\n";
-
-/// Added when an Anthropic answer finished without `message_stop`: the
-/// stream was released in whole events, so the client is on an event
-/// boundary.
-const MESSAGE_STOP: &[u8] = b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
 
 impl Body for RelayBody {
     type Data = Bytes;
@@ -639,19 +589,18 @@ impl RelayBody {
             .as_ref()
             .is_some_and(|c| c.trying.is_some() && c.trying != Some(Method::Prefill));
         if !mid_splice {
-            if self.scanner.done || (closed && self.scanner.protocol() == Protocol::Generic) {
+            if self.scanner.done || (closed && self.scanner.protocol().open_ended()) {
                 self.finish(true, "");
                 return Next::Frame(None);
             }
             let protocol = self.scanner.protocol();
-            if self.scanner.finished && matches!(protocol, Protocol::Chat | Protocol::Anthropic) {
+            if self.scanner.finished && protocol.is_chat() {
                 // What the client's grammar still needs to end, after the
                 // trailing comment of a continued stream.
                 let comment = self.comment();
-                let end = match (self.transcoder.as_mut(), protocol) {
-                    (Some(t), _) => t.finish(),
-                    (None, Protocol::Anthropic) => Bytes::from_static(MESSAGE_STOP),
-                    (None, _) => Bytes::from_static(DONE),
+                let end = match self.transcoder.as_mut() {
+                    Some(t) => t.finish(),
+                    None => protocol.missing_end(),
                 };
                 self.finish(true, "");
                 return Next::Frame(Some(Ok(Frame::data(join(comment, end)))));

@@ -5,11 +5,13 @@
 //! then a failure can still move to another deployment), whether the stream
 //! finished, whether a chunk is malformed (its JSON does not parse; it is
 //! then never forwarded, since it would crash the client's SDK), and how
-//! many chunks carried content. What a line means is its grammar's, one
-//! file each behind [`Protocol`]: [`chat`] (chat completions), [`responses`]
-//! (the Responses API), [`anthropic`] (Anthropic's Messages API) and
-//! [`generic`] (any other stream). This module is what they share: the line
-//! splitter, and what it releases.
+//! many chunks carried content. What a line means is its grammar's, which
+//! belongs to the deployment's adapter ([`crate::providers::stream`]:
+//! [`Protocol`] dispatches by `match` to `providers/openai/stream.rs` and
+//! `providers/anthropic/stream.rs`); this module knows SSE only: the line
+//! splitter, the bounds, the malformed-line check, and what it releases.
+//! The stream's state (what was seen, what the grammar remembers) is the
+//! scanner's.
 //!
 //! Only bytes a client's SSE parser can stop after are released:
 //!
@@ -40,75 +42,13 @@
 //! or belongs to a keep-alive event (`: ping`, Anthropic's `ping`: they
 //! prove nothing).
 
+pub use crate::providers::stream::Protocol;
+use crate::providers::stream::{GrammarState, Marks, Said, CONTENT, DONE, FINISHED};
 use bytes::{Bytes, BytesMut};
-use memchr::memmem;
-
-/// A JSON key searched for in every event, with its searcher built once:
-/// building a `memmem` searcher per call costs more than the search itself
-/// on a short event.
-type Key = std::sync::LazyLock<memmem::Finder<'static>>;
-
-macro_rules! keys {
-    ($($name:ident = $needle:expr;)*) => {
-        $(static $name: Key = std::sync::LazyLock::new(|| ::memchr::memmem::Finder::new($needle));)*
-    };
-}
-
-pub mod anthropic;
-pub mod chat;
-pub mod generic;
-pub mod responses;
 
 /// Most bytes held back while waiting for the end of a line or an event
 /// (streamed partial images are base64 lines of several MiB).
 const MAX_HELD: usize = 32 << 20;
-
-/// Most choices whose finish is tracked one by one.
-const MAX_CHOICES: u32 = 128;
-
-/// What an event of an event grammar says, counted when the event ends.
-const CONTENT: u8 = 1;
-const FINISHED: u8 = 2;
-const DONE: u8 = 4;
-
-/// Which stream grammar the endpoint uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// Chat completions: `data: {chunk}` … `data: [DONE]` ([`chat`]).
-    Chat,
-    /// Responses API: `event: response.*` … `response.completed`, no
-    /// `[DONE]` ([`responses`]).
-    Responses,
-    /// Any other stream (image generation): content is any data line, and a
-    /// clean close is the end ([`generic`]).
-    Generic,
-    /// Anthropic's Messages API: `event: message_start` …
-    /// `content_block_*` … `message_delta` … `message_stop`, no `[DONE]`
-    /// ([`anthropic`]).
-    Anthropic,
-}
-
-impl Protocol {
-    /// The grammar of a stream from a deployment speaking `upstream` for
-    /// `endpoint`.
-    pub fn of(upstream: crate::providers::Wire, endpoint: crate::providers::Endpoint) -> Self {
-        use crate::providers::{Endpoint, Wire};
-        match (upstream, endpoint) {
-            (Wire::Anthropic, _) => Self::Anthropic,
-            (Wire::OpenAi, Endpoint::ChatCompletions | Endpoint::Messages) => Self::Chat,
-            (Wire::OpenAi, Endpoint::Responses) => Self::Responses,
-            (Wire::OpenAi, Endpoint::ImagesGenerations | Endpoint::Embeddings) => Self::Generic,
-        }
-    }
-
-    /// Whether the grammar's events are `event:` + `data:` pairs, released
-    /// whole: a stream relayed as is then always leaves the client between
-    /// two events. In the line grammars (chat, generic), the client may have
-    /// a `data:` line whose blank line has not come yet.
-    pub fn whole_events(self) -> bool {
-        matches!(self, Self::Responses | Self::Anthropic)
-    }
-}
 
 /// What one call to [`Scanner::feed`] found.
 #[derive(Debug, Default)]
@@ -165,14 +105,11 @@ pub struct Scanner {
     scanned: usize,
     /// What the current event (of an event grammar) said, counted when it
     /// ends ([`CONTENT`], [`FINISHED`], [`DONE`]).
-    pending: u8,
+    pending: Marks,
     /// The current event is a keep-alive (Anthropic's `event: ping`).
     ping: bool,
-    /// Choices asked for (`n`); the answer is finished when all are.
-    choices: u32,
-    /// Chat choices (by `index`) that have their `finish_reason`, when more
-    /// than one was asked for.
-    finished_choices: u128,
+    /// What the grammar remembers between events.
+    grammar: GrammarState,
     /// `[DONE]` or a terminal event was seen (and released).
     pub done: bool,
     /// Every choice has its `finish_reason` (the answer is complete; `[DONE]`
@@ -191,12 +128,6 @@ pub struct Scanner {
     /// `stream_options.include_usage`, the Responses API's
     /// `response.completed`), or Anthropic's prompt and output tokens.
     pub usage: Option<u64>,
-    /// Whether to look for `usage` at all: only a request with a key's
-    /// token charge to settle needs it (see [`Scanner::usage`]).
-    want_usage: bool,
-    /// Anthropic: the latest of each token count seen
-    /// ([`anthropic::Tokens`]).
-    tokens: anthropic::Tokens,
     /// Bytes scanned for line ends plus bytes copied.
     #[cfg(test)]
     work: usize,
@@ -211,16 +142,13 @@ impl Scanner {
             scanned: 0,
             pending: 0,
             ping: false,
-            choices: 1,
-            finished_choices: 0,
+            grammar: GrammarState::default(),
             done: false,
             finished: false,
             content: false,
             upstream_error: false,
             events: 0,
             usage: None,
-            want_usage: true,
-            tokens: anthropic::Tokens::default(),
             #[cfg(test)]
             work: 0,
         }
@@ -230,14 +158,14 @@ impl Scanner {
     /// request with no token charge to settle: the search runs on every
     /// event, and nothing would read what it finds.
     pub fn usage(mut self, want: bool) -> Self {
-        self.want_usage = want;
+        self.grammar.want_usage(want);
         self
     }
 
     /// Expects `n` choices (the request's `n`): a chat stream is finished
     /// only when each of them has its `finish_reason`.
     pub fn choices(mut self, n: u32) -> Self {
-        self.choices = n.clamp(1, MAX_CHOICES);
+        self.grammar.choices(n);
         self
     }
 
@@ -380,42 +308,37 @@ impl Scanner {
         let whole = self.protocol.whole_events();
         if let Some(rest) = line.strip_prefix(b"data:") {
             let payload = rest.strip_prefix(b" ").unwrap_or(rest);
-            if payload == b"[DONE]" {
-                self.note(DONE);
-            } else if !payload.is_empty() {
-                if !looks_like_json(payload) {
-                    return Err("a malformed chunk (invalid JSON)".into());
-                }
-                let activity = match self.protocol {
-                    Protocol::Chat => self.chat(payload),
-                    Protocol::Responses => self.responses(payload),
-                    Protocol::Anthropic => self.anthropic(payload),
-                    Protocol::Generic => self.generic(payload),
-                };
+            if payload.is_empty() {
                 return Ok(Seen {
-                    activity,
+                    activity: true,
                     boundary: !whole,
                 });
             }
+            let said = if let Some(said) = self.protocol.sentinel(payload) {
+                said
+            } else if !looks_like_json(payload) {
+                return Err("a malformed chunk (invalid JSON)".into());
+            } else if self.ping {
+                // A keep-alive event's data is a keep-alive too.
+                Said {
+                    keepalive: true,
+                    ..Said::default()
+                }
+            } else {
+                let known = self.known();
+                self.protocol.data(payload, known, &mut self.grammar)
+            };
             return Ok(Seen {
-                activity: true,
+                activity: self.take(said),
                 boundary: !whole,
             });
         }
         if let Some(rest) = line.strip_prefix(b"event:") {
             let name = rest.strip_prefix(b" ").unwrap_or(rest);
-            let activity = match self.protocol {
-                Protocol::Responses => self.responses_event(name),
-                Protocol::Anthropic => self.anthropic_event(name),
-                Protocol::Chat | Protocol::Generic => {
-                    if name == b"error" {
-                        self.upstream_error = true;
-                    }
-                    true
-                }
-            };
+            let said = self.protocol.event(name);
+            self.ping |= said.keepalive;
             return Ok(Seen {
-                activity,
+                activity: self.take(said),
                 boundary: false,
             });
         }
@@ -434,9 +357,37 @@ impl Scanner {
         })
     }
 
+    /// What the scanner already knows, so that the grammar looks no
+    /// further than it must.
+    #[inline]
+    fn known(&self) -> Marks {
+        (if self.content { CONTENT } else { 0 }) | (if self.finished { FINISHED } else { 0 })
+    }
+
+    /// Takes what the grammar said of a line; whether it is progress.
+    #[inline]
+    fn take(&mut self, said: Said) -> bool {
+        if said.keepalive {
+            return false;
+        }
+        if said.event {
+            self.events += 1;
+        }
+        if let Some(n) = said.usage {
+            self.usage = Some(n);
+        }
+        if said.error {
+            self.upstream_error = true;
+        }
+        if said.marks != 0 {
+            self.note(said.marks);
+        }
+        true
+    }
+
     /// Notes what an event says: at once in a line grammar, at the event's
     /// end in an event grammar.
-    fn note(&mut self, what: u8) {
+    fn note(&mut self, what: Marks) {
         if self.protocol.whole_events() {
             self.pending |= what;
         } else {
@@ -453,7 +404,7 @@ impl Scanner {
         }
     }
 
-    fn count(&mut self, what: u8) {
+    fn count(&mut self, what: Marks) {
         self.content |= what & CONTENT != 0;
         self.finished |= what & FINISHED != 0;
         self.done |= what & DONE != 0;
@@ -462,20 +413,6 @@ impl Scanner {
 
 fn too_long() -> String {
     "an SSE line or event longer than 32 MiB".into()
-}
-
-/// The last integer value of `key` in `p` (see [`total_tokens`]).
-fn last_integer(p: &[u8], key: &Key) -> Option<u64> {
-    let len = key.needle().len();
-    let mut found = None;
-    let mut from = 0;
-    while let Some(i) = key.find(&p[from..]) {
-        from += i + len;
-        if let Some(n) = integer_after_colon(&p[from..]) {
-            found = Some(n);
-        }
-    }
-    found
 }
 
 /// A cheap check of one event's JSON: it opens and closes as an object or
@@ -492,67 +429,6 @@ fn looks_like_json(p: &[u8]) -> bool {
         (p.first(), p.last()),
         (Some(b'{'), Some(b'}')) | (Some(b'['), Some(b']'))
     )
-}
-
-/// `"total_tokens"`, searched from the end: `usage` closes an answer.
-// Forward, not reverse: memchr's forward search is vectorised, its reverse
-// one is not (two-way, byte by byte), and this runs on every stream event:
-// with `FinderRev` it cost about 500 instructions an event, a quarter of a
-// 50-event stream's whole cost (callgrind, bench/instructions.sh).
-static TOTAL_TOKENS: Key = std::sync::LazyLock::new(|| memmem::Finder::new(b"\"total_tokens\""));
-
-/// The tokens a whole answer in `wire`'s shape reports: OpenAI's
-/// `usage.total_tokens`; Anthropic's prompt (`input_tokens` plus the
-/// cache's reads and writes) and output tokens ([`anthropic`]).
-pub fn answer_tokens(wire: crate::providers::Wire, p: &[u8]) -> Option<u64> {
-    match wire {
-        crate::providers::Wire::OpenAi => total_tokens(p),
-        crate::providers::Wire::Anthropic => anthropic::answer_tokens(p),
-    }
-}
-
-/// `usage.total_tokens` in a JSON answer or event, found without parsing:
-/// the last `"total_tokens"` key followed by `:` and an integer. Inside a
-/// JSON string the quotes would be escaped, so text a model wrote cannot
-/// pass for it.
-pub fn total_tokens(p: &[u8]) -> Option<u64> {
-    let len = TOTAL_TOKENS.needle().len();
-    let mut found = None;
-    let mut from = 0;
-    while let Some(i) = TOTAL_TOKENS.find(&p[from..]) {
-        from += i + len;
-        if let Some(n) = integer_after_colon(&p[from..]) {
-            found = Some(n);
-        }
-    }
-    found
-}
-
-/// The integer after `:` (spaces allowed around it), if there is one.
-fn integer_after_colon(rest: &[u8]) -> Option<u64> {
-    let rest = rest
-        .trim_ascii_start()
-        .strip_prefix(b":")?
-        .trim_ascii_start();
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
-}
-
-/// Whether `key` is followed (after optional spaces) by a non-empty string.
-fn non_empty_string_after(p: &[u8], key: &Key) -> bool {
-    let key_len = key.needle().len();
-    let mut from = 0;
-    while let Some(i) = key.find(&p[from..]) {
-        let mut j = from + i + key_len;
-        while p.get(j) == Some(&b' ') {
-            j += 1;
-        }
-        if p.get(j) == Some(&b'"') && p.get(j + 1).is_some_and(|c| *c != b'"') {
-            return true;
-        }
-        from = j;
-    }
-    false
 }
 
 #[cfg(test)]

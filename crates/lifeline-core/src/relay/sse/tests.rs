@@ -1,30 +1,19 @@
+use super::*;
+
 #[test]
-fn total_tokens_is_read_from_usage_only() {
-    use super::total_tokens;
-    let chat =
-        br#"{"id":"x","usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens": 12}}"#;
-    assert_eq!(total_tokens(chat), Some(12));
-    let quoted = br#"{"choices":[{"delta":{"content":"\"total_tokens\": 99"}}]}"#;
-    assert_eq!(total_tokens(quoted), None);
-    assert_eq!(total_tokens(br#"{"usage":null}"#), None);
-    assert_eq!(total_tokens(br#"{"total_tokens":"x"}"#), None);
-    // The last one counts (a usage object after text that looks like one).
-    let two = br#"{"a":{"total_tokens":3},"usage":{"total_tokens":8}}"#;
-    assert_eq!(total_tokens(two), Some(8));
-    let mut s = super::Scanner::new(super::Protocol::Chat);
+fn usage_is_read_only_with_a_charge_to_settle() {
+    let mut s = Scanner::new(Protocol::Chat);
     s.feed(bytes::Bytes::from_static(
         b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"total_tokens\":30}}\n\n",
     ));
     assert_eq!((s.usage, s.events), (Some(30), 2));
     // Without a charge to settle, no search.
-    let mut s = super::Scanner::new(super::Protocol::Chat).usage(false);
+    let mut s = Scanner::new(Protocol::Chat).usage(false);
     s.feed(bytes::Bytes::from_static(
         b"data: {\"choices\":[],\"usage\":{\"total_tokens\":30}}\n\n",
     ));
     assert_eq!((s.usage, s.events), (None, 1));
 }
-
-use super::*;
 
 pub(super) fn feed_all(s: &mut Scanner, parts: &[&str]) -> (String, Option<String>) {
     let mut out = String::new();
@@ -275,16 +264,6 @@ fn upstream_error_payload_is_flagged() {
     assert!(s.upstream_error && !s.committable());
 }
 
-#[test]
-fn answer_tokens_read_each_wire() {
-    use crate::providers::Wire;
-    let a = br#"{"id":"msg_1","type":"message","content":[{"type":"text","text":"\"input_tokens\":9"}],"usage":{"input_tokens":12,"output_tokens":5}}"#;
-    assert_eq!(answer_tokens(Wire::Anthropic, a), Some(17));
-    let o = br#"{"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}"#;
-    assert_eq!(answer_tokens(Wire::OpenAi, o), Some(12));
-    assert_eq!(answer_tokens(Wire::Anthropic, o), None);
-}
-
 /// Chat is released line by line, but an `event:` line waits for the line
 /// after it: a client never gets an event name without its data.
 #[test]
@@ -337,3 +316,5 @@ fn a_responses_event_is_released_whole() {
     );
     assert!(s.committable());
 }
+
+mod anthropic;

@@ -3,6 +3,8 @@
 //! mean, its answers' shape, and the request of an Anthropic client
 //! translated to it.
 
+pub mod stream;
+
 use http::{HeaderName, HeaderValue};
 
 use super::{object_not_starting_with, sensitive, Endpoint, Refused, RequestBody};

@@ -8,6 +8,8 @@
 //! client translated ([`crate::translate::request::openai_to_anthropic`],
 //! with the provider's `default_max_tokens` when the request sets none).
 
+pub mod stream;
+
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 

@@ -293,7 +293,10 @@ fn usage_counts_cached_prompt_tokens() {
     );
     assert_eq!(s.usage, Some(2136));
     let answer = br#"{"id":"msg_1","type":"message","content":[],"usage":{"input_tokens":12,"cache_creation_input_tokens":3,"cache_read_input_tokens":400,"output_tokens":5}}"#;
-    assert_eq!(super::answer_tokens(answer), Some(420));
+    assert_eq!(
+        crate::providers::anthropic::stream::answer_tokens(answer),
+        Some(420)
+    );
 }
 
 /// Holding whole events keeps the splitter linear: a 4 MiB event in 4 KiB
