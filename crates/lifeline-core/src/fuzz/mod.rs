@@ -30,6 +30,7 @@ use proptest::test_runner::{Config, FileFailurePersistence};
 
 mod config;
 mod request;
+mod sse;
 mod translate;
 
 /// The runner's configuration: `cases` cases unless `PROPTEST_CASES` says
