@@ -292,7 +292,7 @@ fn soup() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(super::cases(128))]
+    #![proptest_config(super::cases(256))]
 
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,200}") {

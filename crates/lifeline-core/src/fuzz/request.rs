@@ -372,7 +372,7 @@ fn soup() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(super::cases(256))]
+    #![proptest_config(super::cases(512))]
 
     #[test]
     fn arbitrary_bytes_never_panic(

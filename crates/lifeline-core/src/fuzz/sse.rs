@@ -251,7 +251,7 @@ fn check_split(
 }
 
 proptest! {
-    #![proptest_config(super::cases(256))]
+    #![proptest_config(super::cases(512))]
 
     #[test]
     fn generated_streams_scan_the_same_however_split(

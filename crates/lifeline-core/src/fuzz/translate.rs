@@ -364,7 +364,7 @@ fn check_events(bytes: &[u8]) -> Result<(), String> {
 }
 
 proptest! {
-    #![proptest_config(super::cases(256))]
+    #![proptest_config(super::cases(512))]
 
     #[test]
     fn openai_requests_to_anthropic(body in body(&OPENAI_REQUESTS), (model, version, prefill) in target(), max in 1u32..100_000) {
