@@ -10,14 +10,17 @@
 //!   [`serde_json::Value`]) predicts, with the same `param`;
 //! - whenever `Ok`: the inspected model, `stream` and `include_usage` are
 //!   the body's, and splicing another model name in gives valid JSON equal
-//!   to the original with only `model` replaced.
+//!   to the original with only `model` replaced;
+//! - bodies nested to any depth, with brackets, quotes and backslashes in
+//!   their strings: refused as too deep exactly when they nest deeper than
+//!   the limit.
 
 use bytes::Bytes;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::providers::Endpoint;
-use crate::request::{inspect, splice};
+use crate::request::{inspect, inspect_within, splice, JSON_TOO_DEEP, MAX_DEPTH};
 
 fn endpoint() -> impl Strategy<Value = Endpoint> {
     prop::sample::select(Endpoint::ALL.to_vec())
@@ -371,8 +374,57 @@ fn soup() -> impl Strategy<Value = Vec<u8>> {
         .prop_map(|t| t.concat().into_bytes())
 }
 
+/// A value nested `opens.len()` deep (`true`: an array, `false`: an
+/// object), with `noise` (a string) at the bottom and in every key.
+fn nested(opens: &[bool], noise: &str) -> String {
+    let key = serde_json::to_string(noise).unwrap();
+    let mut out = String::new();
+    for array in opens {
+        if *array {
+            out.push('[');
+        } else {
+            out.push_str(&format!("{{{key}:"));
+        }
+    }
+    out.push_str(&key);
+    for array in opens.iter().rev() {
+        out.push(if *array { ']' } else { '}' });
+    }
+    out
+}
+
+/// Strings that look like structure to a careless scan.
+fn noise() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(vec!["[", "]", "{", "}", "\"", "\\", "a", "\\\""]),
+        0..6,
+    )
+    .prop_map(|p| p.concat())
+}
+
 proptest! {
     #![proptest_config(super::cases(512))]
+
+    #[test]
+    fn nesting_is_refused_exactly_past_the_limit(
+        opens in prop::collection::vec(any::<bool>(), 0..140),
+        noise in noise(),
+        limit in 1..=MAX_DEPTH,
+        endpoint in endpoint(),
+    ) {
+        let body = format!(
+            r#"{{"model":"m","messages":[{{"role":"user"}}],"input":"i","prompt":"p","max_tokens":1,"x":{}}}"#,
+            nested(&opens, &noise)
+        );
+        // The top object, then `x`; `messages` nests 3 deep.
+        let depth = (1 + opens.len()).max(3);
+        let got = inspect_within(endpoint, body.as_bytes(), limit);
+        let too_deep = got.as_ref().err().is_some_and(|e| e.code == Some(JSON_TOO_DEEP));
+        prop_assert_eq!(too_deep, depth > limit, "depth {} limit {}: {:?}", depth, limit, got.err());
+        if depth <= limit {
+            prop_assert!(got.is_ok(), "{:?}", got.err());
+        }
+    }
 
     #[test]
     fn arbitrary_bytes_never_panic(
