@@ -20,10 +20,12 @@
 //! - [`attempt`]: the attempt loop (deadline, retries, failover).
 //! - [`retry`]: backoff, `Retry-After` and the retry budget.
 //! - [`providers`]: the protocol adapters (OpenAI, Azure, compatible;
-//!   Anthropic): URLs, headers, request and answer conversion.
+//!   Anthropic): URLs, headers, request and answer conversion, stream
+//!   grammars, and what a continued stream's client was sent.
 //! - [`translate`]: OpenAI ↔ Anthropic requests, answers, errors and streams
 //!   (pure functions).
-//! - [`relay`]: SSE relay, commit-before-first-content, honest endings.
+//! - [`relay`]: SSE relay, commit-before-first-content, honest endings,
+//!   continuation's state machines (asking the adapters).
 //! - [`health`]: per-deployment breaker, latency, and the health events.
 //! - [`telemetry`]: Prometheus metrics and request ids.
 //! - [`admin`]: the admin API on its own listener.

@@ -77,11 +77,7 @@ impl Call {
         let stored = cache.get(&key, self.model.policy.degraded.max_age)?;
         let age = stored.stored.elapsed().as_secs();
         let (body, content_type) = if self.inspected.stream {
-            let include_usage = serde_json::from_slice::<serde_json::Value>(&self.body)
-                .ok()
-                .and_then(|v| v.pointer("/stream_options/include_usage")?.as_bool())
-                .unwrap_or(false);
-            let sse = chat_answer_as_sse(&stored.body, include_usage)?;
+            let sse = chat_answer_as_sse(&stored.body, self.inspected.include_usage)?;
             (sse, "text/event-stream")
         } else {
             (stored.body, "application/json")

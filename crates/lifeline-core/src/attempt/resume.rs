@@ -20,7 +20,8 @@
 //! - a prefill or instruction request asks for what is left of the
 //!   client's `max_tokens` / `max_completion_tokens` (less the output
 //!   already sent; [`Resume::max_output`] tells the relay the limit, so a
-//!   stream that reached it ends as finished by length instead);
+//!   stream that reached it ends as finished by length instead); the
+//!   client's adapter writes it ([`crate::providers::continued::request`]);
 //! - the upstream request is built as for any attempt, and read to its
 //!   first content by [`super::commit::first_content`].
 //!
@@ -41,8 +42,9 @@ use super::failure::{Failure, FailureKind};
 use super::upstream::build_request;
 use crate::balance::{pick, Pick, Scope};
 use crate::health::latency::{adaptive_timeout, LatencyKind};
+use crate::providers::continued;
 use crate::providers::Endpoint;
-use crate::providers::RequestBody;
+use crate::providers::{prefill_refusal, RequestBody};
 use crate::relay::resume::{
     split_trailing_whitespace, Ask, Method, Resume, Resumed, Resuming, CONTINUE_INSTRUCTION,
 };
@@ -103,17 +105,9 @@ impl Resume for Continuer {
     }
 
     fn max_output(&self) -> Option<u64> {
-        let v: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
-        LIMITS
-            .iter()
-            .filter_map(|k| v.get(*k).and_then(serde_json::Value::as_u64))
-            .min()
+        continued::max_output(self.endpoint.wire(), &self.body)
     }
 }
-
-/// The request fields that limit the answer's tokens (OpenAI's two,
-/// Anthropic's `max_tokens`).
-const LIMITS: [&str; 2] = ["max_tokens", "max_completion_tokens"];
 
 impl Continuer {
     async fn run(&mut self, ask: Ask) -> Option<Resumed> {
@@ -279,47 +273,8 @@ impl Continuer {
                 })
                 .map_err(|u| u.0);
         }
-        let mut v: serde_json::Value =
-            serde_json::from_slice(&self.body).map_err(|e| e.to_string())?;
-        let obj = v.as_object_mut().ok_or("the body is not an object")?;
-        let model = obj.remove("model").unwrap_or_default();
-        let messages = obj
-            .get_mut("messages")
-            .and_then(|m| m.as_array_mut())
-            .ok_or("the body has no messages")?;
-        // A client's own prefill (a last assistant message of text) is
-        // what the answer continues: the partial answer extends it, rather
-        // than following it as a second assistant turn.
-        let own_prefill = messages
-            .last_mut()
-            .filter(|m| m.get("role").and_then(|r| r.as_str()) == Some("assistant"))
-            .and_then(|m| m.get_mut("content"))
-            .filter(|c| c.is_string());
-        match own_prefill {
-            Some(content) => {
-                let joined = format!("{}{text}", content.as_str().unwrap_or(""));
-                *content = joined.trim_end().into();
-            }
-            None => messages.push(serde_json::json!({"role": "assistant", "content": text})),
-        }
-        if method == Method::Instruction {
-            messages.push(serde_json::json!({"role": "user", "content": CONTINUE_INSTRUCTION}));
-        }
-        // The continuation may write what is left of the client's limit
-        // (a replay writes the whole answer again: its limit stands).
-        for key in LIMITS {
-            if let Some(slot) = obj_limit(&mut v, key) {
-                let left = slot.as_u64().unwrap_or(0).saturating_sub(output).max(1);
-                *slot = left.into();
-            }
-        }
-        // `model` first, so that its span is known to the adapter.
-        let model = model.to_string();
-        let rest = serde_json::to_string(&v).map_err(|e| e.to_string())?;
-        let rest = rest.strip_prefix('{').unwrap_or(&rest);
-        let comma = if rest.starts_with('}') { "" } else { "," };
-        let body = Bytes::from(format!("{{\"model\":{model}{comma}{rest}"));
-        let span = 9..9 + model.len();
+        let instruction = (method == Method::Instruction).then_some(CONTINUE_INSTRUCTION);
+        let (body, span) = continued::request(client, &self.body, text, instruction, output)?;
         up.request_body(&RequestBody {
             client,
             body: &body,
@@ -492,39 +447,5 @@ impl Continuer {
             .attempt(ok);
         dep.sli()
             .attempt(ok, (outcome != "success").then_some(outcome));
-    }
-}
-
-/// The value of the limit `key`, if the body sets it to a number.
-fn obj_limit<'a>(v: &'a mut serde_json::Value, key: &str) -> Option<&'a mut serde_json::Value> {
-    v.get_mut(key).filter(|n| n.is_u64())
-}
-
-/// Whether a 400 answer is about an assistant prefill (a trailing
-/// assistant message): Anthropic's "does not support assistant message
-/// prefill", "final assistant content cannot end with trailing
-/// whitespace", llama.cpp's "Assistant response prefill is incompatible
-/// with enable_thinking", and the like.
-pub(super) fn prefill_refusal(body: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(body).to_ascii_lowercase();
-    text.contains("prefill")
-        || (text.contains("assistant")
-            && (text.contains("final")
-                || text.contains("last")
-                || text.contains("trailing")
-                || text.contains("must end with a user")))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn prefill_refusals_are_told_from_other_client_errors() {
-        use super::prefill_refusal;
-        assert!(prefill_refusal(br#"{"type":"error","error":{"type":"invalid_request_error","message":"This model does not support assistant message prefill. The conversation must end with a user message."}}"#));
-        assert!(prefill_refusal(br#"{"error":{"message":"final assistant content cannot end with trailing whitespace"}}"#));
-        assert!(!prefill_refusal(
-            br#"{"error":{"message":"max_tokens is too large"}}"#
-        ));
-        assert!(!prefill_refusal(b""));
     }
 }

@@ -25,15 +25,22 @@
 //!   content-policy refusal, in the wording of its protocol), and whether a
 //!   2xx body is an answer at all ([`Upstream::is_answer`]).
 //!
-//! The stream grammar of each protocol (what counts as first content, as a
-//! clean end, as an in-band error, as a keep-alive, and its usage) is one
-//! file of [`crate::relay::sse`] each ([`crate::relay::sse::chat`],
-//! [`crate::relay::sse::responses`], [`crate::relay::sse::anthropic`]),
-//! which [`crate::relay::Protocol::of`] picks by the deployment's wire.
+//! Each adapter owns its stream grammar too (`openai/stream.rs`: chat
+//! completions, the Responses API, generic streams; `anthropic/stream.rs`:
+//! the Messages API): what counts as first content, as the answer's
+//! finish, as a clean end, as an in-band error, as a keep-alive, and its
+//! usage. [`stream::Protocol`] picks the grammar by the deployment's wire
+//! and dispatches to it with a `match`; the relay's scanner splits lines
+//! and keeps the state, and asks. [`stream`] also writes Lifeline's own
+//! endings in a client's grammar. For continuation, each adapter parses
+//! what its client was sent and rewrites a continuation's events to follow
+//! it (`openai/continued.rs`, `anthropic/continued.rs`, dispatched by
+//! [`continued`]). [`sse`] is SSE's own syntax, which all of them share.
 //! Providers know nothing about balancing or health.
 
 pub mod anthropic;
 mod client;
+pub mod continued;
 pub mod openai;
 pub mod probe;
 pub mod sse;
@@ -446,6 +453,21 @@ impl Upstream {
     }
 }
 
+/// Whether a 400 answer is about an assistant prefill (a trailing
+/// assistant message), in any provider's wording: Anthropic's "does not
+/// support assistant message prefill", "final assistant content cannot end
+/// with trailing whitespace", llama.cpp's "Assistant response prefill is
+/// incompatible with enable_thinking", and the like.
+pub fn prefill_refusal(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(body).to_ascii_lowercase();
+    text.contains("prefill")
+        || (text.contains("assistant")
+            && (text.contains("final")
+                || text.contains("last")
+                || text.contains("trailing")
+                || text.contains("must end with a user")))
+}
+
 /// Replaces the bytes at `span` with `replacement` (an already JSON-encoded
 /// string), copying the body once.
 pub fn splice(body: &Bytes, span: &std::ops::Range<usize>, replacement: &[u8]) -> Bytes {
@@ -481,6 +503,16 @@ fn object_not_starting_with(body: &[u8], key: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::config::Secret;
+
+    #[test]
+    fn prefill_refusals_are_told_from_other_client_errors() {
+        assert!(prefill_refusal(br#"{"type":"error","error":{"type":"invalid_request_error","message":"This model does not support assistant message prefill. The conversation must end with a user message."}}"#));
+        assert!(prefill_refusal(br#"{"error":{"message":"final assistant content cannot end with trailing whitespace"}}"#));
+        assert!(!prefill_refusal(
+            br#"{"error":{"message":"max_tokens is too large"}}"#
+        ));
+        assert!(!prefill_refusal(b""));
+    }
 
     fn provider(kind: ProviderKind) -> ProviderConfig {
         ProviderConfig {

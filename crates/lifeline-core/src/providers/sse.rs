@@ -43,9 +43,30 @@ pub fn at_boundary(buf: &[u8]) -> bool {
     buf.ends_with(b"\n\n") || buf.ends_with(b"\n\r\n") || buf.is_empty()
 }
 
+/// A field of an SSE line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field<'a> {
+    /// An `event:` line's name.
+    Event(&'a [u8]),
+    /// A `data:` line's payload.
+    Data(&'a [u8]),
+}
+
+/// The `event:` and `data:` fields of `buf`'s lines, in order (comments,
+/// blank lines and other fields skipped).
+pub fn fields(buf: &[u8]) -> impl Iterator<Item = Field<'_>> {
+    buf.split(|b| *b == b'\n').filter_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        event_name(line)
+            .map(Field::Event)
+            .or_else(|| data_payload(line).map(Field::Data))
+    })
+}
+
 /// The last integer value of `key` in `p`: the last occurrence of the key
 /// followed by `:` and an integer. Inside a JSON string the key's quotes
 /// would be escaped, so text a model wrote cannot pass for it.
+#[inline]
 pub fn last_integer(p: &[u8], key: &Key) -> Option<u64> {
     let len = key.needle().len();
     let mut found = None;

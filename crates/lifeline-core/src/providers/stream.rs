@@ -9,7 +9,7 @@
 //! payload it asks the grammar what it means, dispatched by a `match` on
 //! the protocol (no trait object: this runs on every event), and gets a
 //! [`Said`]: content, the answer's finish, the stream's end, an in-band
-//! error, a keep-alive, the usage. What a grammar needs to remember
+//! error, a keep-alive; and the usage it reports. What a grammar needs to remember
 //! between events (the choices that finished, the latest token counts) is
 //! its [`GrammarState`], which the scanner holds.
 //!
@@ -40,50 +40,83 @@ pub enum Protocol {
     Anthropic,
 }
 
-/// What an event says, as the scanner counts it when the event is
-/// released: the answer started ([`CONTENT`]), finished ([`FINISHED`]),
-/// or the stream ended ([`DONE`]).
-pub type Marks = u8;
-
-/// Content (text, reasoning, a tool call, a refusal, audio) was seen.
-pub const CONTENT: Marks = 1;
-/// The answer finished (every choice has its finish reason).
-pub const FINISHED: Marks = 2;
-/// The stream's terminal event (`[DONE]`, `response.completed`,
-/// `message_stop`).
-pub const DONE: Marks = 4;
-
-/// What one `event:` line or `data:` payload means.
+/// What one `event:` line or `data:` payload means: a set of
+/// [`Said::CONTENT`], [`Said::FINISHED`], [`Said::DONE`] (the marks, which
+/// the scanner counts when the event is released), [`Said::ERROR`],
+/// [`Said::KEEPALIVE`] and [`Said::EVENT`]. One byte, returned in a
+/// register: this is asked on every event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Said {
-    /// [`CONTENT`], [`FINISHED`], [`DONE`].
-    pub marks: Marks,
-    /// An in-band error (an error event, `response.failed`).
-    pub error: bool,
-    /// A keep-alive (Anthropic's `ping`): no progress, not an event.
-    pub keepalive: bool,
-    /// A data event (counted: about one token each).
-    pub event: bool,
-    /// The tokens the stream reports it cost so far, if this event says.
-    pub usage: Option<u64>,
-}
+pub struct Said(u8);
 
 impl Said {
-    /// An event that says `marks`.
-    pub const fn marks(marks: Marks) -> Self {
-        Self {
-            marks,
-            error: false,
-            keepalive: false,
-            event: false,
-            usage: None,
-        }
+    /// Nothing worth noting (an event name that says nothing).
+    pub const NOTHING: Said = Said(0);
+    /// Content (text, reasoning, a tool call, a refusal, audio) was seen.
+    pub const CONTENT: Said = Said(1);
+    /// The answer finished (every choice has its finish reason).
+    pub const FINISHED: Said = Said(2);
+    /// The stream's terminal event (`[DONE]`, `response.completed`,
+    /// `message_stop`).
+    pub const DONE: Said = Said(4);
+    /// An in-band error (an error event, `response.failed`).
+    pub const ERROR: Said = Said(8);
+    /// A keep-alive (Anthropic's `ping`): no progress, not an event.
+    pub const KEEPALIVE: Said = Said(16);
+    /// A data event (counted: about one token each).
+    pub const EVENT: Said = Said(32);
+
+    /// Whether any of `s` is said.
+    #[inline]
+    pub const fn has(self, s: Said) -> bool {
+        self.0 & s.0 != 0
+    }
+
+    /// The marks only ([`Self::CONTENT`], [`Self::FINISHED`],
+    /// [`Self::DONE`]).
+    #[inline]
+    pub const fn marks(self) -> Said {
+        Said(self.0 & 7)
+    }
+
+    /// These, less `s`.
+    #[inline]
+    pub const fn without(self, s: Said) -> Said {
+        Said(self.0 & !s.0)
+    }
+
+    /// Only those of `s` said.
+    #[inline]
+    pub const fn only(self, s: Said) -> Said {
+        Said(self.0 & s.0)
+    }
+
+    /// Whether nothing is said.
+    #[inline]
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl std::ops::BitOr for Said {
+    type Output = Said;
+    #[inline]
+    fn bitor(self, rhs: Said) -> Said {
+        Said(self.0 | rhs.0)
+    }
+}
+
+impl std::ops::BitOrAssign for Said {
+    #[inline]
+    fn bitor_assign(&mut self, rhs: Said) {
+        self.0 |= rhs.0;
     }
 }
 
 /// What the scanner already knows, so that a grammar looks no further than
-/// it must ([`CONTENT`]: the first content was counted; [`FINISHED`]).
-pub type Known = Marks;
+/// it must ([`Said::CONTENT`]: the first content was counted;
+/// [`Said::FINISHED`]; [`Said::KEEPALIVE`]: the current event is a
+/// keep-alive, so its data is one too).
+pub type Known = Said;
 
 /// What a grammar remembers between the events of one stream.
 #[derive(Debug, Clone)]
@@ -170,14 +203,21 @@ impl Protocol {
     }
 
     /// What a non-empty `data:` payload that looks like JSON (and is not a
-    /// [`Self::sentinel`]) means.
+    /// [`Self::sentinel`]) means; the tokens the stream reports it cost so
+    /// far go to `usage`, if the event says (and `st` wants them).
     #[inline]
-    pub fn data(self, p: &[u8], known: Known, st: &mut GrammarState) -> Said {
+    pub fn data(
+        self,
+        p: &[u8],
+        known: Known,
+        st: &mut GrammarState,
+        usage: &mut Option<u64>,
+    ) -> Said {
         match self {
-            Self::Chat => openai::stream::chat(p, known, st),
-            Self::Responses => openai::stream::responses(p, known, st),
-            Self::Generic => openai::stream::generic(p, st),
-            Self::Anthropic => anthropic::stream::data(p, known, st),
+            Self::Chat => openai::stream::chat(p, known, st, usage),
+            Self::Responses => openai::stream::responses(p, known, st, usage),
+            Self::Generic => openai::stream::generic(p, st, usage),
+            Self::Anthropic => anthropic::stream::data(p, known, st, usage),
         }
     }
 
@@ -280,5 +320,26 @@ mod tests {
         let o = br#"{"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}"#;
         assert_eq!(answer_tokens(Wire::OpenAi, o), Some(12));
         assert_eq!(answer_tokens(Wire::Anthropic, o), None);
+    }
+
+    #[test]
+    fn an_error_event_is_found_where_its_event_starts() {
+        let openai = b"data: {\"choices\":[]}\n\ndata: {\"error\":{\"message\":\"m\",\"type\":\"server_error\"}}\n\n";
+        let at = Protocol::Chat.error_event_start(openai).unwrap();
+        assert_eq!(&openai[..at], b"data: {\"choices\":[]}\n\n");
+        assert_eq!(
+            Protocol::Chat.error_reason(&openai[at..]),
+            "the upstream sent an error event (server_error: m)"
+        );
+        let anthropic = b"event: ping\ndata: {\"type\":\"ping\"}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+        let at = Protocol::Anthropic.error_event_start(anthropic).unwrap();
+        assert!(anthropic[at..].starts_with(b"event: error\n"));
+        assert!(Protocol::Anthropic
+            .error_reason(&anthropic[at..])
+            .contains("overloaded_error"));
+        assert_eq!(
+            Protocol::Chat.error_event_start(b"data: {\"choices\":[]}\n\n"),
+            None
+        );
     }
 }

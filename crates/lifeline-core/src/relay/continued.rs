@@ -103,10 +103,11 @@ impl RelayBody {
         if !self.may_continue() {
             return;
         }
-        let Some(at) = resume::error_event_start(&feed.forward) else {
+        let protocol = self.scanner.protocol();
+        let Some(at) = protocol.error_event_start(&feed.forward) else {
             return;
         };
-        let why = resume::error_reason(&feed.forward[at..]);
+        let why = protocol.error_reason(&feed.forward[at..]);
         feed.forward = feed.forward.slice(..at);
         feed.bad = Some(why);
         // Not relayed: not the client's either.

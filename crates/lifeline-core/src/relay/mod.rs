@@ -33,8 +33,9 @@
 //! - **cancelled**: the client went away; the upstream body is dropped at
 //!   once, which closes the upstream connection.
 //!
-//! The endings speak the client's wire ([`RelayBody::client`]): an
-//! Anthropic client's broken stream ends with Anthropic's `event: error`
+//! The endings speak the client's wire ([`RelayBody::client`]), written by
+//! its adapter ([`broken_event`], [`Protocol::missing_end`]): an Anthropic
+//! client's broken stream ends with Anthropic's `event: error`
 //! (`{"type":"error","error":{"type":"api_error",...}}`), and an answer that
 //! finished without its terminal event gets `message_stop` instead of
 //! `[DONE]`. A translated stream ([`RelayBody::transcode`]: the deployment

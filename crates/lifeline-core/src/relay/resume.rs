@@ -31,19 +31,25 @@
 //! asked for. What was sent is learnt once, at the break, from the client
 //! bytes the relay kept ([`Sent::parse`]); nothing is parsed on the hot
 //! path of a stream that does not break.
+//!
+//! Nothing here reads or writes either wire: what the client was sent
+//! ([`Sent`], [`length_ending`]) and what a continuation's events carry
+//! and become are the client's adapter's
+//! ([`crate::providers::continued`]); this module and the splice hold the
+//! state machines that ask it.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use hyper::body::Incoming;
 
 use super::Scanner;
+pub use crate::providers::continued::{length_ending, Sent};
 use crate::route::{Deployment, Lease};
 use crate::translate::stream::Transcoder;
-use crate::translate::Wire;
 
 /// Most client bytes kept per stream for a continuation; past it the stream
 /// is not continued (its memory stays bounded).
@@ -148,241 +154,6 @@ pub trait Resume: Send {
     fn max_output(&self) -> Option<u64>;
 }
 
-/// What the client was sent, learnt from its bytes at a break.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Sent {
-    /// The client's wire.
-    pub wire: Wire,
-    /// The first chunk's `id` (a JSON string; OpenAI's wire).
-    pub id: Option<String>,
-    /// The answer's text so far: `choices[0].delta.content` (OpenAI), the
-    /// `text_delta`s (Anthropic), concatenated.
-    pub text: String,
-    /// The index of the open text block (Anthropic).
-    pub text_index: Option<i64>,
-    /// The index of the block still open, if one is (Anthropic).
-    pub open_block: Option<i64>,
-    /// The index after the highest block index sent (Anthropic).
-    pub next_index: i64,
-    /// Output tokens so far: the most a `usage` said (`completion_tokens`,
-    /// `output_tokens`), or the content events sent (about one token
-    /// each), whichever is more.
-    pub output: u64,
-    /// Content events sent (text, reasoning, tool-call deltas).
-    pub deltas: u64,
-    /// The first chunk's `model` (OpenAI's wire).
-    pub model: Option<serde_json::Value>,
-    /// The first chunk's `created` (OpenAI's wire).
-    pub created: Option<serde_json::Value>,
-    /// A tool call (or legacy function call) started: not continued.
-    pub tool_call: bool,
-    /// The answer finished (a `finish_reason`, a stop reason) or failed (an
-    /// error event): nothing to continue.
-    pub ended: bool,
-    /// Whether the bytes end on an event boundary (a blank line).
-    pub at_boundary: bool,
-}
-
-impl Sent {
-    /// Parses the events the client received, in its `wire`.
-    pub fn parse(chunks: &[Bytes], wire: Wire) -> Self {
-        let mut all = BytesMut::new();
-        for c in chunks {
-            all.extend_from_slice(c);
-        }
-        let mut sent = Sent {
-            wire,
-            id: None,
-            text: String::new(),
-            text_index: None,
-            open_block: None,
-            next_index: 0,
-            output: 0,
-            deltas: 0,
-            model: None,
-            created: None,
-            tool_call: false,
-            ended: false,
-            at_boundary: all.ends_with(b"\n\n") || all.ends_with(b"\n\r\n") || all.is_empty(),
-        };
-        for line in all[..].split(|b: &u8| *b == b'\n') {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.starts_with(b"event:") && line.ends_with(b"error") {
-                sent.ended = true;
-            }
-            let Some(payload) = data_payload(line) else {
-                continue;
-            };
-            if payload == b"[DONE]" {
-                sent.ended = true;
-                continue;
-            }
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
-                continue;
-            };
-            match wire {
-                Wire::OpenAi => sent.openai(&v),
-                Wire::Anthropic => sent.anthropic(&v),
-            }
-        }
-        sent.output = sent.output.max(sent.deltas);
-        sent
-    }
-
-    fn openai(&mut self, v: &serde_json::Value) {
-        if v.get("error").is_some() {
-            self.ended = true;
-        }
-        if self.id.is_none() {
-            self.id = v.get("id").and_then(|i| i.as_str()).map(str::to_owned);
-            self.model = v.get("model").cloned();
-            self.created = v.get("created").cloned();
-        }
-        if let Some(n) = v
-            .pointer("/usage/completion_tokens")
-            .and_then(serde_json::Value::as_u64)
-        {
-            self.output = self.output.max(n);
-        }
-        let Some(choices) = v.get("choices").and_then(|c| c.as_array()) else {
-            return;
-        };
-        for c in choices {
-            if c.get("finish_reason").is_some_and(|f| !f.is_null()) {
-                self.ended = true;
-            }
-            let Some(delta) = c.get("delta") else {
-                continue;
-            };
-            if delta.get("tool_calls").is_some_and(|t| !t.is_null())
-                || delta.get("function_call").is_some_and(|t| !t.is_null())
-            {
-                self.tool_call = true;
-            }
-            if delta
-                .as_object()
-                .into_iter()
-                .flatten()
-                .any(|(k, val)| k != "role" && !val.is_null() && val.as_str() != Some(""))
-            {
-                self.deltas += 1;
-            }
-            if let Some(t) = delta.get("content").and_then(|t| t.as_str()) {
-                self.text.push_str(t);
-            }
-        }
-    }
-
-    fn anthropic(&mut self, v: &serde_json::Value) {
-        let index = v.get("index").and_then(serde_json::Value::as_i64);
-        if let Some(i) = index {
-            self.next_index = self.next_index.max(i + 1);
-        }
-        let usage = v
-            .pointer("/usage/output_tokens")
-            .or_else(|| v.pointer("/message/usage/output_tokens"));
-        if let Some(n) = usage.and_then(serde_json::Value::as_u64) {
-            self.output = self.output.max(n);
-        }
-        let kind = v.get("type").and_then(|t| t.as_str()).unwrap_or("");
-        if kind == "content_block_delta" {
-            self.deltas += 1;
-        }
-        match kind {
-            "content_block_stop" => self.open_block = None,
-            "content_block_start" => {
-                self.open_block = index;
-                match v.pointer("/content_block/type").and_then(|t| t.as_str()) {
-                    Some("text") => self.text_index = index,
-                    Some("tool_use" | "server_tool_use") => self.tool_call = true,
-                    _ => {}
-                }
-            }
-            "content_block_delta" => match v.pointer("/delta/type").and_then(|t| t.as_str()) {
-                Some("text_delta") => {
-                    self.text_index = index;
-                    if let Some(t) = v.pointer("/delta/text").and_then(|t| t.as_str()) {
-                        self.text.push_str(t);
-                    }
-                }
-                Some("input_json_delta") => self.tool_call = true,
-                _ => {}
-            },
-            "message_delta"
-                if v.pointer("/delta/stop_reason")
-                    .is_some_and(|r| !r.is_null()) =>
-            {
-                self.ended = true;
-            }
-            "message_stop" | "error" => self.ended = true,
-            _ => {}
-        }
-    }
-}
-
-/// Where the first error event in `lines` (complete SSE lines of an
-/// upstream stream, in either wire) starts: its `event: error` line, or the
-/// start of the event whose data is an error (OpenAI's `{"error":…}`,
-/// Anthropic's `{"type":"error",…}`).
-pub fn error_event_start(lines: &[u8]) -> Option<usize> {
-    let mut event = 0;
-    let mut at = 0;
-    for line in lines.split_inclusive(|b| *b == b'\n') {
-        let bare = line.strip_suffix(b"\n").unwrap_or(line);
-        let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
-        at += line.len();
-        if bare.is_empty() {
-            event = at;
-            continue;
-        }
-        if let Some(name) = bare.strip_prefix(b"event:") {
-            if name.trim_ascii() == b"error" {
-                return Some(event);
-            }
-            continue;
-        }
-        if data_payload(bare).is_some_and(is_error_payload) {
-            return Some(event);
-        }
-    }
-    None
-}
-
-/// Whether an event's data is an error (either wire).
-fn is_error_payload(p: &[u8]) -> bool {
-    p.starts_with(b"{\"error\"")
-        || p.starts_with(b"{\"type\":\"error\"")
-        || p.starts_with(b"{\"type\": \"error\"")
-}
-
-/// Why an upstream error event broke the stream, for the logs and the
-/// client's final error event: the error's type and message, if it says.
-pub fn error_reason(event: &[u8]) -> String {
-    let payload = event
-        .split(|b| *b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .find_map(data_payload);
-    let v = payload.and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok());
-    let error = v.as_ref().and_then(|v| v.get("error"));
-    let kind = error
-        .and_then(|e| e.get("type"))
-        .and_then(|t| t.as_str())
-        .unwrap_or("error");
-    match error
-        .and_then(|e| e.get("message"))
-        .and_then(|m| m.as_str())
-    {
-        Some(message) => format!("the upstream sent an error event ({kind}: {message})"),
-        None => format!("the upstream sent an error event ({kind})"),
-    }
-}
-
-/// The payload of a `data:` line.
-fn data_payload(line: &[u8]) -> Option<&[u8]> {
-    let rest = line.strip_prefix(b"data:")?;
-    Some(rest.strip_prefix(b" ").unwrap_or(rest))
-}
-
 /// `text` without its trailing whitespace, and that whitespace.
 pub fn split_trailing_whitespace(text: &str) -> (&str, &str) {
     let trimmed = text.trim_end();
@@ -434,55 +205,6 @@ pub fn find_seam<'a>(sent: &'a str, new: &str, complete: bool) -> Option<(usize,
         return (complete && once).then_some((i + tail.len(), tail));
     }
     None
-}
-
-/// The end of a stream whose output reached the client's limit at a
-/// break: what the client's grammar says when an answer is cut by its
-/// `max_tokens` (`finish_reason: "length"`, then `[DONE]`; or the open
-/// block's `content_block_stop`, `stop_reason: "max_tokens"` and
-/// `message_stop`), after `comment` (the trailing comment of a stream
-/// continued before, or nothing).
-pub fn length_ending(sent: &Sent, comment: &[u8]) -> Bytes {
-    let mut out = BytesMut::new();
-    if !sent.at_boundary {
-        out.extend_from_slice(b"\n");
-    }
-    match sent.wire {
-        Wire::OpenAi => {
-            let mut chunk = serde_json::json!({
-                "id": sent.id.as_deref().unwrap_or("chatcmpl-lifeline"),
-                "object": "chat.completion.chunk",
-                "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}],
-            });
-            if let Some(o) = chunk.as_object_mut() {
-                if let Some(created) = &sent.created {
-                    o.insert("created".into(), created.clone());
-                }
-                if let Some(model) = &sent.model {
-                    o.insert("model".into(), model.clone());
-                }
-            }
-            out.extend_from_slice(format!("data: {chunk}\n\n").as_bytes());
-            out.extend_from_slice(comment);
-            out.extend_from_slice(b"data: [DONE]\n\n");
-        }
-        Wire::Anthropic => {
-            if let Some(i) = sent.open_block {
-                out.extend_from_slice(
-                    format!("event: content_block_stop\ndata: {{\"type\":\"content_block_stop\",\"index\":{i}}}\n\n").as_bytes(),
-                );
-            }
-            let delta = serde_json::json!({
-                "type": "message_delta",
-                "delta": {"stop_reason": "max_tokens", "stop_sequence": null},
-                "usage": {"output_tokens": sent.output},
-            });
-            out.extend_from_slice(format!("event: message_delta\ndata: {delta}\n\n").as_bytes());
-            out.extend_from_slice(comment);
-            out.extend_from_slice(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
-        }
-    }
-    out.freeze()
 }
 
 /// The trailing comment of a continued stream.

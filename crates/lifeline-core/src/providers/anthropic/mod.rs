@@ -7,7 +7,11 @@
 //! [`crate::translate::request::anthropic_sampling_fixup`]), from an OpenAI
 //! client translated ([`crate::translate::request::openai_to_anthropic`],
 //! with the provider's `default_max_tokens` when the request sets none).
+//! Its stream grammar is [`stream`]; for continuation, what an Anthropic
+//! client was sent and a continuation's events rewritten for it are
+//! [`continued`].
 
+pub mod continued;
 pub mod stream;
 
 use bytes::Bytes;

@@ -28,9 +28,7 @@
 //! [`Protocol::Anthropic`]: crate::providers::stream::Protocol::Anthropic
 
 use crate::providers::sse::{self, keys, last_integer, non_empty_string_after, Key};
-use crate::providers::stream::{
-    error_reason_of, GrammarState, Known, Said, CONTENT, DONE, FINISHED,
-};
+use crate::providers::stream::{error_reason_of, GrammarState, Known, Said};
 
 keys! {
     ERROR_TYPE = b"\"type\":\"error\"";
@@ -105,42 +103,36 @@ fn is_ping(p: &[u8]) -> bool {
 /// `data: [DONE]` ends the stream (any other payload is an event).
 #[inline]
 pub fn sentinel(p: &[u8]) -> Option<Said> {
-    (p == b"[DONE]").then_some(Said::marks(DONE))
+    (p == b"[DONE]").then_some(Said::DONE)
 }
 
 /// An `event:` line: `ping` is a keep-alive (the scanner then takes the
 /// whole event as one), `error` an in-band error.
 #[inline]
 pub fn event(name: &[u8]) -> Said {
-    Said {
-        keepalive: name == b"ping",
-        error: name == b"error",
-        ..Said::default()
+    match name {
+        b"ping" => Said::KEEPALIVE,
+        b"error" => Said::ERROR,
+        _ => Said::NOTHING,
     }
 }
 
-/// An event's data (not of a `ping` event). What it says counts at the
-/// event's end.
+/// An event's data. What it says counts at the event's end.
 #[inline]
-pub fn data(p: &[u8], known: Known, st: &mut GrammarState) -> Said {
-    if is_ping(p) {
-        return Said {
-            keepalive: true,
-            ..Said::default()
-        };
+pub fn data(p: &[u8], known: Known, st: &mut GrammarState, usage: &mut Option<u64>) -> Said {
+    // A keep-alive event's data is a keep-alive too.
+    if known.has(Said::KEEPALIVE) || is_ping(p) {
+        return Said::KEEPALIVE;
     }
-    let mut said = Said {
-        event: true,
-        ..Said::default()
-    };
     if st.want_usage && USAGE.find(p).is_some() {
-        said.usage = usage(p, &mut st.tokens);
+        if let Some(n) = tokens(p, &mut st.tokens) {
+            *usage = Some(n);
+        }
     }
     if ERROR_TYPE.find(p).is_some_and(|i| i < 4) {
-        said.error = true;
-        return said;
+        return Said::EVENT | Said::ERROR;
     }
-    if known & CONTENT == 0 {
+    if !known.has(Said::CONTENT) {
         // A thinking model's reasoning is the answer's start too (as
         // `reasoning_content` is on OpenAI's wire).
         let has_content = (TEXT_DELTA.find(p).is_some() && non_empty_string_after(p, &TEXT))
@@ -148,21 +140,21 @@ pub fn data(p: &[u8], known: Known, st: &mut GrammarState) -> Said {
             || TOOL_USE.find(p).is_some()
             || INPUT_JSON_DELTA.find(p).is_some();
         if has_content {
-            said.marks |= CONTENT;
-            return said;
+            return Said::EVENT | Said::CONTENT;
         }
     }
     if MESSAGE_DELTA.find(p).is_some() && non_empty_string_after(p, &STOP_REASON) {
-        said.marks |= FINISHED;
+        Said::EVENT | Said::FINISHED
     } else if MESSAGE_STOP_TYPE.find(p).is_some() {
-        said.marks |= DONE;
+        Said::EVENT | Said::DONE
+    } else {
+        Said::EVENT
     }
-    said
 }
 
 /// Takes the token counts an event with `usage` reports; the stream's
 /// total so far, if it reported any.
-fn usage(p: &[u8], t: &mut Tokens) -> Option<u64> {
+fn tokens(p: &[u8], t: &mut Tokens) -> Option<u64> {
     let mut seen = false;
     for (key, n) in [
         (&INPUT_TOKENS, &mut t.input),

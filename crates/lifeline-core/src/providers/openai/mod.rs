@@ -1,8 +1,12 @@
 //! The OpenAI adapter: OpenAI, Azure OpenAI, OpenAI-compatible servers and
 //! the simulated provider. Its URL shapes and auth headers, what its 400s
 //! mean, its answers' shape, and the request of an Anthropic client
-//! translated to it.
+//! translated to it; its stream grammars ([`stream`]: chat completions,
+//! the Responses API, generic streams) and, for continuation, what an
+//! OpenAI client was sent and a continuation's chunks rewritten for it
+//! ([`continued`]).
 
+pub mod continued;
 pub mod stream;
 
 use http::{HeaderName, HeaderValue};

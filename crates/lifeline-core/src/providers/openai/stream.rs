@@ -34,9 +34,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::providers::sse::{self, keys, non_empty_string_after};
-use crate::providers::stream::{
-    error_reason_of, GrammarState, Known, Said, CONTENT, DONE, FINISHED, MAX_CHOICES,
-};
+use crate::providers::stream::{error_reason_of, GrammarState, Known, Said, MAX_CHOICES};
 
 keys! {
     CONTENT_KEY = b"\"content\":";
@@ -92,32 +90,33 @@ struct FinishChoice<'a> {
 /// `data: [DONE]` ends the stream (any other payload is an event).
 #[inline]
 pub fn sentinel(p: &[u8]) -> Option<Said> {
-    (p == b"[DONE]").then_some(Said::marks(DONE))
+    (p == b"[DONE]").then_some(Said::DONE)
 }
 
 /// An `event:` line of a line grammar (chat, generic): only `error` means
 /// something.
 #[inline]
 pub fn line_event(name: &[u8]) -> Said {
-    Said {
-        error: name == b"error",
-        ..Said::default()
+    if name == b"error" {
+        Said::ERROR
+    } else {
+        Said::NOTHING
     }
 }
 
 /// One chat chunk (a valid-looking JSON payload).
 #[inline]
-pub fn chat(p: &[u8], known: Known, st: &mut GrammarState) -> Said {
-    let mut said = usage_or_error(p, st);
-    if said.error {
+pub fn chat(p: &[u8], known: Known, st: &mut GrammarState, usage: &mut Option<u64>) -> Said {
+    let mut said = usage_or_error(p, st, usage);
+    if said.has(Said::ERROR) {
         return said;
     }
     // After the first content only the end of the answer matters.
-    if known & CONTENT == 0 && has_content(p) {
-        said.marks |= CONTENT;
+    if !known.has(Said::CONTENT) && has_content(p) {
+        said |= Said::CONTENT;
     }
-    if known & FINISHED == 0 && finish_reason(p, st) {
-        said.marks |= FINISHED;
+    if !known.has(Said::FINISHED) && finish_reason(p, st) {
+        said |= Said::FINISHED;
     }
     said
 }
@@ -126,55 +125,54 @@ pub fn chat(p: &[u8], known: Known, st: &mut GrammarState) -> Said {
 #[inline]
 pub fn responses_event(name: &[u8]) -> Said {
     match name {
-        b"error" => Said {
-            error: true,
-            ..Said::default()
-        },
-        b"response.failed" => Said {
-            error: true,
-            ..Said::marks(DONE)
-        },
-        b"response.completed" | b"response.incomplete" => Said::marks(DONE),
-        _ => Said::default(),
+        b"error" => Said::ERROR,
+        b"response.failed" => Said::ERROR | Said::DONE,
+        b"response.completed" | b"response.incomplete" => Said::DONE,
+        _ => Said::NOTHING,
     }
 }
 
 /// A Responses API event's data.
 #[inline]
-pub fn responses(p: &[u8], known: Known, st: &mut GrammarState) -> Said {
-    let mut said = usage_or_error(p, st);
-    if said.error {
+pub fn responses(p: &[u8], known: Known, st: &mut GrammarState, usage: &mut Option<u64>) -> Said {
+    let mut said = usage_or_error(p, st, usage);
+    if said.has(Said::ERROR) {
         return said;
     }
-    if known & CONTENT == 0 && (non_empty_string_after(p, &DELTA) || has_content(p)) {
-        said.marks |= CONTENT;
+    if !known.has(Said::CONTENT) && (non_empty_string_after(p, &DELTA) || has_content(p)) {
+        said |= Said::CONTENT;
     }
     if RESPONSE_COMPLETED.find(p).is_some() {
-        said.marks |= DONE;
+        said |= Said::DONE;
     }
     said
 }
 
 /// A data line of a generic stream: content unless it is an error.
 #[inline]
-pub fn generic(p: &[u8], st: &mut GrammarState) -> Said {
-    let mut said = usage_or_error(p, st);
-    if !said.error {
-        said.marks |= CONTENT;
+pub fn generic(p: &[u8], st: &mut GrammarState, usage: &mut Option<u64>) -> Said {
+    let said = usage_or_error(p, st, usage);
+    if said.has(Said::ERROR) {
+        said
+    } else {
+        said | Said::CONTENT
     }
-    said
 }
 
 /// What every OpenAI grammar reads first: the event's `usage` (when a
 /// charge is to settle), and whether it is an in-band error (which says
 /// nothing else).
 #[inline]
-fn usage_or_error(p: &[u8], st: &GrammarState) -> Said {
-    Said {
-        event: true,
-        usage: if st.want_usage { total_tokens(p) } else { None },
-        error: is_error_payload(p),
-        ..Said::default()
+fn usage_or_error(p: &[u8], st: &GrammarState, usage: &mut Option<u64>) -> Said {
+    if st.want_usage {
+        if let Some(n) = total_tokens(p) {
+            *usage = Some(n);
+        }
+    }
+    if is_error_payload(p) {
+        Said::EVENT | Said::ERROR
+    } else {
+        Said::EVENT
     }
 }
 
@@ -182,6 +180,7 @@ fn usage_or_error(p: &[u8], st: &GrammarState) -> Said {
 /// any finish does (found without parsing). With several, the answer ends
 /// when every choice has finished: the chunk that carries a finish (one
 /// per choice in a stream) is parsed to learn which choice it is.
+#[inline]
 fn finish_reason(p: &[u8], st: &mut GrammarState) -> bool {
     if !non_empty_string_after(p, &FINISH_REASON) {
         return false;

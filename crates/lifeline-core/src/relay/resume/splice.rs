@@ -1,11 +1,16 @@
-//! The [`Splice`]: a continuation stream fitted into the client's, in the
-//! client's grammar (the start of a message dropped, the seam or replay
-//! point found, the first stream's chunk id and block indexes kept, the
-//! usage of the streams it replaced added).
+//! The [`Splice`]: a continuation stream fitted into the client's. The
+//! state machine is here (the seam or replay point found, the whitespace
+//! already sent skipped, the trailing comment placed); what each event
+//! carries and how it is rewritten (the start of a message dropped, the
+//! first stream's chunk id and block indexes kept, the usage of the
+//! streams it replaced added) is the client's adapter's
+//! ([`crate::providers::continued::Rewrite`]).
 
 use bytes::{Bytes, BytesMut};
 
 use super::*;
+use crate::providers::continued::{Data, Parts, Rewrite};
+use crate::providers::sse::{bare, data_payload};
 
 /// Where a [`Splice`] is.
 enum State {
@@ -36,55 +41,20 @@ pub struct Spliced {
     pub seam: Option<String>,
 }
 
-/// What one event of the new stream carries.
-#[derive(Debug, Default)]
-struct Parts {
-    /// Text of the answer (non-empty).
-    text: Option<String>,
-    /// Something that cannot come before the seam (a tool call, the end of
-    /// the answer, usage, an error): a misfit there, relayed after it.
-    hard: bool,
-    /// Something else worth relaying after the seam (reasoning), dropped
-    /// before it.
-    soft: bool,
-    /// The answer's terminal event (`message_stop`): the trailing comment
-    /// goes before it.
-    terminal: bool,
-}
-
 /// Filters a continuation stream's events, in the client's wire, into the
 /// client's stream.
 pub struct Splice {
-    wire: Wire,
     method: Method,
-    id: Option<serde_json::Value>,
     /// The text sent: whole (replay) or without its trailing whitespace.
     sent: Arc<str>,
     /// The trailing whitespace already sent, not to be sent again.
     ws: String,
-    /// Anthropic: the client's open text block, which a new text block
-    /// continues, if the client has one open.
-    text_open: Option<i64>,
-    /// Anthropic: the client's open block of another kind (closed before
-    /// the new stream's first block).
-    other_open: Option<i64>,
-    /// Anthropic: the first index after the client's blocks.
-    next_index: i64,
-    /// Anthropic: how far the new stream's block indexes are moved, set by
-    /// the first of its events that reaches the client.
-    index_shift: Option<i64>,
-    /// Anthropic: the new stream's blocks (by its own index) whose start
-    /// the client has, or that continue the client's open text block.
-    opened: Vec<i64>,
-    /// Anthropic: the new stream's index of the text being held or read.
-    text_raw: Option<i64>,
+    /// The client's adapter: what events carry, and how they are written.
+    rewrite: Rewrite,
     state: State,
     /// The trailing comment, sent before the terminal event.
     comment: Bytes,
     seam: Option<String>,
-    /// Output tokens the client had from the streams this one continues:
-    /// added to its usage, which does not count them.
-    before: u64,
 }
 
 impl Splice {
@@ -104,21 +74,13 @@ impl Splice {
             Method::Replay => (sent.text.as_str(), State::Matching(0)),
         };
         Self {
-            wire: sent.wire,
             method,
-            id: sent.id.clone().map(serde_json::Value::String),
             sent: text.into(),
             ws: ws.to_owned(),
-            text_open: sent.open_block.filter(|o| Some(*o) == sent.text_index),
-            other_open: sent.open_block.filter(|o| Some(*o) != sent.text_index),
-            next_index: sent.next_index,
-            index_shift: None,
-            opened: Vec::new(),
-            text_raw: None,
+            rewrite: Rewrite::new(sent, 0),
             state,
             comment,
             seam: None,
-            before: 0,
         }
     }
 
@@ -128,36 +90,17 @@ impl Splice {
     /// usage is the whole answer's.
     #[must_use]
     pub fn before(mut self, n: u64) -> Self {
-        self.before = n;
+        self.rewrite.before(n);
         self
-    }
-
-    /// Adds [`Self::before`] to a usage's output counts.
-    fn add_before(&self, v: &mut serde_json::Value) {
-        if self.before == 0 {
-            return;
-        }
-        let keys: &[&str] = match self.wire {
-            Wire::OpenAi => &["/usage/completion_tokens", "/usage/total_tokens"],
-            Wire::Anthropic => &["/usage/output_tokens"],
-        };
-        for key in keys {
-            if let Some(slot) = v.pointer_mut(key) {
-                if let Some(n) = slot.as_u64() {
-                    *slot = (n + self.before).into();
-                }
-            }
-        }
     }
 
     /// Filters complete SSE lines of the new stream.
     pub fn feed(&mut self, lines: &[u8]) -> Spliced {
         let mut out = BytesMut::new();
         for line in lines.split_inclusive(|b| *b == b'\n') {
-            let bare = line.strip_suffix(b"\n").unwrap_or(line);
-            let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
+            let bare = bare(line);
             // Blank lines end events (re-written whole below); `event:`
-            // lines are written again from each event's `type`.
+            // lines are written again from each event (by the adapter).
             if bare.is_empty() || bare.starts_with(b"event:") {
                 continue;
             }
@@ -169,16 +112,19 @@ impl Splice {
                 }
                 continue;
             };
-            if payload == b"[DONE]" {
-                if !matches!(self.state, State::Passing | State::Whitespace(_)) {
-                    return self.misfit("the new stream ended before the seam");
+            let v = match self.rewrite.data(payload) {
+                Data::Event(v) => v,
+                Data::Terminal(end) => {
+                    if !matches!(self.state, State::Passing | State::Whitespace(_)) {
+                        return self.misfit("the new stream ended before the seam");
+                    }
+                    out.extend_from_slice(&self.comment);
+                    out.extend_from_slice(end);
+                    continue;
                 }
-                out.extend_from_slice(&self.comment);
-                out.extend_from_slice(b"data: [DONE]\n\n");
-                continue;
-            }
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
-                return self.misfit("the new stream sent an event that is not JSON");
+                Data::NotJson => {
+                    return self.misfit("the new stream sent an event that is not JSON")
+                }
             };
             if let Err(why) = self.event(v, &mut out) {
                 return self.misfit(why);
@@ -199,182 +145,21 @@ impl Splice {
         }
     }
 
-    /// What an event carries, in the client's wire (with the first
-    /// stream's id and block indexes).
+    /// What an event carries, in the client's wire (rewritten in place
+    /// by its adapter).
     fn parts(&mut self, v: &mut serde_json::Value) -> Parts {
-        if v.get("usage").is_some_and(serde_json::Value::is_object) {
-            self.add_before(v);
-        }
-        match self.wire {
-            Wire::OpenAi => {
-                if let (Some(id), Some(slot)) = (&self.id, v.get_mut("id")) {
-                    *slot = id.clone();
-                }
-                openai_parts(v)
-            }
-            Wire::Anthropic => self.anthropic_parts(v),
-        }
-    }
-
-    fn anthropic_parts(&mut self, v: &mut serde_json::Value) -> Parts {
-        let kind = v
-            .get("type")
-            .and_then(|t| t.as_str())
-            .unwrap_or("")
-            .to_owned();
-        let index = v.get("index").and_then(serde_json::Value::as_i64);
-        let delta = v
-            .pointer("/delta/type")
-            .and_then(|t| t.as_str())
-            .unwrap_or("")
-            .to_owned();
-        let block = v
-            .pointer("/content_block/type")
-            .and_then(|t| t.as_str())
-            .unwrap_or("")
-            .to_owned();
-        if kind == "content_block_delta" && delta == "text_delta" {
-            self.text_raw = index;
-        }
-        match kind.as_str() {
-            // The start of a message, again: nothing the client needs.
-            "message_start" | "ping" => Parts::default(),
-            // A text block's start goes out with its first text, if that
-            // does not continue the client's open block ([`Self::emit`]).
-            "content_block_start" if block == "text" => Parts::default(),
-            // The end of a block the client has, or of the text being
-            // read (the answer's text ends there); a block dropped before
-            // the seam (reasoning) ends unseen.
-            "content_block_stop"
-                if index.is_some_and(|i| self.opened.contains(&i) || Some(i) == self.text_raw) =>
-            {
-                Parts {
-                    hard: true,
-                    ..Parts::default()
-                }
-            }
-            "content_block_stop" => Parts::default(),
-            "content_block_start" => Parts {
-                hard: block.contains("tool_use"),
-                soft: !block.contains("tool_use"),
-                ..Parts::default()
-            },
-            "content_block_delta" if delta == "text_delta" => Parts {
-                text: v
-                    .pointer("/delta/text")
-                    .and_then(|t| t.as_str())
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned),
-                ..Parts::default()
-            },
-            "content_block_delta" => Parts {
-                hard: delta == "input_json_delta",
-                soft: delta != "input_json_delta",
-                ..Parts::default()
-            },
-            "message_stop" => Parts {
-                hard: true,
-                terminal: true,
-                ..Parts::default()
-            },
-            _ => Parts {
-                hard: true,
-                ..Parts::default()
-            },
-        }
+        self.rewrite.parts(v)
     }
 
     fn set_text(&self, v: &mut serde_json::Value, text: &str) {
-        let at = match self.wire {
-            Wire::OpenAi => "/choices/0/delta",
-            Wire::Anthropic => "/delta",
-        };
-        let key = match self.wire {
-            Wire::OpenAi => "content",
-            Wire::Anthropic => "text",
-        };
-        if let Some(o) = v.pointer_mut(at).and_then(|d| d.as_object_mut()) {
-            o.insert(key.into(), serde_json::Value::String(text.into()));
-        }
+        self.rewrite.set_text(v, text);
     }
 
     fn emit(&mut self, out: &mut BytesMut, v: &serde_json::Value, terminal: bool) {
         if terminal {
             out.extend_from_slice(&self.comment);
         }
-        if self.wire == Wire::Anthropic {
-            self.emit_anthropic(out, v.clone());
-            return;
-        }
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(v.to_string().as_bytes());
-        out.extend_from_slice(b"\n\n");
-    }
-
-    /// An Anthropic event, its block index moved to follow the client's
-    /// blocks. The first event of the new stream to reach the client sets
-    /// the move: text continues the client's open text block; anything
-    /// else (reasoning, a tool call, or text when the client has no text
-    /// block open) closes the client's open block and starts after it.
-    fn emit_anthropic(&mut self, out: &mut BytesMut, mut v: serde_json::Value) {
-        let index = v.get("index").and_then(serde_json::Value::as_i64);
-        let kind = v
-            .get("type")
-            .and_then(|t| t.as_str())
-            .unwrap_or("")
-            .to_owned();
-        let text = kind == "content_block_delta"
-            && v.pointer("/delta/type").and_then(|t| t.as_str()) == Some("text_delta");
-        if index.is_none() && kind == "message_delta" && self.index_shift.is_none() {
-            // The new stream ends with no block of its own: the client's
-            // open block ends first.
-            if let Some(o) = self.text_open.or(self.other_open) {
-                write_event(
-                    out,
-                    &serde_json::json!({"type": "content_block_stop", "index": o}),
-                );
-            }
-            self.index_shift = Some(0);
-        }
-        if let Some(i) = index {
-            let shift = match self.index_shift {
-                Some(shift) => shift,
-                None => {
-                    let shift = match self.text_open {
-                        Some(t) if text => {
-                            self.opened.push(i);
-                            t - i
-                        }
-                        open => {
-                            if let Some(o) = open.or(self.other_open) {
-                                write_event(
-                                    out,
-                                    &serde_json::json!({"type": "content_block_stop", "index": o}),
-                                );
-                            }
-                            self.next_index - i
-                        }
-                    };
-                    self.index_shift = Some(shift);
-                    shift
-                }
-            };
-            if kind == "content_block_start" {
-                self.opened.push(i);
-            } else if text && !self.opened.contains(&i) {
-                // Its start was held back: it goes out now.
-                self.opened.push(i);
-                write_event(
-                    out,
-                    &serde_json::json!({"type": "content_block_start", "index": i + shift,
-                        "content_block": {"type": "text", "text": ""}}),
-                );
-            }
-            if let Some(slot) = v.get_mut("index") {
-                *slot = (i + shift).into();
-            }
-        }
-        write_event(out, &v);
+        self.rewrite.emit(out, v);
     }
 
     /// One event of the new stream.
@@ -495,55 +280,4 @@ impl Splice {
             self.emit(out, &v, false);
         }
     }
-}
-
-/// Writes an Anthropic event (`event:` line from its `type`).
-fn write_event(out: &mut BytesMut, v: &serde_json::Value) {
-    if let Some(kind) = v.get("type").and_then(|t| t.as_str()) {
-        out.extend_from_slice(b"event: ");
-        out.extend_from_slice(kind.as_bytes());
-        out.extend_from_slice(b"\n");
-    }
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(v.to_string().as_bytes());
-    out.extend_from_slice(b"\n\n");
-}
-
-/// An OpenAI chunk's parts; the `role` of a first chunk is removed.
-fn openai_parts(v: &mut serde_json::Value) -> Parts {
-    let usage = v.get("usage").is_some_and(|u| !u.is_null());
-    let error = v.get("error").is_some();
-    let Some(choices) = v.get_mut("choices").and_then(|c| c.as_array_mut()) else {
-        return Parts {
-            hard: true,
-            ..Parts::default()
-        };
-    };
-    let mut parts = Parts {
-        hard: usage || error || choices.len() > 1,
-        ..Parts::default()
-    };
-    if let Some(c) = choices.first_mut() {
-        if c.get("finish_reason").is_some_and(|f| !f.is_null()) {
-            parts.hard = true;
-        }
-        if let Some(delta) = c.get_mut("delta").and_then(|d| d.as_object_mut()) {
-            delta.remove("role");
-            if delta.get("tool_calls").is_some_and(|t| !t.is_null())
-                || delta.get("function_call").is_some_and(|t| !t.is_null())
-            {
-                parts.hard = true;
-            }
-            parts.text = delta
-                .get("content")
-                .and_then(|t| t.as_str())
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
-            // Reasoning and the like: relayed after the seam.
-            parts.soft = delta
-                .iter()
-                .any(|(k, val)| k != "content" && !val.is_null() && val.as_str() != Some(""));
-        }
-    }
-    parts
 }

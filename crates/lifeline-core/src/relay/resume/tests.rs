@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::providers::Wire;
 
 fn chunk(id: &str, delta: &str, finish: &str) -> String {
     format!("data: {{\"id\":\"{id}\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n")
@@ -295,22 +296,6 @@ fn anthropic_events_are_spliced_in_their_own_grammar() {
     assert!(out.ends_with(
         ": lifeline continued=1 method=instruction deployment=a/m\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
     ), "{out}");
-}
-
-#[test]
-fn an_error_event_is_found_where_its_event_starts() {
-    let openai = b"data: {\"choices\":[]}\n\ndata: {\"error\":{\"message\":\"m\",\"type\":\"server_error\"}}\n\n";
-    let at = error_event_start(openai).unwrap();
-    assert_eq!(&openai[..at], b"data: {\"choices\":[]}\n\n");
-    assert_eq!(
-        error_reason(&openai[at..]),
-        "the upstream sent an error event (server_error: m)"
-    );
-    let anthropic = b"event: ping\ndata: {\"type\":\"ping\"}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
-    let at = error_event_start(anthropic).unwrap();
-    assert!(anthropic[at..].starts_with(b"event: error\n"));
-    assert!(error_reason(&anthropic[at..]).contains("overloaded_error"));
-    assert_eq!(error_event_start(b"data: {\"choices\":[]}\n\n"), None);
 }
 
 #[test]

@@ -43,7 +43,7 @@
 //! prove nothing).
 
 pub use crate::providers::stream::Protocol;
-use crate::providers::stream::{GrammarState, Marks, Said, CONTENT, DONE, FINISHED};
+use crate::providers::stream::{GrammarState, Said};
 use bytes::{Bytes, BytesMut};
 
 /// Most bytes held back while waiting for the end of a line or an event
@@ -97,6 +97,8 @@ struct Lines {
 #[derive(Debug)]
 pub struct Scanner {
     protocol: Protocol,
+    /// [`Protocol::whole_events`], asked once.
+    whole: bool,
     /// Bytes not released yet: lines already read (an event of an event
     /// grammar whose blank line has not come, or an `event:` line of a line
     /// grammar), then the current line, not yet ended.
@@ -104,10 +106,12 @@ pub struct Scanner {
     /// How much of `carry` has been read (whole lines).
     scanned: usize,
     /// What the current event (of an event grammar) said, counted when it
-    /// ends ([`CONTENT`], [`FINISHED`], [`DONE`]).
-    pending: Marks,
-    /// The current event is a keep-alive (Anthropic's `event: ping`).
-    ping: bool,
+    /// ends ([`Said::marks`]).
+    pending: Said,
+    /// What the grammar need not look for again ([`Said::CONTENT`],
+    /// [`Said::FINISHED`]: counted), and [`Said::KEEPALIVE`]: the current
+    /// event is a keep-alive (Anthropic's `event: ping`).
+    known: Said,
     /// What the grammar remembers between events.
     grammar: GrammarState,
     /// `[DONE]` or a terminal event was seen (and released).
@@ -141,10 +145,11 @@ impl Scanner {
     pub fn new(protocol: Protocol) -> Self {
         Self {
             protocol,
+            whole: protocol.whole_events(),
             carry: BytesMut::new(),
             scanned: 0,
-            pending: 0,
-            ping: false,
+            pending: Said::NOTHING,
+            known: Said::NOTHING,
             grammar: GrammarState::default(),
             done: false,
             finished: false,
@@ -333,14 +338,14 @@ impl Scanner {
     /// comment, nor part of a keep-alive event.
     fn partial_activity(&self) -> bool {
         let partial = &self.carry[self.scanned..];
-        !partial.is_empty() && !partial.starts_with(b":") && !self.ping
+        !partial.is_empty() && !partial.starts_with(b":") && !self.known.has(Said::KEEPALIVE)
     }
 
     /// Scans one line, and hands its field to the grammar.
     fn line(&mut self, line: &[u8]) -> Result<Seen, String> {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let whole = self.protocol.whole_events();
+        let whole = self.whole;
         if let Some(rest) = line.strip_prefix(b"data:") {
             let payload = rest.strip_prefix(b" ").unwrap_or(rest);
             if payload.is_empty() {
@@ -353,15 +358,9 @@ impl Scanner {
                 said
             } else if !looks_like_json(payload) {
                 return Err("a malformed chunk (invalid JSON)".into());
-            } else if self.ping {
-                // A keep-alive event's data is a keep-alive too.
-                Said {
-                    keepalive: true,
-                    ..Said::default()
-                }
             } else {
-                let known = self.known();
-                self.protocol.data(payload, known, &mut self.grammar)
+                self.protocol
+                    .data(payload, self.known, &mut self.grammar, &mut self.usage)
             };
             return Ok(Seen {
                 activity: self.take(said),
@@ -371,7 +370,9 @@ impl Scanner {
         if let Some(rest) = line.strip_prefix(b"event:") {
             let name = rest.strip_prefix(b" ").unwrap_or(rest);
             let said = self.protocol.event(name);
-            self.ping |= said.keepalive;
+            if said.has(Said::KEEPALIVE) {
+                self.known |= Said::KEEPALIVE;
+            }
             return Ok(Seen {
                 activity: self.take(said),
                 boundary: false,
@@ -392,38 +393,30 @@ impl Scanner {
         })
     }
 
-    /// What the scanner already knows, so that the grammar looks no
-    /// further than it must.
-    #[inline]
-    fn known(&self) -> Marks {
-        (if self.content { CONTENT } else { 0 }) | (if self.finished { FINISHED } else { 0 })
-    }
-
     /// Takes what the grammar said of a line; whether it is progress.
     #[inline]
     fn take(&mut self, said: Said) -> bool {
-        if said.keepalive {
+        // Most events say nothing but that they are one.
+        if said == Said::EVENT {
+            self.events += 1;
+            return true;
+        }
+        if said.has(Said::KEEPALIVE) {
             return false;
         }
-        if said.event {
-            self.events += 1;
-        }
-        if let Some(n) = said.usage {
-            self.usage = Some(n);
-        }
-        if said.error {
-            self.upstream_error = true;
-        }
-        if said.marks != 0 {
-            self.note(said.marks);
+        self.events += u64::from(said.has(Said::EVENT));
+        self.upstream_error |= said.has(Said::ERROR);
+        let marks = said.marks();
+        if !marks.is_empty() {
+            self.note(marks);
         }
         true
     }
 
     /// Notes what an event says: at once in a line grammar, at the event's
     /// end in an event grammar.
-    fn note(&mut self, what: Marks) {
-        if self.protocol.whole_events() {
+    fn note(&mut self, what: Said) {
+        if self.whole {
             self.pending |= what;
         } else {
             self.count(what);
@@ -432,17 +425,18 @@ impl Scanner {
 
     /// The blank line that ends an event of an event grammar.
     fn event_end(&mut self) {
-        self.ping = false;
-        if self.pending != 0 {
+        self.known = self.known.without(Said::KEEPALIVE);
+        if !self.pending.is_empty() {
             let what = std::mem::take(&mut self.pending);
             self.count(what);
         }
     }
 
-    fn count(&mut self, what: Marks) {
-        self.content |= what & CONTENT != 0;
-        self.finished |= what & FINISHED != 0;
-        self.done |= what & DONE != 0;
+    fn count(&mut self, what: Said) {
+        self.content |= what.has(Said::CONTENT);
+        self.finished |= what.has(Said::FINISHED);
+        self.done |= what.has(Said::DONE);
+        self.known |= what.only(Said::CONTENT | Said::FINISHED);
     }
 }
 
