@@ -29,6 +29,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 
 mod config;
+mod continued;
 mod request;
 mod sse;
 mod translate;

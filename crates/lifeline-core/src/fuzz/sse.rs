@@ -49,7 +49,7 @@ fn tokens() -> impl Strategy<Value = u64> {
 }
 
 /// One event (its lines) of an OpenAI chat or generic stream.
-fn chat_event() -> impl Strategy<Value = Vec<String>> {
+pub(super) fn chat_event() -> impl Strategy<Value = Vec<String>> {
     let data = |d: String| vec![format!("data: {d}")];
     prop_oneof![
         6 => words().prop_map(move |t| data(format!(
@@ -91,7 +91,7 @@ fn responses_event() -> impl Strategy<Value = Vec<String>> {
 }
 
 /// One event of an Anthropic stream.
-fn anthropic_event() -> impl Strategy<Value = Vec<String>> {
+pub(super) fn anthropic_event() -> impl Strategy<Value = Vec<String>> {
     let ev = |name: &str, data: String| vec![format!("event: {name}"), format!("data: {data}")];
     prop_oneof![
         2 => (tokens(), tokens(), tokens()).prop_map(move |(i, r, c)| ev(
