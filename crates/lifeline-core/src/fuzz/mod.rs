@@ -7,6 +7,8 @@
 //! result however its input is split into frames.
 //!
 //! - [`sse`]: the relay's stream scanner, for each grammar.
+//! - [`continued`]: continuation's reading of what the client was sent, and
+//!   its rewrite of the stream that continues it.
 //! - [`request`]: request inspection and the model splice.
 //! - [`config`]: the config loader, on arbitrary text and on mutations of
 //!   the built-in example.
