@@ -41,6 +41,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("gateway", 9),
     ("admin", 10),
     ("server", 11),
+    // Test-only: the property-based fuzz tests of every parser.
+    ("fuzz", 12),
 ];
 
 /// Modules that must not read or write a wire themselves.

@@ -46,6 +46,8 @@ pub mod context;
 pub mod degraded;
 pub mod error;
 pub mod extension;
+#[cfg(test)]
+mod fuzz;
 pub mod gateway;
 pub mod gcra;
 pub mod health;

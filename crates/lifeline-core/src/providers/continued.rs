@@ -281,7 +281,7 @@ pub(super) fn add_before(v: &mut serde_json::Value, before: u64, keys: &[&str]) 
     for key in keys {
         if let Some(slot) = v.pointer_mut(key) {
             if let Some(n) = slot.as_u64() {
-                *slot = (n + before).into();
+                *slot = n.saturating_add(before).into();
             }
         }
     }
@@ -323,5 +323,34 @@ mod tests {
         assert_eq!(v["max_tokens"], 1);
         assert_eq!(max_output(Wire::Anthropic, body), Some(10));
         assert!(request(Wire::OpenAi, b"{}", "x", None, 0).is_err());
+    }
+
+    /// Found by the fuzz tests (`fuzz::continued`): block indexes and token
+    /// counts at the ends of their ranges (they come from an upstream)
+    /// overflowed the index shift and the usage sum; they saturate.
+    #[test]
+    fn extreme_indexes_and_counts_saturate() {
+        let sent = Bytes::from_static(
+            b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":9223372036854775807,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        );
+        let read = Sent::parse(&[sent], Wire::Anthropic);
+        assert_eq!(read.next_index, i64::MAX);
+        let mut rewrite = Rewrite::new(&read, u64::MAX);
+        let mut out = BytesMut::new();
+        for event in [
+            r#"{"type":"content_block_delta","index":-9223372036854775808,"delta":{"type":"text_delta","text":"x"}}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":5}}"#,
+        ] {
+            let Data::Event(mut v) = rewrite.data(event.as_bytes()) else {
+                panic!("{event}");
+            };
+            rewrite.parts(&mut v);
+            rewrite.emit(&mut out, &v);
+        }
+        let out = String::from_utf8_lossy(&out);
+        assert!(
+            out.contains(&format!("\"output_tokens\":{}", u64::MAX)),
+            "{out}"
+        );
     }
 }

@@ -215,13 +215,15 @@ pub fn inspect_within(
         .unwrap_or(1)
         .clamp(1, MAX_CHOICES);
     let start = raw_model.get().as_ptr() as usize - body.as_ptr() as usize;
+    // An object only: serde would also read `[true]` as the struct below.
     let include_usage = head.stream_options.is_some_and(|o| {
         #[derive(Deserialize)]
         struct Options {
             #[serde(default)]
             include_usage: Option<bool>,
         }
-        serde_json::from_str::<Options>(o.get()).is_ok_and(|o| o.include_usage == Some(true))
+        o.get().starts_with('{')
+            && serde_json::from_str::<Options>(o.get()).is_ok_and(|o| o.include_usage == Some(true))
     });
     Ok(Inspected {
         model,

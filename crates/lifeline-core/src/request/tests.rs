@@ -399,3 +399,13 @@ fn include_usage_is_read_from_stream_options() {
     assert!(!i.include_usage);
     assert!(!ok(&format!(r#"{{"model":"m",{MSGS}}}"#)).include_usage);
 }
+
+/// Found by the fuzz tests (`fuzz::request`): serde reads a struct from an
+/// array too, so `"stream_options": [true]` passed for `include_usage`.
+#[test]
+fn include_usage_needs_stream_options_to_be_an_object() {
+    let i = ok(&format!(
+        r#"{{"model":"m","stream":true,"stream_options":[true],{MSGS}}}"#
+    ));
+    assert!(!i.include_usage);
+}

@@ -189,12 +189,15 @@ pub fn openai_usage(usage: Option<&Value>) -> Value {
             .unwrap_or(0)
     };
     let cache_read = n("cache_read_input_tokens");
-    let prompt = n("input_tokens") + cache_read + n("cache_creation_input_tokens");
+    // Saturating: the counts are the upstream's, and may be anything.
+    let prompt = n("input_tokens")
+        .saturating_add(cache_read)
+        .saturating_add(n("cache_creation_input_tokens"));
     let completion = n("output_tokens");
     let mut out = json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": prompt + completion,
+        "total_tokens": prompt.saturating_add(completion),
         "prompt_tokens_details": { "cached_tokens": cache_read },
     });
     let thinking = usage

@@ -33,7 +33,7 @@ pub fn parse(all: &[u8], sent: &mut Sent) {
 fn note(sent: &mut Sent, v: &serde_json::Value) {
     let index = v.get("index").and_then(serde_json::Value::as_i64);
     if let Some(i) = index {
-        sent.next_index = sent.next_index.max(i + 1);
+        sent.next_index = sent.next_index.max(i.saturating_add(1));
     }
     let usage = v
         .pointer("/usage/output_tokens")
@@ -240,7 +240,7 @@ impl Rewrite {
                     let shift = match self.text_open {
                         Some(t) if text => {
                             self.opened.push(i);
-                            t - i
+                            t.saturating_sub(i)
                         }
                         open => {
                             if let Some(o) = open.or(self.other_open) {
@@ -249,7 +249,7 @@ impl Rewrite {
                                     &serde_json::json!({"type": "content_block_stop", "index": o}),
                                 );
                             }
-                            self.next_index - i
+                            self.next_index.saturating_sub(i)
                         }
                     };
                     self.index_shift = Some(shift);
@@ -263,12 +263,12 @@ impl Rewrite {
                 self.opened.push(i);
                 write_event(
                     out,
-                    &serde_json::json!({"type": "content_block_start", "index": i + shift,
+                    &serde_json::json!({"type": "content_block_start", "index": i.saturating_add(shift),
                         "content_block": {"type": "text", "text": ""}}),
                 );
             }
             if let Some(slot) = v.get_mut("index") {
-                *slot = (i + shift).into();
+                *slot = i.saturating_add(shift).into();
             }
         }
         write_event(out, &v);

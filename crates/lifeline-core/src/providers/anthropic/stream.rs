@@ -63,8 +63,12 @@ pub struct Tokens {
 }
 
 impl Tokens {
+    /// Saturating: the counts are the upstream's, and may be anything.
     fn total(self) -> u64 {
-        self.input + self.cache_read + self.cache_creation + self.output
+        self.input
+            .saturating_add(self.cache_read)
+            .saturating_add(self.cache_creation)
+            .saturating_add(self.output)
     }
 }
 
@@ -74,7 +78,12 @@ impl Tokens {
 pub fn answer_tokens(p: &[u8]) -> Option<u64> {
     let n = |key: &Key| last_integer(p, key).unwrap_or(0);
     let input = last_integer(p, &INPUT_TOKENS)?;
-    Some(input + n(&CACHE_READ) + n(&CACHE_CREATION) + n(&OUTPUT_TOKENS))
+    Some(
+        input
+            .saturating_add(n(&CACHE_READ))
+            .saturating_add(n(&CACHE_CREATION))
+            .saturating_add(n(&OUTPUT_TOKENS)),
+    )
 }
 
 /// Whether a payload is a `ping` (`{"type": "ping"}`, spaces allowed).

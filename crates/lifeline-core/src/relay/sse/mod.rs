@@ -135,6 +135,9 @@ pub struct Scanner {
     /// Bytes scanned for line ends plus bytes copied.
     #[cfg(test)]
     work: usize,
+    /// [`MAX_HELD`], smaller in tests that reach it.
+    #[cfg(test)]
+    max_held: usize,
 }
 
 impl Scanner {
@@ -156,7 +159,32 @@ impl Scanner {
             usage: None,
             #[cfg(test)]
             work: 0,
+            #[cfg(test)]
+            max_held: MAX_HELD,
         }
+    }
+
+    /// Holds at most `n` bytes instead of [`MAX_HELD`] (the fuzz tests
+    /// reach the bound with it).
+    #[cfg(test)]
+    pub(crate) fn max_held(mut self, n: usize) -> Self {
+        self.max_held = n;
+        self
+    }
+
+    /// The bytes held back now.
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
+        self.carry.len()
+    }
+
+    /// The most bytes held back while a line or an event is incomplete.
+    #[inline]
+    fn limit(&self) -> usize {
+        #[cfg(test)]
+        return self.max_held;
+        #[cfg(not(test))]
+        MAX_HELD
     }
 
     /// Whether to read `usage` from the events (default yes). Off for a
@@ -198,7 +226,7 @@ impl Scanner {
             if data.is_empty() {
                 return Feed::default();
             }
-            if self.carry.len() + data.len() > MAX_HELD {
+            if self.carry.len() + data.len() > self.limit() {
                 return Feed::bad(Bytes::new(), too_long(), false);
             }
             self.carry.extend_from_slice(&data);
@@ -257,7 +285,7 @@ impl Scanner {
             }
             activity |= self.partial_activity();
         }
-        if self.carry.len() > MAX_HELD {
+        if self.carry.len() > self.limit() {
             return Feed::bad(forward, too_long(), activity);
         }
         Feed {
@@ -280,6 +308,13 @@ impl Scanner {
             #[cfg(test)]
             {
                 self.work += nl - from;
+            }
+            // `buf` starts at the first byte not released: what would be
+            // held at this line's end, however the frames were cut (a
+            // frame may bring a whole line or event longer than the bound).
+            if nl - out.release > self.limit() {
+                out.bad = Some(too_long());
+                break;
             }
             match self.line(&buf[start..nl]) {
                 Ok(seen) => {

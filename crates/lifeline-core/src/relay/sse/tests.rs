@@ -318,3 +318,25 @@ fn a_responses_event_is_released_whole() {
 }
 
 mod anthropic;
+
+/// Found by the fuzz tests (`fuzz::sse`): a line longer than the bound was
+/// refused when it came in pieces but forwarded when one frame brought it
+/// whole. The verdict is now the same however the frames are cut.
+#[test]
+fn a_line_longer_than_the_bound_is_refused_however_it_arrives() {
+    let line = format!(
+        "data: {{\"choices\":[{{\"delta\":{{\"content\":\"{}\"}}}}]}}\n\n",
+        "x".repeat(200)
+    );
+    for protocol in [Protocol::Chat, Protocol::Anthropic] {
+        for cut in [0, 60, line.len() - 1] {
+            let mut s = Scanner::new(protocol).max_held(100);
+            let (out, bad) = feed_all(&mut s, &[&line[..cut], &line[cut..]]);
+            assert_eq!(out, "", "{protocol:?}, cut at {cut}");
+            assert_eq!(bad.as_deref(), Some(too_long().as_str()));
+        }
+        // A line within the bound passes, whole or in pieces.
+        let mut s = Scanner::new(protocol).max_held(line.len() + 1);
+        assert_eq!(feed_all(&mut s, &[&line]), (line.clone(), None));
+    }
+}

@@ -178,3 +178,20 @@ fn round_trips_give_back_the_original_answer() {
     }
     assert!(checked >= 3, "{checked} round-trip fixtures");
 }
+
+/// Found by the fuzz tests (`fuzz::translate`): token counts near
+/// `u64::MAX` overflowed the sums (a panic in a debug build, a wrong total
+/// in release); they saturate.
+#[test]
+fn huge_token_counts_saturate() {
+    let max = u64::MAX;
+    let answer = json!({
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+        "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn",
+        "usage": {"input_tokens": max, "cache_read_input_tokens": max,
+                  "cache_creation_input_tokens": max, "output_tokens": max},
+    });
+    let out = parse(&anthropic_to_openai(&bytes(&answer)).unwrap());
+    assert_eq!(out["usage"]["prompt_tokens"], max);
+    assert_eq!(out["usage"]["total_tokens"], max);
+}

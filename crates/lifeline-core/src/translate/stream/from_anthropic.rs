@@ -382,7 +382,11 @@ impl State {
         if !self.include_usage {
             return;
         }
-        let prompt = self.input + self.cache_creation + self.cache_read;
+        // Saturating: the counts are the upstream's, and may be anything.
+        let prompt = self
+            .input
+            .saturating_add(self.cache_creation)
+            .saturating_add(self.cache_read);
         put(out, &[b"data: ", self.head.as_bytes()]);
         out.extend_from_slice(b"],\"usage\":{\"prompt_tokens\":");
         put_u64(out, prompt);
@@ -390,7 +394,7 @@ impl State {
         let output = self.output;
         put_u64(out, output);
         out.extend_from_slice(b",\"total_tokens\":");
-        put_u64(out, prompt + output);
+        put_u64(out, prompt.saturating_add(output));
         if self.cache_read > 0 {
             out.extend_from_slice(b",\"prompt_tokens_details\":{\"cached_tokens\":");
             put_u64(out, self.cache_read);

@@ -714,3 +714,21 @@ fn the_same_wire_passes_through() {
         assert!(t.finish().is_empty());
     }
 }
+
+/// Found by the fuzz tests (`fuzz::translate`): token counts near
+/// `u64::MAX` overflowed the usage chunk's sums; they saturate.
+#[test]
+fn huge_token_counts_saturate_in_the_usage_chunk() {
+    let max = u64::MAX;
+    let input = ev(
+        "message_start",
+        &format!(
+            r#"{{"type":"message_start","message":{{"id":"msg_1","model":"claude-x","usage":{{"input_tokens":{max},"cache_creation_input_tokens":{max},"cache_read_input_tokens":{max},"output_tokens":1}}}}}}"#
+        ),
+    ) + &text_block(0, "hi")
+        + &message_end("end_turn", max);
+    let a = openai_answer(&run(A, O, true, &input));
+    let usage = a.usage.unwrap();
+    assert_eq!(usage["prompt_tokens"], max);
+    assert_eq!(usage["total_tokens"], max);
+}

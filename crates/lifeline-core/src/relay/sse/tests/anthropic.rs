@@ -327,3 +327,25 @@ fn a_long_event_in_small_frames_costs_linear_work() {
         bytes.len()
     );
 }
+
+/// Found by the fuzz tests (`fuzz::sse`): token counts near `u64::MAX`
+/// overflowed the usage sum (a panic in a debug build, a wrong charge in
+/// release); it saturates, in a stream and in a whole answer.
+#[test]
+fn huge_token_counts_saturate() {
+    let max = u64::MAX;
+    let start = format!(
+        r#"{{"type":"message_start","message":{{"id":"m","usage":{{"input_tokens":{max},"cache_read_input_tokens":{max},"cache_creation_input_tokens":{max},"output_tokens":{max}}}}}}}"#
+    );
+    let mut s = Scanner::new(Protocol::Anthropic);
+    feed_all(&mut s, &[&ev("message_start", &start)]);
+    assert_eq!(s.usage, Some(max));
+    let answer = format!(r#"{{"usage":{{"input_tokens":{max},"output_tokens":{max}}}}}"#);
+    assert_eq!(
+        crate::providers::stream::answer_tokens(
+            crate::providers::Wire::Anthropic,
+            answer.as_bytes()
+        ),
+        Some(max)
+    );
+}
