@@ -6,9 +6,10 @@
 //! What a stream that may be continued pays while it does not break is
 //! kept small: the [`Seed`] the attempt side hands over at commit (no
 //! allocation: the continuer itself is made from it at the first break),
-//! and a reference to each frame sent, in a vector allocated at the first
-//! frame. Everything a continuation needs after a break ([`Broke`]) is
-//! allocated at the first break.
+//! and a reference to each frame sent: the first inline (an answer that
+//! came whole with the first content costs no allocation), the others in
+//! a vector allocated at the second frame. Everything a continuation needs
+//! after a break ([`Broke`]) is allocated at the first break.
 
 use std::ops::Range;
 
@@ -17,8 +18,9 @@ use http::HeaderValue;
 use super::*;
 use crate::route::Deployment;
 
-/// Frames of a continued stream's client bytes kept before the vector of
-/// them first grows (its first allocation, at the first frame).
+/// Frames of a continued stream's client bytes kept after the first before
+/// the vector of them first grows (its first allocation, at the second
+/// frame).
 const SENT_FRAMES: usize = 16;
 
 /// What continuing a stream needs from its request, handed to the relay at
@@ -68,7 +70,9 @@ pub(super) struct Continuation {
     /// Runs continuation attempts; `None` while one runs (it is inside
     /// `resuming`).
     resume: Option<Resumer>,
-    /// The client bytes so far (reference counts, not copies).
+    /// The client bytes so far (reference counts, not copies): the first
+    /// frame, then the others.
+    first: Bytes,
     sent: Vec<Bytes>,
     sent_len: usize,
     /// Bytes of `sent` reserved in the request's memory budget.
@@ -108,11 +112,21 @@ impl Continuation {
     pub(super) fn new(seed: Seed) -> Self {
         Self {
             resume: Some(Resumer::Seed(seed)),
+            first: Bytes::new(),
             sent: Vec::new(),
             sent_len: 0,
             reserved: 0,
             broke: None,
         }
+    }
+
+    /// What the client was sent, parsed from the frames kept (at a break
+    /// or a stall only).
+    fn sent(&self, client: Wire) -> Sent {
+        let mut all = Vec::with_capacity(self.sent.len() + 1);
+        all.push(self.first.clone());
+        all.extend(self.sent.iter().cloned());
+        Sent::parse(&all, client)
     }
 }
 
@@ -129,6 +143,10 @@ impl RelayBody {
             return;
         }
         let Some(c) = self.cont.as_mut() else { return };
+        if c.first.is_empty() {
+            c.first = b.clone();
+            return;
+        }
         if c.sent.capacity() == 0 {
             // Room for a typical answer's frames at once: pushing a frame
             // is then a reference count, not a reallocation.
@@ -249,7 +267,7 @@ impl RelayBody {
         if c.resume.is_none() {
             return false;
         }
-        let sent = Sent::parse(&c.sent, self.client);
+        let sent = c.sent(self.client);
         if sent.ended || sent.tool_call {
             return false;
         }
@@ -326,7 +344,7 @@ impl RelayBody {
         if c.resume.is_none() {
             return false;
         }
-        let sent = Sent::parse(&c.sent, self.client);
+        let sent = c.sent(self.client);
         !(sent.ended || sent.tool_call)
     }
 

@@ -13,7 +13,7 @@
 //!   the client finishes promptly. Anything sent meanwhile (the usage chunk
 //!   of `stream_options.include_usage`) is relayed first, and restarts the
 //!   grace.
-//! - **continued**: a chat stream handed a [`resume::Resume`] at commit
+//! - **continued**: a chat stream handed a [`Seed`] at commit
 //!   (continuation on) that breaks after content is not ended: the broken
 //!   deployment's lease records a failure, a continuation attempt runs, and
 //!   its stream is relayed into the same client stream through a
