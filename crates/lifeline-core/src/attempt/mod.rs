@@ -356,8 +356,9 @@ impl Call {
                     ineligible: &ineligible,
                 };
                 let t = &mut tried;
-                self.race(lease, body, place, t, base, &mut adaptive, &mut hedged)
-                    .await
+                // Boxed: a race holds two attempts, and inline it would make
+                // every request's future (moved whole) twice as large.
+                Box::pin(self.race(lease, body, place, t, base, &mut adaptive, &mut hedged)).await
             } else {
                 let scope = Scope {
                     tried: &tried,

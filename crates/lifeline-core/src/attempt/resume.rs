@@ -1,9 +1,11 @@
 //! Continuing a broken stream: the attempt side of [`crate::relay::resume`].
 //!
-//! A [`Continuer`] is handed to the relay at commit when the request may be
-//! continued (continuation on for the model, a chat stream of one choice).
-//! At a break after content, the relay asks it for a new stream; it makes
-//! continuation attempts as the attempt loop makes retries:
+//! A [`Seed`] is handed to the relay at commit when the request may be
+//! continued (continuation on for the model, a chat stream of one choice);
+//! at the first break after content the relay makes a [`Continuer`] from
+//! it (so a stream that does not break pays for neither), and asks it for
+//! a new stream; it makes continuation attempts as the attempt loop makes
+//! retries:
 //!
 //! - a deployment is picked by [`crate::balance::pick`], with the ones this
 //!   request used so far (the broken one among them) tried last;
@@ -40,6 +42,7 @@ use tokio::time::{timeout_at, Instant};
 use super::commit;
 use super::failure::{Failure, FailureKind};
 use super::upstream::build_request;
+use super::Call;
 use crate::balance::{pick, Pick, Scope};
 use crate::health::latency::{adaptive_timeout, LatencyKind};
 use crate::providers::continued;
@@ -48,7 +51,7 @@ use crate::providers::{prefill_refusal, RequestBody};
 use crate::relay::resume::{
     split_trailing_whitespace, Ask, Method, Resume, Resumed, Resuming, CONTINUE_INSTRUCTION,
 };
-use crate::relay::{Protocol, Scanner};
+use crate::relay::{Protocol, Scanner, Seed, StreamEnd};
 use crate::retry::full_jitter;
 use crate::route::{Deployment, Lease, Model};
 use crate::telemetry::Metrics;
@@ -58,34 +61,34 @@ use crate::translate::stream::{StreamOptions, Transcoder};
 const MAX_REFUSAL_BYTES: usize = 64 * 1024;
 
 /// Continuation attempts for one client stream.
-pub(super) struct Continuer {
-    pub(super) metrics: Arc<Metrics>,
-    pub(super) model: Arc<Model>,
-    pub(super) endpoint: Endpoint,
+struct Continuer {
+    metrics: Arc<Metrics>,
+    model: Arc<Model>,
+    endpoint: Endpoint,
     /// The client's body, as received.
-    pub(super) body: Bytes,
+    body: Bytes,
     /// Where its `model` value is.
-    pub(super) model_span: Range<usize>,
-    pub(super) request_id: HeaderValue,
+    model_span: Range<usize>,
+    request_id: HeaderValue,
     /// The request's deadline.
-    pub(super) deadline: Instant,
+    deadline: Instant,
     /// Attempts made so far (the attempt loop's included).
-    pub(super) attempts: u32,
+    attempts: u32,
     /// Deployments this request used.
-    pub(super) tried: Vec<Arc<Deployment>>,
+    tried: Vec<Arc<Deployment>>,
     /// Ways that did not fit on a deployment.
-    pub(super) failed: Vec<(Arc<Deployment>, Method)>,
+    failed: Vec<(Arc<Deployment>, Method)>,
     /// Whether to read `usage` (a key's token charge to settle).
-    pub(super) want_usage: bool,
+    want_usage: bool,
     /// Adaptive deadlines apply.
-    pub(super) adaptive: bool,
+    adaptive: bool,
     /// Deployments that cannot take the request (the attempt loop's
     /// finding).
-    pub(super) ineligible: Vec<Arc<Deployment>>,
+    ineligible: Vec<Arc<Deployment>>,
     /// The client's `anthropic-beta` header.
-    pub(super) beta: Option<HeaderValue>,
+    beta: Option<HeaderValue>,
     /// The OpenAI client asked for the usage chunk.
-    pub(super) include_usage: bool,
+    include_usage: bool,
 }
 
 /// How one way of continuing went on a deployment.
@@ -109,7 +112,73 @@ impl Resume for Continuer {
     }
 }
 
+impl Call {
+    /// What continues this stream after a break, if it may be continued
+    /// (continuation on for the model, a chat stream of one choice): the
+    /// relay keeps it, and makes the [`Continuer`] from it only at a break
+    /// ([`Continuer::make`]). `committed`: the deployment whose stream is
+    /// relayed, left out of the `tried` it keeps (it is the one that breaks).
+    pub(super) fn seed(
+        &self,
+        tried: &[Arc<Deployment>],
+        committed: &Arc<Deployment>,
+        ineligible: &[Arc<Deployment>],
+        deadline: Instant,
+        adaptive: bool,
+    ) -> Option<Seed> {
+        if !self.model.continuation
+            || !self.endpoint.is_chat()
+            || !self.inspected.stream
+            || self.inspected.choices > 1
+        {
+            return None;
+        }
+        Some(Seed {
+            body: self.body.clone(),
+            model_span: self.inspected.model_span.clone(),
+            deadline,
+            attempts: u32::try_from(tried.len()).unwrap_or(u32::MAX),
+            // Usually empty (the committed deployment was the only one
+            // tried): no allocation.
+            tried: tried
+                .iter()
+                .filter(|t| !Arc::ptr_eq(t, committed))
+                .cloned()
+                .collect(),
+            ineligible: ineligible.to_vec(),
+            adaptive,
+            beta: self.beta.clone(),
+            include_usage: self.inspected.include_usage,
+            make: Continuer::make,
+        })
+    }
+}
+
 impl Continuer {
+    /// The continuer of a stream that broke on `broken`, made from its
+    /// seed and the stream's accounting at the first break.
+    fn make(seed: Seed, end: &StreamEnd, broken: Arc<Deployment>) -> Box<dyn Resume> {
+        let mut tried = seed.tried;
+        tried.push(broken);
+        Box::new(Continuer {
+            metrics: end.metrics.clone(),
+            model: end.model.clone(),
+            endpoint: end.endpoint,
+            body: seed.body,
+            model_span: seed.model_span,
+            request_id: end.request_id.clone(),
+            deadline: seed.deadline,
+            attempts: seed.attempts,
+            tried,
+            failed: Vec::new(),
+            want_usage: end.charge.is_some(),
+            adaptive: seed.adaptive,
+            ineligible: seed.ineligible,
+            beta: seed.beta,
+            include_usage: seed.include_usage,
+        })
+    }
+
     async fn run(&mut self, ask: Ask) -> Option<Resumed> {
         // A way that did not fit: the next way goes to the same deployment
         // first (it answered; only the way did not fit).

@@ -7,7 +7,6 @@
 //! derived from it on the deployment's lease. The attempt's deadlines are
 //! adaptive (`Call::timeout`, [`crate::health::latency`]).
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -16,7 +15,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use tokio::time::{timeout_at, Instant};
 
 use super::failure::{client_error_kind, Failure, FailureKind};
-use super::resume::Continuer;
 use super::{commit, Call, MAX_RESPONSE_BYTES};
 use crate::admission::memory::{collect, Collect};
 use crate::admission::Shed;
@@ -26,7 +24,6 @@ use crate::error::ApiError;
 use crate::health::latency::{adaptive_timeout, LatencyKind};
 use crate::health::Outcome;
 use crate::providers::{Endpoint, Wire};
-use crate::relay::resume::Resume;
 use crate::relay::{Protocol, RelayBody, StreamEnd};
 use crate::retry::retry_after;
 use crate::route::{Deployment, Lease};
@@ -307,7 +304,7 @@ impl Call {
                     match t.feed(&c.prefix) {
                         Ok(prefix) => {
                             c.prefix = prefix;
-                            Ok((c, Some(t)))
+                            Ok((c, Some(Box::new(t))))
                         }
                         Err(why) => Err(commit::Stopped::failed(format!(
                             "an event that cannot be translated ({why}) before any content"
@@ -335,27 +332,27 @@ impl Call {
                         key_id: self.ctx.tenant.as_ref().map(|t| t.id.clone()),
                         charge: self.ctx.charge.clone(),
                     };
-                    let mut relay = RelayBody::new(
+                    // Built in place: the relay is large, and not moved again.
+                    let mut relay = Box::new(RelayBody::new(
                         c.prefix,
                         c.body,
                         c.scanner,
                         policy.stream_idle_timeout,
                         lease,
                         end,
-                    )
-                    .client(self.endpoint.wire());
+                    ));
+                    relay.client(self.endpoint.wire());
                     if let Some(t) = transcoder {
-                        relay = relay.transcode(t);
+                        relay.transcode(t);
                     }
-                    if let Some(resume) =
-                        self.continuer(scope.tried, scope.ineligible, deadline, *adaptive)
-                    {
-                        relay = relay.continuation(resume, stall);
+                    let seed = self.seed(scope.tried, &dep, scope.ineligible, deadline, *adaptive);
+                    if let Some(seed) = seed {
+                        relay.continuation(seed, stall);
                     }
                     self.metrics.in_flight().inc();
                     Attempted::Answer(self.answer(
                         c.parts,
-                        ProxyBody::Relay(Box::new(relay)),
+                        ProxyBody::Relay(relay),
                         &dep.id,
                         dep.upstream.wire,
                         n,
@@ -665,41 +662,6 @@ impl Call {
             &self.ctx.id,
             self.beta.as_ref(),
         )
-    }
-
-    /// What continues this stream after a break, if it may be continued:
-    /// continuation on for the model, a chat stream of one choice.
-    fn continuer(
-        &self,
-        tried: &[Arc<Deployment>],
-        ineligible: &[Arc<Deployment>],
-        deadline: Instant,
-        adaptive: bool,
-    ) -> Option<Box<dyn Resume>> {
-        if !self.model.continuation
-            || !self.endpoint.is_chat()
-            || !self.inspected.stream
-            || self.inspected.choices > 1
-        {
-            return None;
-        }
-        Some(Box::new(Continuer {
-            metrics: self.metrics.clone(),
-            model: self.model.clone(),
-            endpoint: self.endpoint,
-            body: self.body.clone(),
-            model_span: self.inspected.model_span.clone(),
-            request_id: self.ctx.id.clone(),
-            deadline,
-            attempts: u32::try_from(tried.len()).unwrap_or(u32::MAX),
-            tried: tried.to_vec(),
-            failed: Vec::new(),
-            want_usage: self.ctx.charge.is_some(),
-            adaptive,
-            ineligible: ineligible.to_vec(),
-            beta: self.beta.clone(),
-            include_usage: self.inspected.include_usage,
-        }))
     }
 }
 

@@ -111,17 +111,21 @@ impl RecentP99 {
         self.pending = 0;
         let mut sorted = self.samples;
         let live = &mut sorted[..self.len];
-        // Nearest rank: the smallest sample with at least 99 % at or below it.
-        let rank = (self.len * 99).div_ceil(100).max(1) - 1;
-        let (below, p99, _) = live.select_nth_unstable(rank);
-        self.p99_ms = Some(*p99);
-        // The p95's rank is below the p99's: a selection among those.
+        // Nearest rank: the smallest sample with at least 99 % (95 %) at or
+        // below it. One selection over the ring for the p95; the p99's rank
+        // is at or above it, so the p99 is a selection among the few
+        // samples above the p95 (about 5 % of the ring).
+        let rank99 = (self.len * 99).div_ceil(100).max(1) - 1;
         let rank95 = (self.len * 95).div_ceil(100).max(1) - 1;
-        self.p95_ms = Some(if rank95 < below.len() {
-            *below.select_nth_unstable(rank95).1
+        let (_, p95, above) = live.select_nth_unstable(rank95);
+        let p95 = *p95;
+        let p99 = if rank99 > rank95 {
+            *above.select_nth_unstable(rank99 - rank95 - 1).1
         } else {
-            *p99
-        });
+            p95
+        };
+        self.p95_ms = Some(p95);
+        self.p99_ms = Some(p99);
         self.p99()
     }
 
@@ -268,6 +272,43 @@ mod tests {
         // Published at the last recomputation (every few samples).
         assert!(p95 <= p99 && p95 >= ms(85), "{p95:?} {p99:?}");
         assert_eq!(l.p95(LatencyKind::Answer), None, "kinds apart");
+    }
+
+    #[test]
+    fn p95_and_p99_are_the_nearest_ranks_of_the_ring() {
+        // Against a sort of the samples held, at every ring length and with
+        // many equal samples (whole milliseconds).
+        let mut r = RecentP99::default();
+        let mut held: Vec<u64> = Vec::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..(RING * 3) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let s = if i % 3 == 0 { x % 20 } else { x % 5000 };
+            held.push(s);
+            if held.len() > RING {
+                held.remove(0);
+            }
+            if r.observe(ms(s)).is_none() {
+                continue;
+            }
+            let mut sorted = held.clone();
+            sorted.sort_unstable();
+            let rank = |p: usize| (sorted.len() * p).div_ceil(100).max(1) - 1;
+            assert_eq!(
+                r.p99(),
+                Some(ms(sorted[rank(99)])),
+                "{} samples",
+                held.len()
+            );
+            assert_eq!(
+                r.p95(),
+                Some(ms(sorted[rank(95)])),
+                "{} samples",
+                held.len()
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //!   the client finishes promptly. Anything sent meanwhile (the usage chunk
 //!   of `stream_options.include_usage`) is relayed first, and restarts the
 //!   grace.
-//! - **continued**: a chat stream handed a [`resume::Resume`] at commit
+//! - **continued**: a chat stream handed a [`Seed`] at commit
 //!   (continuation on) that breaks after content is not ended: the broken
 //!   deployment's lease records a failure, a continuation attempt runs, and
 //!   its stream is relayed into the same client stream through a
@@ -58,6 +58,8 @@
 
 mod continued;
 pub mod resume;
+
+pub use continued::Seed;
 pub mod sse;
 
 use std::future::Future;
@@ -81,6 +83,7 @@ use crate::route::{Lease, Model};
 use crate::telemetry::{Metrics, StreamEnding};
 use crate::translate::stream::Transcoder;
 use crate::translate::Wire;
+use continued::Continuation;
 use resume::{trailing_comment, Ask, Method, Resume, Resumed, Resuming, Sent, Splice, MAX_SENT};
 pub use sse::{Protocol, Scanner};
 
@@ -90,9 +93,6 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The memory reservation for the bytes a continued stream keeps grows in
 /// steps of this much.
 const SENT_STEP: u64 = 16 * 1024;
-
-/// Frames of a continued stream's client bytes kept without reallocating.
-const SENT_FRAMES: usize = 64;
 
 /// How long after a `finish_reason` the relay waits for `[DONE]`.
 pub const FINISH_GRACE: Duration = Duration::from_secs(2);
@@ -176,43 +176,10 @@ pub struct RelayBody {
     client: Wire,
     /// Upstream grammar → the client's, for a translated stream.
     transcoder: Option<Box<Transcoder>>,
-    /// Continuation after a break, when on ([`resume`]); inline, so that
-    /// a stream that may be continued costs no allocation for it.
+    /// Continuation after a break, when on ([`resume`]); inline and
+    /// small, so that a stream that may be continued costs no allocation
+    /// for it until it is sent its first frame, or breaks.
     cont: Option<Continuation>,
-}
-
-/// A stream's continuation state ([`resume`]).
-struct Continuation {
-    /// Runs continuation attempts; `None` while one runs (it is inside
-    /// `resuming`).
-    resume: Option<Box<dyn Resume>>,
-    /// The client bytes so far (reference counts, not copies).
-    sent: Vec<Bytes>,
-    sent_len: usize,
-    /// A continuation attempt in progress.
-    resuming: Option<Resuming>,
-    /// What the client had at the last break.
-    at_break: Option<Sent>,
-    /// Filters the current continuation stream.
-    splice: Option<Splice>,
-    /// The method of the current continuation stream, until it fits.
-    trying: Option<Method>,
-    /// Continuations that fitted.
-    continued: u32,
-    /// The last method that fitted and its deployment (the trailing comment).
-    last: Option<(Method, Arc<str>)>,
-    /// Why the stream broke (the final error if nothing continues it).
-    why: String,
-    /// Data events of the upstream streams before the current one.
-    prior_events: u64,
-    /// The client's bytes stopped inside an event (no blank line after
-    /// it): the continuation's first bytes start with one.
-    separate: bool,
-    /// Bytes of `sent` reserved in the request's memory budget.
-    reserved: u64,
-    /// Output tokens the client had when the current upstream stream took
-    /// over (0 before a continuation): its usage does not count them.
-    output_before: u64,
 }
 
 /// What the relay does after a break or the end of an upstream.
@@ -263,53 +230,33 @@ impl RelayBody {
         }
     }
 
-    /// Continues the stream after a break with `resume` (chat streams of
-    /// one choice only), and counts it broken after `stall` of silence (the
-    /// deployment's adaptive stall figure) instead of the idle timeout.
-    #[must_use]
-    pub fn continuation(mut self, resume: Box<dyn Resume>, stall: Duration) -> Self {
+    /// Continues the stream after a break with what `seed` makes (chat
+    /// streams of one choice only), and counts it broken after `stall` of
+    /// silence (the deployment's adaptive stall figure) instead of the idle
+    /// timeout.
+    pub fn continuation(&mut self, seed: Seed, stall: Duration) {
         if !self.scanner.protocol().is_chat() {
-            return self;
+            return;
         }
         self.stall = stall.min(self.idle_timeout);
         if !self.scanner.finished {
-            self.idle.as_mut().reset(Instant::now() + self.stall);
+            // As if the timer had been set with the stall figure.
+            let at = self.idle.deadline() - (self.idle_timeout - self.stall);
+            self.idle.as_mut().reset(at);
         }
-        self.cont = Some(Continuation {
-            resume: Some(resume),
-            // Room for a typical answer's frames: pushing a frame is then
-            // a reference count, not a reallocation.
-            sent: Vec::with_capacity(SENT_FRAMES),
-            sent_len: 0,
-            resuming: None,
-            at_break: None,
-            splice: None,
-            trying: None,
-            continued: 0,
-            last: None,
-            why: String::new(),
-            prior_events: 0,
-            separate: false,
-            reserved: 0,
-            output_before: 0,
-        });
-        self
+        self.cont = Some(Continuation::new(seed));
     }
 
     /// The client speaks `wire` (default OpenAI's): the endings Lifeline
     /// writes are in its grammar.
-    #[must_use]
-    pub fn client(mut self, wire: Wire) -> Self {
+    pub fn client(&mut self, wire: Wire) {
         self.client = wire;
-        self
     }
 
     /// Translates the relayed lines with `t` (the prefix given to
     /// [`RelayBody::new`] is already the client's).
-    #[must_use]
-    pub fn transcode(mut self, t: Transcoder) -> Self {
-        self.transcoder = Some(Box::new(t));
-        self
+    pub fn transcode(&mut self, t: Box<Transcoder>) {
+        self.transcoder = Some(t);
     }
 
     /// Holds the request's admission slot and memory reservation until the
@@ -329,13 +276,7 @@ impl RelayBody {
 
     /// Data events of every upstream stream so far.
     fn events(&self) -> u64 {
-        self.scanner.events + self.cont.as_ref().map_or(0, |c| c.prior_events)
-    }
-
-    /// Output tokens of the upstream streams before the current one (what
-    /// the client had when the current one took over).
-    fn output_before(&self) -> u64 {
-        self.cont.as_ref().map_or(0, |c| c.output_before)
+        self.scanner.events + self.prior_events()
     }
 
     /// Whether the stream may still be continued after a break.
@@ -385,7 +326,7 @@ impl RelayBody {
         e.stream_ended(200, ending);
         e.metrics.in_flight().dec();
         e.settle(&self.scanner, events, self.output_before());
-        let continued = self.cont.as_ref().map_or(0, |c| c.continued);
+        let continued = self.continued();
         if ok {
             tracing::debug!(message = "Stream complete.", request_id = ?e.request_id, key_id = e.key_id(), events, continued);
             None
@@ -416,22 +357,13 @@ impl Body for RelayBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         loop {
-            if let Some(fut) = this.cont.as_mut().and_then(|c| c.resuming.as_mut()) {
+            if let Some(fut) = this.resuming() {
                 let Poll::Ready((resume, got)) = fut.as_mut().poll(cx) else {
                     return Poll::Pending;
                 };
-                let Some(c) = this.cont.as_mut() else {
-                    return Poll::Ready(None);
-                };
-                c.resuming = None;
-                c.resume = Some(resume);
-                match got {
-                    Some(r) => {
-                        this.swap_in(r);
-                        continue;
-                    }
-                    None => {
-                        let why = std::mem::take(&mut c.why);
+                match this.resumed(resume, got) {
+                    Ok(()) => continue,
+                    Err(why) => {
                         let ev = this.finish(false, &why).unwrap_or_default();
                         return Poll::Ready(Some(Ok(Frame::data(ev))));
                     }
@@ -453,10 +385,7 @@ impl Body for RelayBody {
                 // Not ended, yet nothing to read and no continuation running:
                 // end honestly rather than silently.
                 let why = this
-                    .cont
-                    .as_mut()
-                    .map(|c| std::mem::take(&mut c.why))
-                    .filter(|w| !w.is_empty())
+                    .take_why()
                     .unwrap_or_else(|| "the stream could not be continued".into());
                 let ev = this.finish(false, &why).unwrap_or_default();
                 return Poll::Ready(Some(Ok(Frame::data(ev))));
@@ -585,10 +514,7 @@ impl RelayBody {
     /// The upstream ended or went quiet: complete if the answer finished,
     /// continued elsewhere or broken otherwise.
     fn end_of_upstream(&mut self, closed: bool, why: &str) -> Next {
-        let mid_splice = self
-            .cont
-            .as_ref()
-            .is_some_and(|c| c.trying.is_some() && c.trying != Some(Method::Prefill));
+        let mid_splice = self.mid_splice();
         if !mid_splice {
             if self.scanner.done || (closed && self.scanner.protocol().open_ended()) {
                 self.finish(true, "");

@@ -2,8 +2,9 @@
 //!
 //! The relay (this layer) cannot run attempts: the attempt loop sits above
 //! it. So the attempt side hands [`RelayBody`](super::RelayBody) a
-//! [`Resume`] at commit, when continuation is on for the request; at a break
-//! after content the relay asks it for a new upstream stream ([`Ask`] →
+//! [`Seed`](super::Seed) at commit, when continuation is on for the request,
+//! which the relay makes into a [`Resume`] at the first break after content;
+//! it asks that for a new upstream stream ([`Ask`] →
 //! [`Resumed`]) and goes on relaying, through a [`Splice`] that makes the
 //! new stream's events fit the client's stream:
 //!
