@@ -79,6 +79,11 @@ pub(super) struct Continuation {
     reserved: u64,
     /// From the first break on.
     broke: Option<Box<Broke>>,
+    /// What the client was sent outgrew what may be kept after a
+    /// continuation took over: nothing more is kept and no further break is
+    /// continued, but the current continuation stream is still rewritten
+    /// to fit the client's.
+    full: bool,
 }
 
 /// A continued stream's state from its first break on.
@@ -109,6 +114,12 @@ struct Broke {
 }
 
 impl Continuation {
+    /// Whether a break may still be continued (nothing says whether one
+    /// would fit yet).
+    pub(super) fn open(&self) -> bool {
+        !self.full
+    }
+
     pub(super) fn new(seed: Seed) -> Self {
         Self {
             resume: Some(Resumer::Seed(seed)),
@@ -117,6 +128,7 @@ impl Continuation {
             sent_len: 0,
             reserved: 0,
             broke: None,
+            full: false,
         }
     }
 
@@ -135,7 +147,7 @@ impl RelayBody {
     /// may be continued.
     pub(super) fn keep(&mut self, b: &Bytes) {
         let Some(c) = self.cont.as_mut() else { return };
-        if b.is_empty() {
+        if b.is_empty() || c.full {
             return;
         }
         c.sent_len += b.len();
@@ -179,7 +191,17 @@ impl RelayBody {
             if let Some(memory) = memory {
                 let _ = memory.resize(memory.bytes().saturating_sub(c.reserved));
             }
-            self.cont = None;
+            if c.broke.is_some() {
+                // A continuation stream is relayed: its events must still be
+                // rewritten to follow the client's (block indexes, chunk
+                // ids, usage), so the state stays; only what was sent goes.
+                c.full = true;
+                c.reserved = 0;
+                c.first = Bytes::new();
+                c.sent = Vec::new();
+            } else {
+                self.cont = None;
+            }
             self.stall = self.idle_timeout;
         }
         keep
@@ -264,7 +286,7 @@ impl RelayBody {
         let Some(c) = self.cont.as_mut() else {
             return false;
         };
-        if c.resume.is_none() {
+        if c.resume.is_none() || c.full {
             return false;
         }
         let sent = c.sent(self.client);
@@ -342,7 +364,7 @@ impl RelayBody {
         let Some(c) = self.cont.as_ref() else {
             return false;
         };
-        if c.resume.is_none() {
+        if c.resume.is_none() || c.full {
             return false;
         }
         let sent = c.sent(self.client);

@@ -281,7 +281,7 @@ impl RelayBody {
 
     /// Whether the stream may still be continued after a break.
     pub fn continues(&self) -> bool {
-        self.cont.is_some()
+        self.cont.as_ref().is_some_and(Continuation::open)
     }
 
     /// Bytes going to the client, kept for a continuation (up to

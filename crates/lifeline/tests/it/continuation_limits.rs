@@ -221,3 +221,32 @@ async fn a_continued_streams_charge_counts_the_output_before_the_break() {
     assert_eq!(counter(&env, series).await, total as f64);
     env.stop().await;
 }
+
+/// A continuation stream that takes what the client was sent past what may
+/// be kept (1 MiB) is still fitted to the client's stream to its end (its
+/// events rewritten, the trailing comment, the usage): only a further break
+/// would no longer be continued.
+#[tokio::test]
+async fn a_continuation_past_what_may_be_kept_is_still_spliced_to_its_end() {
+    const WORDS: u32 = 12_000;
+    let m = voiced(&["alpha", "beta"], WORDS, 0.0).await;
+    m[0].set_faults(Faults {
+        cut_after_chunks: Some(9),
+        ..Faults::default()
+    });
+    let env = Env::boot(&mixed(&m, &[true, true], &two_tiers("")), m).await;
+    let body = r#"{"model":"m","max_tokens":20000,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    let (status, _, body) = env.post("/v1/messages", body).await;
+    assert_eq!(status, 200);
+    assert!(body.len() > 1 << 20, "{} bytes only", body.len());
+    assert!(!body.contains("event: error"));
+    let (text, starts) = anthropic_view(&body);
+    assert_eq!(starts, 1);
+    assert_eq!(numbers(&text), (1..=WORDS).collect::<Vec<_>>());
+    assert!(
+        body.contains(": lifeline continued=1 method="),
+        "no trailing comment: the splice was dropped"
+    );
+    assert!(body.ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
+    env.stop().await;
+}
