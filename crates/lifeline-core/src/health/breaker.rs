@@ -22,7 +22,9 @@
 //! A half-open deployment without traffic for `idle_probe_after` (a fallback
 //! tier's while the first tier serves) is probed at the probe interval, each
 //! probe standing in for a trial request: otherwise nothing would ever
-//! decide it.
+//! decide it. Closed so, it is on probation: a probe does not prove that
+//! completions work, so its first failed request re-opens it (as a failed
+//! trial would have), and its first successful one ends the probation.
 
 use std::time::Duration;
 
@@ -97,6 +99,10 @@ pub struct HealthRecord {
     round: u32,
     trial_successes: u32,
     consecutive_failures: u32,
+    /// Closed by probes standing in for trials (an idle half-open
+    /// deployment): the first failed request re-opens it, the first
+    /// successful one ends the probation.
+    probation: bool,
     window: Window,
     latency: PeakEwma,
     last_success: Option<Instant>,
@@ -129,6 +135,7 @@ impl HealthRecord {
             round: 0,
             trial_successes: 0,
             consecutive_failures: 0,
+            probation: false,
             window: Window::new(now, cfg.window),
             latency: PeakEwma::new(now),
             last_success: None,
@@ -255,6 +262,7 @@ impl HealthRecord {
                 self.last_success = Some(now);
                 self.window.record(now, true);
                 self.consecutive_failures = 0;
+                self.probation = false;
             }
             OutcomeClass::Failure => {
                 // A failure is priced as at least a second of latency, so that
@@ -277,6 +285,12 @@ impl HealthRecord {
                 self.trial_successes += 1;
                 (self.trial_successes >= cfg.half_open_requests).then(|| self.close(now))
             }
+            (BreakerState::Closed, _) if failed && self.probation => Some(self.open(
+                now,
+                cfg,
+                outcome.retry_after,
+                "the first request since probes closed it failed".into(),
+            )),
             (BreakerState::Closed, _) if failed => {
                 self.trip(now, cfg, outcome.misconfigured, outcome.retry_after, "")
             }
@@ -347,9 +361,18 @@ impl HealthRecord {
             }
             // Standing in for a trial request (see `start_probe`): as many
             // successes as trials close the breaker, a failure re-opens it.
+            // Closed on probation: a probe (`GET /models` by default) does
+            // not prove that completions work, so the first failed request
+            // re-opens it at once, as a failed trial would have.
             (BreakerState::HalfOpen, true) => {
                 self.trial_successes += 1;
-                (self.trial_successes >= cfg.half_open_requests).then(|| self.close(now))
+                (self.trial_successes >= cfg.half_open_requests).then(|| {
+                    let mut t = self.close(now);
+                    self.probation = true;
+                    t.reason =
+                        "half-open probes succeeded (on probation until a request succeeds)".into();
+                    t
+                })
             }
             (BreakerState::HalfOpen, false) => Some(self.open(
                 now,
@@ -439,6 +462,7 @@ impl HealthRecord {
         let cooldown = cfg.cooldown.saturating_mul(factor).min(cfg.max_cooldown);
         let period = retry_after.unwrap_or(cooldown);
         self.state = BreakerState::Open;
+        self.probation = false;
         self.open_until = now + period;
         self.trial_successes = 0;
         Transition {
@@ -466,6 +490,7 @@ impl HealthRecord {
         self.state = BreakerState::Closed;
         self.closed_since = now;
         self.consecutive_failures = 0;
+        self.probation = false;
         self.window.clear();
         Transition {
             from,

@@ -185,7 +185,27 @@ async fn an_idle_half_open_deployment_is_decided_by_probes() {
     }
     assert_eq!(r.state(), BreakerState::Closed);
 
-    // A failed one opens it again.
+    // On probation: the first failed request opens it again at once.
+    let (ticket, _) = r.acquire(at, &cfg, true).unwrap();
+    assert!(r.record(at, ticket, fail(), &cfg).is_some());
+    assert_eq!(r.state(), BreakerState::Open);
+    let mut at = at + cfg.max_cooldown;
+    assert!(r.start_probe(at, &cfg));
+    r.probe_result(at, true, &cfg);
+    for _ in 0..cfg.half_open_requests {
+        at += cfg.probe_interval;
+        assert!(r.start_probe(at, &cfg));
+        r.probe_result(at, true, &cfg);
+    }
+    assert_eq!(r.state(), BreakerState::Closed);
+    // A successful request ends the probation: one failure is then only one.
+    let (ticket, _) = r.acquire(at, &cfg, true).unwrap();
+    r.record(at, ticket, ok(), &cfg);
+    let (ticket, _) = r.acquire(at, &cfg, true).unwrap();
+    assert!(r.record(at, ticket, fail(), &cfg).is_none());
+    assert_eq!(r.state(), BreakerState::Closed);
+
+    // A failed probe of the idle half-open deployment opens it again.
     for _ in 0..cfg.consecutive_failures {
         r.record(at, Ticket::Normal, fail(), &cfg);
     }
