@@ -474,14 +474,14 @@ impl Detector {
                 closest = Some(r);
             }
         }
-        self.quiet = if any { 0 } else { self.quiet + 1 };
+        self.quiet = if any { 0 } else { self.quiet.saturating_add(1) };
         if !any && (self.factor >= 1.0 || self.quiet <= QUIET_HOLD) {
             // No evidence either way.
         } else if out.is_some() {
-            self.out_streak += 1;
+            self.out_streak = self.out_streak.saturating_add(1);
             self.in_streak = 0;
         } else if all_in {
-            self.in_streak += 1;
+            self.in_streak = self.in_streak.saturating_add(1);
             self.out_streak = 0;
         } else {
             self.in_streak = 0;
