@@ -15,6 +15,7 @@ mod api;
 mod breaker;
 mod browser;
 mod capacity;
+mod chaos;
 mod cli;
 mod continuation;
 mod continuation_limits;

@@ -1,0 +1,210 @@
+//! What a chaos run does with the config it is given: the copy of it that
+//! runs against simulated providers, the client keys the traffic uses, the
+//! providers each [`Target`] names, and the traffic mix.
+//!
+//! The copy is made on the validated [`Config`], not on its text: every
+//! provider keeps its tiers, weights, policies and model settings, and only
+//! what points outside the run changes. Each provider points at a
+//! `lifeline_mock` server of its own (Anthropic's protocol for a provider
+//! that speaks it; `kind = "mock"` providers become OpenAI-compatible ones),
+//! credentials are dummies, listeners are on `127.0.0.1:0`, the admin API
+//! and TLS are off, the store is a file in the scenario's temporary
+//! directory, the status page's clock runs 60× with the providers' group
+//! shown (so incidents open and resolve within a scenario), its upstream
+//! feeds are dropped (no network), and degraded mode is on for every model
+//! that does not configure it. Client keys are switched on (`auth = "keys"`)
+//! with the run's own keys added, one per priority.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use lifeline_core::config::{AuthMode, KeyConfig, Priority, ProviderKind, Secret, StoreBackend};
+use lifeline_core::Config;
+use lifeline_mock::{MockConfig, MockHandle};
+use sha2::Digest;
+
+use super::scenario::Target;
+
+/// A client key the traffic sends.
+#[derive(Clone, Debug)]
+pub struct ClientKey {
+    /// Its name in `[[keys]]`.
+    pub name: String,
+    /// The bearer token.
+    pub secret: String,
+    /// Its priority class.
+    pub priority: Priority,
+}
+
+/// One public model the traffic calls, and what it serves.
+#[derive(Clone, Debug)]
+pub struct TrafficModel {
+    /// The public name.
+    pub name: String,
+    /// Whether `/v1/embeddings` is sent to it (every deployment speaks
+    /// OpenAI's protocol, which has embeddings).
+    pub embeddings: bool,
+}
+
+/// The run's view of the config.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The config as loaded.
+    pub base: Config,
+    /// The keys the traffic uses (critical, standard ×2, batch).
+    pub keys: Vec<ClientKey>,
+    /// The models the traffic calls.
+    pub models: Vec<TrafficModel>,
+    /// The first model: the one the targets are chosen in.
+    pub primary_model: String,
+    /// Provider names, in config order.
+    pub providers: Vec<String>,
+    /// Tier count of the primary model.
+    pub primary_tiers: usize,
+    /// Providers of the primary model's first tier.
+    pub first_tier: Vec<String>,
+}
+
+impl Plan {
+    /// Plans a run on `base`. Errors when it has no model.
+    pub fn new(base: Config) -> anyhow::Result<Plan> {
+        let Some(primary) = base.models.first() else {
+            anyhow::bail!("the config has no [[models]]: there is nothing to send traffic to");
+        };
+        let mut first_tier: Vec<(u32, String)> = primary
+            .tiers
+            .first()
+            .map(|t| t.iter().map(|d| (d.weight, d.provider.clone())).collect())
+            .unwrap_or_default();
+        // Heaviest first (stable: config order among equals), no duplicates.
+        first_tier.sort_by_key(|d| std::cmp::Reverse(d.0));
+        let mut tier: Vec<String> = Vec::new();
+        for (_, p) in first_tier {
+            if !tier.contains(&p) {
+                tier.push(p);
+            }
+        }
+        let models = base
+            .models
+            .iter()
+            .map(|m| TrafficModel {
+                name: m.name.clone(),
+                embeddings: m.tiers.iter().flatten().all(|d| {
+                    base.provider(&d.provider)
+                        .is_some_and(|p| p.anthropic.is_none())
+                }),
+            })
+            .collect();
+        let keys = [
+            ("critical", Priority::Critical),
+            ("standard-a", Priority::Standard),
+            ("standard-b", Priority::Standard),
+            ("batch", Priority::Batch),
+        ]
+        .into_iter()
+        .map(|(name, priority)| {
+            let mut bytes = [0u8; 12];
+            fill_random(&mut bytes);
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            ClientKey {
+                name: format!("chaos-{name}"),
+                secret: format!("sk-chaos-{name}-{hex}"),
+                priority,
+            }
+        })
+        .collect();
+        Ok(Plan {
+            primary_model: primary.name.clone(),
+            primary_tiers: primary.tiers.len(),
+            first_tier: tier,
+            providers: base.providers.iter().map(|p| p.name.clone()).collect(),
+            models,
+            keys,
+            base,
+        })
+    }
+
+    /// The provider names a target names.
+    pub fn targets(&self, target: Target) -> Vec<String> {
+        match target {
+            Target::Primary => self.first_tier.iter().take(1).cloned().collect(),
+            Target::FirstTier => self.first_tier.clone(),
+            Target::All => self.providers.clone(),
+        }
+    }
+
+    /// The simulated provider's settings for provider `name`: its own
+    /// `[providers.mock]` without faults, or the defaults named after it.
+    pub fn mock_config(&self, name: &str) -> MockConfig {
+        let own = self.base.provider(name).and_then(|p| p.mock.clone());
+        let mut cfg = own.unwrap_or_else(|| MockConfig {
+            name: name.to_string(),
+            ..MockConfig::default()
+        });
+        cfg.faults = lifeline_mock::Faults::default();
+        cfg
+    }
+
+    /// The config the scenario's gateway runs: see the module docs.
+    pub fn chaos_config(&self, mocks: &BTreeMap<String, MockHandle>, store: &Path) -> Config {
+        let mut c = self.base.clone();
+        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        c.server.listen = loopback;
+        c.server.admin_listen = None;
+        c.server.status_listen = None;
+        c.server.tls = None;
+        c.server.auth = AuthMode::Keys;
+        c.server.ip.requests_per_minute = None;
+        c.admin.token = None;
+        for p in &mut c.providers {
+            let Some(m) = mocks.get(&p.name) else {
+                continue;
+            };
+            if p.anthropic.is_some() {
+                p.kind = ProviderKind::Anthropic;
+                let url = m.base_url();
+                p.base_url = Some(url.strip_suffix("/v1").unwrap_or(&url).to_string());
+            } else {
+                p.kind = ProviderKind::OpenAiCompatible;
+                p.base_url = Some(m.base_url());
+            }
+            p.api_key = Some(Secret::new("chaos-dummy-credential"));
+            p.mock = None;
+        }
+        for m in &mut c.models {
+            if !m.policy.degraded.enabled {
+                m.policy.degraded.enabled = true;
+            }
+        }
+        c.keys.extend(self.keys.iter().map(|k| KeyConfig {
+            name: k.name.clone(),
+            sha256: sha2::Sha256::digest(k.secret.as_bytes()).into(),
+            priority: k.priority,
+            rpm: None,
+            tpm: None,
+            models: Vec::new(),
+        }));
+        c.store.url = format!("sqlite://{}", store.display());
+        c.store.backend = StoreBackend::Sqlite(store.to_path_buf());
+        c.status.enabled = true;
+        c.status.clock_speed = 60;
+        c.status.show_providers = true;
+        c.status.publish_automatic = true;
+        c.status.open_after = Duration::from_secs(60);
+        c.status.resolve_after = Duration::from_secs(120);
+        c.status.static_dir = None;
+        c.status.upstream.clear();
+        c.source = None;
+        c
+    }
+}
+
+/// Random bytes for key secrets; a clock-seeded fallback if the OS has none.
+fn fill_random(buf: &mut [u8]) {
+    if getrandom::fill(buf).is_err() {
+        for b in buf.iter_mut() {
+            *b = fastrand::u8(..);
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! One scenario's world: a simulated provider per configured provider, the
+//! gateway running the chaos copy of the config (`plan::Plan::chaos_config`),
+//! its status side, and a store in a temporary directory of its own.
+//! Every scenario gets a fresh rig, so scenarios are independent.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use lifeline_core::{Gateway, Server};
+use lifeline_mock::{MockHandle, MockServer};
+use lifeline_store::Store;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::plan::Plan;
+use super::scenario::Fault;
+use crate::status_side::StatusSide;
+
+/// A running scenario world.
+pub struct Rig {
+    /// The gateway.
+    pub gw: Gateway,
+    /// Its data-plane address.
+    pub addr: SocketAddr,
+    /// Simulated providers by provider name.
+    pub mocks: BTreeMap<String, MockHandle>,
+    status: Option<StatusSide>,
+    stop_server: CancellationToken,
+    server: JoinHandle<()>,
+    dir: PathBuf,
+    store: Option<Arc<lifeline_store::SqliteStore>>,
+}
+
+/// What the status page has opened, as read from its store.
+#[derive(Clone, Debug)]
+pub struct IncidentRow {
+    /// Store id.
+    pub id: i64,
+    /// Title.
+    pub name: String,
+    /// Resolved already.
+    pub resolved: bool,
+}
+
+impl Rig {
+    /// Starts the world for one scenario (`tag` names its directory).
+    pub async fn start(plan: &Plan, tag: &str) -> anyhow::Result<Rig> {
+        let dir = std::env::temp_dir().join(format!(
+            "lifeline-chaos-{}-{tag}-{}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut mocks = BTreeMap::new();
+        for name in &plan.providers {
+            let h = MockServer::start(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                plan.mock_config(name),
+            )
+            .await
+            .with_context(|| format!("starting the simulated provider for {name}"))?;
+            mocks.insert(name.clone(), h);
+        }
+        let store_path = dir.join("status.db");
+        let config = plan.chaos_config(&mocks, &store_path);
+        let gw = Gateway::start(config.clone())
+            .await
+            .context("starting the gateway")?;
+        let bound = Server::bind(gw.clone())
+            .await
+            .context("binding the gateway")?;
+        let addr = bound.data_addr;
+        let stop_server = CancellationToken::new();
+        let server = tokio::spawn(bound.run(stop_server.clone()));
+        let status = StatusSide::start(&gw, &config)
+            .await
+            .context("starting the status page")?;
+        let path = store_path.clone();
+        let store = tokio::task::spawn_blocking(move || lifeline_store::SqliteStore::open(&path))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(Arc::new);
+        Ok(Rig {
+            gw,
+            addr,
+            mocks,
+            status,
+            stop_server,
+            server,
+            dir,
+            store,
+        })
+    }
+
+    /// Applies (`on`) or lifts a fault on the named providers.
+    pub async fn apply(&self, fault: &Fault, providers: &[String], on: bool) {
+        for name in providers {
+            let Some(m) = self.mocks.get(name) else {
+                continue;
+            };
+            match (fault, on) {
+                (Fault::Kill, true) => m.kill(),
+                (Fault::Kill, false) => {
+                    if let Err(e) = m.revive().await {
+                        tracing::warn!(message = "A simulated provider could not come back.", provider = %name, error = %e);
+                    }
+                }
+                (Fault::Mock(f), true) => m.set_faults(f.clone()),
+                (Fault::Mock(_), false) => m.clear_faults(),
+            }
+        }
+    }
+
+    /// Each deployment's breaker state, by deployment id (`provider/model`),
+    /// with its provider.
+    pub fn breakers(&self) -> Vec<(String, String, &'static str)> {
+        self.gw
+            .live()
+            .deployments
+            .iter()
+            .map(|d| {
+                let s = d.snapshot();
+                (s.id, s.provider, s.breaker.as_str())
+            })
+            .collect()
+    }
+
+    /// Requests each simulated provider has received so far.
+    pub fn received(&self) -> BTreeMap<String, u64> {
+        self.mocks
+            .iter()
+            .map(|(n, m)| (n.clone(), m.stats().requests))
+            .collect()
+    }
+
+    /// The incidents the status page has opened (newest first), or `None`
+    /// when its store cannot be read.
+    pub async fn incidents(&self) -> Option<Vec<IncidentRow>> {
+        let store = self.store.clone()?;
+        tokio::task::spawn_blocking(move || store.list_incidents(100))
+            .await
+            .ok()?
+            .ok()
+            .map(|v| {
+                v.into_iter()
+                    .map(|i| IncidentRow {
+                        id: i.id,
+                        name: i.name,
+                        resolved: i.resolved_at.is_some(),
+                    })
+                    .collect()
+            })
+    }
+
+    /// Stops everything and removes the temporary directory.
+    pub async fn stop(self) {
+        if let Some(s) = self.status {
+            s.stop().await;
+        }
+        self.stop_server.cancel();
+        let _ = self.server.await;
+        self.gw.close().await;
+        for m in self.mocks.values() {
+            m.shutdown().await;
+        }
+        drop(self.store);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
