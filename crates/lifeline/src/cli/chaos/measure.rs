@@ -102,6 +102,11 @@ fn judge(
         pass,
     };
     match e {
+        Expect::SuccessRatioOf { .. }
+        | Expect::P99Of { .. }
+        | Expect::HonestRefusals(_)
+        | Expect::FloodLimited(_) => super::gateway::judge(e, outcomes)
+            .unwrap_or_else(|| r(format!("{e:?}"), String::new(), String::new(), false)),
         Expect::SuccessRatio(min) => {
             let ok = outcomes.iter().filter(|o| o.kind.is_success()).count();
             let ratio = if outcomes.is_empty() {
@@ -417,6 +422,7 @@ mod tests {
             end_ms: start_ms + 100,
             priority: 0,
             kind,
+            source: Default::default(),
         }
     }
 

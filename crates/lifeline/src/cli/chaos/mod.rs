@@ -5,7 +5,8 @@
 //! said, and gives each scenario a verdict.
 //!
 //! - [`scenario`]: the vocabulary (faults, targets, windows, expectations);
-//!   [`provider`]: the provider-fault scenarios.
+//!   [`provider`]: the provider-fault scenarios; [`gateway`]: the
+//!   gateway-level ones (surge, abusive key, reloads, restart).
 //! - [`plan`]: the config's chaos copy, the client keys, the targets.
 //! - [`rig`]: one scenario's world (mocks, gateway, status side, store).
 //! - [`traffic`]: the clients and the checks of every answer.
@@ -16,6 +17,7 @@
 //! Exit status: 0 when every scenario that ran passed, 1 otherwise (and on
 //! errors), so a pipeline can gate a config change on it.
 
+pub mod gateway;
 pub mod html;
 pub mod measure;
 pub mod plan;
@@ -67,7 +69,9 @@ pub struct ChaosArgs {
 
 /// Every scenario, in run order.
 pub fn catalogue() -> Vec<Scenario> {
-    provider::scenarios()
+    let mut all = provider::scenarios();
+    all.extend(gateway::scenarios());
+    all
 }
 
 /// Runs `lifeline chaos`.

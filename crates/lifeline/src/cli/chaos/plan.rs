@@ -13,7 +13,8 @@
 //! shown (so incidents open and resolve within a scenario), its upstream
 //! feeds are dropped (no network), and degraded mode is on for every model
 //! that does not configure it. Client keys are switched on (`auth = "keys"`)
-//! with the run's own keys added, one per priority.
+//! with the run's own keys added, one per priority, and an abusive client's
+//! key limited to [`ABUSER_RPM`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +26,10 @@ use lifeline_mock::{MockConfig, MockHandle};
 use sha2::Digest;
 
 use super::scenario::Target;
+
+/// The abusive key's `rpm`: what an operator gives a tenant's key, far
+/// below what its flood sends.
+pub const ABUSER_RPM: u64 = 60;
 
 /// A client key the traffic sends.
 #[derive(Clone, Debug)]
@@ -54,6 +59,9 @@ pub struct Plan {
     pub base: Config,
     /// The keys the traffic uses (critical, standard ×2, batch).
     pub keys: Vec<ClientKey>,
+    /// The key an abusive client floods with (standard, limited to
+    /// [`ABUSER_RPM`] like any tenant's key), used only by the flood.
+    pub abuser: ClientKey,
     /// The models the traffic calls.
     pub models: Vec<TrafficModel>,
     /// The first model: the one the targets are chosen in.
@@ -96,14 +104,7 @@ impl Plan {
                 }),
             })
             .collect();
-        let keys = [
-            ("critical", Priority::Critical),
-            ("standard-a", Priority::Standard),
-            ("standard-b", Priority::Standard),
-            ("batch", Priority::Batch),
-        ]
-        .into_iter()
-        .map(|(name, priority)| {
+        let key = |(name, priority): (&str, Priority)| {
             let mut bytes = [0u8; 12];
             fill_random(&mut bytes);
             let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -112,9 +113,19 @@ impl Plan {
                 secret: format!("sk-chaos-{name}-{hex}"),
                 priority,
             }
-        })
+        };
+        let keys = [
+            ("critical", Priority::Critical),
+            ("standard-a", Priority::Standard),
+            ("standard-b", Priority::Standard),
+            ("batch", Priority::Batch),
+        ]
+        .into_iter()
+        .map(key)
         .collect();
+        let abuser = key(("abuser", Priority::Standard));
         Ok(Plan {
+            abuser,
             primary_model: primary.name.clone(),
             primary_tiers: primary.tiers.len(),
             first_tier: tier,
@@ -131,6 +142,7 @@ impl Plan {
             Target::Primary => self.first_tier.iter().take(1).cloned().collect(),
             Target::FirstTier => self.first_tier.clone(),
             Target::All => self.providers.clone(),
+            Target::Gateway => Vec::new(),
         }
     }
 
@@ -185,6 +197,14 @@ impl Plan {
             tpm: None,
             models: Vec::new(),
         }));
+        c.keys.push(KeyConfig {
+            name: self.abuser.name.clone(),
+            sha256: sha2::Sha256::digest(self.abuser.secret.as_bytes()).into(),
+            priority: self.abuser.priority,
+            rpm: Some(ABUSER_RPM),
+            tpm: None,
+            models: Vec::new(),
+        });
         c.store.url = format!("sqlite://{}", store.display());
         c.store.backend = StoreBackend::Sqlite(store.to_path_buf());
         c.status.enabled = true;

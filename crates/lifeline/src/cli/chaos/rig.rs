@@ -32,6 +32,18 @@ pub struct Rig {
     server: JoinHandle<()>,
     dir: PathBuf,
     store: Option<Arc<lifeline_store::SqliteStore>>,
+    /// The config the gateway runs (the chaos copy, `listen` the address
+    /// it is bound to, so a restart binds it again).
+    pub config: lifeline_core::Config,
+}
+
+/// What a restart measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Restarted {
+    /// From the stop to the last connection drained.
+    pub drained: std::time::Duration,
+    /// From the stop to the new listener accepting.
+    pub down: std::time::Duration,
 }
 
 /// What the status page has opened, as read from its store.
@@ -73,6 +85,8 @@ impl Rig {
             .await
             .context("binding the gateway")?;
         let addr = bound.data_addr;
+        let mut config = config;
+        config.server.listen = addr;
         let stop_server = CancellationToken::new();
         let server = tokio::spawn(bound.run(stop_server.clone()));
         let status = StatusSide::start(&gw, &config)
@@ -93,7 +107,38 @@ impl Rig {
             server,
             dir,
             store,
+            config,
         })
+    }
+
+    /// Restarts the gateway as an operator's deploy does: the running one
+    /// stops gracefully (stops accepting, its connections finish their
+    /// requests in flight, up to `drain_timeout`), then a new one with the
+    /// same config binds the same address, with its status side.
+    pub async fn restart(&mut self) -> anyhow::Result<Restarted> {
+        let t0 = tokio::time::Instant::now();
+        self.stop_server.cancel();
+        let server = std::mem::replace(&mut self.server, tokio::spawn(async {}));
+        let _ = server.await;
+        let drained = t0.elapsed();
+        if let Some(s) = self.status.take() {
+            s.stop().await;
+        }
+        self.gw.close().await;
+        let gw = Gateway::start(self.config.clone())
+            .await
+            .context("starting the gateway again")?;
+        let bound = Server::bind(gw.clone())
+            .await
+            .context("binding the gateway's address again")?;
+        self.stop_server = CancellationToken::new();
+        self.server = tokio::spawn(bound.run(self.stop_server.clone()));
+        let down = t0.elapsed();
+        self.status = StatusSide::start(&gw, &self.config)
+            .await
+            .context("starting the status page again")?;
+        self.gw = gw;
+        Ok(Restarted { drained, down })
     }
 
     /// Applies (`on`) or lifts a fault on the named providers.
@@ -111,6 +156,8 @@ impl Rig {
                 }
                 (Fault::Mock(f), true) => m.set_faults(f.clone()),
                 (Fault::Mock(_), false) => m.clear_faults(),
+                // The runner's `gateway::Driver` carries these out.
+                (Fault::Gateway(_), _) => {}
             }
         }
     }

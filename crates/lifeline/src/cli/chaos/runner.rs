@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::gateway::Driver;
 use super::measure;
 use super::plan::Plan;
 use super::report::{IncidentSeen, ScenarioResult, WindowReport};
 use super::rig::Rig;
-use super::scenario::{Expect, Scenario};
+use super::scenario::{Expect, Fault, Scenario};
 use super::traffic::{Load, Recorder, Traffic};
 
 /// How often breakers and provider counters are sampled.
@@ -52,7 +53,7 @@ pub async fn run_scenario(
     sc: &Scenario,
     settings: &RunSettings,
 ) -> anyhow::Result<ScenarioResult> {
-    let rig = Rig::start(plan, sc.name).await?;
+    let mut rig = Rig::start(plan, sc.name).await?;
     let d = settings.duration;
     let windows: Vec<WindowReport> = sc
         .windows
@@ -78,17 +79,17 @@ pub async fn run_scenario(
 
     let rec = Arc::new(Recorder::default());
     let start = Instant::now();
-    let traffic = Traffic::start(
-        Load {
-            addr: rig.addr,
-            keys: plan.keys.clone(),
-            models: plan.models.clone(),
-            concurrency: settings.concurrency,
-            client_timeout: Duration::from_secs(30),
-        },
-        rec.clone(),
-        start,
-    );
+    let load = Load {
+        addr: rig.addr,
+        keys: plan.keys.clone(),
+        models: plan.models.clone(),
+        concurrency: settings.concurrency,
+        client_timeout: Duration::from_secs(30),
+        source: super::traffic::Source::Steady,
+        pace: Duration::ZERO,
+    };
+    let traffic = Traffic::start(load.clone(), rec.clone(), start);
+    let mut driver = Driver::new(load, rec.clone(), start);
     let wants_resolved = sc
         .expect
         .iter()
@@ -118,8 +119,12 @@ pub async fn run_scenario(
             }
             schedule.next();
             let w = &sc.windows[i];
-            rig.apply(&w.fault, &windows[i].providers, on).await;
+            match &w.fault {
+                Fault::Gateway(g) => driver.apply(&mut rig, plan, *g, on).await,
+                f => rig.apply(f, &windows[i].providers, on).await,
+            }
         }
+        driver.tick(&rig).await;
         ticks.push(Tick {
             t_ms: elapsed.as_millis().min(u128::from(u32::MAX)) as u32,
             breakers: rig.breakers(),
@@ -163,11 +168,14 @@ pub async fn run_scenario(
     // Faults still on (a window to the end) are lifted before stopping.
     for (_, i, on) in schedule {
         if !on {
-            rig.apply(&sc.windows[i].fault, &windows[i].providers, false)
-                .await;
+            match &sc.windows[i].fault {
+                Fault::Gateway(g) => driver.apply(&mut rig, plan, *g, false).await,
+                f => rig.apply(f, &windows[i].providers, false).await,
+            }
         }
     }
     let ran = start.elapsed();
+    let notes = driver.finish().await;
     traffic.stop().await;
     if tty {
         println!();
@@ -176,9 +184,13 @@ pub async fn run_scenario(
     let examples = rec.examples();
     rig.stop().await;
     let incidents: Vec<IncidentSeen> = incidents.into_values().collect();
-    Ok(measure::evaluate(
-        sc, &windows, &outcomes, &ticks, incidents, examples, ran,
-    ))
+    let mut result = measure::evaluate(sc, &windows, &outcomes, &ticks, incidents, examples, ran);
+    // What the gateway faults measured themselves (reloads, restarts).
+    if notes.iter().any(|e| !e.pass) {
+        result.verdict = "fail".into();
+    }
+    result.expectations.extend(notes);
+    Ok(result)
 }
 
 fn progress(name: &str, rec: &Recorder, elapsed: Duration, d: Duration, open: usize, tty: bool) {

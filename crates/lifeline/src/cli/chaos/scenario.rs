@@ -66,6 +66,8 @@ pub enum Target {
     FirstTier,
     /// Every provider.
     All,
+    /// The gateway itself (gateway-level faults: no provider is touched).
+    Gateway,
 }
 
 impl Target {
@@ -75,6 +77,7 @@ impl Target {
             Self::Primary => "primary provider",
             Self::FirstTier => "every provider of tier 1",
             Self::All => "every provider",
+            Self::Gateway => "the gateway",
         }
     }
 }
@@ -88,6 +91,56 @@ pub enum Fault {
     /// The mock's runtime faults (errors, 429s, latency, hangs, stream
     /// faults), cleared at the window's end.
     Mock(Faults),
+    /// Gateway-level faults ([`super::gateway`]): done to the gateway or
+    /// its clients, not to the providers.
+    Gateway(GatewayFault),
+}
+
+/// What a gateway-level scenario does during its window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GatewayFault {
+    /// Extra clients, `factor - 1` times as many as the steady ones, with
+    /// the same keys and mix (a traffic surge to `factor` times the load).
+    Surge {
+        /// The load during the window, as a multiple of the steady one.
+        factor: u32,
+    },
+    /// An abusive client: `clients` workers on one key (limited to
+    /// `plan::ABUSER_RPM`), each sending a request every `every_ms`.
+    Flood {
+        /// Its workers.
+        clients: u32,
+        /// Each worker's pace.
+        every_ms: u64,
+    },
+    /// The running config applied again every `every_ms`, the primary
+    /// model's first-tier weights changed each time (config reloads under
+    /// load).
+    Reload {
+        /// Time between two reloads.
+        every_ms: u64,
+    },
+    /// At the window's start the gateway is stopped gracefully (no new
+    /// connections, requests in flight finish) and started again on the
+    /// same address (a restart under load).
+    Restart,
+}
+
+impl GatewayFault {
+    /// A short description for the report.
+    pub fn describe(&self) -> String {
+        match *self {
+            Self::Surge { factor } => format!("traffic at {factor}x (extra clients, every priority)"),
+            Self::Flood { clients, every_ms } => format!(
+                "one key floods: {clients} clients, a request every {every_ms} ms each ({} per second)",
+                u64::from(clients) * 1000 / every_ms.max(1)
+            ),
+            Self::Reload { every_ms } => {
+                format!("config reloaded every {every_ms} ms, weights changed")
+            }
+            Self::Restart => "graceful stop, then started again on the same address".into(),
+        }
+    }
 }
 
 impl Fault {
@@ -95,6 +148,7 @@ impl Fault {
     pub fn describe(&self) -> String {
         match self {
             Self::Kill => "killed (connections reset, port closed)".into(),
+            Self::Gateway(g) => g.describe(),
             Self::Mock(f) => {
                 let mut parts = Vec::new();
                 if f.hang {
@@ -177,4 +231,50 @@ pub enum Expect {
     /// The status page resolved every incident it opened, by the end of
     /// the scenario (which waits for it, up to `runner::SETTLE_MAX`).
     IncidentsResolved,
+    /// Successes / requests of some of the requests at least `min`.
+    SuccessRatioOf {
+        /// Whose requests.
+        who: Who,
+        /// The bound.
+        min: f64,
+    },
+    /// The p99 latency of some of the requests at most `max_ms`.
+    P99Of {
+        /// Whose requests.
+        who: Who,
+        /// The bound.
+        max_ms: u64,
+    },
+    /// Every failure of these requests is an honest refusal: a 429 or a
+    /// 5xx answered at once, never a timeout, a broken connection, an
+    /// error inside a stream or another status.
+    HonestRefusals(Who),
+    /// At least this fraction of the abusive key's requests answered 429.
+    FloodLimited(f64),
+}
+
+/// Which requests a gateway scenario's expectation is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Who {
+    /// Every request.
+    All,
+    /// The requests of one priority (steady and surge clients).
+    Priority(Priority),
+    /// The steady clients' requests (everyone but the abusive key).
+    Steady,
+    /// The requests the gateway answered: connection refusals (a client
+    /// with a retrying SDK connects again) are counted apart.
+    Answered,
+}
+
+impl Who {
+    /// Its name in the report.
+    pub fn describe(self) -> String {
+        match self {
+            Self::All => "all requests".into(),
+            Self::Priority(p) => p.as_str().to_string(),
+            Self::Steady => "the other keys".into(),
+            Self::Answered => "requests answered (connection refusals apart)".into(),
+        }
+    }
 }

@@ -93,6 +93,22 @@ pub struct Outcome {
     pub priority: u8,
     /// How it ended.
     pub kind: Kind,
+    /// Which traffic sent it.
+    pub source: Source,
+}
+
+/// Which traffic a request belongs to: the steady clients every scenario
+/// has, or the extra ones a gateway scenario adds during its window (a
+/// surge's clients, an abusive key's flood).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Source {
+    /// The steady clients.
+    #[default]
+    Steady,
+    /// A surge's extra clients (the same keys and mix).
+    Surge,
+    /// The abusive key's flood.
+    Flood,
 }
 
 /// What the workers record, shared with the runner.
@@ -164,6 +180,11 @@ pub struct Load {
     pub concurrency: usize,
     /// Longest a client waits for a whole answer.
     pub client_timeout: Duration,
+    /// The traffic's tag on its outcomes.
+    pub source: Source,
+    /// Least time between two requests of one worker (an open-loop pace);
+    /// zero: each sends its next request as soon as the last ended.
+    pub pace: Duration,
 }
 
 const PROMPTS: [&str; 4] = [
@@ -285,9 +306,13 @@ async fn worker(
                 end_ms: since(Instant::now()),
                 priority: key.priority.index() as u8,
                 kind,
+                source: load.source,
             },
             detail,
         );
+        if !load.pace.is_zero() {
+            tokio::time::sleep_until(t0 + load.pace).await;
+        }
         if matches!(kind, Kind::Connect) {
             // Not a busy loop while the gateway is unreachable.
             tokio::time::sleep(Duration::from_millis(50)).await;
