@@ -14,7 +14,7 @@ use super::report::{Report, ScenarioResult};
 
 const W: f64 = 900.0;
 const LEFT: f64 = 48.0;
-const RIGHT: f64 = 60.0;
+const RIGHT: f64 = 130.0;
 const CHART_H: f64 = 180.0;
 const TOP: f64 = 12.0;
 const BAND_H: f64 = 12.0;
