@@ -14,7 +14,7 @@ use super::report::{Report, ScenarioResult};
 
 const W: f64 = 900.0;
 const LEFT: f64 = 48.0;
-const RIGHT: f64 = 60.0;
+const RIGHT: f64 = 130.0;
 const CHART_H: f64 = 180.0;
 const TOP: f64 = 12.0;
 const BAND_H: f64 = 12.0;
@@ -161,7 +161,7 @@ fn timeline(h: &mut String, s: &ScenarioResult) {
     let plot_w = W - LEFT - RIGHT;
     let x = |t: f64| LEFT + t / span * plot_w;
     let bands_top = TOP + CHART_H + 24.0;
-    let height = bands_top + BAND_H * deployments.len() as f64 + 28.0;
+    let height = bands_top + BAND_H * deployments.len() as f64 + 42.0;
     let max_lat = s
         .samples
         .iter()
@@ -291,7 +291,8 @@ fn timeline(h: &mut String, s: &ScenarioResult) {
     }
     let _ = writeln!(
         h,
-        "<text x=\"{LEFT}\" y=\"{:.1}\" class=\"ax\">green line: success ratio · blue line: p99 latency · red shade: fault · bands: breaker per deployment (green closed, amber half-open, red open) · orange line: incident opened, dashed green: resolved</text>\n</svg>",
+        "<text x=\"{LEFT}\" y=\"{:.1}\" class=\"ax\">green line: success ratio (left axis) · blue line: p99 latency (right axis) · red shade: fault window</text>\n<text x=\"{LEFT}\" y=\"{:.1}\" class=\"ax\">bands: breaker per deployment (green closed, amber half-open, red open) · orange line: incident opened · dashed green: resolved</text>\n</svg>",
+        height - 20.0,
         height - 6.0
     );
 }

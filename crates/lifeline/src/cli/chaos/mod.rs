@@ -103,10 +103,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let (config, label) = match &args.config {
-        Some(path) => (
-            Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
-            path.display().to_string(),
-        ),
+        Some(path) => (load(path)?, path.display().to_string()),
         None => (
             lifeline_core::config::example::example_config()
                 .map_err(|e| anyhow::anyhow!("built-in config: {e}"))?,
@@ -175,6 +172,24 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Loads the config to rehearse. `${VAR}` comes from the environment, and a
+/// variable that is not set reads as a placeholder: the secrets a config
+/// names are replaced by dummies in the chaos copy anyway, so a pipeline
+/// can rehearse a production config without its credentials.
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {file}"))?;
+    let env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .or_else(|| Some("chaos-placeholder".into()))
+    };
+    let mut config =
+        Config::parse_with_env(&text, &file, &env).map_err(|e| anyhow::anyhow!("{e}"))?;
+    config.source = Some(path.to_path_buf());
+    Ok(config)
 }
 
 fn skip_reason(plan: &Plan, sc: &Scenario) -> Option<String> {

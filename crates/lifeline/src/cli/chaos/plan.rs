@@ -228,3 +228,100 @@ fn fill_random(buf: &mut [u8]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use lifeline_mock::MockServer;
+
+    const CONFIG: &str = r#"[server]
+listen = "127.0.0.1:8080"
+admin_listen = "127.0.0.1:8081"
+auth = "none"
+
+[[providers]]
+name = "openai"
+kind = "openai"
+api_key = "${OPENAI_API_KEY}"
+
+[[providers]]
+name = "claude"
+kind = "anthropic"
+api_key = "${ANTHROPIC_API_KEY}"
+
+[[providers]]
+name = "sim"
+kind = "mock"
+[providers.mock]
+name = "sim"
+tokens_per_second = 50.0
+[providers.mock.faults]
+error_rate = 0.5
+
+[[models]]
+name = "chat"
+tiers = [ [ { provider = "openai", model = "gpt", weight = 1 }, { provider = "sim", model = "s", weight = 3 } ],
+          [ { provider = "claude", model = "c" } ] ]
+"#;
+
+    /// Every provider points at its simulated one in its own protocol,
+    /// with a dummy credential; tiers and weights stay; keys are required
+    /// and the run's added; the store is the given file; the heaviest
+    /// deployment of tier 1 is the primary target.
+    #[tokio::test]
+    async fn the_chaos_copy_keeps_the_models_and_replaces_the_providers() {
+        let env = |name: &str| Some(format!("secret-{name}"));
+        let base = Config::parse_with_env(CONFIG, "t.toml", &env).unwrap();
+        let plan = Plan::new(base).unwrap();
+        assert_eq!(plan.targets(Target::Primary), ["sim"]);
+        assert_eq!(plan.targets(Target::FirstTier), ["sim", "openai"]);
+        assert_eq!(plan.targets(Target::All), ["openai", "claude", "sim"]);
+        assert_eq!(plan.mock_config("sim").tokens_per_second, 50.0);
+        assert_eq!(
+            plan.mock_config("sim").faults,
+            lifeline_mock::Faults::default()
+        );
+        assert!(!plan.models[0].embeddings, "claude has no embeddings");
+
+        let mut mocks = BTreeMap::new();
+        for name in &plan.providers {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            mocks.insert(
+                name.clone(),
+                MockServer::start(addr, plan.mock_config(name))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let c = plan.chaos_config(&mocks, Path::new("/tmp/x/status.db"));
+        let p = |n: &str| c.provider(n).unwrap().clone();
+        assert_eq!(p("openai").kind, ProviderKind::OpenAiCompatible);
+        assert_eq!(p("openai").base_url.unwrap(), mocks["openai"].base_url());
+        assert_eq!(p("sim").kind, ProviderKind::OpenAiCompatible);
+        assert!(p("sim").mock.is_none());
+        assert_eq!(p("claude").kind, ProviderKind::Anthropic);
+        assert_eq!(
+            format!("{}/v1", p("claude").base_url.unwrap()),
+            mocks["claude"].base_url()
+        );
+        for name in ["openai", "claude", "sim"] {
+            assert_eq!(p(name).api_key.unwrap().expose(), "chaos-dummy-credential");
+        }
+        assert_eq!(c.models[0].tiers, plan.base.models[0].tiers);
+        assert!(c.models[0].policy.degraded.enabled);
+        assert_eq!(c.server.auth, AuthMode::Keys);
+        assert!(c.server.admin_listen.is_none());
+        assert_eq!(c.server.listen.port(), 0);
+        assert_eq!(c.keys.len(), 4);
+        assert_eq!(c.status.clock_speed, 60);
+        assert_eq!(
+            c.store.backend,
+            StoreBackend::Sqlite("/tmp/x/status.db".into())
+        );
+        for m in mocks.values() {
+            m.shutdown().await;
+        }
+    }
+}
