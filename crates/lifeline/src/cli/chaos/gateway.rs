@@ -28,6 +28,13 @@ fn window(start: f64, end: f64, fault: GatewayFault) -> Window {
     }
 }
 
+fn on(target: Target, start: f64, end: f64, fault: GatewayFault) -> Window {
+    Window {
+        target,
+        ..window(start, end, fault)
+    }
+}
+
 /// The surge's load, in steady clients. Twenty, not ten: the clients are
 /// closed-loop, so ten times the clients is not ten times the requests,
 /// and on a two-core machine a 10x surge of the default 8 clients is
@@ -128,6 +135,27 @@ pub fn scenarios() -> Vec<Scenario> {
                 Expect::NoTruncated,
             ],
             needs: Needs::Nothing,
+        },
+        // Without the maintenance drain the primary provider keeps its
+        // traffic through its window (never detected: its share does not
+        // fall); a drain that cut requests in flight, or a page that did
+        // not show the window, fails the success ratio or the driver's
+        // check of the page.
+        Scenario {
+            name: "maintenance-window",
+            description: "A maintenance window is scheduled on the primary provider for 40 % of the run: its deployments are drained on time, traffic moves, no request fails, the status page shows it.",
+            windows: vec![on(Target::Primary, 0.3, 0.7, GatewayFault::Maintenance)],
+            expect: vec![
+                Expect::SuccessRatio(0.999),
+                Expect::P99 {
+                    priority: Priority::Critical,
+                    max_ms: 3000,
+                },
+                Expect::NoTruncated,
+                Expect::DetectWithin(3000),
+                Expect::RecoverWithin(8000),
+            ],
+            needs: Needs::Fallback,
         },
     ]
 }
@@ -240,6 +268,15 @@ pub struct Driver {
     rejected: Vec<String>,
     turn: Arc<AtomicU32>,
     restarts: Vec<Result<super::rig::Restarted, String>>,
+    maintenance: Vec<Maintenance>,
+    checked: Option<Instant>,
+}
+
+/// A maintenance window the driver scheduled, and what the page showed.
+struct Maintenance {
+    name: Result<String, String>,
+    active: bool,
+    shown: bool,
 }
 
 impl Driver {
@@ -257,6 +294,29 @@ impl Driver {
             rejected: Vec::new(),
             turn: Arc::new(AtomicU32::new(0)),
             restarts: Vec::new(),
+            maintenance: Vec::new(),
+            checked: None,
+        }
+    }
+
+    /// Before the traffic starts: schedules the scenario's maintenance
+    /// windows (`d`: its duration), each on its providers.
+    pub async fn prepare(&mut self, rig: &Rig, sc: &Scenario, plan: &Plan, d: Duration) {
+        for w in &sc.windows {
+            if !matches!(w.fault, Fault::Gateway(GatewayFault::Maintenance)) {
+                continue;
+            }
+            for p in plan.targets(w.target) {
+                let name = rig
+                    .schedule_maintenance(&p, d.mul_f64(w.start), d.mul_f64(w.end - w.start))
+                    .await
+                    .map_err(|e| format!("{e:#}"));
+                self.maintenance.push(Maintenance {
+                    name,
+                    active: false,
+                    shown: false,
+                });
+            }
         }
     }
 
@@ -302,11 +362,31 @@ impl Driver {
                 self.restarts.push(r);
             }
             (GatewayFault::Restart, false) => {}
+            (GatewayFault::Maintenance, on) => {
+                for m in &mut self.maintenance {
+                    m.active = on;
+                }
+            }
         }
     }
 
-    /// Called at every tick: a reload due is done.
+    /// Called at every tick: a reload due is done; once a second while a
+    /// maintenance window is on, the status page is read.
     pub async fn tick(&mut self, rig: &Rig) {
+        let now = Instant::now();
+        if self.maintenance.iter().any(|m| m.active && !m.shown)
+            && self
+                .checked
+                .is_none_or(|t| now >= t + Duration::from_secs(1))
+        {
+            self.checked = Some(now);
+            let page = rig.get("/api/v2/scheduled-maintenances/active.json").await;
+            for m in &mut self.maintenance {
+                if let (Ok(name), Some(page)) = (&m.name, &page) {
+                    m.shown |= m.active && page.contains(name.as_str());
+                }
+            }
+        }
         let Some((every, due)) = self.reload else {
             return;
         };
@@ -319,7 +399,11 @@ impl Driver {
         // Weights move between the first tier's deployments: 3:1, 1:3, …
         if let Some(tier) = config.models.first_mut().and_then(|m| m.tiers.first_mut()) {
             for (i, d) in tier.iter_mut().enumerate() {
-                d.weight = if (i as u32 + turn).is_multiple_of(2) { 3 } else { 1 };
+                d.weight = if (i as u32 + turn).is_multiple_of(2) {
+                    3
+                } else {
+                    1
+                };
             }
         }
         match rig.gw.apply(config).await {
@@ -352,6 +436,18 @@ impl Driver {
                     ),
                 },
                 self.rejected.is_empty(),
+            ));
+        }
+        for m in &self.maintenance {
+            out.push(result(
+                "status page shows the maintenance".into(),
+                "in active.json during the window".into(),
+                match &m.name {
+                    Ok(_) if m.shown => "shown".into(),
+                    Ok(_) => "never shown".into(),
+                    Err(e) => format!("not scheduled: {e}"),
+                },
+                m.shown,
             ));
         }
         for r in &self.restarts {

@@ -203,6 +203,69 @@ impl Rig {
             })
     }
 
+    /// Schedules a maintenance window on provider `provider`'s component of
+    /// the status page, as `lifeline maintenance schedule` does through the
+    /// admin API: starting `start_in` from now and lasting `length` (real
+    /// time; the status clock runs faster, so both are scaled to it).
+    /// Returns its title.
+    pub async fn schedule_maintenance(
+        &self,
+        provider: &str,
+        start_in: std::time::Duration,
+        length: std::time::Duration,
+    ) -> anyhow::Result<String> {
+        let Some(side) = &self.status else {
+            anyhow::bail!("the status page is off");
+        };
+        let shared = side.shared().clone();
+        let component = format!("provider-{}", lifeline_status::engine::slug(provider));
+        if !shared.components.load().contains(&component) {
+            anyhow::bail!("the status page has no component {component}");
+        }
+        let speed = i64::from(self.config.status.clock_speed.max(1));
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX) * speed;
+        let now = shared.clock.now_ms();
+        let name = format!("Chaos rehearsal: {provider} maintenance");
+        let new = lifeline_store::NewMaintenance {
+            name: name.clone(),
+            scheduled_for: now + ms(start_in),
+            scheduled_until: now + ms(start_in) + ms(length),
+            components: vec![component],
+            body: "Scheduled by `lifeline chaos`.".into(),
+            at_ms: now,
+        };
+        let store = shared.admin.clone();
+        tokio::task::spawn_blocking(move || store.create_maintenance(&new))
+            .await
+            .context("the store task")?
+            .context("scheduling the maintenance")?;
+        shared.poke.notify_one();
+        Ok(name)
+    }
+
+    /// GETs `path` from the gateway's listener (the status page's routes),
+    /// returning the body of a 200.
+    pub async fn get(&self, path: &str) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let fetch = async {
+            let mut s = tokio::net::TcpStream::connect(self.addr).await.ok()?;
+            let req = format!(
+                "GET {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n",
+                self.addr
+            );
+            s.write_all(req.as_bytes()).await.ok()?;
+            let mut buf = Vec::new();
+            s.read_to_end(&mut buf).await.ok()?;
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            let (head, body) = text.split_once("\r\n\r\n")?;
+            head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), fetch)
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// Stops everything and removes the temporary directory.
     pub async fn stop(self) {
         if let Some(s) = self.status {

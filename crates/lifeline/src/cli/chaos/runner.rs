@@ -88,8 +88,9 @@ pub async fn run_scenario(
         source: super::traffic::Source::Steady,
         pace: Duration::ZERO,
     };
-    let traffic = Traffic::start(load.clone(), rec.clone(), start);
-    let mut driver = Driver::new(load, rec.clone(), start);
+    let mut driver = Driver::new(load.clone(), rec.clone(), start);
+    driver.prepare(&rig, sc, plan, d).await;
+    let traffic = Traffic::start(load, rec.clone(), start);
     let wants_resolved = sc
         .expect
         .iter()

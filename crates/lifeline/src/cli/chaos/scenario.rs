@@ -124,6 +124,11 @@ pub enum GatewayFault {
     /// connections, requests in flight finish) and started again on the
     /// same address (a restart under load).
     Restart,
+    /// A maintenance window on the target providers' components of the
+    /// status page, scheduled through the status side's store as the admin
+    /// API does when the scenario starts, from the window's start to its
+    /// end: the status side drains their deployments on time.
+    Maintenance,
 }
 
 impl GatewayFault {
@@ -139,6 +144,7 @@ impl GatewayFault {
                 format!("config reloaded every {every_ms} ms, weights changed")
             }
             Self::Restart => "graceful stop, then started again on the same address".into(),
+            Self::Maintenance => "scheduled maintenance window (status page)".into(),
         }
     }
 }
