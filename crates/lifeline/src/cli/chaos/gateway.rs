@@ -157,6 +157,25 @@ pub fn scenarios() -> Vec<Scenario> {
             ],
             needs: Needs::Fallback,
         },
+        // A data plane that waited on the status store (a write or a read
+        // per request) would stall behind the held lock for its busy
+        // timeout: critical's p99 and the success ratio would fail. The
+        // driver checks the outage was real (history stopped) and that the
+        // status side caught up once the store returned.
+        Scenario {
+            name: "store-unavailable",
+            description: "The status page's store cannot be written for 40 % of the run: clients do not notice, and the status history catches up when it returns.",
+            windows: vec![window(0.2, 0.6, GatewayFault::StoreDown)],
+            expect: vec![
+                Expect::SuccessRatio(0.999),
+                Expect::P99 {
+                    priority: Priority::Critical,
+                    max_ms: 3000,
+                },
+                Expect::NoTruncated,
+            ],
+            needs: Needs::Nothing,
+        },
     ]
 }
 
@@ -270,6 +289,20 @@ pub struct Driver {
     restarts: Vec<Result<super::rig::Restarted, String>>,
     maintenance: Vec<Maintenance>,
     checked: Option<Instant>,
+    store: StoreWatch,
+}
+
+/// A store outage and the status history's progress around it.
+#[derive(Default)]
+struct StoreWatch {
+    outage: Option<super::store::Outage>,
+    failed: Option<String>,
+    watch: bool,
+    /// (when, the latest minute written then).
+    seen: Vec<(Instant, Option<i64>)>,
+    began: Option<Instant>,
+    ended: Option<Instant>,
+    sampled: Option<Instant>,
 }
 
 /// A maintenance window the driver scheduled, and what the page showed.
@@ -296,12 +329,17 @@ impl Driver {
             restarts: Vec::new(),
             maintenance: Vec::new(),
             checked: None,
+            store: StoreWatch::default(),
         }
     }
 
     /// Before the traffic starts: schedules the scenario's maintenance
     /// windows (`d`: its duration), each on its providers.
     pub async fn prepare(&mut self, rig: &Rig, sc: &Scenario, plan: &Plan, d: Duration) {
+        self.store.watch = sc
+            .windows
+            .iter()
+            .any(|w| matches!(w.fault, Fault::Gateway(GatewayFault::StoreDown)));
         for w in &sc.windows {
             if !matches!(w.fault, Fault::Gateway(GatewayFault::Maintenance)) {
                 continue;
@@ -362,6 +400,24 @@ impl Driver {
                 self.restarts.push(r);
             }
             (GatewayFault::Restart, false) => {}
+            (GatewayFault::StoreDown, true) => {
+                let path = rig.store_path();
+                match tokio::task::spawn_blocking(move || super::store::Outage::begin(&path)).await
+                {
+                    Ok(Ok(o)) => {
+                        self.store.outage = Some(o);
+                        self.store.began = Some(Instant::now());
+                    }
+                    Ok(Err(e)) => self.store.failed = Some(format!("{e:#}")),
+                    Err(e) => self.store.failed = Some(e.to_string()),
+                }
+            }
+            (GatewayFault::StoreDown, false) => {
+                if let Some(o) = self.store.outage.take() {
+                    o.end().await;
+                    self.store.ended = Some(Instant::now());
+                }
+            }
             (GatewayFault::Maintenance, on) => {
                 for m in &mut self.maintenance {
                     m.active = on;
@@ -386,6 +442,16 @@ impl Driver {
                     m.shown |= m.active && page.contains(name.as_str());
                 }
             }
+        }
+        if self.store.watch
+            && self
+                .store
+                .sampled
+                .is_none_or(|t| now >= t + Duration::from_millis(500))
+        {
+            self.store.sampled = Some(now);
+            let last = super::store::last_minute(&rig.store_path()).await;
+            self.store.seen.push((now, last));
         }
         let Some((every, due)) = self.reload else {
             return;
@@ -438,6 +504,9 @@ impl Driver {
                 self.rejected.is_empty(),
             ));
         }
+        if self.store.watch {
+            out.extend(self.store.verdicts());
+        }
         for m in &self.maintenance {
             out.push(result(
                 "status page shows the maintenance".into(),
@@ -471,5 +540,58 @@ impl Driver {
             });
         }
         out
+    }
+}
+
+impl StoreWatch {
+    /// The outage was real (the history stopped while the store was held)
+    /// and the status side caught up after it returned.
+    fn verdicts(&self) -> Vec<ExpectationResult> {
+        let (Some(began), Some(ended)) = (self.began, self.ended) else {
+            return vec![result(
+                "store made unavailable".into(),
+                "yes".into(),
+                self.failed.clone().unwrap_or_else(|| "never".into()),
+                false,
+            )];
+        };
+        // Writes already past the lock when it was taken may land: the
+        // history is read from two seconds in.
+        let at = |t: Instant| {
+            self.seen
+                .iter()
+                .rev()
+                .find(|(when, _)| *when <= t)
+                .and_then(|(_, m)| *m)
+        };
+        let held_from = at(began + Duration::from_secs(2));
+        let held_to = at(ended);
+        let stopped = held_from.is_some() && held_from == held_to;
+        let caught_up = self
+            .seen
+            .iter()
+            .find(|(when, m)| *when > ended && *m > held_to)
+            .map(|(when, _)| when.saturating_duration_since(ended));
+        vec![
+            result(
+                "status history written while the store was unavailable".into(),
+                "none (the outage was real)".into(),
+                if stopped {
+                    "none".into()
+                } else {
+                    format!("still advancing ({held_from:?} to {held_to:?})")
+                },
+                stopped,
+            ),
+            result(
+                "status history caught up after the store returned".into(),
+                "<= 15.0 s".into(),
+                caught_up.map_or_else(
+                    || "not by the end".into(),
+                    |d| format!("{:.2} s", d.as_secs_f64()),
+                ),
+                caught_up.is_some_and(|d| d <= Duration::from_secs(15)),
+            ),
+        ]
     }
 }

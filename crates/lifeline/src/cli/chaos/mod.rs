@@ -6,7 +6,8 @@
 //!
 //! - [`scenario`]: the vocabulary (faults, targets, windows, expectations);
 //!   [`provider`]: the provider-fault scenarios; [`gateway`]: the
-//!   gateway-level ones (surge, abusive key, reloads, restart).
+//!   gateway-level ones (surge, abusive key, reloads, restart,
+//!   maintenance, store outage); [`store`]: the store's faults.
 //! - [`plan`]: the config's chaos copy, the client keys, the targets.
 //! - [`rig`]: one scenario's world (mocks, gateway, status side, store).
 //! - [`traffic`]: the clients and the checks of every answer.
@@ -26,6 +27,7 @@ pub mod report;
 pub mod rig;
 pub mod runner;
 pub mod scenario;
+pub mod store;
 pub mod traffic;
 
 use std::io::Write;

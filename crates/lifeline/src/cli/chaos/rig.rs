@@ -243,6 +243,11 @@ impl Rig {
         Ok(name)
     }
 
+    /// The status side's store file.
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.join("status.db")
+    }
+
     /// GETs `path` from the gateway's listener (the status page's routes),
     /// returning the body of a 200.
     pub async fn get(&self, path: &str) -> Option<String> {

@@ -129,6 +129,9 @@ pub enum GatewayFault {
     /// API does when the scenario starts, from the window's start to its
     /// end: the status side drains their deployments on time.
     Maintenance,
+    /// The status side's store unavailable: another connection holds its
+    /// write lock for the window (`store::Outage`).
+    StoreDown,
 }
 
 impl GatewayFault {
@@ -145,6 +148,7 @@ impl GatewayFault {
             }
             Self::Restart => "graceful stop, then started again on the same address".into(),
             Self::Maintenance => "scheduled maintenance window (status page)".into(),
+            Self::StoreDown => "the status store unavailable (its write lock held elsewhere)".into(),
         }
     }
 }
