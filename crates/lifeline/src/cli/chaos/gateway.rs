@@ -176,6 +176,23 @@ pub fn scenarios() -> Vec<Scenario> {
             ],
             needs: Needs::Nothing,
         },
+        // A data plane that needed the store would fail while it is lost;
+        // a backup that missed committed records, or a restore that did not
+        // bring them back, fails the drill's count of what survived.
+        Scenario {
+            name: "disaster-recovery",
+            description: "Drill: a backup is taken and the store is lost while serving, then restored from the backup: clients do not notice; the recovery time and what was lost are measured.",
+            windows: vec![window(0.3, 0.6, GatewayFault::DrDrill)],
+            expect: vec![
+                Expect::SuccessRatio(0.999),
+                Expect::P99 {
+                    priority: Priority::Critical,
+                    max_ms: 3000,
+                },
+                Expect::NoTruncated,
+            ],
+            needs: Needs::Nothing,
+        },
     ]
 }
 
@@ -290,6 +307,7 @@ pub struct Driver {
     maintenance: Vec<Maintenance>,
     checked: Option<Instant>,
     store: StoreWatch,
+    drill: Option<super::store::Drill>,
 }
 
 /// A store outage and the status history's progress around it.
@@ -330,6 +348,7 @@ impl Driver {
             maintenance: Vec::new(),
             checked: None,
             store: StoreWatch::default(),
+            drill: None,
         }
     }
 
@@ -340,6 +359,15 @@ impl Driver {
             .windows
             .iter()
             .any(|w| matches!(w.fault, Fault::Gateway(GatewayFault::StoreDown)));
+        if sc
+            .windows
+            .iter()
+            .any(|w| matches!(w.fault, Fault::Gateway(GatewayFault::DrDrill)))
+        {
+            let mut drill = super::store::Drill::default();
+            drill.prepare(rig).await;
+            self.drill = Some(drill);
+        }
         for w in &sc.windows {
             if !matches!(w.fault, Fault::Gateway(GatewayFault::Maintenance)) {
                 continue;
@@ -416,6 +444,16 @@ impl Driver {
                 if let Some(o) = self.store.outage.take() {
                     o.end().await;
                     self.store.ended = Some(Instant::now());
+                }
+            }
+            (GatewayFault::DrDrill, true) => {
+                if let Some(d) = &mut self.drill {
+                    d.lose(rig).await;
+                }
+            }
+            (GatewayFault::DrDrill, false) => {
+                if let Some(d) = &mut self.drill {
+                    d.recover(rig).await;
                 }
             }
             (GatewayFault::Maintenance, on) => {
@@ -506,6 +544,9 @@ impl Driver {
         }
         if self.store.watch {
             out.extend(self.store.verdicts());
+        }
+        if let Some(d) = &self.drill {
+            out.extend(d.verdicts());
         }
         for m in &self.maintenance {
             out.push(result(

@@ -243,6 +243,47 @@ impl Rig {
         Ok(name)
     }
 
+    /// The store is lost: the status side stops (as a process whose disk
+    /// died would) and the store's files are deleted. The data plane keeps
+    /// serving.
+    pub async fn lose_store(&mut self) {
+        if let Some(s) = self.status.take() {
+            s.stop().await;
+        }
+        self.store = None;
+        let path = self.store_path().into_os_string();
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
+        }
+    }
+
+    /// Restores the store from `backup` as `lifeline restore` does (onto a
+    /// new, empty store: the old one is gone) and starts the status side
+    /// again on it.
+    pub async fn restore_store(&mut self, backup: &std::path::Path) -> anyhow::Result<()> {
+        let (into, from) = (self.store_path(), backup.to_path_buf());
+        let store =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<lifeline_store::SqliteStore> {
+                let s = lifeline_store::SqliteStore::open(&into).context("opening a new store")?;
+                s.restore_from(&from).context("restoring the backup")?;
+                Ok(s)
+            })
+            .await
+            .context("the restore task")??;
+        self.store = Some(Arc::new(store));
+        self.status = StatusSide::start(&self.gw, &self.config)
+            .await
+            .context("starting the status page on the restored store")?;
+        Ok(())
+    }
+
+    /// The store, as the run reads it (`None` while it is lost).
+    pub fn store(&self) -> Option<Arc<lifeline_store::SqliteStore>> {
+        self.store.clone()
+    }
+
     /// The status side's store file.
     pub fn store_path(&self) -> PathBuf {
         self.dir.join("status.db")

@@ -132,6 +132,10 @@ pub enum GatewayFault {
     /// The status side's store unavailable: another connection holds its
     /// write lock for the window (`store::Outage`).
     StoreDown,
+    /// A disaster-recovery drill (`store::Drill`): at the window's start a
+    /// backup is taken and the store is lost; at its end it is restored
+    /// from the backup and the status side starts on it again.
+    DrDrill,
 }
 
 impl GatewayFault {
@@ -148,6 +152,7 @@ impl GatewayFault {
             }
             Self::Restart => "graceful stop, then started again on the same address".into(),
             Self::Maintenance => "scheduled maintenance window (status page)".into(),
+            Self::DrDrill => "store backed up, then lost; restored from the backup at the end".into(),
             Self::StoreDown => "the status store unavailable (its write lock held elsewhere)".into(),
         }
     }
