@@ -193,6 +193,23 @@ pub fn scenarios() -> Vec<Scenario> {
             ],
             needs: Needs::Nothing,
         },
+        // Without a header timeout the slowloris connections are never cut
+        // (the driver's check fails) and, enough of them, take the
+        // listener's connection slots from real clients.
+        Scenario {
+            name: "slow-clients",
+            description: "200 slowloris clients send their headers a byte at a time from 20 % of the run: the gateway cuts each at its header timeout, the other clients do not notice.",
+            windows: vec![window(0.2, 0.9, GatewayFault::Slowloris { connections: 200 })],
+            expect: vec![
+                Expect::SuccessRatio(0.999),
+                Expect::P99 {
+                    priority: Priority::Critical,
+                    max_ms: 3000,
+                },
+                Expect::NoTruncated,
+            ],
+            needs: Needs::Nothing,
+        },
     ]
 }
 
@@ -308,6 +325,8 @@ pub struct Driver {
     checked: Option<Instant>,
     store: StoreWatch,
     drill: Option<super::store::Drill>,
+    slowloris: Option<super::clients::Slowloris>,
+    header_timeout: Duration,
 }
 
 /// A store outage and the status history's progress around it.
@@ -349,6 +368,8 @@ impl Driver {
             checked: None,
             store: StoreWatch::default(),
             drill: None,
+            slowloris: None,
+            header_timeout: Duration::ZERO,
         }
     }
 
@@ -446,6 +467,13 @@ impl Driver {
                     self.store.ended = Some(Instant::now());
                 }
             }
+            (GatewayFault::Slowloris { connections }, true) => {
+                self.header_timeout = rig.config.server.header_read_timeout;
+                self.slowloris =
+                    Some(super::clients::Slowloris::start(rig.addr, connections as usize).await);
+            }
+            // They go on until the gateway cuts them (`finish` waits).
+            (GatewayFault::Slowloris { .. }, false) => {}
             (GatewayFault::DrDrill, true) => {
                 if let Some(d) = &mut self.drill {
                     d.lose(rig).await;
@@ -527,6 +555,22 @@ impl Driver {
             let _ = h.await;
         }
         let mut out = Vec::new();
+        if let Some(s) = self.slowloris.take() {
+            // Cut at the header timeout, give or take the machine's load.
+            let bound = self.header_timeout + Duration::from_secs(3);
+            let (n, cut) = s.finish(Instant::now() + bound).await;
+            let in_time = cut.iter().filter(|d| **d <= bound).count();
+            let worst = cut.iter().max().copied().unwrap_or_default();
+            out.push(result(
+                "slowloris connections cut by the gateway".into(),
+                format!("all, within {:.0} s", bound.as_secs_f64()),
+                format!(
+                    "{in_time} of {n} (the last after {:.1} s)",
+                    worst.as_secs_f64()
+                ),
+                n > 0 && in_time == n,
+            ));
+        }
         if self.reloads > 0 || !self.rejected.is_empty() {
             out.push(result(
                 "config reloads applied".into(),

@@ -7,7 +7,8 @@
 //! - [`scenario`]: the vocabulary (faults, targets, windows, expectations);
 //!   [`provider`]: the provider-fault scenarios; [`gateway`]: the
 //!   gateway-level ones (surge, abusive key, reloads, restart,
-//!   maintenance, store outage); [`store`]: the store's faults.
+//!   maintenance, store outage, disaster recovery, slow clients);
+//!   [`store`]: the store's faults; [`clients`]: misbehaving clients.
 //! - [`plan`]: the config's chaos copy, the client keys, the targets.
 //! - [`rig`]: one scenario's world (mocks, gateway, status side, store).
 //! - [`traffic`]: the clients and the checks of every answer.
@@ -18,6 +19,7 @@
 //! Exit status: 0 when every scenario that ran passed, 1 otherwise (and on
 //! errors), so a pipeline can gate a config change on it.
 
+pub mod clients;
 pub mod gateway;
 pub mod html;
 pub mod measure;

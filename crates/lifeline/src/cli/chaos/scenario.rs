@@ -136,6 +136,12 @@ pub enum GatewayFault {
     /// backup is taken and the store is lost; at its end it is restored
     /// from the backup and the status side starts on it again.
     DrDrill,
+    /// `connections` slowloris clients (`clients::Slowloris`) open at the
+    /// window's start, sending their headers a byte at a time.
+    Slowloris {
+        /// How many.
+        connections: u32,
+    },
 }
 
 impl GatewayFault {
@@ -152,6 +158,9 @@ impl GatewayFault {
             }
             Self::Restart => "graceful stop, then started again on the same address".into(),
             Self::Maintenance => "scheduled maintenance window (status page)".into(),
+            Self::Slowloris { connections } => format!(
+                "{connections} slowloris connections (headers a byte every 500 ms, never finished)"
+            ),
             Self::DrDrill => "store backed up, then lost; restored from the backup at the end".into(),
             Self::StoreDown => "the status store unavailable (its write lock held elsewhere)".into(),
         }
