@@ -16,6 +16,7 @@ mod breaker;
 mod browser;
 mod capacity;
 mod chaos;
+mod chaos_gateway;
 mod cli;
 mod continuation;
 mod continuation_limits;

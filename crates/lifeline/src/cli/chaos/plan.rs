@@ -314,7 +314,9 @@ tiers = [ [ { provider = "openai", model = "gpt", weight = 1 }, { provider = "si
         assert_eq!(c.server.auth, AuthMode::Keys);
         assert!(c.server.admin_listen.is_none());
         assert_eq!(c.server.listen.port(), 0);
-        assert_eq!(c.keys.len(), 4);
+        // The four traffic keys and the abusive client's, limited.
+        assert_eq!(c.keys.len(), 5);
+        assert_eq!(c.keys[4].rpm, Some(ABUSER_RPM));
         assert_eq!(c.status.clock_speed, 60);
         assert_eq!(
             c.store.backend,
