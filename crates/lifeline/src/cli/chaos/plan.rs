@@ -147,7 +147,8 @@ impl Plan {
     }
 
     /// The simulated provider's settings for provider `name`: its own
-    /// `[providers.mock]` without faults, or the defaults named after it.
+    /// `[providers.mock]` without faults (and answers of at least 16
+    /// tokens), or the defaults named after it.
     pub fn mock_config(&self, name: &str) -> MockConfig {
         let own = self.base.provider(name).and_then(|p| p.mock.clone());
         let mut cfg = own.unwrap_or_else(|| MockConfig {
@@ -155,6 +156,10 @@ impl Plan {
             ..MockConfig::default()
         });
         cfg.faults = lifeline_mock::Faults::default();
+        // Anthropic's API answers at most this many words whatever
+        // `max_tokens` says: at least the traffic's largest `max_tokens`,
+        // so every answer's length is the one the request asked for.
+        cfg.completion_tokens = cfg.completion_tokens.max(16);
         cfg
     }
 

@@ -2,16 +2,17 @@
 //! answer checked as a careful client would check it.
 //!
 //! Each worker holds one key (critical, standard, standard, batch in turn)
-//! and loops: a model of the config, then chat (half of them streamed) or,
-//! for a model whose deployments all speak OpenAI's protocol, embeddings
-//! one time in five. Chat requests are `temperature: 0` with one of a few
+//! and loops: a model of the config, then chat (half of them streamed;
+//! one in six in Anthropic's Messages API on `/v1/messages`, the rest
+//! OpenAI's Chat Completions) or, for a model whose deployments all speak
+//! OpenAI's protocol, embeddings one time in five. Chat requests are `temperature: 0` with one of a few
 //! prompts and `max_tokens` from a small set, so identical requests recur
 //! (degraded mode can answer them) and the simulated provider's answer is
 //! known exactly: words `w1 … wN` with `N = max_tokens`.
 //!
 //! An answer is a success only if it is whole: status 200 and, for chat,
-//! exactly those N words, a `finish_reason`, and for a stream `data: [DONE]`
-//! with no error event. Anything else under status 200 is a **truncated**
+//! exactly those N words, a `finish_reason` (`stop_reason`), and for a
+//! stream `data: [DONE]` (`message_stop`) with no error event. Anything else under status 200 is a **truncated**
 //! answer presented as a success, the one failure no scenario tolerates. A
 //! stream that ends with an error event, or whose connection breaks, is an
 //! honest failure: the client knows. Each request's outcome is kept
@@ -240,6 +241,7 @@ struct Req {
 #[derive(Clone, Copy)]
 enum Check {
     Chat { stream: bool, words: u32 },
+    Messages { stream: bool, words: u32 },
     Embeddings,
 }
 
@@ -264,10 +266,15 @@ fn next_request(load: &Load, rng: &mut fastrand::Rng) -> Req {
         "max_tokens": words,
         "messages": [{ "role": "user", "content": prompt }],
     });
+    let (path, check) = if rng.u8(..6) == 0 {
+        ("/v1/messages", Check::Messages { stream, words })
+    } else {
+        ("/v1/chat/completions", Check::Chat { stream, words })
+    };
     Req {
-        path: "/v1/chat/completions",
+        path,
         body: Bytes::from(body.to_string()),
-        check: Check::Chat { stream, words },
+        check,
     }
 }
 
@@ -371,6 +378,14 @@ async fn send(
             stream: true,
             words,
         } => check_stream(&bytes, words),
+        Check::Messages {
+            stream: false,
+            words,
+        } => check_message(&bytes, words),
+        Check::Messages {
+            stream: true,
+            words,
+        } => check_message_stream(&bytes, words),
     };
     match verdict {
         Ok(()) if stale => (Kind::Stale, None),
@@ -414,7 +429,11 @@ fn check_chat(body: &[u8], words: u32) -> Result<(), (Kind, String)> {
     if v.pointer("/choices/0/finish_reason")
         .is_none_or(|f| f.is_null())
     {
-        return Err((Kind::Truncated, "chat: no finish_reason under 200".into()));
+        let head: String = String::from_utf8_lossy(body).chars().take(300).collect();
+        return Err((
+            Kind::Truncated,
+            format!("chat: no finish_reason under 200: {head}"),
+        ));
     }
     whole(content, words).map_err(|why| (Kind::Truncated, format!("chat: {why}")))
 }
@@ -482,6 +501,91 @@ fn check_stream(body: &[u8], words: u32) -> Result<(), (Kind, String)> {
         .map_err(|why| (Kind::Truncated, format!("stream: {why}: {content:?}")))
 }
 
+/// An Anthropic message: its text blocks, a `stop_reason`.
+fn check_message(body: &[u8], words: u32) -> Result<(), (Kind, String)> {
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        (
+            Kind::Truncated,
+            format!("message: unreadable JSON under 200: {e}"),
+        )
+    })?;
+    let text: String = v
+        .get("content")
+        .and_then(|c| c.as_array())
+        .map(|blocks| {
+            blocks
+                .iter()
+                .filter_map(|b| b.get("text").and_then(|t| t.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if v.get("stop_reason").is_none_or(|r| r.is_null()) {
+        let head: String = String::from_utf8_lossy(body).chars().take(300).collect();
+        return Err((
+            Kind::Truncated,
+            format!("message: no stop_reason under 200: {head}"),
+        ));
+    }
+    whole(&text, words).map_err(|why| (Kind::Truncated, format!("message: {why}")))
+}
+
+/// Reads an Anthropic message stream: `event: error`, text deltas, the
+/// `message_delta` stop reason, `message_stop`.
+fn check_message_stream(body: &[u8], words: u32) -> Result<(), (Kind, String)> {
+    let text = String::from_utf8_lossy(body);
+    let (mut content, mut finished, mut done, mut error) = (String::new(), false, false, false);
+    for line in text.lines() {
+        if line.starts_with("event: error") {
+            error = true;
+        }
+        let Some(data) = line.strip_prefix("data:") else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(data.trim_start()) else {
+            continue;
+        };
+        match v.get("type").and_then(|t| t.as_str()) {
+            Some("error") => error = true,
+            Some("content_block_delta") => {
+                if let Some(t) = v.pointer("/delta/text").and_then(|t| t.as_str()) {
+                    content.push_str(t);
+                }
+            }
+            Some("message_delta") => {
+                finished |= v
+                    .pointer("/delta/stop_reason")
+                    .is_some_and(|r| !r.is_null());
+            }
+            Some("message_stop") => done = true,
+            _ => {}
+        }
+    }
+    if error {
+        return Err((
+            Kind::StreamError,
+            "message stream ended with an error event".into(),
+        ));
+    }
+    if !done || !finished {
+        return Err((
+            Kind::Truncated,
+            "message stream ended without message_stop or a stop_reason under 200".into(),
+        ));
+    }
+    let continued = text.contains(": lifeline continued=");
+    whole(&content, words)
+        .or_else(|why| match run_length(&content) {
+            Some(n) if continued && n >= 1 && n <= words => Ok(()),
+            _ => Err(why),
+        })
+        .map_err(|why| {
+            (
+                Kind::Truncated,
+                format!("message stream: {why}: {content:?}"),
+            )
+        })
+}
+
 /// How many words `content` has if they run 1, 2, … without a gap.
 fn run_length(content: &str) -> Option<u32> {
     let mut n = 0u32;
@@ -523,6 +627,17 @@ mod tests {
         assert!(check_stream(continued, 3).is_ok());
         let gap = b"data: {\"choices\":[{\"delta\":{\"content\":\"x1 y3\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n: lifeline continued=1\n\n";
         assert_eq!(check_stream(gap, 3).map_err(|e| e.0), Err(Kind::Truncated));
+        let message = b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"a1 a2\"}}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+        assert!(check_message_stream(message, 2).is_ok());
+        let cut = &message[..message.len() - 60];
+        assert_eq!(
+            check_message_stream(cut, 2).map_err(|e| e.0),
+            Err(Kind::Truncated)
+        );
+        let whole_message =
+            br#"{"content":[{"type":"text","text":"a1 a2"}],"stop_reason":"end_turn"}"#;
+        assert!(check_message(whole_message, 2).is_ok());
+        assert!(check_message(whole_message, 3).is_err());
         let honest = b"data: {\"choices\":[{\"delta\":{\"content\":\"x1\"},\"finish_reason\":null}]}\n\ndata: {\"error\":{\"message\":\"upstream broke\"}}\n\n";
         assert_eq!(
             check_stream(honest, 2).map_err(|e| e.0),
