@@ -15,10 +15,13 @@
 //! - [`runner`]: one scenario's schedule, ticks and progress line.
 //! - [`measure`]: samples, detection and recovery times, verdicts.
 //! - [`report`]: the scorecard and `report.json`; [`html`]: `report.html`.
+//! - [`against`]: `--against URL --mock ...`, the provider scenarios
+//!   against a running gateway whose providers are `lifeline mock`s.
 //!
 //! Exit status: 0 when every scenario that ran passed, 1 otherwise (and on
 //! errors), so a pipeline can gate a config change on it.
 
+pub mod against;
 pub mod clients;
 pub mod gateway;
 pub mod html;
@@ -69,6 +72,20 @@ pub struct ChaosArgs {
     /// List the scenarios and their expectations, and exit.
     #[arg(long)]
     pub list: bool,
+    /// Rehearse against a running gateway at this URL (`http://host:port`)
+    /// instead of one of the run's own: its providers must point at
+    /// `lifeline mock` instances, named with `--mock` (see [`against`]).
+    #[arg(long, value_name = "URL")]
+    pub against: Option<String>,
+    /// With `--against`: a provider's `lifeline mock`, as `PROVIDER=ADDR`
+    /// (or a bare `ADDR`: the config's providers in order). Repeatable.
+    #[arg(long = "mock", value_name = "[PROVIDER=]ADDR", requires = "against")]
+    pub mocks: Vec<String>,
+    /// With `--against`: a client key the traffic sends, as
+    /// `PRIORITY=TOKEN` (or a bare token: standard). Repeatable; without
+    /// one, the gateway must run with `auth = "none"`.
+    #[arg(long = "key", value_name = "[PRIORITY=]TOKEN", requires = "against")]
+    pub keys: Vec<String>,
 }
 
 /// Every scenario, in run order.
@@ -114,7 +131,16 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
             "<built-in>".to_string(),
         ),
     };
-    let plan = Plan::new(config)?;
+    let mut plan = Plan::new(config)?;
+    let remote = match &args.against {
+        Some(url) => {
+            if let Some(keys) = against::keys(&args.keys)? {
+                plan.keys = keys;
+            }
+            Some(against::Remote::new(&plan, url, &args.mocks).await?)
+        }
+        None => None,
+    };
     let settings = runner::RunSettings {
         duration: Duration::from_secs(args.duration.max(6)),
         concurrency: args.concurrency.max(1),
@@ -135,7 +161,22 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ExitCode> {
             results.push(skipped(sc, why));
             continue;
         }
-        let r = runner::run_scenario(&plan, sc, &settings)
+        let adapted;
+        let sc = match &remote {
+            Some(remote) => match against::adapt(sc, &plan, remote) {
+                Ok(a) => {
+                    adapted = a;
+                    &adapted
+                }
+                Err(why) => {
+                    println!("  {:<22} skipped: {why}", sc.name);
+                    results.push(skipped(sc, why));
+                    continue;
+                }
+            },
+            None => sc,
+        };
+        let r = runner::run_scenario(&plan, sc, &settings, remote.as_ref())
             .await
             .with_context(|| format!("scenario {}", sc.name))?;
         println!(

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::against::Remote;
 use super::gateway::Driver;
 use super::measure;
 use super::plan::Plan;
@@ -47,13 +48,69 @@ pub struct RunSettings {
     pub concurrency: usize,
 }
 
-/// Runs `sc` on a fresh rig and measures it.
+/// Where a scenario runs: a fresh rig of its own, or a gateway the run
+/// does not control (`--against`, [`Remote`]).
+enum World {
+    Local(Box<Rig>),
+    Remote(Remote),
+}
+
+impl World {
+    fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Self::Local(r) => r.addr,
+            Self::Remote(r) => r.addr,
+        }
+    }
+
+    async fn apply(&self, fault: &Fault, providers: &[String], on: bool) {
+        match self {
+            Self::Local(r) => r.apply(fault, providers, on).await,
+            Self::Remote(r) => r.apply(fault, providers, on).await,
+        }
+    }
+
+    /// Breakers are seen only in a rig of the run's own.
+    fn breakers(&self) -> Vec<(String, String, &'static str)> {
+        match self {
+            Self::Local(r) => r.breakers(),
+            Self::Remote(_) => Vec::new(),
+        }
+    }
+
+    async fn received(&self) -> BTreeMap<String, u64> {
+        match self {
+            Self::Local(r) => r.received(),
+            Self::Remote(r) => r.received().await,
+        }
+    }
+
+    async fn incidents(&self) -> Option<Vec<super::rig::IncidentRow>> {
+        match self {
+            Self::Local(r) => r.incidents().await,
+            Self::Remote(_) => None,
+        }
+    }
+
+    async fn stop(self) {
+        match self {
+            Self::Local(r) => r.stop().await,
+            Self::Remote(r) => r.clear().await,
+        }
+    }
+}
+
+/// Runs `sc` on a fresh rig (or against `remote`) and measures it.
 pub async fn run_scenario(
     plan: &Plan,
     sc: &Scenario,
     settings: &RunSettings,
+    remote: Option<&Remote>,
 ) -> anyhow::Result<ScenarioResult> {
-    let mut rig = Rig::start(plan, sc.name).await?;
+    let mut world = match remote {
+        Some(r) => World::Remote(r.clone()),
+        None => World::Local(Box::new(Rig::start(plan, sc.name).await?)),
+    };
     let d = settings.duration;
     let windows: Vec<WindowReport> = sc
         .windows
@@ -80,7 +137,7 @@ pub async fn run_scenario(
     let rec = Arc::new(Recorder::default());
     let start = Instant::now();
     let load = Load {
-        addr: rig.addr,
+        addr: world.addr(),
         keys: plan.keys.clone(),
         models: plan.models.clone(),
         concurrency: settings.concurrency,
@@ -89,7 +146,9 @@ pub async fn run_scenario(
         pace: Duration::ZERO,
     };
     let mut driver = Driver::new(load.clone(), rec.clone(), start);
-    driver.prepare(&rig, sc, plan, d).await;
+    if let World::Local(rig) = &world {
+        driver.prepare(rig, sc, plan, d).await;
+    }
     let traffic = Traffic::start(load, rec.clone(), start);
     let wants_resolved = sc
         .expect
@@ -120,22 +179,24 @@ pub async fn run_scenario(
             }
             schedule.next();
             let w = &sc.windows[i];
-            match &w.fault {
-                Fault::Gateway(g) => driver.apply(&mut rig, plan, *g, on).await,
-                f => rig.apply(f, &windows[i].providers, on).await,
+            match (&w.fault, &mut world) {
+                (Fault::Gateway(g), World::Local(rig)) => driver.apply(rig, plan, *g, on).await,
+                (f, world) => world.apply(f, &windows[i].providers, on).await,
             }
         }
-        driver.tick(&rig).await;
+        if let World::Local(rig) = &world {
+            driver.tick(rig).await;
+        }
         ticks.push(Tick {
             t_ms: elapsed.as_millis().min(u128::from(u32::MAX)) as u32,
-            breakers: rig.breakers(),
-            received: rig.received(),
+            breakers: world.breakers(),
+            received: world.received().await,
         });
         if !n.is_multiple_of(4) {
             continue;
         }
         let t = elapsed.as_secs_f64();
-        if let Some(rows) = rig.incidents().await {
+        if let Some(rows) = world.incidents().await {
             for r in rows {
                 let seen = incidents.entry(r.id).or_insert_with(|| IncidentSeen {
                     id: r.id,
@@ -169,9 +230,9 @@ pub async fn run_scenario(
     // Faults still on (a window to the end) are lifted before stopping.
     for (_, i, on) in schedule {
         if !on {
-            match &sc.windows[i].fault {
-                Fault::Gateway(g) => driver.apply(&mut rig, plan, *g, false).await,
-                f => rig.apply(f, &windows[i].providers, false).await,
+            match (&sc.windows[i].fault, &mut world) {
+                (Fault::Gateway(g), World::Local(rig)) => driver.apply(rig, plan, *g, false).await,
+                (f, world) => world.apply(f, &windows[i].providers, false).await,
             }
         }
     }
@@ -183,7 +244,7 @@ pub async fn run_scenario(
     }
     let outcomes = rec.outcomes();
     let examples = rec.examples();
-    rig.stop().await;
+    world.stop().await;
     let incidents: Vec<IncidentSeen> = incidents.into_values().collect();
     let mut result = measure::evaluate(sc, &windows, &outcomes, &ticks, incidents, examples, ran);
     // What the gateway faults measured themselves (reloads, restarts).
