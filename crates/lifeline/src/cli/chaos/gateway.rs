@@ -1,7 +1,11 @@
-//! The gateway-level scenarios: what happens to the gateway itself or to its
-//! clients rather than to a provider (a surge, an abusive key, config
-//! reloads and a restart under load), each with what its clients must see,
-//! and the [`Driver`] that carries their faults out for the runner.
+//! The gateway-level scenarios: what happens to the gateway itself, its
+//! store or its clients rather than to a provider (a surge, an abusive key,
+//! a maintenance window, slowloris clients, config reloads and a restart
+//! under load, the store unavailable, a disaster-recovery drill), each with
+//! what its clients must see, and the [`Driver`] that carries their faults
+//! out for the runner (extra traffic, reloads, the restart, the window, the
+//! outage, the drill) and reports what they measured as expectations of
+//! their own.
 //!
 //! Each expectation names what it would catch if the protection it
 //! rehearses were missing (see each scenario's comment).
