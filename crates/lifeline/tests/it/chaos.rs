@@ -1,8 +1,8 @@
 //! `lifeline chaos`, black box: a short run of provider-fault scenarios on
 //! the built-in config passes and writes `report.json` (every scenario's
 //! samples, windows and verdicts) and a self-contained `report.html` (an
-//! inline SVG timeline per scenario); a config whose failover is broken
-//! fails the scorecard and exits non-zero, as a pipeline needs.
+//! inline SVG timeline per scenario); a bound that is not met fails the
+//! scorecard and exits non-zero, as a pipeline needs.
 
 use std::path::Path;
 use std::process::Command;
@@ -78,63 +78,47 @@ fn a_short_run_passes_and_writes_both_reports() {
     assert!(html.contains("provider-down") && html.contains("streams-cut"));
 }
 
-/// Failover switched off in all but name (one attempt per request, breakers
-/// that never open): losing the primary provider fails the requests sent to
-/// it, the scorecard says so and the exit status is 1.
-const NO_FAILOVER: &str = r#"[server]
-listen = "127.0.0.1:0"
-auth = "none"
-max_attempts = 1
-
-[health]
-consecutive_failures = 1000000
-min_requests = 1000000
-
-[[providers]]
-name = "a"
-kind = "mock"
-
-[[providers]]
-name = "b"
-kind = "mock"
-
-[[models]]
-name = "m"
-tiers = [ [ { provider = "a", model = "x" }, { provider = "b", model = "y" } ] ]
-"#;
-
+/// A bound the run cannot meet (every request successful while every
+/// provider is down for 3 s of 8) fails the expectation, the scenario and
+/// the run: the scorecard says so and the exit status is 1.
 #[test]
 fn a_failing_expectation_fails_the_run() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("broken.toml"), NO_FAILOVER).unwrap();
     let (code, text) = chaos(
         dir.path(),
         &[
-            "--config",
-            "broken.toml",
             "--scenario",
-            "provider-down",
+            "all-down",
             "--duration",
             "8",
+            "--min-success",
+            "99.9",
             "--report",
             "out",
         ],
     );
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("FAIL: 0 of 1 scenario(s) passed"), "{text}");
+    assert!(text.contains("<-- FAILED"), "{text}");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("out/report.json")).unwrap())
             .unwrap();
     assert_eq!(json["pass"], false);
     let s = &json["scenarios"][0];
     assert_eq!(s["verdict"], "fail");
-    let ratio = s["expectations"]
-        .as_array()
-        .unwrap()
+    let expectations = s["expectations"].as_array().unwrap();
+    let ratio = expectations
         .iter()
         .find(|e| e["name"] == "success ratio")
         .unwrap();
     assert_eq!(ratio["pass"], false, "{ratio}");
+    assert_eq!(ratio["required"], ">= 99.9 %");
+    // The others still hold: only the broken bound fails.
+    let honest = expectations
+        .iter()
+        .find(|e| e["name"] == "fresh-looking successes, all down")
+        .unwrap();
+    assert_eq!(honest["pass"], true, "{honest}");
 }
 
 #[test]
