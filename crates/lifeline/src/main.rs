@@ -38,6 +38,8 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Gateway + simulated providers + traffic + an outage, with a live summary.
     Demo(cli::demo::DemoArgs),
+    /// Rehearse failure scenarios on a config: verdicts, scorecard, report.
+    Chaos(cli::chaos::ChaosArgs),
     /// Run one simulated provider (OpenAI and Anthropic APIs, injectable faults).
     Mock(cli::mock::MockArgs),
     /// Validate a config file and explain each error.
@@ -75,7 +77,7 @@ fn init_logging(format: LogFormat, default_level: &str) {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The demo's own output is its live summary; keep library logs to warnings.
-    let level = if matches!(cli.command, Command::Demo(_)) {
+    let level = if matches!(cli.command, Command::Demo(_) | Command::Chaos(_)) {
         "error"
     } else {
         "info"
@@ -112,6 +114,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(a) => cli::serve::run(a).await,
             Command::Demo(a) => cli::demo::run(a).await,
+            Command::Chaos(a) => cli::chaos::run(a).await,
             Command::Mock(a) => cli::mock::run(a)
                 .await
                 .map(|()| std::process::ExitCode::SUCCESS),

@@ -50,8 +50,15 @@ impl Call {
         {
             return None;
         }
+        // Keyed by the client's endpoint, not the upstream path: a chat
+        // request asked in both wires goes to the same `/chat/completions`
+        // upstream, but each client must get its answer in its own wire.
+        let endpoint = match self.endpoint {
+            Endpoint::Messages => "/messages",
+            e => e.path(),
+        };
         fingerprint(
-            self.endpoint.path(),
+            endpoint,
             &self.model.name,
             self.ctx.tenant.as_ref().map(|t| &*t.id),
             &self.body,

@@ -3,6 +3,7 @@
 pub mod admin_client;
 pub mod audit;
 pub mod backup;
+pub mod chaos;
 pub mod check;
 pub mod demo;
 pub mod incident;

@@ -239,6 +239,13 @@ impl StatusSide {
         }))
     }
 
+    /// What the driver, the extension and the CLI share (the store, the
+    /// clock, the driver's wake-up): `lifeline chaos` schedules its
+    /// maintenance windows through it, as the admin API does.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     /// Stops the tasks after a last flush of what the engine queued (given
     /// up to ten seconds: a store that cannot be written keeps it queued in
     /// vain).

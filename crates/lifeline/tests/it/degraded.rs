@@ -263,3 +263,30 @@ async fn a_streaming_messages_request_gets_the_kept_answer_as_its_event_stream()
     assert_eq!(text, answer["content"][0]["text"].as_str().unwrap());
     env.stop().await;
 }
+
+/// The same body is a valid request to both chat APIs; a stale answer is
+/// given only to the API it was answered on, in its wire (found by
+/// `lifeline chaos`'s all-down scenario: a chat client got an Anthropic
+/// message, marked stale, because both endpoints shared the cache key).
+#[tokio::test]
+async fn a_stale_answer_is_given_only_in_the_wire_it_was_answered_in() {
+    let m = mocks(2).await;
+    let env = Env::boot(&cfg(&m, SERVER, HEALTH, &model("")), m).await;
+    let body = r#"{"model":"m","max_tokens":8,"temperature":0,"messages":[{"role":"user","content":"hi"}]}"#;
+    let (status, _, fresh) = env.post("/v1/messages", body).await;
+    assert_eq!(status, 200, "{fresh}");
+    assert!(fresh.contains("\"type\":\"message\""), "{fresh}");
+    for mock in &env.mocks {
+        mock.kill();
+    }
+    let (status, h, text) = env.post("/v1/chat/completions", body).await;
+    assert_eq!(
+        status, 503,
+        "an Anthropic message given to a chat client: {text}"
+    );
+    assert_eq!(header(&h, "x-lifeline-cache"), None);
+    let (status, h, stale) = env.post("/v1/messages", body).await;
+    assert_eq!(status, 200, "{stale}");
+    assert_eq!(header(&h, "x-lifeline-cache"), Some("stale"));
+    assert_eq!(stale, fresh);
+}

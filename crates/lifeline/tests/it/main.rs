@@ -15,6 +15,8 @@ mod api;
 mod breaker;
 mod browser;
 mod capacity;
+mod chaos;
+mod chaos_gateway;
 mod cli;
 mod continuation;
 mod continuation_limits;

@@ -1,0 +1,751 @@
+//! The gateway-level scenarios: what happens to the gateway itself, its
+//! store or its clients rather than to a provider (a surge, an abusive key,
+//! a maintenance window, slowloris clients, config reloads and a restart
+//! under load, the store unavailable, a disaster-recovery drill), each with
+//! what its clients must see, and the [`Driver`] that carries their faults
+//! out for the runner (extra traffic, reloads, the restart, the window, the
+//! outage, the drill) and reports what they measured as expectations of
+//! their own.
+//!
+//! Each expectation names what it would catch if the protection it
+//! rehearses were missing (see each scenario's comment).
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lifeline_core::config::Priority;
+use tokio::time::Instant;
+
+use super::plan::Plan;
+use super::report::ExpectationResult;
+use super::rig::Rig;
+use super::scenario::{Expect, Fault, GatewayFault, Needs, Scenario, Target, Who, Window};
+use super::traffic::{Kind, Load, Outcome, Recorder, Source, Traffic};
+
+fn window(start: f64, end: f64, fault: GatewayFault) -> Window {
+    Window {
+        start,
+        end,
+        target: Target::Gateway,
+        fault: Fault::Gateway(fault),
+    }
+}
+
+fn on(target: Target, start: f64, end: f64, fault: GatewayFault) -> Window {
+    Window {
+        target,
+        ..window(start, end, fault)
+    }
+}
+
+/// The surge's load, in steady clients. Twenty, not ten: the clients are
+/// closed-loop, so ten times the clients is not ten times the requests,
+/// and on a two-core machine a 10x surge of the default 8 clients is
+/// absorbed (slower answers, no refusal) without reaching the admission
+/// queue whose priorities the scenario rehearses.
+pub const SURGE_FACTOR: u32 = 20;
+
+/// Every gateway-level scenario, in run order.
+pub fn scenarios() -> Vec<Scenario> {
+    vec![
+        // Without priority admission a surge is served first come, first
+        // served: critical requests wait and are refused like batch ones
+        // (critical's success ratio and p99 fail); a gateway that gives
+        // way by timing out or cutting answers fails the honest-refusal
+        // and truncation checks.
+        Scenario {
+            name: "traffic-surge",
+            description: "Traffic surges to 20x the clients for 40 % of the run, every priority at once: critical is served on time, the rest may be refused honestly (429/503), never cut.",
+            windows: vec![window(0.2, 0.6, GatewayFault::Surge { factor: SURGE_FACTOR })],
+            expect: vec![
+                Expect::SuccessRatioOf {
+                    who: Who::Priority(Priority::Critical),
+                    min: 0.99,
+                },
+                Expect::P99Of {
+                    who: Who::Priority(Priority::Critical),
+                    max_ms: 4000,
+                },
+                Expect::HonestRefusals(Who::All),
+                Expect::NoTruncated,
+            ],
+            needs: Needs::Nothing,
+        },
+        // Without per-key limits the flood is served (no 429: the
+        // limited-ratio check fails) and takes the capacity the other keys
+        // need (their success ratio and p99 suffer). The key's rpm allows
+        // a minute's worth at once, then one a second: over a 6 s window
+        // or longer, at least 60 % of the flood is over it.
+        Scenario {
+            name: "abusive-key",
+            description: "One key (rpm = 60) floods the gateway with up to 100 requests a second for 60 % of the run: its excess is refused with 429, the other keys do not notice.",
+            windows: vec![window(
+                0.2,
+                0.8,
+                GatewayFault::Flood {
+                    clients: 4,
+                    every_ms: 40,
+                },
+            )],
+            expect: vec![
+                Expect::FloodLimited(0.6),
+                Expect::SuccessRatioOf {
+                    who: Who::Steady,
+                    min: 0.995,
+                },
+                Expect::P99Of {
+                    who: Who::Steady,
+                    max_ms: 3000,
+                },
+                Expect::HonestRefusals(Who::All),
+                Expect::NoTruncated,
+            ],
+            needs: Needs::Nothing,
+        },
+        // A reload that rebuilt deployments with fresh health, dropped
+        // requests in flight or refused connections while it swapped the
+        // state would fail a request: every request must succeed. The
+        // driver also checks every reload was accepted.
+        Scenario {
+            name: "config-reload",
+            description: "The config is reloaded every second for 60 % of the run, the primary model's weights changed each time: not one request fails.",
+            windows: vec![window(0.2, 0.8, GatewayFault::Reload { every_ms: 1000 })],
+            expect: vec![
+                Expect::SuccessRatio(1.0),
+                Expect::P99 {
+                    priority: Priority::Critical,
+                    max_ms: 3000,
+                },
+                Expect::NoTruncated,
+            ],
+            needs: Needs::Nothing,
+        },
+        // Without a graceful drain the requests in flight at the stop are
+        // cut (broken connections, truncated streams: the honest-refusal
+        // and truncation checks fail); connection refusals while the new
+        // process binds are what a retrying SDK reconnects through, so
+        // they are counted apart.
+        Scenario {
+            name: "gateway-restart",
+            description: "The gateway restarts under load (graceful drain, then a new one on the same address): requests in flight finish, clients reconnect and succeed.",
+            windows: vec![window(0.4, 0.5, GatewayFault::Restart)],
+            expect: vec![
+                Expect::SuccessRatioOf {
+                    who: Who::Answered,
+                    min: 0.995,
+                },
+                Expect::HonestRefusals(Who::Answered),
+                Expect::NoTruncated,
+            ],
+            needs: Needs::Nothing,
+        },
+        // Without the maintenance drain the primary provider keeps its
+        // traffic through its window (never detected: its share does not
+        // fall); a drain that cut requests in flight, or a page that did
+        // not show the window, fails the success ratio or the driver's
+        // check of the page.
+        Scenario {
+            name: "maintenance-window",
+            description: "A maintenance window is scheduled on the primary provider for 40 % of the run: its deployments are drained on time, traffic moves, no request fails, the status page shows it.",
+            windows: vec![on(Target::Primary, 0.3, 0.7, GatewayFault::Maintenance)],
+            expect: vec![
+                Expect::SuccessRatio(0.999),
+                Expect::P99 {
+                    priority: Priority::Critical,
+                    max_ms: 3000,
+                },
+                Expect::NoTruncated,
+                Expect::DetectWithin(3000),
+                Expect::RecoverWithin(8000),
+            ],
+            needs: Needs::Fallback,
+        },
+        // A data plane that waited on the status store (a write or a read
+        // per request) would stall behind the held lock for its busy
+        // timeout: critical's p99 and the success ratio would fail. The
+        // driver checks the outage was real (history stopped) and that the
+        // status side caught up once the store returned.
+        Scenario {
+            name: "store-unavailable",
+            description: "The status page's store cannot be written for 40 % of the run: clients do not notice, and the status history catches up when it returns.",
+            windows: vec![window(0.2, 0.6, GatewayFault::StoreDown)],
+            expect: vec![
+                Expect::SuccessRatio(0.999),
+                Expect::P99 {
+                    priority: Priority::Critical,
+                    max_ms: 3000,
+                },
+                Expect::NoTruncated,
+            ],
+            needs: Needs::Nothing,
+        },
+        // A data plane that needed the store would fail while it is lost;
+        // a backup that missed committed records, or a restore that did not
+        // bring them back, fails the drill's count of what survived.
+        Scenario {
+            name: "disaster-recovery",
+            description: "Drill: a backup is taken and the store is lost while serving, then restored from the backup: clients do not notice; the recovery time and what was lost are measured.",
+            windows: vec![window(0.3, 0.6, GatewayFault::DrDrill)],
+            expect: vec![
+                Expect::SuccessRatio(0.999),
+                Expect::P99 {
+                    priority: Priority::Critical,
+                    max_ms: 3000,
+                },
+                Expect::NoTruncated,
+            ],
+            needs: Needs::Nothing,
+        },
+        // Without a header timeout the slowloris connections are never cut
+        // (the driver's check fails) and, enough of them, take the
+        // listener's connection slots from real clients.
+        Scenario {
+            name: "slow-clients",
+            description: "200 slowloris clients send their headers a byte at a time from 20 % of the run: the gateway cuts each at its header timeout, the other clients do not notice.",
+            windows: vec![window(0.2, 0.9, GatewayFault::Slowloris { connections: 200 })],
+            expect: vec![
+                Expect::SuccessRatio(0.999),
+                Expect::P99 {
+                    priority: Priority::Critical,
+                    max_ms: 3000,
+                },
+                Expect::NoTruncated,
+            ],
+            needs: Needs::Nothing,
+        },
+    ]
+}
+
+fn matches(who: Who, o: &Outcome) -> bool {
+    match who {
+        Who::All => true,
+        Who::Priority(p) => usize::from(o.priority) == p.index(),
+        Who::Steady => o.source != Source::Flood,
+        Who::Answered => o.kind != Kind::Connect,
+    }
+}
+
+fn result(name: String, required: String, measured: String, pass: bool) -> ExpectationResult {
+    ExpectationResult {
+        name,
+        required,
+        measured,
+        pass,
+    }
+}
+
+/// The verdict of a gateway scenario's expectation (`None` for the
+/// others, which `measure` judges).
+pub fn judge(e: &Expect, outcomes: &[Outcome]) -> Option<ExpectationResult> {
+    Some(match *e {
+        Expect::SuccessRatioOf { who, min } => {
+            let of: Vec<&Outcome> = outcomes.iter().filter(|o| matches(who, o)).collect();
+            let ok = of.iter().filter(|o| o.kind.is_success()).count();
+            let ratio = ok as f64 / of.len().max(1) as f64;
+            result(
+                format!("success ratio, {}", who.describe()),
+                format!(">= {:.1} %", min * 100.0),
+                format!("{:.2} % ({ok} of {})", ratio * 100.0, of.len()),
+                !of.is_empty() && ratio >= min,
+            )
+        }
+        Expect::P99Of { who, max_ms } => {
+            let mut v: Vec<f64> = outcomes
+                .iter()
+                .filter(|o| matches(who, o))
+                .map(|o| f64::from(o.end_ms.saturating_sub(o.start_ms)))
+                .collect();
+            let n = v.len();
+            let p99 = super::measure::quantile(&mut v, 0.99);
+            result(
+                format!("p99 latency, {}", who.describe()),
+                format!("<= {max_ms} ms"),
+                format!("{p99:.0} ms ({n} requests)"),
+                n > 0 && p99 <= max_ms as f64,
+            )
+        }
+        Expect::HonestRefusals(who) => {
+            let mut dishonest = std::collections::BTreeMap::<&str, usize>::new();
+            let mut refused = [0usize; 3];
+            for o in outcomes.iter().filter(|o| matches(who, o)) {
+                match o.kind {
+                    Kind::Ok | Kind::Stale => {}
+                    Kind::Http429 | Kind::Http5xx => {
+                        refused[usize::from(o.priority).min(2)] += 1;
+                    }
+                    k => *dishonest.entry(k.as_str()).or_default() += 1,
+                }
+            }
+            let n: usize = dishonest.values().sum();
+            let kinds: Vec<String> = dishonest.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            result(
+                format!("failures other than 429/5xx, {}", who.describe()),
+                "0".into(),
+                if n == 0 {
+                    format!(
+                        "0 (refused honestly: {} critical, {} standard, {} batch)",
+                        refused[0], refused[1], refused[2]
+                    )
+                } else {
+                    kinds.join(", ")
+                },
+                n == 0,
+            )
+        }
+        Expect::FloodLimited(min) => {
+            let flood: Vec<&Outcome> = outcomes
+                .iter()
+                .filter(|o| o.source == Source::Flood)
+                .collect();
+            let limited = flood.iter().filter(|o| o.kind == Kind::Http429).count();
+            let ratio = limited as f64 / flood.len().max(1) as f64;
+            result(
+                "abusive key's requests answered 429".into(),
+                format!(">= {:.0} %", min * 100.0),
+                format!("{:.1} % ({limited} of {})", ratio * 100.0, flood.len()),
+                !flood.is_empty() && ratio >= min,
+            )
+        }
+        _ => return None,
+    })
+}
+
+/// Carries out the gateway faults of one scenario: the extra traffic of a
+/// surge or a flood, the reloads, the restart; and what they measured,
+/// as expectations of their own ([`Driver::finish`]).
+pub struct Driver {
+    rec: Arc<Recorder>,
+    start: Instant,
+    base: Load,
+    extra: Vec<(GatewayFault, Traffic)>,
+    stopping: Vec<tokio::task::JoinHandle<()>>,
+    reload: Option<(Duration, Instant)>,
+    reloads: u32,
+    rejected: Vec<String>,
+    turn: Arc<AtomicU32>,
+    restarts: Vec<Result<super::rig::Restarted, String>>,
+    maintenance: Vec<Maintenance>,
+    checked: Option<Instant>,
+    store: StoreWatch,
+    drill: Option<super::store::Drill>,
+    slowloris: Option<super::clients::Slowloris>,
+    header_timeout: Duration,
+}
+
+/// A store outage and the status history's progress around it.
+#[derive(Default)]
+struct StoreWatch {
+    outage: Option<super::store::Outage>,
+    failed: Option<String>,
+    watch: bool,
+    /// (when, the latest minute written then).
+    seen: Vec<(Instant, Option<i64>)>,
+    began: Option<Instant>,
+    ended: Option<Instant>,
+    sampled: Option<Instant>,
+}
+
+/// A maintenance window the driver scheduled, and what the page showed.
+struct Maintenance {
+    name: Result<String, String>,
+    active: bool,
+    shown: bool,
+}
+
+impl Driver {
+    /// A driver whose extra traffic is like `base` (the steady clients'
+    /// load) and records into `rec`.
+    pub fn new(base: Load, rec: Arc<Recorder>, start: Instant) -> Driver {
+        Driver {
+            rec,
+            start,
+            base,
+            extra: Vec::new(),
+            stopping: Vec::new(),
+            reload: None,
+            reloads: 0,
+            rejected: Vec::new(),
+            turn: Arc::new(AtomicU32::new(0)),
+            restarts: Vec::new(),
+            maintenance: Vec::new(),
+            checked: None,
+            store: StoreWatch::default(),
+            drill: None,
+            slowloris: None,
+            header_timeout: Duration::ZERO,
+        }
+    }
+
+    /// Before the traffic starts: schedules the scenario's maintenance
+    /// windows (`d`: its duration), each on its providers.
+    pub async fn prepare(&mut self, rig: &Rig, sc: &Scenario, plan: &Plan, d: Duration) {
+        self.store.watch = sc
+            .windows
+            .iter()
+            .any(|w| matches!(w.fault, Fault::Gateway(GatewayFault::StoreDown)));
+        if sc
+            .windows
+            .iter()
+            .any(|w| matches!(w.fault, Fault::Gateway(GatewayFault::DrDrill)))
+        {
+            let mut drill = super::store::Drill::default();
+            drill.prepare(rig).await;
+            self.drill = Some(drill);
+        }
+        for w in &sc.windows {
+            if !matches!(w.fault, Fault::Gateway(GatewayFault::Maintenance)) {
+                continue;
+            }
+            for p in plan.targets(w.target) {
+                let name = rig
+                    .schedule_maintenance(&p, d.mul_f64(w.start), d.mul_f64(w.end - w.start))
+                    .await
+                    .map_err(|e| format!("{e:#}"));
+                self.maintenance.push(Maintenance {
+                    name,
+                    active: false,
+                    shown: false,
+                });
+            }
+        }
+    }
+
+    /// Starts (`on`) or ends a gateway fault.
+    pub async fn apply(&mut self, rig: &mut Rig, plan: &Plan, fault: GatewayFault, on: bool) {
+        match (fault, on) {
+            (GatewayFault::Surge { factor }, true) => {
+                let load = Load {
+                    concurrency: self.base.concurrency * factor.saturating_sub(1) as usize,
+                    source: Source::Surge,
+                    ..self.base.clone()
+                };
+                self.extra
+                    .push((fault, Traffic::start(load, self.rec.clone(), self.start)));
+            }
+            (GatewayFault::Flood { clients, every_ms }, true) => {
+                let load = Load {
+                    keys: vec![plan.abuser.clone()],
+                    concurrency: clients as usize,
+                    source: Source::Flood,
+                    pace: Duration::from_millis(every_ms),
+                    ..self.base.clone()
+                };
+                self.extra
+                    .push((fault, Traffic::start(load, self.rec.clone(), self.start)));
+            }
+            (GatewayFault::Surge { .. } | GatewayFault::Flood { .. }, false) => {
+                let (done, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.extra)
+                    .into_iter()
+                    .partition(|(f, _)| *f == fault);
+                self.extra = kept;
+                // Stopped aside: the tick loop goes on meanwhile.
+                self.stopping
+                    .extend(done.into_iter().map(|(_, t)| tokio::spawn(t.stop())));
+            }
+            (GatewayFault::Reload { every_ms }, true) => {
+                let every = Duration::from_millis(every_ms.max(100));
+                self.reload = Some((every, Instant::now()));
+            }
+            (GatewayFault::Reload { .. }, false) => self.reload = None,
+            (GatewayFault::Restart, true) => {
+                let r = rig.restart().await.map_err(|e| format!("{e:#}"));
+                self.restarts.push(r);
+            }
+            (GatewayFault::Restart, false) => {}
+            (GatewayFault::StoreDown, true) => {
+                let path = rig.store_path();
+                match tokio::task::spawn_blocking(move || super::store::Outage::begin(&path)).await
+                {
+                    Ok(Ok(o)) => {
+                        self.store.outage = Some(o);
+                        self.store.began = Some(Instant::now());
+                    }
+                    Ok(Err(e)) => self.store.failed = Some(format!("{e:#}")),
+                    Err(e) => self.store.failed = Some(e.to_string()),
+                }
+            }
+            (GatewayFault::StoreDown, false) => {
+                if let Some(o) = self.store.outage.take() {
+                    o.end().await;
+                    self.store.ended = Some(Instant::now());
+                }
+            }
+            (GatewayFault::Slowloris { connections }, true) => {
+                self.header_timeout = rig.config.server.header_read_timeout;
+                self.slowloris =
+                    Some(super::clients::Slowloris::start(rig.addr, connections as usize).await);
+            }
+            // They go on until the gateway cuts them (`finish` waits).
+            (GatewayFault::Slowloris { .. }, false) => {}
+            (GatewayFault::DrDrill, true) => {
+                if let Some(d) = &mut self.drill {
+                    d.lose(rig).await;
+                }
+            }
+            (GatewayFault::DrDrill, false) => {
+                if let Some(d) = &mut self.drill {
+                    d.recover(rig).await;
+                }
+            }
+            (GatewayFault::Maintenance, on) => {
+                for m in &mut self.maintenance {
+                    m.active = on;
+                }
+            }
+        }
+    }
+
+    /// Called at every tick: a reload due is done; once a second while a
+    /// maintenance window is on, the status page is read.
+    pub async fn tick(&mut self, rig: &Rig) {
+        let now = Instant::now();
+        if self.maintenance.iter().any(|m| m.active && !m.shown)
+            && self
+                .checked
+                .is_none_or(|t| now >= t + Duration::from_secs(1))
+        {
+            self.checked = Some(now);
+            let page = rig.get("/api/v2/scheduled-maintenances/active.json").await;
+            for m in &mut self.maintenance {
+                if let (Ok(name), Some(page)) = (&m.name, &page) {
+                    m.shown |= m.active && page.contains(name.as_str());
+                }
+            }
+        }
+        if self.store.watch
+            && self
+                .store
+                .sampled
+                .is_none_or(|t| now >= t + Duration::from_millis(500))
+        {
+            self.store.sampled = Some(now);
+            let last = super::store::last_minute(&rig.store_path()).await;
+            self.store.seen.push((now, last));
+        }
+        let Some((every, due)) = self.reload else {
+            return;
+        };
+        if Instant::now() < due {
+            return;
+        }
+        self.reload = Some((every, due + every));
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        let mut config = rig.config.clone();
+        // Weights move between the first tier's deployments: 3:1, 1:3, …
+        if let Some(tier) = config.models.first_mut().and_then(|m| m.tiers.first_mut()) {
+            for (i, d) in tier.iter_mut().enumerate() {
+                d.weight = if (i as u32 + turn).is_multiple_of(2) {
+                    3
+                } else {
+                    1
+                };
+            }
+        }
+        match rig.gw.apply(config).await {
+            Ok(()) => self.reloads += 1,
+            Err(e) => self.rejected.push(e.to_string()),
+        }
+    }
+
+    /// Stops the extra traffic still running and says what the faults
+    /// measured: reloads applied, restarts done (with their drain and
+    /// downtime).
+    pub async fn finish(mut self) -> Vec<ExpectationResult> {
+        for (_, t) in std::mem::take(&mut self.extra) {
+            t.stop().await;
+        }
+        for h in std::mem::take(&mut self.stopping) {
+            let _ = h.await;
+        }
+        let mut out = Vec::new();
+        if let Some(s) = self.slowloris.take() {
+            // Cut at the header timeout, give or take the machine's load.
+            let bound = self.header_timeout + Duration::from_secs(3);
+            let (n, cut) = s.finish(Instant::now() + bound).await;
+            let in_time = cut.iter().filter(|d| **d <= bound).count();
+            let worst = cut.iter().max().copied().unwrap_or_default();
+            out.push(result(
+                "slowloris connections cut by the gateway".into(),
+                format!("all, within {:.0} s", bound.as_secs_f64()),
+                format!(
+                    "{in_time} of {n} (the last after {:.1} s)",
+                    worst.as_secs_f64()
+                ),
+                n > 0 && in_time == n,
+            ));
+        }
+        if self.reloads > 0 || !self.rejected.is_empty() {
+            out.push(result(
+                "config reloads applied".into(),
+                "all".into(),
+                match self.rejected.first() {
+                    None => format!("{} of {}", self.reloads, self.reloads),
+                    Some(e) => format!(
+                        "{} of {} ({e})",
+                        self.reloads,
+                        self.reloads as usize + self.rejected.len()
+                    ),
+                },
+                self.rejected.is_empty(),
+            ));
+        }
+        if self.store.watch {
+            out.extend(self.store.verdicts());
+        }
+        if let Some(d) = &self.drill {
+            out.extend(d.verdicts());
+        }
+        for m in &self.maintenance {
+            out.push(result(
+                "status page shows the maintenance".into(),
+                "in active.json during the window".into(),
+                match &m.name {
+                    Ok(_) if m.shown => "shown".into(),
+                    Ok(_) => "never shown".into(),
+                    Err(e) => format!("not scheduled: {e}"),
+                },
+                m.shown,
+            ));
+        }
+        for r in &self.restarts {
+            out.push(match r {
+                Ok(r) => result(
+                    "gateway restarted".into(),
+                    "drained, then serving again".into(),
+                    format!(
+                        "drained in {:.2} s, accepting again after {:.2} s",
+                        r.drained.as_secs_f64(),
+                        r.down.as_secs_f64()
+                    ),
+                    true,
+                ),
+                Err(e) => result(
+                    "gateway restarted".into(),
+                    "drained, then serving again".into(),
+                    e.clone(),
+                    false,
+                ),
+            });
+        }
+        out
+    }
+}
+
+impl StoreWatch {
+    /// The outage was real (the history stopped while the store was held)
+    /// and the status side caught up after it returned.
+    fn verdicts(&self) -> Vec<ExpectationResult> {
+        let (Some(began), Some(ended)) = (self.began, self.ended) else {
+            return vec![result(
+                "store made unavailable".into(),
+                "yes".into(),
+                self.failed.clone().unwrap_or_else(|| "never".into()),
+                false,
+            )];
+        };
+        // Writes already past the lock when it was taken may land: the
+        // history is read from two seconds in.
+        let at = |t: Instant| {
+            self.seen
+                .iter()
+                .rev()
+                .find(|(when, _)| *when <= t)
+                .and_then(|(_, m)| *m)
+        };
+        let held_from = at(began + Duration::from_secs(2));
+        let held_to = at(ended);
+        let stopped = held_from.is_some() && held_from == held_to;
+        let caught_up = self
+            .seen
+            .iter()
+            .find(|(when, m)| *when > ended && *m > held_to)
+            .map(|(when, _)| when.saturating_duration_since(ended));
+        vec![
+            result(
+                "status history written while the store was unavailable".into(),
+                "none (the outage was real)".into(),
+                if stopped {
+                    "none".into()
+                } else {
+                    format!("still advancing ({held_from:?} to {held_to:?})")
+                },
+                stopped,
+            ),
+            result(
+                "status history caught up after the store returned".into(),
+                "<= 15.0 s".into(),
+                caught_up.map_or_else(
+                    || "not by the end".into(),
+                    |d| format!("{:.2} s", d.as_secs_f64()),
+                ),
+                caught_up.is_some_and(|d| d <= Duration::from_secs(15)),
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(priority: u8, kind: Kind, source: Source) -> Outcome {
+        Outcome {
+            start_ms: 0,
+            end_ms: 100,
+            priority,
+            kind,
+            source,
+        }
+    }
+
+    /// A flood served without a 429 fails; refusals are honest only as
+    /// 429/5xx; the other keys' ratio leaves the flood out.
+    #[test]
+    fn missing_protections_fail_their_expectations() {
+        let served = vec![
+            o(1, Kind::Ok, Source::Flood),
+            o(1, Kind::Ok, Source::Steady),
+        ];
+        assert!(!judge(&Expect::FloodLimited(0.6), &served).unwrap().pass);
+        let limited = vec![
+            o(1, Kind::Http429, Source::Flood),
+            o(0, Kind::Ok, Source::Steady),
+        ];
+        assert!(judge(&Expect::FloodLimited(0.6), &limited).unwrap().pass);
+        let steady = Expect::SuccessRatioOf {
+            who: Who::Steady,
+            min: 1.0,
+        };
+        assert!(judge(&steady, &limited).unwrap().pass);
+
+        let cut = vec![
+            o(2, Kind::Http5xx, Source::Surge),
+            o(2, Kind::Broken, Source::Surge),
+        ];
+        let honest = judge(&Expect::HonestRefusals(Who::All), &cut).unwrap();
+        assert!(!honest.pass);
+        assert_eq!(honest.measured, "1 broken");
+        // Connection refusals are counted apart only for `Answered`.
+        let refused = vec![
+            o(0, Kind::Connect, Source::Steady),
+            o(0, Kind::Ok, Source::Steady),
+        ];
+        let answered = Expect::SuccessRatioOf {
+            who: Who::Answered,
+            min: 1.0,
+        };
+        assert!(judge(&answered, &refused).unwrap().pass);
+        let all = Expect::SuccessRatioOf {
+            who: Who::All,
+            min: 1.0,
+        };
+        assert!(!judge(&all, &refused).unwrap().pass);
+        let critical = Expect::SuccessRatioOf {
+            who: Who::Priority(Priority::Critical),
+            min: 0.99,
+        };
+        assert!(!judge(&critical, &refused).unwrap().pass);
+        assert!(judge(&Expect::NoTruncated, &refused).is_none());
+    }
+}
