@@ -140,8 +140,14 @@ pub struct Deployment {
 /// The prober records a probe's result into the breaker, so it takes each
 /// probe at most once ([`Deployment::probe_since`]): a result counted twice
 /// would be two failures for one.
+/// A shared probe's result: `None` while running; then whether it passed,
+/// and when it finished.
+type ProbeWatch = watch::Receiver<Option<(bool, Instant)>>;
+
 struct SharedProbe {
     started: Instant,
+    /// The breaker's epoch when it started ([`HealthRecord::probe_result_from`]).
+    epoch: u64,
     /// A prober round took this probe's result to record it.
     recorded: bool,
     /// `None` while running; then whether it passed, and when it finished.
@@ -474,7 +480,7 @@ impl Deployment {
     /// finished within the last `probe_interval`; starts one (bounded by
     /// `probe_timeout`, whoever waits for it) only when there is neither.
     pub async fn probe(&self, client: &HttpClient, limit: std::time::Duration) -> bool {
-        Self::probe_passed(self.shared_probe(client, None), limit).await
+        Self::probe_passed(self.shared_probe(client, None).map(|(rx, _)| rx), limit).await
     }
 
     /// The prober's probe, whose result it records into the breaker
@@ -486,13 +492,25 @@ impl Deployment {
     /// each real probe counts once. A result that finished before `since`
     /// answered an earlier round, and reusing it (as waiting requests may)
     /// would count one failure twice.
+    ///
+    /// Also returns the breaker epoch the probe began in, for
+    /// [`Self::probe_result`]: a joined probe may have begun before a
+    /// transition, and its result then is stale.
     pub async fn probe_since(
         &self,
         client: &HttpClient,
         limit: std::time::Duration,
         since: Instant,
-    ) -> bool {
-        Self::probe_passed(self.shared_probe(client, Some(since)), limit).await
+    ) -> (bool, u64) {
+        let shared = self.shared_probe(client, Some(since));
+        let epoch = match &shared {
+            Some((_, epoch)) => *epoch,
+            None => self.record_lock().epoch(),
+        };
+        (
+            Self::probe_passed(shared.map(|(rx, _)| rx), limit).await,
+            epoch,
+        )
     }
 
     async fn probe_passed(
@@ -519,9 +537,11 @@ impl Deployment {
         &self,
         client: &HttpClient,
         record: Option<Instant>,
-    ) -> Option<watch::Receiver<Option<(bool, Instant)>>> {
+    ) -> Option<(ProbeWatch, u64)> {
         let now = Instant::now();
         let cfg = &self.health_cfg;
+        // Read before the probe slot's lock: the two are never held together.
+        let epoch = self.record_lock().epoch();
         let mut slot = self.probe.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = slot.as_mut() {
             let finished = p.result.borrow().map(|(_, at)| at);
@@ -531,10 +551,10 @@ impl Deployment {
                 (Some(_), Some(since)) => p.started >= since,
             };
             match record {
-                None if current => return Some(p.result.clone()),
+                None if current => return Some((p.result.clone(), p.epoch)),
                 Some(_) if current && !p.recorded => {
                     p.recorded = true;
-                    return Some(p.result.clone());
+                    return Some((p.result.clone(), p.epoch));
                 }
                 _ => {}
             }
@@ -551,17 +571,19 @@ impl Deployment {
         });
         *slot = Some(SharedProbe {
             started: now,
+            epoch,
             recorded: record.is_some(),
             result: rx.clone(),
         });
-        Some(rx)
+        Some((rx, epoch))
     }
 
-    /// Records an active probe's result.
-    pub fn probe_result(&self, ok: bool) {
+    /// Records an active probe's result; `began` is the breaker epoch its
+    /// probe began in ([`Self::probe_since`]): a stale result is neutral.
+    pub fn probe_result(&self, ok: bool, began: u64) {
         let now = Instant::now();
         let mut rec = self.record_lock();
-        let transition = rec.probe_result(now, ok, &self.health_cfg);
+        let transition = rec.probe_result_from(now, ok, began, &self.health_cfg);
         self.published(rec, transition);
     }
 
