@@ -19,7 +19,12 @@
 //!   the degraded-mode cache, when `degraded_cache_bytes` is;
 //! - the SLI counters ([`crate::telemetry::sli`]) of a model kept by name
 //!   and of a deployment kept or rebuilt under the same id, so they stay
-//!   monotonic; a model or deployment the reload adds starts at 0.
+//!   monotonic; a model or deployment the reload adds starts at 0;
+//! - a rebuilt deployment's early-warning state (tally, detector and its
+//!   baselines, factor, cause), when the `early_warning*` settings are
+//!   unchanged: a demoted deployment stays demoted, rather than coming back
+//!   at once and learning its drifted latency as the baseline. Changed
+//!   early-warning settings start it afresh (factor 1, warm-up).
 //!
 //! Once the new state serves, the deployments it rebuilt or removed are
 //! retired ([`Deployment::retire`]): requests still in flight on them finish,
@@ -153,6 +158,7 @@ impl Gateway {
                                     if let Some(p) = previous {
                                         fresh.keep_counters_of(&p);
                                         fresh.keep_drain_of(&p);
+                                        fresh.keep_early_warning_of(&p);
                                     }
                                     Arc::new(fresh)
                                 }
@@ -503,6 +509,53 @@ mod tests {
         assert!(old.is_retired() && !fresh.is_retired());
         old.set_drained(false);
         assert!(next_event(&mut feed).await.is_none());
+        gw.close().await;
+    }
+
+    /// One second of 12 whole answers of `ms` each on `dep`, then a tick.
+    async fn second(dep: &Arc<Deployment>, ms: u64) {
+        for _ in 0..12 {
+            let lease = dep.lease().unwrap();
+            lease.finish(crate::health::Outcome::success(
+                std::time::Duration::from_millis(ms),
+            ));
+        }
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        dep.early_warning_tick(tokio::time::Instant::now());
+    }
+
+    /// A reload that rebuilds a demoted deployment (here: another
+    /// `[health]` key) keeps its early-warning state: still demoted, for the
+    /// same cause, and the drifted latency is not learnt as its baseline.
+    /// Changed early-warning settings start it afresh.
+    #[tokio::test(start_paused = true)]
+    async fn a_rebuilt_deployment_stays_demoted() {
+        let gw = Gateway::start(one_deployment()).await.unwrap();
+        let old = gw.deployment("p/x").unwrap();
+        for _ in 0..40 {
+            second(&old, 100).await;
+        }
+        for _ in 0..10 {
+            second(&old, 400).await;
+        }
+        assert!(old.demoted());
+        let mut config = one_deployment();
+        config.health.cooldown *= 2;
+        gw.apply(config.clone()).await.unwrap();
+        let new = gw.deployment("p/x").unwrap();
+        assert!(!Arc::ptr_eq(&old, &new), "not rebuilt");
+        assert!(new.demoted(), "a reload promoted it");
+        assert_eq!(new.demoted_by(), Some("latency"));
+        // Still drifted 30 windows on: a fresh detector would have learnt
+        // 400 ms as normal by now.
+        for _ in 0..30 {
+            second(&new, 400).await;
+        }
+        assert!(new.demoted(), "the drifted latency became the baseline");
+        config.health.early_warning.band += 1.0;
+        gw.apply(config).await.unwrap();
+        let fresh = gw.deployment("p/x").unwrap();
+        assert!(!fresh.demoted(), "changed settings start afresh");
         gw.close().await;
     }
 

@@ -128,8 +128,10 @@ pub struct Deployment {
     /// The status side's counters, shared with the deployment this one
     /// replaces ([`Self::keep_counters_of`]).
     sli: Arc<DeploymentSli>,
-    /// Early warning: drift detection and the weight factor (`early.rs`).
-    early: early::EarlyWarning,
+    /// Early warning: drift detection and the weight factor (`early.rs`);
+    /// shared with the deployment a reload rebuilt this one from
+    /// ([`Self::keep_early_warning_of`]).
+    early: Arc<early::EarlyWarning>,
 }
 
 /// One probe of a deployment, which everyone who asks while it runs (or
@@ -180,7 +182,11 @@ impl Deployment {
         let model_json = Bytes::from(serde_json::Value::from(model).to_string());
         metrics.breaker(&id, 0);
         let gauge = metrics.deployment_in_flight(&id);
-        let early = early::EarlyWarning::new(health_cfg.early_warning, &id, &metrics);
+        let early = Arc::new(early::EarlyWarning::new(
+            health_cfg.early_warning,
+            &id,
+            &metrics,
+        ));
         let cap = upstream.config.max_concurrency;
         let limiter = Limiter::new(&ConcurrencyConfig::default(), cap, Instant::now());
         let uris = Endpoint::ALL.map(|e| {
@@ -235,6 +241,21 @@ impl Deployment {
     /// reload replaces with this one (same id), so that they stay monotonic.
     pub fn keep_counters_of(&mut self, previous: &Deployment) {
         self.sli = previous.sli.clone();
+    }
+
+    /// Carries on the early-warning state of `previous`, the deployment a
+    /// reload replaces with this one (same id), when the early-warning
+    /// settings are unchanged: the tally (which requests still in flight on
+    /// `previous` add to), the detector with its learnt baselines, the
+    /// factor and its cause. A demoted deployment stays demoted, and does
+    /// not relearn a drifted baseline as normal. Returns whether it did; with
+    /// changed settings the state starts afresh (factor 1, warm-up).
+    pub fn keep_early_warning_of(&mut self, previous: &Deployment) -> bool {
+        let same = previous.early.same_settings(&self.early);
+        if same {
+            self.early = previous.early.clone();
+        }
+        same
     }
 
     /// The status side's counters of this deployment.
