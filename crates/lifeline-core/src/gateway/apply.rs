@@ -11,7 +11,9 @@
 //! - a provider's concurrency cap (`max_concurrency`): the new adapter
 //!   shares the old one's semaphore, whose permits requests in flight still
 //!   hold, resized when the cap changed, so a reload never lets more than
-//!   the cap through;
+//!   the cap through. The new quota settings and the resize are applied
+//!   only once the new state is built, just before the swap: a rejected
+//!   reload changes neither;
 //! - a model's retry budget, when `retry_budget_ratio` and
 //!   `retry_budget_min_per_sec` are unchanged: a reload during an outage
 //!   does not hand out a fresh allowance of retries;
@@ -61,6 +63,8 @@ impl Gateway {
         let concurrency_changed = old.config.server.concurrency != config.server.concurrency;
         // 1. Providers: start or update simulated ones, reuse unchanged adapters.
         let mut upstreams = HashMap::new();
+        // Changes to what the running state shares, made only at the swap.
+        let mut deferred = Deferred::default();
         for p in &config.providers {
             // The upstream models its deployments name: their rules are
             // read once, here (`Upstream::with_models`).
@@ -92,9 +96,12 @@ impl Gateway {
                 Some(prev) if prev.config == *p && prev.base_url == base_url => prev,
                 Some(prev) => {
                     let mut up = Upstream::new(p, base_url)?.with_models(names);
-                    up.limit = carried_limit(&prev, p);
-                    if let Some(meter) = super::quota::carried_quota(&prev, p) {
-                        up.quota = Some(meter);
+                    let (limit, resize) = carried_limit(&prev, p);
+                    up.limit = limit;
+                    deferred.resizes.extend(resize);
+                    if let Some((meter, settings)) = super::quota::carried_quota(&prev, p) {
+                        up.quota = Some(meter.clone());
+                        deferred.quotas.push((meter, settings));
                     }
                     Arc::new(up)
                 }
@@ -261,6 +268,9 @@ impl Gateway {
             .unwrap_or_else(|e| e.into_inner()) = used;
         let applied = live.config.clone();
         let live = Arc::new(live);
+        // Nothing can fail from here on: reconfigure what the running state
+        // shares with the new one (a carried quota meter, a carried cap).
+        deferred.apply();
         self.inner.live.store(live.clone());
         self.inner.admission.configure(&live.config.admission);
         // The in-flight limit from the new config and deployments.
@@ -344,20 +354,70 @@ impl Gateway {
     }
 }
 
+/// What a reload changes in state the running one shares with the new one:
+/// a carried quota meter's settings, a carried semaphore's size. Applied
+/// only once the new state is built, just before the swap, so that a
+/// rejected reload changes nothing.
+#[derive(Default)]
+struct Deferred {
+    quotas: Vec<(
+        Arc<crate::health::quota::QuotaMeter>,
+        crate::health::quota::QuotaSettings,
+    )>,
+    resizes: Vec<Resize>,
+}
+
+impl Deferred {
+    fn apply(self) {
+        for (meter, settings) in self.quotas {
+            meter.reconfigure(settings);
+        }
+        for r in self.resizes {
+            r.apply();
+        }
+    }
+}
+
+/// A carried semaphore's change of cap, from `old` to `new` permits.
+struct Resize {
+    sem: Arc<Semaphore>,
+    old: u32,
+    new: u32,
+}
+
 /// The concurrency cap of a rebuilt provider adapter: the previous adapter's
 /// semaphore (requests in flight hold its permits, so a new one would let up
-/// to twice the cap through), resized to the new `max_concurrency`.
-fn carried_limit(prev: &Upstream, p: &ProviderConfig) -> Option<Arc<Semaphore>> {
+/// to twice the cap through), and its resize to the new `max_concurrency`,
+/// to apply once the reload can no longer fail.
+fn carried_limit(prev: &Upstream, p: &ProviderConfig) -> (Option<Arc<Semaphore>>, Option<Resize>) {
     let (Some(sem), Some(old), Some(new)) = (
         prev.limit.as_ref(),
         prev.config.max_concurrency,
         p.max_concurrency,
     ) else {
         // No cap before (no permits held) or none now: a fresh one, or none.
-        return p
+        let fresh = p
             .max_concurrency
             .map(|n| Arc::new(Semaphore::new(n as usize)));
+        return (fresh, None);
     };
+    let resize = (new != old).then(|| Resize {
+        sem: sem.clone(),
+        old,
+        new,
+    });
+    (Some(sem.clone()), resize)
+}
+
+impl Resize {
+    fn apply(self) {
+        resize(&self.sem, self.old, self.new);
+    }
+}
+
+/// Resizes `sem` from `old` to `new` permits; permits requests in flight
+/// still hold are retired as they come back.
+fn resize(sem: &Arc<Semaphore>, old: u32, new: u32) {
     match new.cmp(&old) {
         std::cmp::Ordering::Equal => {}
         std::cmp::Ordering::Greater => sem.add_permits((new - old) as usize),
@@ -370,7 +430,6 @@ fn carried_limit(prev: &Upstream, p: &ProviderConfig) -> Option<Arc<Semaphore>> 
             }
         }
     }
-    Some(sem.clone())
 }
 
 /// Retires `owed` permits that requests in flight still hold, as they give
@@ -576,8 +635,10 @@ mod tests {
             .collect();
         // Down to 1 while all 3 slots are taken: nothing is free until two
         // of them are given back and retired.
-        let shrunk = carried_limit(&old, &provider(1)).unwrap();
-        assert!(Arc::ptr_eq(&sem, &shrunk));
+        let (shrunk, resize) = carried_limit(&old, &provider(1));
+        assert!(Arc::ptr_eq(&sem, &shrunk.unwrap()));
+        assert_eq!(sem.available_permits(), 0);
+        resize.unwrap().apply();
         held.pop();
         held.pop();
         assert_eq!(sem.available_permits(), 0);
@@ -586,8 +647,10 @@ mod tests {
         // Up to 4 (from a cap of 1): three more slots.
         let mut one = Upstream::new(&provider(1), "http://127.0.0.1:9/v1".into()).unwrap();
         one.limit = Some(sem.clone());
-        let grown = carried_limit(&one, &provider(4)).unwrap();
-        assert!(Arc::ptr_eq(&sem, &grown));
+        let (grown, resize) = carried_limit(&one, &provider(4));
+        assert!(Arc::ptr_eq(&sem, &grown.unwrap()));
+        assert_eq!(sem.available_permits(), 1, "resized before the swap");
+        resize.unwrap().apply();
         assert_eq!(sem.available_permits(), 4);
     }
 }
