@@ -11,7 +11,9 @@
 //! - a provider's concurrency cap (`max_concurrency`): the new adapter
 //!   shares the old one's semaphore, whose permits requests in flight still
 //!   hold, resized when the cap changed, so a reload never lets more than
-//!   the cap through;
+//!   the cap through. The new quota settings and the resize are applied
+//!   only once the new state is built, just before the swap: a rejected
+//!   reload changes neither;
 //! - a model's retry budget, when `retry_budget_ratio` and
 //!   `retry_budget_min_per_sec` are unchanged: a reload during an outage
 //!   does not hand out a fresh allowance of retries;
@@ -19,7 +21,12 @@
 //!   the degraded-mode cache, when `degraded_cache_bytes` is;
 //! - the SLI counters ([`crate::telemetry::sli`]) of a model kept by name
 //!   and of a deployment kept or rebuilt under the same id, so they stay
-//!   monotonic; a model or deployment the reload adds starts at 0.
+//!   monotonic; a model or deployment the reload adds starts at 0;
+//! - a rebuilt deployment's early-warning state (tally, detector and its
+//!   baselines, factor, cause), when the `early_warning*` settings are
+//!   unchanged: a demoted deployment stays demoted, rather than coming back
+//!   at once and learning its drifted latency as the baseline. Changed
+//!   early-warning settings start it afresh (factor 1, warm-up).
 //!
 //! Once the new state serves, the deployments it rebuilt or removed are
 //! retired ([`Deployment::retire`]): requests still in flight on them finish,
@@ -56,6 +63,8 @@ impl Gateway {
         let concurrency_changed = old.config.server.concurrency != config.server.concurrency;
         // 1. Providers: start or update simulated ones, reuse unchanged adapters.
         let mut upstreams = HashMap::new();
+        // Changes to what the running state shares, made only at the swap.
+        let mut deferred = Deferred::default();
         for p in &config.providers {
             // The upstream models its deployments name: their rules are
             // read once, here (`Upstream::with_models`).
@@ -87,9 +96,12 @@ impl Gateway {
                 Some(prev) if prev.config == *p && prev.base_url == base_url => prev,
                 Some(prev) => {
                     let mut up = Upstream::new(p, base_url)?.with_models(names);
-                    up.limit = carried_limit(&prev, p);
-                    if let Some(meter) = super::quota::carried_quota(&prev, p) {
-                        up.quota = Some(meter);
+                    let (limit, resize) = carried_limit(&prev, p);
+                    up.limit = limit;
+                    deferred.resizes.extend(resize);
+                    if let Some((meter, settings)) = super::quota::carried_quota(&prev, p) {
+                        up.quota = Some(meter.clone());
+                        deferred.quotas.push((meter, settings));
                     }
                     Arc::new(up)
                 }
@@ -153,6 +165,7 @@ impl Gateway {
                                     if let Some(p) = previous {
                                         fresh.keep_counters_of(&p);
                                         fresh.keep_drain_of(&p);
+                                        fresh.keep_early_warning_of(&p);
                                     }
                                     Arc::new(fresh)
                                 }
@@ -255,6 +268,9 @@ impl Gateway {
             .unwrap_or_else(|e| e.into_inner()) = used;
         let applied = live.config.clone();
         let live = Arc::new(live);
+        // Nothing can fail from here on: reconfigure what the running state
+        // shares with the new one (a carried quota meter, a carried cap).
+        deferred.apply();
         self.inner.live.store(live.clone());
         self.inner.admission.configure(&live.config.admission);
         // The in-flight limit from the new config and deployments.
@@ -338,20 +354,70 @@ impl Gateway {
     }
 }
 
+/// What a reload changes in state the running one shares with the new one:
+/// a carried quota meter's settings, a carried semaphore's size. Applied
+/// only once the new state is built, just before the swap, so that a
+/// rejected reload changes nothing.
+#[derive(Default)]
+struct Deferred {
+    quotas: Vec<(
+        Arc<crate::health::quota::QuotaMeter>,
+        crate::health::quota::QuotaSettings,
+    )>,
+    resizes: Vec<Resize>,
+}
+
+impl Deferred {
+    fn apply(self) {
+        for (meter, settings) in self.quotas {
+            meter.reconfigure(settings);
+        }
+        for r in self.resizes {
+            r.apply();
+        }
+    }
+}
+
+/// A carried semaphore's change of cap, from `old` to `new` permits.
+struct Resize {
+    sem: Arc<Semaphore>,
+    old: u32,
+    new: u32,
+}
+
 /// The concurrency cap of a rebuilt provider adapter: the previous adapter's
 /// semaphore (requests in flight hold its permits, so a new one would let up
-/// to twice the cap through), resized to the new `max_concurrency`.
-fn carried_limit(prev: &Upstream, p: &ProviderConfig) -> Option<Arc<Semaphore>> {
+/// to twice the cap through), and its resize to the new `max_concurrency`,
+/// to apply once the reload can no longer fail.
+fn carried_limit(prev: &Upstream, p: &ProviderConfig) -> (Option<Arc<Semaphore>>, Option<Resize>) {
     let (Some(sem), Some(old), Some(new)) = (
         prev.limit.as_ref(),
         prev.config.max_concurrency,
         p.max_concurrency,
     ) else {
         // No cap before (no permits held) or none now: a fresh one, or none.
-        return p
+        let fresh = p
             .max_concurrency
             .map(|n| Arc::new(Semaphore::new(n as usize)));
+        return (fresh, None);
     };
+    let resize = (new != old).then(|| Resize {
+        sem: sem.clone(),
+        old,
+        new,
+    });
+    (Some(sem.clone()), resize)
+}
+
+impl Resize {
+    fn apply(self) {
+        resize(&self.sem, self.old, self.new);
+    }
+}
+
+/// Resizes `sem` from `old` to `new` permits; permits requests in flight
+/// still hold are retired as they come back.
+fn resize(sem: &Arc<Semaphore>, old: u32, new: u32) {
     match new.cmp(&old) {
         std::cmp::Ordering::Equal => {}
         std::cmp::Ordering::Greater => sem.add_permits((new - old) as usize),
@@ -364,7 +430,6 @@ fn carried_limit(prev: &Upstream, p: &ProviderConfig) -> Option<Arc<Semaphore>> 
             }
         }
     }
-    Some(sem.clone())
 }
 
 /// Retires `owed` permits that requests in flight still hold, as they give
@@ -506,6 +571,53 @@ mod tests {
         gw.close().await;
     }
 
+    /// One second of 12 whole answers of `ms` each on `dep`, then a tick.
+    async fn second(dep: &Arc<Deployment>, ms: u64) {
+        for _ in 0..12 {
+            let lease = dep.lease().unwrap();
+            lease.finish(crate::health::Outcome::success(
+                std::time::Duration::from_millis(ms),
+            ));
+        }
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        dep.early_warning_tick(tokio::time::Instant::now());
+    }
+
+    /// A reload that rebuilds a demoted deployment (here: another
+    /// `[health]` key) keeps its early-warning state: still demoted, for the
+    /// same cause, and the drifted latency is not learnt as its baseline.
+    /// Changed early-warning settings start it afresh.
+    #[tokio::test(start_paused = true)]
+    async fn a_rebuilt_deployment_stays_demoted() {
+        let gw = Gateway::start(one_deployment()).await.unwrap();
+        let old = gw.deployment("p/x").unwrap();
+        for _ in 0..40 {
+            second(&old, 100).await;
+        }
+        for _ in 0..10 {
+            second(&old, 400).await;
+        }
+        assert!(old.demoted());
+        let mut config = one_deployment();
+        config.health.cooldown *= 2;
+        gw.apply(config.clone()).await.unwrap();
+        let new = gw.deployment("p/x").unwrap();
+        assert!(!Arc::ptr_eq(&old, &new), "not rebuilt");
+        assert!(new.demoted(), "a reload promoted it");
+        assert_eq!(new.demoted_by(), Some("latency"));
+        // Still drifted 30 windows on: a fresh detector would have learnt
+        // 400 ms as normal by now.
+        for _ in 0..30 {
+            second(&new, 400).await;
+        }
+        assert!(new.demoted(), "the drifted latency became the baseline");
+        config.health.early_warning.band += 1.0;
+        gw.apply(config).await.unwrap();
+        let fresh = gw.deployment("p/x").unwrap();
+        assert!(!fresh.demoted(), "changed settings start afresh");
+        gw.close().await;
+    }
+
     fn provider(cap: u32) -> ProviderConfig {
         let text = format!(
             "[[providers]]\nname = \"p\"\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmax_concurrency = {cap}\n\n[[models]]\nname = \"m\"\ntiers = [ [ {{ provider = \"p\", model = \"x\" }} ] ]\n"
@@ -523,8 +635,10 @@ mod tests {
             .collect();
         // Down to 1 while all 3 slots are taken: nothing is free until two
         // of them are given back and retired.
-        let shrunk = carried_limit(&old, &provider(1)).unwrap();
-        assert!(Arc::ptr_eq(&sem, &shrunk));
+        let (shrunk, resize) = carried_limit(&old, &provider(1));
+        assert!(Arc::ptr_eq(&sem, &shrunk.unwrap()));
+        assert_eq!(sem.available_permits(), 0);
+        resize.unwrap().apply();
         held.pop();
         held.pop();
         assert_eq!(sem.available_permits(), 0);
@@ -533,8 +647,10 @@ mod tests {
         // Up to 4 (from a cap of 1): three more slots.
         let mut one = Upstream::new(&provider(1), "http://127.0.0.1:9/v1".into()).unwrap();
         one.limit = Some(sem.clone());
-        let grown = carried_limit(&one, &provider(4)).unwrap();
-        assert!(Arc::ptr_eq(&sem, &grown));
+        let (grown, resize) = carried_limit(&one, &provider(4));
+        assert!(Arc::ptr_eq(&sem, &grown.unwrap()));
+        assert_eq!(sem.available_permits(), 1, "resized before the swap");
+        resize.unwrap().apply();
         assert_eq!(sem.available_permits(), 4);
     }
 }

@@ -8,7 +8,9 @@
 //! it started in this round, and no probe's result is recorded twice
 //! ([`Deployment::probe_since`]): the follow-up of a failed idle probe comes
 //! one round later, and counting the same failure again would open the
-//! deployment after one failed probe. What a probe sends is the provider's business
+//! deployment after one failed probe. A result whose probe began before the
+//! breaker's last transition is stale and changes nothing (the breaker's
+//! probe epoch). What a probe sends is the provider's business
 //! ([`crate::providers::probe`]); what its result means is the breaker's
 //! ([`crate::health`]).
 //!
@@ -41,10 +43,10 @@ pub fn round(
             started += 1;
             let (client, dep) = (client.clone(), dep.clone());
             tracker.spawn(async move {
-                let ok = dep.probe_since(&client, limit, now).await;
+                let (ok, began) = dep.probe_since(&client, limit, now).await;
                 tracing::debug!(message = "Probe finished.", deployment = %dep.id, ok);
                 dep.sli().probe(ok);
-                dep.probe_result(ok);
+                dep.probe_result(ok, began);
             });
         }
     }

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::Gateway;
 use crate::config::ProviderConfig;
-use crate::health::quota::{QuotaMeter, Step};
+use crate::health::quota::{QuotaMeter, QuotaSettings, Step};
 use crate::health::Change;
 use crate::providers::{quota_settings, Upstream};
 
@@ -138,14 +138,18 @@ impl Gateway {
 }
 
 /// The quota meter of a rebuilt provider adapter: the previous adapter's,
-/// with the new settings, when both have quotas (a new one otherwise, as
-/// [`Upstream::new`] made it).
-pub(super) fn carried_quota(prev: &Upstream, p: &ProviderConfig) -> Option<Arc<QuotaMeter>> {
+/// when both have quotas (a new one otherwise, as [`Upstream::new`] made
+/// it), and the new settings for it. The live meter is left as it is: the
+/// caller reconfigures it only once the reload can no longer fail, so a
+/// rejected reload changes nothing.
+pub(super) fn carried_quota(
+    prev: &Upstream,
+    p: &ProviderConfig,
+) -> Option<(Arc<QuotaMeter>, QuotaSettings)> {
     let (Some(meter), Some(q)) = (&prev.quota, &p.quota) else {
         return None;
     };
-    meter.reconfigure(quota_settings(q));
-    Some(meter.clone())
+    Some((meter.clone(), quota_settings(q)))
 }
 
 #[cfg(test)]
@@ -168,8 +172,11 @@ mod tests {
         let old = Upstream::new(&provider("rpm = 100\n"), "http://127.0.0.1:9/v1".into()).unwrap();
         let meter = old.quota.clone().unwrap();
         let changed = provider("rpm = 200\ntpm = 5000\nquota_bucket_ms = 500\n");
-        let carried = carried_quota(&old, &changed).unwrap();
+        let (carried, settings) = carried_quota(&old, &changed).unwrap();
         assert!(Arc::ptr_eq(&carried, &meter));
+        // Not yet: the reload may still fail.
+        assert_eq!(carried.settings().rpm, Some(100));
+        carried.reconfigure(settings);
         let s = carried.settings();
         assert_eq!((s.rpm, s.tpm), (Some(200), Some(5000)));
         assert_eq!(s.bucket, Duration::from_millis(500));

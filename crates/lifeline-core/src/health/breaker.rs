@@ -25,6 +25,11 @@
 //! decide it. Closed so, it is on probation: a probe does not prove that
 //! completions work, so its first failed request re-opens it (as a failed
 //! trial would have), and its first successful one ends the probation.
+//!
+//! Every transition bumps the record's epoch, and a probe is tagged with the
+//! epoch it began in: a result from before the last transition (a probe out
+//! while a trial re-opened the breaker for a short `Retry-After`) is stale,
+//! and only ends the probe; a fresh probe decides.
 
 use std::time::Duration;
 
@@ -110,6 +115,11 @@ pub struct HealthRecord {
     last_used: Instant,
     last_probe: Instant,
     probing: bool,
+    /// Bumped by every transition (open, half-open, close): a probe result
+    /// whose evidence began in an earlier epoch is stale and neutral.
+    epoch: u64,
+    /// The epoch [`Self::start_probe`] started the running probe in.
+    probe_epoch: u64,
 }
 
 /// A state change made by the record, for the caller to publish.
@@ -143,6 +153,8 @@ impl HealthRecord {
             last_used: now,
             last_probe: now,
             probing: false,
+            epoch: 0,
+            probe_epoch: 0,
         }
     }
 
@@ -327,18 +339,45 @@ impl HealthRecord {
         if due {
             self.probing = true;
             self.last_probe = now;
+            self.probe_epoch = self.epoch;
         }
         due
     }
 
-    /// Records a probe's result.
+    /// The current epoch: bumped by every transition. A probe's evidence is
+    /// tagged with the epoch it began in ([`Self::probe_result_from`]).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Records the result of the probe [`Self::start_probe`] started.
     pub fn probe_result(
         &mut self,
         now: Instant,
         ok: bool,
         cfg: &HealthConfig,
     ) -> Option<Transition> {
+        self.probe_result_from(now, ok, self.probe_epoch, cfg)
+    }
+
+    /// Records a probe's result whose request began in epoch `began` (a
+    /// probe the prober joined may have begun before [`Self::start_probe`]).
+    /// A result from before the last transition is stale, and neutral: it
+    /// only ends the probe. Otherwise a probe running across a re-opening
+    /// (a half-open idle probe, then a failed trial with a short
+    /// `Retry-After`) could half-open the breaker on pre-failure evidence
+    /// once the short open period ended.
+    pub fn probe_result_from(
+        &mut self,
+        now: Instant,
+        ok: bool,
+        began: u64,
+        cfg: &HealthConfig,
+    ) -> Option<Transition> {
         self.probing = false;
+        if began != self.epoch || self.probe_epoch != self.epoch {
+            return None;
+        }
         match (self.state, ok) {
             // A probe started before the breaker opened (an idle probe) says
             // nothing about the open period: the cooldown stands.
@@ -462,6 +501,7 @@ impl HealthRecord {
         let cooldown = cfg.cooldown.saturating_mul(factor).min(cfg.max_cooldown);
         let period = retry_after.unwrap_or(cooldown);
         self.state = BreakerState::Open;
+        self.epoch = self.epoch.wrapping_add(1);
         self.probation = false;
         self.open_until = now + period;
         self.trial_successes = 0;
@@ -475,6 +515,7 @@ impl HealthRecord {
     fn half_open(&mut self, reason: &str) -> Transition {
         let from = self.state;
         self.state = BreakerState::HalfOpen;
+        self.epoch = self.epoch.wrapping_add(1);
         self.trial_successes = 0;
         self.trials_in_flight = 0;
         self.round = self.round.wrapping_add(1);
@@ -488,6 +529,7 @@ impl HealthRecord {
     fn close(&mut self, now: Instant) -> Transition {
         let from = self.state;
         self.state = BreakerState::Closed;
+        self.epoch = self.epoch.wrapping_add(1);
         self.closed_since = now;
         self.consecutive_failures = 0;
         self.probation = false;

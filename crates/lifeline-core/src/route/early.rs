@@ -7,6 +7,10 @@
 //! passed. A change of the factor sets the gauge; a demotion (from 1) and
 //! a promotion (back to 1) are logged, published as
 //! [`Change::EarlyWarning`] health events, and a demotion is counted.
+//!
+//! A reload that rebuilds the deployment under the same id, with the same
+//! `early_warning*` settings, shares this state with the rebuilt one
+//! ([`Deployment::keep_early_warning_of`]); changed settings start afresh.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -57,6 +61,11 @@ impl EarlyWarning {
             factor: AtomicU64::new(1.0_f64.to_bits()),
             gauge,
         }
+    }
+
+    /// Whether `other` runs on the same settings (a reload may share it).
+    pub(super) fn same_settings(&self, other: &Self) -> bool {
+        self.cfg == other.cfg
     }
 
     /// Whether samples are tallied and judged.

@@ -128,8 +128,10 @@ pub struct Deployment {
     /// The status side's counters, shared with the deployment this one
     /// replaces ([`Self::keep_counters_of`]).
     sli: Arc<DeploymentSli>,
-    /// Early warning: drift detection and the weight factor (`early.rs`).
-    early: early::EarlyWarning,
+    /// Early warning: drift detection and the weight factor (`early.rs`);
+    /// shared with the deployment a reload rebuilt this one from
+    /// ([`Self::keep_early_warning_of`]).
+    early: Arc<early::EarlyWarning>,
 }
 
 /// One probe of a deployment, which everyone who asks while it runs (or
@@ -140,8 +142,14 @@ pub struct Deployment {
 /// The prober records a probe's result into the breaker, so it takes each
 /// probe at most once ([`Deployment::probe_since`]): a result counted twice
 /// would be two failures for one.
+/// A shared probe's result: `None` while running; then whether it passed,
+/// and when it finished.
+type ProbeWatch = watch::Receiver<Option<(bool, Instant)>>;
+
 struct SharedProbe {
     started: Instant,
+    /// The breaker's epoch when it started ([`HealthRecord::probe_result_from`]).
+    epoch: u64,
     /// A prober round took this probe's result to record it.
     recorded: bool,
     /// `None` while running; then whether it passed, and when it finished.
@@ -174,7 +182,11 @@ impl Deployment {
         let model_json = Bytes::from(serde_json::Value::from(model).to_string());
         metrics.breaker(&id, 0);
         let gauge = metrics.deployment_in_flight(&id);
-        let early = early::EarlyWarning::new(health_cfg.early_warning, &id, &metrics);
+        let early = Arc::new(early::EarlyWarning::new(
+            health_cfg.early_warning,
+            &id,
+            &metrics,
+        ));
         let cap = upstream.config.max_concurrency;
         let limiter = Limiter::new(&ConcurrencyConfig::default(), cap, Instant::now());
         let uris = Endpoint::ALL.map(|e| {
@@ -229,6 +241,21 @@ impl Deployment {
     /// reload replaces with this one (same id), so that they stay monotonic.
     pub fn keep_counters_of(&mut self, previous: &Deployment) {
         self.sli = previous.sli.clone();
+    }
+
+    /// Carries on the early-warning state of `previous`, the deployment a
+    /// reload replaces with this one (same id), when the early-warning
+    /// settings are unchanged: the tally (which requests still in flight on
+    /// `previous` add to), the detector with its learnt baselines, the
+    /// factor and its cause. A demoted deployment stays demoted, and does
+    /// not relearn a drifted baseline as normal. Returns whether it did; with
+    /// changed settings the state starts afresh (factor 1, warm-up).
+    pub fn keep_early_warning_of(&mut self, previous: &Deployment) -> bool {
+        let same = previous.early.same_settings(&self.early);
+        if same {
+            self.early = previous.early.clone();
+        }
+        same
     }
 
     /// The status side's counters of this deployment.
@@ -474,7 +501,7 @@ impl Deployment {
     /// finished within the last `probe_interval`; starts one (bounded by
     /// `probe_timeout`, whoever waits for it) only when there is neither.
     pub async fn probe(&self, client: &HttpClient, limit: std::time::Duration) -> bool {
-        Self::probe_passed(self.shared_probe(client, None), limit).await
+        Self::probe_passed(self.shared_probe(client, None).map(|(rx, _)| rx), limit).await
     }
 
     /// The prober's probe, whose result it records into the breaker
@@ -486,13 +513,25 @@ impl Deployment {
     /// each real probe counts once. A result that finished before `since`
     /// answered an earlier round, and reusing it (as waiting requests may)
     /// would count one failure twice.
+    ///
+    /// Also returns the breaker epoch the probe began in, for
+    /// [`Self::probe_result`]: a joined probe may have begun before a
+    /// transition, and its result then is stale.
     pub async fn probe_since(
         &self,
         client: &HttpClient,
         limit: std::time::Duration,
         since: Instant,
-    ) -> bool {
-        Self::probe_passed(self.shared_probe(client, Some(since)), limit).await
+    ) -> (bool, u64) {
+        let shared = self.shared_probe(client, Some(since));
+        let epoch = match &shared {
+            Some((_, epoch)) => *epoch,
+            None => self.record_lock().epoch(),
+        };
+        (
+            Self::probe_passed(shared.map(|(rx, _)| rx), limit).await,
+            epoch,
+        )
     }
 
     async fn probe_passed(
@@ -519,9 +558,11 @@ impl Deployment {
         &self,
         client: &HttpClient,
         record: Option<Instant>,
-    ) -> Option<watch::Receiver<Option<(bool, Instant)>>> {
+    ) -> Option<(ProbeWatch, u64)> {
         let now = Instant::now();
         let cfg = &self.health_cfg;
+        // Read before the probe slot's lock: the two are never held together.
+        let epoch = self.record_lock().epoch();
         let mut slot = self.probe.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(p) = slot.as_mut() {
             let finished = p.result.borrow().map(|(_, at)| at);
@@ -531,10 +572,10 @@ impl Deployment {
                 (Some(_), Some(since)) => p.started >= since,
             };
             match record {
-                None if current => return Some(p.result.clone()),
+                None if current => return Some((p.result.clone(), p.epoch)),
                 Some(_) if current && !p.recorded => {
                     p.recorded = true;
-                    return Some(p.result.clone());
+                    return Some((p.result.clone(), p.epoch));
                 }
                 _ => {}
             }
@@ -551,17 +592,19 @@ impl Deployment {
         });
         *slot = Some(SharedProbe {
             started: now,
+            epoch,
             recorded: record.is_some(),
             result: rx.clone(),
         });
-        Some(rx)
+        Some((rx, epoch))
     }
 
-    /// Records an active probe's result.
-    pub fn probe_result(&self, ok: bool) {
+    /// Records an active probe's result; `began` is the breaker epoch its
+    /// probe began in ([`Self::probe_since`]): a stale result is neutral.
+    pub fn probe_result(&self, ok: bool, began: u64) {
         let now = Instant::now();
         let mut rec = self.record_lock();
-        let transition = rec.probe_result(now, ok, &self.health_cfg);
+        let transition = rec.probe_result_from(now, ok, began, &self.health_cfg);
         self.published(rec, transition);
     }
 

@@ -381,3 +381,56 @@ async fn idle_probes_count_like_attempts_and_one_failure_does_not_open() {
     assert_eq!(r.state(), BreakerState::Open);
     assert!(tr.reason.contains("idle probe"), "{}", tr.reason);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_from_before_a_reopening_does_not_half_open() {
+    let cfg = cfg();
+    let now = Instant::now();
+    let mut r = HealthRecord::new(now, &cfg);
+    let t = open_then_half_open(&mut r, now, &cfg);
+    // Idle half-open: a probe stands in for a trial.
+    let t0 = t + cfg.idle_probe_after;
+    assert!(r.start_probe(t0, &cfg), "idle half-open probe due");
+    // A trial request comes while the probe is out and fails with a 429
+    // carrying a short Retry-After: the breaker re-opens for 1 s.
+    let t1 = t0 + Duration::from_millis(100);
+    let trial = r.acquire(t1, &cfg, true).map(|a| a.0);
+    assert!(matches!(trial, Some(Ticket::Trial(_))));
+    let limited = Outcome {
+        retry_after: Some(Duration::from_secs(1)),
+        ..fail()
+    };
+    assert!(r
+        .record(t1, trial.unwrap_or(Ticket::Normal), limited, &cfg)
+        .is_some());
+    assert_eq!(r.state(), BreakerState::Open);
+    // The probe (started before the failure) answers after the open period.
+    let t2 = t0 + Duration::from_secs(2);
+    assert!(
+        r.probe_result(t2, true, &cfg).is_none(),
+        "a pre-failure probe half-opened the re-opened breaker"
+    );
+    assert_eq!(r.state(), BreakerState::Open);
+    // A fresh probe decides.
+    assert!(
+        r.start_probe(t2, &cfg),
+        "no fresh probe after the stale one"
+    );
+    assert!(r.probe_result(t2, true, &cfg).is_some());
+    assert_eq!(r.state(), BreakerState::HalfOpen);
+    // A probe the prober joins may have begun before its `start_probe`:
+    // its result, from an earlier epoch, is stale too.
+    let began = r.epoch();
+    let trial = r.acquire(t2, &cfg, true).map(|a| a.0);
+    let limited = Outcome {
+        retry_after: Some(Duration::from_secs(1)),
+        ..fail()
+    };
+    assert!(r
+        .record(t2, trial.unwrap_or(Ticket::Normal), limited, &cfg)
+        .is_some());
+    let t3 = t2 + Duration::from_secs(2);
+    assert!(r.start_probe(t3, &cfg));
+    assert!(r.probe_result_from(t3, true, began, &cfg).is_none());
+    assert_eq!(r.state(), BreakerState::Open);
+}
