@@ -262,6 +262,10 @@ pub const SILENT_IDLE: Duration = Duration::from_secs(2);
 /// write-stall timeout changes) in the chaos copy.
 pub const SILENT_WRITE_STALL: Duration = Duration::from_secs(3);
 
+/// Longest `silent-clients` waits, from its window's start, for the
+/// gateway to cut its clients.
+const SILENT_WAIT_MAX: Duration = Duration::from_secs(30);
+
 fn is_silent(sc: &Scenario) -> bool {
     sc.windows
         .iter()
@@ -790,10 +794,13 @@ fn cancelled<'a>(mocks: impl Iterator<Item = &'a lifeline_mock::MockHandle>) -> 
 /// the end).
 async fn silent_verdicts(mut w: SilentWatch, steady: usize) -> Vec<ExpectationResult> {
     let (asked, sent) = w.stalled.counts();
-    // The answer fills the buffers within a second or two; then the stall
-    // timeout; give or take the machine's load.
-    let stall_bound = w.write_stall + Duration::from_secs(15);
-    let deadline = w.began + stall_bound;
+    // The answers must first fill the sockets' buffers (megabytes each
+    // through the gateway: up to ten seconds on a loaded two-core machine
+    // with a debug build), then the stall timeout runs.
+    let stall_bound = w.write_stall + Duration::from_secs(25);
+    // Waits at most `SILENT_WAIT_MAX` whatever the timeouts (a gateway
+    // without the protection would keep the run waiting for ever).
+    let deadline = w.began + stall_bound.min(SILENT_WAIT_MAX);
     while w.stall_cuts() < sent as u64 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
         w.sample();
@@ -810,7 +817,10 @@ async fn silent_verdicts(mut w: SilentWatch, steady: usize) -> Vec<ExpectationRe
     w.stalled.close();
 
     let idle_bound = w.idle + Duration::from_secs(3);
-    let (n, cut) = w.silent.finish(w.began + idle_bound).await;
+    let (n, cut) = w
+        .silent
+        .finish(w.began + idle_bound.min(SILENT_WAIT_MAX))
+        .await;
     let in_time = cut.iter().filter(|d| **d <= idle_bound).count();
     let worst = cut.iter().max().copied().unwrap_or_default();
     let limit = steady as i64;
