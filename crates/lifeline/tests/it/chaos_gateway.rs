@@ -283,3 +283,28 @@ tiers = [
         assert_eq!(faults["rate_limit_rate"], 0.0, "{faults}");
     }
 }
+
+/// `silent-clients`: connections that send nothing are closed at the
+/// (shortened) idle timeout, streams never read are cut at the write-stall
+/// timeout and their upstream requests cancelled, and the gateway's
+/// in-flight count falls back to the steady clients' own.
+#[test]
+fn silent_clients_are_cut_and_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = run(dir.path(), &["silent-clients"], "20");
+    let s = &json["scenarios"][0];
+    assert_eq!(s["verdict"], "pass", "{s}");
+    for name in [
+        "silent connections closed by the gateway",
+        "never-read streams cut by the gateway",
+        "requests in flight at the gateway after the cuts",
+        "upstream requests of the cut streams cancelled",
+    ] {
+        assert_eq!(expectation(s, name)["pass"], true, "{name}: {s}");
+    }
+    let cut = expectation(s, "never-read streams cut by the gateway");
+    assert!(
+        cut["measured"].as_str().unwrap().starts_with("12 of 12"),
+        "{cut}"
+    );
+}

@@ -1,6 +1,7 @@
 //! The gateway-level scenarios: what happens to the gateway itself, its
 //! store or its clients rather than to a provider (a surge, an abusive key,
-//! a maintenance window, slowloris clients, config reloads and a restart
+//! a maintenance window, slowloris, silent and never-reading clients,
+//! config reloads and a restart
 //! under load, the store unavailable, a disaster-recovery drill), each with
 //! what its clients must see, and the [`Driver`] that carries their faults
 //! out for the runner (extra traffic, reloads, the restart, the window, the
@@ -214,7 +215,80 @@ pub fn scenarios() -> Vec<Scenario> {
             ],
             needs: Needs::Nothing,
         },
+        // Without an idle timeout the silent connections are never closed;
+        // without the write-stall timeout a stream nobody reads holds its
+        // connection, its request slot and its upstream request for as long
+        // as the answer lasts (minutes): the driver's checks of the cuts and
+        // of the in-flight requests afterwards fail. The chaos copy of the
+        // config shortens both timeouts for this scenario (`tune`) so they
+        // are seen within a run, and the simulated providers stream as
+        // fast as they can, so the never-read answers fill the sockets'
+        // buffers at once.
+        Scenario {
+            name: "silent-clients",
+            description: "From 20 % of the run, 50 connections send nothing and 12 clients ask for a long stream and never read it: the gateway closes each at its idle or write-stall timeout, frees their requests, the other clients do not notice.",
+            windows: vec![window(
+                0.2,
+                0.9,
+                GatewayFault::Silent {
+                    silent: 50,
+                    stalled: STALLED,
+                },
+            )],
+            expect: vec![
+                Expect::SuccessRatio(0.999),
+                Expect::P99 {
+                    priority: Priority::Critical,
+                    max_ms: 3000,
+                },
+                Expect::NoTruncated,
+            ],
+            needs: Needs::Nothing,
+        },
     ]
+}
+
+/// `silent-clients`' streams never read: more than the steady clients by
+/// default, so that if they were never freed the gateway's in-flight count
+/// could not fall back to the steady clients' level.
+pub const STALLED: u32 = 12;
+
+/// `silent-clients`' `[server] idle_timeout_ms` in the chaos copy (the
+/// default, a minute, is longer than a scenario).
+pub const SILENT_IDLE: Duration = Duration::from_secs(2);
+
+/// `silent-clients`' write-stall timeout (`[server] stream_idle_timeout_ms`,
+/// whose model defaults are resolved already, so only the listener's
+/// write-stall timeout changes) in the chaos copy.
+pub const SILENT_WRITE_STALL: Duration = Duration::from_secs(3);
+
+/// Longest `silent-clients` waits, from its window's start, for the
+/// gateway to cut its clients.
+const SILENT_WAIT_MAX: Duration = Duration::from_secs(30);
+
+fn is_silent(sc: &Scenario) -> bool {
+    sc.windows
+        .iter()
+        .any(|w| matches!(w.fault, Fault::Gateway(GatewayFault::Silent { .. })))
+}
+
+/// What a scenario changes in the chaos copy of the config: for
+/// `silent-clients`, the listener's idle and write-stall timeouts, short
+/// enough to be seen within a run.
+pub fn tune(sc: &Scenario, config: &mut lifeline_core::Config) {
+    if is_silent(sc) {
+        config.server.idle_timeout = SILENT_IDLE;
+        config.server.defaults.stream_idle_timeout = SILENT_WRITE_STALL;
+    }
+}
+
+/// What a scenario changes in the simulated providers: for
+/// `silent-clients`, they stream as fast as they can (a never-read answer
+/// fills the sockets' buffers within a second instead of minutes).
+pub fn tune_mock(sc: &Scenario, mock: &mut lifeline_mock::MockConfig) {
+    if is_silent(sc) {
+        mock.tokens_per_second = 0.0;
+    }
 }
 
 fn matches(who: Who, o: &Outcome) -> bool {
@@ -331,6 +405,42 @@ pub struct Driver {
     drill: Option<super::store::Drill>,
     slowloris: Option<super::clients::Slowloris>,
     header_timeout: Duration,
+    silent: Option<SilentWatch>,
+}
+
+/// `silent-clients`: its clients, and the gateway's count of the streams it
+/// cut for a write stall, as it grew.
+struct SilentWatch {
+    silent: super::clients::Silent,
+    stalled: super::clients::Stalled,
+    began: Instant,
+    gw: lifeline_core::Gateway,
+    mocks: Vec<lifeline_mock::MockHandle>,
+    idle: Duration,
+    write_stall: Duration,
+    /// `lifeline_listener_refusals_total{reason="write_stall"}` at the start.
+    stalls_before: u64,
+    /// (since `began`, write-stall cuts since then), when it grew.
+    stalls: Vec<(Duration, u64)>,
+    /// Requests the simulated providers saw cancelled, at the start.
+    cancelled_before: u64,
+}
+
+impl SilentWatch {
+    fn stall_cuts(&self) -> u64 {
+        self.gw
+            .metrics()
+            .listener_refusal("data", "write_stall")
+            .get()
+            .saturating_sub(self.stalls_before)
+    }
+
+    fn sample(&mut self) {
+        let n = self.stall_cuts();
+        if n > self.stalls.last().map_or(0, |(_, m)| *m) {
+            self.stalls.push((self.began.elapsed(), n));
+        }
+    }
 }
 
 /// A store outage and the status history's progress around it.
@@ -374,6 +484,7 @@ impl Driver {
             drill: None,
             slowloris: None,
             header_timeout: Duration::ZERO,
+            silent: None,
         }
     }
 
@@ -478,6 +589,38 @@ impl Driver {
             }
             // They go on until the gateway cuts them (`finish` waits).
             (GatewayFault::Slowloris { .. }, false) => {}
+            (GatewayFault::Silent { silent, stalled }, true) => {
+                let stalls_before = rig
+                    .gw
+                    .metrics()
+                    .listener_refusal("data", "write_stall")
+                    .get();
+                let began = Instant::now();
+                let silent = super::clients::Silent::start(rig.addr, silent as usize).await;
+                let key = plan.keys.first().map_or("", |k| k.secret.as_str());
+                let stalled = super::clients::Stalled::start(
+                    rig.addr,
+                    stalled as usize,
+                    &plan.primary_model,
+                    key,
+                )
+                .await;
+                let cancelled_before = cancelled(rig.mocks.values());
+                self.silent = Some(SilentWatch {
+                    cancelled_before,
+                    silent,
+                    stalled,
+                    began,
+                    gw: rig.gw.clone(),
+                    mocks: rig.mocks.values().cloned().collect(),
+                    idle: rig.config.server.idle_timeout,
+                    write_stall: rig.config.server.defaults.stream_idle_timeout,
+                    stalls_before,
+                    stalls: Vec::new(),
+                });
+            }
+            // Held until the gateway cuts them (`finish` waits).
+            (GatewayFault::Silent { .. }, false) => {}
             (GatewayFault::DrDrill, true) => {
                 if let Some(d) = &mut self.drill {
                     d.lose(rig).await;
@@ -499,6 +642,9 @@ impl Driver {
     /// Called at every tick: a reload due is done; once a second while a
     /// maintenance window is on, the status page is read.
     pub async fn tick(&mut self, rig: &Rig) {
+        if let Some(w) = &mut self.silent {
+            w.sample();
+        }
         let now = Instant::now();
         if self.maintenance.iter().any(|m| m.active && !m.shown)
             && self
@@ -575,6 +721,9 @@ impl Driver {
                 n > 0 && in_time == n,
             ));
         }
+        if let Some(w) = self.silent.take() {
+            out.extend(silent_verdicts(w, self.base.concurrency).await);
+        }
         if self.reloads > 0 || !self.rejected.is_empty() {
             out.push(result(
                 "config reloads applied".into(),
@@ -630,6 +779,84 @@ impl Driver {
         }
         out
     }
+}
+
+fn cancelled<'a>(mocks: impl Iterator<Item = &'a lifeline_mock::MockHandle>) -> u64 {
+    mocks.map(|m| m.stats().cancelled).sum()
+}
+
+/// `silent-clients`' own checks: every silent connection closed at the idle
+/// timeout, every never-read stream cut at the write-stall timeout (from the
+/// gateway's refusal counter: the clients cannot see it without reading),
+/// and the requests they held released (the gateway's in-flight count back
+/// to what the steady clients alone can hold, one request each; the
+/// simulated providers saw their upstream requests cancelled, not served to
+/// the end).
+async fn silent_verdicts(mut w: SilentWatch, steady: usize) -> Vec<ExpectationResult> {
+    let (asked, sent) = w.stalled.counts();
+    // The answers must first fill the sockets' buffers (megabytes each
+    // through the gateway: up to ten seconds on a loaded two-core machine
+    // with a debug build), then the stall timeout runs.
+    let stall_bound = w.write_stall + Duration::from_secs(25);
+    // Waits at most `SILENT_WAIT_MAX` whatever the timeouts (a gateway
+    // without the protection would keep the run waiting for ever).
+    let deadline = w.began + stall_bound.min(SILENT_WAIT_MAX);
+    while w.stall_cuts() < sent as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        w.sample();
+    }
+    w.sample();
+    let cuts = w.stall_cuts();
+    let first_cut = w.stalls.first().map(|(t, _)| *t).unwrap_or_default();
+    let last_cut = w.stalls.last().map(|(t, _)| *t).unwrap_or_default();
+    // The requests the stalled clients held are released with their
+    // connection; a moment for the upstream cancellations to land.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let in_flight = w.gw.metrics().in_flight().get();
+    let upstream_cancelled = cancelled(w.mocks.iter()).saturating_sub(w.cancelled_before);
+    w.stalled.close();
+
+    let idle_bound = w.idle + Duration::from_secs(3);
+    let (n, cut) = w
+        .silent
+        .finish(w.began + idle_bound.min(SILENT_WAIT_MAX))
+        .await;
+    let in_time = cut.iter().filter(|d| **d <= idle_bound).count();
+    let worst = cut.iter().max().copied().unwrap_or_default();
+    let limit = steady as i64;
+    vec![
+        result(
+            "silent connections closed by the gateway".into(),
+            format!("all, within {:.0} s", idle_bound.as_secs_f64()),
+            format!(
+                "{in_time} of {n} (the last after {:.1} s)",
+                worst.as_secs_f64()
+            ),
+            n > 0 && in_time == n,
+        ),
+        result(
+            "never-read streams cut by the gateway".into(),
+            format!("all, within {:.0} s", stall_bound.as_secs_f64()),
+            format!(
+                "{cuts} of {asked} ({sent} sent; the first after {:.1} s, the last after {:.1} s)",
+                first_cut.as_secs_f64(),
+                last_cut.as_secs_f64()
+            ),
+            sent == asked && sent > 0 && cuts >= sent as u64 && last_cut <= stall_bound,
+        ),
+        result(
+            "requests in flight at the gateway after the cuts".into(),
+            format!("<= {limit} (the steady clients' own)"),
+            in_flight.to_string(),
+            in_flight <= limit,
+        ),
+        result(
+            "upstream requests of the cut streams cancelled".into(),
+            format!(">= {sent}"),
+            format!("{upstream_cancelled} cancelled at the providers"),
+            upstream_cancelled >= sent as u64,
+        ),
+    ]
 }
 
 impl StoreWatch {

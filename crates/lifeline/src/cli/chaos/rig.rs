@@ -58,8 +58,11 @@ pub struct IncidentRow {
 }
 
 impl Rig {
-    /// Starts the world for one scenario (`tag` names its directory).
-    pub async fn start(plan: &Plan, tag: &str) -> anyhow::Result<Rig> {
+    /// Starts the world for scenario `sc` (its name names the directory;
+    /// `gateway::tune` and `gateway::tune_mock` adapt the config and the
+    /// simulated providers to it).
+    pub async fn start(plan: &Plan, sc: &super::scenario::Scenario) -> anyhow::Result<Rig> {
+        let tag = sc.name;
         let dir = std::env::temp_dir().join(format!(
             "lifeline-chaos-{}-{tag}-{}",
             std::process::id(),
@@ -68,16 +71,16 @@ impl Rig {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut mocks = BTreeMap::new();
         for name in &plan.providers {
-            let h = MockServer::start(
-                SocketAddr::from(([127, 0, 0, 1], 0)),
-                plan.mock_config(name),
-            )
-            .await
-            .with_context(|| format!("starting the simulated provider for {name}"))?;
+            let mut cfg = plan.mock_config(name);
+            super::gateway::tune_mock(sc, &mut cfg);
+            let h = MockServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), cfg)
+                .await
+                .with_context(|| format!("starting the simulated provider for {name}"))?;
             mocks.insert(name.clone(), h);
         }
         let store_path = dir.join("status.db");
-        let config = plan.chaos_config(&mocks, &store_path);
+        let mut config = plan.chaos_config(&mocks, &store_path);
+        super::gateway::tune(sc, &mut config);
         let gw = Gateway::start(config.clone())
             .await
             .context("starting the gateway")?;

@@ -109,7 +109,7 @@ pub async fn run_scenario(
 ) -> anyhow::Result<ScenarioResult> {
     let mut world = match remote {
         Some(r) => World::Remote(r.clone()),
-        None => World::Local(Box::new(Rig::start(plan, sc.name).await?)),
+        None => World::Local(Box::new(Rig::start(plan, sc).await?)),
     };
     let d = settings.duration;
     let windows: Vec<WindowReport> = sc

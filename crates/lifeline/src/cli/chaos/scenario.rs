@@ -142,6 +142,15 @@ pub enum GatewayFault {
         /// How many.
         connections: u32,
     },
+    /// At the window's start, `silent` connections that never send a byte
+    /// (`clients::Silent`), and `stalled` clients that ask for a long
+    /// streamed answer and never read it (`clients::Stalled`).
+    Silent {
+        /// Connections that send nothing.
+        silent: u32,
+        /// Streams never read.
+        stalled: u32,
+    },
 }
 
 impl GatewayFault {
@@ -160,6 +169,10 @@ impl GatewayFault {
             Self::Maintenance => "scheduled maintenance window (status page)".into(),
             Self::Slowloris { connections } => format!(
                 "{connections} slowloris connections (headers a byte every 500 ms, never finished)"
+            ),
+            Self::Silent { silent, stalled } => format!(
+                "{silent} connections that send nothing, {stalled} streams of {} words never read",
+                super::clients::STALLED_WORDS
             ),
             Self::DrDrill => "store backed up, then lost; restored from the backup at the end".into(),
             Self::StoreDown => "the status store unavailable (its write lock held elsewhere)".into(),
