@@ -25,22 +25,33 @@
 //!   minutes) for [`WARN_AFTER`] buckets in a row (at once when the rate
 //!   is at the quota already), and ends when no forecast is under it and
 //!   the steering factor is back at 1;
-//! - **steering**: the recent rate (an EWMA of the buckets' rates, weight
-//!   [`RECENT_WEIGHT`]: it follows a change within a bucket or two, where
-//!   the line's mean would lag and make the loop overshoot) plus a short
-//!   lead ([`LEAD_BUCKETS`] buckets) along a rising slope, against
-//!   [`HEADROOM`] of the quota: the pressure. The factor is multiplied by
-//!   `1 / pressure²` while the pressure is over 1 (at most halved per
-//!   bucket) and by `1 / pressure` under it (at most ×1.25 per bucket),
-//!   between [`MIN_FACTOR`] and 1. The balancer divides its cost by it,
-//!   so the provider's share falls smoothly as its traffic nears the
-//!   quota and comes back once the traffic falls. The observed rate is
+//! - **steering**: the rate steering reads plus a short lead
+//!   ([`LEAD_BUCKETS`] buckets) along a rising slope, against [`HEADROOM`]
+//!   of the quota: the pressure. The rate read is the recent rate (an EWMA
+//!   of the buckets' rates, weight [`RECENT_WEIGHT`]: it follows a change
+//!   within a bucket or two, where the line's mean would lag and make the
+//!   loop overshoot) when a bucket holds [`FAST_COUNT`] requests or more at
+//!   the headroom of the `rpm` (without one, at the steady rate); with
+//!   fewer, a bucket's count is mostly Poisson noise, and steering reads
+//!   the **steady rate** instead: the newest buckets back until they hold
+//!   [`STEADY_COUNT`] requests, and if they hold fewer, over the whole
+//!   [`steady_span`] (a minute, the quota's own window, longer for a small
+//!   quota), the time before the first bucket counting as idle. The slope's lead counts only when
+//!   the trend's buckets hold [`STEADY_COUNT`] requests. The factor is
+//!   multiplied by `1 / pressure²` while the pressure is over 1 (at most
+//!   halved per bucket) and by `1 / pressure` under it (at most ×1.25 per
+//!   bucket), between [`MIN_FACTOR`] and 1. The balancer divides its cost
+//!   by it, so the provider's share falls smoothly as its traffic nears
+//!   the quota and comes back once the traffic falls. The observed rate is
 //!   the steered one: the factor settles where the provider gets about
 //!   [`HEADROOM`] of its quota.
 //!
 //! Requests count when sent; tokens are the request's estimate (prompt
 //! bytes / 4 plus its output allowance, as the per-key limits estimate
-//! them), an upper bound of what the provider will count.
+//! them), an upper bound of what the provider will count. With a token
+//! quota, the answering attempt's estimate is corrected with its answer's
+//! `usage` ([`QuotaCharge`], [`QuotaMeter::used`]: one atomic subtraction,
+//! carried into the next bucket when its own closed meanwhile).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -65,13 +76,13 @@ pub const RECENT_WEIGHT: f64 = 0.5;
 /// Under it, steering reads the steady rate.
 pub const FAST_COUNT: f64 = 9.0;
 /// Requests the steady rate is measured over: the newest buckets back until
-/// they hold this many (a relative noise of about 14 %), at most
+/// they hold this many (a relative noise of about 10 %), at most
 /// [`steady_span`] long.
 pub const STEADY_COUNT: u64 = 100;
 /// Requests [`HEADROOM`] of the quota must bring in the steady rate's
 /// longest span ([`steady_span`]): then traffic at half the quota reads
 /// over the headroom only if [`STEADY_COUNT`] requests come in half their
-/// expected time (about five standard deviations).
+/// expected time (some seven standard deviations).
 pub const SPAN_COUNT: f64 = 200.0;
 /// The longest history the steady rate may read, in minutes.
 pub const STEADY_MAX_MINUTES: f64 = 10.0;
