@@ -4,10 +4,18 @@
 //! body's bytes / 4 for the prompt, plus the request's output allowance),
 //! counted when the attempt is sent. Providers without `rpm`/`tpm` count
 //! nothing, and nothing is estimated for them.
+//!
+//! With a `tpm`, the attempt that answers is corrected once its answer's
+//! `usage` is known ([`settle`] for a whole answer, the relay's
+//! [`crate::relay::StreamEnd`] for a stream): the tokens it did not use
+//! come off the provider's count ([`QuotaCharge`]). An answer without
+//! `usage`, a failed attempt and a continued stream keep the estimate.
 
+use crate::health::quota::QuotaCharge;
 use crate::providers::Endpoint;
 use crate::request::Inspected;
 use crate::route::Deployment;
+use crate::translate::Wire;
 
 /// Output tokens assumed per choice when the request sets no maximum, and
 /// for a continuation (whose allowance is what is left of the client's):
@@ -29,11 +37,30 @@ pub(super) fn output_allowance(endpoint: Endpoint, inspected: &Inspected) -> u64
 
 /// Counts an attempt of `body_len` bytes with `output()` tokens allowed
 /// against `dep`'s provider's quotas, if it has any (else nothing is
-/// estimated).
-pub(super) fn count(dep: &Deployment, body_len: usize, output: impl FnOnce() -> u64) {
-    if dep.upstream.quota.is_some() {
-        let prompt = (body_len as u64).div_ceil(4);
-        dep.upstream.quota_sent(prompt.saturating_add(output()));
+/// estimated). With a token quota, returns the charge its answer's usage
+/// corrects.
+pub(super) fn count(
+    dep: &Deployment,
+    body_len: usize,
+    output: impl FnOnce() -> u64,
+) -> Option<QuotaCharge> {
+    let meter = dep.upstream.quota.as_ref()?;
+    let prompt = (body_len as u64).div_ceil(4);
+    let estimate = prompt.saturating_add(output());
+    meter.sent(estimate);
+    meter.watches_tokens().then(|| QuotaCharge {
+        meter: meter.clone(),
+        estimate,
+    })
+}
+
+/// Corrects a whole answer's charge with its `usage` (in the client's
+/// `wire`), if it has one.
+pub(super) fn settle(charge: Option<&QuotaCharge>, wire: Wire, body: &[u8]) {
+    if let Some(c) = charge {
+        if let Some(used) = crate::providers::answer_tokens(wire, body) {
+            c.settle(used);
+        }
     }
 }
 

@@ -362,7 +362,7 @@ impl Continuer {
         let first_byte = self.timeout(&dep, LatencyKind::FirstContent, policy.first_byte_timeout);
         let attempt_deadline = self.deadline.min(start + first_byte);
         let req = self.body_for(&dep, method, text, output).and_then(|body| {
-            super::quota::count(&dep, body.len(), || super::quota::DEFAULT_OUTPUT);
+            let _ = super::quota::count(&dep, body.len(), || super::quota::DEFAULT_OUTPUT);
             build_request(
                 self.endpoint,
                 &dep,

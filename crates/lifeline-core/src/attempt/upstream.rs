@@ -133,7 +133,7 @@ impl Call {
                 return self.failed(lease, Failure::new(FailureKind::BadUrl, &dep.id, what));
             }
         };
-        super::quota::count(&dep, body_len, || {
+        let quota = super::quota::count(&dep, body_len, || {
             super::quota::output_allowance(self.endpoint, &self.inspected)
         });
         let resp = match self
@@ -287,7 +287,7 @@ impl Call {
             );
             let scanner = crate::relay::Scanner::new(protocol)
                 .choices(self.inspected.choices)
-                .usage(self.ctx.charge.is_some());
+                .usage(self.ctx.charge.is_some() || quota.is_some());
             let first = commit::first_content(resp, scanner, attempt_deadline, stall, &mut lease);
             let first = match first.await {
                 // A translated stream: what was read so far goes to the
@@ -331,6 +331,7 @@ impl Call {
                         request_id: self.ctx.id.clone(),
                         key_id: self.ctx.tenant.as_ref().map(|t| t.id.clone()),
                         charge: self.ctx.charge.clone(),
+                        quota,
                     };
                     // Built in place: the relay is large, and not moved again.
                     let mut relay = Box::new(RelayBody::new(
@@ -405,6 +406,7 @@ impl Call {
                     }
                 };
                 self.attempted(&dep, "success", true);
+                super::quota::settle(quota.as_ref(), self.endpoint.wire(), &body);
                 if !stream {
                     dep.observe_latency(LatencyKind::Answer, head_latency);
                 }

@@ -25,25 +25,37 @@
 //!   minutes) for [`WARN_AFTER`] buckets in a row (at once when the rate
 //!   is at the quota already), and ends when no forecast is under it and
 //!   the steering factor is back at 1;
-//! - **steering**: the recent rate (an EWMA of the buckets' rates, weight
-//!   [`RECENT_WEIGHT`]: it follows a change within a bucket or two, where
-//!   the line's mean would lag and make the loop overshoot) plus a short
-//!   lead ([`LEAD_BUCKETS`] buckets) along a rising slope, against
-//!   [`HEADROOM`] of the quota: the pressure. The factor is multiplied by
-//!   `1 / pressure²` while the pressure is over 1 (at most halved per
-//!   bucket) and by `1 / pressure` under it (at most ×1.25 per bucket),
-//!   between [`MIN_FACTOR`] and 1. The balancer divides its cost by it,
-//!   so the provider's share falls smoothly as its traffic nears the
-//!   quota and comes back once the traffic falls. The observed rate is
+//! - **steering**: the rate steering reads plus a short lead
+//!   ([`LEAD_BUCKETS`] buckets) along a rising slope, against [`HEADROOM`]
+//!   of the quota: the pressure. The rate read is the recent rate (an EWMA
+//!   of the buckets' rates, weight [`RECENT_WEIGHT`]: it follows a change
+//!   within a bucket or two, where the line's mean would lag and make the
+//!   loop overshoot) when a bucket holds [`FAST_COUNT`] requests or more at
+//!   the headroom of the `rpm` (without one, at the steady rate); with
+//!   fewer, a bucket's count is mostly Poisson noise, and steering reads
+//!   the **steady rate** instead: the newest buckets back until they hold
+//!   [`STEADY_COUNT`] requests, and if they hold fewer, over the whole
+//!   [`steady_span`] (a minute, the quota's own window, longer for a small
+//!   quota), the time before the first bucket counting as idle. The slope's lead counts only when
+//!   the trend's buckets hold [`STEADY_COUNT`] requests. The factor is
+//!   multiplied by `1 / pressure²` while the pressure is over 1 (at most
+//!   halved per bucket) and by `1 / pressure` under it (at most ×1.25 per
+//!   bucket), between [`MIN_FACTOR`] and 1. The balancer divides its cost
+//!   by it, so the provider's share falls smoothly as its traffic nears
+//!   the quota and comes back once the traffic falls. The observed rate is
 //!   the steered one: the factor settles where the provider gets about
 //!   [`HEADROOM`] of its quota.
 //!
 //! Requests count when sent; tokens are the request's estimate (prompt
 //! bytes / 4 plus its output allowance, as the per-key limits estimate
-//! them), an upper bound of what the provider will count.
+//! them), an upper bound of what the provider will count. With a token
+//! quota, the answering attempt's estimate is corrected with its answer's
+//! `usage` ([`QuotaCharge`], [`QuotaMeter::used`]: one atomic subtraction,
+//! carried into the next bucket when its own closed meanwhile).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -57,6 +69,23 @@ pub const HEADROOM: f64 = 0.9;
 pub const LEAD_BUCKETS: f64 = 3.0;
 /// The weight of the newest bucket in the recent rate steering reads.
 pub const RECENT_WEIGHT: f64 = 0.5;
+/// Requests a bucket must hold at [`HEADROOM`] of the request quota (by
+/// the settings; without an `rpm`, at the steady rate) before steering
+/// reads the fast [`RECENT_WEIGHT`] EWMA: with weight 0.5 the EWMA carries
+/// about three buckets of evidence, some 27 requests at the headroom.
+/// Under it, steering reads the steady rate.
+pub const FAST_COUNT: f64 = 9.0;
+/// Requests the steady rate is measured over: the newest buckets back until
+/// they hold this many (a relative noise of about 10 %), at most
+/// [`steady_span`] long.
+pub const STEADY_COUNT: u64 = 100;
+/// Requests [`HEADROOM`] of the quota must bring in the steady rate's
+/// longest span ([`steady_span`]): then traffic at half the quota reads
+/// over the headroom only if [`STEADY_COUNT`] requests come in half their
+/// expected time (some seven standard deviations).
+pub const SPAN_COUNT: f64 = 200.0;
+/// The longest history the steady rate may read, in minutes.
+pub const STEADY_MAX_MINUTES: f64 = 10.0;
 /// The lowest steering factor: a provider near its quota still takes the
 /// requests no other deployment can.
 pub const MIN_FACTOR: f64 = 0.01;
@@ -229,6 +258,32 @@ pub struct KindForecast {
     pub pressure: f64,
 }
 
+/// The longest span, in minutes, the steady rate reads for a request quota
+/// of `rpm`: a minute (the quota's own window), longer when a minute at
+/// [`HEADROOM`] of the quota holds fewer than [`SPAN_COUNT`] requests
+/// (a small quota), at most [`STEADY_MAX_MINUTES`].
+pub fn steady_span(rpm: Option<u64>) -> f64 {
+    let floor = rpm.map_or(1.0, |q| SPAN_COUNT / (HEADROOM * q as f64));
+    floor.clamp(1.0, STEADY_MAX_MINUTES)
+}
+
+/// One closed bucket in the steady history.
+#[derive(Debug, Clone, Copy)]
+struct Closed {
+    counts: [u64; 2],
+    minutes: f64,
+}
+
+/// What steering reads besides the fast EWMA ([`Forecaster::steady`]).
+#[derive(Debug, Clone, Copy)]
+struct Steady {
+    /// The steady rates by kind, when the requests are too few for the
+    /// fast EWMA.
+    rates: Option<[f64; 2]>,
+    /// Whether the trend's slope may add its lead.
+    lead: bool,
+}
+
 /// What closing one bucket decided.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Step {
@@ -263,6 +318,11 @@ pub struct Forecaster {
     /// The recent rate of each kind ([`RECENT_WEIGHT`]); `None` before
     /// the first bucket.
     recent: [Option<f64>; 2],
+    /// The closed buckets of the last [`STEADY_MAX_MINUTES`] at most,
+    /// oldest first, for the steady rate.
+    history: VecDeque<Closed>,
+    /// The minutes `history` covers.
+    kept: f64,
     factor: f64,
     warning: bool,
     /// Consecutive buckets with a forecast under the horizon.
@@ -276,6 +336,8 @@ impl Forecaster {
             settings,
             trends: Default::default(),
             recent: [None, None],
+            history: VecDeque::new(),
+            kept: 0.0,
             factor: 1.0,
             warning: false,
             near: 0,
@@ -298,10 +360,70 @@ impl Forecaster {
         self.factor
     }
 
+    /// Records a closed bucket in the history and returns the steady rates
+    /// (per minute, by kind) when steering should read them (`None` when
+    /// the requests are many enough for the fast EWMA: [`FAST_COUNT`] a
+    /// bucket). The steady rates are both kinds' counts
+    /// over the newest buckets that hold [`STEADY_COUNT`] requests, at most
+    /// [`steady_span`] long: the span is chosen by the requests (whose
+    /// arrivals are the noise, for tokens too), never by the counts it
+    /// then reads, so a chance burst does not pick a short span), and
+    /// whether the trend's buckets hold [`STEADY_COUNT`] requests, enough
+    /// for its slope to lead steering (with a few requests a bucket, a
+    /// chance run such as 0, 1, 2 is a perfect line).
+    fn steady(&mut self, counts: [u64; 2], minutes: f64) -> Steady {
+        self.history.push_back(Closed { counts, minutes });
+        self.kept += minutes;
+        while let Some(c) = self.history.front().copied() {
+            if self.kept - c.minutes < STEADY_MAX_MINUTES {
+                break;
+            }
+            self.history.pop_front();
+            self.kept -= c.minutes;
+        }
+        let span = steady_span(self.settings.rpm);
+        let (mut sum, mut long) = ([0u64; 2], 0.0);
+        for c in self.history.iter().rev() {
+            if long >= span || sum[0] >= STEADY_COUNT {
+                break;
+            }
+            sum[0] = sum[0].saturating_add(c.counts[0]);
+            sum[1] = sum[1].saturating_add(c.counts[1]);
+            long += c.minutes;
+        }
+        // Fewer requests than that over the whole span (or a history
+        // shorter than it, just started): over the span, the time before
+        // the history idle.
+        let long = if sum[0] >= STEADY_COUNT {
+            long
+        } else {
+            long.max(span)
+        };
+        let rates = [sum[0] as f64 / long, sum[1] as f64 / long];
+        // Requests a bucket holds at the headroom of the request quota (a
+        // setting, not a noisy count); without one, at the steady rate.
+        let per_bucket = match self.settings.rpm {
+            Some(q) => HEADROOM * q as f64 * self.settings.bucket.as_secs_f64() / 60.0,
+            None => rates[0] * minutes,
+        };
+        let trend: u64 = self
+            .history
+            .iter()
+            .rev()
+            .take(WINDOW)
+            .map(|c| c.counts[0])
+            .sum();
+        Steady {
+            rates: (per_bucket < FAST_COUNT).then_some(rates),
+            lead: trend >= STEADY_COUNT,
+        }
+    }
+
     /// Closes a bucket of `elapsed` in which `counts` (requests, tokens)
     /// were sent.
     pub fn close(&mut self, counts: [u64; 2], elapsed: Duration) -> Step {
         let minutes = elapsed.as_secs_f64().max(1e-3) / 60.0;
+        let steady = self.steady(counts, minutes);
         let mut kinds = [None, None];
         let mut pressure: f64 = 0.0;
         for kind in QuotaKind::ALL {
@@ -316,7 +438,9 @@ impl Forecaster {
             };
             let fit = trend.fit();
             let q = quota as f64;
-            let expected = recent + fit.slope.max(0.0) * LEAD_BUCKETS;
+            let read = steady.rates.map_or(recent, |s| s[kind.index()]);
+            let lead = if steady.lead { fit.slope.max(0.0) } else { 0.0 };
+            let expected = read + lead * LEAD_BUCKETS;
             let p = expected / (HEADROOM * q);
             pressure = pressure.max(p);
             kinds[kind.index()] = Some(KindForecast {
@@ -360,10 +484,16 @@ impl Forecaster {
 pub struct QuotaMeter {
     /// Requests sent in the open bucket.
     requests: AtomicU64,
-    /// Tokens (estimated) sent in the open bucket.
-    tokens: AtomicU64,
+    /// Tokens (estimated) sent in the open bucket, less the corrections
+    /// made once answers said what they used ([`QuotaMeter::used`]): signed,
+    /// a correction for a request counted in a closed bucket is carried
+    /// into the next.
+    tokens: AtomicI64,
     /// The steering factor, an `f64`'s bits.
     factor: AtomicU64,
+    /// Whether a token quota is set (answers' usage is then read to
+    /// correct the token count).
+    tpm: AtomicBool,
     state: Mutex<MeterState>,
 }
 
@@ -379,8 +509,9 @@ impl QuotaMeter {
     pub fn new(settings: QuotaSettings, now: Instant) -> Self {
         Self {
             requests: AtomicU64::new(0),
-            tokens: AtomicU64::new(0),
+            tokens: AtomicI64::new(0),
             factor: AtomicU64::new(1.0f64.to_bits()),
+            tpm: AtomicBool::new(settings.tpm.is_some()),
             state: Mutex::new(MeterState {
                 forecaster: Forecaster::new(settings),
                 opened: now,
@@ -397,7 +528,22 @@ impl QuotaMeter {
     #[inline]
     pub fn sent(&self, tokens: u64) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        let tokens = i64::try_from(tokens).unwrap_or(i64::MAX);
         self.tokens.fetch_add(tokens, Ordering::Relaxed);
+    }
+
+    /// Corrects the token count once an answer says what it used: its
+    /// request was counted at `estimate` ([`QuotaMeter::sent`]) and used
+    /// `used`. Only a lower use is credited (one atomic subtraction); the
+    /// estimate's output part is the request's allowance, which the answer
+    /// cannot exceed.
+    #[inline]
+    pub fn used(&self, estimate: u64, used: u64) {
+        let over = estimate.saturating_sub(used);
+        if over > 0 {
+            let over = i64::try_from(over).unwrap_or(i64::MAX);
+            self.tokens.fetch_sub(over, Ordering::Relaxed);
+        }
     }
 
     /// The balancer's steering factor, in `[MIN_FACTOR, 1]`.
@@ -413,7 +559,14 @@ impl QuotaMeter {
 
     /// New settings (a reload), keeping the history and the factor.
     pub fn reconfigure(&self, settings: QuotaSettings) {
+        self.tpm.store(settings.tpm.is_some(), Ordering::Relaxed);
         self.lock().forecaster.reconfigure(settings);
+    }
+
+    /// Whether the provider has a token quota (one atomic load).
+    #[inline]
+    pub fn watches_tokens(&self) -> bool {
+        self.tpm.load(Ordering::Relaxed)
     }
 
     /// When the open bucket is due to close.
@@ -430,14 +583,36 @@ impl QuotaMeter {
         if elapsed < s.forecaster.settings().bucket {
             return None;
         }
-        let counts = [
-            self.requests.swap(0, Ordering::Relaxed),
-            self.tokens.swap(0, Ordering::Relaxed),
-        ];
+        let requests = self.requests.swap(0, Ordering::Relaxed);
+        let tokens = self.tokens.swap(0, Ordering::Relaxed);
+        if tokens < 0 {
+            // Corrections for requests counted in an earlier bucket: they
+            // come off the next one.
+            self.tokens.fetch_add(tokens, Ordering::Relaxed);
+        }
+        let counts = [requests, u64::try_from(tokens).unwrap_or(0)];
         s.opened = now;
         let step = s.forecaster.close(counts, elapsed);
         self.factor.store(step.factor.to_bits(), Ordering::Relaxed);
         Some(step)
+    }
+}
+
+/// A request's token estimate counted on its provider's meter, to be
+/// corrected with the answer's usage ([`QuotaMeter::used`]).
+#[derive(Debug, Clone)]
+pub struct QuotaCharge {
+    /// The provider's meter.
+    pub meter: Arc<QuotaMeter>,
+    /// The tokens counted when the request was sent.
+    pub estimate: u64,
+}
+
+impl QuotaCharge {
+    /// The answer used `used` tokens (prompt and output).
+    #[inline]
+    pub fn settle(&self, used: u64) {
+        self.meter.used(self.estimate, used);
     }
 }
 

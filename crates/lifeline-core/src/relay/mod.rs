@@ -76,6 +76,7 @@ use tokio::time::{Instant, Sleep};
 use crate::admission::Hold;
 use crate::context::Charge;
 use crate::health::latency::LatencyKind;
+use crate::health::quota::QuotaCharge;
 use crate::health::Outcome;
 use crate::providers::stream::broken_event;
 use crate::providers::Endpoint;
@@ -118,6 +119,10 @@ pub struct StreamEnd {
     pub key_id: Option<Arc<str>>,
     /// The key's token charge, settled when the stream ends.
     pub charge: Option<Charge>,
+    /// The provider's token-quota charge, corrected with the stream's
+    /// `usage` when it ends (not after a continuation, whose usage is
+    /// another attempt's).
+    pub quota: Option<QuotaCharge>,
 }
 
 impl StreamEnd {
@@ -142,6 +147,9 @@ impl StreamEnd {
     /// every upstream stream (about what providers send); else the estimate
     /// stands.
     fn settle(&self, scanner: &Scanner, events: u64, before: u64) {
+        if let (Some(q), Some(n), 0) = (&self.quota, scanner.usage, before) {
+            q.settle(n);
+        }
         let Some(charge) = &self.charge else { return };
         let used = match scanner.usage {
             Some(n) => n + before,

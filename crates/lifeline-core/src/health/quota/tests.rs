@@ -251,3 +251,118 @@ async fn the_meter_closes_a_bucket_once_it_is_due() {
     m.reconfigure(settings(Some(600), None));
     assert_eq!(m.settings().rpm, Some(600));
 }
+
+/// A Poisson draw of mean `mean` (Knuth's method; means here are small).
+fn poisson(rng: &mut Jitter, mean: f64) -> u64 {
+    let limit = (-mean).exp();
+    let mut p = 1.0;
+    let mut n = 0;
+    loop {
+        p *= (rng.next() + 1.0) / 2.0;
+        if p <= limit {
+            return n;
+        }
+        n += 1;
+    }
+}
+
+/// Random (Poisson) traffic at 10 to 50 % of a small request quota, with
+/// short and default buckets: one request in a short bucket reads as a
+/// rate far over the quota, but steering reads the steady rate (at least a
+/// minute) and never moves traffic, over hours.
+#[test]
+fn low_rpm_noisy_traffic_is_never_steered() {
+    let cases = [
+        // (rpm, bucket ms, minutes run)
+        (60, 100, 30),
+        (10, 10_000, 600),
+        (30, 10_000, 600),
+        (120, 1_000, 120),
+        (600, 100, 30),
+    ];
+    for (rpm, bucket_ms, minutes) in cases {
+        let bucket = Duration::from_millis(bucket_ms);
+        for share in [0.1, 0.3, 0.5] {
+            let mut f = Forecaster::new(QuotaSettings {
+                rpm: Some(rpm),
+                tpm: Some(rpm * 2000),
+                horizon: HORIZON,
+                bucket,
+            });
+            let mut rng = Jitter(rpm ^ bucket_ms ^ (share * 100.0) as u64);
+            let mean = rpm as f64 * share * bucket.as_secs_f64() / 60.0;
+            let buckets = minutes * 60_000 / bucket_ms;
+            for b in 0..buckets {
+                let n = poisson(&mut rng, mean);
+                let tokens = n * (1000.0 + 500.0 * rng.next()) as u64;
+                let step = f.close([n, tokens], bucket);
+                assert_eq!(
+                    step.factor, 1.0,
+                    "rpm {rpm}, bucket {bucket_ms} ms, {share} of the quota: steered at bucket {b}: {step:?}"
+                );
+            }
+        }
+    }
+}
+
+/// The same small quota is still defended: traffic at twice the quota is
+/// steered within a minute, even with 100 ms buckets.
+#[test]
+fn low_rpm_traffic_over_the_quota_is_steered() {
+    let bucket = Duration::from_millis(100);
+    let mut f = Forecaster::new(QuotaSettings {
+        rpm: Some(60),
+        tpm: None,
+        horizon: HORIZON,
+        bucket,
+    });
+    let mut rng = Jitter(3);
+    let mut steered = None;
+    for b in 0..1200u32 {
+        // 120 a minute: 0.2 a bucket.
+        let step = f.close([poisson(&mut rng, 0.2), 0], bucket);
+        if step.factor < 1.0 {
+            steered.get_or_insert(b);
+        }
+    }
+    let at = steered.unwrap_or_else(|| panic!("never steered"));
+    assert!(at <= 600, "steered only at bucket {at}");
+    assert!(f.factor() < 0.5, "{}", f.factor());
+}
+
+/// Tokens counted at the request's allowance are corrected by what the
+/// answer used: in the open bucket, or carried into the next one when the
+/// bucket closed meanwhile.
+#[tokio::test(start_paused = true)]
+async fn the_meter_takes_the_unused_allowance_back() {
+    let m = QuotaMeter::new(settings(None, Some(100_000)), Instant::now());
+    // 20 requests at a 64 000-token allowance that used 2 000 each.
+    for _ in 0..20 {
+        m.sent(64_000);
+        m.used(64_000, 2_000);
+    }
+    // One more still running when the bucket closes.
+    m.sent(64_000);
+    tokio::time::advance(BUCKET).await;
+    let step = m.poll(Instant::now()).unwrap_or_else(|| panic!("due"));
+    let k = step.kinds[1].unwrap_or_else(|| panic!("no token forecast"));
+    // 40 000 + 64 000 tokens in 10 s.
+    assert!((k.recent - 104_000.0 * 6.0).abs() < 1e-6, "{k:?}");
+    // It ends, having used 1 000: 63 000 come off the next bucket.
+    m.used(64_000, 1_000);
+    m.sent(64_000);
+    m.used(64_000, 3_000);
+    tokio::time::advance(BUCKET).await;
+    let step = m.poll(Instant::now()).unwrap_or_else(|| panic!("due"));
+    let k = step.kinds[1].unwrap_or_else(|| panic!("no token forecast"));
+    // 3 000 − 63 000 < 0: the bucket counts 0 and the rest carries on.
+    assert_eq!(k.recent, 0.5 * 104_000.0 * 6.0, "{k:?}");
+    tokio::time::advance(BUCKET).await;
+    m.sent(10_000);
+    let step = m.poll(Instant::now()).unwrap_or_else(|| panic!("due"));
+    let k = step.kinds[1].unwrap_or_else(|| panic!("no token forecast"));
+    // 10 000 − 60 000 < 0 again.
+    assert_eq!(k.recent, 0.25 * 104_000.0 * 6.0, "{k:?}");
+    // A use over the estimate is not charged (the allowance bounds it).
+    m.used(100, 5_000);
+}
