@@ -421,8 +421,12 @@ async fn a_flood_of_maximum_size_bodies_stays_within_the_memory_budget() {
     );
     assert!(h2_shed > 0, "nothing was shed over HTTP/2 ({h2_ok} ok)");
     let grown = peak.saturating_sub(baseline);
+    // A wider margin than over HTTP/1.1: this peak is the process's highest
+    // since it started (the HTTP/1.1 flood's included), and the allocator
+    // keeps some of what that flood freed (one loaded CI run measured 65 MiB
+    // here). Without the budget the flood holds 256 MiB twice over.
     assert!(
-        grown < budget + 48 * MIB,
+        grown < budget + 64 * MIB,
         "peak RSS grew by {} MiB over HTTP/2 (baseline {} MiB, budget {} MiB)",
         grown / MIB,
         baseline / MIB,
