@@ -142,15 +142,7 @@ async fn traffic_moves_before_the_provider_answers_429() {
     assert!(p0.requests >= 120, "{context}");
     // Warned: the counter, and an event for p0's deployment with its
     // forecast and the steering factor below 1.
-    let metrics = env
-        .client
-        .get(env.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::fo_support::metrics(&env).await;
     let warned = metrics.lines().any(|l| {
         l.starts_with("lifeline_provider_quota_warnings_total{")
             && l.contains("provider=\"p0\"")
